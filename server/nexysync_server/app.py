@@ -1,0 +1,67 @@
+"""The API application factory."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+
+import falcon
+import falcon.asgi
+from nexysync_generated import load_spec, spec_path
+
+from .errors import handle_unexpected, serialize_problem
+from .middleware import Authentication, Lifespan, RequestId
+from .resources import Context, agents, auth, health, me, messages, projects
+from .settings import Settings
+from .store import Store
+from .validation import SchemaValidator
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> falcon.asgi.App:
+    """Build the ASGI app; the database is opened and indexed at ASGI start-up.
+
+    Args:
+        settings: Server settings; read from ``NEXYSYNC_*`` environment variables if omitted.
+    """
+    settings = settings or Settings.from_env()
+    if not settings.jwt_secret:
+        # Tokens would not survive a restart nor work across workers; fine for a throwaway run only.
+        log.warning("NEXYSYNC_JWT_SECRET is not set; using a random secret for this process only")
+        settings = dataclasses.replace(settings, jwt_secret=secrets.token_urlsafe(32))
+    spec_text = spec_path().read_text(encoding="utf-8")
+    store = Store(settings)
+    ctx = Context(settings=settings, store=store, validator=SchemaValidator(load_spec()))
+
+    app = falcon.asgi.App(middleware=[RequestId(), Lifespan(store), Authentication(settings, store)])
+    app.req_options.strip_url_path_trailing_slash = True
+    app.set_error_serializer(serialize_problem)
+    # Falcon picks the most specific handler, so HTTPError (and Problem) still go through its
+    # own handler and our serializer; this one only sees unexpected exceptions.
+    app.add_error_handler(Exception, handle_unexpected)
+
+    app.add_route("/v1/openapi.yaml", health.Spec(spec_text))
+    app.add_route("/v1/health/live", health.Live())
+    app.add_route("/v1/health/ready", health.Ready(ctx))
+    app.add_route("/v1/auth/register", auth.Register(ctx))
+    app.add_route("/v1/auth/login", auth.Login(ctx))
+    app.add_route("/v1/auth/refresh", auth.Refresh(ctx))
+    app.add_route("/v1/auth/logout", auth.Logout(ctx))
+    app.add_route("/v1/projects", projects.Collection(ctx))
+    app.add_route("/v1/projects/{project_id}", projects.Item(ctx))
+    app.add_route("/v1/projects/{project_id}/usage", projects.Usage(ctx))
+    app.add_route("/v1/projects/{project_id}/agents", agents.Collection(ctx))
+    app.add_route("/v1/projects/{project_id}/agents/{agent_id}", agents.Item(ctx))
+    app.add_route("/v1/projects/{project_id}/agents/{agent_id}/rotate-key", agents.RotateKey(ctx))
+    app.add_route("/v1/projects/{project_id}/agents/{agent_id}/clone", agents.Clone(ctx))
+    app.add_route("/v1/me", me.Me(ctx))
+    app.add_route("/v1/agents", me.Directory(ctx))
+    app.add_route("/v1/messages", messages.Collection(ctx))
+    app.add_route("/v1/messages/ack", messages.Ack(ctx))
+    app.add_route("/v1/messages/{message_id}", messages.Item(ctx))
+    app.add_route("/v1/messages/{message_id}/thread", messages.Thread(ctx))
+    app.add_route("/v1/messages/{message_id}/reactions", messages.Reactions(ctx))
+    app.add_route("/v1/messages/{message_id}/pin", messages.Pin(ctx))
+    return app

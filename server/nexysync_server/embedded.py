@@ -1,0 +1,319 @@
+"""Run nx-27017, a MongoDB wire-protocol server on SQLite, as a child process for development and tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+__all__ = ["DB_FILE_NAME", "EmbeddedMongo", "EmbeddedMongoError", "free_port"]
+
+#: Name of the SQLite database file inside the data directory.
+DB_FILE_NAME = "nexysync.db"
+
+_HOST = "127.0.0.1"
+# nx-27017 has no ``__main__`` module and ``-m nx_27017.nx_27017`` makes runpy warn about a double
+# import, so the child runs a tiny bootstrap instead. Its watchdog thread reads stdin, a pipe from
+# us that we never write to: when our process dies, even by SIGKILL, the pipe closes, the read
+# returns and the server terminates itself instead of living on as an orphan holding the port and
+# the database file. SIGTERM makes nx-27017 exit through sys.exit(0), which unwinds cleanly.
+_BOOTSTRAP = """\
+import os, signal, sys, threading
+
+def _watch_parent():
+    sys.stdin.buffer.read()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=_watch_parent, name="parent-watchdog", daemon=True).start()
+from nx_27017.nx_27017 import main
+sys.exit(main())
+"""
+# A port chosen by free_port() can be taken by someone else before the child binds it; starting
+# again on a fresh port is cheap, so an auto-picked port gets a few tries.
+_AUTO_PORT_ATTEMPTS = 3
+_POLL_S = 0.05
+_TAIL_LINES = 30
+
+
+class EmbeddedMongoError(RuntimeError):
+    """nx-27017 could not be started: it exited early or never answered ``ping``."""
+
+
+class _ExitedEarly(EmbeddedMongoError):
+    """The child exited before answering, which is what losing the race for a port looks like."""
+
+
+def free_port(host: str = _HOST) -> int:
+    """Return a TCP port on ``host`` that nothing listens on right now.
+
+    Args:
+        host: Interface to probe.
+
+    Returns:
+        A port number the kernel just handed out as free.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _tail(path: Path, lines: int = _TAIL_LINES) -> str:
+    """Return the last ``lines`` lines of a text file, or a note saying it is missing."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return f"({path} does not exist)"
+    return "\n".join(text.splitlines()[-lines:]) or f"({path} is empty)"
+
+
+class EmbeddedMongo:
+    """Run one nx-27017 server, its files in ``data_dir``, listening on loopback.
+
+    The database lives in ``<data_dir>/nexysync.db``; nx-27017's own log and pid files
+    (``nx-27017.log``, ``nx-27017.pid``) and its console output (``nx-27017.console.log``) sit
+    beside it, so two instances with different data directories never share a file.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with EmbeddedMongo(tmp_dir) as mongo:
+            client = MongoClient(mongo.uri)
+
+    Args:
+        data_dir: Directory for the database file, log and pid file; created if missing.
+        port: Port to listen on; a free one is picked when ``None``.
+        startup_timeout: Seconds to wait for the server to answer ``ping``.
+        stop_timeout: Seconds to wait after SIGTERM before SIGKILL.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        port: int | None = None,
+        startup_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self._data_dir = Path(data_dir).resolve()
+        self._requested_port = port
+        self._port: int | None = port
+        self._startup_timeout = startup_timeout
+        self._stop_timeout = stop_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._console: IO[bytes] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        """Directory holding the database, log and pid files."""
+        return self._data_dir
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite database file."""
+        return self._data_dir / DB_FILE_NAME
+
+    @property
+    def log_path(self) -> Path:
+        """nx-27017's log file (``--log-file``)."""
+        return self._data_dir / "nx-27017.log"
+
+    @property
+    def pid_path(self) -> Path:
+        """nx-27017's pid file (``--pid-file``)."""
+        return self._data_dir / "nx-27017.pid"
+
+    @property
+    def console_path(self) -> Path:
+        """Where the child's stdout and stderr go (tracebacks land here, not in the log file)."""
+        return self._data_dir / "nx-27017.console.log"
+
+    @property
+    def host(self) -> str:
+        """Interface the server listens on (always loopback: this is a development database)."""
+        return _HOST
+
+    @property
+    def port(self) -> int:
+        """Port the server listens on.
+
+        Raises:
+            EmbeddedMongoError: no port is known yet (not started and none was given).
+        """
+        if self._port is None:
+            raise EmbeddedMongoError("EmbeddedMongo has no port until it is started")
+        return self._port
+
+    @property
+    def uri(self) -> str:
+        """MongoDB connection string for this server."""
+        return f"mongodb://{_HOST}:{self.port}/?directConnection=true"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running server, or ``None`` when it is not running."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether the child process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> EmbeddedMongo:
+        """Start the server and wait until it answers ``ping``.
+
+        Returns:
+            ``self``, for chaining.
+
+        Raises:
+            EmbeddedMongoError: it is already running, exited early, or did not answer in time;
+                the message carries the tail of its output.
+        """
+        if self._process is not None:
+            raise EmbeddedMongoError(f"nx-27017 for {self._data_dir} was already started")
+        self._data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        attempts = 1 if self._requested_port is not None else _AUTO_PORT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            self._port = self._requested_port if self._requested_port is not None else free_port()
+            try:
+                self._spawn()
+                self._wait_until_ready()
+            except _ExitedEarly:
+                self.stop()
+                if attempt < attempts:
+                    continue
+                raise
+            except BaseException:
+                # A timeout, or Ctrl-C / SIGTERM turned into an exception while waiting: leave no child.
+                self.stop()
+                raise
+            return self
+        raise AssertionError("unreachable: the last attempt either returns or raises")
+
+    def stop(self) -> None:
+        """Stop the server: SIGTERM, then SIGKILL after ``stop_timeout``; safe to call twice."""
+        process = self._process
+        if process is None:
+            return
+        try:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=self._stop_timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        finally:
+            if process.stdin is not None:
+                process.stdin.close()
+            if self._console is not None:
+                self._console.close()
+                self._console = None
+            self._process = None
+
+    def __enter__(self) -> EmbeddedMongo:
+        """Start the server."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop the server."""
+        self.stop()
+
+    def __repr__(self) -> str:
+        """Show where it lives and whether it runs."""
+        state = f"pid={self.pid}" if self.running else "stopped"
+        return f"EmbeddedMongo(data_dir={str(self._data_dir)!r}, port={self._port}, {state})"
+
+    def _spawn(self) -> None:
+        """Launch the child process with every file it writes inside the data directory."""
+        command = [
+            sys.executable,
+            "-c",
+            _BOOTSTRAP,
+            "--db",
+            str(self.db_path),
+            "-p",
+            str(self.port),
+            "--host",
+            _HOST,
+            "--log-file",
+            str(self.log_path),
+            "--pid-file",
+            str(self.pid_path),
+        ]
+        self._console = self.console_path.open("wb")
+        try:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=self._console,
+                stderr=subprocess.STDOUT,
+                cwd=self._data_dir,
+                # Its own session keeps a terminal's Ctrl-C away from it, so whoever owns it can stop
+                # the API first and the database last.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._console.close()
+            self._console = None
+            raise EmbeddedMongoError(f"cannot start nx-27017 with {sys.executable}: {exc}") from exc
+
+    def _wait_until_ready(self) -> None:
+        """Poll until ``ping`` answers, the child exits, or the deadline passes."""
+        process = self._process
+        assert process is not None
+        deadline = time.monotonic() + self._startup_timeout
+        last_error: Exception | None = None
+        while True:
+            remaining = deadline - time.monotonic()
+            if process.poll() is not None:
+                raise _ExitedEarly(self._failure(f"nx-27017 exited with code {process.returncode}"))
+            if remaining <= 0:
+                detail = f"; last error: {last_error}" if last_error else ""
+                raise EmbeddedMongoError(
+                    self._failure(f"nx-27017 did not answer ping within {self._startup_timeout:g} s{detail}")
+                )
+            try:
+                # A plain TCP connect is cheap and fails fast until the server listens; only then is
+                # a pymongo client (with its server-selection machinery) worth building.
+                with socket.create_connection((_HOST, self.port), timeout=min(remaining, 1.0)):
+                    pass
+                self._ping(timeout_s=min(remaining, 5.0))
+                return
+            except (OSError, PyMongoError) as exc:
+                last_error = exc
+            try:
+                # Waiting on the process doubles as the pause between polls and wakes up at once if it dies.
+                process.wait(timeout=min(_POLL_S, max(remaining, 0.001)))
+            except subprocess.TimeoutExpired:
+                pass
+
+    def _ping(self, timeout_s: float) -> None:
+        """Send one ``ping``, giving up after ``timeout_s`` seconds."""
+        timeout_ms = max(int(timeout_s * 1000), 100)
+        client: MongoClient[dict[str, object]] = MongoClient(
+            self.uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, socketTimeoutMS=timeout_ms
+        )
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+
+    def _failure(self, summary: str) -> str:
+        """Build an error message with the tail of the child's output."""
+        return (
+            f"{summary} (data dir {self._data_dir}, port {self._port}).\n"
+            f"Last lines of {self.console_path}:\n{_tail(self.console_path)}"
+        )

@@ -1,0 +1,108 @@
+"""Problem details (RFC 9457): the one error format of the API.
+
+Every error leaves as ``application/problem+json`` with a stable ``code``, whatever raised it:
+our own :class:`Problem`, one of Falcon's ``HTTPError`` subclasses (unknown route, wrong
+method) or an unexpected exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+_DEFAULT_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    411: "LENGTH_REQUIRED",
+    412: "PRECONDITION_FAILED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_FAILED",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "UNAVAILABLE",
+}
+
+
+class Problem(falcon.HTTPError):
+    """An API error with a stable machine-readable ``code``.
+
+    Args:
+        status: HTTP status code.
+        code: Stable UPPER_SNAKE error code clients may branch on.
+        detail: Human-readable explanation of this occurrence.
+        errors: Field-level errors, each ``{"field": ..., "message": ...}``.
+        headers: Extra response headers.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, description=detail, headers=headers)
+        self.code = code
+        self.errors = errors
+
+
+def unauthorized(detail: str, code: str = "UNAUTHORIZED") -> Problem:
+    """Return a 401 problem that tells the client to authenticate with a bearer token."""
+    return Problem(401, code, detail, headers={"WWW-Authenticate": 'Bearer realm="nexysync"'})
+
+
+def not_found(what: str, code: str = "NOT_FOUND") -> Problem:
+    """Return a 404 problem for a resource the caller cannot see (or that does not exist)."""
+    return Problem(404, code, f"{what} was not found.")
+
+
+def problem_body(req: falcon.asgi.Request, error: falcon.HTTPError) -> dict[str, Any]:
+    """Build the problem+json document for ``error``."""
+    status = error.status_code
+    code = getattr(error, "code", None) or _DEFAULT_CODES.get(status, "ERROR" if status < 500 else "INTERNAL_ERROR")
+    title = falcon.code_to_http_status(status)[4:]
+    body: dict[str, Any] = {
+        "type": f"https://nexysync.dev/problems/{code.lower().replace('_', '-')}",
+        "title": error.title if error.title and not error.title[:3].isdigit() else title,
+        "status": status,
+        "detail": error.description or title,
+        "code": code,
+        "request_id": getattr(req.context, "request_id", ""),
+    }
+    extra = getattr(error, "errors", None)
+    if extra:
+        body["errors"] = extra
+    return body
+
+
+def serialize_problem(req: falcon.asgi.Request, resp: falcon.asgi.Response, error: falcon.HTTPError) -> None:
+    """Write ``error`` as problem+json, whatever the client's Accept header says.
+
+    Falcon's default serializer answers ``application/json`` unless the client asks for
+    problem+json; the contract promises problem+json always.
+    """
+    resp.content_type = PROBLEM_JSON
+    resp.text = json.dumps(problem_body(req, error))
+
+
+async def handle_unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: dict) -> None:
+    """Log an unexpected exception and answer 500 problem+json without leaking internals."""
+    log.exception("unhandled error on %s %s (request %s)", req.method, req.path, getattr(req.context, "request_id", "-"))
+    error = Problem(500, "INTERNAL_ERROR", "The server failed to handle this request; it has been logged.")
+    resp.status = 500
+    serialize_problem(req, resp, error)

@@ -1,0 +1,78 @@
+"""Identifiers and timestamps: ULIDs and ISO 8601 UTC strings."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from datetime import UTC, datetime
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+class _MonotonicUlid:
+    """Make ULIDs that sort in the order they were made within this process.
+
+    Plain ULIDs made in the same millisecond sort at random; a list ordered by id would then
+    not be the order of storage. Within one millisecond the random part is incremented instead.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_rand = 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms = self._last_ms
+                self._last_rand += 1
+                if self._last_rand >= 1 << 80:
+                    # Random part exhausted within one millisecond: borrow the next one.
+                    ms += 1
+                    self._last_rand = int.from_bytes(os.urandom(10), "big") >> 1
+            else:
+                self._last_rand = int.from_bytes(os.urandom(10), "big") >> 1
+            self._last_ms = ms
+            value = (ms << 80) | self._last_rand
+        return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+new_id = _MonotonicUlid()
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware in UTC, to the millisecond."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def iso(value: datetime) -> str:
+    """Format a datetime as ISO 8601 UTC with milliseconds and a ``Z``, e.g. ``2026-01-02T03:04:05.678Z``.
+
+    These strings sort in time order, so they are also what the store compares. A naive datetime
+    (as the embedded database returns) is taken to be UTC.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+_RFC3339_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$",
+)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 date-time into an aware datetime.
+
+    Raises:
+        ValueError: the text is not an RFC 3339 date-time.
+    """
+    if not _RFC3339_RE.match(text):
+        raise ValueError("not an RFC 3339 date-time")
+    value = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    return value.astimezone(UTC)

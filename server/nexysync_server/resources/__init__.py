@@ -1,0 +1,32 @@
+"""HTTP resources: each translates requests into calls of the store, and nothing more."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import falcon.asgi
+
+from ..settings import Settings
+from ..store import Store
+from ..validation import SchemaValidator, read_json
+
+
+@dataclass(slots=True)
+class Context:
+    """What every resource needs: settings, the store and the contract's validator."""
+
+    settings: Settings
+    store: Store
+    validator: SchemaValidator
+
+    async def body(self, req: falcon.asgi.Request, schema_name: str) -> Any:
+        """Read the JSON body and check it against the contract's schema ``schema_name``."""
+        document = await read_json(req, self.settings.max_body_bytes)
+        self.validator.check(schema_name, document)
+        return document
+
+
+def page_body(data: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
+    """Shape a list response: ``{"data": [...], "next_cursor": ...}``."""
+    return {"data": data, "next_cursor": next_cursor}

@@ -1,0 +1,134 @@
+"""Agents of a project and their keys (human token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from .. import params
+from ..errors import Problem, not_found
+from ..store import agents
+from . import Context, page_body
+from .projects import owned_project
+
+
+def _with_key(agent: dict[str, Any], api_key: str) -> dict[str, Any]:
+    return {"agent": agents.public(agent), "api_key": api_key}
+
+
+def _slug_taken(slug: str) -> Problem:
+    return Problem(409, "SLUG_TAKEN", f"The project already has an agent '{slug}'.")
+
+
+class Collection:
+    """``/v1/projects/{project_id}/agents``."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
+        """List a project's agents."""
+        await owned_project(self._ctx, req, project_id)
+        docs, next_cursor = await self._ctx.store.agents.list(project_id, params.limit(req), params.cursor(req))
+        resp.media = page_body([agents.public(doc) for doc in docs], next_cursor)
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
+        """Create an agent; its API key is in this response and nowhere else."""
+        await owned_project(self._ctx, req, project_id)
+        body = await self._ctx.body(req, "AgentCreate")
+        try:
+            agent, api_key = await self._ctx.store.agents.create(
+                project_id, body["slug"], body["name"], body.get("role", ""), body.get("capabilities", [])
+            )
+        except agents.SlugTaken as exc:
+            raise _slug_taken(body["slug"]) from exc
+        resp.status = falcon.HTTP_201
+        resp.location = f"/v1/projects/{project_id}/agents/{agent['_id']}"
+        resp.media = _with_key(agent, api_key)
+
+
+class Item:
+    """``/v1/projects/{project_id}/agents/{agent_id}``."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_patch(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, agent_id: str
+    ) -> None:
+        """Change an agent's name, role or capabilities."""
+        await owned_project(self._ctx, req, project_id)
+        params.path_id(agent_id, "Agent")
+        body = await self._ctx.body(req, "AgentUpdate")
+        agent = await self._ctx.store.agents.update(project_id, agent_id, body)
+        if agent is None:
+            raise not_found("Agent", "AGENT_NOT_FOUND")
+        resp.media = agents.public(agent)
+
+    async def on_delete(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, agent_id: str
+    ) -> None:
+        """Delete an agent; its key stops working at once."""
+        await owned_project(self._ctx, req, project_id)
+        params.path_id(agent_id, "Agent")
+        if not await self._ctx.store.agents.delete(project_id, agent_id):
+            raise not_found("Agent", "AGENT_NOT_FOUND")
+        resp.status = falcon.HTTP_204
+
+
+class RotateKey:
+    """``POST /v1/projects/{project_id}/agents/{agent_id}/rotate-key``."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, agent_id: str
+    ) -> None:
+        """Give the agent a new key; the old one fails from now on."""
+        await owned_project(self._ctx, req, project_id)
+        params.path_id(agent_id, "Agent")
+        rotated = await self._ctx.store.agents.rotate_key(project_id, agent_id)
+        if rotated is None:
+            raise not_found("Agent", "AGENT_NOT_FOUND")
+        resp.media = _with_key(*rotated)
+
+
+class Clone:
+    """``POST /v1/projects/{project_id}/agents/{agent_id}/clone``."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_post(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, agent_id: str
+    ) -> None:
+        """Create the same agent in another project of the same owner, with its own key."""
+        await owned_project(self._ctx, req, project_id)
+        params.path_id(agent_id, "Agent")
+        body = await self._ctx.body(req, "AgentClone")
+        source = await self._ctx.store.agents.get(project_id, agent_id)
+        if source is None:
+            raise not_found("Agent", "AGENT_NOT_FOUND")
+        target_id = body["target_project_id"]
+        if await self._ctx.store.projects.get_owned(target_id, req.context.user_id) is None:
+            raise not_found("Target project", "PROJECT_NOT_FOUND")
+        try:
+            agent, api_key = await self._ctx.store.agents.create(
+                target_id, source["slug"], source["name"], source["role"], source["capabilities"]
+            )
+        except agents.SlugTaken as exc:
+            raise _slug_taken(source["slug"]) from exc
+        resp.status = falcon.HTTP_201
+        resp.location = f"/v1/projects/{target_id}/agents/{agent['_id']}"
+        resp.media = _with_key(agent, api_key)

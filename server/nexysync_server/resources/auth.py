@@ -1,0 +1,99 @@
+"""Human accounts: register, login, refresh and logout."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from ..errors import Problem, unauthorized
+from ..ids import utcnow
+from ..security import DUMMY_PASSWORD_HASH, hash_password, make_access_token, verify_password
+from ..store import users
+from . import Context
+
+
+async def _tokens(ctx: Context, user: dict[str, Any], family_id: str | None = None) -> dict[str, Any]:
+    settings = ctx.settings
+    refresh = await ctx.store.tokens.issue(user["_id"], settings.refresh_token_ttl_days, family_id)
+    return {
+        "access_token": make_access_token(settings.jwt_secret, user["_id"], utcnow(), settings.access_token_ttl_s),
+        "refresh_token": refresh,
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_ttl_s,
+        "user": users.public(user),
+    }
+
+
+class Register:
+    """``POST /v1/auth/register``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Create an account and sign it in."""
+        body = await self._ctx.body(req, "RegisterRequest")
+        # scrypt is deliberately slow; keep it off the event loop.
+        password_hash = await asyncio.to_thread(hash_password, body["password"])
+        try:
+            user = await self._ctx.store.users.create(body["email"], body["name"], password_hash)
+        except users.EmailTaken as exc:
+            raise Problem(409, "EMAIL_TAKEN", "An account with this email exists; sign in instead.") from exc
+        resp.status = falcon.HTTP_201
+        resp.media = await _tokens(self._ctx, user)
+
+
+class Login:
+    """``POST /v1/auth/login``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Check email and password and start a token family."""
+        body = await self._ctx.body(req, "LoginRequest")
+        user = await self._ctx.store.users.by_email(body["email"])
+        stored = user["password_hash"] if user else DUMMY_PASSWORD_HASH
+        matches = await asyncio.to_thread(verify_password, body["password"], stored)
+        if user is None or not matches:
+            raise unauthorized("The email or the password is wrong.", "INVALID_CREDENTIALS")
+        resp.media = await _tokens(self._ctx, user)
+
+
+class Refresh:
+    """``POST /v1/auth/refresh``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Trade a live refresh token for a new pair of the same family."""
+        body = await self._ctx.body(req, "RefreshRequest")
+        record, reused = await self._ctx.store.tokens.consume(body["refresh_token"])
+        if reused:
+            raise unauthorized(
+                "This refresh token was already used; every session of its family is now signed out.",
+                "REFRESH_TOKEN_REUSED",
+            )
+        if record is None:
+            raise unauthorized("The refresh token is not valid or has expired; sign in again.", "INVALID_REFRESH_TOKEN")
+        user = await self._ctx.store.users.get(record["user_id"])
+        if user is None:
+            raise unauthorized("The account no longer exists.", "INVALID_REFRESH_TOKEN")
+        resp.media = await _tokens(self._ctx, user, record["family_id"])
+
+
+class Logout:
+    """``POST /v1/auth/logout``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Revoke the token's family; answer the same whether or not the token was known."""
+        body = await self._ctx.body(req, "RefreshRequest")
+        await self._ctx.store.tokens.revoke_family_of(body["refresh_token"])
+        resp.status = falcon.HTTP_204

@@ -1,0 +1,41 @@
+"""Liveness, readiness and the contract itself."""
+
+from __future__ import annotations
+
+import falcon.asgi
+
+from ..errors import Problem
+from . import Context
+
+
+class Live:
+    """``GET /v1/health/live``: the process answers."""
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Answer ok."""
+        resp.media = {"status": "ok"}
+
+
+class Ready:
+    """``GET /v1/health/ready``: the database answers too."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Answer ok only when MongoDB answers a ping."""
+        if not await self._ctx.store.ping():
+            raise Problem(503, "DATABASE_UNAVAILABLE", "The database does not answer.")
+        resp.media = {"status": "ok"}
+
+
+class Spec:
+    """``GET /v1/openapi.yaml``: the contract this server implements."""
+
+    def __init__(self, spec_text: str) -> None:
+        self._text = spec_text
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Serve the OpenAPI document."""
+        resp.content_type = "application/yaml"
+        resp.text = self._text

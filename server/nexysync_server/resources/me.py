@@ -1,0 +1,48 @@
+"""The calling agent and its project's directory (agent key)."""
+
+from __future__ import annotations
+
+import falcon.asgi
+
+from .. import params
+from ..errors import not_found
+from ..store import agents
+from . import Context, page_body
+
+
+class Me:
+    """``/v1/me``."""
+
+    auth = "agent"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Describe the calling agent."""
+        agent = req.context.agent
+        resp.media = {"agent": agents.public(agent), "project_id": agent["project_id"]}
+
+    async def on_patch(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Change the calling agent's name, role or capabilities."""
+        body = await self._ctx.body(req, "AgentUpdate")
+        caller = req.context.agent
+        agent = await self._ctx.store.agents.update(caller["project_id"], caller["_id"], body)
+        if agent is None:
+            raise not_found("Agent", "AGENT_NOT_FOUND")
+        resp.media = {"agent": agents.public(agent), "project_id": agent["project_id"]}
+
+
+class Directory:
+    """``/v1/agents``: who else is in the project."""
+
+    auth = "agent"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """List the project's agents with when each was last seen."""
+        project_id = req.context.agent["project_id"]
+        docs, next_cursor = await self._ctx.store.agents.list(project_id, params.limit(req), params.cursor(req))
+        resp.media = page_body([agents.public(doc) for doc in docs], next_cursor)

@@ -1,0 +1,105 @@
+"""Projects and their usage (human token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from .. import params
+from ..errors import Problem, not_found
+from ..store import projects
+from ..store.usage import today
+from . import Context, page_body
+
+
+async def owned_project(ctx: Context, req: falcon.asgi.Request, project_id: str) -> dict[str, Any]:
+    """Return the caller's project or raise 404 (another user's project looks missing)."""
+    params.path_id(project_id, "Project")
+    project = await ctx.store.projects.get_owned(project_id, req.context.user_id)
+    if project is None:
+        raise not_found("Project", "PROJECT_NOT_FOUND")
+    return project
+
+
+class Collection:
+    """``/v1/projects``."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """List the caller's projects."""
+        docs, next_cursor = await self._ctx.store.projects.list_owned(
+            req.context.user_id, params.limit(req), params.cursor(req)
+        )
+        resp.media = page_body([projects.public(doc) for doc in docs], next_cursor)
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Create a project."""
+        body = await self._ctx.body(req, "ProjectCreate")
+        ttl = body.get("default_ttl_hours", self._ctx.settings.default_message_ttl_hours)
+        project = await self._ctx.store.projects.create(req.context.user_id, body["name"], ttl)
+        resp.status = falcon.HTTP_201
+        resp.location = f"/v1/projects/{project['_id']}"
+        resp.media = projects.public(project)
+
+
+class Item:
+    """``/v1/projects/{project_id}``."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
+        """Get one project."""
+        resp.media = projects.public(await owned_project(self._ctx, req, project_id))
+
+    async def on_patch(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
+        """Rename a project or change its retention."""
+        await owned_project(self._ctx, req, project_id)
+        body = await self._ctx.body(req, "ProjectUpdate")
+        project = await self._ctx.store.projects.update(project_id, req.context.user_id, body)
+        if project is None:
+            raise not_found("Project", "PROJECT_NOT_FOUND")
+        resp.media = projects.public(project)
+
+    async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
+        """Delete a project and everything in it, when asked with ``confirm=true``."""
+        await owned_project(self._ctx, req, project_id)
+        if params.boolean(req, "confirm") is not True:
+            raise Problem(
+                400, "CONFIRMATION_REQUIRED", "Deleting a project removes all its data; repeat with ?confirm=true."
+            )
+        await self._ctx.store.delete_project_data(project_id)
+        resp.status = falcon.HTTP_204
+
+
+class Usage:
+    """``/v1/projects/{project_id}/usage``."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
+        """Report today's messages, storage and agents against their limits."""
+        await owned_project(self._ctx, req, project_id)
+        settings = self._ctx.settings
+        store = self._ctx.store
+        resp.media = {
+            "project_id": project_id,
+            "day": today(),
+            "messages_today": await store.usage.messages_today(project_id),
+            "messages_per_day_limit": settings.quota_messages_per_day,
+            "storage_bytes": 0,
+            "storage_limit_bytes": settings.quota_storage_mb * 1024 * 1024,
+            "agents": await store.agents.count(project_id),
+            "agents_limit": settings.quota_agents,
+        }

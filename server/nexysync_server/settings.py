@@ -1,0 +1,51 @@
+"""Server settings, read from ``NEXYSYNC_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+_PREFIX = "NEXYSYNC_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server can be told from outside.
+
+    Each field ``name`` is read from the environment variable ``NEXYSYNC_<NAME>``.
+    """
+
+    mongodb_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    db_name: str = "nexysync"
+    jwt_secret: str = ""
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_days: int = 30
+    max_body_bytes: int = 1_048_576
+    default_message_ttl_hours: int = 168
+    quota_messages_per_day: int = 1500
+    quota_storage_mb: int = 50
+    quota_agents: int = 10
+    heartbeat_s: float = 25.0
+    last_seen_interval_s: float = 60.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from the environment, then apply ``overrides``.
+
+        Raises:
+            ValueError: a variable does not parse as the field's type.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = env.get(_PREFIX + field.name.upper())
+            if raw is None:
+                continue
+            kind = type(field.default)
+            try:
+                values[field.name] = kind(raw) if kind is not str else raw
+            except ValueError as exc:
+                raise ValueError(f"{_PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,138 @@
+"""Agents and their API keys (kept only as SHA-256 hashes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from ..ids import iso, new_id, utcnow
+from ..security import api_key_prefix, new_api_key, sha256_hex
+from .pages import page
+
+
+class SlugTaken(Exception):
+    """The project has an agent with this slug already."""
+
+
+def public(agent: dict[str, Any]) -> dict[str, Any]:
+    """Return the API representation of an agent."""
+    return {
+        "id": agent["_id"],
+        "project_id": agent["project_id"],
+        "slug": agent["slug"],
+        "name": agent["name"],
+        "role": agent["role"],
+        "capabilities": agent["capabilities"],
+        "key_prefix": agent["key_prefix"],
+        "created_at": agent["created_at"],
+        "updated_at": agent["updated_at"],
+        "last_seen_at": agent.get("last_seen_at"),
+    }
+
+
+class AgentStore:
+    """The ``agents`` collection."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.col = db["agents"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the unique (project, slug) and key-hash indexes.
+
+        (project, slug) also serves listing by project; nx-27017 cannot put ``_id`` in a compound index.
+        """
+        await self.col.create_index([("project_id", 1), ("slug", 1)], unique=True)
+        await self.col.create_index("key_hash", unique=True)
+
+    async def create(
+        self, project_id: str, slug: str, name: str, role: str, capabilities: list[str]
+    ) -> tuple[dict[str, Any], str]:
+        """Insert an agent and return it with its API key (the only time the key exists in clear).
+
+        Raises:
+            SlugTaken: the slug is used in this project.
+        """
+        api_key = new_api_key(slug)
+        now = iso(utcnow())
+        agent = {
+            "_id": new_id(),
+            "project_id": project_id,
+            "slug": slug,
+            "name": name,
+            "role": role,
+            "capabilities": capabilities,
+            "key_hash": sha256_hex(api_key),
+            "key_prefix": api_key_prefix(api_key),
+            "created_at": now,
+            "updated_at": now,
+            "last_seen_at": None,
+        }
+        try:
+            await self.col.insert_one(agent)
+        except DuplicateKeyError as exc:
+            raise SlugTaken(slug) from exc
+        return agent, api_key
+
+    async def by_key(self, api_key: str) -> dict[str, Any] | None:
+        """Find the agent an API key belongs to."""
+        return await self.col.find_one({"key_hash": sha256_hex(api_key)})
+
+    async def get(self, project_id: str, agent_id: str) -> dict[str, Any] | None:
+        """Find an agent of a project."""
+        return await self.col.find_one({"_id": agent_id, "project_id": project_id})
+
+    async def by_slug(self, project_id: str, slug: str) -> dict[str, Any] | None:
+        """Find an agent of a project by slug."""
+        return await self.col.find_one({"project_id": project_id, "slug": slug})
+
+    async def ids_except(self, project_id: str, agent_id: str) -> list[str]:
+        """Return the ids of every agent of a project but one (a broadcast's recipients)."""
+        cursor = self.col.find({"project_id": project_id, "_id": {"$ne": agent_id}}, {"_id": 1})
+        return [doc["_id"] async for doc in cursor]
+
+    async def list(self, project_id: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Page through a project's agents, oldest first."""
+        return await page(self.col, {"project_id": project_id}, "_id", limit, cursor)
+
+    async def count(self, project_id: str) -> int:
+        """Count a project's agents."""
+        return await self.col.count_documents({"project_id": project_id})
+
+    async def update(self, project_id: str, agent_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply ``changes`` (name, role, capabilities); ``None`` if not found."""
+        return await self.col.find_one_and_update(
+            {"_id": agent_id, "project_id": project_id},
+            {"$set": {**changes, "updated_at": iso(utcnow())}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def rotate_key(self, project_id: str, agent_id: str) -> tuple[dict[str, Any], str] | None:
+        """Replace an agent's key; the old one stops matching at once. ``None`` if not found."""
+        agent = await self.get(project_id, agent_id)
+        if agent is None:
+            return None
+        api_key = new_api_key(agent["slug"])
+        updated = await self.col.find_one_and_update(
+            {"_id": agent_id, "project_id": project_id},
+            {"$set": {"key_hash": sha256_hex(api_key), "key_prefix": api_key_prefix(api_key), "updated_at": iso(utcnow())}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is None:
+            return None
+        return updated, api_key
+
+    async def touch(self, agent_id: str, when: str) -> None:
+        """Record that an agent was seen at ``when``."""
+        await self.col.update_one({"_id": agent_id}, {"$set": {"last_seen_at": when}})
+
+    async def delete(self, project_id: str, agent_id: str) -> bool:
+        """Delete an agent; tell whether it existed."""
+        result = await self.col.delete_one({"_id": agent_id, "project_id": project_id})
+        return result.deleted_count == 1
+
+    async def delete_project(self, project_id: str) -> None:
+        """Delete every agent of a project."""
+        await self.col.delete_many({"project_id": project_id})

@@ -1,0 +1,284 @@
+"""Messages: ciphertext content plus the plaintext routing the server needs.
+
+A message document is keyed ``<project_id>:<id>`` so a client-made id can never collide
+with, or reveal, another project's message. Per-recipient state lives in the arrays
+``read_by`` and ``acked_by`` (agent ids), created empty at insert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from ..ids import iso, new_id, utcnow
+from .pages import page
+
+CONTENT_FIELDS = ("topic", "payload", "metadata")
+_ROUTING_FIELDS = ("to", "broadcast", "type", "priority", "reply_to")
+_MAX_THREAD = 1000
+_MAX_REACTIONS = 50
+_REACTION_ATTEMPTS = 10
+
+
+class IdConflict(Exception):
+    """A message with this id exists with a different body."""
+
+
+class TooManyReactions(Exception):
+    """The message has as many reactions as it may hold."""
+
+
+def _key(project_id: str, message_id: str) -> str:
+    return f"{project_id}:{message_id}"
+
+
+def body_fingerprint(body: dict[str, Any]) -> str:
+    """Hash the parts of a send request that define the message, to compare idempotent retries."""
+    canonical = {name: body.get(name) for name in (*_ROUTING_FIELDS, *CONTENT_FIELDS)}
+    canonical["broadcast"] = bool(canonical["broadcast"])
+    canonical["priority"] = canonical["priority"] or "normal"
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def status_for(message: dict[str, Any], agent_id: str) -> str:
+    """Return the message's state for one agent: acked, read or unread for a recipient, else sent."""
+    if agent_id not in message["recipients"]:
+        return "sent"
+    if agent_id in message["acked_by"]:
+        return "acked"
+    if agent_id in message["read_by"]:
+        return "read"
+    return "unread"
+
+
+def public(message: dict[str, Any], agent_id: str) -> dict[str, Any]:
+    """Return the API representation of a message as ``agent_id`` sees it."""
+    return {
+        "id": message["id"],
+        "project_id": message["project_id"],
+        "from": message["from"],
+        "to": message["to"],
+        "broadcast": message["broadcast"],
+        "type": message["type"],
+        "priority": message["priority"],
+        "reply_to": message["reply_to"],
+        "topic": message["topic"],
+        "payload": message["payload"],
+        "metadata": message["metadata"],
+        "status": status_for(message, agent_id),
+        "pinned": message["pinned"],
+        "reactions": message["reactions"],
+        "created_at": message["created_at"],
+        "expires_at": iso(message["expires_at"]),
+    }
+
+
+def visible_to(message: dict[str, Any], agent_id: str) -> bool:
+    """Tell whether an agent may see a message: it sent it or is one of its recipients."""
+    return message["from_id"] == agent_id or agent_id in message["recipients"]
+
+
+class MessageStore:
+    """The ``messages`` collection."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.col = db["messages"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the inbox, thread and TTL indexes."""
+        await self.col.create_index([("project_id", 1), ("recipients", 1), ("sk", 1)])
+        await self.col.create_index([("project_id", 1), ("reply_to", 1)])
+        await self.col.create_index("expires_at", expireAfterSeconds=0)
+
+    async def insert(
+        self,
+        *,
+        project_id: str,
+        sender: dict[str, Any],
+        body: dict[str, Any],
+        to_agent: dict[str, Any] | None,
+        recipients: list[str],
+        ttl_hours: int,
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a message, or find the one stored earlier under the same id.
+
+        Returns:
+            ``(message, created)``; ``created`` is false when the id was already stored with an
+            identical body (an idempotent retry).
+
+        Raises:
+            IdConflict: the id is stored with a different body.
+        """
+        message_id = body.get("id") or new_id()
+        fingerprint = body_fingerprint(body)
+        now = utcnow()
+        message = {
+            "_id": _key(project_id, message_id),
+            "id": message_id,
+            "project_id": project_id,
+            "sk": new_id(),
+            "from_id": sender["_id"],
+            "from": sender["slug"],
+            "to": to_agent["slug"] if to_agent else None,
+            "broadcast": bool(body.get("broadcast")),
+            "type": body["type"],
+            "priority": body.get("priority") or "normal",
+            "reply_to": body.get("reply_to"),
+            "topic": body["topic"],
+            "payload": body["payload"],
+            "metadata": body.get("metadata"),
+            "recipients": recipients,
+            "read_by": [],
+            "acked_by": [],
+            "pinned": False,
+            "reactions": [],
+            "reaction_keys": [],
+            "rev": 0,
+            "fingerprint": fingerprint,
+            "created_at": iso(now),
+            "expires_at": now + timedelta(hours=ttl_hours),
+        }
+        try:
+            await self.col.insert_one(message)
+        except DuplicateKeyError:
+            stored = await self.col.find_one({"_id": message["_id"]})
+            if stored is None or stored["fingerprint"] != fingerprint or stored["from_id"] != sender["_id"]:
+                raise IdConflict(message_id) from None
+            return stored, False
+        return message, True
+
+    async def get(self, project_id: str, message_id: str) -> dict[str, Any] | None:
+        """Find a message of a project by id."""
+        return await self.col.find_one({"_id": _key(project_id, message_id)})
+
+    async def inbox(
+        self,
+        project_id: str,
+        agent_id: str,
+        *,
+        since: datetime | None,
+        status: str | None,
+        sender_slug: str | None,
+        message_type: str | None,
+        pinned: bool | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Page through the messages addressed to an agent, in storage order."""
+        query: dict[str, Any] = {"project_id": project_id, "recipients": agent_id}
+        if since is not None:
+            query["created_at"] = {"$gte": iso(since)}
+        if status == "unread":
+            query["read_by"] = {"$ne": agent_id}
+            query["acked_by"] = {"$ne": agent_id}
+        elif status == "read":
+            query["read_by"] = agent_id
+            query["acked_by"] = {"$ne": agent_id}
+        elif status == "acked":
+            query["acked_by"] = agent_id
+        if sender_slug is not None:
+            query["from"] = sender_slug
+        if message_type is not None:
+            query["type"] = message_type
+        if pinned is not None:
+            query["pinned"] = pinned
+        return await page(self.col, query, "sk", limit, cursor)
+
+    async def mark_read(self, message: dict[str, Any], agent_id: str) -> dict[str, Any]:
+        """Mark a message read for a recipient; return it as stored now."""
+        if agent_id not in message["recipients"] or agent_id in message["read_by"]:
+            return message
+        updated = await self.col.find_one_and_update(
+            {"_id": message["_id"]}, {"$addToSet": {"read_by": agent_id}}, return_document=ReturnDocument.AFTER
+        )
+        return updated or message
+
+    async def ack(self, project_id: str, agent_id: str, ids: Iterable[str]) -> list[str]:
+        """Acknowledge (and mark read) messages addressed to an agent; return the ids that were."""
+        keys = [_key(project_id, message_id) for message_id in ids]
+        query = {"_id": {"$in": keys}, "recipients": agent_id}
+        await self.col.update_many(query, {"$addToSet": {"acked_by": agent_id, "read_by": agent_id}})
+        return [doc["id"] async for doc in self.col.find(query, {"id": 1})]
+
+    async def set_pinned(self, message: dict[str, Any], pinned: bool) -> dict[str, Any]:
+        """Pin or unpin a message; return it as stored now."""
+        updated = await self.col.find_one_and_update(
+            {"_id": message["_id"]}, {"$set": {"pinned": pinned}}, return_document=ReturnDocument.AFTER
+        )
+        return updated or message
+
+    async def add_reaction(self, message: dict[str, Any], agent_slug: str, emoji: str) -> dict[str, Any]:
+        """Add an agent's reaction once; adding the same one again changes nothing.
+
+        The list is rewritten whole under an optimistic revision check: ``$push`` of a
+        document is not portable to the embedded database, and two concurrent reactions must
+        both survive.
+
+        Raises:
+            TooManyReactions: the message holds the most reactions it may.
+        """
+        reaction_key = f"{agent_slug}|{emoji}"
+        current = message
+        for _ in range(_REACTION_ATTEMPTS):
+            if reaction_key in current["reaction_keys"]:
+                return current
+            if len(current["reaction_keys"]) >= _MAX_REACTIONS:
+                raise TooManyReactions(current["id"])
+            reaction = {"emoji": emoji, "agent": agent_slug, "created_at": iso(utcnow())}
+            updated = await self.col.find_one_and_update(
+                {"_id": current["_id"], "rev": current["rev"]},
+                {
+                    "$set": {
+                        "reactions": [*current["reactions"], reaction],
+                        "reaction_keys": [*current["reaction_keys"], reaction_key],
+                    },
+                    "$inc": {"rev": 1},
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+            if updated is not None:
+                return updated
+            # Someone else changed the reactions first: start again from what is stored now.
+            fresh = await self.col.find_one({"_id": current["_id"]})
+            if fresh is None:
+                return current
+            current = fresh
+        raise RuntimeError(f"reaction on message {message['id']} lost {_REACTION_ATTEMPTS} races in a row")
+
+    async def thread(self, message: dict[str, Any], agent_id: str) -> tuple[str, list[dict[str, Any]]]:
+        """Return the root id of a message's thread and the thread's messages the agent may see.
+
+        The thread is every message reachable from the root through ``reply_to``, oldest first.
+        """
+        project_id = message["project_id"]
+        root = message
+        seen = {root["id"]}
+        while root["reply_to"] and len(seen) < _MAX_THREAD:
+            parent = await self.get(project_id, root["reply_to"])
+            if parent is None or parent["id"] in seen:
+                break
+            seen.add(parent["id"])
+            root = parent
+        members = {root["id"]: root}
+        frontier = [root["id"]]
+        while frontier and len(members) < _MAX_THREAD:
+            children = self.col.find({"project_id": project_id, "reply_to": {"$in": frontier}})
+            frontier = []
+            async for child in children:
+                if child["id"] not in members:
+                    members[child["id"]] = child
+                    frontier.append(child["id"])
+        visible = [doc for doc in members.values() if visible_to(doc, agent_id)]
+        visible.sort(key=lambda doc: doc["sk"])
+        return root["id"], visible
+
+    async def delete_project(self, project_id: str) -> None:
+        """Delete every message of a project."""
+        await self.col.delete_many({"project_id": project_id})

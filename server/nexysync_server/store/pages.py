@@ -1,0 +1,24 @@
+"""Cursor pagination shared by every list: ascending by a sortable key, cursor = last key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+
+async def page(
+    col: AsyncCollection, query: dict[str, Any], key: str, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Return up to ``limit`` documents after ``cursor`` in ascending ``key`` order, and the next cursor.
+
+    Keys only grow (ULIDs made by the server), so a document stored while a client pages
+    appears after the pages already read: nothing is skipped, nothing comes twice.
+    """
+    if cursor is not None:
+        query = {**query, key: {"$gt": cursor}}
+    docs = [doc async for doc in col.find(query).sort(key, 1).limit(limit + 1)]
+    if len(docs) > limit:
+        docs = docs[:limit]
+        return docs, docs[-1][key]
+    return docs, None

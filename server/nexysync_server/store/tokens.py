@@ -1,0 +1,82 @@
+"""Refresh tokens, stored only as SHA-256 hashes, grouped in rotation families."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ..ids import iso, new_id, utcnow
+from ..security import new_refresh_token, sha256_hex
+
+
+class RefreshTokenStore:
+    """The ``refresh_tokens`` collection.
+
+    A login starts a family; each refresh kills the presented token and issues the next one of
+    the same family. Presenting a killed token again means it was copied: the whole family dies.
+    """
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.col = db["refresh_tokens"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the family index and the TTL index that drops expired tokens."""
+        await self.col.create_index("family_id")
+        await self.col.create_index("expires_at", expireAfterSeconds=0)
+
+    async def issue(self, user_id: str, ttl_days: int, family_id: str | None = None) -> str:
+        """Store and return a new refresh token (of a new family unless one is given)."""
+        token = new_refresh_token()
+        now = utcnow()
+        await self.col.insert_one(
+            {
+                "_id": sha256_hex(token),
+                "user_id": user_id,
+                "family_id": family_id or new_id(),
+                "used": False,
+                "revoked": False,
+                "created_at": iso(now),
+                "expires_at": now + timedelta(days=ttl_days),
+            }
+        )
+        return token
+
+    async def consume(self, token: str) -> tuple[dict[str, Any] | None, bool]:
+        """Mark a refresh token used.
+
+        Returns:
+            ``(record, reused)``: the record if the token was live (now used up), or ``None``;
+            ``reused`` is true when the token was known but already used or revoked, in which
+            case its whole family has now been revoked.
+        """
+        token_hash = sha256_hex(token)
+        record = await self.col.find_one({"_id": token_hash})
+        if record is None or _expired(record):
+            return None, False
+        claimed = await self.col.update_one(
+            {"_id": token_hash, "used": False, "revoked": False}, {"$set": {"used": True}}
+        )
+        if claimed.modified_count == 1:
+            return record, False
+        await self.revoke_family(record["family_id"])
+        return None, True
+
+    async def revoke_family_of(self, token: str) -> None:
+        """Revoke the family of ``token``, if the token is known."""
+        record = await self.col.find_one({"_id": sha256_hex(token)})
+        if record is not None:
+            await self.revoke_family(record["family_id"])
+
+    async def revoke_family(self, family_id: str) -> None:
+        """Revoke every token of a family."""
+        await self.col.update_many({"family_id": family_id}, {"$set": {"revoked": True}})
+
+
+def _expired(record: dict[str, Any]) -> bool:
+    # TTL deletion runs only periodically, so check expiry ourselves as well.
+    expires = record["expires_at"]
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    return expires < utcnow()

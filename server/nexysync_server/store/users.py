@@ -1,0 +1,57 @@
+"""Human accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from ..ids import iso, new_id, utcnow
+
+
+class EmailTaken(Exception):
+    """An account with this email exists already."""
+
+
+def public(user: dict[str, Any]) -> dict[str, Any]:
+    """Return the API representation of a user."""
+    return {"id": user["_id"], "email": user["email"], "name": user["name"], "created_at": user["created_at"]}
+
+
+class UserStore:
+    """The ``users`` collection."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.col = db["users"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the unique email index."""
+        await self.col.create_index("email", unique=True)
+
+    async def create(self, email: str, name: str, password_hash: str) -> dict[str, Any]:
+        """Insert a user.
+
+        Raises:
+            EmailTaken: the (case-folded) email is in use.
+        """
+        user = {
+            "_id": new_id(),
+            "email": email.lower(),
+            "name": name,
+            "password_hash": password_hash,
+            "created_at": iso(utcnow()),
+        }
+        try:
+            await self.col.insert_one(user)
+        except DuplicateKeyError as exc:
+            raise EmailTaken(email) from exc
+        return user
+
+    async def by_email(self, email: str) -> dict[str, Any] | None:
+        """Find a user by email, case-insensitively."""
+        return await self.col.find_one({"email": email.lower()})
+
+    async def get(self, user_id: str) -> dict[str, Any] | None:
+        """Find a user by id."""
+        return await self.col.find_one({"_id": user_id})

@@ -1,0 +1,79 @@
+"""Read JSON request bodies and validate them against the contract's own schemas.
+
+The server validates with the JSON Schemas of ``openapi.yaml`` itself (shipped in
+``nexysync_generated``), so what the contract calls valid is exactly what the server accepts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import falcon.asgi
+from jsonschema import Draft202012Validator
+
+from .errors import Problem
+
+_MAX_ERRORS = 20
+_MAX_MESSAGE = 300
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class SchemaValidator:
+    """Validate documents against the component schemas of an OpenAPI document.
+
+    Args:
+        spec: The parsed OpenAPI document.
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self._components = spec["components"]
+        self._validators: dict[str, Draft202012Validator] = {}
+
+    def validator(self, schema_name: str) -> Draft202012Validator:
+        """Return the (cached) validator of ``#/components/schemas/<schema_name>``."""
+        validator = self._validators.get(schema_name)
+        if validator is None:
+            if schema_name not in self._components["schemas"]:
+                raise KeyError(f"no schema {schema_name!r} in the contract")
+            schema = {"$ref": f"#/components/schemas/{schema_name}", "components": self._components}
+            validator = Draft202012Validator(schema)
+            self._validators[schema_name] = validator
+        return validator
+
+    def check(self, schema_name: str, document: Any) -> None:
+        """Raise a 422 problem listing what is wrong with ``document``, if anything."""
+        errors = sorted(self.validator(schema_name).iter_errors(document), key=lambda e: list(e.absolute_path))
+        if not errors:
+            return
+        listed = []
+        for error in errors[:_MAX_ERRORS]:
+            field = "/".join(str(part) for part in error.absolute_path) or "(body)"
+            listed.append({"field": field, "message": error.message[:_MAX_MESSAGE]})
+        fields = ", ".join(sorted({item["field"] for item in listed}))
+        raise Problem(422, "VALIDATION_FAILED", f"The request body is not valid: {fields}.", errors=listed)
+
+
+async def read_json(req: falcon.asgi.Request, max_bytes: int) -> Any:
+    """Read the request body as JSON, at most ``max_bytes`` of it.
+
+    Raises:
+        Problem: 415 when the body is not JSON, 413 when it is too large, 400 when it does not parse.
+    """
+    media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise Problem(415, "UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
+    if req.content_length is not None and req.content_length > max_bytes:
+        raise Problem(413, "PAYLOAD_TOO_LARGE", f"The body may be at most {max_bytes} bytes.")
+    raw = await req.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise Problem(413, "PAYLOAD_TOO_LARGE", f"The body may be at most {max_bytes} bytes.")
+    if not raw:
+        raise Problem(400, "BODY_REQUIRED", "This operation needs a JSON body.")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, "MALFORMED_JSON", f"The body is not valid JSON: {exc}.") from exc

@@ -73,7 +73,7 @@ def public(message: dict[str, Any], agent_id: str) -> dict[str, Any]:
         "payload": message["payload"],
         "metadata": message["metadata"],
         "status": status_for(message, agent_id),
-        "pinned": message["pinned"],
+        "pinned": bool(message["pinned"]),
         "reactions": message["reactions"],
         "created_at": message["created_at"],
         "expires_at": iso(message["expires_at"]),

@@ -132,10 +132,14 @@ class KeyRing:
         if len(raw) < NONCE_BYTES + TAG_BYTES:
             raise DecryptionError("envelope too short", record=record, field=field)
         try:
-            return aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated_data(project_id, kind, record_id, field))
+            return aead.decrypt(
+                raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated_data(project_id, kind, record_id, field)
+            )
         except InvalidTag as exc:
             raise DecryptionError(
-                "authentication failed: tampered with, or moved from another record or field", record=record, field=field
+                "authentication failed: tampered with, or moved from another record or field",
+                record=record,
+                field=field,
             ) from exc
 
 

@@ -8,6 +8,7 @@ import secrets
 
 import falcon
 import falcon.asgi
+
 from nexysync_generated import load_spec, spec_path
 
 from .errors import handle_unexpected, serialize_problem

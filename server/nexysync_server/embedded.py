@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -21,16 +22,20 @@ DB_FILE_NAME = "nexysync.db"
 
 _HOST = "127.0.0.1"
 # nx-27017 has no ``__main__`` module and ``-m nx_27017.nx_27017`` makes runpy warn about a double
-# import, so the child runs a tiny bootstrap instead. Its watchdog thread reads stdin, a pipe from
-# us that we never write to: when our process dies, even by SIGKILL, the pipe closes, the read
-# returns and the server terminates itself instead of living on as an orphan holding the port and
-# the database file. SIGTERM makes nx-27017 exit through sys.exit(0), which unwinds cleanly.
+# import, so the child runs this bootstrap. Its watchdog thread reads stdin, a pipe from us that we
+# never write to: when our process dies, even by SIGKILL, the pipe closes, the read returns, and the
+# server stops itself instead of living on as an orphan that holds the port and the database file.
+# - os.read, not sys.stdin: a thread blocked in a buffered read holds a lock that aborts the
+#   interpreter at exit.
+# - SIGTERM goes to the main thread, so it interrupts the event loop's wait at once; nx-27017 turns
+#   it into sys.exit(0), which unwinds cleanly.
 _BOOTSTRAP = """\
 import os, signal, sys, threading
 
 def _watch_parent():
-    sys.stdin.buffer.read()
-    os.kill(os.getpid(), signal.SIGTERM)
+    while os.read(0, 4096):
+        pass
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
 
 threading.Thread(target=_watch_parent, name="parent-watchdog", daemon=True).start()
 from nx_27017.nx_27017 import main
@@ -45,6 +50,10 @@ _TAIL_LINES = 30
 
 class EmbeddedMongoError(RuntimeError):
     """nx-27017 could not be started: it exited early or never answered ``ping``."""
+
+
+class _PortHeldByOther(EmbeddedMongoError):
+    """Something else answers on our port; ours cannot bind it and is about to exit."""
 
 
 class _ExitedEarly(EmbeddedMongoError):
@@ -253,7 +262,8 @@ class EmbeddedMongo:
             "--pid-file",
             str(self.pid_path),
         ]
-        self._console = self.console_path.open("wb")
+        # Appended, not truncated: a second start on a live data dir must not wipe the first one's output.
+        self._console = self.console_path.open("ab")
         try:
             self._process = subprocess.Popen(
                 command,
@@ -292,24 +302,33 @@ class EmbeddedMongo:
                     pass
                 self._ping(timeout_s=min(remaining, 5.0))
                 return
-            except (OSError, PyMongoError) as exc:
+            except (OSError, PyMongoError, _PortHeldByOther) as exc:
                 last_error = exc
-            try:
-                # Waiting on the process doubles as the pause between polls and wakes up at once if it dies.
+            # Waiting on the process doubles as the pause between polls and wakes up at once if it dies.
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=min(_POLL_S, max(remaining, 0.001)))
-            except subprocess.TimeoutExpired:
-                pass
 
     def _ping(self, timeout_s: float) -> None:
-        """Send one ``ping``, giving up after ``timeout_s`` seconds."""
+        """Send ``ping``, then check that our child is the one answering; give up after ``timeout_s``.
+
+        Raises:
+            EmbeddedMongoError: another process answers on the port (ours will then fail to bind
+                and exit, which the caller reports with the reason).
+            PyMongoError: no answer yet.
+        """
         timeout_ms = max(int(timeout_s * 1000), 100)
         client: MongoClient[dict[str, object]] = MongoClient(
             self.uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, socketTimeoutMS=timeout_ms
         )
         try:
             client.admin.command("ping")
+            # A ping alone can be answered by whoever already held the port; the pid cannot.
+            answering_pid = client.admin.command("serverStatus").get("pid")
         finally:
             client.close()
+        assert self._process is not None
+        if answering_pid != self._process.pid:
+            raise _PortHeldByOther(f"port {self.port} is answered by another server (pid {answering_pid})")
 
     def _failure(self, summary: str) -> str:
         """Build an error message with the tail of the child's output."""

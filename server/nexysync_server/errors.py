@@ -102,7 +102,9 @@ def serialize_problem(req: falcon.asgi.Request, resp: falcon.asgi.Response, erro
 
 async def handle_unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: dict) -> None:
     """Log an unexpected exception and answer 500 problem+json without leaking internals."""
-    log.exception("unhandled error on %s %s (request %s)", req.method, req.path, getattr(req.context, "request_id", "-"))
+    log.exception(
+        "unhandled error on %s %s (request %s)", req.method, req.path, getattr(req.context, "request_id", "-")
+    )
     error = Problem(500, "INTERNAL_ERROR", "The server failed to handle this request; it has been logged.")
     resp.status = 500
     serialize_problem(req, resp, error)

@@ -67,7 +67,9 @@ class Authentication:
 
     def _user_from(self, token: str) -> str:
         if API_KEY_RE.match(token):
-            raise unauthorized("This operation needs a user access token, not an agent API key.", "WRONG_CREDENTIAL_KIND")
+            raise unauthorized(
+                "This operation needs a user access token, not an agent API key.", "WRONG_CREDENTIAL_KIND"
+            )
         try:
             return read_access_token(self._settings.jwt_secret, token)
         except jwt.ExpiredSignatureError as exc:
@@ -108,9 +110,11 @@ class Lifespan:
         self._store = store
 
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
-        """Create every index before the first request."""
+        """Create every index before the first request, then start the background writers."""
         await self._store.ensure_indexes()
+        self._store.usage.start()
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
-        """Close the database connections."""
+        """Write what is held in memory, then close the database connections."""
+        await self._store.usage.stop()
         await self._store.close()

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import falcon.asgi
-from jsonschema import Draft202012Validator
+import jsonschema_rs
 
 from .errors import Problem
 
@@ -31,27 +31,28 @@ class SchemaValidator:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self._components = spec["components"]
-        self._validators: dict[str, Draft202012Validator] = {}
+        self._validators: dict[str, jsonschema_rs.Draft202012Validator] = {}
 
-    def validator(self, schema_name: str) -> Draft202012Validator:
+    def validator(self, schema_name: str) -> jsonschema_rs.Draft202012Validator:
         """Return the (cached) validator of ``#/components/schemas/<schema_name>``."""
         validator = self._validators.get(schema_name)
         if validator is None:
             if schema_name not in self._components["schemas"]:
                 raise KeyError(f"no schema {schema_name!r} in the contract")
             schema = {"$ref": f"#/components/schemas/{schema_name}", "components": self._components}
-            validator = Draft202012Validator(schema)
+            validator = jsonschema_rs.Draft202012Validator(schema)
             self._validators[schema_name] = validator
         return validator
 
     def check(self, schema_name: str, document: Any) -> None:
         """Raise a 422 problem listing what is wrong with ``document``, if anything."""
-        errors = sorted(self.validator(schema_name).iter_errors(document), key=lambda e: list(e.absolute_path))
-        if not errors:
+        validator = self.validator(schema_name)
+        if validator.is_valid(document):
             return
+        errors = sorted(validator.iter_errors(document), key=lambda e: [str(part) for part in e.instance_path])
         listed = []
         for error in errors[:_MAX_ERRORS]:
-            field = "/".join(str(part) for part in error.absolute_path) or "(body)"
+            field = "/".join(str(part) for part in error.instance_path) or "(body)"
             listed.append({"field": field, "message": error.message[:_MAX_MESSAGE]})
         fields = ", ".join(sorted({item["field"] for item in listed}))
         raise Problem(422, "VALIDATION_FAILED", f"The request body is not valid: {fields}.", errors=listed)

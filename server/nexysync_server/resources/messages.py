@@ -53,36 +53,30 @@ class Collection:
         store = self._ctx.store
         sender = req.context.agent
         project_id = sender["project_id"]
-        to_agent = None
         if body.get("broadcast"):
             recipients = await store.agents.ids_except(project_id, sender["_id"])
         else:
-            to_agent = await store.agents.by_slug(project_id, body["to"])
-            if to_agent is None:
+            recipient_id = await store.agents.id_for_slug(project_id, body["to"])
+            if recipient_id is None:
                 raise not_found(f"Agent '{body['to']}'", "RECIPIENT_NOT_FOUND")
-            recipients = [to_agent["_id"]]
+            recipients = [recipient_id]
         if body.get("reply_to"):
             parent = await store.messages.get(project_id, body["reply_to"])
             if parent is None or not messages.visible_to(parent, sender["_id"]):
                 raise not_found(f"Message {body['reply_to']} (reply_to)", "REPLY_TO_NOT_FOUND")
-        project = await store.projects.get(project_id)
-        if project is None:
+        ttl_hours = await store.projects.message_ttl_hours(project_id)
+        if ttl_hours is None:
             raise not_found("Project", "PROJECT_NOT_FOUND")
         try:
             message, created = await store.messages.insert(
-                project_id=project_id,
-                sender=sender,
-                body=body,
-                to_agent=to_agent,
-                recipients=recipients,
-                ttl_hours=project["default_ttl_hours"],
+                project_id=project_id, sender=sender, body=body, recipients=recipients, ttl_hours=ttl_hours
             )
         except messages.IdConflict as exc:
             raise Problem(
                 409, "ID_CONFLICT", f"Message {body.get('id')} was already sent with a different body."
             ) from exc
         if created:
-            await store.usage.add_messages(project_id)
+            store.usage.add_messages(project_id)
             resp.status = falcon.HTTP_201
             resp.location = f"/v1/messages/{message['id']}"
         resp.media = messages.public(message, sender["_id"])

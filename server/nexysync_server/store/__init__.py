@@ -4,7 +4,8 @@ Only portable MongoDB is used, and only the subset that the embedded nx-27017 ge
 timestamps are stored as ISO 8601 strings (``$set`` of a datetime is stored as a string there),
 TTL fields are datetimes written once at insert, arrays that later take ``$addToSet`` are
 created empty at insert, arrays of documents are rewritten whole with ``$set`` (``$push`` of a
-document turns the array into JSON strings there), ``_id`` is never part of a compound index,
+document turns the array into JSON strings there), "not in array" is ``$nin`` (``$ne`` on an
+array matches every document there), ``_id`` is never part of a compound index,
 and ``$setOnInsert`` / ``replace_one(upsert=True)`` are not used.
 """
 
@@ -50,7 +51,7 @@ class Store:
         """Tell whether the database answers."""
         try:
             await self.client.admin.command("ping")
-        except Exception:  # noqa: BLE001 - any failure means "not ready"; the caller reports it
+        except Exception:
             return False
         return True
 

@@ -8,6 +8,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from ..cache import TtlCache
 from ..ids import iso, new_id, utcnow
 from ..security import api_key_prefix, new_api_key, sha256_hex
 from .pages import page
@@ -38,6 +39,9 @@ class AgentStore:
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.col = db["agents"]
+        # (project, slug) -> agent id, to address a message without a read per send. A slug
+        # deleted or re-made through another worker is seen here within the TTL.
+        self._ids_by_slug: TtlCache[tuple[str, str], str] = TtlCache(ttl_s=5.0)
 
     async def ensure_indexes(self) -> None:
         """Create the unique (project, slug) and key-hash indexes.
@@ -84,9 +88,16 @@ class AgentStore:
         """Find an agent of a project."""
         return await self.col.find_one({"_id": agent_id, "project_id": project_id})
 
-    async def by_slug(self, project_id: str, slug: str) -> dict[str, Any] | None:
-        """Find an agent of a project by slug."""
-        return await self.col.find_one({"project_id": project_id, "slug": slug})
+    async def id_for_slug(self, project_id: str, slug: str) -> str | None:
+        """Return the id of a project's agent by slug (cached for a few seconds), or ``None``."""
+        agent_id = self._ids_by_slug.get((project_id, slug))
+        if agent_id is None:
+            agent = await self.col.find_one({"project_id": project_id, "slug": slug}, {"_id": 1})
+            if agent is None:
+                return None
+            agent_id = agent["_id"]
+            self._ids_by_slug.put((project_id, slug), agent_id)
+        return agent_id
 
     async def ids_except(self, project_id: str, agent_id: str) -> list[str]:
         """Return the ids of every agent of a project but one (a broadcast's recipients)."""
@@ -117,7 +128,13 @@ class AgentStore:
         api_key = new_api_key(agent["slug"])
         updated = await self.col.find_one_and_update(
             {"_id": agent_id, "project_id": project_id},
-            {"$set": {"key_hash": sha256_hex(api_key), "key_prefix": api_key_prefix(api_key), "updated_at": iso(utcnow())}},
+            {
+                "$set": {
+                    "key_hash": sha256_hex(api_key),
+                    "key_prefix": api_key_prefix(api_key),
+                    "updated_at": iso(utcnow()),
+                }
+            },
             return_document=ReturnDocument.AFTER,
         )
         if updated is None:
@@ -130,8 +147,11 @@ class AgentStore:
 
     async def delete(self, project_id: str, agent_id: str) -> bool:
         """Delete an agent; tell whether it existed."""
-        result = await self.col.delete_one({"_id": agent_id, "project_id": project_id})
-        return result.deleted_count == 1
+        agent = await self.col.find_one_and_delete({"_id": agent_id, "project_id": project_id})
+        if agent is None:
+            return False
+        self._ids_by_slug.drop((project_id, agent["slug"]))
+        return True
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every agent of a project."""

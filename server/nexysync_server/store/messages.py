@@ -103,7 +103,6 @@ class MessageStore:
         project_id: str,
         sender: dict[str, Any],
         body: dict[str, Any],
-        to_agent: dict[str, Any] | None,
         recipients: list[str],
         ttl_hours: int,
     ) -> tuple[dict[str, Any], bool]:
@@ -126,7 +125,7 @@ class MessageStore:
             "sk": new_id(),
             "from_id": sender["_id"],
             "from": sender["slug"],
-            "to": to_agent["slug"] if to_agent else None,
+            "to": None if body.get("broadcast") else body["to"],
             "broadcast": bool(body.get("broadcast")),
             "type": body["type"],
             "priority": body.get("priority") or "normal",
@@ -176,11 +175,11 @@ class MessageStore:
         if since is not None:
             query["created_at"] = {"$gte": iso(since)}
         if status == "unread":
-            query["read_by"] = {"$ne": agent_id}
-            query["acked_by"] = {"$ne": agent_id}
+            query["read_by"] = {"$nin": [agent_id]}
+            query["acked_by"] = {"$nin": [agent_id]}
         elif status == "read":
             query["read_by"] = agent_id
-            query["acked_by"] = {"$ne": agent_id}
+            query["acked_by"] = {"$nin": [agent_id]}
         elif status == "acked":
             query["acked_by"] = agent_id
         if sender_slug is not None:

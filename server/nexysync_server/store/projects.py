@@ -7,6 +7,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ..cache import TtlCache
 from ..ids import iso, new_id, utcnow
 from .pages import page
 
@@ -28,6 +29,9 @@ class ProjectStore:
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.col = db["projects"]
+        # project -> message TTL in hours, read on every send. A change through another worker
+        # applies to that worker's sends within the cache TTL.
+        self._ttl_hours: TtlCache[str, int] = TtlCache(ttl_s=5.0)
 
     async def ensure_indexes(self) -> None:
         """Create the owner index used to list a user's projects."""
@@ -51,16 +55,26 @@ class ProjectStore:
         """Find a project if ``owner_id`` owns it (others' projects look like missing ones)."""
         return await self.col.find_one({"_id": project_id, "owner_id": owner_id})
 
-    async def get(self, project_id: str) -> dict[str, Any] | None:
-        """Find a project by id."""
-        return await self.col.find_one({"_id": project_id})
+    async def message_ttl_hours(self, project_id: str) -> int | None:
+        """Return how long the project keeps messages (cached for a few seconds); ``None`` if it is gone."""
+        hours = self._ttl_hours.get(project_id)
+        if hours is None:
+            project = await self.col.find_one({"_id": project_id}, {"default_ttl_hours": 1})
+            if project is None:
+                return None
+            hours = int(project["default_ttl_hours"])
+            self._ttl_hours.put(project_id, hours)
+        return hours
 
-    async def list_owned(self, owner_id: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    async def list_owned(
+        self, owner_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Page through a user's projects, oldest first."""
         return await page(self.col, {"owner_id": owner_id}, "_id", limit, cursor)
 
     async def update(self, project_id: str, owner_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
         """Apply ``changes`` (name, default_ttl_hours) to an owned project; ``None`` if not found."""
+        self._ttl_hours.drop(project_id)
         return await self.col.find_one_and_update(
             {"_id": project_id, "owner_id": owner_id},
             {"$set": {**changes, "updated_at": iso(utcnow())}},
@@ -69,4 +83,5 @@ class ProjectStore:
 
     async def delete(self, project_id: str) -> None:
         """Delete the project record."""
+        self._ttl_hours.drop(project_id)
         await self.col.delete_one({"_id": project_id})

@@ -1,10 +1,24 @@
-"""Per-project daily counters, kept in MongoDB so they hold across workers."""
+"""Per-project daily counters, kept in MongoDB so they hold across workers.
+
+Sends are counted in memory and written in one ``$inc`` per project every second, so counting
+adds no database write to each send. Readers add what this process has not written yet; other
+workers' counts show up within a second.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..ids import utcnow
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 1.0
 
 
 def today() -> str:
@@ -17,27 +31,63 @@ class UsageStore:
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.col = db["usage_daily"]
+        self._pending: Counter[tuple[str, str]] = Counter()
+        self._flusher: asyncio.Task[None] | None = None
 
     async def ensure_indexes(self) -> None:
         """Create the per-project index used when a project is deleted."""
         await self.col.create_index("project_id")
 
-    async def add_messages(self, project_id: str, count: int = 1) -> int:
-        """Count ``count`` more messages today; return today's total."""
-        day = today()
-        doc = await self.col.find_one_and_update(
-            {"_id": f"{project_id}:{day}", "project_id": project_id, "day": day},
-            {"$inc": {"messages": count}},
-            upsert=True,
-            return_document=True,
-        )
-        return int(doc["messages"])
+    def add_messages(self, project_id: str, count: int = 1) -> None:
+        """Count ``count`` more messages for today (written within a second)."""
+        self._pending[(project_id, today())] += count
 
     async def messages_today(self, project_id: str) -> int:
         """Return how many messages the project sent today."""
-        doc = await self.col.find_one({"_id": f"{project_id}:{today()}"})
-        return int(doc["messages"]) if doc else 0
+        day = today()
+        doc = await self.col.find_one({"_id": f"{project_id}:{day}"})
+        stored = int(doc["messages"]) if doc else 0
+        return stored + self._pending[(project_id, day)]
+
+    async def flush(self) -> None:
+        """Write the counts held in memory."""
+        pending, self._pending = self._pending, Counter()
+        for index, ((project_id, day), count) in enumerate(pending.items()):
+            try:
+                await self.col.update_one(
+                    {"_id": f"{project_id}:{day}", "project_id": project_id, "day": day},
+                    {"$inc": {"messages": count}},
+                    upsert=True,
+                )
+            except Exception:
+                # Keep what was not written, to try again on the next flush.
+                for key, left in list(pending.items())[index:]:
+                    self._pending[key] += left
+                raise
+
+    def start(self) -> None:
+        """Start flushing every second in the background."""
+        self._flusher = asyncio.create_task(self._flush_forever(), name="usage-flusher")
+
+    async def stop(self) -> None:
+        """Stop the background flusher and write what is left."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        await self.flush()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing usage counters failed; retrying in %.0f s", FLUSH_INTERVAL_S)
 
     async def delete_project(self, project_id: str) -> None:
-        """Delete a project's counters."""
+        """Delete a project's counters, including any not written yet."""
+        for key in [key for key in self._pending if key[0] == project_id]:
+            del self._pending[key]
         await self.col.delete_many({"project_id": project_id})

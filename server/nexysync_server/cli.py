@@ -1,0 +1,321 @@
+"""The ``nexysync-server`` command: ``dev`` for one machine, ``serve`` for production."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from .embedded import EmbeddedMongo, EmbeddedMongoError
+from .settings import Settings
+
+__all__ = ["main"]
+
+#: Exit code for a command that refuses to start because it is misconfigured.
+EXIT_USAGE = 2
+#: Gunicorn settings used by ``serve`` unless ``NEXYSYNC_GUNICORN_CONF`` names a file.
+PACKAGED_GUNICORN_CONF = "python:nexysync_server.gunicorn_conf"
+#: The gunicorn app spec: call the factory once per worker.
+APP_FACTORY = "nexysync_server.app:create_app()"
+JWT_SECRET_FILE = "jwt_secret"
+# Two SIGINTs closer than this come from one Ctrl-C delivered twice, not from a user pressing it again.
+_SAME_KEYPRESS_S = 1.0
+
+
+class CliError(Exception):
+    """A problem the user can fix; reported as one line on stderr with exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nexysync-server``.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when ``None``.
+
+    Returns:
+        The process exit code.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except CliError as exc:
+        print(f"nexysync-server {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Build the argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="nexysync-server",
+        description="Run the NexySync API: `dev` on one machine with an embedded database, `serve` in production.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = commands.add_parser(
+        "dev",
+        help="run the API on an embedded database (nx-27017), for development",
+        description=(
+            "Start an embedded MongoDB-compatible database (nx-27017) with its files in the data "
+            "directory, then the API on HOST:PORT. Ctrl-C or SIGTERM stops both; data is kept."
+        ),
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="interface for the API (default: %(default)s)")
+    dev.add_argument(
+        "--port", type=int, default=8080, help="port for the API; 0 picks a free one (default: %(default)s)"
+    )
+    dev.add_argument(
+        "--data-dir",
+        default=".nexysync-data",
+        help="where the database, its log and the JWT secret live (default: %(default)s)",
+    )
+    dev.set_defaults(handler=_dev)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the API under gunicorn against NEXYSYNC_MONGODB_URI, for production",
+        description=(
+            "Exec gunicorn with uvicorn workers. Settings come from NEXYSYNC_* variables; "
+            "NEXYSYNC_JWT_SECRET must be set. The gunicorn config is NEXYSYNC_GUNICORN_CONF if set, "
+            "else the one packaged with the server (the same as ops/gunicorn.conf.py)."
+        ),
+    )
+    serve.add_argument(
+        "--bind",
+        action="append",
+        metavar="ADDRESS",
+        help="address to listen on, HOST:PORT or unix:PATH; repeatable (overrides NEXYSYNC_BIND)",
+    )
+    serve.add_argument("--workers", type=int, help="number of worker processes (overrides NEXYSYNC_WORKERS)")
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def _settings_from_env() -> Settings:
+    """Read settings, turning a malformed variable into a user-facing error."""
+    try:
+        return Settings.from_env()
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
+# --- dev ---------------------------------------------------------------------------------------
+
+
+def load_or_create_secret(path: Path) -> str:
+    """Return the JWT secret kept in ``path``, making it (mode 0600) on first use.
+
+    Keeping the secret makes access tokens survive a restart of the dev server.
+
+    Args:
+        path: File holding the secret.
+
+    Returns:
+        The secret.
+
+    Raises:
+        CliError: the file exists but is empty.
+    """
+    try:
+        # O_EXCL: two dev servers started at once cannot both write a different secret.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_text(encoding="utf-8").strip()
+        if not secret:
+            raise CliError(f"{path} is empty; delete it and a new secret will be made") from None
+        return secret
+    secret = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")
+    return secret
+
+
+def _display_host(host: str) -> str:
+    """Return a host for URLs a person can open: loopback for a wildcard address, IPv6 in brackets."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _banner(api_host: str, api_port: int, mongo: EmbeddedMongo) -> str:
+    """Describe where everything runs."""
+    base = f"http://{_display_host(api_host)}:{api_port}"
+    return (
+        "NexySync dev server is running.\n"
+        f"  API:      {base}/v1\n"
+        f"  Spec:     {base}/v1/openapi.yaml\n"
+        f"  Database: {mongo.uri}\n"
+        f"  Data dir: {mongo.data_dir}\n"
+        "Press Ctrl-C to stop."
+    )
+
+
+def _dev(args: argparse.Namespace) -> int:
+    """Run ``nexysync-server dev``."""
+    settings = _settings_from_env()
+    data_dir = Path(args.data_dir).expanduser().resolve()
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    jwt_secret = settings.jwt_secret or load_or_create_secret(data_dir / JWT_SECRET_FILE)
+
+    def stop_now(signum: int, frame: FrameType | None) -> None:
+        # Until the API runs there is nothing to drain: unwind at once, which stops the database.
+        raise KeyboardInterrupt
+
+    received: list[int] = []
+
+    def note_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGTERM's default would kill us without stopping the database; treat it like Ctrl-C.
+    signal.signal(signal.SIGTERM, stop_now)
+    try:
+        with EmbeddedMongo(data_dir) as mongo:
+            from .app import create_app  # the app pulls in the whole server: import it only here
+
+            app = create_app(dataclasses.replace(settings, mongodb_uri=mongo.uri, jwt_secret=jwt_secret))
+            # uvicorn installs its own handlers while it serves, and on return re-raises the signal
+            # that stopped it into the handlers it found. These only note it, so the database is
+            # stopped after the API has drained and the process still exits 0.
+            signal.signal(signal.SIGINT, note_signal)
+            signal.signal(signal.SIGTERM, note_signal)
+            return _run_api(app, args.host, args.port, mongo, received)
+    except KeyboardInterrupt:
+        print("nexysync-server dev: stopped before the API started.", file=sys.stderr)
+        return 0
+    except EmbeddedMongoError as exc:
+        raise CliError(f"the embedded database did not start: {exc}") from exc
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: list[int]) -> int:
+    """Serve ``app`` with uvicorn until a signal stops it; return the exit code.
+
+    Args:
+        app: The ASGI application.
+        host: Interface to listen on.
+        port: Port to listen on; 0 for any free one.
+        mongo: The running database, for the banner.
+        received: Signals that arrived before uvicorn took over signal handling.
+    """
+
+    class DevServer(uvicorn.Server):
+        """A uvicorn server that prints the URLs once it really listens."""
+
+        exit_requested_at = -1.0
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # One Ctrl-C can arrive twice: from the terminal and again from a wrapper that forwards
+            # it to its child (tox does). uvicorn takes a second SIGINT as "quit now, skip the
+            # shutdown", so a repeat within a moment of the first is the same keypress: ignore it.
+            now = time.monotonic()
+            if sig == signal.SIGINT and self.should_exit and now - self.exit_requested_at < _SAME_KEYPRESS_S:
+                return
+            if not self.should_exit:
+                self.exit_requested_at = now
+            super().handle_exit(sig, frame)
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if received:
+                # Stopped between the database start and uvicorn's own signal handlers.
+                self.should_exit = True
+                return
+            bound_port = self.servers[0].sockets[0].getsockname()[1]  # the real one when --port 0
+            print(_banner(host, bound_port, mongo), flush=True)
+
+    config = uvicorn.Config(app, host=host, port=port, lifespan="on")  # type: ignore[arg-type]
+    server = DevServer(config)
+    try:
+        server.run()
+    except SystemExit as exc:
+        # uvicorn exits this way when the app's startup fails or the port is taken; it logged why.
+        code = exc.code if isinstance(exc.code, int) and exc.code else 1
+        print(f"nexysync-server dev: the API did not start (uvicorn exit code {code}).", file=sys.stderr)
+        return code
+    print("nexysync-server dev: API stopped; stopping the database.", file=sys.stderr, flush=True)
+    return 0
+
+
+# --- serve -------------------------------------------------------------------------------------
+
+
+def gunicorn_config_location(environ: Mapping[str, str] | None = None) -> str:
+    """Return the ``-c`` argument for gunicorn: ``NEXYSYNC_GUNICORN_CONF`` or the packaged module.
+
+    Args:
+        environ: Environment to read; ``os.environ`` when ``None``.
+
+    Returns:
+        A file path, or ``python:nexysync_server.gunicorn_conf``.
+
+    Raises:
+        CliError: ``NEXYSYNC_GUNICORN_CONF`` names a file that does not exist.
+    """
+    env = os.environ if environ is None else environ
+    location = env.get("NEXYSYNC_GUNICORN_CONF", "").strip()
+    if not location:
+        return PACKAGED_GUNICORN_CONF
+    if location.startswith("python:"):
+        return location
+    path = Path(location.removeprefix("file:")).expanduser()
+    if not path.is_file():
+        raise CliError(f"NEXYSYNC_GUNICORN_CONF={location!r} is not a file")
+    return str(path.resolve())
+
+
+def gunicorn_argv(args: argparse.Namespace, conf: str) -> list[str]:
+    """Build the gunicorn command line for ``serve``.
+
+    Args:
+        args: Parsed ``serve`` arguments.
+        conf: Config location from :func:`gunicorn_config_location`.
+
+    Returns:
+        The full argv, starting with this interpreter.
+    """
+    argv = [sys.executable, "-m", "gunicorn", "-c", conf]
+    for address in args.bind or ():
+        argv += ["--bind", address]
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
+    argv.append(APP_FACTORY)
+    return argv
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Run ``nexysync-server serve``: validate the environment, then become gunicorn."""
+    settings = _settings_from_env()
+    if not settings.jwt_secret.strip():
+        raise CliError(
+            "NEXYSYNC_JWT_SECRET is empty. Set it to a long random string, the same for every worker "
+            "and replica, e.g. NEXYSYNC_JWT_SECRET=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')\""
+        )
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers must be at least 1, not {args.workers}")
+    argv = gunicorn_argv(args, gunicorn_config_location())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # exec, not a child: gunicorn's arbiter becomes this process, so signals from systemd or
+    # Kubernetes reach it directly and its exit code is ours.
+    os.execv(sys.executable, argv)
+    raise AssertionError("os.execv returned")  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

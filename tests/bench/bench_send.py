@@ -1,0 +1,179 @@
+"""Benchmark: messages sent through the API against raw pymongo inserts into the same database.
+
+Starts an embedded database and one API process (uvicorn, one worker), then, side by side in
+one run and with the same concurrency, (a) sends N messages through ``POST /v1/messages`` and
+(b) inserts N comparable documents with raw pymongo. Prints both rates and their ratio.
+
+Run: ``python tests/bench/bench_send.py [--messages N] [--concurrency C]`` (or ``tox -e bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from pymongo import AsyncMongoClient
+
+from nexysync.crypto import KeyRing, new_key
+from nexysync_server.embedded import EmbeddedMongo, free_port
+from nexysync_server.ids import new_id
+
+READY_DEADLINE_S = 60.0
+
+
+def _wait_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_DEADLINE_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the API exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base_url}/v1/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("the API did not become ready")
+
+
+def _seed(base_url: str) -> tuple[str, str]:
+    http = httpx.Client(base_url=base_url, timeout=10)
+    tokens = http.post(
+        "/v1/auth/register",
+        json={
+            "email": f"bench-{new_id().lower()}@example.test",
+            "name": "Bench",
+            "password": "benchmark!",
+            "tos_accepted": True,
+        },
+    ).json()
+    http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+    project_id = http.post("/v1/projects", json={"name": "bench"}).json()["id"]
+    sender = http.post(f"/v1/projects/{project_id}/agents", json={"slug": "sender", "name": "Sender"}).json()
+    http.post(f"/v1/projects/{project_id}/agents", json={"slug": "receiver", "name": "Receiver"}).raise_for_status()
+    return project_id, sender["api_key"]
+
+
+def _bodies(project_id: str, count: int) -> list[dict[str, str]]:
+    ring = KeyRing([new_key()])
+    bodies = []
+    for _ in range(count):
+        message_id = new_id()
+        seal = lambda field, text, mid=message_id: ring.encrypt(  # noqa: E731
+            text.encode(), project_id=project_id, kind="message", record_id=mid, field=field
+        )
+        bodies.append(
+            {
+                "id": message_id,
+                "to": "receiver",
+                "type": "request",
+                "topic": seal("topic", "benchmark topic"),
+                "payload": seal("payload", "x" * 200),
+            }
+        )
+    return bodies
+
+
+async def _post_all(port: int, api_key: str, bodies: list[dict[str, str]]) -> None:
+    """POST each body over one keep-alive HTTP/1.1 connection with a bare asyncio client.
+
+    A full HTTP client library costs more CPU per request than the API itself; on a 2-core
+    machine it would be measuring the client. This one only frames requests and reads replies.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {api_key}\r\n"
+    try:
+        for body in bodies:
+            payload = json.dumps(body).encode()
+            writer.write(
+                f"{head}Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode() + payload
+            )
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            reply = await reader.readexactly(length)
+            if not status_line.startswith(b"HTTP/1.1 201"):
+                raise RuntimeError(f"send failed: {status_line!r} {reply[:300]!r}")
+    finally:
+        writer.close()
+
+
+async def _run_api(port: int, api_key: str, bodies: list[dict[str, str]], concurrency: int) -> float:
+    shares = [bodies[i::concurrency] for i in range(concurrency)]
+    started = time.perf_counter()
+    await asyncio.gather(*(_post_all(port, api_key, share) for share in shares))
+    return time.perf_counter() - started
+
+
+async def _run_raw(uri: str, project_id: str, bodies: list[dict[str, str]], concurrency: int) -> float:
+    client: AsyncMongoClient = AsyncMongoClient(uri)
+    col = client["bench_raw"]["messages"]
+    docs = [{"_id": f"{project_id}:{b['id']}", "project_id": project_id, **b} for b in bodies]
+    queue = list(reversed(docs))
+
+    async def worker() -> None:
+        while queue:
+            await col.insert_one(queue.pop())
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return elapsed
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as mongo:
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "NEXYSYNC_MONGODB_URI": mongo.uri, "NEXYSYNC_JWT_SECRET": "bench-" + "x" * 32}
+        api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "nexysync_server.app:create_app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+        )
+        try:
+            _wait_ready(base_url, api)
+            project_id, api_key = _seed(base_url)
+            warmup = _bodies(project_id, 50)
+            asyncio.run(_run_api(port, api_key, warmup, args.concurrency))
+            api_s = asyncio.run(_run_api(port, api_key, _bodies(project_id, args.messages), args.concurrency))
+            raw_s = asyncio.run(_run_raw(mongo.uri, project_id, _bodies(project_id, args.messages), args.concurrency))
+        finally:
+            api.terminate()
+            api.wait(timeout=30)
+    api_rate = args.messages / api_s
+    raw_rate = args.messages / raw_s
+    print(f"messages: {args.messages}, concurrency: {args.concurrency}, database: nx-27017 (embedded), API workers: 1")
+    print(f"API send (POST /v1/messages):  {api_rate:8.1f} msg/s  ({api_s:.2f} s)")
+    print(f"raw pymongo insert_one:        {raw_rate:8.1f} doc/s  ({raw_s:.2f} s)")
+    print(f"ratio API / raw:               {api_rate / raw_rate:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

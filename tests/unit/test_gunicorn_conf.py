@@ -1,0 +1,94 @@
+"""The gunicorn settings behind ``nexysync-server serve`` and ``ops/gunicorn.conf.py``."""
+
+from __future__ import annotations
+
+import logging
+import runpy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nexysync_server import gunicorn_conf
+from nexysync_server.gunicorn_conf import (
+    RequestIdCapture,
+    RequestIdFilter,
+    bind_from_env,
+    default_workers,
+    workers_from_env,
+)
+
+OPS_CONF = Path(__file__).resolve().parents[2] / "ops" / "gunicorn.conf.py"
+
+
+@pytest.mark.parametrize(("cpus", "expected"), [(1, 3), (2, 5), (3, 7), (64, 8)])
+def test_default_workers_is_two_per_cpu_plus_one_capped_at_eight(cpus: int, expected: int) -> None:
+    assert default_workers(cpus) == expected
+
+
+def test_workers_and_bind_come_from_the_environment() -> None:
+    assert workers_from_env({"NEXYSYNC_WORKERS": "3"}) == 3
+    assert workers_from_env({}) == default_workers()
+    assert bind_from_env({}) == ["0.0.0.0:8080"]
+    assert bind_from_env({"NEXYSYNC_BIND": "127.0.0.1:9000, unix:/run/nexysync.sock"}) == [
+        "127.0.0.1:9000",
+        "unix:/run/nexysync.sock",
+    ]
+
+
+@pytest.mark.parametrize("value", ["many", "0", "-2"])
+def test_a_bad_worker_count_names_the_variable(value: str) -> None:
+    with pytest.raises(ValueError, match="NEXYSYNC_WORKERS"):
+        workers_from_env({"NEXYSYNC_WORKERS": value})
+
+
+def test_the_ops_file_gives_gunicorn_exactly_the_packaged_settings() -> None:
+    ops = runpy.run_path(str(OPS_CONF))
+    names = [
+        "bind",
+        "workers",
+        "worker_class",
+        "graceful_timeout",
+        "timeout",
+        "keepalive",
+        "forwarded_allow_ips",
+        "accesslog",
+        "errorlog",
+        "loglevel",
+        "control_socket_disable",
+        "post_worker_init",
+    ]
+
+    assert {name: ops[name] for name in names} == {name: getattr(gunicorn_conf, name) for name in names}
+    assert ops["worker_class"] == "uvicorn_worker.UvicornWorker"
+    assert (ops["graceful_timeout"], ops["timeout"], ops["keepalive"]) == (30, 60, 75)
+
+
+async def test_access_log_records_carry_the_response_request_id() -> None:
+    """Uvicorn logs from inside send(); the record must see the id the app put on the response."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    handler.addFilter(RequestIdFilter())
+    access = logging.getLogger("test.access")
+    access.addHandler(handler)
+    access.propagate = False
+    access.setLevel(logging.INFO)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"X-Request-Id", b"req-42")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def server_send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            access.info('127.0.0.1:1 - "GET / HTTP/1.1" %d', message["status"])
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    try:
+        await RequestIdCapture(app)({"type": "http", "headers": []}, receive, server_send)
+    finally:
+        access.removeHandler(handler)
+
+    assert [record.request_id for record in records] == ["req-42"]  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 from ..cache import TtlCache
 from ..ids import iso, new_id, utcnow
 from ..security import api_key_prefix, new_api_key, sha256_hex
+from .batching import Batcher
 from .pages import page
 
 
@@ -42,6 +43,8 @@ class AgentStore:
         # (project, slug) -> agent id, to address a message without a read per send. A slug
         # deleted or re-made through another worker is seen here within the TTL.
         self._ids_by_slug: TtlCache[tuple[str, str], str] = TtlCache(ttl_s=5.0)
+        # Every agent request looks up its key: concurrent look-ups share one query.
+        self._key_lookups: Batcher[str, dict[str, Any] | None] = Batcher(self._find_by_key_hashes)
 
     async def ensure_indexes(self) -> None:
         """Create the unique (project, slug) and key-hash indexes.
@@ -81,8 +84,15 @@ class AgentStore:
         return agent, api_key
 
     async def by_key(self, api_key: str) -> dict[str, Any] | None:
-        """Find the agent an API key belongs to."""
-        return await self.col.find_one({"key_hash": sha256_hex(api_key)})
+        """Find the agent an API key belongs to (read from the database, never from a cache)."""
+        return await self._key_lookups.submit(sha256_hex(api_key))
+
+    async def _find_by_key_hashes(self, hashes: list[str]) -> list[dict[str, Any] | BaseException | None]:
+        if len(hashes) == 1:
+            return [await self.col.find_one({"key_hash": hashes[0]})]
+        found = {doc["key_hash"]: doc async for doc in self.col.find({"key_hash": {"$in": list(set(hashes))}})}
+        # Each caller gets its own copy: callers change the document they get (last_seen_at).
+        return [dict(found[h]) if h in found else None for h in hashes]
 
     async def get(self, project_id: str, agent_id: str) -> dict[str, Any] | None:
         """Find an agent of a project."""

@@ -15,9 +15,10 @@ from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 from ..ids import iso, new_id, utcnow
+from .batching import Batcher
 from .pages import page
 
 CONTENT_FIELDS = ("topic", "payload", "metadata")
@@ -25,6 +26,7 @@ _ROUTING_FIELDS = ("to", "broadcast", "type", "priority", "reply_to")
 _MAX_THREAD = 1000
 _MAX_REACTIONS = 50
 _REACTION_ATTEMPTS = 10
+_DUPLICATE_KEY = 11000
 
 
 class IdConflict(Exception):
@@ -90,6 +92,9 @@ class MessageStore:
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.col = db["messages"]
+        # Concurrent sends are stored with one insert_many (unordered: one duplicate id fails
+        # alone, the rest of the batch is stored).
+        self._inserts: Batcher[dict[str, Any], None] = Batcher(self._insert_batch)
 
     async def ensure_indexes(self) -> None:
         """Create the inbox, thread and TTL indexes."""
@@ -145,13 +150,35 @@ class MessageStore:
             "expires_at": now + timedelta(hours=ttl_hours),
         }
         try:
-            await self.col.insert_one(message)
+            await self._inserts.submit(message)
         except DuplicateKeyError:
             stored = await self.col.find_one({"_id": message["_id"]})
             if stored is None or stored["fingerprint"] != fingerprint or stored["from_id"] != sender["_id"]:
                 raise IdConflict(message_id) from None
             return stored, False
         return message, True
+
+    async def _insert_batch(self, docs: list[dict[str, Any]]) -> list[BaseException | None]:
+        if len(docs) == 1:
+            await self.col.insert_one(docs[0])
+            return [None]
+        try:
+            await self.col.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            failed = {error["index"]: error for error in exc.details.get("writeErrors", [])}
+            if exc.details.get("writeConcernErrors"):
+                raise
+            results: list[BaseException | None] = []
+            for index in range(len(docs)):
+                error = failed.get(index)
+                if error is None:
+                    results.append(None)
+                elif error.get("code") == _DUPLICATE_KEY:
+                    results.append(DuplicateKeyError(error.get("errmsg", "duplicate key"), _DUPLICATE_KEY, error))
+                else:
+                    results.append(WriteError(error.get("errmsg", "write failed"), error.get("code"), error))
+            return results
+        return [None] * len(docs)
 
     async def get(self, project_id: str, message_id: str) -> dict[str, Any] | None:
         """Find a message of a project by id."""

@@ -47,7 +47,8 @@ class DevServer:
         logs_dir: Where its stdout and stderr are written.
     """
 
-    def __init__(self, data_dir: Path, logs_dir: Path) -> None:
+    def __init__(self, data_dir: Path, logs_dir: Path, settings: dict[str, str] | None = None) -> None:
+        self.settings = settings or {}
         self.data_dir = data_dir
         self.port = free_port()
         logs_dir.mkdir(parents=True, exist_ok=True)
@@ -63,6 +64,7 @@ class DevServer:
         assert Path(command).exists(), f"nexysync-server is not installed next to {sys.executable}"
         # The server must not pick up settings from the shell that runs the tests.
         env = {key: value for key, value in os.environ.items() if not key.startswith("NEXYSYNC_")}
+        env.update(self.settings)
         stdout, stderr = self.stdout_path.open("wb"), self.stderr_path.open("wb")
         self._files = [stdout, stderr]
         self.process = subprocess.Popen(
@@ -120,12 +122,12 @@ class DevServer:
 
 
 @pytest.fixture
-def dev_servers(tmp_path: Path) -> Iterator[Callable[[Path], DevServer]]:
+def dev_servers(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
     """Start ``nexysync-server dev`` processes on a given data dir; kill any still running at the end."""
     started: list[DevServer] = []
 
-    def start(data_dir: Path) -> DevServer:
-        server = DevServer(data_dir, tmp_path / "logs")
+    def start(data_dir: Path, settings: dict[str, str] | None = None) -> DevServer:
+        server = DevServer(data_dir, tmp_path / "logs", settings)
         started.append(server)
         return server.start()
 

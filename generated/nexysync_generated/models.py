@@ -548,6 +548,101 @@ class Thread(BaseModel):
     data: list[Message]
 
 
+class EventType(StrEnum):
+    new_message = 'new_message'
+    message_acked = 'message_acked'
+    presence_change = 'presence_change'
+    reset = 'reset'
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    seq: Annotated[
+        int,
+        Field(
+            description="Position in the project's event log; strictly increasing.",
+            ge=0,
+        ),
+    ]
+    type: EventType
+    created_at: AwareDatetime
+    data: Annotated[
+        dict[str, Any],
+        Field(
+            description='new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\n'
+        ),
+    ]
+
+
+class ServerSentEvent(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    event: EventType
+    id: Annotated[
+        str,
+        Field(
+            description="The event's `seq`; send it back as Last-Event-ID.",
+            pattern='^[0-9]+$',
+        ),
+    ]
+    retry: Annotated[
+        int | None, Field(description='Milliseconds to wait before reconnecting.')
+    ] = None
+    data: Annotated[
+        str,
+        Field(
+            json_schema_extra={
+                'contentMediaType': 'application/json',
+                'contentSchema': {'$ref': '#/components/schemas/Event'},
+            }
+        ),
+    ]
+
+
+class EventPage(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: list[Event]
+    last_seq: Annotated[int, Field(description='Pass as `after` next time.')]
+    reset: Annotated[
+        bool,
+        Field(
+            description='True when events after `after` have expired; re-list the inbox.'
+        ),
+    ]
+
+
+class Via(StrEnum):
+    stream = 'stream'
+    request = 'request'
+
+
+class Presence(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    agent: Annotated[
+        str,
+        Field(
+            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
+            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+        ),
+    ]
+    last_seen_at: AwareDatetime
+    via: Via
+
+
+class PresenceList(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: list[Presence]
+
+
 class Problem(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,

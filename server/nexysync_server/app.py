@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+from typing import Any
 
 import falcon
 import falcon.asgi
@@ -13,7 +14,10 @@ from nexysync_generated import load_spec, spec_path
 
 from .errors import handle_unexpected, serialize_problem
 from .middleware import Authentication, Lifespan, RequestId
-from .resources import Context, agents, auth, health, me, messages, projects
+from .realtime.hub import Hub
+from .realtime.presence import Presence
+from .realtime.watcher import Watcher
+from .resources import Context, agents, auth, health, me, messages, projects, realtime
 from .settings import Settings
 from .store import Store
 from .validation import SchemaValidator
@@ -21,7 +25,24 @@ from .validation import SchemaValidator
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> falcon.asgi.App:
+class Api(falcon.asgi.App):
+    """The NexySync API: a Falcon ASGI app that can drain its event streams before it stops.
+
+    Args:
+        hub: The realtime hub whose streams :meth:`drain` ends.
+        **kwargs: Passed to :class:`falcon.asgi.App`.
+    """
+
+    def __init__(self, hub: Hub, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._hub = hub
+
+    def drain(self) -> None:
+        """End every open stream (clients reconnect elsewhere) and refuse new ones."""
+        self._hub.drain()
+
+
+def create_app(settings: Settings | None = None) -> Api:
     """Build the ASGI app; the database is opened and indexed at ASGI start-up.
 
     Args:
@@ -36,7 +57,10 @@ def create_app(settings: Settings | None = None) -> falcon.asgi.App:
     store = Store(settings)
     ctx = Context(settings=settings, store=store, validator=SchemaValidator(load_spec()))
 
-    app = falcon.asgi.App(middleware=[RequestId(), Lifespan(store), Authentication(settings, store)])
+    hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s)
+    watcher = Watcher(store.events.col, hub)
+    presence = Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s)
+    app = Api(hub, middleware=[RequestId(), Lifespan(store, hub, watcher, presence), Authentication(settings, store)])
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_problem)
     # Falcon picks the most specific handler, so HTTPError (and Problem) still go through its
@@ -59,10 +83,13 @@ def create_app(settings: Settings | None = None) -> falcon.asgi.App:
     app.add_route("/v1/projects/{project_id}/agents/{agent_id}/clone", agents.Clone(ctx))
     app.add_route("/v1/me", me.Me(ctx))
     app.add_route("/v1/agents", me.Directory(ctx))
-    app.add_route("/v1/messages", messages.Collection(ctx))
-    app.add_route("/v1/messages/ack", messages.Ack(ctx))
+    app.add_route("/v1/messages", messages.Collection(ctx, hub))
+    app.add_route("/v1/messages/ack", messages.Ack(ctx, hub))
     app.add_route("/v1/messages/{message_id}", messages.Item(ctx))
     app.add_route("/v1/messages/{message_id}/thread", messages.Thread(ctx))
     app.add_route("/v1/messages/{message_id}/reactions", messages.Reactions(ctx))
     app.add_route("/v1/messages/{message_id}/pin", messages.Pin(ctx))
+    app.add_route("/v1/stream", realtime.Stream(ctx, hub, presence))
+    app.add_route("/v1/presence", realtime.PresenceList(ctx))
+    app.add_route("/v1/events", realtime.Events(ctx))
     return app

@@ -17,6 +17,7 @@ from types import FrameType
 import uvicorn
 
 from .embedded import EmbeddedMongo, EmbeddedMongoError
+from .serving import DrainingServer
 from .settings import Settings
 
 __all__ = ["main"]
@@ -214,7 +215,7 @@ def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: 
         received: Signals that arrived before uvicorn took over signal handling.
     """
 
-    class DevServer(uvicorn.Server):
+    class DevServer(DrainingServer):
         """A uvicorn server that prints the URLs once it really listens."""
 
         exit_requested_at = -1.0
@@ -239,7 +240,14 @@ def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: 
             bound_port = self.servers[0].sockets[0].getsockname()[1]  # the real one when --port 0
             print(_banner(host, bound_port, mongo), flush=True)
 
-    config = uvicorn.Config(app, host=host, port=port, lifespan="on")  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        lifespan="on",
+        # Streams are drained at once on stop; this bounds whatever else is still open.
+        timeout_graceful_shutdown=10,
+    )
     server = DevServer(config)
     try:
         server.run()

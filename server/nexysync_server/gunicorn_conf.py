@@ -98,8 +98,9 @@ def bind_from_env(environ: MutableMapping[str, str] | None = None) -> list[str]:
 
 bind = bind_from_env()
 workers = workers_from_env()
-# The ASGI worker from the uvicorn-worker package; uvicorn's own ``uvicorn.workers`` is deprecated.
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn-worker's ASGI worker (uvicorn's own ``uvicorn.workers`` is deprecated), extended to
+# drain SSE streams first on a graceful stop (see nexysync_server/serving.py).
+worker_class = "nexysync_server.serving.Worker"
 proc_name = "nexysync-server"
 # SSE streams never finish on their own. On a graceful stop (SIGTERM, a rollout) a worker stops
 # accepting and waits this long for open requests; streams still open are then cut, and their
@@ -196,7 +197,7 @@ def post_worker_init(worker: Any) -> None:
     Gunicorn calls this in each worker after it loaded the app and before it serves.
 
     Args:
-        worker: The gunicorn worker (a ``uvicorn_worker.UvicornWorker``).
+        worker: The gunicorn worker (a ``nexysync_server.serving.Worker``).
     """
     worker.wsgi = RequestIdCapture(worker.wsgi)
     for handler in worker.log.access_log.handlers:

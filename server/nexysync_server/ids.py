@@ -44,6 +44,20 @@ class _MonotonicUlid:
 new_id = _MonotonicUlid()
 
 
+def ulid_time(value: str) -> datetime:
+    """Return the moment a ULID was made (its 48-bit millisecond timestamp), in UTC."""
+    ms = 0
+    for char in value[:10]:
+        ms = ms * 32 + _CROCKFORD.index(char)
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def ulid_floor(moment: datetime) -> str:
+    """Return the smallest ULID of ``moment``'s millisecond: every ULID made then or later sorts at or after it."""
+    ms = int(moment.timestamp() * 1000)
+    return "".join(_CROCKFORD[(ms >> shift) & 31] for shift in range(45, -1, -5)) + "0" * 16
+
+
 def utcnow() -> datetime:
     """Return the current time, timezone-aware in UTC, to the millisecond."""
     now = datetime.now(UTC)

@@ -11,6 +11,9 @@ import jwt
 
 from .errors import unauthorized
 from .ids import iso, new_id, utcnow
+from .realtime.hub import Hub
+from .realtime.presence import Presence
+from .realtime.watcher import Watcher
 from .security import API_KEY_RE, read_access_token
 from .settings import Settings
 from .store import Store
@@ -104,17 +107,26 @@ def _bearer(req: falcon.asgi.Request) -> str:
 
 
 class Lifespan:
-    """Open the database and create its indexes at start-up; close it at shutdown."""
+    """Open the database, create its indexes and start the background tasks; stop them at shutdown."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, hub: Hub, watcher: Watcher, presence: Presence) -> None:
         self._store = store
+        self._hub = hub
+        self._watcher = watcher
+        self._presence = presence
 
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
-        """Create every index before the first request, then start the background writers."""
+        """Create every index before the first request, then start the background tasks."""
         await self._store.ensure_indexes()
         self._store.usage.start()
+        self._hub.start()
+        self._watcher.start()
+        self._presence.start()
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
-        """Write what is held in memory, then close the database connections."""
+        """Stop the background tasks, write what is held in memory, close the database."""
+        await self._presence.stop()
+        await self._watcher.stop()
+        await self._hub.stop()
         await self._store.usage.stop()
         await self._store.close()

@@ -50,10 +50,11 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     if scheme != "scrypt":
         return False
-    kdf = Scrypt(salt=_unb64(salt), length=_HASH_BYTES, n=int(n), r=int(r), p=int(p))
     try:
+        kdf = Scrypt(salt=_unb64(salt), length=_HASH_BYTES, n=int(n), r=int(r), p=int(p))
         kdf.verify(password.encode(), _unb64(digest))
-    except InvalidKey:
+    except (InvalidKey, ValueError, TypeError):
+        # A wrong password, or a stored hash that is not one of ours: never a match.
         return False
     return True
 

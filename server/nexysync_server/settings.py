@@ -28,6 +28,14 @@ class Settings:
     quota_agents: int = 10
     heartbeat_s: float = 25.0
     last_seen_interval_s: float = 60.0
+    event_ttl_days: float = 7.0
+    stream_max_duration_s: float = 3600.0
+    stream_retry_ms: int = 2000
+    event_gap_wait_s: float = 2.0
+    event_poll_interval_s: float = 1.0
+    presence_window_s: float = 300.0
+    presence_lease_s: float = 30.0
+    presence_grace_s: float = 3.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -229,7 +229,8 @@ def test_another_project_can_reach_nothing(team: dict[str, Any], dev_server: Any
     cloned = owner.http.post(
         f"/v1/projects/{victim_project}/agents/{bob_id}/clone", json={"target_project_id": other_project}
     )
-    assert cloned.status_code == 404
+    assert cloned.status_code == 403
+    assert cloned.json()["code"] == "TARGET_PROJECT_FORBIDDEN"
     assert owner.http.get(f"/v1/projects/{victim_project}").json()["name"] == "payments"
 
 

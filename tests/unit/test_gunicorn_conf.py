@@ -60,7 +60,7 @@ def test_the_ops_file_gives_gunicorn_exactly_the_packaged_settings() -> None:
     ]
 
     assert {name: ops[name] for name in names} == {name: getattr(gunicorn_conf, name) for name in names}
-    assert ops["worker_class"] == "uvicorn_worker.UvicornWorker"
+    assert ops["worker_class"] == "nexysync_server.serving.Worker"
     assert (ops["graceful_timeout"], ops["timeout"], ops["keepalive"]) == (30, 60, 75)
 
 

@@ -122,7 +122,8 @@ class Clone:
             raise not_found("Agent", "AGENT_NOT_FOUND")
         target_id = body["target_project_id"]
         if await self._ctx.store.projects.get_owned(target_id, req.context.user_id) is None:
-            raise not_found("Target project", "PROJECT_NOT_FOUND")
+            # 403, not 404: the path named an agent that exists; what is refused is the target.
+            raise Problem(403, "TARGET_PROJECT_FORBIDDEN", "Agents can be cloned only into another project you own.")
         try:
             agent, api_key = await self._ctx.store.agents.create(
                 target_id, source["slug"], source["name"], source["role"], source["capabilities"]

@@ -9,6 +9,7 @@ import falcon.asgi
 
 from .. import params
 from ..errors import Problem, not_found
+from ..realtime.hub import Hub
 from ..store import messages
 from . import Context, page_body
 
@@ -28,8 +29,9 @@ class Collection:
 
     auth = "agent"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, hub: Hub) -> None:
         self._ctx = ctx
+        self._hub = hub
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the caller's inbox in storage order."""
@@ -77,6 +79,7 @@ class Collection:
             ) from exc
         if created:
             store.usage.add_messages(project_id)
+            await self._hub.emit(project_id, "new_message", recipients, messages.routing(message))
             resp.status = falcon.HTTP_201
             resp.location = f"/v1/messages/{message['id']}"
         resp.media = messages.public(message, sender["_id"])
@@ -103,14 +106,17 @@ class Ack:
 
     auth = "agent"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, hub: Hub) -> None:
         self._ctx = ctx
+        self._hub = hub
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Acknowledge messages addressed to the caller; report the ids that are not."""
         body = await self._ctx.body(req, "AckRequest")
         agent = req.context.agent
-        acked = await self._ctx.store.messages.ack(agent["project_id"], agent["_id"], body["ids"])
+        acked, fresh = await self._ctx.store.messages.ack(agent["project_id"], agent["_id"], body["ids"])
+        for sender_id, ids in fresh.items():
+            await self._hub.emit(agent["project_id"], "message_acked", [sender_id], {"ids": ids, "by": agent["slug"]})
         done = set(acked)
         resp.media = {
             "acked": [i for i in body["ids"] if i in done],

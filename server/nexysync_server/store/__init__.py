@@ -16,7 +16,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ..settings import Settings
 from .agents import AgentStore
+from .events import EventStore
 from .messages import MessageStore
+from .presence import PresenceStore
 from .projects import ProjectStore
 from .tokens import RefreshTokenStore
 from .usage import UsageStore
@@ -41,10 +43,21 @@ class Store:
         self.agents = AgentStore(self.db)
         self.messages = MessageStore(self.db)
         self.usage = UsageStore(self.db)
+        self.events = EventStore(self.db, settings.event_ttl_days)
+        self.presence = PresenceStore(self.db)
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent; run at start-up)."""
-        for part in (self.users, self.tokens, self.projects, self.agents, self.messages, self.usage):
+        for part in (
+            self.users,
+            self.tokens,
+            self.projects,
+            self.agents,
+            self.messages,
+            self.usage,
+            self.events,
+            self.presence,
+        ):
             await part.ensure_indexes()
 
     async def ping(self) -> bool:
@@ -60,6 +73,8 @@ class Store:
         await self.messages.delete_project(project_id)
         await self.agents.delete_project(project_id)
         await self.usage.delete_project(project_id)
+        await self.events.delete_project(project_id)
+        await self.presence.delete_project(project_id)
         await self.projects.delete(project_id)
 
     async def close(self) -> None:

@@ -17,7 +17,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
-from ..ids import iso, new_id, utcnow
+from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
 from .pages import page
 
@@ -82,6 +82,20 @@ def public(message: dict[str, Any], agent_id: str) -> dict[str, Any]:
     }
 
 
+def routing(message: dict[str, Any]) -> dict[str, Any]:
+    """Return what a ``new_message`` event tells: ids and plaintext routing, never content."""
+    return {
+        "id": message["id"],
+        "from": message["from"],
+        "to": message["to"],
+        "broadcast": message["broadcast"],
+        "type": message["type"],
+        "priority": message["priority"],
+        "reply_to": message["reply_to"],
+        "created_at": message["created_at"],
+    }
+
+
 def visible_to(message: dict[str, Any], agent_id: str) -> bool:
     """Tell whether an agent may see a message: it sent it or is one of its recipients."""
     return message["from_id"] == agent_id or agent_id in message["recipients"]
@@ -122,12 +136,14 @@ class MessageStore:
         """
         message_id = body.get("id") or new_id()
         fingerprint = body_fingerprint(body)
-        now = utcnow()
+        sort_key = new_id()
+        # created_at is the sort key's own time, so ``since`` can filter on the key exactly.
+        now = ulid_time(sort_key)
         message = {
             "_id": _key(project_id, message_id),
             "id": message_id,
             "project_id": project_id,
-            "sk": new_id(),
+            "sk": sort_key,
             "from_id": sender["_id"],
             "from": sender["slug"],
             "to": None if body.get("broadcast") else body["to"],
@@ -200,7 +216,9 @@ class MessageStore:
         """Page through the messages addressed to an agent, in storage order."""
         query: dict[str, Any] = {"project_id": project_id, "recipients": agent_id}
         if since is not None:
-            query["created_at"] = {"$gte": iso(since)}
+            # On the sort key, not on created_at: the embedded database compares date-like
+            # strings to the second only.
+            query["sk"] = {"$gte": ulid_floor(since)}
         if status == "unread":
             query["read_by"] = {"$nin": [agent_id]}
             query["acked_by"] = {"$nin": [agent_id]}
@@ -226,12 +244,21 @@ class MessageStore:
         )
         return updated or message
 
-    async def ack(self, project_id: str, agent_id: str, ids: Iterable[str]) -> list[str]:
-        """Acknowledge (and mark read) messages addressed to an agent; return the ids that were."""
+    async def ack(self, project_id: str, agent_id: str, ids: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
+        """Acknowledge (and mark read) messages addressed to an agent.
+
+        Returns:
+            The ids addressed to the agent (acknowledged now or before), and the ids acknowledged
+            only now grouped by their sender's agent id (whom to tell).
+        """
         keys = [_key(project_id, message_id) for message_id in ids]
         query = {"_id": {"$in": keys}, "recipients": agent_id}
-        await self.col.update_many(query, {"$addToSet": {"acked_by": agent_id, "read_by": agent_id}})
-        return [doc["id"] async for doc in self.col.find(query, {"id": 1})]
+        fresh: dict[str, list[str]] = {}
+        async for doc in self.col.find({**query, "acked_by": {"$nin": [agent_id]}}, {"id": 1, "from_id": 1}):
+            fresh.setdefault(doc["from_id"], []).append(doc["id"])
+        if fresh:
+            await self.col.update_many(query, {"$addToSet": {"acked_by": agent_id, "read_by": agent_id}})
+        return [doc["id"] async for doc in self.col.find(query, {"id": 1})], fresh
 
     async def set_pinned(self, message: dict[str, Any], pinned: bool) -> dict[str, Any]:
         """Pin or unpin a message; return it as stored now."""

@@ -16,7 +16,8 @@ async def page(
     appears after the pages already read: nothing is skipped, nothing comes twice.
     """
     if cursor is not None:
-        query = {**query, key: {"$gt": cursor}}
+        bounds = query.get(key, {})
+        query = {**query, key: {**bounds, "$gt": cursor}}
     docs = [doc async for doc in col.find(query).sort(key, 1).limit(limit + 1)]
     if len(docs) > limit:
         docs = docs[:limit]

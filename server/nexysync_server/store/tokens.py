@@ -53,7 +53,8 @@ class RefreshTokenStore:
         """
         token_hash = sha256_hex(token)
         record = await self.col.find_one({"_id": token_hash})
-        if record is None or _expired(record):
+        if record is None or record["revoked"] or _expired(record):
+            # Unknown, signed out (logout or a family revoked after a reuse) or expired.
             return None, False
         claimed = await self.col.update_one(
             {"_id": token_hash, "used": False, "revoked": False}, {"$set": {"used": True}}

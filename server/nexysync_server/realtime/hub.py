@@ -1,0 +1,193 @@
+"""Fan events out to this process's streams, per project, strictly in ``seq`` order.
+
+Events reach the hub from three sources: the request that wrote them (fast path, this process
+only), the change-stream watcher (every process), and the sweeper, which reads the log by
+``seq`` to fill gaps and to cover a watcher that missed something. The same event may arrive
+several times and out of order; the hub releases each ``seq`` once, after every smaller one.
+A ``seq`` that stays missing for ``gap_wait_s`` was lost by its writer and is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ids import utcnow
+from ..store.events import EventStore, contiguous, visible_to
+
+log = logging.getLogger(__name__)
+
+# How many recent seqs a new feed checks for writes still in flight.
+_OPEN_WINDOW = 256
+_SWEEP_BATCH = 500
+
+
+@dataclass(eq=False)
+class Listener:
+    """One stream's subscription: the events addressed to its agent, in order."""
+
+    project_id: str
+    agent_id: str
+    # Events in order; ``None`` means the server is stopping and the stream must end.
+    queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
+
+
+@dataclass(eq=False)
+class _Feed:
+    delivered: int
+    pending: dict[int, dict[str, Any]] = field(default_factory=dict)
+    listeners: set[Listener] = field(default_factory=set)
+    gap_since: float | None = None
+
+
+class Hub:
+    """Order and fan out events to the listeners of this process.
+
+    Args:
+        events: The event log.
+        gap_wait_s: How long to wait for a missing ``seq`` before taking it as lost.
+        sweep_interval_s: How often to read the log for events the watcher did not bring.
+    """
+
+    def __init__(self, events: EventStore, gap_wait_s: float, sweep_interval_s: float) -> None:
+        self._events = events
+        self._gap_wait_s = gap_wait_s
+        self._sweep_interval_s = sweep_interval_s
+        self._feeds: dict[str, _Feed] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self.draining = False
+
+    async def subscribe(self, project_id: str, agent_id: str) -> tuple[Listener, int]:
+        """Register a listener; return it and the ``seq`` up to which events are settled.
+
+        Every event above that ``seq`` will reach the listener's queue (if addressed to its
+        agent); everything up to it is in the log, so a reconnecting stream replays that part
+        from the database and the rest live, with neither gap nor overlap.
+        """
+        feed = self._feeds.get(project_id)
+        if feed is None:
+            lock = self._opening.setdefault(project_id, asyncio.Lock())
+            async with lock:
+                feed = self._feeds.get(project_id)
+                if feed is None:
+                    feed = await self._open(project_id)
+                    self._feeds[project_id] = feed
+        listener = Listener(project_id, agent_id)
+        feed.listeners.add(listener)
+        return listener, feed.delivered
+
+    async def emit(self, project_id: str, kind: str, recipients: list[str], data: dict[str, Any]) -> dict[str, Any]:
+        """Append an event to the log and hand it to this process's streams at once."""
+        event = await self._events.append(project_id, kind, recipients, data)
+        self.publish(event)
+        return event
+
+    def unsubscribe(self, listener: Listener) -> None:
+        """Remove a listener; forget the project when it was the last one."""
+        feed = self._feeds.get(listener.project_id)
+        if feed is None:
+            return
+        feed.listeners.discard(listener)
+        if not feed.listeners:
+            del self._feeds[listener.project_id]
+            self._opening.pop(listener.project_id, None)
+
+    def drain(self) -> None:
+        """End every stream of this process: each listener gets ``None`` after its queued events."""
+        self.draining = True
+        for feed in self._feeds.values():
+            for listener in feed.listeners:
+                listener.queue.put_nowait(None)
+
+    def listening(self, project_id: str) -> bool:
+        """Tell whether any stream of this process follows the project."""
+        return project_id in self._feeds
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Take an event from any source; release it and whatever it unblocks, in order."""
+        feed = self._feeds.get(event["project_id"])
+        if feed is None:
+            return
+        seq = event["seq"]
+        if seq <= feed.delivered or seq in feed.pending:
+            return
+        feed.pending[seq] = event
+        self._release(feed)
+
+    def _release(self, feed: _Feed) -> None:
+        while (feed.delivered + 1) in feed.pending:
+            event = feed.pending.pop(feed.delivered + 1)
+            feed.delivered = event["seq"]
+            for listener in feed.listeners:
+                if visible_to(event, listener.agent_id):
+                    listener.queue.put_nowait(event)
+        if feed.pending:
+            if feed.gap_since is None:
+                feed.gap_since = time.monotonic()
+        else:
+            feed.gap_since = None
+
+    async def _open(self, project_id: str) -> _Feed:
+        latest = await self._events.latest_seq(project_id)
+        start = max(0, latest - _OPEN_WINDOW)
+        recent = await self._events.after(project_id, start, _OPEN_WINDOW + 1, upto=latest)
+        taken, passed = contiguous(recent, start, utcnow(), self._gap_wait_s)
+        feed = _Feed(delivered=passed)
+        for event in recent[len(taken) :]:
+            feed.pending[event["seq"]] = event
+        self._release(feed)
+        return feed
+
+    def start(self) -> None:
+        """Start the sweeper in the background."""
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="event-sweeper")
+
+    async def stop(self) -> None:
+        """Stop the sweeper."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def _sweep_forever(self) -> None:
+        tick = min(self._sweep_interval_s, self._gap_wait_s / 4)
+        last_full = 0.0
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            full = now - last_full >= self._sweep_interval_s
+            if full:
+                last_full = now
+            for project_id, feed in list(self._feeds.items()):
+                gap_due = feed.gap_since is not None and now - feed.gap_since >= self._gap_wait_s / 2
+                if not (full or gap_due):
+                    continue
+                try:
+                    await self.sweep(project_id)
+                except Exception:
+                    log.exception("reading the event log of project %s failed; retrying", project_id)
+
+    async def sweep(self, project_id: str) -> None:
+        """Read the project's log after what was delivered: fill gaps, skip lost ``seq``s."""
+        feed = self._feeds.get(project_id)
+        if feed is None:
+            return
+        events = await self._events.after(project_id, feed.delivered, _SWEEP_BATCH)
+        for event in events:
+            self.publish(event)
+        feed = self._feeds.get(project_id)
+        if feed is None or feed.gap_since is None:
+            return
+        if time.monotonic() - feed.gap_since >= self._gap_wait_s and feed.pending:
+            # The missing seq was taken by a writer that never wrote it: move past it.
+            lost_upto = min(feed.pending) - 1
+            log.warning("project %s: events %d..%d never arrived; skipping", project_id, feed.delivered + 1, lost_upto)
+            feed.delivered = lost_upto
+            feed.gap_since = None
+            self._release(feed)

@@ -1,0 +1,77 @@
+"""Follow the event log with a change stream and hand every new event to the hub.
+
+One watcher per process, whatever the number of streams. Where the database cannot do change
+streams (or the stream breaks), the hub's sweeper still reads the log by ``seq`` every
+``event_poll_interval_s``, so delivery slows down but nothing is lost; the watcher retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import PyMongoError
+
+from .hub import Hub
+
+log = logging.getLogger(__name__)
+
+_RETRY_S = 2.0
+_MAX_AWAIT_MS = 1000
+# Back-off between empty polls: short while events flow, longer when idle. Events written by
+# this process reach its own streams without the watcher, so this bounds only cross-process delay.
+_IDLE_MIN_S = 0.005
+_IDLE_MAX_S = 0.05
+
+
+class Watcher:
+    """Run a change stream over ``events`` and publish each insert to the hub.
+
+    Args:
+        events: The events collection.
+        hub: Where events go.
+    """
+
+    def __init__(self, events: AsyncCollection, hub: Hub) -> None:
+        self._events = events
+        self._hub = hub
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start watching in the background."""
+        self._task = asyncio.create_task(self._run(), name="event-watcher")
+
+    async def stop(self) -> None:
+        """Stop watching."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with await self._events.watch(max_await_time_ms=_MAX_AWAIT_MS) as stream:
+                    idle_s = _IDLE_MIN_S
+                    while True:
+                        change = await stream.try_next()
+                        if change is None:
+                            # A database that honours maxAwaitTimeMS waited already; one that
+                            # answers at once (the embedded one) would be polled in a tight loop.
+                            await asyncio.sleep(idle_s)
+                            idle_s = min(idle_s * 2, _IDLE_MAX_S)
+                            continue
+                        idle_s = _IDLE_MIN_S
+                        document = change.get("fullDocument")
+                        if change.get("operationType") == "insert" and document and "seq" in document:
+                            self._hub.publish(document)
+            except asyncio.CancelledError:
+                raise
+            except PyMongoError as exc:
+                log.warning("event change stream failed (%s); the sweeper covers, retrying in %.0f s", exc, _RETRY_S)
+            except Exception:
+                log.exception("event watcher failed; the sweeper covers, retrying in %.0f s", _RETRY_S)
+            await asyncio.sleep(_RETRY_S)

@@ -1,0 +1,215 @@
+"""The event stream (SSE), its polling fallback and presence (agent key)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import falcon.asgi
+from falcon.asgi import SSEvent
+
+from .. import params
+from ..errors import Problem
+from ..ids import iso, utcnow
+from ..realtime.hub import Hub, Listener
+from ..realtime.presence import Presence
+from ..store.events import contiguous, public, visible_to
+from . import Context
+
+_SEQ_RE = re.compile(r"^[0-9]{1,15}$")
+_REPLAY_PAGE = 500
+# A project has at most a few dozen agents (the agent quota); list them all.
+_MAX_AGENTS = 1000
+
+
+def _last_event_id(req: falcon.asgi.Request) -> int | None:
+    """Read the resume point: the Last-Event-ID header, else ``?last_event_id=`` (both checked)."""
+    header = req.get_header("Last-Event-ID")
+    if header is not None and not _SEQ_RE.match(header):
+        raise Problem(400, "INVALID_PARAMETER", "Last-Event-ID must be the seq of an event (up to 15 digits).")
+    raw = req.get_param("last_event_id")
+    if raw is not None and not _SEQ_RE.match(raw):
+        raise Problem(
+            400, "INVALID_PARAMETER", "Query parameter 'last_event_id' must be the seq of an event (up to 15 digits)."
+        )
+    if header is not None:
+        return int(header)
+    return int(raw) if raw is not None else None
+
+
+def _max_duration(req: falcon.asgi.Request, limit: float) -> float:
+    raw = req.get_param("max_duration_s")
+    if raw is None:
+        return limit
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.1 <= value <= 86400 or not re.match(r"^[0-9]+(\.[0-9]+)?$", raw):
+        raise Problem(400, "INVALID_PARAMETER", "Query parameter 'max_duration_s' must be a number from 0.1 to 86400.")
+    return min(value, limit)
+
+
+def _sse(event: dict[str, Any]) -> SSEvent:
+    return SSEvent(event=event["type"], event_id=str(event["seq"]), json=public(event))
+
+
+class Stream:
+    """``GET /v1/stream``: the caller's events, pushed as Server-Sent Events."""
+
+    auth = "agent"
+
+    def __init__(self, ctx: Context, hub: Hub, presence: Presence) -> None:
+        self._ctx = ctx
+        self._hub = hub
+        self._presence = presence
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Open the stream: replay what the caller missed, then follow live."""
+        last = _last_event_id(req)
+        duration = _max_duration(req, self._ctx.settings.stream_max_duration_s)
+        if self._hub.draining:
+            raise Problem(503, "SERVER_DRAINING", "This server is stopping; reconnect.", headers={"Retry-After": "1"})
+        agent = req.context.agent
+        listener, settled = await self._hub.subscribe(agent["project_id"], agent["_id"])
+        try:
+            lease_id = await self._presence.connect(agent)
+        except BaseException:
+            self._hub.unsubscribe(listener)
+            raise
+        resp.set_header("Cache-Control", "no-cache")
+        # Tells nginx-style proxies not to buffer; HAProxy streams as is.
+        resp.set_header("X-Accel-Buffering", "no")
+        resp.sse = self._events(listener, lease_id, settled, last, duration)
+
+    async def _events(
+        self, listener: Listener, lease_id: str, settled: int, last: int | None, duration: float
+    ) -> AsyncIterator[SSEvent]:
+        settings = self._ctx.settings
+        events = self._ctx.store.events
+        deadline = time.monotonic() + duration
+        try:
+            yield SSEvent(retry=settings.stream_retry_ms, comment="connected")
+            sent = settled if last is None else last
+            if sent > settled and sent > await events.latest_seq(listener.project_id):
+                # An id from the future (a wiped database, another deployment): start over.
+                yield _sse(
+                    {
+                        "seq": settled,
+                        "type": "reset",
+                        "created_at": iso(utcnow()),
+                        "data": {"oldest_seq": None, "latest_seq": settled},
+                    }
+                )
+                sent = settled
+            if sent < settled:
+                oldest = await events.oldest_seq(listener.project_id)
+                if oldest is None or oldest > sent + 1:
+                    # What the client missed has expired: say so, and go on from what is kept.
+                    gap_end = settled if oldest is None else oldest - 1
+                    yield _sse(
+                        {
+                            "seq": gap_end,
+                            "type": "reset",
+                            "created_at": iso(utcnow()),
+                            "data": {"oldest_seq": oldest, "latest_seq": settled},
+                        }
+                    )
+                    sent = gap_end
+                while sent < settled:
+                    page = await events.after(listener.project_id, sent, _REPLAY_PAGE, upto=settled)
+                    if not page:
+                        break
+                    for event in page:
+                        if visible_to(event, listener.agent_id):
+                            yield _sse(event)
+                    sent = page[-1]["seq"]
+                sent = max(sent, settled)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                try:
+                    event = await asyncio.wait_for(listener.queue.get(), min(settings.heartbeat_s, remaining))
+                except TimeoutError:
+                    # A heartbeat: keeps proxies from closing an idle stream, and is how a dead
+                    # client is noticed (the server learns of a closed socket only when it writes).
+                    yield SSEvent(comment="heartbeat")
+                    continue
+                if event is None:
+                    # The server is stopping: end cleanly so the client reconnects at once.
+                    yield SSEvent(comment="server stopping; reconnect with Last-Event-ID")
+                    return
+                if event["seq"] <= sent:
+                    continue
+                sent = event["seq"]
+                yield _sse(event)
+        finally:
+            self._hub.unsubscribe(listener)
+            await self._presence.disconnect(lease_id)
+
+
+class Events:
+    """``GET /v1/events``: the same events for clients that poll."""
+
+    auth = "agent"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Return the caller's events after ``after``, never past a ``seq`` still in flight."""
+        raw = req.get_param("after")
+        if raw is not None and not _SEQ_RE.match(raw):
+            raise Problem(400, "INVALID_PARAMETER", "Query parameter 'after' must be the seq of an event (digits).")
+        after = int(raw) if raw is not None else 0
+        limit = params.limit(req)
+        agent = req.context.agent
+        events = self._ctx.store.events
+        project_id = agent["project_id"]
+        reset = False
+        if after > 0:
+            oldest = await events.oldest_seq(project_id)
+            if oldest is not None and oldest > after + 1:
+                reset, after = True, oldest - 1
+        latest = await events.latest_seq(project_id)
+        if after > latest:
+            reset, after = True, latest
+        page = await events.after(project_id, after, limit)
+        taken, passed = contiguous(page, after, utcnow(), self._ctx.settings.event_gap_wait_s)
+        resp.media = {
+            "data": [public(event) for event in taken if visible_to(event, agent["_id"])],
+            "last_seq": passed,
+            "reset": reset,
+        }
+
+
+class PresenceList:
+    """``GET /v1/presence``: the project's agents that are online."""
+
+    auth = "agent"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """List agents holding a stream, then agents seen recently through requests."""
+        project_id = req.context.agent["project_id"]
+        store = self._ctx.store
+        streaming = await store.presence.streaming(project_id)
+        horizon = iso(utcnow() - timedelta(seconds=self._ctx.settings.presence_window_s))
+        data = []
+        agents, _ = await store.agents.list(project_id, _MAX_AGENTS, None)
+        for agent in agents:
+            last_seen = agent.get("last_seen_at")
+            if agent["slug"] in streaming:
+                data.append(
+                    {"agent": agent["slug"], "via": "stream", "last_seen_at": last_seen or streaming[agent["slug"]]}
+                )
+            elif last_seen and last_seen >= horizon:
+                data.append({"agent": agent["slug"], "via": "request", "last_seen_at": last_seen})
+        resp.media = {"data": data}

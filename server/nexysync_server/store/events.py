@@ -1,0 +1,142 @@
+"""The per-project event log: every change an agent may need to hear of, numbered by ``seq``.
+
+``seq`` comes from a per-project counter (an atomic ``$inc``), so it is dense and strictly
+increasing; but concurrent writers may commit out of order, so a reader must never move past a
+``seq`` it has not seen unless that ``seq`` is known to be lost (its writer died between taking
+the number and writing the event). :func:`contiguous` makes that cut.
+
+Events carry ids and plaintext routing only, never content, and expire after a TTL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from ..ids import iso, parse_rfc3339, utcnow
+from .batching import Batcher
+
+EVERYONE = "*"
+
+
+def public(event: dict[str, Any]) -> dict[str, Any]:
+    """Return the API representation of an event."""
+    return {"seq": event["seq"], "type": event["type"], "created_at": event["created_at"], "data": event["data"]}
+
+
+def visible_to(event: dict[str, Any], agent_id: str) -> bool:
+    """Tell whether an event is addressed to an agent (directly or to everyone)."""
+    recipients = event["recipients"]
+    return agent_id in recipients or EVERYONE in recipients
+
+
+def contiguous(
+    events: list[dict[str, Any]], after: int, now: datetime, gap_wait_s: float
+) -> tuple[list[dict[str, Any]], int]:
+    """Cut a ``seq``-ordered run of events at the first gap that may still be filled.
+
+    Args:
+        events: Events with ``seq > after`` in ``seq`` order.
+        after: The ``seq`` the reader has already passed.
+        now: The current time.
+        gap_wait_s: How long a missing ``seq`` may still be in flight; a gap whose next event is
+            older than this is taken as lost and skipped.
+
+    Returns:
+        The events the reader may take, and the ``seq`` it has then passed.
+    """
+    taken: list[dict[str, Any]] = []
+    passed = after
+    for event in events:
+        if event["seq"] != passed + 1:
+            written = parse_rfc3339(event["created_at"])
+            if (now - written).total_seconds() < gap_wait_s:
+                break
+        taken.append(event)
+        passed = event["seq"]
+    return taken, passed
+
+
+class EventStore:
+    """The ``events`` collection and its per-project ``seq`` counters.
+
+    Args:
+        db: The database.
+        ttl_days: How long events are kept.
+    """
+
+    def __init__(self, db: AsyncDatabase, ttl_days: float) -> None:
+        self.col = db["events"]
+        self.counters = db["counters"]
+        self._ttl = timedelta(days=ttl_days)
+        # Concurrent appends take their numbers with one $inc per project and are written
+        # with one insert_many.
+        self._appends: Batcher[dict[str, Any], dict[str, Any]] = Batcher(self._append_batch)
+
+    async def ensure_indexes(self) -> None:
+        """Create the (project, seq) index and the TTL index."""
+        await self.col.create_index([("project_id", 1), ("seq", 1)])
+        await self.col.create_index("expires_at", expireAfterSeconds=0)
+
+    async def append(self, project_id: str, kind: str, recipients: list[str], data: dict[str, Any]) -> dict[str, Any]:
+        """Number and store one event; return it with its ``seq``."""
+        return await self._appends.submit(
+            {"project_id": project_id, "type": kind, "recipients": recipients, "data": data}
+        )
+
+    async def _append_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any] | BaseException]:
+        by_project: dict[str, list[int]] = defaultdict(list)
+        for index, item in enumerate(items):
+            by_project[item["project_id"]].append(index)
+        now = utcnow()
+        docs: list[dict[str, Any]] = [{} for _ in items]
+        for project_id, indexes in by_project.items():
+            counter = await self.counters.find_one_and_update(
+                {"_id": f"events:{project_id}"},
+                {"$inc": {"seq": len(indexes)}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+            first = int(counter["seq"]) - len(indexes) + 1
+            for offset, index in enumerate(indexes):
+                seq = first + offset
+                docs[index] = {
+                    "_id": f"{project_id}:{seq:015d}",
+                    **items[index],
+                    "seq": seq,
+                    "created_at": iso(now),
+                    "expires_at": now + self._ttl,
+                }
+        if len(docs) == 1:
+            await self.col.insert_one(docs[0])
+        else:
+            await self.col.insert_many(docs, ordered=False)
+        return list(docs)
+
+    async def after(self, project_id: str, after: int, limit: int, upto: int | None = None) -> list[dict[str, Any]]:
+        """Return up to ``limit`` of the project's events with ``after < seq (<= upto)``, in ``seq`` order."""
+        bounds: dict[str, int] = {"$gt": after}
+        if upto is not None:
+            bounds["$lte"] = upto
+        cursor = self.col.find({"project_id": project_id, "seq": bounds}).sort("seq", 1).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def latest_seq(self, project_id: str) -> int:
+        """Return the last ``seq`` handed out in the project (0 if none)."""
+        counter = await self.counters.find_one({"_id": f"events:{project_id}"})
+        return int(counter["seq"]) if counter else 0
+
+    async def oldest_seq(self, project_id: str) -> int | None:
+        """Return the smallest ``seq`` still kept, or ``None`` when the log is empty."""
+        cursor = self.col.find({"project_id": project_id}, {"seq": 1}).sort("seq", 1).limit(1)
+        docs = [doc async for doc in cursor]
+        return int(docs[0]["seq"]) if docs else None
+
+    async def delete_project(self, project_id: str) -> None:
+        """Delete a project's events and its counter."""
+        await self.col.delete_many({"project_id": project_id})
+        await self.counters.delete_one({"_id": f"events:{project_id}"})

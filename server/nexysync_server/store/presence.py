@@ -1,0 +1,104 @@
+"""Presence: stream leases per connection, and one online/offline state per agent.
+
+A stream holds a lease that its worker renews; a worker that dies stops renewing and the lease
+runs out, so nobody stays online forever. The per-agent state document turns many leases on
+many workers into single online/offline transitions: only the request whose conditional update
+flips it emits the ``presence_change`` event.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from ..ids import iso, new_id, utcnow
+
+# Leases are also dropped by a TTL index a day after they were made, whatever happened.
+_GARBAGE_AFTER = timedelta(days=1)
+
+
+class PresenceStore:
+    """The ``presence_leases`` and ``presence_state`` collections."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.leases = db["presence_leases"]
+        self.state = db["presence_state"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the lookup indexes and the garbage TTL index."""
+        await self.leases.create_index("agent_id")
+        await self.leases.create_index("project_id")
+        await self.leases.create_index("expires")
+        await self.leases.create_index("gc_at", expireAfterSeconds=0)
+        await self.state.create_index("project_id")
+
+    async def hold(self, agent: dict[str, Any], lease_s: float) -> str:
+        """Take a lease for one stream of ``agent``; return its id."""
+        now = utcnow()
+        lease_id = new_id()
+        await self.leases.insert_one(
+            {
+                "_id": lease_id,
+                "project_id": agent["project_id"],
+                "agent_id": agent["_id"],
+                "slug": agent["slug"],
+                "since": iso(now),
+                "expires": iso(now + timedelta(seconds=lease_s)),
+                "gc_at": now + _GARBAGE_AFTER,
+            }
+        )
+        return lease_id
+
+    async def renew(self, lease_ids: list[str], lease_s: float) -> None:
+        """Push the expiry of leases held by this process."""
+        if lease_ids:
+            expires = iso(utcnow() + timedelta(seconds=lease_s))
+            await self.leases.update_many({"_id": {"$in": lease_ids}}, {"$set": {"expires": expires}})
+
+    async def release(self, lease_id: str) -> bool:
+        """Drop a lease; tell whether this call dropped it."""
+        result = await self.leases.delete_one({"_id": lease_id})
+        return result.deleted_count == 1
+
+    async def live_leases(self, agent_id: str) -> int:
+        """Count an agent's unexpired leases, on any worker."""
+        return await self.leases.count_documents({"agent_id": agent_id, "expires": {"$gt": iso(utcnow())}})
+
+    async def expired(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return leases whose worker stopped renewing them."""
+        cursor = self.leases.find({"expires": {"$lte": iso(utcnow())}}).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def streaming(self, project_id: str) -> dict[str, str]:
+        """Return slug -> earliest ``since`` of the project's agents holding a live stream."""
+        online: dict[str, str] = {}
+        async for lease in self.leases.find({"project_id": project_id, "expires": {"$gt": iso(utcnow())}}):
+            slug = lease["slug"]
+            if slug not in online or lease["since"] < online[slug]:
+                online[slug] = lease["since"]
+        return online
+
+    async def flip(self, agent: dict[str, Any], online: bool) -> bool:
+        """Set an agent's state; tell whether this call changed it (and so must announce it)."""
+        current = await self.state.find_one({"_id": agent["_id"]})
+        if current is not None and bool(current["online"]) == online:
+            # The common case (a reconnect while online): one read, no write.
+            return False
+        result = await self.state.update_one({"_id": agent["_id"], "online": not online}, {"$set": {"online": online}})
+        if result.modified_count == 1:
+            return True
+        if not online:
+            return False
+        try:
+            await self.state.insert_one({"_id": agent["_id"], "project_id": agent["project_id"], "online": True})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def delete_project(self, project_id: str) -> None:
+        """Forget a project's leases and states."""
+        await self.leases.delete_many({"project_id": project_id})
+        await self.state.delete_many({"project_id": project_id})

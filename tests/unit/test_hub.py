@@ -1,0 +1,120 @@
+"""The hub's ordering: events released once each, in seq order, lost seqs skipped after a wait."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from nexysync_server.ids import iso, utcnow
+from nexysync_server.realtime.hub import Hub
+from nexysync_server.store.events import contiguous
+
+
+def _event(seq: int, recipients: list[str] | None = None, age_s: float = 0.0) -> dict[str, Any]:
+    return {
+        "project_id": "p",
+        "seq": seq,
+        "type": "new_message",
+        "recipients": recipients or ["*"],
+        "data": {},
+        "created_at": iso(utcnow() - timedelta(seconds=age_s)),
+    }
+
+
+class FakeEvents:
+    """An event log in memory, standing in for EventStore."""
+
+    def __init__(self, stored: list[dict[str, Any]], latest: int) -> None:
+        self.stored = stored
+        self.latest = latest
+
+    async def latest_seq(self, project_id: str) -> int:
+        return self.latest
+
+    async def after(self, project_id: str, after: int, limit: int, upto: int | None = None) -> list[dict[str, Any]]:
+        found = [e for e in self.stored if e["seq"] > after and (upto is None or e["seq"] <= upto)]
+        return sorted(found, key=lambda e: e["seq"])[:limit]
+
+
+def _drain(queue: Any) -> list[int]:
+    seqs = []
+    while not queue.empty():
+        seqs.append(queue.get_nowait()["seq"])
+    return seqs
+
+
+async def test_out_of_order_and_repeated_events_come_out_once_in_order() -> None:
+    hub = Hub(FakeEvents([_event(1)], latest=1), gap_wait_s=2.0, sweep_interval_s=1.0)  # type: ignore[arg-type]
+    listener, settled = await hub.subscribe("p", "a")
+    assert settled == 1
+    for seq in (4, 2, 4, 3, 2, 1, 5):
+        hub.publish(_event(seq))
+    assert _drain(listener.queue) == [2, 3, 4, 5]
+
+
+async def test_a_listener_gets_only_events_addressed_to_its_agent() -> None:
+    hub = Hub(FakeEvents([], latest=0), gap_wait_s=2.0, sweep_interval_s=1.0)  # type: ignore[arg-type]
+    bob, _ = await hub.subscribe("p", "bob")
+    carol, _ = await hub.subscribe("p", "carol")
+    hub.publish(_event(1, ["bob"]))
+    hub.publish(_event(2, ["*"]))
+    hub.publish(_event(3, ["carol"]))
+    assert _drain(bob.queue) == [1, 2]
+    assert _drain(carol.queue) == [2, 3]
+
+
+async def test_a_seq_that_never_commits_is_skipped_after_the_gap_wait(monkeypatch: Any) -> None:
+    events = FakeEvents([], latest=0)
+    hub = Hub(events, gap_wait_s=2.0, sweep_interval_s=1.0)  # type: ignore[arg-type]
+    listener, _ = await hub.subscribe("p", "a")
+    clock = [100.0]
+    monkeypatch.setattr("nexysync_server.realtime.hub.time.monotonic", lambda: clock[0])
+    hub.publish(_event(2))
+    events.stored = [_event(2)]
+    await hub.sweep("p")
+    assert _drain(listener.queue) == []  # seq 1 may still be committing
+    clock[0] += 2.5
+    await hub.sweep("p")
+    assert _drain(listener.queue) == [2]  # seq 1 was lost by its writer
+    hub.publish(_event(1))
+    assert _drain(listener.queue) == []  # and is never delivered after 2
+
+
+async def test_the_sweep_fills_a_gap_from_the_log() -> None:
+    events = FakeEvents([], latest=0)
+    hub = Hub(events, gap_wait_s=2.0, sweep_interval_s=1.0)  # type: ignore[arg-type]
+    listener, _ = await hub.subscribe("p", "a")
+    hub.publish(_event(2))
+    events.stored = [_event(1), _event(2), _event(3)]
+    await hub.sweep("p")
+    assert _drain(listener.queue) == [1, 2, 3]
+
+
+async def test_a_new_feed_starts_after_the_settled_prefix() -> None:
+    # seq 3 is still being written (young gap): the feed settles at 2 and waits for 3.
+    events = FakeEvents([_event(1), _event(2), _event(4)], latest=4)
+    hub = Hub(events, gap_wait_s=2.0, sweep_interval_s=1.0)  # type: ignore[arg-type]
+    listener, settled = await hub.subscribe("p", "a")
+    assert settled == 2
+    hub.publish(_event(3))
+    assert _drain(listener.queue) == [3, 4]
+
+
+def test_contiguous_stops_at_a_young_gap_and_passes_an_old_one() -> None:
+    now = utcnow()
+    young = [_event(1), _event(3)]
+    assert [e["seq"] for e in contiguous(young, 0, now, 2.0)[0]] == [1]
+    assert contiguous(young, 0, now, 2.0)[1] == 1
+    old = [_event(1, age_s=10), _event(3, age_s=10)]
+    taken, passed = contiguous(old, 0, now, 2.0)
+    assert [e["seq"] for e in taken] == [1, 3] and passed == 3
+
+
+async def test_drain_ends_every_listener_after_its_queued_events() -> None:
+    hub = Hub(FakeEvents([], latest=0), gap_wait_s=2.0, sweep_interval_s=1.0)  # type: ignore[arg-type]
+    listener, _ = await hub.subscribe("p", "a")
+    hub.publish(_event(1))
+    hub.drain()
+    assert listener.queue.get_nowait()["seq"] == 1
+    assert listener.queue.get_nowait() is None
+    assert hub.draining

@@ -58,6 +58,12 @@ def _sse(event: dict[str, Any]) -> SSEvent:
     return SSEvent(event=event["type"], event_id=str(event["seq"]), json=public(event))
 
 
+def _reset(seq: int, oldest: int | None, latest: int) -> SSEvent:
+    """Tell the client that events before ``seq`` are gone: it should re-list its inbox."""
+    data = {"oldest_seq": oldest, "latest_seq": latest}
+    return _sse({"seq": seq, "type": "reset", "created_at": iso(utcnow()), "data": data})
+
+
 class Stream:
     """``GET /v1/stream``: the caller's events, pushed as Server-Sent Events."""
 
@@ -97,28 +103,14 @@ class Stream:
             sent = settled if last is None else last
             if sent > settled and sent > await events.latest_seq(listener.project_id):
                 # An id from the future (a wiped database, another deployment): start over.
-                yield _sse(
-                    {
-                        "seq": settled,
-                        "type": "reset",
-                        "created_at": iso(utcnow()),
-                        "data": {"oldest_seq": None, "latest_seq": settled},
-                    }
-                )
+                yield _reset(settled, None, settled)
                 sent = settled
             if sent < settled:
                 oldest = await events.oldest_seq(listener.project_id)
                 if oldest is None or oldest > sent + 1:
                     # What the client missed has expired: say so, and go on from what is kept.
                     gap_end = settled if oldest is None else oldest - 1
-                    yield _sse(
-                        {
-                            "seq": gap_end,
-                            "type": "reset",
-                            "created_at": iso(utcnow()),
-                            "data": {"oldest_seq": oldest, "latest_seq": settled},
-                        }
-                    )
+                    yield _reset(gap_end, oldest, settled)
                     sent = gap_end
                 while sent < settled:
                     page = await events.after(listener.project_id, sent, _REPLAY_PAGE, upto=settled)

@@ -10,7 +10,7 @@ Events carry ids and plaintext routing only, never content, and expire after a T
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,9 @@ from ..ids import iso, parse_rfc3339, utcnow
 from .batching import Batcher
 
 EVERYONE = "*"
+# The type of an event that only fills a reserved seq (the write it was for did not happen);
+# it is addressed to nobody, so no client ever sees it.
+FILLER = "filler"
 
 
 def public(event: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +78,8 @@ class EventStore:
         self._ttl = timedelta(days=ttl_days)
         # Concurrent appends take their numbers with one $inc per project and are written
         # with one insert_many.
-        self._appends: Batcher[dict[str, Any], dict[str, Any]] = Batcher(self._append_batch)
+        self._numbers: Batcher[str, dict[str, Any]] = Batcher(self._number_batch)
+        self._writes: Batcher[dict[str, Any], None] = Batcher(self._write_batch)
 
     async def ensure_indexes(self) -> None:
         """Create the (project, seq) index and the TTL index."""
@@ -84,38 +88,59 @@ class EventStore:
 
     async def append(self, project_id: str, kind: str, recipients: list[str], data: dict[str, Any]) -> dict[str, Any]:
         """Number and store one event; return it with its ``seq``."""
-        return await self._appends.submit(
-            {"project_id": project_id, "type": kind, "recipients": recipients, "data": data}
-        )
+        event = await self.reserve(project_id)
+        event.update(type=kind, recipients=recipients, data=data)
+        await self.store(event)
+        return event
 
-    async def _append_batch(self, items: list[dict[str, Any]]) -> list[dict[str, Any] | BaseException]:
-        by_project: dict[str, list[int]] = defaultdict(list)
-        for index, item in enumerate(items):
-            by_project[item["project_id"]].append(index)
-        now = utcnow()
-        docs: list[dict[str, Any]] = [{} for _ in items]
-        for project_id, indexes in by_project.items():
+    async def reserve(self, project_id: str) -> dict[str, Any]:
+        """Take the next ``seq`` of a project; return the event-to-be (fill in type, recipients, data).
+
+        A reserved ``seq`` must be stored, even as a filler addressed to nobody: until it is,
+        every reader of the project holds later events back (for up to the gap wait).
+        """
+        return await self._numbers.submit(project_id)
+
+    async def store(self, event: dict[str, Any]) -> None:
+        """Write a reserved event."""
+        await self._writes.submit(event)
+
+    async def _number_batch(self, project_ids: list[str]) -> list[dict[str, Any] | BaseException]:
+        counts = Counter(project_ids)
+        firsts: dict[str, int] = {}
+        for project_id, count in counts.items():
             counter = await self.counters.find_one_and_update(
                 {"_id": f"events:{project_id}"},
-                {"$inc": {"seq": len(indexes)}},
+                {"$inc": {"seq": count}},
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
             )
-            first = int(counter["seq"]) - len(indexes) + 1
-            for offset, index in enumerate(indexes):
-                seq = first + offset
-                docs[index] = {
+            firsts[project_id] = int(counter["seq"]) - count + 1
+        now = utcnow()
+        events: list[dict[str, Any] | BaseException] = []
+        for project_id in project_ids:
+            seq = firsts[project_id]
+            firsts[project_id] += 1
+            events.append(
+                {
                     "_id": f"{project_id}:{seq:015d}",
-                    **items[index],
+                    "project_id": project_id,
                     "seq": seq,
+                    "type": FILLER,
+                    "recipients": [],
+                    "data": {},
                     "created_at": iso(now),
                     "expires_at": now + self._ttl,
                 }
-        if len(docs) == 1:
-            await self.col.insert_one(docs[0])
+            )
+        return events
+
+    async def _write_batch(self, events: list[dict[str, Any]]) -> list[BaseException | None]:
+        if len(events) == 1:
+            await self.col.insert_one(events[0])
         else:
-            await self.col.insert_many(docs, ordered=False)
-        return list(docs)
+            await self.col.insert_many(events, ordered=False)
+        return [None] * len(events)
 
     async def after(self, project_id: str, after: int, limit: int, upto: int | None = None) -> list[dict[str, Any]]:
         """Return up to ``limit`` of the project's events with ``after < seq (<= upto)``, in ``seq`` order."""

@@ -60,6 +60,7 @@ class Hub:
         self._feeds: dict[str, _Feed] = {}
         self._opening: dict[str, asyncio.Lock] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._has_listeners = asyncio.Event()
         self.draining = False
 
     async def subscribe(self, project_id: str, agent_id: str) -> tuple[Listener, int]:
@@ -79,6 +80,7 @@ class Hub:
                     self._feeds[project_id] = feed
         listener = Listener(project_id, agent_id)
         feed.listeners.add(listener)
+        self._has_listeners.set()
         return listener, feed.delivered
 
     async def emit(self, project_id: str, kind: str, recipients: list[str], data: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +98,8 @@ class Hub:
         if not feed.listeners:
             del self._feeds[listener.project_id]
             self._opening.pop(listener.project_id, None)
+            if not self._feeds:
+                self._has_listeners.clear()
 
     async def reserve(self, project_id: str) -> dict[str, Any]:
         """Take the next ``seq`` of a project for an event to :meth:`commit` (or :meth:`fill`) later."""
@@ -123,9 +127,13 @@ class Hub:
             for listener in feed.listeners:
                 listener.queue.put_nowait(None)
 
-    def listening(self, project_id: str) -> bool:
-        """Tell whether any stream of this process follows the project."""
-        return project_id in self._feeds
+    def has_listeners(self) -> bool:
+        """Tell whether any stream of this process is open."""
+        return bool(self._feeds)
+
+    async def wait_for_listeners(self) -> None:
+        """Return once a stream of this process is open."""
+        await self._has_listeners.wait()
 
     def publish(self, event: dict[str, Any]) -> None:
         """Take an event from any source; release it and whatever it unblocks, in order."""

@@ -53,21 +53,11 @@ class Watcher:
 
     async def _run(self) -> None:
         while True:
+            # Nothing to deliver while no stream of this process listens: do not poll at all.
+            await self._hub.wait_for_listeners()
             try:
-                async with await self._events.watch(max_await_time_ms=_MAX_AWAIT_MS) as stream:
-                    idle_s = _IDLE_MIN_S
-                    while True:
-                        change = await stream.try_next()
-                        if change is None:
-                            # A database that honours maxAwaitTimeMS waited already; one that
-                            # answers at once (the embedded one) would be polled in a tight loop.
-                            await asyncio.sleep(idle_s)
-                            idle_s = min(idle_s * 2, _IDLE_MAX_S)
-                            continue
-                        idle_s = _IDLE_MIN_S
-                        document = change.get("fullDocument")
-                        if change.get("operationType") == "insert" and document and "seq" in document:
-                            self._hub.publish(document)
+                await self._follow()
+                continue
             except asyncio.CancelledError:
                 raise
             except PyMongoError as exc:
@@ -75,3 +65,24 @@ class Watcher:
             except Exception:
                 log.exception("event watcher failed; the sweeper covers, retrying in %.0f s", _RETRY_S)
             await asyncio.sleep(_RETRY_S)
+
+    async def _follow(self) -> None:
+        """Publish inserts until no stream listens any more.
+
+        Events written while nobody listened are not needed: a stream that opens reads the log
+        from where its feed starts.
+        """
+        async with await self._events.watch(max_await_time_ms=_MAX_AWAIT_MS) as stream:
+            idle_s = _IDLE_MIN_S
+            while self._hub.has_listeners():
+                change = await stream.try_next()
+                if change is None:
+                    # A database that honours maxAwaitTimeMS waited already; one that answers
+                    # at once (the embedded one) would be polled in a tight loop.
+                    await asyncio.sleep(idle_s)
+                    idle_s = min(idle_s * 2, _IDLE_MAX_S)
+                    continue
+                idle_s = _IDLE_MIN_S
+                document = change.get("fullDocument")
+                if change.get("operationType") == "insert" and document and "seq" in document:
+                    self._hub.publish(document)

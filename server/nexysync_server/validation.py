@@ -16,6 +16,12 @@ from .errors import Problem
 
 _MAX_ERRORS = 20
 _MAX_MESSAGE = 300
+# How the contract's Envelope pattern starts, as it appears in a validation message.
+_ENVELOPE_PATTERN = "^v1\\.[0-9a-f]{8}"
+_ENVELOPE_HINT = (
+    "must be ciphertext made by the client: v1.<kid>.<base64url(nonce||ciphertext||tag)> "
+    "(AES-256-GCM with the project key); plaintext is refused"
+)
 
 
 def _reject_constant(name: str) -> Any:
@@ -53,7 +59,11 @@ class SchemaValidator:
         listed = []
         for error in errors[:_MAX_ERRORS]:
             field = "/".join(str(part) for part in error.instance_path) or "(body)"
-            listed.append({"field": field, "message": error.message[:_MAX_MESSAGE]})
+            message = error.message
+            if _ENVELOPE_PATTERN in message:
+                # The pattern itself helps nobody: say what is expected instead.
+                message = _ENVELOPE_HINT
+            listed.append({"field": field, "message": message[:_MAX_MESSAGE]})
         fields = ", ".join(sorted({item["field"] for item in listed}))
         raise Problem(422, "VALIDATION_FAILED", f"The request body is not valid: {fields}.", errors=listed)
 

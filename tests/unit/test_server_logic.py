@@ -358,6 +358,9 @@ def test_plaintext_topic_is_a_422_naming_topic(validator: SchemaValidator) -> No
 
     assert [error["field"] for error in problem.errors or []] == ["topic"]
     assert "topic" in problem.description
+    # The message tells what to send, not the contract's regular expression.
+    assert "ciphertext made by the client" in (problem.errors or [{}])[0]["message"]
+    assert "[0-9a-f]" not in (problem.errors or [{}])[0]["message"]
 
 
 def test_extra_property_is_rejected(validator: SchemaValidator) -> None:

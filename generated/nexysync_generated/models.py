@@ -552,6 +552,7 @@ class EventType(StrEnum):
     new_message = 'new_message'
     message_acked = 'message_acked'
     presence_change = 'presence_change'
+    kv_update = 'kv_update'
     reset = 'reset'
 
 
@@ -571,7 +572,7 @@ class Event(BaseModel):
     data: Annotated[
         dict[str, Any],
         Field(
-            description='new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\n'
+            description='new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nkv_update: key, version, updated_by, deleted.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\n'
         ),
     ]
 
@@ -641,6 +642,53 @@ class PresenceList(BaseModel):
         populate_by_name=True,
     )
     data: list[Presence]
+
+
+class KvPut(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    value: Annotated[
+        str,
+        Field(
+            description='AES-256-GCM ciphertext envelope: v1.<kid>.<base64url(nonce12 || ciphertext || tag16)>.',
+            json_schema_extra={'x-nexysync-encrypted': True},
+            max_length=400000,
+            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+        ),
+    ]
+
+
+class KvEntry(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    key: Annotated[
+        str,
+        Field(
+            description='Plaintext (it routes): letters, digits and the characters . _ : -',
+            pattern='^[A-Za-z0-9._:-]{1,200}$',
+        ),
+    ]
+    value: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
+    version: Annotated[int, Field(ge=1)]
+    updated_by: Annotated[
+        str,
+        Field(
+            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
+            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+        ),
+    ]
+    updated_at: AwareDatetime
+
+
+class KvList(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: list[KvEntry]
+    next_cursor: str | None
 
 
 class Problem(BaseModel):

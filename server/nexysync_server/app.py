@@ -17,7 +17,7 @@ from .middleware import Authentication, Lifespan, RequestId
 from .realtime.hub import Hub
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
-from .resources import Context, agents, auth, health, me, messages, projects, realtime
+from .resources import Context, agents, auth, health, kv, me, messages, projects, realtime
 from .settings import Settings
 from .store import Store
 from .validation import SchemaValidator
@@ -91,5 +91,7 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/messages/{message_id}/pin", messages.Pin(ctx))
     app.add_route("/v1/stream", realtime.Stream(ctx, hub, presence))
     app.add_route("/v1/presence", realtime.PresenceList(ctx))
+    app.add_route("/v1/kv", kv.Collection(ctx))
+    app.add_route("/v1/kv/{key}", kv.Item(ctx, hub))
     app.add_route("/v1/events", realtime.Events(ctx))
     return app

@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from ..settings import Settings
 from .agents import AgentStore
 from .events import EventStore
+from .kv import KvStore
 from .messages import MessageStore
 from .presence import PresenceStore
 from .projects import ProjectStore
@@ -45,6 +46,7 @@ class Store:
         self.usage = UsageStore(self.db)
         self.events = EventStore(self.db, settings.event_ttl_days)
         self.presence = PresenceStore(self.db)
+        self.kv = KvStore(self.db)
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent; run at start-up)."""
@@ -57,6 +59,7 @@ class Store:
             self.usage,
             self.events,
             self.presence,
+            self.kv,
         ):
             await part.ensure_indexes()
 
@@ -75,6 +78,7 @@ class Store:
         await self.usage.delete_project(project_id)
         await self.events.delete_project(project_id)
         await self.presence.delete_project(project_id)
+        await self.kv.delete_project(project_id)
         await self.projects.delete(project_id)
 
     async def close(self) -> None:

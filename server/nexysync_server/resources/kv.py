@@ -1,0 +1,133 @@
+"""The key-value store (agent key): ETags are versions; If-Match / If-None-Match make writes conditional."""
+
+from __future__ import annotations
+
+import re
+
+import falcon
+import falcon.asgi
+
+from .. import params
+from ..errors import Problem, not_found
+from ..realtime.hub import Hub
+from ..store import kv
+from ..store.events import EVERYONE
+from . import Context, page_body
+
+_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+# Quotes are what RFC 9110 asks for; a bare version is accepted too, as clients often send one.
+_ETAG_RE = re.compile(r'^"?([0-9]{1,15})"?$')
+
+
+def _key(value: str | None, what: str = "Entry") -> str:
+    if value is None or not _KEY_RE.match(value):
+        raise not_found(what, "KV_NOT_FOUND")
+    return value
+
+
+def _if_match(req: falcon.asgi.Request) -> tuple[int | None, bool]:
+    """Read If-Match: a quoted version, or ``*`` for "must exist"."""
+    raw = req.get_header("If-Match")
+    if raw is None:
+        return None, False
+    if raw.strip() == "*":
+        return None, True
+    match = _ETAG_RE.match(raw.strip())
+    if match is None:
+        raise Problem(400, "INVALID_PARAMETER", 'If-Match must be an ETag from this API (e.g. "3") or *.')
+    return int(match.group(1)), False
+
+
+def _etag(entry: dict[str, object]) -> str:
+    return f'"{entry["version"]}"'
+
+
+def _changed(key: str) -> Problem:
+    return Problem(412, "PRECONDITION_FAILED", f"Entry '{key}' changed since that version (or exists); read it again.")
+
+
+class Collection:
+    """``GET /v1/kv``."""
+
+    auth = "agent"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """List entries in key order."""
+        prefix = req.get_param("prefix")
+        if prefix is not None and not _KEY_RE.match(prefix):
+            raise Problem(400, "INVALID_PARAMETER", "Query parameter 'prefix' must be the start of a key.")
+        cursor = req.get_param("cursor")
+        if cursor is not None and not _KEY_RE.match(cursor):
+            raise Problem(400, "INVALID_PARAMETER", "Query parameter 'cursor' must be the next_cursor of a page.")
+        docs, next_cursor = await self._ctx.store.kv.list(
+            req.context.agent["project_id"], prefix, params.limit(req), cursor
+        )
+        resp.media = page_body([kv.public(doc) for doc in docs], next_cursor)
+
+
+class Item:
+    """``/v1/kv/{key}``."""
+
+    auth = "agent"
+
+    def __init__(self, ctx: Context, hub: Hub) -> None:
+        self._ctx = ctx
+        self._hub = hub
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
+        """Return an entry with its ETag."""
+        entry = await self._ctx.store.kv.get(req.context.agent["project_id"], _key(key))
+        if entry is None:
+            raise not_found(f"Entry '{key}'", "KV_NOT_FOUND")
+        resp.set_header("ETag", _etag(entry))
+        resp.media = kv.public(entry)
+
+    async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
+        """Create or replace an entry, if its preconditions hold; announce it."""
+        _key(key)
+        version, must_exist = _if_match(req)
+        none_match = req.get_header("If-None-Match")
+        if none_match is not None and none_match.strip() != "*":
+            raise Problem(400, "INVALID_PARAMETER", "If-None-Match supports only *.")
+        body = await self._ctx.body(req, "KvPut")
+        agent = req.context.agent
+        try:
+            entry, created = await self._ctx.store.kv.put(
+                agent["project_id"],
+                key,
+                body["value"],
+                agent["slug"],
+                if_version=version,
+                if_exists=must_exist,
+                if_absent=none_match is not None,
+            )
+        except kv.PreconditionFailed as exc:
+            raise _changed(key) from exc
+        await self._announce(agent["project_id"], entry, deleted=False)
+        if created:
+            resp.status = falcon.HTTP_201
+            resp.location = f"/v1/kv/{key}"
+        resp.set_header("ETag", _etag(entry))
+        resp.media = kv.public(entry)
+
+    async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
+        """Delete an entry, if its precondition holds; announce it."""
+        _key(key)
+        version, _ = _if_match(req)
+        project_id = req.context.agent["project_id"]
+        try:
+            deleted = await self._ctx.store.kv.delete(project_id, key, version)
+        except kv.PreconditionFailed as exc:
+            raise _changed(key) from exc
+        if deleted is None:
+            raise not_found(f"Entry '{key}'", "KV_NOT_FOUND")
+        deleted["updated_by"] = req.context.agent["slug"]
+        await self._announce(project_id, deleted, deleted=True)
+        resp.status = falcon.HTTP_204
+
+    async def _announce(self, project_id: str, entry: dict[str, object], *, deleted: bool) -> None:
+        data = {"key": entry["key"], "version": entry["version"], "updated_by": entry["updated_by"], "deleted": deleted}
+        await self._hub.emit(project_id, "kv_update", [EVERYONE], data)

@@ -1,0 +1,142 @@
+"""The project-wide key-value store: plaintext keys, encrypted values, versions for ETags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from ..ids import iso, utcnow
+
+# The highest character a key may hold ('z'); a prefix range ends just above it.
+_AFTER_LAST_KEY_CHAR = "{"
+_WRITE_ATTEMPTS = 10
+
+
+class PreconditionFailed(Exception):
+    """The entry changed since the version the caller gave, or exists where it must not."""
+
+
+def public(entry: dict[str, Any]) -> dict[str, Any]:
+    """Return the API representation of an entry."""
+    return {
+        "key": entry["key"],
+        "value": entry["value"],
+        "version": entry["version"],
+        "updated_by": entry["updated_by"],
+        "updated_at": entry["updated_at"],
+    }
+
+
+class KvStore:
+    """The ``kv`` collection."""
+
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.col = db["kv"]
+
+    async def ensure_indexes(self) -> None:
+        """Create the per-project key index used for listing."""
+        await self.col.create_index([("project_id", 1), ("key", 1)])
+
+    async def get(self, project_id: str, key: str) -> dict[str, Any] | None:
+        """Find an entry."""
+        return await self.col.find_one({"_id": f"{project_id}:{key}"})
+
+    async def put(
+        self,
+        project_id: str,
+        key: str,
+        value: str,
+        author: str,
+        *,
+        if_version: int | None = None,
+        if_exists: bool = False,
+        if_absent: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Create or replace an entry; return it and whether it was created.
+
+        Args:
+            project_id: The project.
+            key: The entry's key.
+            value: The new (encrypted) value.
+            author: Slug of the writing agent.
+            if_version: Replace only if the stored version is this one.
+            if_exists: Replace only if the entry exists (``If-Match: *``).
+            if_absent: Create only (``If-None-Match: *``).
+
+        Raises:
+            PreconditionFailed: a condition does not hold.
+        """
+        doc_id = f"{project_id}:{key}"
+        now = iso(utcnow())
+        for _ in range(_WRITE_ATTEMPTS):
+            current = None if if_absent else await self.col.find_one({"_id": doc_id})
+            if current is None:
+                if if_version is not None or if_exists:
+                    raise PreconditionFailed(key)
+                entry = {
+                    "_id": doc_id,
+                    "project_id": project_id,
+                    "key": key,
+                    "value": value,
+                    "version": 1,
+                    "updated_by": author,
+                    "updated_at": now,
+                }
+                try:
+                    await self.col.insert_one(entry)
+                except DuplicateKeyError:
+                    if if_absent:
+                        raise PreconditionFailed(key) from None
+                    continue  # created meanwhile: replace it on the next round
+                return entry, True
+            if if_version is not None and current["version"] != if_version:
+                raise PreconditionFailed(key)
+            updated = await self.col.find_one_and_update(
+                {"_id": doc_id, "version": current["version"]},
+                {"$set": {"value": value, "updated_by": author, "updated_at": now}, "$inc": {"version": 1}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if updated is not None:
+                return updated, False
+            if if_version is not None:
+                raise PreconditionFailed(key)  # someone else wrote between our read and write
+        raise RuntimeError(f"entry {key!r} kept changing under {_WRITE_ATTEMPTS} writes in a row")
+
+    async def delete(self, project_id: str, key: str, if_version: int | None = None) -> dict[str, Any] | None:
+        """Delete an entry (only at ``if_version`` if given); return what was deleted, or ``None``.
+
+        Raises:
+            PreconditionFailed: the entry exists at another version.
+        """
+        query: dict[str, Any] = {"_id": f"{project_id}:{key}"}
+        if if_version is not None:
+            query["version"] = if_version
+        deleted = await self.col.find_one_and_delete(query)
+        if deleted is None and if_version is not None and await self.get(project_id, key) is not None:
+            raise PreconditionFailed(key)
+        return deleted
+
+    async def list(
+        self, project_id: str, prefix: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Page through entries in key order, optionally under a prefix."""
+        bounds: dict[str, str] = {}
+        if prefix:
+            bounds = {"$gte": prefix, "$lt": prefix + _AFTER_LAST_KEY_CHAR}
+        if cursor is not None:
+            bounds["$gt"] = cursor
+        query: dict[str, Any] = {"project_id": project_id}
+        if bounds:
+            query["key"] = bounds
+        docs = [doc async for doc in self.col.find(query).sort("key", 1).limit(limit + 1)]
+        if len(docs) > limit:
+            docs = docs[:limit]
+            return docs, docs[-1]["key"]
+        return docs, None
+
+    async def delete_project(self, project_id: str) -> None:
+        """Delete every entry of a project."""
+        await self.col.delete_many({"project_id": project_id})

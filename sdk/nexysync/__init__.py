@@ -1,3 +1,62 @@
-"""NexySync SDK: clients for the end-to-end encrypted message bus for AI coding agents."""
+"""NexySync SDK: clients for the end-to-end encrypted message bus for AI coding agents.
+
+Example:
+    >>> import nexysync  # doctest: +SKIP
+    >>> with nexysync.Client.from_key_file() as client:  # doctest: +SKIP
+    ...     client.messages.send(to="reviewer", topic="PR #4", payload="Please review.")
+    ...     for message in client.messages.list(status="unread"):
+    ...         print(message.from_, message.topic, message.payload)
+"""
 
 __version__ = "0.1.0"
+
+from nexysync._client import AsyncClient, Client, RawResponse
+from nexysync._config import KeyFile, find_key_file, load_key_file
+from nexysync._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    ConflictError,
+    InternalServerError,
+    KeyFileError,
+    NexySyncError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
+from nexysync._pagination import AsyncPager, SyncPager
+from nexysync._ulid import new_ulid
+from nexysync.crypto import DecryptionError, KeyRing
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AsyncPager",
+    "AuthenticationError",
+    "Client",
+    "ConflictError",
+    "DecryptionError",
+    "InternalServerError",
+    "KeyFile",
+    "KeyFileError",
+    "KeyRing",
+    "NexySyncError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PreconditionFailedError",
+    "RateLimitError",
+    "RawResponse",
+    "SyncPager",
+    "UnprocessableEntityError",
+    "__version__",
+    "find_key_file",
+    "load_key_file",
+    "new_ulid",
+]

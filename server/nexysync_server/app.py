@@ -14,6 +14,7 @@ from nexysync_generated import load_spec, spec_path
 
 from .errors import handle_unexpected, serialize_problem
 from .middleware import Authentication, Lifespan, RequestId
+from .quotas import Quotas
 from .realtime.hub import Hub
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
@@ -55,7 +56,9 @@ def create_app(settings: Settings | None = None) -> Api:
         settings = dataclasses.replace(settings, jwt_secret=secrets.token_urlsafe(32))
     spec_text = spec_path().read_text(encoding="utf-8")
     store = Store(settings)
-    ctx = Context(settings=settings, store=store, validator=SchemaValidator(load_spec()))
+    ctx = Context(
+        settings=settings, store=store, validator=SchemaValidator(load_spec()), quotas=Quotas(settings, store)
+    )
 
     hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s)
     watcher = Watcher(store.events.col, hub)
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/projects/{project_id}/agents/{agent_id}/clone", agents.Clone(ctx))
     app.add_route("/v1/me", me.Me(ctx))
     app.add_route("/v1/agents", me.Directory(ctx))
+    app.add_route("/v1/quota", me.Quota(ctx))
     app.add_route("/v1/messages", messages.Collection(ctx, hub))
     app.add_route("/v1/messages/ack", messages.Ack(ctx, hub))
     app.add_route("/v1/messages/{message_id}", messages.Item(ctx))

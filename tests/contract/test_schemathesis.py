@@ -57,7 +57,15 @@ def _seed_data(base_url: str) -> dict[str, str]:
 
 def test_the_whole_contract_holds(dev_servers: Callable[..., object], tmp_path: Path) -> None:
     # Streams end quickly so that schemathesis reads whole SSE responses instead of timing out.
-    server = dev_servers(tmp_path / "data", {"NEXYSYNC_STREAM_MAX_DURATION_S": "0.5", "NEXYSYNC_HEARTBEAT_S": "0.2"})
+    # The message quota is raised so that sends keep reaching the code behind it all run long.
+    server = dev_servers(
+        tmp_path / "data",
+        {
+            "NEXYSYNC_STREAM_MAX_DURATION_S": "0.5",
+            "NEXYSYNC_HEARTBEAT_S": "0.2",
+            "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "1000000",
+        },
+    )
     base_url = server.base_url  # type: ignore[attr-defined]
     seeded = _seed_data(base_url)
     config = tmp_path / "schemathesis.toml"
@@ -105,6 +113,6 @@ expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5x
     report = result.stdout + result.stderr
     summary = report[report.find("SUMMARY") :] if "SUMMARY" in report else report[-3000:]
     assert result.returncode == 0, f"schemathesis found problems:\n{report[-20000:]}"
-    assert "Tested: 36" in summary, summary
+    assert "Tested: 37" in summary, summary
     for phase in ("Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in summary, f"{phase} phase did not pass:\n{summary}"

@@ -7,6 +7,7 @@ from typing import Any
 
 import falcon.asgi
 
+from ..quotas import Quotas
 from ..settings import Settings
 from ..store import Store
 from ..validation import SchemaValidator, read_json
@@ -14,11 +15,12 @@ from ..validation import SchemaValidator, read_json
 
 @dataclass(slots=True)
 class Context:
-    """What every resource needs: settings, the store and the contract's validator."""
+    """What every resource needs: settings, the store, the contract's validator and the quotas."""
 
     settings: Settings
     store: Store
     validator: SchemaValidator
+    quotas: Quotas
 
     async def body(self, req: falcon.asgi.Request, schema_name: str) -> Any:
         """Read the JSON body and check it against the contract's schema ``schema_name``."""

@@ -40,6 +40,7 @@ class Collection:
         """Create an agent; its API key is in this response and nowhere else."""
         await owned_project(self._ctx, req, project_id)
         body = await self._ctx.body(req, "AgentCreate")
+        await self._ctx.quotas.check_agent(project_id)
         try:
             agent, api_key = await self._ctx.store.agents.create(
                 project_id, body["slug"], body["name"], body.get("role", ""), body.get("capabilities", [])
@@ -124,6 +125,7 @@ class Clone:
         if await self._ctx.store.projects.get_owned(target_id, req.context.user_id) is None:
             # 403, not 404: the path named an agent that exists; what is refused is the target.
             raise Problem(403, "TARGET_PROJECT_FORBIDDEN", "Agents can be cloned only into another project you own.")
+        await self._ctx.quotas.check_agent(target_id)
         try:
             agent, api_key = await self._ctx.store.agents.create(
                 target_id, source["slug"], source["name"], source["role"], source["capabilities"]

@@ -46,3 +46,16 @@ class Directory:
         project_id = req.context.agent["project_id"]
         docs, next_cursor = await self._ctx.store.agents.list(project_id, params.limit(req), params.cursor(req))
         resp.media = page_body([agents.public(doc) for doc in docs], next_cursor)
+
+
+class Quota:
+    """``/v1/quota``: the caller's project usage against its limits."""
+
+    auth = "agent"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Report the same counters as the owner's /usage."""
+        resp.media = await self._ctx.quotas.usage(req.context.agent["project_id"])

@@ -67,6 +67,7 @@ class Collection:
             parent = await store.messages.get(project_id, body["reply_to"])
             if parent is None or not messages.visible_to(parent, sender["_id"]):
                 raise not_found(f"Message {body['reply_to']} (reply_to)", "REPLY_TO_NOT_FOUND")
+        await self._ctx.quotas.check_message(project_id)
         ttl_hours = await store.projects.message_ttl_hours(project_id)
         if ttl_hours is None:
             raise not_found("Project", "PROJECT_NOT_FOUND")

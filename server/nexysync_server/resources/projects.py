@@ -10,7 +10,6 @@ import falcon.asgi
 from .. import params
 from ..errors import Problem, not_found
 from ..store import projects
-from ..store.usage import today
 from . import Context, page_body
 
 
@@ -91,15 +90,4 @@ class Usage:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
         """Report today's messages, storage and agents against their limits."""
         await owned_project(self._ctx, req, project_id)
-        settings = self._ctx.settings
-        store = self._ctx.store
-        resp.media = {
-            "project_id": project_id,
-            "day": today(),
-            "messages_today": await store.usage.messages_today(project_id),
-            "messages_per_day_limit": settings.quota_messages_per_day,
-            "storage_bytes": 0,
-            "storage_limit_bytes": settings.quota_storage_mb * 1024 * 1024,
-            "agents": await store.agents.count(project_id),
-            "agents_limit": settings.quota_agents,
-        }
+        resp.media = await self._ctx.quotas.usage(project_id)

@@ -44,10 +44,16 @@ class UsageStore:
 
     async def messages_today(self, project_id: str) -> int:
         """Return how many messages the project sent today."""
-        day = today()
-        doc = await self.col.find_one({"_id": f"{project_id}:{day}"})
-        stored = int(doc["messages"]) if doc else 0
-        return stored + self._pending[(project_id, day)]
+        return await self.stored_messages(project_id) + self.pending_messages(project_id)
+
+    async def stored_messages(self, project_id: str) -> int:
+        """Return today's count as written to the database (by every worker)."""
+        doc = await self.col.find_one({"_id": f"{project_id}:{today()}"})
+        return int(doc["messages"]) if doc else 0
+
+    def pending_messages(self, project_id: str) -> int:
+        """Return what this process counted today and has not written yet."""
+        return self._pending.get((project_id, today()), 0)
 
     async def flush(self) -> None:
         """Write the counts held in memory."""

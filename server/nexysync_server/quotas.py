@@ -1,0 +1,67 @@
+"""Per-project quotas: messages per day, agents (and storage, once files exist).
+
+Counts live in MongoDB, so they hold across workers. A check reads today's message count at
+most once a second per process (plus what this process counted since): across workers a
+project can overshoot by what the others sent in that second, which keeps a read off every send.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .cache import TtlCache
+from .errors import Problem
+from .settings import Settings
+from .store import Store
+from .store.usage import today
+
+_COUNT_TTL_S = 1.0
+
+
+def _exceeded(what: str, limit: int) -> Problem:
+    return Problem(
+        403, "QUOTA_EXCEEDED", f"The project has reached its quota of {limit} {what}; ask its owner to raise it."
+    )
+
+
+class Quotas:
+    """Check and report a project's usage against its limits.
+
+    Args:
+        settings: The limits.
+        store: Where usage is counted.
+    """
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._settings = settings
+        self._store = store
+        self._stored_today: TtlCache[tuple[str, str], int] = TtlCache(ttl_s=_COUNT_TTL_S)
+
+    async def check_message(self, project_id: str) -> None:
+        """Refuse a send when the project has used its messages for today."""
+        key = (project_id, today())
+        stored = self._stored_today.get(key)
+        if stored is None:
+            stored = await self._store.usage.stored_messages(project_id)
+            self._stored_today.put(key, stored)
+        if stored + self._store.usage.pending_messages(project_id) >= self._settings.quota_messages_per_day:
+            raise _exceeded("messages per day", self._settings.quota_messages_per_day)
+
+    async def check_agent(self, project_id: str) -> None:
+        """Refuse a new agent when the project has as many as it may."""
+        if await self._store.agents.count(project_id) >= self._settings.quota_agents:
+            raise _exceeded("agents", self._settings.quota_agents)
+
+    async def usage(self, project_id: str) -> dict[str, Any]:
+        """Report today's messages, storage and agents against their limits."""
+        settings = self._settings
+        return {
+            "project_id": project_id,
+            "day": today(),
+            "messages_today": await self._store.usage.messages_today(project_id),
+            "messages_per_day_limit": settings.quota_messages_per_day,
+            "storage_bytes": 0,
+            "storage_limit_bytes": settings.quota_storage_mb * 1024 * 1024,
+            "agents": await self._store.agents.count(project_id),
+            "agents_limit": settings.quota_agents,
+        }

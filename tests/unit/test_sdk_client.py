@@ -1,0 +1,620 @@
+"""Unit tests of the SDK client against a mocked transport: the operation layer, errors, retries, pages."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nexysync
+from nexysync import (
+    APIConnectionError,
+    APITimeoutError,
+    AsyncClient,
+    AuthenticationError,
+    Client,
+    ConflictError,
+    DecryptionError,
+    InternalServerError,
+    KeyRing,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
+from nexysync._transport import backoff_delay
+from nexysync.crypto import new_key
+from nexysync_generated import OPERATIONS
+
+PROJECT = "01JAAAAAAAAAAAAAAAAAAAAAAA"
+AGENT = "01JBBBBBBBBBBBBBBBBBBBBBBB"
+NOW = "2026-01-01T00:00:00Z"
+NOT_SDK = {"meta_openapi", "health_live", "health_ready", "stream_open"}
+ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+def problem(status: int, code: str, detail: str = "nope", headers: dict[str, str] | None = None) -> httpx.Response:
+    """Return a problem+json response as the server makes them."""
+    body = {"type": "about:blank", "title": "Error", "status": status, "detail": detail, "code": code}
+    body["request_id"] = "req-123"
+    return httpx.Response(
+        status,
+        json=body,
+        headers={"Content-Type": "application/problem+json", "X-Request-Id": "req-123", **(headers or {})},
+    )
+
+
+def agent_json(slug: str = "alice") -> dict[str, Any]:
+    """Return an Agent as the server serialises it."""
+    return {
+        "id": AGENT,
+        "project_id": PROJECT,
+        "slug": slug,
+        "name": slug,
+        "role": "",
+        "capabilities": [],
+        "key_prefix": "nsync_al",
+        "created_at": NOW,
+        "updated_at": NOW,
+        "last_seen_at": None,
+    }
+
+
+class FakeServer:
+    """An in-memory stand-in for the message API: stores whatever envelopes it is sent."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.requests: list[httpx.Request] = []
+        self.me_calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        if path == "/v1/me":
+            self.me_calls += 1
+            return httpx.Response(200, json={"agent": agent_json(), "project_id": PROJECT})
+        if path == "/v1/messages" and request.method == "POST":
+            body = json.loads(request.content)
+            if body["id"] in self.messages:
+                return httpx.Response(200, json=self.messages[body["id"]])
+            stored = {
+                "id": body["id"],
+                "project_id": PROJECT,
+                "from": "alice",
+                "to": body.get("to"),
+                "broadcast": bool(body.get("broadcast", False)),
+                "type": body["type"],
+                "priority": body.get("priority", "normal"),
+                "reply_to": body.get("reply_to"),
+                "topic": body["topic"],
+                "payload": body["payload"],
+                "metadata": body.get("metadata"),
+                "status": "sent",
+                "pinned": False,
+                "reactions": [],
+                "created_at": NOW,
+                "expires_at": NOW,
+            }
+            self.messages[body["id"]] = stored
+            return httpx.Response(201, json=stored)
+        if path == "/v1/messages" and request.method == "GET":
+            return httpx.Response(200, json={"data": list(self.messages.values()), "next_cursor": None})
+        match = re.fullmatch(r"/v1/messages/([0-9A-Z]{26})", path)
+        if match:
+            found = self.messages.get(match.group(1))
+            return httpx.Response(200, json=found) if found else problem(404, "NOT_FOUND")
+        match = re.fullmatch(r"/v1/messages/([0-9A-Z]{26})/thread", path)
+        if match:
+            return httpx.Response(200, json={"root_id": match.group(1), "data": list(self.messages.values())})
+        return problem(404, "NOT_FOUND")
+
+
+def make_client(handler: Callable[[httpx.Request], httpx.Response], **kwargs: Any) -> tuple[Client, list[float]]:
+    """Return a client over a mock transport, and the list its (fake) sleeps are recorded in."""
+    sleeps: list[float] = []
+    options: dict[str, Any] = {
+        "base_url": "http://api.test",
+        "api_key": "nsync_alice_" + "0" * 40,
+        "key_ring": KeyRing([bytes(range(32))]),
+        "project_id": PROJECT,
+        "http_client": httpx.Client(transport=httpx.MockTransport(handler)),
+        "sleep": sleeps.append,
+    }
+    options.update(kwargs)
+    return Client(**options), sleeps
+
+
+def sdk_operation_ids(client: Client | AsyncClient) -> set[str]:
+    """Return the operationIds that the client's resources have methods for."""
+    found: set[str] = set()
+    for resource in vars(client).values():
+        for _, method in inspect.getmembers(resource, callable):
+            operation_id = getattr(method, "__operation_id__", None)
+            if operation_id:
+                found.add(operation_id)
+    return found
+
+
+def test_every_operation_has_an_sdk_method_on_both_clients() -> None:
+    wanted = set(OPERATIONS) - NOT_SDK
+    sync_client, _ = make_client(FakeServer())
+    async_client = AsyncClient(base_url="http://api.test", api_key="k")
+    assert wanted - sdk_operation_ids(sync_client) == set()
+    assert wanted - sdk_operation_ids(async_client) == set()
+
+
+def test_sync_and_async_resources_have_the_same_surface() -> None:
+    sync_client, _ = make_client(FakeServer())
+    async_client = AsyncClient(base_url="http://api.test", api_key="k")
+    for name in ("messages", "me", "agents", "events", "presence", "kv", "quota", "auth", "projects", "project_agents"):
+        sync_names = {n for n, _ in inspect.getmembers(getattr(sync_client, name)) if not n.startswith("_")}
+        async_names = {n for n, _ in inspect.getmembers(getattr(async_client, name)) if not n.startswith("_")}
+        assert sync_names == async_names, name
+
+
+def test_public_names_are_exported() -> None:
+    for name in ("Client", "AsyncClient", "APIError", "KeyRing", "DecryptionError", "KeyFileError", "__version__"):
+        assert hasattr(nexysync, name)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [
+        (401, "UNAUTHENTICATED", AuthenticationError),
+        (403, "FORBIDDEN", PermissionDeniedError),
+        (404, "NOT_FOUND", NotFoundError),
+        (409, "CONFLICT", ConflictError),
+        (422, "VALIDATION_FAILED", UnprocessableEntityError),
+        (429, "RATE_LIMITED", RateLimitError),
+        (500, "INTERNAL", InternalServerError),
+        (503, "UNAVAILABLE", InternalServerError),
+    ],
+)
+def test_problem_responses_become_typed_errors(status: int, code: str, error: type[Exception]) -> None:
+    client, _ = make_client(lambda request: problem(status, code, "details here"), max_retries=0)
+    with pytest.raises(error) as caught:
+        client.me.get()
+    assert caught.value.status == status  # type: ignore[attr-defined]
+    assert caught.value.code == code  # type: ignore[attr-defined]
+    assert caught.value.detail == "details here"  # type: ignore[attr-defined]
+    assert caught.value.request_id == "req-123"  # type: ignore[attr-defined]
+    assert isinstance(caught.value.body, dict)  # type: ignore[attr-defined]
+    assert code in str(caught.value)
+
+
+def test_server_errors_are_retried_with_backoff_then_succeed() -> None:
+    answers = [problem(503, "UNAVAILABLE"), problem(500, "INTERNAL")]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0) if answers else httpx.Response(200, json={"agent": agent_json(), "project_id": PROJECT})
+
+    client, sleeps = make_client(handler)
+    assert client.me.get().project_id == PROJECT
+    assert len(sleeps) == 2
+    assert 0.375 <= sleeps[0] <= 0.5
+    assert 0.75 <= sleeps[1] <= 1.0
+    assert client.last_request_id is None or isinstance(client.last_request_id, str)
+
+
+def test_retry_after_is_honoured() -> None:
+    answers = [problem(429, "RATE_LIMITED", headers={"Retry-After": "3"})]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0) if answers else httpx.Response(200, json={"agent": agent_json(), "project_id": PROJECT})
+
+    client, sleeps = make_client(handler)
+    client.me.get()
+    assert sleeps == [3.0]
+
+
+def test_retries_stop_after_max_retries_and_raise() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return problem(503, "UNAVAILABLE")
+
+    client, sleeps = make_client(handler)
+    with pytest.raises(InternalServerError):
+        client.me.get()
+    assert len(calls) == 3
+    assert len(sleeps) == 2
+
+
+def test_client_errors_other_than_408_409_429_are_not_retried() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return problem(404, "NOT_FOUND")
+
+    client, sleeps = make_client(handler)
+    with pytest.raises(NotFoundError):
+        client.me.get()
+    assert len(calls) == 1
+    assert sleeps == []
+
+
+def test_connection_errors_are_retried_then_raised() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    client, sleeps = make_client(handler)
+    with pytest.raises(APIConnectionError):
+        client.me.get()
+    assert len(sleeps) == 2
+
+
+def test_timeouts_raise_api_timeout_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    client, _ = make_client(handler, max_retries=0)
+    with pytest.raises(APITimeoutError):
+        client.me.get()
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    assert backoff_delay(0, rand=lambda: 0.0) == 0.5
+    assert backoff_delay(0, rand=lambda: 1.0) == 0.375
+    assert backoff_delay(3, rand=lambda: 0.0) == 4.0
+    assert backoff_delay(10, rand=lambda: 0.0) == 8.0
+    assert backoff_delay(10, rand=lambda: 1.0) == 6.0
+
+
+def test_with_options_copies_without_changing_the_original() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return problem(503, "UNAVAILABLE")
+
+    client, _ = make_client(handler)
+    with pytest.raises(InternalServerError):
+        client.with_options(max_retries=0, timeout=1.5).me.get()
+    assert len(calls) == 1
+    with pytest.raises(InternalServerError):
+        client.me.get()
+    assert len(calls) == 4
+
+
+def test_a_retried_send_reuses_its_message_id_as_idempotency_key() -> None:
+    server = FakeServer()
+    failures = [problem(502, "BAD_GATEWAY")]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and failures:
+            server.requests.append(request)
+            return failures.pop(0)
+        return server(request)
+
+    client, sleeps = make_client(handler)
+    sent = client.messages.send("bob", topic="hi", payload="hello")
+    posts = [r for r in server.requests if r.method == "POST"]
+    assert len(posts) == 2
+    keys = {r.headers["Idempotency-Key"] for r in posts}
+    assert keys == {sent.id}
+    assert {json.loads(r.content)["id"] for r in posts} == {sent.id}
+    assert len(server.messages) == 1
+    assert len(sleeps) == 1
+
+
+def test_other_writes_get_one_idempotency_key_across_retries_and_reads_none() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            return problem(409, "CONFLICT")
+        if request.method == "GET":
+            return httpx.Response(200, json={"agent": agent_json(), "project_id": PROJECT})
+        return httpx.Response(200, json={"acked": [], "not_found": [AGENT]})
+
+    client, _ = make_client(handler)
+    client.messages.ack([AGENT])
+    assert seen[0].headers["Idempotency-Key"] == seen[1].headers["Idempotency-Key"]
+    assert ULID_RE.match(seen[0].headers["Idempotency-Key"])
+    client.me.get()
+    assert "Idempotency-Key" not in seen[-1].headers
+
+
+def test_bearer_auth_and_paths_come_from_the_operation_table() -> None:
+    server = FakeServer()
+    client, _ = make_client(server)
+    client.me.get()
+    request = server.requests[-1]
+    assert request.headers["Authorization"] == "Bearer nsync_alice_" + "0" * 40
+    assert request.url.path == OPERATIONS["me_get"].path
+
+
+def test_send_encrypts_on_the_wire_and_returns_plaintext() -> None:
+    server = FakeServer()
+    client, _ = make_client(server)
+    sent = client.messages.send("bob", topic="Deploy", payload="secret plan", metadata={"pr": 4, "tags": ["a"]})
+    assert ULID_RE.match(sent.id)
+    assert (sent.topic, sent.payload, sent.metadata) == ("Deploy", "secret plan", {"pr": 4, "tags": ["a"]})
+    assert sent.from_ == "alice"
+    wire = server.requests[-1].content.decode()
+    assert "secret plan" not in wire and "Deploy" not in wire and "tags" not in wire
+    stored = server.messages[sent.id]
+    for field in ("topic", "payload", "metadata"):
+        assert stored[field].startswith("v1.")
+    got = client.messages.get(sent.id)
+    assert (got.topic, got.payload, got.metadata) == ("Deploy", "secret plan", {"pr": 4, "tags": ["a"]})
+    listed = list(client.messages.list())
+    assert [m.payload for m in listed] == ["secret plan"]
+    thread = client.messages.thread(sent.id)
+    assert thread.data[0].metadata == {"pr": 4, "tags": ["a"]}
+    assert isinstance(got, nexysync._operations.plain_model(type(got).__mro__[1]))
+
+
+def test_a_tampered_envelope_raises_decryption_error_naming_record_and_field() -> None:
+    server = FakeServer()
+    client, _ = make_client(server)
+    sent = client.messages.send("bob", topic="t", payload="p")
+    envelope = server.messages[sent.id]["payload"]
+    middle = len(envelope) // 2 + 10
+    flipped = "A" if envelope[middle] != "A" else "B"
+    server.messages[sent.id]["payload"] = envelope[:middle] + flipped + envelope[middle + 1 :]
+    with pytest.raises(DecryptionError) as caught:
+        client.messages.get(sent.id)
+    assert caught.value.record == f"message/{sent.id}"
+    assert caught.value.field == "payload"
+
+
+def test_a_message_served_under_another_id_fails_to_decrypt() -> None:
+    server = FakeServer()
+    client, _ = make_client(server)
+    first = client.messages.send("bob", topic="one", payload="first")
+    second = client.messages.send("bob", topic="two", payload="second")
+    server.messages[second.id] = {**server.messages[first.id]}
+    with pytest.raises(DecryptionError):
+        client.messages.get(second.id)
+
+
+def test_a_foreign_key_cannot_read_the_messages() -> None:
+    server = FakeServer()
+    client, _ = make_client(server)
+    sent = client.messages.send("bob", topic="t", payload="p")
+    stranger, _ = make_client(server, key_ring=KeyRing([new_key()]))
+    with pytest.raises(DecryptionError, match="not in the key ring"):
+        stranger.messages.get(sent.id)
+
+
+def test_the_project_id_is_fetched_once_from_me_when_not_configured() -> None:
+    server = FakeServer()
+    client, _ = make_client(server, project_id=None)
+    client.messages.send("bob", topic="t", payload="p")
+    client.messages.send("bob", topic="t", payload="q")
+    assert server.me_calls == 1
+    assert client.project_id == PROJECT
+
+
+def test_the_low_level_call_takes_plaintext_and_an_explicit_id() -> None:
+    server = FakeServer()
+    client, _ = make_client(server)
+    body = {"id": nexysync.new_ulid(), "to": "bob", "type": "request", "topic": "t", "payload": "p"}
+    first = client.call("messages_send", body=body)
+    again = client.call("messages_send", body=body)
+    assert first.id == again.id == body["id"]
+    assert again.payload == "p"
+    assert len(server.messages) == 1
+
+
+def test_pagination_follows_next_cursor_lazily() -> None:
+    pages = {None: (["a", "b"], "C1"), "C1": (["c"], "C2"), "C2": (["d"], None)}
+    cursors: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cursor = request.url.params.get("cursor")
+        cursors.append(cursor)
+        slugs, next_cursor = pages[cursor]
+        assert request.url.params.get("limit") == "2"
+        return httpx.Response(200, json={"data": [agent_json(s) for s in slugs], "next_cursor": next_cursor})
+
+    client, _ = make_client(handler)
+    pager = client.agents.list(limit=2)
+    assert cursors == []
+    assert [agent.slug for agent in pager] == ["a", "b", "c", "d"]
+    assert cursors == [None, "C1", "C2"]
+    first = pager.first_page()
+    assert [a.slug for a in first.data] == ["a", "b"] and first.next_cursor == "C1"
+
+
+def test_query_parameters_use_wire_names_and_values() -> None:
+    server = FakeServer()
+    client, _ = make_client(server)
+    list(client.messages.list(from_="bob", pinned=True, since=datetime(2026, 1, 1, tzinfo=UTC)))
+    params = server.requests[-1].url.params
+    assert params["from"] == "bob"
+    assert params["pinned"] == "true"
+    assert params["since"] == "2026-01-01T00:00:00+00:00"
+    assert "cursor" not in params
+
+
+def test_a_human_session_adopts_tokens_and_refreshes_once_on_401() -> None:
+    user = {"id": AGENT, "email": "a@b.test", "name": "A", "created_at": NOW}
+    issued = iter(["t1", "t2"])
+    auth_headers: list[str | None] = []
+
+    def tokens() -> dict[str, Any]:
+        return {
+            "access_token": next(issued),
+            "refresh_token": "r" * 43,
+            "token_type": "Bearer",
+            "expires_in": 900,
+            "user": user,
+        }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path in ("/v1/auth/login", "/v1/auth/refresh"):
+            return httpx.Response(200, json=tokens())
+        auth_headers.append(request.headers.get("Authorization"))
+        if request.headers.get("Authorization") == "Bearer t1":
+            return problem(401, "TOKEN_EXPIRED")
+        return httpx.Response(200, json={"data": [], "next_cursor": None})
+
+    client, _ = make_client(handler, api_key=None, key_ring=None, project_id=None)
+    client.auth.login(email="a@b.test", password="password1")
+    assert list(client.projects.list()) == []
+    assert auth_headers == ["Bearer t1", "Bearer t2"]
+
+
+def test_missing_path_or_required_query_parameters_fail_before_sending() -> None:
+    client, _ = make_client(FakeServer())
+    with pytest.raises(ValueError, match="path parameters"):
+        client.call("messages_get")
+    with pytest.raises(ValueError, match="confirm"):
+        client.call("projects_delete", path_params={"project_id": PROJECT})
+    with pytest.raises(ValueError, match="either"):
+        client.messages.send(topic="t", payload="p")
+
+
+def test_async_client_round_trip_retries_and_pagination() -> None:
+    server = FakeServer()
+    failures = [problem(503, "UNAVAILABLE", headers={"Retry-After": "2"})]
+    sleeps: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if failures:
+            return failures.pop(0)
+        return server(request)
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async def scenario() -> None:
+        async with AsyncClient(
+            base_url="http://api.test",
+            api_key="k",
+            key_ring=KeyRing([bytes(range(32))]),
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+            sleep=fake_sleep,
+        ) as client:
+            sent = await client.messages.send("bob", topic="hi", payload="async hello", metadata=[1, 2])
+            got = await client.messages.get(sent.id)
+            assert (got.payload, got.metadata) == ("async hello", [1, 2])
+            assert [m.topic async for m in client.messages.list()] == ["hi"]
+            first = await client.messages.list().first_page()
+            assert first.next_cursor is None
+            assert await client.get_project_id() == PROJECT
+            with pytest.raises(NotFoundError):
+                await client.with_options(max_retries=0).messages.get("01JZZZZZZZZZZZZZZZZZZZZZZZ")
+
+    asyncio.run(scenario())
+    assert sleeps == [2.0]
+    assert server.me_calls == 1
+
+
+def test_ulids_are_crockford_and_time_ordered() -> None:
+    ids = [nexysync.new_ulid(now_ms=ms) for ms in (1, 2, 10**12)]
+    assert all(ULID_RE.match(i) for i in ids)
+    assert ids == sorted(ids)
+    assert nexysync.new_ulid(now_ms=0).startswith("0000000000")
+    assert len({nexysync.new_ulid() for _ in range(1000)}) == 1000
+    with pytest.raises(ValueError):
+        nexysync.new_ulid(now_ms=1 << 48)
+
+
+def test_kv_values_are_bound_to_their_key_and_conditions_go_in_headers() -> None:
+    store: dict[str, dict[str, Any]] = {}
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        key = request.url.path.rsplit("/", 1)[-1]
+        if request.method == "PUT":
+            current = f'"{store[key]["version"]}"' if key in store else None
+            if request.headers.get("If-Match") not in (None, current):
+                return problem(412, "PRECONDITION_FAILED")
+            value = json.loads(request.content)["value"]
+            version = store.get(key, {}).get("version", 0) + 1
+            store[key] = {"key": key, "value": value, "version": version, "updated_by": "alice", "updated_at": NOW}
+            return httpx.Response(201 if version == 1 else 200, json=store[key])
+        if request.method == "GET" and key != "kv":
+            return httpx.Response(200, json=store[key])
+        return httpx.Response(200, json={"data": list(store.values()), "next_cursor": None})
+
+    client, _ = make_client(handler)
+    created = client.kv.put("style.tabs", "four spaces", if_none_match=True)
+    assert (created.value, created.version) == ("four spaces", 1)
+    assert seen[-1].headers["If-None-Match"] == "*" and "If-Match" not in seen[-1].headers
+    assert "four spaces" not in seen[-1].content.decode()
+    assert client.kv.put("style.tabs", "tabs", if_match=1).version == 2
+    with pytest.raises(nexysync.PreconditionFailedError):
+        client.kv.put("style.tabs", "spaces", if_match=1)
+    assert client.kv.get("style.tabs").value == "tabs"
+    assert [entry.value for entry in client.kv.list(prefix="style.")] == ["tabs"]
+    store["other.key"] = {**store["style.tabs"], "key": "other.key"}
+    with pytest.raises(DecryptionError) as caught:
+        client.kv.get("other.key")
+    assert caught.value.record == "kv/other.key" and caught.value.field == "value"
+    with pytest.raises(ValueError, match="no header"):
+        client.call("kv_get", path_params={"key": "k"}, headers={"X-Other": "1"})
+
+
+def test_an_id_conflict_is_final_and_not_retried() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return problem(409, "ID_CONFLICT", "already sent with a different body")
+
+    client, sleeps = make_client(handler)
+    with pytest.raises(ConflictError) as caught:
+        client.messages.send("bob", topic="t", payload="p")
+    assert caught.value.code == "ID_CONFLICT"
+    assert (len(calls), sleeps) == (1, [])
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    topic=st.text(max_size=50),
+    payload=st.text(max_size=500),
+    metadata=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=10,
+    ),
+)
+def test_any_content_round_trips_through_the_operation_layer(topic: str, payload: str, metadata: Any) -> None:
+    server = FakeServer()
+    client, _ = make_client(server)
+    sent = client.messages.send("bob", topic=topic, payload=payload, metadata=metadata)
+    got = client.messages.get(sent.id)
+    assert (got.topic, got.payload, got.metadata) == (topic, payload, metadata)
+
+
+def test_call_raw_shows_the_wire_and_parses_on_demand() -> None:
+    server = FakeServer()
+    client, _ = make_client(server)
+    raw = client.call_raw("messages_send", body={"to": "bob", "type": "request", "topic": "t", "payload": "plain"})
+    assert raw.status_code == 201
+    assert raw.http_response.json()["payload"].startswith("v1.")
+    assert raw.call.json["id"] == raw.http_response.json()["id"] == raw.call.idempotency_key
+    assert raw.parse().payload == "plain"
+    missing = client.call_raw("messages_get", path_params={"message_id": "01JZZZZZZZZZZZZZZZZZZZZZZZ"})
+    assert missing.status_code == 404 and missing.request_id == "req-123"
+    with pytest.raises(NotFoundError):
+        missing.parse()
+
+
+def test_retry_after_too_long_or_malformed_falls_back_to_backoff() -> None:
+    def answer(value: str) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": value})
+
+    assert backoff_delay(0, answer("0"), rand=lambda: 0.0) == 0.0
+    assert backoff_delay(0, answer("1.5"), rand=lambda: 0.0) == 1.5
+    assert backoff_delay(1, answer("3600"), rand=lambda: 0.0) == 1.0
+    assert backoff_delay(1, answer("soon"), rand=lambda: 0.0) == 1.0
+    assert backoff_delay(2, answer("Wed, 21 Oct 2015 07:28:00 GMT"), rand=lambda: 0.0) == 2.0

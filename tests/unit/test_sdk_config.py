@@ -1,0 +1,128 @@
+"""Unit tests of SDK configuration: finding and reading ``.nexysync/key``, env vars, clear errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nexysync import Client, KeyFileError, find_key_file, load_key_file
+from nexysync.crypto import key_id
+
+KEY = bytes(range(32))
+OLD_KEY = bytes(range(1, 33))
+B64 = base64.b64encode(KEY).decode()
+ENV_NAMES = ("NEXYSYNC_API_URL", "NEXYSYNC_API_KEY", "NEXYSYNC_ENC_KEY")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each test without the developer's own NEXYSYNC_* variables."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def write_key(directory: Path, **fields: Any) -> Path:
+    """Write ``directory/.nexysync/key`` with the given fields and return its path."""
+    path = directory / ".nexysync" / "key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fields))
+    return path
+
+
+def minimal() -> dict[str, Any]:
+    """Return the smallest key file that works."""
+    return {"api_key": "nsync_alice_" + "a" * 40, "enc_key": B64, "api_url": "http://127.0.0.1:9"}
+
+
+def test_the_key_file_is_found_upward_from_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_key(tmp_path, **minimal())
+    nested = tmp_path / "a" / "b"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
+    assert find_key_file() == path.resolve()
+    config = load_key_file()
+    assert config.keys == (KEY,) and config.project_id is None and config.path == path.resolve()
+    client = Client.from_key_file()
+    assert client.base_url == "http://127.0.0.1:9"
+    assert client.key_ring is not None and client.key_ring.current_id == key_id(KEY)
+
+
+def test_a_full_key_file_gives_project_agent_and_keyring(tmp_path: Path) -> None:
+    path = write_key(
+        tmp_path,
+        **minimal(),
+        agent_name="alice",
+        custom_enc_key=True,
+        project_id="01JAAAAAAAAAAAAAAAAAAAAAAA",
+        keyring=[base64.b64encode(OLD_KEY).decode(), B64],
+    )
+    config = load_key_file(path)
+    assert config.keys == (OLD_KEY, KEY)
+    assert config.key_ring().current_id == key_id(KEY)
+    assert (config.agent_name, config.custom_enc_key, config.project_id) == (
+        "alice",
+        True,
+        "01JAAAAAAAAAAAAAAAAAAAAAAA",
+    )
+
+
+def test_env_vars_override_the_file_and_work_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_key(tmp_path, **minimal())
+    monkeypatch.setenv("NEXYSYNC_API_URL", "http://elsewhere.test")
+    assert load_key_file(path).api_url == "http://elsewhere.test"
+    monkeypatch.chdir(tmp_path / ".nexysync")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    monkeypatch.setattr("nexysync._config.find_key_file", lambda start=None: None)
+    monkeypatch.setenv("NEXYSYNC_API_KEY", "k")
+    monkeypatch.setenv("NEXYSYNC_ENC_KEY", B64)
+    config = load_key_file()
+    assert (config.api_key, config.api_url, config.path) == ("k", "http://elsewhere.test", None)
+
+
+def test_no_key_file_and_no_env_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("nexysync._config.find_key_file", lambda start=None: None)
+    with pytest.raises(KeyFileError, match=r"no \.nexysync/key found .* NEXYSYNC_API_URL"):
+        Client.from_key_file()
+    with pytest.raises(KeyFileError, match="does not exist"):
+        load_key_file(tmp_path / "nope")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"enc_key": None}, "lacks enc_key"),
+        ({"api_key": None, "api_url": None}, "lacks api_key, api_url"),
+        ({"enc_key": "not base64!!"}, "enc_key .* not valid standard base64"),
+        ({"enc_key": base64.b64encode(b"short").decode()}, "must decode to 32 bytes, got 5"),
+        ({"keyring": ["%%%"]}, r"keyring\[0\] .* not valid standard base64"),
+        ({"keyring": "one"}, "must be a list"),
+    ],
+)
+def test_malformed_key_files_give_clear_errors(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+    fields = {**minimal(), **change}
+    path = write_key(tmp_path, **{k: v for k, v in fields.items() if v is not None})
+    with pytest.raises(KeyFileError, match=message):
+        load_key_file(path)
+
+
+def test_a_key_file_that_is_not_json_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    path.write_text("{not json")
+    with pytest.raises(KeyFileError, match=f"{path} is not valid JSON"):
+        load_key_file(path)
+
+
+def test_a_bad_env_key_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEXYSYNC_ENC_KEY", base64.b64encode(b"x" * 16).decode())
+    with pytest.raises(KeyFileError, match="NEXYSYNC_ENC_KEY must decode to 32 bytes"):
+        Client(base_url="http://x.test", api_key="k")
+    monkeypatch.delenv("NEXYSYNC_ENC_KEY")
+    with pytest.raises(KeyFileError, match="NEXYSYNC_API_URL"):
+        Client(api_key="k")

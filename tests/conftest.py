@@ -141,7 +141,11 @@ def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     """One ``nexysync-server dev`` for the session, in its own temp data dir; stopped at the end."""
     root = tmp_path_factory.mktemp("dev-server")
     # Tests make many agents and thousands of messages in one project; quotas have their own test.
-    roomy = {"NEXYSYNC_QUOTA_AGENTS": "1000", "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "1000000"}
+    roomy = {
+        "NEXYSYNC_QUOTA_AGENTS": "1000",
+        "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "1000000",
+        "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "1000000",
+    }
     server = DevServer(root / "data", root / "logs", roomy)
     try:
         yield server.start()

@@ -29,6 +29,7 @@ from nexysync._errors import (
     UnprocessableEntityError,
 )
 from nexysync._pagination import AsyncPager, SyncPager
+from nexysync._stream import AsyncStream, AsyncStreamEvent, Stream, StreamEvent
 from nexysync._ulid import new_ulid
 from nexysync.crypto import DecryptionError, KeyRing
 
@@ -39,6 +40,8 @@ __all__ = [
     "APITimeoutError",
     "AsyncClient",
     "AsyncPager",
+    "AsyncStream",
+    "AsyncStreamEvent",
     "AuthenticationError",
     "Client",
     "ConflictError",
@@ -53,6 +56,8 @@ __all__ = [
     "PreconditionFailedError",
     "RateLimitError",
     "RawResponse",
+    "Stream",
+    "StreamEvent",
     "SyncPager",
     "UnprocessableEntityError",
     "__version__",

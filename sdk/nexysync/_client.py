@@ -20,6 +20,7 @@ from nexysync import resources
 from nexysync._config import ENV_API_KEY, ENV_API_URL, ENV_ENC_KEY, load_key_file
 from nexysync._errors import KeyFileError
 from nexysync._operations import Cipher, PreparedCall, needs_cipher, parse_response, prepare_call
+from nexysync._stream import AsyncStream, Stream
 from nexysync._transport import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncTransport, SyncTransport, TimeoutTypes
 from nexysync.crypto import KEY_BYTES, KeyRing
 from nexysync_generated import OPERATIONS
@@ -343,6 +344,28 @@ class Client(_ClientCore):
         self._adopt_tokens(operation_id, result)
         return result
 
+    def stream(self, *, last_event_id: int | str | None = None, **options: Any) -> Stream:
+        """Follow the caller's events live; reconnects, resumes and falls back to polling by itself.
+
+        Args:
+            last_event_id: Resume after this ``seq`` (a saved ``stream.last_event_id``); from now
+                by default.
+            **options: :class:`~nexysync._stream.Stream` settings: ``watchdog_s`` (60),
+                ``poll_interval_s`` (2), ``fallback_after`` (3), ``stream_retry_s`` (30), ``sleep``,
+                ``clock``, ``rand``.
+
+        Returns:
+            An iterator of :class:`~nexysync.StreamEvent`; ``event.message()`` fetches and decrypts
+            a ``new_message``'s message. Close it (or use ``with``) to stop.
+
+        Example:
+            >>> with client.stream() as events:  # doctest: +SKIP
+            ...     for event in events:
+            ...         if event.type == "new_message":
+            ...             print(event.message().payload)
+        """
+        return Stream(self, last_event_id=last_event_id, **options)
+
     def close(self) -> None:
         """Close the connection pool (unless you brought your own ``httpx.Client``)."""
         self._transport.close()
@@ -521,6 +544,16 @@ class AsyncClient(_ClientCore):
         result = raw.parse()
         self._adopt_tokens(operation_id, result)
         return result
+
+    def stream(self, *, last_event_id: int | str | None = None, **options: Any) -> AsyncStream:
+        """Follow the caller's events live (``async for``), as :meth:`Client.stream`.
+
+        Returns:
+            An async iterator of :class:`~nexysync.AsyncStreamEvent`; ``await event.message()``
+            fetches and decrypts a ``new_message``'s message. ``await stream.aclose()`` (or
+            ``async with``) stops it.
+        """
+        return AsyncStream(self, last_event_id=last_event_id, **options)
 
     async def aclose(self) -> None:
         """Close the connection pool (unless you brought your own ``httpx.AsyncClient``)."""

@@ -15,6 +15,7 @@ from nexysync_generated import load_spec, spec_path
 from .errors import handle_unexpected, serialize_problem
 from .middleware import Authentication, Lifespan, RequestId
 from .quotas import Quotas
+from .ratelimit import RateLimiter
 from .realtime.hub import Hub
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
@@ -63,7 +64,15 @@ def create_app(settings: Settings | None = None) -> Api:
     hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s)
     watcher = Watcher(store.events.col, hub)
     presence = Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s)
-    app = Api(hub, middleware=[RequestId(), Lifespan(store, hub, watcher, presence), Authentication(settings, store)])
+    limiter = RateLimiter(store.db, settings.rate_limit_per_minute)
+    app = Api(
+        hub,
+        middleware=[
+            RequestId(),
+            Lifespan(store, hub, watcher, presence, limiter),
+            Authentication(settings, store, limiter),
+        ],
+    )
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_problem)
     # Falcon picks the most specific handler, so HTTPError (and Problem) still go through its

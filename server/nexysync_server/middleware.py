@@ -11,6 +11,7 @@ import jwt
 
 from .errors import unauthorized
 from .ids import iso, new_id, utcnow
+from .ratelimit import RateLimiter
 from .realtime.hub import Hub
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
@@ -48,9 +49,10 @@ class Authentication:
         store: Where users and agents are.
     """
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, limiter: RateLimiter) -> None:
         self._settings = settings
         self._store = store
+        self._limiter = limiter
         # agent id -> monotonic time of the last last_seen_at write from this process; writing
         # once a minute keeps a write off the path of every request.
         self._last_touch: dict[str, float] = {}
@@ -67,6 +69,7 @@ class Authentication:
             req.context.user_id = self._user_from(token)
         else:
             req.context.agent = await self._agent_from(token)
+            await self._limiter.hit(req.context.agent["_id"])
 
     def _user_from(self, token: str) -> str:
         if API_KEY_RE.match(token):
@@ -109,16 +112,19 @@ def _bearer(req: falcon.asgi.Request) -> str:
 class Lifespan:
     """Open the database, create its indexes and start the background tasks; stop them at shutdown."""
 
-    def __init__(self, store: Store, hub: Hub, watcher: Watcher, presence: Presence) -> None:
+    def __init__(self, store: Store, hub: Hub, watcher: Watcher, presence: Presence, limiter: RateLimiter) -> None:
         self._store = store
         self._hub = hub
         self._watcher = watcher
         self._presence = presence
+        self._limiter = limiter
 
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Create every index before the first request, then start the background tasks."""
         await self._store.ensure_indexes()
+        await self._limiter.ensure_indexes()
         self._store.usage.start()
+        self._limiter.start()
         self._hub.start()
         self._watcher.start()
         self._presence.start()
@@ -129,4 +135,5 @@ class Lifespan:
         await self._watcher.stop()
         await self._hub.stop()
         await self._store.usage.stop()
+        await self._limiter.stop()
         await self._store.close()

@@ -26,6 +26,7 @@ class Settings:
     quota_messages_per_day: int = 1500
     quota_storage_mb: int = 50
     quota_agents: int = 10
+    rate_limit_per_minute: int = 600
     heartbeat_s: float = 25.0
     last_seen_interval_s: float = 60.0
     event_ttl_days: float = 7.0

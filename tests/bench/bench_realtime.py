@@ -99,6 +99,7 @@ class Api:
             # Far above what the run sends, so that no quota ends a phase early.
             "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "10000000",
             "NEXYSYNC_QUOTA_AGENTS": "100000",
+            "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "100000000",
             **(extra_env or {}),
         }
         command = [

@@ -141,7 +141,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as mongo:
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "NEXYSYNC_MONGODB_URI": mongo.uri, "NEXYSYNC_JWT_SECRET": "bench-" + "x" * 32}
+        env = {
+            **os.environ,
+            "NEXYSYNC_MONGODB_URI": mongo.uri,
+            "NEXYSYNC_JWT_SECRET": "bench-" + "x" * 32,
+            # The benchmark sends far more than an agent may per minute in production.
+            "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "100000000",
+            "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "100000000",
+        }
         api = subprocess.Popen(
             [
                 sys.executable,

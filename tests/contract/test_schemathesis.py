@@ -57,13 +57,14 @@ def _seed_data(base_url: str) -> dict[str, str]:
 
 def test_the_whole_contract_holds(dev_servers: Callable[..., object], tmp_path: Path) -> None:
     # Streams end quickly so that schemathesis reads whole SSE responses instead of timing out.
-    # The message quota is raised so that sends keep reaching the code behind it all run long.
+    # Quota and rate limit are raised so that requests keep reaching the code behind them all run long.
     server = dev_servers(
         tmp_path / "data",
         {
             "NEXYSYNC_STREAM_MAX_DURATION_S": "0.5",
             "NEXYSYNC_HEARTBEAT_S": "0.2",
             "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "1000000",
+            "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "1000000",
         },
     )
     base_url = server.base_url  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -43,6 +44,23 @@ def _list_query(
     limit: int | None,
 ) -> dict[str, Any]:
     return {"since": since, "status": status, "from": from_, "type": type, "pinned": pinned, "limit": limit}
+
+
+def _routing_matches(data: dict[str, Any], reply_to: str | None, from_: str | None) -> bool:
+    """Tell whether a ``new_message`` event's routing data is what ``wait`` looks for."""
+    if reply_to is not None and data.get("reply_to") != reply_to:
+        return False
+    return from_ is None or data.get("from") == from_
+
+
+def _earlier_reply(thread: Thread, me: str, reply_to: str, from_: str | None) -> Message | None:
+    """Return the first reply already in the thread (not the caller's own), if any."""
+    for message in thread.data:
+        if message.from_ != me and _routing_matches(
+            {"reply_to": message.reply_to, "from": message.from_}, reply_to, from_
+        ):
+            return message
+    return None
 
 
 def _is_id_conflict(error: ConflictError, body: dict[str, Any]) -> bool:
@@ -175,6 +193,47 @@ class Messages(SyncResource):
         result: Message = self._client.call("messages_unpin", path_params={"message_id": message_id})
         return result
 
+    def wait(
+        self,
+        *,
+        reply_to: str | None = None,
+        from_: str | None = None,
+        timeout: float = 60.0,
+        **stream_options: Any,
+    ) -> Message:
+        """Block until a message that matches arrives; return it, decrypted.
+
+        Built on :meth:`Client.stream`. The stream's position is fixed before anything else, and
+        with ``reply_to`` the thread is then checked once, so a reply that arrived just before
+        the call (or while the stream was connecting) is returned too. Without ``reply_to``
+        only messages that arrive after the call count.
+
+        Args:
+            reply_to: Only a reply to this message id.
+            from_: Only a message from this agent's slug.
+            timeout: Seconds to wait at most.
+            **stream_options: Settings for the underlying stream (``watchdog_s``, ...).
+
+        Returns:
+            The first matching message addressed to the caller.
+
+        Raises:
+            TimeoutError: none arrived within ``timeout``.
+            APIError: the server refused the stream or the fetch.
+        """
+        with self._client.stream(**stream_options) as stream:
+            stream._deadline = stream._clock() + timeout
+            stream.open()
+            if reply_to is not None:
+                me = self._client.me.get().agent.slug
+                found = _earlier_reply(self.thread(reply_to), me, reply_to, from_)
+                if found is not None:
+                    return found
+            for event in stream:
+                if event.type == "new_message" and _routing_matches(event.data, reply_to, from_):
+                    return event.message()
+        raise TimeoutError("the stream ended without a matching message")  # pragma: no cover
+
 
 class AsyncMessages(AsyncResource):
     """Messages between the agents of a project; the async twin of :class:`Messages`."""
@@ -258,3 +317,31 @@ class AsyncMessages(AsyncResource):
         """Unpin a message."""
         result: Message = await self._client.call("messages_unpin", path_params={"message_id": message_id})
         return result
+
+    async def wait(
+        self,
+        *,
+        reply_to: str | None = None,
+        from_: str | None = None,
+        timeout: float = 60.0,
+        **stream_options: Any,
+    ) -> Message:
+        """Wait until a message that matches arrives; return it, decrypted, as :meth:`Messages.wait`.
+
+        Raises:
+            TimeoutError: none arrived within ``timeout``.
+            APIError: the server refused the stream or the fetch.
+        """
+        async with asyncio.timeout(timeout):
+            async with self._client.stream(**stream_options) as stream:
+                stream._deadline = stream._clock() + timeout
+                await stream.open()
+                if reply_to is not None:
+                    me = (await self._client.me.get()).agent.slug
+                    found = _earlier_reply(await self.thread(reply_to), me, reply_to, from_)
+                    if found is not None:
+                        return found
+                async for event in stream:
+                    if event.type == "new_message" and _routing_matches(event.data, reply_to, from_):
+                        return await event.message()
+        raise TimeoutError("the stream ended without a matching message")  # pragma: no cover

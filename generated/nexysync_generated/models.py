@@ -691,6 +691,38 @@ class KvList(BaseModel):
     next_cursor: str | None
 
 
+class Outcome(StrEnum):
+    ok = 'ok'
+    refused = 'refused'
+
+
+class AuditEntry(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    id: Annotated[
+        str,
+        Field(
+            description='A ULID (26 Crockford base32 characters).',
+            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+        ),
+    ]
+    at: AwareDatetime
+    actor: Annotated[str, Field(description='`user:<id>` or `agent:<slug>`.')]
+    action: Annotated[str, Field(description='e.g. project.create, agent.rotate_key.')]
+    target: str
+    outcome: Outcome
+    source_ip: str
+
+
+class AuditList(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: list[AuditEntry]
+    next_cursor: str | None
+
+
 class Problem(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,

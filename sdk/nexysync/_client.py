@@ -28,6 +28,8 @@ from nexysync_generated import OPERATIONS
 __all__ = ["AsyncClient", "Client", "RawResponse"]
 
 _NO_REFRESH = frozenset({"auth_login", "auth_register", "auth_refresh", "auth_logout"})
+#: Operations whose success signs the session in or out (also through ``with_raw_response``).
+_TOKEN_OPERATIONS = _NO_REFRESH
 
 
 @dataclass
@@ -86,7 +88,8 @@ class RawResponse:
     @property
     def request_id(self) -> str | None:
         """The server's ``X-Request-Id``."""
-        return self.http_response.headers.get("X-Request-Id")
+        request_id: str | None = self.http_response.headers.get("X-Request-Id")
+        return request_id
 
     def parse(self) -> Any:
         """Return the body parsed into its model and decrypted, as ``call`` would.
@@ -259,6 +262,26 @@ class Client(_ClientCore):
         other._attach_resources()
         return other
 
+    @property
+    def with_raw_response(self) -> Any:
+        """This client, with every resource method returning a :class:`RawResponse` instead.
+
+        ``client.with_raw_response.messages.send(...)`` sends exactly what ``client.messages.send``
+        sends and returns the unchecked response: ``status_code``, ``headers``, ``request_id``, and
+        ``.parse()`` for the decrypted model the normal call returns (it raises the typed
+        ``APIStatusError`` when the status is an error). A list method's pager gives the raw first
+        page with ``.first_page()``. It shares this client's connection, session and options.
+
+        Example:
+            >>> raw = client.with_raw_response.messages.send(to="bob", topic="t", payload="hi")  # doctest: +SKIP
+            >>> raw.headers["RateLimit"], raw.parse().payload  # doctest: +SKIP
+        """
+        view = object.__new__(_RawResponseClient)
+        view._session = self._session
+        view._transport = self._transport
+        view._attach_resources()
+        return view
+
     def call_raw(
         self,
         operation_id: str,
@@ -298,7 +321,8 @@ class Client(_ClientCore):
             ):
                 refreshed = True
                 response.close()
-                self.auth.refresh()
+                # Client.call, not self.call: a raw view must still raise when the refresh fails.
+                Client.call(self, "auth_refresh", body={"refresh_token": self._session.refresh_token})
                 continue
             response.close()
             return RawResponse(response, call, cipher)
@@ -476,6 +500,19 @@ class AsyncClient(_ClientCore):
         other._attach_resources()
         return other
 
+    @property
+    def with_raw_response(self) -> Any:
+        """This client, its resource methods returning :class:`RawResponse` (see :attr:`Client.with_raw_response`).
+
+        ``await client.with_raw_response.messages.send(...)`` gives the unchecked response;
+        ``.parse()`` gives the decrypted model the normal call returns.
+        """
+        view = object.__new__(_AsyncRawResponseClient)
+        view._session = self._session
+        view._transport = self._transport
+        view._attach_resources()
+        return view
+
     async def call_raw(
         self,
         operation_id: str,
@@ -511,7 +548,8 @@ class AsyncClient(_ClientCore):
             ):
                 refreshed = True
                 await response.aclose()
-                await self.auth.refresh()
+                # AsyncClient.call, not self.call: a raw view must still raise when the refresh fails.
+                await AsyncClient.call(self, "auth_refresh", body={"refresh_token": self._session.refresh_token})
                 continue
             await response.aread()
             await response.aclose()
@@ -566,3 +604,57 @@ class AsyncClient(_ClientCore):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+class _RawResponseClient(Client):
+    """The view behind :attr:`Client.with_raw_response`: every operation answers a :class:`RawResponse`."""
+
+    def call(
+        self,
+        operation_id: str,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | BaseModel | None = None,
+        headers: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> RawResponse:
+        """Send one operation and return its :class:`RawResponse` (unchecked, not parsed)."""
+        raw = self.call_raw(
+            operation_id,
+            path_params=path_params,
+            query=query,
+            body=body,
+            headers=headers,
+            idempotency_key=idempotency_key,
+        )
+        if operation_id in _TOKEN_OPERATIONS and raw.http_response.is_success:
+            self._adopt_tokens(operation_id, raw.parse())
+        return raw
+
+
+class _AsyncRawResponseClient(AsyncClient):
+    """The view behind :attr:`AsyncClient.with_raw_response`: every operation answers a :class:`RawResponse`."""
+
+    async def call(
+        self,
+        operation_id: str,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | BaseModel | None = None,
+        headers: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> RawResponse:
+        """Send one operation and return its :class:`RawResponse` (unchecked, not parsed)."""
+        raw = await self.call_raw(
+            operation_id,
+            path_params=path_params,
+            query=query,
+            body=body,
+            headers=headers,
+            idempotency_key=idempotency_key,
+        )
+        if operation_id in _TOKEN_OPERATIONS and raw.http_response.is_success:
+            self._adopt_tokens(operation_id, raw.parse())
+        return raw

@@ -127,9 +127,7 @@ def plain_model(model: type[BaseModel]) -> type[BaseModel]:
             overrides[name] = (rewritten, info)
     if not overrides:
         return model
-    plain: type[BaseModel] = create_model(  # type: ignore[call-overload]
-        model.__name__, __base__=model, __module__=__name__, **overrides
-    )
+    plain: type[BaseModel] = create_model(model.__name__, __base__=model, __module__=__name__, **overrides)
     plain.__doc__ = f"{model.__name__} with its encrypted fields decrypted."
     return plain
 

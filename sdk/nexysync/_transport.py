@@ -66,7 +66,7 @@ def backoff_delay(
     advised = _retry_after(response)
     if advised is not None:
         return advised
-    delay = min(INITIAL_RETRY_DELAY * 2**retry, MAX_RETRY_DELAY)
+    delay = min(INITIAL_RETRY_DELAY * 2.0**retry, MAX_RETRY_DELAY)
     return delay * (1 - 0.25 * rand())
 
 

@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/projects", projects.Collection(ctx))
     app.add_route("/v1/projects/{project_id}", projects.Item(ctx))
     app.add_route("/v1/projects/{project_id}/usage", projects.Usage(ctx))
+    app.add_route("/v1/projects/{project_id}/audit", projects.Audit(ctx))
     app.add_route("/v1/projects/{project_id}/agents", agents.Collection(ctx))
     app.add_route("/v1/projects/{project_id}/agents/{agent_id}", agents.Item(ctx))
     app.add_route("/v1/projects/{project_id}/agents/{agent_id}/rotate-key", agents.RotateKey(ctx))

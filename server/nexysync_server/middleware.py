@@ -15,7 +15,7 @@ from .ratelimit import RateLimiter
 from .realtime.hub import Hub
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
-from .security import API_KEY_RE, read_access_token
+from .security import API_KEY_RE, api_key_prefix, read_access_token
 from .settings import Settings
 from .store import Store
 
@@ -68,7 +68,7 @@ class Authentication:
         if scheme == "human":
             req.context.user_id = self._user_from(token)
         else:
-            req.context.agent = await self._agent_from(token)
+            req.context.agent = await self._agent_from(req, token)
             await self._limiter.hit(req.context.agent["_id"])
 
     def _user_from(self, token: str) -> str:
@@ -83,11 +83,15 @@ class Authentication:
         except jwt.InvalidTokenError as exc:
             raise unauthorized("The access token is not valid.", "INVALID_TOKEN") from exc
 
-    async def _agent_from(self, token: str) -> dict[str, Any]:
+    async def _agent_from(self, req: falcon.asgi.Request, token: str) -> dict[str, Any]:
         if not API_KEY_RE.match(token):
             raise unauthorized("This operation needs an agent API key (nsync_<slug>_<40 hex>).", "INVALID_API_KEY")
         agent = await self._store.agents.by_key(token)
         if agent is None:
+            # On record for operators: which key (its public prefix only) was refused, from where.
+            await self._store.audit.record(
+                None, "anonymous", "auth.api_key", f"key:{api_key_prefix(token)}", "refused", req.remote_addr or ""
+            )
             raise unauthorized("The API key is not valid (deleted, rotated or mistyped).", "INVALID_API_KEY")
         now = time.monotonic()
         if now - self._last_touch.get(agent["_id"], -1e9) >= self._settings.last_seen_interval_s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins  # `builtins.list` in annotations: the resources have a method named `list`
 import datetime as dt
 from typing import Any
 
@@ -162,7 +163,7 @@ class Messages(SyncResource):
         return result
 
     @operation("messages_ack")
-    def ack(self, ids: list[str]) -> AckResult:
+    def ack(self, ids: builtins.list[str]) -> AckResult:
         """Acknowledge messages by id (1 to 100)."""
         result: AckResult = self._client.call("messages_ack", body={"ids": list(ids)})
         return result
@@ -287,7 +288,7 @@ class AsyncMessages(AsyncResource):
         return result
 
     @operation("messages_ack")
-    async def ack(self, ids: list[str]) -> AckResult:
+    async def ack(self, ids: builtins.list[str]) -> AckResult:
         """Acknowledge messages by id (1 to 100)."""
         result: AckResult = await self._client.call("messages_ack", body={"ids": list(ids)})
         return result

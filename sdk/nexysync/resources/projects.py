@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import builtins  # `builtins.list` in annotations: the resources have a method named `list`
+
 from nexysync._pagination import AsyncPager, SyncPager
 from nexysync.resources._base import AsyncResource, SyncResource, compact, operation
-from nexysync_generated.models import Agent, AgentWithKey, Project, Usage
+from nexysync_generated.models import Agent, AgentWithKey, AuditEntry, Project, Usage
 
 __all__ = ["AsyncProjectAgents", "AsyncProjects", "ProjectAgents", "Projects"]
 
@@ -52,6 +54,11 @@ class Projects(SyncResource):
         result: Usage = self._client.call("projects_usage", path_params=_pa(project_id))
         return result
 
+    @operation("projects_audit")
+    def audit(self, project_id: str, *, limit: int | None = None) -> SyncPager[AuditEntry]:
+        """Page through the project's audit log, oldest first."""
+        return self._pager("projects_audit", path_params=_pa(project_id), limit=limit)
+
 
 class AsyncProjects(AsyncResource):
     """The signed-in human's projects (async)."""
@@ -94,6 +101,11 @@ class AsyncProjects(AsyncResource):
         result: Usage = await self._client.call("projects_usage", path_params=_pa(project_id))
         return result
 
+    @operation("projects_audit")
+    def audit(self, project_id: str, *, limit: int | None = None) -> AsyncPager[AuditEntry]:
+        """Page through the project's audit log, oldest first (``async for``)."""
+        return self._pager("projects_audit", path_params=_pa(project_id), limit=limit)
+
 
 class ProjectAgents(SyncResource):
     """The agents of a project, managed by its owner."""
@@ -106,7 +118,7 @@ class ProjectAgents(SyncResource):
         slug: str,
         name: str,
         role: str | None = None,
-        capabilities: list[str] | None = None,
+        capabilities: builtins.list[str] | None = None,
     ) -> AgentWithKey:
         """Create an agent; its API key is in the answer, shown once."""
         body = compact(slug=slug, name=name, role=role, capabilities=capabilities)
@@ -126,7 +138,7 @@ class ProjectAgents(SyncResource):
         *,
         name: str | None = None,
         role: str | None = None,
-        capabilities: list[str] | None = None,
+        capabilities: builtins.list[str] | None = None,
     ) -> Agent:
         """Change an agent's name, role or capabilities."""
         body = compact(name=name, role=role, capabilities=capabilities)
@@ -164,7 +176,7 @@ class AsyncProjectAgents(AsyncResource):
         slug: str,
         name: str,
         role: str | None = None,
-        capabilities: list[str] | None = None,
+        capabilities: builtins.list[str] | None = None,
     ) -> AgentWithKey:
         """Create an agent; its API key is in the answer, shown once."""
         body = compact(slug=slug, name=name, role=role, capabilities=capabilities)
@@ -184,7 +196,7 @@ class AsyncProjectAgents(AsyncResource):
         *,
         name: str | None = None,
         role: str | None = None,
-        capabilities: list[str] | None = None,
+        capabilities: builtins.list[str] | None = None,
     ) -> Agent:
         """Change an agent's name, role or capabilities."""
         body = compact(name=name, role=role, capabilities=capabilities)

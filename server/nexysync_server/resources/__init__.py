@@ -29,6 +29,16 @@ class Context:
         return document
 
 
+async def audit(
+    ctx: Context, req: falcon.asgi.Request, project_id: str | None, action: str, target: str, outcome: str = "ok"
+) -> None:
+    """Record a management action (or a refusal) in the audit log, with who did it and from where."""
+    user_id = getattr(req.context, "user_id", None)
+    agent = getattr(req.context, "agent", None)
+    actor = f"user:{user_id}" if user_id else f"agent:{agent['slug']}" if agent else "anonymous"
+    await ctx.store.audit.record(project_id, actor, action, target, outcome, req.remote_addr or "")
+
+
 def page_body(data: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
     """Shape a list response: ``{"data": [...], "next_cursor": ...}``."""
     return {"data": data, "next_cursor": next_cursor}

@@ -10,7 +10,7 @@ import falcon.asgi
 from .. import params
 from ..errors import Problem, not_found
 from ..store import agents
-from . import Context, page_body
+from . import Context, audit, page_body
 from .projects import owned_project
 
 
@@ -47,6 +47,7 @@ class Collection:
             )
         except agents.SlugTaken as exc:
             raise _slug_taken(body["slug"]) from exc
+        await audit(self._ctx, req, project_id, "agent.create", f"agent:{agent['slug']}")
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/projects/{project_id}/agents/{agent['_id']}"
         resp.media = _with_key(agent, api_key)
@@ -70,6 +71,7 @@ class Item:
         agent = await self._ctx.store.agents.update(project_id, agent_id, body)
         if agent is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
+        await audit(self._ctx, req, project_id, "agent.update", f"agent:{agent['slug']}")
         resp.media = agents.public(agent)
 
     async def on_delete(
@@ -80,6 +82,7 @@ class Item:
         params.path_id(agent_id, "Agent")
         if not await self._ctx.store.agents.delete(project_id, agent_id):
             raise not_found("Agent", "AGENT_NOT_FOUND")
+        await audit(self._ctx, req, project_id, "agent.delete", f"agent:{agent_id}")
         resp.status = falcon.HTTP_204
 
 
@@ -100,6 +103,7 @@ class RotateKey:
         rotated = await self._ctx.store.agents.rotate_key(project_id, agent_id)
         if rotated is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
+        await audit(self._ctx, req, project_id, "agent.rotate_key", f"agent:{rotated[0]['slug']}")
         resp.media = _with_key(*rotated)
 
 
@@ -132,6 +136,9 @@ class Clone:
             )
         except agents.SlugTaken as exc:
             raise _slug_taken(source["slug"]) from exc
+        target = f"agent:{agent['slug']}"
+        await audit(self._ctx, req, project_id, "agent.clone", f"{target} -> project:{target_id}")
+        await audit(self._ctx, req, target_id, "agent.clone", f"{target} <- project:{project_id}")
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/projects/{target_id}/agents/{agent['_id']}"
         resp.media = _with_key(agent, api_key)

@@ -12,7 +12,7 @@ from ..errors import Problem, unauthorized
 from ..ids import utcnow
 from ..security import DUMMY_PASSWORD_HASH, hash_password, make_access_token, verify_password
 from ..store import users
-from . import Context
+from . import Context, audit
 
 
 async def _tokens(ctx: Context, user: dict[str, Any], family_id: str | None = None) -> dict[str, Any]:
@@ -59,6 +59,7 @@ class Login:
         stored = user["password_hash"] if user else DUMMY_PASSWORD_HASH
         matches = await asyncio.to_thread(verify_password, body["password"], stored)
         if user is None or not matches:
+            await audit(self._ctx, req, None, "auth.login", f"email:{body['email'].lower()}", "refused")
             raise unauthorized("The email or the password is wrong.", "INVALID_CREDENTIALS")
         resp.media = await _tokens(self._ctx, user)
 

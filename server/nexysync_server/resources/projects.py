@@ -9,8 +9,9 @@ import falcon.asgi
 
 from .. import params
 from ..errors import Problem, not_found
+from ..store import audit as audit_store
 from ..store import projects
-from . import Context, page_body
+from . import Context, audit, page_body
 
 
 async def owned_project(ctx: Context, req: falcon.asgi.Request, project_id: str) -> dict[str, Any]:
@@ -42,6 +43,7 @@ class Collection:
         body = await self._ctx.body(req, "ProjectCreate")
         ttl = body.get("default_ttl_hours", self._ctx.settings.default_message_ttl_hours)
         project = await self._ctx.store.projects.create(req.context.user_id, body["name"], ttl)
+        await audit(self._ctx, req, project["_id"], "project.create", f"project:{project['_id']}")
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/projects/{project['_id']}"
         resp.media = projects.public(project)
@@ -66,6 +68,7 @@ class Item:
         project = await self._ctx.store.projects.update(project_id, req.context.user_id, body)
         if project is None:
             raise not_found("Project", "PROJECT_NOT_FOUND")
+        await audit(self._ctx, req, project_id, "project.update", f"project:{project_id}")
         resp.media = projects.public(project)
 
     async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
@@ -76,6 +79,8 @@ class Item:
                 400, "CONFIRMATION_REQUIRED", "Deleting a project removes all its data; repeat with ?confirm=true."
             )
         await self._ctx.store.delete_project_data(project_id)
+        # Kept outside the deleted project, so that the deletion itself stays on record.
+        await audit(self._ctx, req, None, "project.delete", f"project:{project_id}")
         resp.status = falcon.HTTP_204
 
 
@@ -91,3 +96,18 @@ class Usage:
         """Report today's messages, storage and agents against their limits."""
         await owned_project(self._ctx, req, project_id)
         resp.media = await self._ctx.quotas.usage(project_id)
+
+
+class Audit:
+    """``/v1/projects/{project_id}/audit``: who changed what in the project."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
+        """Page through the project's audit log, oldest first."""
+        await owned_project(self._ctx, req, project_id)
+        docs, next_cursor = await self._ctx.store.audit.list(project_id, params.limit(req), params.cursor(req))
+        resp.media = page_body([audit_store.public(doc) for doc in docs], next_cursor)

@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ..settings import Settings
 from .agents import AgentStore
+from .audit import AuditStore
 from .events import EventStore
 from .kv import KvStore
 from .messages import MessageStore
@@ -47,6 +48,7 @@ class Store:
         self.events = EventStore(self.db, settings.event_ttl_days)
         self.presence = PresenceStore(self.db)
         self.kv = KvStore(self.db)
+        self.audit = AuditStore(self.db)
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent; run at start-up)."""
@@ -60,6 +62,7 @@ class Store:
             self.events,
             self.presence,
             self.kv,
+            self.audit,
         ):
             await part.ensure_indexes()
 
@@ -79,6 +82,7 @@ class Store:
         await self.events.delete_project(project_id)
         await self.presence.delete_project(project_id)
         await self.kv.delete_project(project_id)
+        await self.audit.delete_project(project_id)
         await self.projects.delete(project_id)
 
     async def close(self) -> None:

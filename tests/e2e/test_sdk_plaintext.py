@@ -1,0 +1,92 @@
+"""The server never sees content: after SDK writes, no file of the server's data dir holds the plaintext."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nexysync import Client, KeyRing
+from nexysync.crypto import new_key
+
+pytestmark = pytest.mark.e2e
+
+#: How long to wait for the database to put the (known, stored) project id on disk.
+FLUSH_DEADLINE_S = 30.0
+
+
+def encodings(text: str) -> dict[str, bytes]:
+    """Return the forms in which a leak of ``text`` could sit in a file: raw and base64 (std, url)."""
+    raw = text.encode()
+    forms = {"utf-8": raw, "utf-16-le": text.encode("utf-16-le")}
+    for skip in range(3):
+        # base64 of the marker at each of the three byte alignments inside a longer value; the
+        # first and last characters may mix in neighbouring bytes, so only the stable middle counts.
+        encoded = base64.b64encode(b"\0" * skip + raw)[4:-4]
+        forms[f"base64+{skip}"] = encoded
+        forms[f"base64url+{skip}"] = encoded.replace(b"+", b"-").replace(b"/", b"_")
+    return forms
+
+
+def files_holding(root: Path, needles: dict[str, bytes]) -> dict[str, list[str]]:
+    """Return, for each needle found, the files under ``root`` (recursively) whose bytes contain it."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:  # a file removed while we walk (temp files of the database)
+            continue
+        for name, needle in needles.items():
+            if needle in data:
+                found.setdefault(name, []).append(str(path.relative_to(root)))
+    return found
+
+
+def test_the_data_dir_holds_no_plaintext_of_messages_or_kv_values(dev_server: Any) -> None:
+    marker = f"plainmark{secrets.token_hex(12)}"
+    owner = Client(base_url=dev_server.base_url)
+    owner.auth.register(email=f"plain-{secrets.token_hex(5)}@example.test", name="Plain owner", password="pw-123456")
+    project = owner.projects.create(name="plaintext scan")
+    ring = KeyRing([new_key()])
+    keys = {slug: owner.project_agents.create(project.id, slug=slug, name=slug).api_key for slug in ("alice", "bob")}
+    alice = Client(base_url=dev_server.base_url, api_key=keys["alice"], key_ring=ring, project_id=project.id)
+    bob = Client(base_url=dev_server.base_url, api_key=keys["bob"], key_ring=ring, project_id=project.id)
+    with owner, alice, bob:
+        sent = alice.messages.send(
+            "bob",
+            topic=f"{marker} topic",
+            payload=f"{marker} payload, and more {marker}",
+            type="request",
+            metadata={"note": marker, "nested": [marker]},
+        )
+        reply = bob.messages.send("alice", topic=f"re {marker}", payload=f"{marker}", reply_to=sent.id, type="response")
+        broadcast = alice.messages.send(topic=marker, payload=marker * 50, broadcast=True)
+        entry = alice.kv.put("plain.scan", f"{marker} kv value")
+        alice.kv.put("plain.scan", f"{marker} kv value, second version", if_match=entry.version)
+        # The SDK gives plaintext back, so the marker was really sent (only in encrypted form).
+        assert bob.messages.get(sent.id).payload.startswith(marker)
+        assert alice.messages.thread(reply.id).data[-1].payload == marker
+        assert bob.kv.get("plain.scan").value.startswith(marker)
+
+    data_dir = Path(dev_server.data_dir)
+    # The scan must be able to fail: things the server does store in clear are found by it. The
+    # ids of the records just written prove their rows (or their log records) reached the disk.
+    known = {
+        "project id": project.id.encode(),
+        "message id": sent.id.encode(),
+        "reply id": reply.id.encode(),
+        "broadcast id": broadcast.id.encode(),
+    }
+    deadline = time.monotonic() + FLUSH_DEADLINE_S
+    while set(found := files_holding(data_dir, known)) != set(known) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert set(found) == set(known), f"stored ids not on disk under {data_dir}: {set(known) - set(found)}"
+
+    leaks = files_holding(data_dir, encodings(marker))
+    assert leaks == {}, f"plaintext of SDK content found under {data_dir}: {leaks}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import os
 import re
 import secrets
@@ -112,8 +111,3 @@ def read_access_token(secret: str, token: str) -> str:
     if claims.get("typ") != "access" or not isinstance(claims["sub"], str):
         raise jwt.InvalidTokenError("not an access token")
     return claims["sub"]
-
-
-def constant_time_equal(a: str, b: str) -> bool:
-    """Compare two strings without leaking where they differ."""
-    return hmac.compare_digest(a.encode(), b.encode())

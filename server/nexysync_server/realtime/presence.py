@@ -12,12 +12,11 @@ import contextlib
 import logging
 from typing import Any
 
+from ..store.events import EVERYONE
 from ..store.presence import PresenceStore
 from .hub import Hub
 
 log = logging.getLogger(__name__)
-
-EVERYONE = ["*"]
 
 
 class Presence:
@@ -69,7 +68,7 @@ class Presence:
 
     async def _announce(self, agent: dict[str, Any], *, online: bool) -> None:
         await self._hub.emit(
-            agent["project_id"], "presence_change", EVERYONE, {"agent": agent["slug"], "online": online}
+            agent["project_id"], "presence_change", [EVERYONE], {"agent": agent["slug"], "online": online}
         )
 
     def start(self) -> None:

@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, utcnow
+from .pages import page
 
 # The highest character a key may hold ('z'); a prefix range ends just above it.
 _AFTER_LAST_KEY_CHAR = "{"
@@ -123,19 +124,10 @@ class KvStore:
         self, project_id: str, prefix: str | None, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Page through entries in key order, optionally under a prefix."""
-        bounds: dict[str, str] = {}
-        if prefix:
-            bounds = {"$gte": prefix, "$lt": prefix + _AFTER_LAST_KEY_CHAR}
-        if cursor is not None:
-            bounds["$gt"] = cursor
         query: dict[str, Any] = {"project_id": project_id}
-        if bounds:
-            query["key"] = bounds
-        docs = [doc async for doc in self.col.find(query).sort("key", 1).limit(limit + 1)]
-        if len(docs) > limit:
-            docs = docs[:limit]
-            return docs, docs[-1]["key"]
-        return docs, None
+        if prefix:
+            query["key"] = {"$gte": prefix, "$lt": prefix + _AFTER_LAST_KEY_CHAR}
+        return await page(self.col, query, "key", limit, cursor)
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every entry of a project."""

@@ -12,8 +12,9 @@ async def page(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Return up to ``limit`` documents after ``cursor`` in ascending ``key`` order, and the next cursor.
 
-    Keys only grow (ULIDs made by the server), so a document stored while a client pages
-    appears after the pages already read: nothing is skipped, nothing comes twice.
+    Nothing comes twice. Where keys only grow (ULIDs made by the server), a document stored
+    while a client pages also appears after the pages already read, so nothing is skipped.
+    ``query`` may already bound ``key`` (a prefix range); the cursor is added to those bounds.
     """
     if cursor is not None:
         bounds = query.get(key, {})

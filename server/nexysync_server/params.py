@@ -16,6 +16,7 @@ from .ids import ULID_RE, parse_rfc3339
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 _INT_RE = re.compile(r"^-?[0-9]{1,9}$")
+SEQ_RE = re.compile(r"^[0-9]{1,15}$")
 
 
 def _invalid(name: str, expected: str) -> Problem:
@@ -38,6 +39,14 @@ def cursor(req: falcon.asgi.Request) -> str | None:
     if raw is not None and not ULID_RE.match(raw):
         raise _invalid("cursor", "the next_cursor of a previous page")
     return raw
+
+
+def seq(req: falcon.asgi.Request, name: str) -> int | None:
+    """Read an event ``seq``: up to 15 digits."""
+    raw = req.get_param(name)
+    if raw is not None and not SEQ_RE.match(raw):
+        raise _invalid(name, "the seq of an event (up to 15 digits)")
+    return int(raw) if raw is not None else None
 
 
 def boolean(req: falcon.asgi.Request, name: str) -> bool | None:

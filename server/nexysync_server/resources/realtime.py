@@ -20,7 +20,7 @@ from ..realtime.presence import Presence
 from ..store.events import contiguous, public, visible_to
 from . import Context
 
-_SEQ_RE = re.compile(r"^[0-9]{1,15}$")
+_DECIMAL_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 _REPLAY_PAGE = 500
 # A project has at most a few dozen agents (the agent quota); list them all.
 _MAX_AGENTS = 1000
@@ -29,29 +29,19 @@ _MAX_AGENTS = 1000
 def _last_event_id(req: falcon.asgi.Request) -> int | None:
     """Read the resume point: the Last-Event-ID header, else ``?last_event_id=`` (both checked)."""
     header = req.get_header("Last-Event-ID")
-    if header is not None and not _SEQ_RE.match(header):
+    if header is not None and not params.SEQ_RE.match(header):
         raise Problem(400, "INVALID_PARAMETER", "Last-Event-ID must be the seq of an event (up to 15 digits).")
-    raw = req.get_param("last_event_id")
-    if raw is not None and not _SEQ_RE.match(raw):
-        raise Problem(
-            400, "INVALID_PARAMETER", "Query parameter 'last_event_id' must be the seq of an event (up to 15 digits)."
-        )
-    if header is not None:
-        return int(header)
-    return int(raw) if raw is not None else None
+    from_query = params.seq(req, "last_event_id")
+    return int(header) if header is not None else from_query
 
 
 def _max_duration(req: falcon.asgi.Request, limit: float) -> float:
     raw = req.get_param("max_duration_s")
     if raw is None:
         return limit
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0.1 <= value <= 86400 or not re.match(r"^[0-9]+(\.[0-9]+)?$", raw):
+    if not _DECIMAL_RE.match(raw) or not 0.1 <= float(raw) <= 86400:
         raise Problem(400, "INVALID_PARAMETER", "Query parameter 'max_duration_s' must be a number from 0.1 to 86400.")
-    return min(value, limit)
+    return min(float(raw), limit)
 
 
 def _sse(event: dict[str, Any]) -> SSEvent:
@@ -155,10 +145,7 @@ class Events:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Return the caller's events after ``after``, never past a ``seq`` still in flight."""
-        raw = req.get_param("after")
-        if raw is not None and not _SEQ_RE.match(raw):
-            raise Problem(400, "INVALID_PARAMETER", "Query parameter 'after' must be the seq of an event (digits).")
-        after = int(raw) if raw is not None else 0
+        after = params.seq(req, "after") or 0
         limit = params.limit(req)
         agent = req.context.agent
         events = self._ctx.store.events

@@ -16,22 +16,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
+from _api import running_api, seed
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from nexysync import Client
 from nexysync.crypto import KeyRing, associated_data, new_key
-from nexysync_server.embedded import EmbeddedMongo, free_port
 from nexysync_server.ids import new_id
 
-READY_DEADLINE_S = 60.0
 PROJECT = "01JAAAAAAAAAAAAAAAAAAAAAAA"
 RECORD = "01JBBBBBBBBBBBBBBBBBBBBBBB"
 TOPIC = "benchmark topic"
@@ -79,39 +74,6 @@ def bench_crypto(min_seconds: float, rounds: int) -> None:
         print(f"   ratio SDK / raw: {sdk_best / raw_best:5.2f}")
 
 
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_DEADLINE_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the API exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base_url}/v1/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("the API did not become ready")
-
-
-def _seed(base_url: str) -> tuple[str, str]:
-    """Register an owner, make a project with agents sender and receiver; return (project id, sender key)."""
-    with httpx.Client(base_url=base_url, timeout=10) as http:
-        tokens = http.post(
-            "/v1/auth/register",
-            json={
-                "email": f"bench-{new_id().lower()}@example.test",
-                "name": "Bench",
-                "password": "benchmark!",
-                "tos_accepted": True,
-            },
-        ).json()
-        http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
-        project_id = http.post("/v1/projects", json={"name": "bench"}).json()["id"]
-        sender = http.post(f"/v1/projects/{project_id}/agents", json={"slug": "sender", "name": "Sender"}).json()
-        http.post(f"/v1/projects/{project_id}/agents", json={"slug": "receiver", "name": "Receiver"}).raise_for_status()
-    return project_id, sender["api_key"]
-
-
 def _bodies(ring: KeyRing, project_id: str, count: int) -> list[dict[str, str]]:
     """Return ``count`` send bodies, encrypted as the SDK encrypts them (fresh ids)."""
     bodies = []
@@ -151,50 +113,21 @@ def _run_raw(http: httpx.Client, bodies: list[dict[str, str]]) -> float:
 
 def bench_send(messages: int, rounds: int) -> None:
     """Print Client.messages.send against raw httpx sequential send rates on one server."""
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as mongo:
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "NEXYSYNC_MONGODB_URI": mongo.uri,
-            "NEXYSYNC_JWT_SECRET": "bench-" + "x" * 32,
-            # The benchmark sends far more than an agent may per minute in production.
-            "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "100000000",
-            "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "100000000",
-        }
-        api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "nexysync_server.app:create_app",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env=env,
-        )
-        try:
-            _wait_ready(base_url, api)
-            project_id, api_key = _seed(base_url)
-            ring = KeyRing([new_key()])
-            auth = {"Authorization": f"Bearer {api_key}"}
-            with (
-                Client(base_url=base_url, api_key=api_key, key_ring=ring, project_id=project_id) as sdk,
-                httpx.Client(base_url=base_url, headers=auth, timeout=30) as http,
-            ):
-                _run_sdk(sdk, 50)
-                _run_raw(http, _bodies(ring, project_id, 50))
-                sdk_times, raw_times = [], []
-                for _ in range(rounds):  # alternate, so that a growing collection weighs on both alike
-                    sdk_times.append(_run_sdk(sdk, messages))
-                    raw_times.append(_run_raw(http, _bodies(ring, project_id, messages)))
-        finally:
-            api.terminate()
-            api.wait(timeout=30)
+    with running_api() as api:
+        base_url = api.base_url
+        project_id, api_key = seed(base_url)
+        ring = KeyRing([new_key()])
+        auth = {"Authorization": f"Bearer {api_key}"}
+        with (
+            Client(base_url=base_url, api_key=api_key, key_ring=ring, project_id=project_id) as sdk,
+            httpx.Client(base_url=base_url, headers=auth, timeout=30) as http,
+        ):
+            _run_sdk(sdk, 50)
+            _run_raw(http, _bodies(ring, project_id, 50))
+            sdk_times, raw_times = [], []
+            for _ in range(rounds):  # alternate, so that a growing collection weighs on both alike
+                sdk_times.append(_run_sdk(sdk, messages))
+                raw_times.append(_run_raw(http, _bodies(ring, project_id, messages)))
     sdk_rate = messages / min(sdk_times)
     raw_rate = messages / min(raw_times)
     print(f"(b) sequential sends, {messages} messages per round, best of {rounds}; nx-27017 (embedded), 1 API worker")

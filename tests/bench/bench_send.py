@@ -12,53 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-import httpx
+from _api import running_api, seed
 from pymongo import AsyncMongoClient
 
 from nexysync.crypto import KeyRing, new_key
-from nexysync_server.embedded import EmbeddedMongo, free_port
 from nexysync_server.ids import new_id
-
-READY_DEADLINE_S = 60.0
-
-
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_DEADLINE_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the API exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base_url}/v1/health/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("the API did not become ready")
-
-
-def _seed(base_url: str) -> tuple[str, str]:
-    http = httpx.Client(base_url=base_url, timeout=10)
-    tokens = http.post(
-        "/v1/auth/register",
-        json={
-            "email": f"bench-{new_id().lower()}@example.test",
-            "name": "Bench",
-            "password": "benchmark!",
-            "tos_accepted": True,
-        },
-    ).json()
-    http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
-    project_id = http.post("/v1/projects", json={"name": "bench"}).json()["id"]
-    sender = http.post(f"/v1/projects/{project_id}/agents", json={"slug": "sender", "name": "Sender"}).json()
-    http.post(f"/v1/projects/{project_id}/agents", json={"slug": "receiver", "name": "Receiver"}).raise_for_status()
-    return project_id, sender["api_key"]
 
 
 def _bodies(project_id: str, count: int) -> list[dict[str, str]]:
@@ -138,42 +98,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as mongo:
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "NEXYSYNC_MONGODB_URI": mongo.uri,
-            "NEXYSYNC_JWT_SECRET": "bench-" + "x" * 32,
-            # The benchmark sends far more than an agent may per minute in production.
-            "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "100000000",
-            "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "100000000",
-        }
-        api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "nexysync_server.app:create_app",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env=env,
-        )
-        try:
-            _wait_ready(base_url, api)
-            project_id, api_key = _seed(base_url)
-            warmup = _bodies(project_id, 50)
-            asyncio.run(_run_api(port, api_key, warmup, args.concurrency))
-            api_s = asyncio.run(_run_api(port, api_key, _bodies(project_id, args.messages), args.concurrency))
-            raw_s = asyncio.run(_run_raw(mongo.uri, project_id, _bodies(project_id, args.messages), args.concurrency))
-        finally:
-            api.terminate()
-            api.wait(timeout=30)
+    with running_api() as api:
+        port = api.port
+        project_id, api_key = seed(api.base_url)
+        warmup = _bodies(project_id, 50)
+        asyncio.run(_run_api(port, api_key, warmup, args.concurrency))
+        api_s = asyncio.run(_run_api(port, api_key, _bodies(project_id, args.messages), args.concurrency))
+        raw_s = asyncio.run(_run_raw(api.mongo_uri, project_id, _bodies(project_id, args.messages), args.concurrency))
     api_rate = args.messages / api_s
     raw_rate = args.messages / raw_s
     print(f"messages: {args.messages}, concurrency: {args.concurrency}, database: nx-27017 (embedded), API workers: 1")

@@ -1,0 +1,94 @@
+"""What the send benchmarks share: an embedded database with one API process, and a seeded project.
+
+Named with a leading underscore so that ``tox -e bench`` (which runs ``bench_*.py``) does not run it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from nexysync_server.embedded import EmbeddedMongo, free_port
+from nexysync_server.ids import new_id
+
+READY_DEADLINE_S = 60.0
+
+
+@dataclass(frozen=True)
+class RunningApi:
+    """One API process (uvicorn, one worker) on a fresh embedded database."""
+
+    mongo_uri: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        """The API's address."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def running_api() -> Iterator[RunningApi]:
+    """Start an embedded database and one API process; stop both at the end."""
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as mongo:
+        port = free_port()
+        env = {
+            **os.environ,
+            "NEXYSYNC_MONGODB_URI": mongo.uri,
+            "NEXYSYNC_JWT_SECRET": "bench-" + "x" * 32,
+            # The benchmarks send far more than an agent may per minute in production.
+            "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "100000000",
+            "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "100000000",
+        }
+        command = [sys.executable, "-m", "uvicorn", "--factory", "nexysync_server.app:create_app"]
+        command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+        api = subprocess.Popen(command, env=env)
+        try:
+            running = RunningApi(mongo.uri, port)
+            _wait_ready(running.base_url, api)
+            yield running
+        finally:
+            api.terminate()
+            api.wait(timeout=30)
+
+
+def _wait_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_DEADLINE_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the API exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base_url}/v1/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("the API did not become ready")
+
+
+def seed(base_url: str) -> tuple[str, str]:
+    """Register an owner, make a project with agents sender and receiver; return (project id, sender key)."""
+    with httpx.Client(base_url=base_url, timeout=10) as http:
+        tokens = http.post(
+            "/v1/auth/register",
+            json={
+                "email": f"bench-{new_id().lower()}@example.test",
+                "name": "Bench",
+                "password": "benchmark!",
+                "tos_accepted": True,
+            },
+        ).json()
+        http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+        project_id = http.post("/v1/projects", json={"name": "bench"}).json()["id"]
+        sender = http.post(f"/v1/projects/{project_id}/agents", json={"slug": "sender", "name": "Sender"}).json()
+        http.post(f"/v1/projects/{project_id}/agents", json={"slug": "receiver", "name": "Receiver"}).raise_for_status()
+    return project_id, sender["api_key"]

@@ -1,4 +1,4 @@
-"""Per-project quotas: messages per day, agents (and storage, once files exist).
+"""Per-project quotas: messages per day, agents, and storage for code references and files.
 
 Counts live in MongoDB, so they hold across workers. A check reads today's message count at
 most once a second per process (plus what this process counted since): across workers a
@@ -52,6 +52,20 @@ class Quotas:
         if await self._store.agents.count(project_id) >= self._settings.quota_agents:
             raise _exceeded("agents", self._settings.quota_agents)
 
+    async def reserve_storage(self, project_id: str, size: int) -> None:
+        """Count ``size`` more stored bytes, or refuse when the project's storage quota would pass.
+
+        Call :meth:`release_storage` with the same size when the stored thing is deleted, or when
+        storing it failed after the reservation.
+        """
+        limit_mb = self._settings.quota_storage_mb
+        if not await self._store.usage.reserve_storage(project_id, size, limit_mb * 1024 * 1024):
+            raise _exceeded("MB of storage", limit_mb)
+
+    async def release_storage(self, project_id: str, size: int) -> None:
+        """Give back ``size`` stored bytes."""
+        await self._store.usage.release_storage(project_id, size)
+
     async def usage(self, project_id: str) -> dict[str, Any]:
         """Report today's messages, storage and agents against their limits."""
         settings = self._settings
@@ -60,7 +74,7 @@ class Quotas:
             "day": today(),
             "messages_today": await self._store.usage.messages_today(project_id),
             "messages_per_day_limit": settings.quota_messages_per_day,
-            "storage_bytes": 0,
+            "storage_bytes": await self._store.usage.storage_bytes(project_id),
             "storage_limit_bytes": settings.quota_storage_mb * 1024 * 1024,
             "agents": await self._store.agents.count(project_id),
             "agents_limit": settings.quota_agents,

@@ -26,8 +26,12 @@ def today() -> str:
     return utcnow().strftime("%Y-%m-%d")
 
 
+def _storage_id(project_id: str) -> str:
+    return f"{project_id}:storage"
+
+
 class UsageStore:
-    """The ``usage_daily`` collection: one document per project and UTC day."""
+    """The ``usage_daily`` collection: one document per project and UTC day, plus its storage counter."""
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.col = db["usage_daily"]
@@ -91,6 +95,37 @@ class UsageStore:
                 await self.flush()
             except Exception:
                 log.exception("writing usage counters failed; retrying in %.0f s", FLUSH_INTERVAL_S)
+
+    async def reserve_storage(self, project_id: str, size: int, limit: int) -> bool:
+        """Add ``size`` bytes to the project's storage if it stays within ``limit``; tell whether it did.
+
+        One conditional ``$inc``, so two workers reserving at once cannot both pass the limit.
+        """
+        if size > limit:
+            return False
+        key = _storage_id(project_id)
+        done = await self.col.update_one(
+            {"_id": key, "storage_bytes": {"$lte": limit - size}}, {"$inc": {"storage_bytes": size}}
+        )
+        if done.matched_count:
+            return True
+        if await self.col.find_one({"_id": key}, {"_id": 1}) is not None:
+            return False
+        # The project's first stored bytes: create its counter. A racing creator's upsert becomes
+        # an increment of this one, which can pass the limit only by that first upload.
+        await self.col.update_one(
+            {"_id": key, "project_id": project_id}, {"$inc": {"storage_bytes": size}}, upsert=True
+        )
+        return True
+
+    async def release_storage(self, project_id: str, size: int) -> None:
+        """Give back ``size`` bytes of the project's storage (a file or reference was deleted)."""
+        await self.col.update_one({"_id": _storage_id(project_id)}, {"$inc": {"storage_bytes": -size}})
+
+    async def storage_bytes(self, project_id: str) -> int:
+        """Return the bytes the project's references and files take."""
+        doc = await self.col.find_one({"_id": _storage_id(project_id)})
+        return max(0, int(doc["storage_bytes"])) if doc else 0
 
     async def delete_project(self, project_id: str) -> None:
         """Delete a project's counters, including any not written yet."""

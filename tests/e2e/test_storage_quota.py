@@ -1,0 +1,47 @@
+"""The storage counter behind the storage quota, against a real database with racing reservers."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from nexysync_server.store.usage import UsageStore
+
+pytestmark = pytest.mark.e2e
+
+LIMIT = 10_000
+
+
+async def test_racing_reservations_never_pass_the_limit(mongo_uri: str) -> None:
+    # Separate clients, like separate workers, reserving 100 bytes each until refused.
+    clients = [AsyncMongoClient(mongo_uri) for _ in range(3)]
+    stores = [UsageStore(client["nexysync_storage_quota_test"]) for client in clients]
+    project_id = f"storage-{secrets.token_hex(4)}"
+    try:
+        # The counter exists before the race: only its creation may overshoot (documented).
+        assert await stores[0].reserve_storage(project_id, 100, LIMIT)
+
+        async def reserve(store: UsageStore) -> int:
+            granted = 0
+            while await store.reserve_storage(project_id, 100, LIMIT):
+                granted += 1
+            return granted
+
+        granted = await asyncio.gather(*(reserve(stores[i % 3]) for i in range(9)))
+        assert sum(granted) + 1 == LIMIT // 100
+        assert await stores[1].storage_bytes(project_id) == LIMIT
+
+        await stores[2].release_storage(project_id, 250)
+        assert await stores[0].storage_bytes(project_id) == LIMIT - 250
+        assert await stores[0].reserve_storage(project_id, 250, LIMIT)
+        assert not await stores[0].reserve_storage(project_id, 1, LIMIT)
+        assert not await stores[0].reserve_storage(f"{project_id}-other", LIMIT + 1, LIMIT)
+
+        await stores[0].delete_project(project_id)
+        assert await stores[1].storage_bytes(project_id) == 0
+    finally:
+        for client in clients:
+            await client.close()

@@ -9,18 +9,21 @@ one field of one record, so ciphertext moved to another record or field fails to
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 import re
 from collections.abc import Iterable
 
+import pybase64
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
-_ENVELOPE_RE = re.compile(r"^v1\.([0-9a-f]{8})\.([A-Za-z0-9_-]+)$")
+_KID_RE = re.compile(r"[0-9a-f]{8}")
+_URLSAFE = b"-_"
 
 
 class DecryptionError(Exception):
@@ -47,12 +50,17 @@ def associated_data(project_id: str, kind: str, record_id: str, field: str) -> b
     return f"nexysync/v1|{project_id}|{kind}|{record_id}|{field}".encode()
 
 
+# pybase64 (SIMD) rather than the standard library: at 64 KiB the stdlib's base64url took five
+# times as long as AES-GCM itself to encode and twelve times as long to decode.
 def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    return pybase64.b64encode_as_string(data, altchars=_URLSAFE).rstrip("=")
 
 
 def _unb64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode unpadded base64url; raise ``binascii.Error`` on anything else (padding included)."""
+    if "=" in text:
+        raise binascii.Error("padding in an unpadded envelope")
+    return pybase64.b64decode(text + "=" * (-len(text) % 4), altchars=_URLSAFE, validate=True)
 
 
 class KeyRing:
@@ -121,14 +129,18 @@ class KeyRing:
             DecryptionError: malformed, unknown key, tampered with, or made for another place.
         """
         record = f"{kind}/{record_id}"
-        match = _ENVELOPE_RE.match(envelope)
-        if match is None:
+        # Split, not one regular expression over the whole envelope: that took 200 µs at 64 KiB.
+        version, _, rest = envelope.partition(".")
+        kid, _, body = rest.partition(".")
+        if version != "v1" or not _KID_RE.fullmatch(kid) or not body:
             raise DecryptionError("not a v1 envelope", record=record, field=field)
-        kid, body = match.groups()
         aead = self._by_id.get(kid)
         if aead is None:
             raise DecryptionError(f"made with key {kid}, which is not in the key ring", record=record, field=field)
-        raw = _unb64url(body)
+        try:
+            raw = _unb64url(body)
+        except (binascii.Error, ValueError) as exc:
+            raise DecryptionError("not a v1 envelope: the body is not base64url", record=record, field=field) from exc
         if len(raw) < NONCE_BYTES + TAG_BYTES:
             raise DecryptionError("envelope too short", record=record, field=field)
         try:

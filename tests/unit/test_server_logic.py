@@ -488,8 +488,34 @@ def test_tampered_envelope_fails(position: int) -> None:
 
 @pytest.mark.parametrize(
     "envelope",
-    ["", "hello", "v2.630dcd29.AAAA", "v1.630dcd29.", "v1.630dcd29.AAAAAAAA", "v1.630DCD29." + "A" * 40],
-    ids=["empty", "plaintext", "version", "no-body", "too-short", "uppercase-kid"],
+    [
+        "",
+        "hello",
+        "v2.630dcd29.AAAA",
+        "v1.630dcd29.",
+        "v1.630dcd29.AAAAAAAA",
+        "v1.630DCD29." + "A" * 40,
+        "v1.630dcd2." + "A" * 40,
+        "v1.630dcd29." + "A" * 39 + "=",
+        "v1.630dcd29.+/" + "A" * 38,
+        "v1.630dcd29." + "A" * 20 + "." + "A" * 19,
+        "v1.630dcd29." + "A" * 41,
+        "v1.630dcd29. " + "A" * 40,
+    ],
+    ids=[
+        "empty",
+        "plaintext",
+        "version",
+        "no-body",
+        "too-short",
+        "uppercase-kid",
+        "short-kid",
+        "padded",
+        "standard-alphabet",
+        "extra-dot",
+        "impossible-length",
+        "whitespace",
+    ],
 )
 def test_malformed_envelope_fails(envelope: str) -> None:
     with pytest.raises(DecryptionError):

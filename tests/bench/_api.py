@@ -36,26 +36,37 @@ class RunningApi:
         return f"http://127.0.0.1:{self.port}"
 
 
+def start_api(mongo_uri: str, port: int, **settings: str) -> subprocess.Popen[bytes]:
+    """Start one API process (uvicorn, one worker) on ``port`` and return it once it is ready."""
+    env = {
+        **os.environ,
+        "NEXYSYNC_MONGODB_URI": mongo_uri,
+        "NEXYSYNC_JWT_SECRET": "bench-" + "x" * 32,
+        # The benchmarks send far more than an agent may per minute in production.
+        "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "100000000",
+        "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "100000000",
+        **settings,
+    }
+    command = [sys.executable, "-m", "uvicorn", "--factory", "nexysync_server.app:create_app"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    api = subprocess.Popen(command, env=env)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", api)
+    except BaseException:
+        api.kill()
+        api.wait()
+        raise
+    return api
+
+
 @contextmanager
 def running_api() -> Iterator[RunningApi]:
     """Start an embedded database and one API process; stop both at the end."""
     with tempfile.TemporaryDirectory() as tmp, EmbeddedMongo(Path(tmp) / "db") as mongo:
         port = free_port()
-        env = {
-            **os.environ,
-            "NEXYSYNC_MONGODB_URI": mongo.uri,
-            "NEXYSYNC_JWT_SECRET": "bench-" + "x" * 32,
-            # The benchmarks send far more than an agent may per minute in production.
-            "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "100000000",
-            "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "100000000",
-        }
-        command = [sys.executable, "-m", "uvicorn", "--factory", "nexysync_server.app:create_app"]
-        command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-        api = subprocess.Popen(command, env=env)
+        api = start_api(mongo.uri, port)
         try:
-            running = RunningApi(mongo.uri, port)
-            _wait_ready(running.base_url, api)
-            yield running
+            yield RunningApi(mongo.uri, port)
         finally:
             api.terminate()
             api.wait(timeout=30)
@@ -77,6 +88,12 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
 
 def seed(base_url: str) -> tuple[str, str]:
     """Register an owner, make a project with agents sender and receiver; return (project id, sender key)."""
+    project_id, keys = seed_keys(base_url)
+    return project_id, keys["sender"]
+
+
+def seed_keys(base_url: str) -> tuple[str, dict[str, str]]:
+    """Register an owner, make a project with agents sender and receiver; return the project id and keys."""
     with httpx.Client(base_url=base_url, timeout=10) as http:
         tokens = http.post(
             "/v1/auth/register",
@@ -89,6 +106,9 @@ def seed(base_url: str) -> tuple[str, str]:
         ).json()
         http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
         project_id = http.post("/v1/projects", json={"name": "bench"}).json()["id"]
-        sender = http.post(f"/v1/projects/{project_id}/agents", json={"slug": "sender", "name": "Sender"}).json()
-        http.post(f"/v1/projects/{project_id}/agents", json={"slug": "receiver", "name": "Receiver"}).raise_for_status()
-    return project_id, sender["api_key"]
+        keys = {}
+        for slug in ("sender", "receiver"):
+            created = http.post(f"/v1/projects/{project_id}/agents", json={"slug": slug, "name": slug.title()})
+            created.raise_for_status()
+            keys[slug] = created.json()["api_key"]
+    return project_id, keys

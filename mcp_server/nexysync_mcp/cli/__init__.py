@@ -1,0 +1,245 @@
+"""``nexysync``: provision NexySync accounts, projects, agents, key files and editor configs.
+
+Every command takes ``--json`` (results as JSON on stdout, errors as one JSON object on stderr)
+and ``--api-url``. Failures print one line and exit with code 1; usage errors exit with 2.
+
+Example:
+    $ nexysync register --email me@example.com --name Me
+    $ nexysync projects create demo
+    $ nexysync init --project demo --agent backend --write-config claude
+    $ nexysync send --to frontend --topic "API ready" --payload "GET /v1/items is live"
+    $ nexysync tail
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from nexysync import NexySyncError
+from nexysync.crypto import DecryptionError
+from nexysync_mcp.cli.commands import account, agents, keys, messaging, projects
+from nexysync_mcp.cli.commands.init import run_init
+from nexysync_mcp.cli.context import ENV_PASSWORD, Context
+from nexysync_mcp.cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError, describe
+from nexysync_mcp.cli.output import Output
+
+__all__ = ["build_parser", "main"]
+
+Handler = Callable[[Context], int]
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options accepted before or after any command (SUPPRESS keeps a later default from erasing an earlier value)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print results as JSON, for scripts"
+    )
+    common.add_argument(
+        "--api-url",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="the NexySync API (default: $NEXYSYNC_API_URL, else the last one signed in to, else http://127.0.0.1:8080)",
+    )
+    return common
+
+
+def _command(
+    parent: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: Handler,
+    help_text: str,
+    common: argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    parser = parent.add_parser(name, help=help_text, description=help_text, parents=[common])
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_account(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    password_help = f"the password (default: ${ENV_PASSWORD}, else a prompt)"
+    register = _command(commands, "register", account.run_register, "create an account and sign in", common)
+    register.add_argument("--email", help="your email (asked when left out)")
+    register.add_argument("--name", help="your display name (default: the email's local part)")
+    register.add_argument("--password", help=password_help)
+    login = _command(commands, "login", account.run_login, "sign in and keep the session on this machine", common)
+    login.add_argument("--email", help="your email (asked when left out)")
+    login.add_argument("--password", help=password_help)
+    _command(commands, "logout", account.run_logout, "revoke the session and forget it here", common)
+    _command(commands, "whoami", account.run_whoami, "show who is signed in", common)
+
+
+def _add_projects(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    group = commands.add_parser("projects", help="manage projects", description="Manage your projects.")
+    sub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = _command(sub, "create", projects.run_projects_create, "create a project", common)
+    create.add_argument("name", help="the project's name")
+    create.add_argument("--ttl-hours", type=int, help="how long messages are kept (server default when left out)")
+    _command(sub, "list", projects.run_projects_list, "list your projects", common)
+    usage = _command(sub, "usage", projects.run_projects_usage, "show today's usage and limits", common)
+    usage.add_argument("project", help="project id or name")
+    delete = _command(sub, "delete", projects.run_projects_delete, "delete a project and everything in it", common)
+    delete.add_argument("project", help="project id or name")
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+
+def _add_agents(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    group = commands.add_parser("agents", help="manage a project's agents", description="Manage a project's agents.")
+    sub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def with_project(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument("--project", "-p", required=True, help="project id or name")
+        return parser
+
+    create = with_project(
+        _command(sub, "create", agents.run_agents_create, "create an agent (shows its key once)", common)
+    )
+    create.add_argument("slug", help="the agent's address: lowercase letters, digits, inner dashes")
+    create.add_argument("--name", help="display name (default: the slug)")
+    create.add_argument("--role", help="what the agent does, shown to the others")
+    create.add_argument("--capability", action="append", help="a capability (repeat for several)")
+    with_project(_command(sub, "list", agents.run_agents_list, "list a project's agents", common))
+    rotate = with_project(
+        _command(sub, "rotate-key", agents.run_agents_rotate_key, "give an agent a new API key", common)
+    )
+    rotate.add_argument("agent", help="agent slug or id")
+    clone = with_project(
+        _command(sub, "clone", agents.run_agents_clone, "copy an agent into another of your projects", common)
+    )
+    clone.add_argument("agent", help="agent slug or id")
+    clone.add_argument("--to-project", required=True, help="the target project's id or name")
+    delete = with_project(_command(sub, "delete", agents.run_agents_delete, "delete an agent", common))
+    delete.add_argument("agent", help="agent slug or id")
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+
+def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    init = _command(
+        commands, "init", run_init, "set up an agent in a workspace: key file, .gitignore, editor config", common
+    )
+    init.add_argument("--project", "-p", required=True, help="an existing project's id or name")
+    init.add_argument(
+        "--agent", "-a", required=True, help="the agent's slug (created, or given a new key if it exists)"
+    )
+    init.add_argument("--name", help="display name for a new agent (default: the slug)")
+    init.add_argument("--role", help="what the agent does, shown to the others")
+    init.add_argument("--dir", default=".", help="the workspace (default: the current directory)")
+    init.add_argument(
+        "--write-config",
+        action="append",
+        choices=["claude", "cursor", "vscode", "all"],
+        help="merge the MCP server into this editor's project config (repeatable); printed otherwise",
+    )
+    init.add_argument("--mcp-command", help="how editors start the MCP server (default: nexysync-mcp)")
+    init.add_argument("--enc-key", help="use your own project key (standard base64 of 32 bytes) on first init")
+    init.add_argument("--new-key", action="store_true", help="make a new project key even though other agents exist")
+    init.add_argument("--force", action="store_true", help="replace a key file of another project")
+
+
+def _add_keys(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    group = commands.add_parser(
+        "keys", help="project encryption keys on this machine", description="Manage the project encryption keys."
+    )
+    sub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _command(sub, "list", keys.run_keys_list, "list the projects this machine holds keys for", common)
+    export = _command(sub, "export", keys.run_keys_export, "print a line that carries the key ring elsewhere", common)
+    export.description = (
+        'Print one line, nsk1:<project id>:<base64url of {"keys": [...]}> (keys oldest first), to paste into '
+        "`nexysync keys import` on another machine. It is a secret: it decrypts every message of the project."
+    )
+    export.add_argument("--project", "-p", required=True, help="project id or name")
+    imported = _command(sub, "import", keys.run_keys_import, "store a key ring exported on another machine", common)
+    imported.add_argument("line", nargs="?", help="the export line; '-' or left out reads it from stdin or a prompt")
+    rotate = _command(
+        sub, "rotate", keys.run_keys_rotate, "make a new key that encrypts from now on; update key files", common
+    )
+    rotate.add_argument("--project", "-p", required=True, help="project id or name")
+
+
+def _add_messaging(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    def agent_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument("--dir", default=".", help="look for .nexysync/key from here upward (default: .)")
+        parser.add_argument("--key-file", help="use this key file instead")
+        return parser
+
+    send = agent_options(
+        _command(commands, "send", messaging.run_send, "send an encrypted message as the agent", common)
+    )
+    send.add_argument("--to", help="the recipient's slug")
+    send.add_argument("--broadcast", action="store_true", help="send to every agent of the project")
+    send.add_argument("--topic", required=True, help="a short subject")
+    send.add_argument("--payload", required=True, help="the content; '-' reads it from stdin")
+    send.add_argument("--type", default="notification", choices=["request", "response", "notification"])
+    send.add_argument("--priority", choices=["normal", "urgent", "blocking"])
+    send.add_argument("--reply-to", help="the id of the message this answers")
+    tail = agent_options(
+        _command(commands, "tail", messaging.run_tail, "print the agent's messages live, decrypted", common)
+    )
+    tail.add_argument("--count", "-n", type=int, help="stop after this many messages")
+    tail.add_argument("--timeout", type=float, help="stop after this many seconds (exit 1 if --count is not reached)")
+    tail.add_argument("--events", action="store_true", help="show the other events too (presence, kv, acks)")
+    tail.add_argument("--no-resume", action="store_true", help="start from now, not where the last tail stopped")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``nexysync`` argument parser."""
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="nexysync",
+        description="Provision NexySync: accounts, projects, agents, key files and editor configs.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_account(commands, common)
+    _add_projects(commands, common)
+    _add_agents(commands, common)
+    _add_init(commands, common)
+    _add_keys(commands, common)
+    _add_messaging(commands, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nexysync``.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The exit code: 0 on success, 1 on failure, 2 on bad usage, 130 on Ctrl-C.
+    """
+    args = build_parser().parse_args(argv)
+    output = Output(json_mode=bool(getattr(args, "json", False)))
+    ctx = Context(args=args, output=output)
+    name = " ".join(part for part in (args.command, getattr(args, "action", None)) if part)
+    handler: Handler = args.handler
+    try:
+        return handler(ctx)
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more to say, and nowhere to say it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        output.progress("")
+        return EXIT_INTERRUPTED
+    except (CliError, NexySyncError, DecryptionError, OSError) as error:
+        try:
+            api_url: str | None = ctx.api_url
+        except CliError:
+            api_url = None
+        output.failure(name, describe(error, api_url))
+        return EXIT_ERROR
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

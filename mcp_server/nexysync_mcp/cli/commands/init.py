@@ -1,0 +1,182 @@
+"""``nexysync init``: set up one agent in one workspace (key file, .gitignore, editor config)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from nexysync import Client
+from nexysync_generated.models import Agent, AgentWithKey, Project
+from nexysync_mcp.cli.context import Context
+from nexysync_mcp.cli.credentials import OwnerSession
+from nexysync_mcp.cli.editors import DEFAULT_COMMAND, EDITORS, claude_command, merge_config, snippet
+from nexysync_mcp.cli.errors import CliError
+from nexysync_mcp.cli.files import read_json
+from nexysync_mcp.cli.keyfiles import (
+    KEY_DIR,
+    KEY_FILE,
+    ProjectKeys,
+    add_to_gitignore,
+    decode_key,
+    key_file_fields,
+    write_key_file,
+)
+from nexysync_mcp.cli.lookup import find_agent, find_project, list_agents
+
+__all__ = ["run_init"]
+
+
+def _project_keys(ctx: Context, owner: OwnerSession, project: Project, slug: str) -> tuple[ProjectKeys, str]:
+    """Return the project's keys on this machine, making them on the project's first init.
+
+    Returns:
+        The keys and how they were obtained: ``existing``, ``new`` or ``given``.
+
+    Raises:
+        CliError: the project already has other agents but this machine has no key for it; a
+            new key would cut this agent off from them, so the user must import the key first.
+    """
+    store = ctx.project_keys
+    known = store.load(project.id)
+    given: str | None = ctx.args.enc_key
+    if known is not None:
+        if given is not None and decode_key(given, "--enc-key") not in known.keys:
+            raise CliError(
+                "--enc-key differs from the key this machine holds for the project; use `nexysync keys import`",
+                code="KEY_MISMATCH",
+            )
+        if known.name != project.name or known.api_url != owner.api_url:
+            known.name, known.api_url = project.name, owner.api_url
+            store.save(known)
+        return known, "existing"
+    if given is not None:
+        created = ProjectKeys(project.id, [decode_key(given, "--enc-key")], name=project.name, api_url=owner.api_url)
+        store.save(created)
+        return created, "given"
+    others = [agent.slug for agent in list_agents(owner, project.id) if agent.slug != slug]
+    if others and not ctx.args.new_key:
+        raise CliError(
+            f"project {project.name!r} already has agents ({', '.join(sorted(others))}) but this machine holds no "
+            f"key for it. On a machine that has it run `nexysync keys export --project {project.id}`, then here "
+            "`nexysync keys import <line>`; or pass --new-key to start a new key (the other agents will not "
+            "read this agent's messages until they get it).",
+            code="NO_PROJECT_KEY",
+        )
+    return store.create(project.id, name=project.name, api_url=owner.api_url), "new"
+
+
+def _agent_with_key(ctx: Context, owner: OwnerSession, project: Project) -> tuple[AgentWithKey, bool]:
+    """Create the agent, or rotate the key of the existing one; return it and whether it existed."""
+    slug: str = ctx.args.agent
+    existing: Agent | None = find_agent(owner, project, slug, required=False)
+    name: str | None = ctx.args.name
+    role: str | None = ctx.args.role
+    if existing is None:
+
+        def create(client: Client) -> AgentWithKey:
+            return client.project_agents.create(project.id, slug=slug, name=name or slug, role=role)
+
+        return owner.call(create), False
+    if (name and name != existing.name) or (role is not None and role != existing.role):
+        owner.call(lambda client: client.project_agents.update(project.id, existing.id, name=name, role=role))
+    # The API shows a key only once, so the only way to a key for this file is a new one.
+    return owner.call(lambda client: client.project_agents.rotate_key(project.id, existing.id)), True
+
+
+def _check_existing_file(path: Path, project: Project, force: bool) -> None:
+    """Refuse to replace another project's key file unless forced (its agent would lose its key)."""
+    data = read_json(path) if path.is_file() else None
+    if data is None or force:
+        return
+    other = data.get("project_id")
+    if other == project.id:
+        return  # Same project: re-running init refreshes the file; the agent named in it keeps existing.
+    if other and other != project.id:
+        raise CliError(
+            f"{path} belongs to another project ({other}); pass --force to replace it or use another --dir",
+            code="KEY_FILE_EXISTS",
+        )
+
+
+def _editor_configs(ctx: Context, workspace: Path, command: str) -> list[dict[str, Any]]:
+    """Write the chosen editors' configs, or print how to set each one up."""
+    chosen: list[str] = ctx.args.write_config or []
+    names = list(EDITORS) if "all" in chosen else list(dict.fromkeys(chosen))
+    changes = []
+    for name in names:
+        change = merge_config(workspace, EDITORS[name], command)
+        changes.append({"editor": change.editor, "path": str(change.path), "action": change.action})
+        ctx.output.progress(f"{EDITORS[name].title}: {change.action} {change.path}")
+    if not names:
+        lines = [
+            "Connect your editor (or rerun with --write-config claude|cursor|vscode|all):",
+            f"  Claude Code, from the workspace:  {claude_command(command)}",
+        ]
+        for editor in EDITORS.values():
+            lines.append(f"  {editor.title} ({editor.relative_path}):")
+            lines.extend(f"    {line}" for line in snippet(editor, command).splitlines())
+        ctx.output.progress("\n".join(lines))
+    return changes
+
+
+def run_init(ctx: Context) -> int:
+    """Set up an agent of an existing project in a workspace.
+
+    Creates the agent (or gives the existing one a new API key), writes ``.nexysync/key`` with the
+    project's key ring (made here on the project's first init, never sent to the server), adds
+    ``.nexysync/`` to ``.gitignore``, and writes or prints the editors' MCP configs.
+    """
+    workspace = Path(ctx.args.dir).expanduser().resolve()
+    if not workspace.is_dir():
+        raise CliError(f"{workspace} is not a directory", code="NO_WORKSPACE")
+    key_path = workspace / KEY_DIR / KEY_FILE
+    owner = ctx.owner()
+    project = find_project(owner, ctx.args.project)
+    _check_existing_file(key_path, project, ctx.args.force)
+    keys, key_origin = _project_keys(ctx, owner, project, ctx.args.agent)
+    made, existed = _agent_with_key(ctx, owner, project)
+    agent = made.agent
+    if existed:
+        ctx.output.warn(f"agent {agent.slug!r} already existed: it got a new API key and its old key stopped working")
+    fields = key_file_fields(
+        api_key=made.api_key,
+        api_url=owner.api_url,
+        project=keys,
+        agent_name=agent.name,
+        custom_enc_key=key_origin == "given",
+    )
+    written = write_key_file(workspace, fields)
+    if str(written) not in keys.key_files:
+        keys.key_files.append(str(written))
+    ctx.project_keys.save(keys)
+    ignored = add_to_gitignore(workspace)
+    ctx.output.progress(
+        f"Agent {agent.slug!r} of project {project.name!r}: key file {written} "
+        f"({'new project key' if key_origin == 'new' else 'project key from this machine'})"
+    )
+    if ignored:
+        ctx.output.progress(f"Added .nexysync/ to {workspace / '.gitignore'}")
+    command: str = ctx.args.mcp_command or DEFAULT_COMMAND
+    if ctx.args.mcp_command is None and shutil.which(DEFAULT_COMMAND) is None:
+        beside = Path(sys.executable).with_name(DEFAULT_COMMAND)
+        hint = f"pass --mcp-command {beside}" if beside.exists() else "install nexysync-mcp or pass --mcp-command"
+        ctx.output.warn(f"{DEFAULT_COMMAND} is not on PATH, so editors may not start it: {hint}")
+    changes = _editor_configs(ctx, workspace, command)
+    ctx.output.result(
+        {
+            "project_id": project.id,
+            "project_name": project.name,
+            "agent": agent.model_dump(mode="json"),
+            "agent_existed": existed,
+            "key_file": str(written),
+            "workspace": str(workspace),
+            "project_key": key_origin,
+            "key_id": keys.key_ids()[-1],
+            "gitignore_updated": ignored,
+            "editor_configs": changes,
+        },
+        f"Ready: {agent.slug} can now talk to the other agents of {project.name!r}.",
+    )
+    return 0

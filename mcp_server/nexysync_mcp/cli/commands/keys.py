@@ -1,0 +1,168 @@
+"""``nexysync keys list|export|import|rotate``: the project encryption keys held on this machine."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+
+from nexysync.crypto import new_key
+from nexysync_mcp.cli.context import Context
+from nexysync_mcp.cli.errors import CliError
+from nexysync_mcp.cli.keyfiles import (
+    ProjectKeys,
+    export_line,
+    merge_rings,
+    parse_export_line,
+    rewrite_key_ring,
+)
+from nexysync_mcp.cli.lookup import find_project
+
+__all__ = ["run_keys_export", "run_keys_import", "run_keys_list", "run_keys_rotate", "update_key_files"]
+
+
+def _local_project(ctx: Context, reference: str) -> ProjectKeys:
+    """Return this machine's keys of a project given by id or name.
+
+    The local record is tried first, so keys can be exported or rotated offline; the server is
+    asked only to turn an unknown name into an id.
+
+    Raises:
+        CliError: this machine holds no key for the project.
+    """
+    store = ctx.project_keys
+    found = store.find(reference)
+    if found is None:
+        project = find_project(ctx.owner(), reference)
+        found = store.load(project.id)
+        if found is None:
+            raise CliError(
+                f"this machine holds no key for project {project.name!r} ({project.id}): "
+                "run `nexysync init` for it, or `nexysync keys import` a line exported elsewhere",
+                code="NO_PROJECT_KEY",
+            )
+    return found
+
+
+def update_key_files(project: ProjectKeys) -> tuple[list[str], list[str]]:
+    """Write the project's ring into every key file registered for it.
+
+    Returns:
+        The files updated, and the files dropped from the registry (gone, or now another
+        project's).
+    """
+    updated: list[str] = []
+    dropped: list[str] = []
+    for name in project.key_files:
+        (updated if rewrite_key_ring(Path(name), project) else dropped).append(name)
+    project.key_files = updated
+    return updated, dropped
+
+
+def run_keys_list(ctx: Context) -> int:
+    """List the projects this machine holds keys for, with key ids (never the keys)."""
+    projects = ctx.project_keys.all()
+    data = [
+        {
+            "project_id": project.project_id,
+            "name": project.name,
+            "api_url": project.api_url,
+            "key_ids": project.key_ids(),
+            "key_files": project.key_files,
+        }
+        for project in projects
+    ]
+    rows = [
+        [
+            project.project_id,
+            project.name or "-",
+            project.key_ids()[-1],
+            str(len(project.keys)),
+            str(len(project.key_files)),
+        ]
+        for project in projects
+    ]
+    text = (
+        ctx.output.table(rows, ["PROJECT", "NAME", "CURRENT_KEY", "KEYS", "KEY_FILES"])
+        if rows
+        else "No project keys on this machine."
+    )
+    ctx.output.result(data, text)
+    return 0
+
+
+def run_keys_export(ctx: Context) -> int:
+    """Print the line that carries a project's key ring to another machine."""
+    project = _local_project(ctx, ctx.args.project)
+    line = export_line(project)
+    ctx.output.progress(
+        "Secret: whoever has this line reads the project's messages. Paste it into "
+        "`nexysync keys import` on the other machine, over a channel you trust."
+    )
+    ctx.output.result({"project_id": project.project_id, "line": line, "key_ids": project.key_ids()}, line)
+    return 0
+
+
+def _read_line(ctx: Context) -> str:
+    given: str | None = ctx.args.line
+    if given and given != "-":
+        return given
+    if given == "-" or not sys.stdin.isatty():
+        return sys.stdin.readline().strip()
+    # Not echoed, and so kept out of the terminal's scrollback and the shell history.
+    return getpass.getpass("Key export line: ").strip()
+
+
+def run_keys_import(ctx: Context) -> int:
+    """Store a key ring exported on another machine and update this project's key files."""
+    project_id, imported = parse_export_line(_read_line(ctx))
+    store = ctx.project_keys
+    known = store.load(project_id)
+    if known is None:
+        project = ProjectKeys(project_id, list(imported), api_url=getattr(ctx.args, "api_url", None))
+        added = len(imported)
+        updated: list[str] = []
+    else:
+        before = set(known.keys)
+        known.keys = merge_rings(known.keys, imported)
+        project = known
+        added = len(set(known.keys) - before)
+        updated, _ = update_key_files(project)
+    store.save(project)
+    ctx.output.result(
+        {
+            "project_id": project_id,
+            "keys_added": added,
+            "key_ids": project.key_ids(),
+            "key_files_updated": updated,
+        },
+        f"Imported {added} new key(s) for project {project_id}; the current key is {project.key_ids()[-1]}."
+        + (f" Updated {len(updated)} key file(s)." if updated else "")
+        + f"\nNext: nexysync init --project {project_id} --agent <slug>",
+    )
+    return 0
+
+
+def run_keys_rotate(ctx: Context) -> int:
+    """Make a new project key, the one that encrypts from now on; older keys keep decrypting."""
+    project = _local_project(ctx, ctx.args.project)
+    project.keys.append(new_key())
+    updated, dropped = update_key_files(project)
+    ctx.project_keys.save(project)
+    for name in dropped:
+        ctx.output.warn(f"{name} is gone or belongs to another project now; no longer tracked")
+    ctx.output.result(
+        {
+            "project_id": project.project_id,
+            "key_id": project.key_ids()[-1],
+            "key_ids": project.key_ids(),
+            "key_files_updated": updated,
+            "key_files_dropped": dropped,
+        },
+        f"New key {project.key_ids()[-1]} for project {project.name or project.project_id}; "
+        f"updated {len(updated)} key file(s).\n"
+        "Restart running agents (their MCP servers) so they encrypt with it, and bring agents on other "
+        f"machines up to date: `nexysync keys export --project {project.project_id}` here, "
+        "`nexysync keys import` there.",
+    )
+    return 0

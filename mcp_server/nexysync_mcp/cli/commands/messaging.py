@@ -1,0 +1,139 @@
+"""``nexysync send`` and ``nexysync tail``: act as the agent of the nearest ``.nexysync/key``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from nexysync import AsyncClient, AsyncStreamEvent, Client, DecryptionError, find_key_file
+from nexysync_generated.models import Message
+from nexysync_mcp.cli.context import Context
+from nexysync_mcp.cli.errors import CliError
+from nexysync_mcp.cli.keyfiles import read_tail_position, write_tail_position
+from nexysync_mcp.cli.output import Output, to_json
+
+__all__ = ["format_message", "run_send", "run_tail"]
+
+
+def _key_file(ctx: Context) -> Path:
+    """Return the key file: ``--key-file``, else the nearest ``.nexysync/key`` from ``--dir`` upward."""
+    given: str | None = ctx.args.key_file
+    if given:
+        return Path(given).expanduser()
+    start = Path(ctx.args.dir).expanduser()
+    found = find_key_file(start)
+    if found is None:
+        raise CliError(
+            f"no .nexysync/key from {start.resolve()} upward: run `nexysync init` in the workspace first",
+            code="NO_KEY_FILE",
+        )
+    return found
+
+
+def format_message(message: Message) -> str:
+    """Return a message as people read it: one header line, then the payload indented."""
+    when = message.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    to = "everyone" if message.broadcast else message.to
+    flags = message.type.value
+    if message.priority.value != "normal":
+        flags += f", {message.priority.value}"
+    reply = f" re {message.reply_to}" if message.reply_to else ""
+    header = f"[{when}] {message.from_} -> {to} ({flags}){reply} {message.id}\n  {message.topic}"
+    body = "\n".join(f"    {line}" for line in message.payload.splitlines() or [""])
+    return f"{header}\n{body}"
+
+
+def run_send(ctx: Context) -> int:
+    """Send a message (encrypted with the project key) to an agent, or to all with ``--broadcast``."""
+    args = ctx.args
+    if (args.to is None) == (not args.broadcast):
+        raise CliError("give either --to SLUG or --broadcast", code="NO_RECIPIENT")
+    payload: str = sys.stdin.read() if args.payload == "-" else args.payload
+    path = _key_file(ctx)
+    with Client.from_key_file(path) as client:
+        message = client.messages.send(
+            args.to,
+            topic=args.topic,
+            payload=payload,
+            type=args.type,
+            broadcast=args.broadcast,
+            priority=args.priority,
+            reply_to=args.reply_to,
+        )
+    target = "everyone" if message.broadcast else message.to
+    ctx.output.result(message, f"Sent {message.id} to {target}.")
+    return 0
+
+
+class _Tail:
+    """One ``tail`` run: prints new messages and saves the position after each event."""
+
+    def __init__(self, ctx: Context, path: Path) -> None:
+        self.output: Output = ctx.output
+        self.path = path
+        self.count: int | None = ctx.args.count
+        self.all_events: bool = ctx.args.events
+        self.resume: bool = not ctx.args.no_resume
+        self.printed = 0
+
+    def _show_message(self, message: Message, seq: int) -> None:
+        data: dict[str, Any] = {"event": "new_message", "seq": seq, "message": to_json(message)}
+        self.output.result(data, format_message(message))
+
+    def _show_event(self, event: AsyncStreamEvent) -> None:
+        data = {"event": event.type, "seq": event.seq, "data": event.data}
+        summary = " ".join(f"{key}={value}" for key, value in sorted(event.data.items()))
+        self.output.result(data, f"[{event.created_at.astimezone():%Y-%m-%d %H:%M:%S}] {event.type} {summary}")
+
+    async def handle(self, event: AsyncStreamEvent) -> None:
+        if event.type == "new_message":
+            try:
+                message = await event.message()
+            except DecryptionError as exc:
+                self.output.warn(f"message {event.data.get('id')} does not decrypt with this key ring: {exc}")
+            else:
+                self._show_message(message, event.seq)
+                self.printed += 1
+        elif event.type == "reset":
+            self.output.warn("some events expired before they could be shown; list the inbox to catch up")
+        elif self.all_events:
+            self._show_event(event)
+
+    async def run(self) -> None:
+        saved = read_tail_position(self.path) if self.resume else None
+        async with AsyncClient.from_key_file(self.path) as client:
+            stream = client.stream(last_event_id=saved)
+            async with stream:
+                await stream.open()
+                if stream.last_event_id is not None:
+                    write_tail_position(self.path, stream.last_event_id)
+                where = f"resuming after event {saved}" if saved is not None else "new messages from now on"
+                self.output.progress(f"Listening for {self.path.parent.parent.name} ({where}); Ctrl-C stops.")
+                async for event in stream:
+                    await self.handle(event)
+                    if stream.last_event_id is not None:
+                        write_tail_position(self.path, stream.last_event_id)
+                    if self.count is not None and self.printed >= self.count:
+                        return
+
+
+def run_tail(ctx: Context) -> int:
+    """Print the agent's new messages as they arrive, decrypted, resuming where the last run stopped."""
+    path = _key_file(ctx)
+    tail = _Tail(ctx, path)
+    timeout: float | None = ctx.args.timeout
+
+    async def bounded() -> None:
+        async with asyncio.timeout(timeout):
+            await tail.run()
+
+    try:
+        asyncio.run(bounded())
+    except TimeoutError as exc:
+        if tail.count is not None and tail.printed < tail.count:
+            raise CliError(
+                f"timed out after {timeout:g} s with {tail.printed} of {tail.count} message(s)", code="TIMEOUT"
+            ) from exc
+    return 0

@@ -1,0 +1,296 @@
+"""Project keys on this machine, agent key files (``.nexysync/key``), and the key export line.
+
+The project key never leaves the machine through the API. The CLI makes it on the first
+``nexysync init`` for a project and keeps the project's key ring, oldest key first, in
+``<config dir>/projects/<project id>.json`` (mode 0600) together with the paths of every key file
+it wrote for that project, so ``nexysync keys rotate`` can update them all.
+
+A key file holds ``enc_key`` (the newest key, the one that encrypts) and ``keyring`` (every key,
+oldest first, the newest included), which is what the SDK's ``load_key_file`` reads back as
+``KeyFile.keys`` with the last key encrypting.
+
+The export line carries a ring to another machine: ``nsk1:<project id>:<payload>`` where the
+payload is unpadded base64url of the JSON object ``{"keys": [<standard base64 key>, ...]}``,
+oldest key first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nexysync.crypto import KEY_BYTES, key_id, new_key
+from nexysync_mcp.cli.errors import CliError
+from nexysync_mcp.cli.files import ensure_private_dir, read_json, write_json
+
+__all__ = [
+    "EXPORT_PREFIX",
+    "GITIGNORE_ENTRY",
+    "KEY_DIR",
+    "KEY_FILE",
+    "ProjectKeyStore",
+    "ProjectKeys",
+    "add_to_gitignore",
+    "decode_key",
+    "encode_key",
+    "export_line",
+    "is_private",
+    "key_file_fields",
+    "merge_rings",
+    "parse_export_line",
+    "read_tail_position",
+    "rewrite_key_ring",
+    "write_key_file",
+    "write_tail_position",
+]
+
+KEY_DIR = ".nexysync"
+KEY_FILE = "key"
+TAIL_FILE = "tail.json"
+GITIGNORE_ENTRY = ".nexysync/"
+EXPORT_PREFIX = "nsk1"
+_IGNORED_FORMS = frozenset({".nexysync", ".nexysync/", "/.nexysync", "/.nexysync/", ".nexysync/*", "/.nexysync/*"})
+
+
+def encode_key(key: bytes) -> str:
+    """Return a key as standard base64, as key files hold it."""
+    return base64.b64encode(key).decode("ascii")
+
+
+def decode_key(text: str, where: str) -> bytes:
+    """Return the 32 key bytes of a standard-base64 string.
+
+    Raises:
+        CliError: not base64, or not 32 bytes.
+    """
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise CliError(f"{where} is not valid base64", code="BAD_KEY") from exc
+    if len(raw) != KEY_BYTES:
+        raise CliError(f"{where} must be {KEY_BYTES} bytes, not {len(raw)}", code="BAD_KEY")
+    return raw
+
+
+@dataclass
+class ProjectKeys:
+    """What this machine knows of one project.
+
+    Attributes:
+        project_id: The project.
+        keys: Its keys, oldest first; the last one encrypts.
+        name: The project's name when last seen (to find it by name without asking the server).
+        api_url: The API the project lives on.
+        key_files: Paths of the key files written for it, as strings.
+    """
+
+    project_id: str
+    keys: list[bytes]
+    name: str | None = None
+    api_url: str | None = None
+    key_files: list[str] = field(default_factory=list)
+
+    @property
+    def current(self) -> bytes:
+        """The key that encrypts."""
+        return self.keys[-1]
+
+    def key_ids(self) -> list[str]:
+        """The ids of the keys, oldest first (safe to show: a hash prefix, not the key)."""
+        return [key_id(key) for key in self.keys]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the form saved in the config directory."""
+        return {
+            "project_id": self.project_id,
+            "name": self.name,
+            "api_url": self.api_url,
+            "keys": [encode_key(key) for key in self.keys],
+            "key_files": self.key_files,
+        }
+
+
+class ProjectKeyStore:
+    """The project keys kept in ``<config dir>/projects/``.
+
+    Args:
+        directory: The CLI's config directory.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory / "projects"
+
+    def path(self, project_id: str) -> Path:
+        """Return the file of one project."""
+        if not project_id or not project_id.isalnum():
+            raise CliError(f"{project_id!r} is not a project id", code="BAD_PROJECT_ID")
+        return self.directory / f"{project_id}.json"
+
+    def load(self, project_id: str) -> ProjectKeys | None:
+        """Return what this machine holds for a project, or None."""
+        path = self.path(project_id)
+        data = read_json(path)
+        if data is None:
+            return None
+        raw_keys = data.get("keys")
+        if not isinstance(raw_keys, list) or not raw_keys:
+            raise CliError(f"{path} holds no keys; fix or remove it", code="BAD_FILE")
+        keys = [decode_key(str(text), f"key {i} in {path}") for i, text in enumerate(raw_keys)]
+        files = data.get("key_files") if isinstance(data.get("key_files"), list) else []
+        return ProjectKeys(
+            project_id=project_id,
+            keys=keys,
+            name=data.get("name") if isinstance(data.get("name"), str) else None,
+            api_url=data.get("api_url") if isinstance(data.get("api_url"), str) else None,
+            key_files=[str(item) for item in files or []],
+        )
+
+    def save(self, project: ProjectKeys) -> Path:
+        """Save a project's keys (mode 0600, directory 0700) and return the file."""
+        ensure_private_dir(self.directory.parent)
+        path = self.path(project.project_id)
+        write_json(path, project.to_json())
+        return path
+
+    def create(self, project_id: str, *, name: str | None, api_url: str | None) -> ProjectKeys:
+        """Make a new random key for a project that has none here, and save it."""
+        project = ProjectKeys(project_id=project_id, keys=[new_key()], name=name, api_url=api_url)
+        self.save(project)
+        return project
+
+    def all(self) -> list[ProjectKeys]:
+        """Return every project this machine holds keys for."""
+        if not self.directory.is_dir():
+            return []
+        found = (self.load(path.stem) for path in sorted(self.directory.glob("*.json")))
+        return [project for project in found if project is not None]
+
+    def find(self, reference: str) -> ProjectKeys | None:
+        """Return the local project whose id is ``reference``, or whose saved name is, if exactly one."""
+        if reference.isalnum() and (project := self.load(reference)) is not None:
+            return project
+        named = [project for project in self.all() if project.name == reference]
+        return named[0] if len(named) == 1 else None
+
+
+def key_file_fields(
+    *,
+    api_key: str,
+    api_url: str,
+    project: ProjectKeys,
+    agent_name: str,
+    custom_enc_key: bool = False,
+) -> dict[str, Any]:
+    """Return the JSON fields of an agent's key file."""
+    return {
+        "api_key": api_key,
+        "enc_key": encode_key(project.current),
+        "agent_name": agent_name,
+        "custom_enc_key": custom_enc_key,
+        "api_url": api_url,
+        "project_id": project.project_id,
+        "keyring": [encode_key(key) for key in project.keys],
+    }
+
+
+def write_key_file(workspace: Path, fields: dict[str, Any]) -> Path:
+    """Write ``<workspace>/.nexysync/key`` (file 0600, directory 0700) and return its path."""
+    directory = ensure_private_dir(workspace / KEY_DIR)
+    path = directory / KEY_FILE
+    write_json(path, fields)
+    return path
+
+
+def rewrite_key_ring(path: Path, project: ProjectKeys) -> bool:
+    """Put the project's current ring into an existing key file, keeping its other fields.
+
+    Returns:
+        False when the file is gone or now belongs to another project (so it is left alone).
+    """
+    data = read_json(path)
+    if data is None or data.get("project_id") != project.project_id:
+        return False
+    data["enc_key"] = encode_key(project.current)
+    data["keyring"] = [encode_key(key) for key in project.keys]
+    write_json(path, data)
+    return True
+
+
+def add_to_gitignore(workspace: Path) -> bool:
+    """Make ``<workspace>/.gitignore`` ignore ``.nexysync/``; return whether the file changed.
+
+    Creates the file when absent and appends the entry once: an entry already there in any of its
+    usual spellings counts.
+    """
+    path = workspace / ".gitignore"
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        text = ""
+    if any(line.strip() in _IGNORED_FORMS for line in text.splitlines()):
+        return False
+    separator = "" if not text or text.endswith("\n") else "\n"
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(f"{separator}# NexySync agent key (secret)\n{GITIGNORE_ENTRY}\n")
+    return True
+
+
+def export_line(project: ProjectKeys) -> str:
+    """Return the one line that carries a project's key ring to another machine."""
+    payload = json.dumps({"keys": [encode_key(key) for key in project.keys]}, separators=(",", ":"))
+    encoded = base64.urlsafe_b64encode(payload.encode()).decode("ascii").rstrip("=")
+    return f"{EXPORT_PREFIX}:{project.project_id}:{encoded}"
+
+
+def parse_export_line(line: str) -> tuple[str, list[bytes]]:
+    """Return the project id and keys (oldest first) of an export line.
+
+    Raises:
+        CliError: not a line made by ``nexysync keys export``, or damaged.
+    """
+    parts = line.strip().split(":")
+    if len(parts) != 3 or parts[0] != EXPORT_PREFIX or not parts[1].isalnum():
+        raise CliError(
+            f"not a key export line: expected {EXPORT_PREFIX}:<project id>:<keys> from `nexysync keys export`",
+            code="BAD_EXPORT_LINE",
+        )
+    _, project_id, encoded = parts
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise CliError("the key export line is damaged (was it copied whole?)", code="BAD_EXPORT_LINE") from exc
+    keys = payload.get("keys") if isinstance(payload, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise CliError("the key export line holds no keys", code="BAD_EXPORT_LINE")
+    return project_id, [decode_key(str(text), f"key {i} of the export line") for i, text in enumerate(keys)]
+
+
+def merge_rings(local: Sequence[bytes], imported: Sequence[bytes]) -> list[bytes]:
+    """Return the union of two rings, oldest first; the imported ring's newest key ends up encrypting.
+
+    Keys only this machine had are kept as older keys, so what they encrypted still decrypts.
+    """
+    return [key for key in local if key not in imported] + [key for key in dict.fromkeys(imported)]
+
+
+def read_tail_position(key_file: Path) -> int | None:
+    """Return the last event id ``nexysync tail`` handled for the agent of ``key_file``, if saved."""
+    data = read_json(key_file.parent / TAIL_FILE)
+    value = data.get("last_event_id") if data else None
+    return value if isinstance(value, int) else None
+
+
+def write_tail_position(key_file: Path, last_event_id: int) -> None:
+    """Save where ``nexysync tail`` stopped, beside the key file, so the next run resumes there."""
+    write_json(key_file.parent / TAIL_FILE, {"last_event_id": last_event_id})
+
+
+def is_private(path: Path) -> bool:
+    """Tell whether only the owner may read ``path`` (no group or other permission bits)."""
+    return (os.stat(path).st_mode & 0o077) == 0

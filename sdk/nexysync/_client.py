@@ -40,6 +40,8 @@ class _Session:
     refresh_token: str | None
     project_id: str | None
     ring: KeyRing | None
+    #: Called with (access token, refresh token) whenever the session signs in, refreshes or out.
+    on_tokens: Callable[[str | None, str | None], None] | None = None
 
 
 def _env_ring() -> KeyRing | None:
@@ -144,13 +146,23 @@ class _ClientCore:
             raise KeyFileError(f"{operation_id} handles encrypted content: give the client an encryption key")
         return self._session.project_id is None
 
+    @property
+    def refresh_token(self) -> str | None:
+        """The human session's current refresh token (it changes at every refresh), or None."""
+        return self._session.refresh_token
+
     def _adopt_tokens(self, operation_id: str, result: Any) -> None:
+        session = self._session
         if operation_id in {"auth_login", "auth_register", "auth_refresh"}:
-            self._session.token = result.access_token
-            self._session.refresh_token = result.refresh_token
+            session.token = result.access_token
+            session.refresh_token = result.refresh_token
         elif operation_id == "auth_logout":
-            self._session.token = None
-            self._session.refresh_token = None
+            session.token = None
+            session.refresh_token = None
+        else:
+            return
+        if session.on_tokens is not None:
+            session.on_tokens(session.token, session.refresh_token)
 
 
 class Client(_ClientCore):
@@ -169,6 +181,10 @@ class Client(_ClientCore):
         http_client: Your own ``httpx.Client``; the SDK never closes it.
         sleep: How to wait between retries (for tests).
         default_headers: Extra headers on every request.
+        refresh_token: A human session's saved refresh token: with it, an expired access token
+            (``api_key``) is renewed on the first 401 and the call retried once.
+        on_tokens: Called with ``(access_token, refresh_token)`` after every login, register,
+            refresh (including the automatic one) and logout, so a tool can save the session.
 
     Example:
         >>> with Client.from_key_file() as client:  # doctest: +SKIP
@@ -187,12 +203,15 @@ class Client(_ClientCore):
         http_client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
         default_headers: Mapping[str, str] | None = None,
+        refresh_token: str | None = None,
+        on_tokens: Callable[[str | None, str | None], None] | None = None,
     ) -> None:
         self._session = _Session(
             token=api_key or os.environ.get(ENV_API_KEY),
-            refresh_token=None,
+            refresh_token=refresh_token,
             project_id=project_id,
             ring=key_ring if key_ring is not None else _env_ring(),
+            on_tokens=on_tokens,
         )
         self._transport = SyncTransport(
             base_url=_base_url(base_url),
@@ -418,6 +437,8 @@ class AsyncClient(_ClientCore):
         default_headers: Extra headers on every request.
     """
 
+        refresh_token: A human session's saved refresh token (see :class:`Client`).
+        on_tokens: Called with ``(access_token, refresh_token)`` whenever they change (see :class:`Client`).
     def __init__(
         self,
         *,
@@ -432,12 +453,15 @@ class AsyncClient(_ClientCore):
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._session = _Session(
+        refresh_token: str | None = None,
+        on_tokens: Callable[[str | None, str | None], None] | None = None,
             token=api_key or os.environ.get(ENV_API_KEY),
-            refresh_token=None,
+            refresh_token=refresh_token,
             project_id=project_id,
             ring=key_ring if key_ring is not None else _env_ring(),
         )
         self._transport = AsyncTransport(
+            on_tokens=on_tokens,
             base_url=_base_url(base_url),
             timeout=timeout,
             max_retries=max_retries,

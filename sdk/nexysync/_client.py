@@ -435,10 +435,10 @@ class AsyncClient(_ClientCore):
         http_client: Your own ``httpx.AsyncClient``; the SDK never closes it.
         sleep: How to wait between retries (for tests).
         default_headers: Extra headers on every request.
-    """
-
         refresh_token: A human session's saved refresh token (see :class:`Client`).
         on_tokens: Called with ``(access_token, refresh_token)`` whenever they change (see :class:`Client`).
+    """
+
     def __init__(
         self,
         *,
@@ -451,17 +451,17 @@ class AsyncClient(_ClientCore):
         http_client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         default_headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self._session = _Session(
         refresh_token: str | None = None,
         on_tokens: Callable[[str | None, str | None], None] | None = None,
+    ) -> None:
+        self._session = _Session(
             token=api_key or os.environ.get(ENV_API_KEY),
             refresh_token=refresh_token,
             project_id=project_id,
             ring=key_ring if key_ring is not None else _env_ring(),
+            on_tokens=on_tokens,
         )
         self._transport = AsyncTransport(
-            on_tokens=on_tokens,
             base_url=_base_url(base_url),
             timeout=timeout,
             max_retries=max_retries,

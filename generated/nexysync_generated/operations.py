@@ -636,7 +636,7 @@ OPERATIONS: dict[str, Operation] = {
         method='GET',
         path='/v1/messages/{message_id}',
         tag='messages',
-        summary='Get a message; marks it read for the caller.',
+        summary='Get a message; marks it read for the caller unless `mark_read=false`.',
         security='AgentKey',
         path_params=(
             Parameter(
@@ -649,7 +649,7 @@ OPERATIONS: dict[str, Operation] = {
                 },
             ),
         ),
-        query_params=(),
+        query_params=(Parameter(name='mark_read', required=False, schema={'default': True, 'type': 'boolean'}),),
         header_params=(),
         request_body=None,
         request_body_required=False,

@@ -76,7 +76,7 @@ class _EventBase:
 
     Attributes:
         seq: Position in the project's event log (the value to resume after).
-        type: ``new_message``, ``message_acked``, ``presence_change``, ``kv_update`` or ``reset``
+        type: ``new_message``, ``message_acked``, ``presence_change``, ``kv_update``, ``new_ref`` or ``reset``
             (a ``reset`` says events were lost: re-list the inbox).
         created_at: When the event happened.
         data: The event's routing data (never encrypted content).
@@ -109,8 +109,12 @@ class StreamEvent(_EventBase):
 
     _client: Client | None = field(default=None, repr=False, compare=False)
 
-    def message(self) -> Message:
+    def message(self, *, mark_read: bool = True) -> Message:
         """Fetch and decrypt the message of a ``new_message`` event.
+
+        Args:
+            mark_read: Mark it read for the caller; a consumer that only caches or shows it to
+                someone else (a push cache, a terminal tail) passes False so it stays unread.
 
         Raises:
             ValueError: the event is not a ``new_message``.
@@ -119,7 +123,7 @@ class StreamEvent(_EventBase):
         message_id = self._message_id()
         if self._client is None:
             raise ValueError("this event is not bound to a client")
-        return self._client.messages.get(message_id)
+        return self._client.messages.get(message_id, mark_read=mark_read)
 
 
 @dataclass(frozen=True)
@@ -128,8 +132,8 @@ class AsyncStreamEvent(_EventBase):
 
     _client: AsyncClient | None = field(default=None, repr=False, compare=False)
 
-    async def message(self) -> Message:
-        """Fetch and decrypt the message of a ``new_message`` event.
+    async def message(self, *, mark_read: bool = True) -> Message:
+        """Fetch and decrypt the message of a ``new_message`` event (see :meth:`StreamEvent.message`).
 
         Raises:
             ValueError: the event is not a ``new_message``.
@@ -138,7 +142,7 @@ class AsyncStreamEvent(_EventBase):
         message_id = self._message_id()
         if self._client is None:
             raise ValueError("this event is not bound to a client")
-        return await self._client.messages.get(message_id)
+        return await self._client.messages.get(message_id, mark_read=mark_read)
 
 
 class _SSEDecoder:

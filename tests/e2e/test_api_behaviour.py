@@ -714,6 +714,19 @@ def test_inbox_since_keeps_messages_stored_at_or_after_the_time(team: dict[str, 
     assert _listed(bob, since=(since + timedelta(days=1)).isoformat()) == []
 
 
+def test_mark_read_false_looks_without_marking_and_bad_values_are_refused(team: dict[str, Any]) -> None:
+    alice, bob = team["alice"], team["bob"]
+    sent = alice.send()
+
+    peeked = bob.http.get(f"/v1/messages/{sent['id']}", params={"mark_read": "false"})
+
+    assert peeked.status_code == 200 and peeked.json()["status"] == "unread"
+    assert [m["status"] for m in bob.inbox() if m["id"] == sent["id"]] == ["unread"]
+    assert_problem(bob.http.get(f"/v1/messages/{sent['id']}", params={"mark_read": "no"}), 400, "INVALID_PARAMETER")
+    assert [m["status"] for m in bob.inbox() if m["id"] == sent["id"]] == ["unread"]
+    assert bob.http.get(f"/v1/messages/{sent['id']}", params={"mark_read": "true"}).json()["status"] == "read"
+
+
 def test_getting_a_message_marks_it_read_for_the_caller_only(team: dict[str, Any]) -> None:
     alice, bob, carol = team["alice"], team["bob"], team["carol"]
     sent = alice.send()  # broadcast: bob and carol both receive it

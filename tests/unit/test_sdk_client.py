@@ -502,6 +502,17 @@ def test_a_saved_refresh_token_renews_an_expired_session_and_reports_the_new_tok
     assert saved[-1] == (None, None) and client.refresh_token is None
 
 
+def test_get_sends_mark_read_only_when_asked_not_to_mark() -> None:
+    server = FakeServer()
+    client, _ = make_client(server)
+    sent = client.messages.send("bob", topic="t", payload="p")
+
+    assert client.messages.get(sent.id).payload == "p"
+    assert "mark_read" not in server.requests[-1].url.params
+    assert client.messages.get(sent.id, mark_read=False).payload == "p"
+    assert server.requests[-1].url.params["mark_read"] == "false"
+
+
 def test_missing_path_or_required_query_parameters_fail_before_sending() -> None:
     client, _ = make_client(FakeServer())
     with pytest.raises(ValueError, match="path parameters"):

@@ -47,6 +47,11 @@ def _list_query(
     return {"since": since, "status": status, "from": from_, "type": type, "pinned": pinned, "limit": limit}
 
 
+def _mark_read_query(mark_read: bool) -> dict[str, Any] | None:
+    # Only the non-default is sent, so a plain get is the same request it always was.
+    return None if mark_read else {"mark_read": False}
+
+
 def _routing_matches(data: dict[str, Any], reply_to: str | None, from_: str | None) -> bool:
     """Tell whether a ``new_message`` event's routing data is what ``wait`` looks for."""
     if reply_to is not None and data.get("reply_to") != reply_to:
@@ -157,9 +162,16 @@ class Messages(SyncResource):
         return self._pager("messages_list", **_list_query(since, status, from_, type, pinned, limit))
 
     @operation("messages_get")
-    def get(self, message_id: str) -> Message:
-        """Return one message, decrypted (bound to the id asked for)."""
-        result: Message = self._client.call("messages_get", path_params={"message_id": message_id})
+    def get(self, message_id: str, *, mark_read: bool = True) -> Message:
+        """Return one message, decrypted (bound to the id asked for).
+
+        Args:
+            message_id: The message.
+            mark_read: Mark it read for the caller; pass False to look without marking.
+        """
+        result: Message = self._client.call(
+            "messages_get", path_params={"message_id": message_id}, query=_mark_read_query(mark_read)
+        )
         return result
 
     @operation("messages_ack")
@@ -282,9 +294,11 @@ class AsyncMessages(AsyncResource):
         return self._pager("messages_list", **_list_query(since, status, from_, type, pinned, limit))
 
     @operation("messages_get")
-    async def get(self, message_id: str) -> Message:
-        """Return one message, decrypted."""
-        result: Message = await self._client.call("messages_get", path_params={"message_id": message_id})
+    async def get(self, message_id: str, *, mark_read: bool = True) -> Message:
+        """Return one message, decrypted (see :meth:`Messages.get`)."""
+        result: Message = await self._client.call(
+            "messages_get", path_params={"message_id": message_id}, query=_mark_read_query(mark_read)
+        )
         return result
 
     @operation("messages_ack")

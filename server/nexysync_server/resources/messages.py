@@ -105,10 +105,12 @@ class Item:
         self._ctx = ctx
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str) -> None:
-        """Return a message and mark it read for the caller."""
+        """Return a message and mark it read for the caller (unless ``mark_read=false``)."""
+        mark_read = params.boolean(req, "mark_read")
         message = await _visible_message(self._ctx, req, message_id)
         agent_id = req.context.agent["_id"]
-        message = await self._ctx.store.messages.mark_read(message, agent_id)
+        if mark_read is not False:
+            message = await self._ctx.store.messages.mark_read(message, agent_id)
         resp.media = messages.public(message, agent_id)
 
 

@@ -69,6 +69,9 @@ def test_send_from_one_workspace_is_tailed_decrypted_in_the_other(team: CliProje
     assert "alice -> bob (request)" in out
     assert "Deploy" in out and "Ship it at 5 pm" in out
     assert sent["id"] in out
+    # Watching is not reading: the message is still unread for bob's agent.
+    with Client.from_key_file(team.workspaces["bob"] / ".nexysync" / "key") as bob:
+        assert sent["id"] in {m.id for m in bob.messages.list(status="unread")}
 
 
 def test_tail_resumes_where_it_stopped(team: CliProject) -> None:

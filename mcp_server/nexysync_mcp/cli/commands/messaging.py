@@ -90,7 +90,8 @@ class _Tail:
     async def handle(self, event: AsyncStreamEvent) -> None:
         if event.type == "new_message":
             try:
-                message = await event.message()
+                # A terminal tail is a watcher, not the agent: the message stays unread for it.
+                message = await event.message(mark_read=False)
             except DecryptionError as exc:
                 self.output.warn(f"message {event.data.get('id')} does not decrypt with this key ring: {exc}")
             else:

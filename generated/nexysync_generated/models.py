@@ -7,7 +7,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 
 class FieldError(BaseModel):
@@ -553,6 +553,8 @@ class EventType(StrEnum):
     message_acked = 'message_acked'
     presence_change = 'presence_change'
     kv_update = 'kv_update'
+    new_ref = 'new_ref'
+    new_file = 'new_file'
     reset = 'reset'
 
 
@@ -572,7 +574,7 @@ class Event(BaseModel):
     data: Annotated[
         dict[str, Any],
         Field(
-            description='new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nkv_update: key, version, updated_by, deleted.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\n'
+            description='new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\n'
         ),
     ]
 
@@ -688,6 +690,229 @@ class KvList(BaseModel):
         populate_by_name=True,
     )
     data: list[KvEntry]
+    next_cursor: str | None
+
+
+class RefCreate(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    id: Annotated[
+        str,
+        Field(
+            description='Client-made id; makes the share idempotent and is bound into the ciphertext.',
+            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+        ),
+    ]
+    title: Annotated[
+        str,
+        Field(
+            description="An Envelope of a short text (a reference's title or source file), at most 4 KiB of envelope.",
+            json_schema_extra={'x-nexysync-encrypted': True},
+            max_length=4096,
+            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+        ),
+    ]
+    content: Annotated[
+        str,
+        Field(
+            description="An Envelope of a reference's code, at most 256 KiB of envelope.",
+            json_schema_extra={'x-nexysync-encrypted': True},
+            max_length=262144,
+            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+        ),
+    ]
+    source_file: Annotated[
+        str | None,
+        Field(
+            description="An Envelope of a short text (a reference's title or source file), at most 4 KiB of envelope.",
+            json_schema_extra={'x-nexysync-encrypted': True},
+            max_length=4096,
+            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+        ),
+    ] = None
+    language: Annotated[
+        str | None,
+        Field(
+            description='Plaintext (it filters): the language of the code, lowercase, e.g. python, c++, c#, objective-c.',
+            pattern='^[a-z0-9+#.-]{1,32}$',
+        ),
+    ] = None
+    to: Annotated[
+        str | None,
+        Field(
+            description='The one agent the reference is for; leave out to share it with the whole project.',
+            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+        ),
+    ] = None
+
+
+class Ref(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    id: Annotated[
+        str,
+        Field(
+            description='A ULID (26 Crockford base32 characters).',
+            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+        ),
+    ]
+    project_id: Annotated[
+        str,
+        Field(
+            description='A ULID (26 Crockford base32 characters).',
+            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+        ),
+    ]
+    from_: Annotated[
+        str,
+        Field(
+            alias='from',
+            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
+            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+        ),
+    ]
+    to: Annotated[
+        str | None,
+        Field(
+            description="The recipient's slug; null when shared with the whole project."
+        ),
+    ]
+    title: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
+    content: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
+    source_file: Annotated[
+        str | None, Field(json_schema_extra={'x-nexysync-encrypted': True})
+    ]
+    language: str | None
+    size_bytes: Annotated[
+        int,
+        Field(
+            description="What the reference counts toward the project's storage quota (its envelopes' length).",
+            ge=0,
+        ),
+    ]
+    created_at: AwareDatetime
+
+
+class RefList(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: list[Ref]
+    next_cursor: str | None
+
+
+class FileCreate(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+        populate_by_name=True,
+    )
+    id: Annotated[
+        str,
+        Field(
+            description='Client-made id; makes the call idempotent and is bound into the ciphertext (name and content).',
+            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+        ),
+    ]
+    name: Annotated[
+        str,
+        Field(
+            description="An Envelope of a short text (a reference's title or source file), at most 4 KiB of envelope.",
+            json_schema_extra={'x-nexysync-encrypted': True},
+            max_length=4096,
+            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+        ),
+    ]
+    size: Annotated[
+        int,
+        Field(
+            description='Bytes of the ciphertext stream that will be uploaded (what the CDN accepts, exactly).',
+            ge=0,
+        ),
+    ]
+    content_type: Annotated[
+        str | None,
+        Field(
+            description='Plaintext media type of the content, e.g. text/plain; sent back as given.',
+            max_length=255,
+            pattern='^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$',
+        ),
+    ] = None
+
+
+class Status2(StrEnum):
+    pending = 'pending'
+    ready = 'ready'
+
+
+class File(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    id: Annotated[
+        str,
+        Field(
+            description='A ULID (26 Crockford base32 characters).',
+            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+        ),
+    ]
+    project_id: Annotated[
+        str,
+        Field(
+            description='A ULID (26 Crockford base32 characters).',
+            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+        ),
+    ]
+    name: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
+    size: Annotated[
+        int,
+        Field(description='Bytes of the encrypted content stored on the CDN.', ge=0),
+    ]
+    content_type: str | None
+    status: Annotated[
+        Status2,
+        Field(description='`pending` until its content is uploaded, then `ready`.'),
+    ]
+    from_: Annotated[
+        str,
+        Field(
+            alias='from',
+            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
+            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+        ),
+    ]
+    created_at: AwareDatetime
+    expires_at: Annotated[
+        AwareDatetime, Field(description='When the file and its content are deleted.')
+    ]
+    download_url: Annotated[
+        AnyUrl | None,
+        Field(
+            description='A signed CDN URL to GET the encrypted content (Range supported), valid for a few minutes; null while pending.'
+        ),
+    ]
+
+
+class FileUpload(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    file: File
+    upload_url: Annotated[
+        AnyUrl,
+        Field(
+            description='A signed CDN URL to PUT exactly `file.size` bytes to, valid for a few minutes. The CDN\nanswers 201 when the file is ready, 413 past the declared size, 400 for a short body,\n403 when the URL is tampered with or expired, 409 when the content is already there.\n'
+        ),
+    ]
+
+
+class FileList(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: list[File]
     next_cursor: str | None
 
 

@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import pybase64
 from cryptography.exceptions import InvalidTag
@@ -158,3 +158,243 @@ class KeyRing:
 def new_key() -> bytes:
     """Make a new random 32-byte project key."""
     return os.urandom(KEY_BYTES)
+
+
+# --- Files: a stream of AES-GCM segments ------------------------------------------------------
+#
+# A file's ciphertext is a header, then one AES-GCM segment per 64 KiB of plaintext (the last
+# segment holds the rest, possibly nothing: an empty file is one empty final segment):
+#
+#   header   = b"NXF1" || kid (8 ASCII hex) || nonce prefix (7 random bytes)       19 bytes
+#   segment  = AES-GCM(key, nonce, chunk, AD)                                      len(chunk) + 16
+#   nonce    = prefix (7) || segment counter (4, big-endian) || last flag (1: 0x01 last, 0x00 not)
+#   AD       = nexysync/v1|<project_id>|file|<file id>|content
+#
+# The counter in the nonce makes a reordered or repeated segment fail to authenticate; the last
+# flag makes a stream cut at a segment boundary fail (its final segment was sealed as "not last"),
+# and anything after the flagged segment fails too. The AD binds the stream to one file of one
+# project. The ciphertext size follows from the plaintext size alone (:func:`encrypted_file_size`),
+# so an upload can declare its length before it starts.
+
+FILE_MAGIC = b"NXF1"
+FILE_SEGMENT_BYTES = 64 * 1024
+FILE_NONCE_PREFIX_BYTES = 7
+FILE_HEADER_BYTES = len(FILE_MAGIC) + 8 + FILE_NONCE_PREFIX_BYTES
+_FILE_SEGMENT_CIPHER_BYTES = FILE_SEGMENT_BYTES + TAG_BYTES
+_MAX_FILE_SEGMENTS = 2**32
+
+
+def _file_segments(plaintext_size: int) -> int:
+    return max(1, -(-plaintext_size // FILE_SEGMENT_BYTES))
+
+
+def encrypted_file_size(plaintext_size: int) -> int:
+    """Return the size of a file's ciphertext stream for ``plaintext_size`` bytes of content.
+
+    Raises:
+        ValueError: a negative size.
+    """
+    if plaintext_size < 0:
+        raise ValueError("a file size cannot be negative")
+    return FILE_HEADER_BYTES + plaintext_size + TAG_BYTES * _file_segments(plaintext_size)
+
+
+def plaintext_file_size(encrypted_size: int) -> int:
+    """Return the content size of a ciphertext stream of ``encrypted_size`` bytes (undoes :func:`encrypted_file_size`).
+
+    Raises:
+        ValueError: no plaintext size gives this ciphertext size.
+    """
+    body = encrypted_size - FILE_HEADER_BYTES
+    if body < TAG_BYTES:
+        raise ValueError(f"{encrypted_size} bytes is too short for an encrypted file")
+    full, rest = divmod(body, _FILE_SEGMENT_CIPHER_BYTES)
+    if rest == 0:
+        return full * FILE_SEGMENT_BYTES
+    if rest < TAG_BYTES:
+        raise ValueError(f"{encrypted_size} bytes is not the size of an encrypted file")
+    return full * FILE_SEGMENT_BYTES + rest - TAG_BYTES
+
+
+def _file_nonce(prefix: bytes, counter: int, last: bool) -> bytes:
+    if counter >= _MAX_FILE_SEGMENTS:
+        raise ValueError("a file may have at most 2**32 segments")
+    return prefix + counter.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+
+
+def _file_ad(project_id: str, file_id: str) -> bytes:
+    return associated_data(project_id, "file", file_id, "content")
+
+
+class FileEncryptor:
+    """Seal a file's content segment by segment (see the format above).
+
+    Args:
+        ring: The key ring; its current key encrypts.
+        project_id: The file's project.
+        file_id: The file's id (bound into every segment).
+        nonce_prefix: Only for known-answer tests; random otherwise.
+    """
+
+    def __init__(self, ring: KeyRing, *, project_id: str, file_id: str, nonce_prefix: bytes | None = None) -> None:
+        prefix = os.urandom(FILE_NONCE_PREFIX_BYTES) if nonce_prefix is None else nonce_prefix
+        if len(prefix) != FILE_NONCE_PREFIX_BYTES:
+            raise ValueError(f"the nonce prefix is {FILE_NONCE_PREFIX_BYTES} bytes")
+        self._aead = ring._by_id[ring.current_id]
+        self._prefix = prefix
+        self._ad = _file_ad(project_id, file_id)
+        self._counter = 0
+        self._finished = False
+        self.header = FILE_MAGIC + ring.current_id.encode() + prefix
+
+    def seal(self, chunk: bytes, *, last: bool) -> bytes:
+        """Seal the next chunk: exactly 64 KiB unless ``last``; nothing may follow the last.
+
+        Raises:
+            ValueError: a chunk of the wrong size, or a chunk after the last.
+        """
+        if self._finished:
+            raise ValueError("the last segment was already sealed")
+        if len(chunk) > FILE_SEGMENT_BYTES or (not last and len(chunk) != FILE_SEGMENT_BYTES):
+            raise ValueError(f"a segment holds {FILE_SEGMENT_BYTES} bytes (the last one at most that)")
+        sealed = self._aead.encrypt(_file_nonce(self._prefix, self._counter, last), chunk, self._ad)
+        self._counter += 1
+        self._finished = last
+        return sealed
+
+
+def _read_full(read: Callable[[int], bytes], size: int) -> bytes:
+    """Read ``size`` bytes, or fewer only at the end of the stream."""
+    chunk = read(size)
+    if len(chunk) == size or not chunk:
+        return chunk
+    parts = [chunk]
+    got = len(chunk)
+    while got < size:
+        more = read(size - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def encrypt_file_stream(
+    ring: KeyRing, read: Callable[[int], bytes], *, project_id: str, file_id: str
+) -> Iterator[bytes]:
+    """Yield the ciphertext stream of the content that ``read`` gives: the header, then each segment.
+
+    Holds two 64 KiB chunks at most, whatever the file's size.
+
+    Args:
+        ring: The key ring.
+        read: A binary stream's ``read``.
+        project_id: The file's project.
+        file_id: The file's id.
+    """
+    encryptor = FileEncryptor(ring, project_id=project_id, file_id=file_id)
+    yield encryptor.header
+    chunk = _read_full(read, FILE_SEGMENT_BYTES)
+    while True:
+        following = _read_full(read, FILE_SEGMENT_BYTES) if len(chunk) == FILE_SEGMENT_BYTES else b""
+        last = not following
+        yield encryptor.seal(chunk, last=last)
+        if last:
+            return
+        chunk = following
+
+
+class FileDecryptor:
+    """Open a file's ciphertext stream incrementally: :meth:`feed` the bytes as they come, then :meth:`finish`.
+
+    Args:
+        ring: The key ring; the header names the key.
+        project_id: The file's project.
+        file_id: The file's id.
+    """
+
+    def __init__(self, ring: KeyRing, *, project_id: str, file_id: str) -> None:
+        self._ring = ring
+        self._ad = _file_ad(project_id, file_id)
+        self._record = f"file/{file_id}"
+        self._buffer = bytearray()
+        self._aead: AESGCM | None = None
+        self._prefix = b""
+        self._counter = 0
+        self._finished = False
+
+    def _error(self, message: str) -> DecryptionError:
+        return DecryptionError(message, record=self._record, field="content")
+
+    def _read_header(self) -> None:
+        header = bytes(self._buffer[:FILE_HEADER_BYTES])
+        del self._buffer[:FILE_HEADER_BYTES]
+        kid = header[len(FILE_MAGIC) : len(FILE_MAGIC) + 8].decode("ascii", "replace")
+        if header[: len(FILE_MAGIC)] != FILE_MAGIC or not _KID_RE.fullmatch(kid):
+            raise self._error("not an encrypted NexySync file (bad header)")
+        aead = self._ring._by_id.get(kid)
+        if aead is None:
+            raise self._error(f"made with key {kid}, which is not in the key ring")
+        self._aead = aead
+        self._prefix = header[len(FILE_MAGIC) + 8 :]
+
+    def _open(self, segment: bytes, last: bool) -> bytes:
+        assert self._aead is not None
+        try:
+            plaintext = self._aead.decrypt(_file_nonce(self._prefix, self._counter, last), segment, self._ad)
+        except InvalidTag as exc:
+            raise self._error(
+                "authentication failed: a segment was tampered with, reordered, cut off, or moved from another file"
+            ) from exc
+        self._counter += 1
+        return plaintext
+
+    def feed(self, data: bytes) -> bytes:
+        """Take the next ciphertext bytes; return the plaintext they complete (possibly nothing).
+
+        Raises:
+            DecryptionError: a bad header, an unknown key, or a segment that fails to authenticate.
+        """
+        if self._finished:
+            raise ValueError("the stream was already finished")
+        self._buffer += data
+        if self._aead is None:
+            if len(self._buffer) < FILE_HEADER_BYTES:
+                return b""
+            self._read_header()
+        out = []
+        # A full segment is known not to be the last only once more bytes follow it.
+        while len(self._buffer) > _FILE_SEGMENT_CIPHER_BYTES:
+            segment = bytes(self._buffer[:_FILE_SEGMENT_CIPHER_BYTES])
+            del self._buffer[:_FILE_SEGMENT_CIPHER_BYTES]
+            out.append(self._open(segment, last=False))
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """Open the final segment; return its plaintext.
+
+        Raises:
+            DecryptionError: the stream was cut short (or its end is not the flagged last segment).
+        """
+        if self._finished:
+            raise ValueError("the stream was already finished")
+        self._finished = True
+        if self._aead is None or len(self._buffer) < TAG_BYTES:
+            raise self._error("the encrypted file is truncated")
+        segment = bytes(self._buffer)
+        self._buffer.clear()
+        return self._open(segment, last=True)
+
+
+def decrypt_file_stream(ring: KeyRing, chunks: Iterable[bytes], *, project_id: str, file_id: str) -> Iterator[bytes]:
+    """Yield the plaintext of a ciphertext stream given in chunks of any size.
+
+    Raises:
+        DecryptionError: tampered with, truncated, reordered, for another file, or an unknown key.
+    """
+    decryptor = FileDecryptor(ring, project_id=project_id, file_id=file_id)
+    for chunk in chunks:
+        plaintext = decryptor.feed(chunk)
+        if plaintext:
+            yield plaintext
+    yield decryptor.finish()

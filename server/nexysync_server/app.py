@@ -12,6 +12,7 @@ import falcon.asgi
 
 from nexysync_generated import load_spec, spec_path
 
+from .cdn.app import signer_for
 from .errors import handle_unexpected, serialize_problem
 from .middleware import Authentication, Lifespan, RequestId
 from .quotas import Quotas
@@ -19,7 +20,7 @@ from .ratelimit import RateLimiter
 from .realtime.hub import Hub
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
-from .resources import Context, agents, auth, health, kv, me, messages, projects, realtime
+from .resources import Context, agents, auth, files, health, kv, me, messages, projects, realtime, refs
 from .settings import Settings
 from .store import Store
 from .validation import SchemaValidator
@@ -55,6 +56,10 @@ def create_app(settings: Settings | None = None) -> Api:
         # Tokens would not survive a restart nor work across workers; fine for a throwaway run only.
         log.warning("NEXYSYNC_JWT_SECRET is not set; using a random secret for this process only")
         settings = dataclasses.replace(settings, jwt_secret=secrets.token_urlsafe(32))
+    if not settings.cdn_secret:
+        # The CDN would refuse every URL this process signs; file uploads cannot work.
+        log.warning("NEXYSYNC_CDN_SECRET is not set; the CDN will refuse the file URLs this process signs")
+        settings = dataclasses.replace(settings, cdn_secret=secrets.token_urlsafe(32))
     spec_text = spec_path().read_text(encoding="utf-8")
     store = Store(settings)
     ctx = Context(
@@ -107,5 +112,9 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/presence", realtime.PresenceList(ctx))
     app.add_route("/v1/kv", kv.Collection(ctx))
     app.add_route("/v1/kv/{key}", kv.Item(ctx, hub))
+    app.add_route("/v1/refs", refs.Collection(ctx, hub))
+    app.add_route("/v1/refs/{ref_id}", refs.Item(ctx))
+    app.add_route("/v1/files", files.Collection(ctx, signer_for(settings)))
+    app.add_route("/v1/files/{file_id}", files.Item(ctx, signer_for(settings)))
     app.add_route("/v1/events", realtime.Events(ctx))
     return app

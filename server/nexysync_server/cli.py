@@ -1,8 +1,10 @@
-"""The ``nexysync-server`` command: ``dev`` for one machine, ``serve`` for production."""
+"""The ``nexysync-server`` command: ``dev`` for one machine, ``serve`` and ``cdn`` for production."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -10,7 +12,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -28,7 +30,13 @@ EXIT_USAGE = 2
 PACKAGED_GUNICORN_CONF = "python:nexysync_server.gunicorn_conf"
 #: The gunicorn app spec: call the factory once per worker.
 APP_FACTORY = "nexysync_server.app:create_app()"
+#: The gunicorn app spec of ``cdn``.
+CDN_APP_FACTORY = "nexysync_server.cdn.app:create_cdn_app()"
 JWT_SECRET_FILE = "jwt_secret"
+CDN_SECRET_FILE = "cdn_secret"
+FILES_DIR = "files"
+# How long the API waits for the CDN beside it to listen before it gives up.
+_CDN_START_DEADLINE_S = 30.0
 # Two SIGINTs closer than this come from one Ctrl-C delivered twice, not from a user pressing it again.
 _SAME_KEYPRESS_S = 1.0
 
@@ -60,7 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     """Build the argument parser."""
     parser = argparse.ArgumentParser(
         prog="nexysync-server",
-        description="Run the NexySync API: `dev` on one machine with an embedded database, `serve` in production.",
+        description=(
+            "Run the NexySync API: `dev` on one machine with an embedded database and the CDN; "
+            "`serve` (the API) and `cdn` (the file CDN) in production."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -69,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run the API on an embedded database (nx-27017), for development",
         description=(
             "Start an embedded MongoDB-compatible database (nx-27017) with its files in the data "
-            "directory, then the API on HOST:PORT. Ctrl-C or SIGTERM stops both; data is kept."
+            "directory, then the API on HOST:PORT and the file CDN on HOST:CDN_PORT (files are kept "
+            "in <data-dir>/files). Ctrl-C or SIGTERM stops them all; data is kept."
         ),
     )
     dev.add_argument("--host", default="127.0.0.1", help="interface for the API (default: %(default)s)")
@@ -77,9 +89,15 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, default=8080, help="port for the API; 0 picks a free one (default: %(default)s)"
     )
     dev.add_argument(
+        "--cdn-port",
+        type=int,
+        default=0,
+        help="port for the file CDN; 0 picks a free one (default: %(default)s); the API hands out its URLs",
+    )
+    dev.add_argument(
         "--data-dir",
         default=".nexysync-data",
-        help="where the database, its log and the JWT secret live (default: %(default)s)",
+        help="where the database, its log, the files and the secrets live (default: %(default)s)",
     )
     dev.set_defaults(handler=_dev)
 
@@ -100,6 +118,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--workers", type=int, help="number of worker processes (overrides NEXYSYNC_WORKERS)")
     serve.set_defaults(handler=_serve)
+
+    cdn = commands.add_parser(
+        "cdn",
+        help="run the file CDN under gunicorn, for production",
+        description=(
+            "Exec gunicorn with uvicorn workers serving the CDN app: signed uploads and downloads of "
+            "file content stored in NEXYSYNC_FILES_DIR. NEXYSYNC_CDN_SECRET (the same as the API's) "
+            "and NEXYSYNC_FILES_DIR must be set; bind it where NEXYSYNC_CDN_URL points."
+        ),
+    )
+    cdn.add_argument(
+        "--bind",
+        action="append",
+        metavar="ADDRESS",
+        help="address to listen on, HOST:PORT or unix:PATH; repeatable (overrides NEXYSYNC_BIND)",
+    )
+    cdn.add_argument("--workers", type=int, help="number of worker processes (overrides NEXYSYNC_WORKERS)")
+    cdn.set_defaults(handler=_cdn)
     return parser
 
 
@@ -151,17 +187,36 @@ def _display_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _banner(api_host: str, api_port: int, mongo: EmbeddedMongo) -> str:
+def _banner(api_host: str, api_port: int, mongo: EmbeddedMongo, cdn_url: str = "", files_dir: str = "") -> str:
     """Describe where everything runs."""
     base = f"http://{_display_host(api_host)}:{api_port}"
+    cdn = f"  CDN:      {cdn_url}\n  Files:    {files_dir}\n" if cdn_url else ""
     return (
         "NexySync dev server is running.\n"
         f"  API:      {base}/v1\n"
         f"  Spec:     {base}/v1/openapi.yaml\n"
+        f"{cdn}"
         f"  Database: {mongo.uri}\n"
         f"  Data dir: {mongo.data_dir}\n"
         "Press Ctrl-C to stop."
     )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind a listening address now, so its URL is known before the servers start.
+
+    Raises:
+        CliError: the address is taken or not ours.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"the CDN cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.set_inheritable(True)
+    return sock
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -170,6 +225,12 @@ def _dev(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir).expanduser().resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     jwt_secret = settings.jwt_secret or load_or_create_secret(data_dir / JWT_SECRET_FILE)
+    cdn_secret = settings.cdn_secret or load_or_create_secret(data_dir / CDN_SECRET_FILE)
+    files_dir = settings.files_dir or str(data_dir / FILES_DIR)
+    cdn_sock = _bind(args.host, args.cdn_port)
+    # The API signs URLs on the CDN's public address: the one given, else where it listens here.
+    cdn_url = os.environ.get("NEXYSYNC_CDN_URL") or f"http://{_display_host(args.host)}:{cdn_sock.getsockname()[1]}"
+    settings = dataclasses.replace(settings, cdn_secret=cdn_secret, files_dir=files_dir, cdn_url=cdn_url)
 
     def stop_now(signum: int, frame: FrameType | None) -> None:
         # Until the API runs there is nothing to drain: unwind at once, which stops the database.
@@ -186,25 +247,49 @@ def _dev(args: argparse.Namespace) -> int:
     try:
         with EmbeddedMongo(data_dir) as mongo:
             from .app import create_app  # the app pulls in the whole server: import it only here
+            from .cdn.app import create_cdn_app
 
-            app = create_app(dataclasses.replace(settings, mongodb_uri=mongo.uri, jwt_secret=jwt_secret))
+            settings = dataclasses.replace(settings, mongodb_uri=mongo.uri, jwt_secret=jwt_secret)
+            app = create_app(settings)
+            cdn = create_cdn_app(settings)
             # uvicorn installs its own handlers while it serves, and on return re-raises the signal
             # that stopped it into the handlers it found. These only note it, so the database is
             # stopped after the API has drained and the process still exits 0.
             signal.signal(signal.SIGINT, note_signal)
             signal.signal(signal.SIGTERM, note_signal)
-            return _run_api(app, args.host, args.port, mongo, received)
+            return _run_api(app, args.host, args.port, mongo, received, _Cdn(cdn, cdn_sock, cdn_url, files_dir))
     except KeyboardInterrupt:
         print("nexysync-server dev: stopped before the API started.", file=sys.stderr)
         return 0
     except EmbeddedMongoError as exc:
         raise CliError(f"the embedded database did not start: {exc}") from exc
     finally:
+        cdn_sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: list[int]) -> int:
+@dataclasses.dataclass(frozen=True)
+class _Cdn:
+    """The CDN that ``dev`` runs beside the API: its app, its bound socket, its URL and volume."""
+
+    app: object
+    sock: socket.socket
+    url: str
+    files_dir: str
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signals alone: the API's server takes them and stops this one too."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _run_api(
+    app: object, host: str, port: int, mongo: EmbeddedMongo, received: list[int], cdn: _Cdn | None = None
+) -> int:
     """Serve ``app`` with uvicorn until a signal stops it; return the exit code.
 
     Args:
@@ -213,7 +298,11 @@ def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: 
         port: Port to listen on; 0 for any free one.
         mongo: The running database, for the banner.
         received: Signals that arrived before uvicorn took over signal handling.
+        cdn: The CDN to serve beside the API, in the same event loop.
     """
+    cdn_server = None
+    if cdn is not None:
+        cdn_server = _QuietServer(uvicorn.Config(cdn.app, lifespan="on", timeout_graceful_shutdown=10))  # type: ignore[arg-type]
 
     class DevServer(DrainingServer):
         """A uvicorn server that prints the URLs once it really listens."""
@@ -230,6 +319,8 @@ def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: 
             if not self.should_exit:
                 self.exit_requested_at = now
             super().handle_exit(sig, frame)
+            if cdn_server is not None:
+                cdn_server.should_exit = True
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
@@ -238,6 +329,16 @@ def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: 
                 self.should_exit = True
                 return
             bound_port = self.servers[0].sockets[0].getsockname()[1]  # the real one when --port 0
+            if cdn_server is not None and cdn is not None:
+                deadline = time.monotonic() + _CDN_START_DEADLINE_S
+                while not cdn_server.started:
+                    if cdn_server.should_exit or time.monotonic() > deadline:
+                        print("nexysync-server dev: the CDN did not start.", file=sys.stderr, flush=True)
+                        self.should_exit = True
+                        return
+                    await asyncio.sleep(0.01)
+                print(_banner(host, bound_port, mongo, cdn.url, cdn.files_dir), flush=True)
+                return
             print(_banner(host, bound_port, mongo), flush=True)
 
     config = uvicorn.Config(
@@ -249,8 +350,28 @@ def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: 
         timeout_graceful_shutdown=10,
     )
     server = DevServer(config)
+
+    async def serve_cdn() -> None:
+        assert cdn_server is not None and cdn is not None
+        try:
+            await cdn_server.serve(sockets=[cdn.sock])
+        except SystemExit:
+            # Its start-up failed (it logged why); the API notices and stops.
+            cdn_server.should_exit = True
+
+    async def serve_all() -> None:
+        if cdn_server is None:
+            await server.serve()
+            return
+        cdn_task = asyncio.create_task(serve_cdn())
+        try:
+            await server.serve()
+        finally:
+            cdn_server.should_exit = True
+            await cdn_task
+
     try:
-        server.run()
+        asyncio.run(serve_all())
     except SystemExit as exc:
         # uvicorn exits this way when the app's startup fails or the port is taken; it logged why.
         code = exc.code if isinstance(exc.code, int) and exc.code else 1
@@ -260,7 +381,7 @@ def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: 
     return 0
 
 
-# --- serve -------------------------------------------------------------------------------------
+# --- serve and cdn -----------------------------------------------------------------------------
 
 
 def gunicorn_config_location(environ: Mapping[str, str] | None = None) -> str:
@@ -287,12 +408,13 @@ def gunicorn_config_location(environ: Mapping[str, str] | None = None) -> str:
     return str(path.resolve())
 
 
-def gunicorn_argv(args: argparse.Namespace, conf: str) -> list[str]:
-    """Build the gunicorn command line for ``serve``.
+def gunicorn_argv(args: argparse.Namespace, conf: str, app: str = APP_FACTORY) -> list[str]:
+    """Build the gunicorn command line for ``serve`` (or ``cdn``).
 
     Args:
-        args: Parsed ``serve`` arguments.
+        args: Parsed ``serve`` or ``cdn`` arguments.
         conf: Config location from :func:`gunicorn_config_location`.
+        app: The app factory to run.
 
     Returns:
         The full argv, starting with this interpreter.
@@ -302,7 +424,7 @@ def gunicorn_argv(args: argparse.Namespace, conf: str) -> list[str]:
         argv += ["--bind", address]
     if args.workers is not None:
         argv += ["--workers", str(args.workers)]
-    argv.append(APP_FACTORY)
+    argv.append(app)
     return argv
 
 
@@ -321,6 +443,25 @@ def _serve(args: argparse.Namespace) -> int:
     sys.stderr.flush()
     # exec, not a child: gunicorn's arbiter becomes this process, so signals from systemd or
     # Kubernetes reach it directly and its exit code is ours.
+    os.execv(sys.executable, argv)
+    raise AssertionError("os.execv returned")  # pragma: no cover
+
+
+def _cdn(args: argparse.Namespace) -> int:
+    """Run ``nexysync-server cdn``: validate the environment, then become gunicorn serving the CDN."""
+    settings = _settings_from_env()
+    if not settings.cdn_secret.strip():
+        raise CliError(
+            "NEXYSYNC_CDN_SECRET is empty. Set it to the same long random string as the API's, "
+            "or no URL the API signs will be accepted."
+        )
+    if not settings.files_dir.strip():
+        raise CliError("NEXYSYNC_FILES_DIR is empty. Set it to the directory (volume) that holds file content.")
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers must be at least 1, not {args.workers}")
+    argv = gunicorn_argv(args, gunicorn_config_location(), CDN_APP_FACTORY)
+    sys.stdout.flush()
+    sys.stderr.flush()
     os.execv(sys.executable, argv)
     raise AssertionError("os.execv returned")  # pragma: no cover
 

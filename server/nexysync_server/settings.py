@@ -37,6 +37,15 @@ class Settings:
     presence_window_s: float = 300.0
     presence_lease_s: float = 30.0
     presence_grace_s: float = 3.0
+    # Files and the CDN.
+    cdn_url: str = "http://127.0.0.1:8081"
+    cdn_secret: str = ""
+    files_dir: str = ""
+    url_ttl_s: int = 900
+    file_max_mb: int = 25
+    file_retention_days: float = 30.0
+    file_pending_ttl_s: float = 3600.0
+    file_sweep_interval_s: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

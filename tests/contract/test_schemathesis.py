@@ -28,16 +28,27 @@ MAX_EXAMPLES = os.environ.get("NEXYSYNC_CONTRACT_MAX_EXAMPLES", "50")
 RUN_DEADLINE_S = 600
 
 
-def _seed_data(base_url: str) -> dict[str, str]:
-    """Create a user, a project, two agents and one message; return the credentials and ids."""
-    http = httpx.Client(base_url=base_url, timeout=10)
+def _register(http: httpx.Client, email: str) -> str:
     tokens = http.post(
         "/v1/auth/register",
-        json={"email": "contract@example.test", "name": "Contract", "password": "contract-pass", "tos_accepted": True},
+        json={"email": email, "name": "Contract", "password": "contract-pass", "tos_accepted": True},
     )
     tokens.raise_for_status()
-    http.headers["Authorization"] = f"Bearer {tokens.json()['access_token']}"
-    project_id = http.post("/v1/projects", json={"name": "contract"}).json()["id"]
+    return str(tokens.json()["access_token"])
+
+
+def _seed_data(base_url: str) -> dict[str, str]:
+    """Create two users, their projects, two agents and one message; return the credentials and ids.
+
+    The agents belong to a project of a user whose token schemathesis never gets: with the
+    fuzzed human's token it deletes projects (as it should be able to), and had that been the
+    agents' project, every agent-key operation after it would have been a 401 and gone untested.
+    """
+    http = httpx.Client(base_url=base_url, timeout=10)
+    human = _register(http, "contract@example.test")
+    http.post("/v1/projects", json={"name": "contract"}, headers={"Authorization": f"Bearer {human}"})
+    http.headers["Authorization"] = f"Bearer {_register(http, 'contract-agents@example.test')}"
+    project_id = http.post("/v1/projects", json={"name": "contract agents"}).json()["id"]
     alice = http.post(f"/v1/projects/{project_id}/agents", json={"slug": "alice", "name": "Alice"}).json()
     http.post(f"/v1/projects/{project_id}/agents", json={"slug": "bob", "name": "Bob"}).raise_for_status()
     ring = KeyRing([new_key()])
@@ -52,7 +63,7 @@ def _seed_data(base_url: str) -> dict[str, str]:
         json={"id": message_id, "to": "bob", "type": "request", "topic": seal("topic"), "payload": seal("payload")},
     )
     sent.raise_for_status()
-    return {"human": tokens.json()["access_token"], "agent": alice["api_key"], "message_id": message_id}
+    return {"human": human, "agent": alice["api_key"], "message_id": message_id}
 
 
 def test_the_whole_contract_holds(dev_servers: Callable[..., object], tmp_path: Path) -> None:
@@ -88,9 +99,10 @@ message_id = "{seeded["message_id"]}"
 max-examples = {MAX_EXAMPLES}
 
 # A conditional write whose condition fails (If-Match / If-None-Match) is 412 for valid input,
-# exactly as a conflict is 409.
+# exactly as a conflict is 409; a file size the schema allows can pass the server's configured
+# file size limit (NEXYSYNC_FILE_MAX_MB), which is 413.
 [checks.positive_data_acceptance]
-expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "413", "429", "5xx"]
 """
     )
     command = [
@@ -114,6 +126,6 @@ expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5x
     report = result.stdout + result.stderr
     summary = report[report.find("SUMMARY") :] if "SUMMARY" in report else report[-3000:]
     assert result.returncode == 0, f"schemathesis found problems:\n{report[-20000:]}"
-    assert "Tested: 38" in summary, summary
+    assert "Tested: 46" in summary, summary
     for phase in ("Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in summary, f"{phase} phase did not pass:\n{summary}"

@@ -48,7 +48,7 @@ def files_holding(root: Path, needles: dict[str, bytes]) -> dict[str, list[str]]
     return found
 
 
-def test_the_data_dir_holds_no_plaintext_of_messages_or_kv_values(dev_server: Any) -> None:
+def test_the_data_dir_holds_no_plaintext_of_messages_kv_values_or_refs(dev_server: Any) -> None:
     marker = f"plainmark{secrets.token_hex(12)}"
     owner = Client(base_url=dev_server.base_url)
     owner.auth.register(email=f"plain-{secrets.token_hex(5)}@example.test", name="Plain owner", password="pw-123456")
@@ -69,10 +69,14 @@ def test_the_data_dir_holds_no_plaintext_of_messages_or_kv_values(dev_server: An
         broadcast = alice.messages.send(topic=marker, payload=marker * 50, broadcast=True)
         entry = alice.kv.put("plain.scan", f"{marker} kv value")
         alice.kv.put("plain.scan", f"{marker} kv value, second version", if_match=entry.version)
+        ref = alice.refs.share(
+            f"{marker} ref title", f"def {marker}():\n    return '{marker}'\n", source_file=f"src/{marker}.py", to="bob"
+        )
         # The SDK gives plaintext back, so the marker was really sent (only in encrypted form).
         assert bob.messages.get(sent.id).payload.startswith(marker)
         assert alice.messages.thread(reply.id).data[-1].payload == marker
         assert bob.kv.get("plain.scan").value.startswith(marker)
+        assert bob.refs.get(ref.id).source_file == f"src/{marker}.py"
 
     data_dir = Path(dev_server.data_dir)
     # The scan must be able to fail: things the server does store in clear are found by it. The
@@ -82,6 +86,7 @@ def test_the_data_dir_holds_no_plaintext_of_messages_or_kv_values(dev_server: An
         "message id": sent.id.encode(),
         "reply id": reply.id.encode(),
         "broadcast id": broadcast.id.encode(),
+        "ref id": ref.id.encode(),
     }
     deadline = time.monotonic() + FLUSH_DEADLINE_S
     while set(found := files_holding(data_dir, known)) != set(known) and time.monotonic() < deadline:

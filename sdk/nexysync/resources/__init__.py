@@ -13,15 +13,18 @@ from nexysync.resources.agent_plane import (
     Quota,
 )
 from nexysync.resources.auth import AsyncAuth, Auth
+from nexysync.resources.files import AsyncFiles, Files
 from nexysync.resources.kv import AsyncKv, Kv
 from nexysync.resources.messages import AsyncMessages, Messages
 from nexysync.resources.projects import AsyncProjectAgents, AsyncProjects, ProjectAgents, Projects
+from nexysync.resources.refs import AsyncRefs, Refs
 
 __all__ = [
     "Agents",
     "AsyncAgents",
     "AsyncAuth",
     "AsyncEvents",
+    "AsyncFiles",
     "AsyncKv",
     "AsyncMeResource",
     "AsyncMessages",
@@ -29,8 +32,10 @@ __all__ = [
     "AsyncProjectAgents",
     "AsyncProjects",
     "AsyncQuota",
+    "AsyncRefs",
     "Auth",
     "Events",
+    "Files",
     "Kv",
     "MeResource",
     "Messages",
@@ -38,4 +43,5 @@ __all__ = [
     "ProjectAgents",
     "Projects",
     "Quota",
+    "Refs",
 ]

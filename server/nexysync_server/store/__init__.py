@@ -14,14 +14,17 @@ from __future__ import annotations
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ..cdn.blobs import Blobs
 from ..settings import Settings
 from .agents import AgentStore
 from .audit import AuditStore
 from .events import EventStore
+from .files import FileStore
 from .kv import KvStore
 from .messages import MessageStore
 from .presence import PresenceStore
 from .projects import ProjectStore
+from .refs import RefStore
 from .tokens import RefreshTokenStore
 from .usage import UsageStore
 from .users import UserStore
@@ -48,7 +51,12 @@ class Store:
         self.events = EventStore(self.db, settings.event_ttl_days)
         self.presence = PresenceStore(self.db)
         self.kv = KvStore(self.db)
+        self.refs = RefStore(self.db)
         self.audit = AuditStore(self.db)
+        self.files = FileStore(self.db, settings.file_retention_days, settings.file_pending_ttl_s)
+        # File content, when this process has the CDN's volume (always in dev). Without it the
+        # CDN's sweep removes the content of deleted files and projects within one interval.
+        self.blobs = Blobs(settings.files_dir) if settings.files_dir else None
 
     async def ensure_indexes(self) -> None:
         """Create every collection's indexes (idempotent; run at start-up)."""
@@ -62,7 +70,9 @@ class Store:
             self.events,
             self.presence,
             self.kv,
+            self.refs,
             self.audit,
+            self.files,
         ):
             await part.ensure_indexes()
 
@@ -82,7 +92,11 @@ class Store:
         await self.events.delete_project(project_id)
         await self.presence.delete_project(project_id)
         await self.kv.delete_project(project_id)
+        await self.refs.delete_project(project_id)
         await self.audit.delete_project(project_id)
+        await self.files.delete_project(project_id)
+        if self.blobs is not None:
+            self.blobs.delete_project(project_id)
         await self.projects.delete(project_id)
 
     async def close(self) -> None:

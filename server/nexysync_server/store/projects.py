@@ -55,6 +55,10 @@ class ProjectStore:
         """Find a project if ``owner_id`` owns it (others' projects look like missing ones)."""
         return await self.col.find_one({"_id": project_id, "owner_id": owner_id})
 
+    async def exists(self, project_id: str) -> bool:
+        """Tell whether a project exists."""
+        return await self.col.find_one({"_id": project_id}, {"_id": 1}) is not None
+
     async def message_ttl_hours(self, project_id: str) -> int | None:
         """Return how long the project keeps messages (cached for a few seconds); ``None`` if it is gone."""
         hours = self._ttl_hours.get(project_id)

@@ -1,0 +1,210 @@
+"""The CDN application factory: signed uploads streamed to the volume, signed downloads with Range."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from ..errors import Problem, handle_unexpected, serialize_problem
+from ..ids import ULID_RE
+from ..middleware import RequestId
+from ..settings import Settings
+from ..store import Store, files
+from ..store.events import EVERYONE
+from .blobs import BlobExists, Blobs
+from .ranges import Unsatisfiable, parse_range
+from .signing import ExpiredUrl, InvalidUrl, UrlSigner
+from .sweeper import Sweeper
+
+log = logging.getLogger(__name__)
+
+#: Bytes read from the volume per chunk of a download.
+READ_CHUNK = 256 * 1024
+
+
+class Cdn(falcon.asgi.App):
+    """The NexySync CDN: a Falcon ASGI app with nothing to drain (its responses end by themselves)."""
+
+
+def signer_for(settings: Settings) -> UrlSigner:
+    """Return the URL signer the API and the CDN share."""
+    return UrlSigner(settings.cdn_secret, settings.cdn_url, settings.url_ttl_s)
+
+
+def _not_found() -> Problem:
+    """Return the 404 for content that is not (or no longer, or not yet) there."""
+    return Problem(404, "FILE_NOT_FOUND", "No such file content here.")
+
+
+class _Lifespan:
+    """Open the database and start the sweep; stop it and close the database at shutdown."""
+
+    def __init__(self, store: Store, sweeper: Sweeper) -> None:
+        self._store = store
+        self._sweeper = sweeper
+
+    async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        """Create the indexes the CDN reads by, then start sweeping."""
+        await self._store.files.ensure_indexes()
+        await self._store.events.ensure_indexes()
+        self._sweeper.start()
+
+    async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        """Stop sweeping and close the database."""
+        await self._sweeper.stop()
+        await self._store.close()
+
+
+class Blob:
+    """``/blobs/{project_id}/{file_id}``: PUT the content once, GET it (with Range) while it is kept."""
+
+    def __init__(self, store: Store, blobs: Blobs, signer: UrlSigner) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._signer = signer
+
+    def _verify(self, req: falcon.asgi.Request, method: str, project_id: str, file_id: str) -> int:
+        query = {key: value for key, value in req.params.items() if isinstance(value, str)}
+        try:
+            size = self._signer.verify(method, req.path, query)
+        except ExpiredUrl as exc:
+            raise Problem(403, "URL_EXPIRED", "This signed URL has expired; ask the API for a new one.") from exc
+        except InvalidUrl as exc:
+            raise Problem(403, "URL_INVALID", f"This is not a valid signed URL: {exc}.") from exc
+        if not (ULID_RE.match(project_id) and ULID_RE.match(file_id)):
+            raise _not_found()
+        return size
+
+    async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, file_id: str) -> None:
+        """Stream the upload to a temp file; keep it only if it is exactly the declared size."""
+        size = self._verify(req, "PUT", project_id, file_id)
+        doc = await self._store.files.get(project_id, file_id)
+        if doc is None:
+            raise _not_found()
+        if doc["status"] != files.PENDING:
+            raise Problem(409, "FILE_ALREADY_UPLOADED", "This file's content was already uploaded.")
+        if req.content_length is not None and req.content_length > size:
+            raise _too_large(size)
+        handle, temp = self._blobs.open_temp(project_id, file_id)
+        try:
+            received = await _receive(req, handle, size)
+            if received < size:
+                raise Problem(
+                    400, "UPLOAD_INCOMPLETE", f"The upload ended after {received} of the declared {size} bytes."
+                )
+            self._blobs.commit(temp, project_id, file_id)
+        except BlobExists as exc:
+            raise Problem(409, "FILE_ALREADY_UPLOADED", "This file's content was already uploaded.") from exc
+        finally:
+            temp.unlink(missing_ok=True)
+        ready = await self._store.files.mark_ready(project_id, file_id)
+        if ready is None:
+            # Deleted (or expired) while it was uploading: its content must not outlive it.
+            self._blobs.delete(project_id, file_id)
+            raise _not_found()
+        await self._store.events.append(project_id, "new_file", [EVERYONE], files.routing(ready))
+        resp.status = falcon.HTTP_201
+        resp.media = {"id": file_id, "size": size, "status": files.READY}
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, file_id: str) -> None:
+        """Stream the content, or the one byte range asked for."""
+        self._verify(req, "GET", project_id, file_id)
+        doc = await self._store.files.get(project_id, file_id)
+        path = self._blobs.path(project_id, file_id)
+        if doc is None or doc["status"] != files.READY or not path.is_file():
+            raise _not_found()
+        size = path.stat().st_size
+        resp.set_header("Accept-Ranges", "bytes")
+        resp.set_header("Cache-Control", "private, no-store")
+        resp.content_type = "application/octet-stream"
+        try:
+            wanted = parse_range(req.get_header("Range"), size)
+        except Unsatisfiable as exc:
+            unsatisfiable = {"Content-Range": f"bytes */{size}"}
+            raise Problem(416, "RANGE_NOT_SATISFIABLE", f"The content is {size} bytes.", headers=unsatisfiable) from exc
+        if wanted is None:
+            first, last = 0, size - 1
+        else:
+            first, last = wanted
+            resp.status = falcon.HTTP_206
+            resp.set_header("Content-Range", f"bytes {first}-{last}/{size}")
+        resp.content_length = last - first + 1
+        resp.stream = _read(path, first, last - first + 1)
+
+
+def _too_large(size: int) -> Problem:
+    return Problem(413, "UPLOAD_TOO_LARGE", f"The upload is larger than the declared {size} bytes.")
+
+
+async def _receive(req: falcon.asgi.Request, handle: Any, size: int) -> int:
+    """Write the request body to ``handle`` chunk by chunk; stop past ``size``. Return the byte count."""
+    received = 0
+    with handle:
+        async for chunk in req.stream:
+            received += len(chunk)
+            if received > size:
+                raise _too_large(size)
+            # Plain writes of the (at most 64 KiB) chunks the server hands over: they land in the
+            # page cache at once, which costs less than a thread hop per chunk.
+            handle.write(chunk)
+    return received
+
+
+async def _read(path: Path, first: int, length: int) -> AsyncIterator[bytes]:
+    with path.open("rb") as handle:
+        handle.seek(first)
+        left = length
+        while left > 0:
+            chunk = handle.read(min(READ_CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+
+class Health:
+    """``/health``: the CDN runs (and can reach the database)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Answer 200 when the database answers, else 503."""
+        if not await self._store.ping():
+            raise Problem(503, "UNAVAILABLE", "The database does not answer.")
+        resp.media = {"status": "ok"}
+
+
+def create_cdn_app(settings: Settings | None = None) -> Cdn:
+    """Build the CDN's ASGI app; the database is opened at ASGI start-up.
+
+    Args:
+        settings: Server settings (``NEXYSYNC_FILES_DIR``, ``NEXYSYNC_CDN_SECRET``, ...); read
+            from the environment if omitted.
+
+    Raises:
+        ValueError: ``NEXYSYNC_FILES_DIR`` is not set.
+    """
+    settings = settings or Settings.from_env()
+    if not settings.files_dir:
+        raise ValueError("NEXYSYNC_FILES_DIR must name the directory the CDN stores files in")
+    if not settings.cdn_secret:
+        log.warning("NEXYSYNC_CDN_SECRET is not set; no URL signed by the API will be accepted")
+        settings = dataclasses.replace(settings, cdn_secret=secrets.token_urlsafe(32))
+    store = Store(settings)
+    blobs = Blobs(settings.files_dir)
+    sweeper = Sweeper(store, blobs, settings.file_sweep_interval_s, settings.file_pending_ttl_s)
+    app = Cdn(middleware=[RequestId(), _Lifespan(store, sweeper)])
+    app.req_options.strip_url_path_trailing_slash = True
+    app.set_error_serializer(serialize_problem)
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_route("/health", Health(store))
+    app.add_route("/blobs/{project_id}/{file_id}", Blob(store, blobs, signer_for(settings)))
+    return app

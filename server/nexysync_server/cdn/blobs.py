@@ -1,0 +1,102 @@
+"""File content on a directory volume: ``<root>/<project_id>/<file_id>``, written through temp files.
+
+An upload is written to a temp file beside its final place and linked there only when it is
+complete, so a reader never sees a partial blob and a crashed upload leaves only a temp file
+(swept later). ``os.link`` rather than ``rename``: it refuses to replace a blob that exists.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ..ids import ULID_RE
+
+_TEMP_PREFIX = ".upload-"
+
+
+class BlobExists(Exception):
+    """The file's content is already stored."""
+
+
+class Blobs:
+    """A directory of file content, one subdirectory per project.
+
+    Args:
+        root: The volume's directory (made if missing).
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def path(self, project_id: str, file_id: str) -> Path:
+        """Return where a file's content is (ids are ULIDs, so they cannot leave the root)."""
+        if not (ULID_RE.match(project_id) and ULID_RE.match(file_id)):
+            raise ValueError("project and file ids are ULIDs")
+        return self.root / project_id / file_id
+
+    def open_temp(self, project_id: str, file_id: str) -> tuple[BinaryIO, Path]:
+        """Open a new temp file for an upload of a file; return it and its path."""
+        final = self.path(project_id, file_id)
+        final.parent.mkdir(mode=0o700, exist_ok=True)
+        temp = final.with_name(f"{_TEMP_PREFIX}{file_id}-{os.urandom(6).hex()}")
+        return temp.open("xb"), temp
+
+    def commit(self, temp: Path, project_id: str, file_id: str) -> None:
+        """Put a complete temp file in its final place, atomically, and remove the temp name.
+
+        Raises:
+            BlobExists: the content is already there (the temp file is removed).
+        """
+        try:
+            os.link(temp, self.path(project_id, file_id))
+        except FileExistsError as exc:
+            raise BlobExists(file_id) from exc
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def exists(self, project_id: str, file_id: str) -> bool:
+        """Tell whether a file's content is stored."""
+        return self.path(project_id, file_id).is_file()
+
+    def delete(self, project_id: str, file_id: str) -> None:
+        """Remove a file's content, if any."""
+        self.path(project_id, file_id).unlink(missing_ok=True)
+
+    def delete_project(self, project_id: str) -> None:
+        """Remove every file of a project, if any."""
+        if not ULID_RE.match(project_id):
+            raise ValueError("project ids are ULIDs")
+        directory = self.root / project_id
+        if directory.exists():
+            shutil.rmtree(directory)
+
+    def project_ids(self) -> list[str]:
+        """Return the projects that have a directory here."""
+        return [entry.name for entry in self.root.iterdir() if entry.is_dir() and ULID_RE.match(entry.name)]
+
+    def file_ids(self, project_id: str) -> Iterator[str]:
+        """Yield the ids of a project's stored files."""
+        directory = self.root / project_id
+        if directory.is_dir():
+            for entry in directory.iterdir():
+                if ULID_RE.match(entry.name):
+                    yield entry.name
+
+    def remove_stale_temps(self, older_than_s: float) -> int:
+        """Remove temp files of uploads untouched for ``older_than_s``; return how many."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for temp in self.root.glob(f"*/{_TEMP_PREFIX}*"):
+            try:
+                if temp.stat().st_mtime < cutoff:
+                    temp.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # its upload finished or failed meanwhile
+        return removed

@@ -1,0 +1,77 @@
+"""Signed CDN URLs: HMAC-SHA256 over method, path, expiry and size limit.
+
+A URL is ``<cdn base><path>?expires=<unix seconds>&size=<bytes>&sig=<hex>``. The signature binds
+the method, so an upload URL cannot download and a download URL cannot upload; the path, so it
+names one file of one project; the expiry; and the size the upload must have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+_SIG_RE = re.compile(r"^[0-9a-f]{64}$")
+_INT_RE = re.compile(r"^[0-9]{1,15}$")
+
+
+class InvalidUrl(Exception):
+    """The URL was not signed by us for this request (tampered with, or for another method or path)."""
+
+
+class ExpiredUrl(InvalidUrl):
+    """The URL's signature is good but its time is up."""
+
+
+def blob_path(project_id: str, file_id: str) -> str:
+    """Return the CDN path of a file's content."""
+    return f"/blobs/{project_id}/{file_id}"
+
+
+def signature(secret: str, method: str, path: str, expires: int, size: int) -> str:
+    """Return the hex HMAC-SHA256 of a URL's parts."""
+    message = f"nexysync-cdn/v1\n{method.upper()}\n{path}\n{expires}\n{size}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class UrlSigner:
+    """Make and check signed CDN URLs.
+
+    Args:
+        secret: The HMAC key, shared by the API and the CDN.
+        base_url: The CDN's public base URL, e.g. ``https://cdn.example.com``.
+        ttl_s: How long a URL stays valid.
+    """
+
+    secret: str
+    base_url: str
+    ttl_s: int
+
+    def url(self, method: str, path: str, size: int, now: float | None = None) -> str:
+        """Return a signed URL for ``method`` on ``path`` with size limit ``size``."""
+        expires = int(now if now is not None else time.time()) + self.ttl_s
+        sig = signature(self.secret, method, path, expires, size)
+        query = urlencode({"expires": expires, "size": size, "sig": sig})
+        return f"{self.base_url.rstrip('/')}{path}?{query}"
+
+    def verify(self, method: str, path: str, query: Mapping[str, str], now: float | None = None) -> int:
+        """Check a request's signature and expiry; return the signed size limit.
+
+        Raises:
+            InvalidUrl: a missing, malformed or wrong signature.
+            ExpiredUrl: a good signature past its expiry.
+        """
+        expires, size, sig = query.get("expires", ""), query.get("size", ""), query.get("sig", "")
+        if not (_INT_RE.match(expires) and _INT_RE.match(size) and _SIG_RE.match(sig)):
+            raise InvalidUrl("the URL is not a signed CDN URL")
+        expected = signature(self.secret, method, path, int(expires), int(size))
+        if not hmac.compare_digest(expected, sig):
+            raise InvalidUrl("the URL's signature does not match")
+        if int(expires) <= (now if now is not None else time.time()):
+            raise ExpiredUrl("the URL has expired")
+        return int(size)

@@ -1,0 +1,127 @@
+"""Code references (agent key): share, list, read and delete; storage counts toward the quota."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from .. import params
+from ..errors import Problem, not_found
+from ..realtime.hub import Hub
+from ..store import refs
+from ..store.events import EVERYONE
+from . import Context, page_body
+
+_LANGUAGE_RE = re.compile(r"^[a-z0-9+#.-]{1,32}$")
+
+
+def _language(req: falcon.asgi.Request) -> str | None:
+    raw = req.get_param("language")
+    if raw is not None and not _LANGUAGE_RE.match(raw):
+        raise Problem(400, "INVALID_PARAMETER", "Query parameter 'language' must be 1 to 32 of a-z, 0-9 and + # . -")
+    return raw
+
+
+def _conflict(ref_id: str) -> Problem:
+    return Problem(409, "ID_CONFLICT", f"Reference {ref_id} was already shared with a different body.")
+
+
+async def _visible_ref(ctx: Context, req: falcon.asgi.Request, ref_id: str) -> dict[str, Any]:
+    """Return a reference the caller may see, or raise 404 (also for other projects' ids)."""
+    params.path_id(ref_id, "Reference")
+    agent = req.context.agent
+    ref = await ctx.store.refs.get(agent["project_id"], ref_id)
+    if ref is None or not refs.visible_to(ref, agent["_id"]):
+        raise not_found("Reference", "REF_NOT_FOUND")
+    return ref
+
+
+class Collection:
+    """``/v1/refs``."""
+
+    auth = "agent"
+
+    def __init__(self, ctx: Context, hub: Hub) -> None:
+        self._ctx = ctx
+        self._hub = hub
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """List the references the caller may see, in storage order."""
+        agent = req.context.agent
+        docs, next_cursor = await self._ctx.store.refs.list(
+            agent["project_id"],
+            agent["_id"],
+            author_slug=params.slug(req, "from"),
+            language=_language(req),
+            limit=params.limit(req),
+            cursor=params.cursor(req),
+        )
+        resp.media = page_body([refs.public(doc) for doc in docs], next_cursor)
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Store a reference (idempotent by client-made id), counting its size toward the storage quota."""
+        body = await self._ctx.body(req, "RefCreate")
+        store = self._ctx.store
+        author = req.context.agent
+        project_id = author["project_id"]
+        # A retry is answered before the quota is asked: repeating a stored share must not be refused.
+        stored = await store.refs.get(project_id, body["id"])
+        if stored is not None:
+            if not refs.is_same(stored, author["_id"], refs.body_fingerprint(body)):
+                raise _conflict(body["id"])
+            resp.media = refs.public(stored)
+            return
+        recipient_id = None
+        if body.get("to") is not None:
+            recipient_id = await store.agents.id_for_slug(project_id, body["to"])
+            if recipient_id is None:
+                raise not_found(f"Agent '{body['to']}'", "RECIPIENT_NOT_FOUND")
+        size = refs.stored_size(body)
+        await self._ctx.quotas.reserve_storage(project_id, size)
+        try:
+            ref, created = await store.refs.insert(
+                project_id=project_id, author=author, body=body, recipient_id=recipient_id
+            )
+        except refs.IdConflict as exc:
+            await self._ctx.quotas.release_storage(project_id, size)
+            raise _conflict(body["id"]) from exc
+        except BaseException:
+            await self._ctx.quotas.release_storage(project_id, size)
+            raise
+        if not created:
+            # Stored meanwhile by a concurrent retry, which holds the reservation.
+            await self._ctx.quotas.release_storage(project_id, size)
+            resp.media = refs.public(ref)
+            return
+        await self._hub.emit(project_id, "new_ref", [recipient_id or EVERYONE], refs.routing(ref))
+        resp.status = falcon.HTTP_201
+        resp.location = f"/v1/refs/{ref['id']}"
+        resp.media = refs.public(ref)
+
+
+class Item:
+    """``/v1/refs/{ref_id}``."""
+
+    auth = "agent"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, ref_id: str) -> None:
+        """Return a reference the caller may see."""
+        resp.media = refs.public(await _visible_ref(self._ctx, req, ref_id))
+
+    async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, ref_id: str) -> None:
+        """Delete a reference the caller shared and give its storage back."""
+        ref = await _visible_ref(self._ctx, req, ref_id)
+        agent = req.context.agent
+        if ref["from_id"] != agent["_id"]:
+            raise Problem(403, "NOT_REF_AUTHOR", "Only the agent that shared a reference may delete it.")
+        deleted = await self._ctx.store.refs.delete(agent["project_id"], ref_id, agent["_id"])
+        if deleted is None:
+            raise not_found("Reference", "REF_NOT_FOUND")  # deleted meanwhile, and its storage given back then
+        await self._ctx.quotas.release_storage(agent["project_id"], deleted["size_bytes"])
+        resp.status = falcon.HTTP_204

@@ -1,0 +1,151 @@
+"""File metadata: encrypted names, sizes of the encrypted content, upload status and expiry.
+
+The content itself lives on the CDN's volume (:mod:`nexysync_server.cdn.blobs`). A file is
+``pending`` from its announcement until the CDN has the whole upload, then ``ready``. Expiry
+times are ISO 8601 strings (they sort in time order), compared by the sweep.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from ..ids import iso, utcnow
+from .pages import page
+
+PENDING = "pending"
+READY = "ready"
+
+
+def _doc_id(project_id: str, file_id: str) -> str:
+    return f"{project_id}:{file_id}"
+
+
+def public(doc: dict[str, Any], download_url: str | None = None) -> dict[str, Any]:
+    """Return the API representation of a file (``download_url`` only for a ready one)."""
+    return {
+        "id": doc["id"],
+        "project_id": doc["project_id"],
+        "name": doc["name"],
+        "size": doc["size"],
+        "content_type": doc["content_type"],
+        "status": doc["status"],
+        "from": doc["from"],
+        "created_at": doc["created_at"],
+        "expires_at": doc["expires_at"],
+        "download_url": download_url if doc["status"] == READY else None,
+    }
+
+
+def routing(doc: dict[str, Any]) -> dict[str, Any]:
+    """Return the plaintext routing of a ``new_file`` event (never the name)."""
+    return {
+        "id": doc["id"],
+        "from": doc["from"],
+        "size": doc["size"],
+        "content_type": doc["content_type"],
+        "created_at": doc["created_at"],
+    }
+
+
+def is_same(doc: dict[str, Any], uploader_id: str, body: dict[str, Any]) -> bool:
+    """Tell whether an announcement repeats the stored one (a retry) rather than reusing its id."""
+    return (
+        doc["from_id"] == uploader_id
+        and doc["name"] == body["name"]
+        and doc["size"] == body["size"]
+        and doc["content_type"] == body.get("content_type")
+    )
+
+
+class FileStore:
+    """The ``files`` collection.
+
+    Args:
+        db: The database.
+        retention_days: How long a file is kept after its announcement.
+        pending_ttl_s: How long an upload may stay incomplete before the file is dropped.
+    """
+
+    def __init__(self, db: AsyncDatabase, retention_days: float, pending_ttl_s: float) -> None:
+        self.col = db["files"]
+        self._retention = timedelta(days=retention_days)
+        self._pending_ttl = timedelta(seconds=pending_ttl_s)
+
+    async def ensure_indexes(self) -> None:
+        """Create the listing index and the indexes the sweep reads by."""
+        await self.col.create_index([("project_id", 1), ("status", 1), ("id", 1)])
+        await self.col.create_index("expires_at")
+        await self.col.create_index([("status", 1), ("pending_until", 1)])
+
+    async def create(
+        self, project_id: str, uploader: dict[str, Any], body: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a pending file; return it and whether it was created (``False``: the id was taken meanwhile)."""
+        now = utcnow()
+        doc = {
+            "_id": _doc_id(project_id, body["id"]),
+            "id": body["id"],
+            "project_id": project_id,
+            "name": body["name"],
+            "size": body["size"],
+            "content_type": body.get("content_type"),
+            "status": PENDING,
+            "from": uploader["slug"],
+            "from_id": uploader["_id"],
+            "created_at": iso(now),
+            "expires_at": iso(now + self._retention),
+            "pending_until": iso(now + self._pending_ttl),
+        }
+        try:
+            await self.col.insert_one(doc)
+        except DuplicateKeyError:
+            stored = await self.get(project_id, body["id"])
+            if stored is None:
+                raise  # taken and already gone again: let the client retry
+            return stored, False
+        return doc, True
+
+    async def get(self, project_id: str, file_id: str) -> dict[str, Any] | None:
+        """Find a file of a project."""
+        return await self.col.find_one({"_id": _doc_id(project_id, file_id)})
+
+    async def list_ready(
+        self, project_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Page through a project's ready files in id order."""
+        return await page(self.col, {"project_id": project_id, "status": READY}, "id", limit, cursor)
+
+    async def mark_ready(self, project_id: str, file_id: str) -> dict[str, Any] | None:
+        """Turn a pending file ready; return it, or ``None`` if it is not pending (gone, or done already)."""
+        return await self.col.find_one_and_update(
+            {"_id": _doc_id(project_id, file_id), "status": PENDING},
+            {"$set": {"status": READY, "ready_at": iso(utcnow())}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def delete(self, project_id: str, file_id: str) -> dict[str, Any] | None:
+        """Delete a file's record; return it, or ``None`` if another deleter was first."""
+        return await self.col.find_one_and_delete({"_id": _doc_id(project_id, file_id)})
+
+    async def due(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Return files past their retention, and pending files whose upload never completed."""
+        now = iso(utcnow())
+        expired = self.col.find({"expires_at": {"$lt": now}}).limit(limit)
+        found = [doc async for doc in expired]
+        abandoned = self.col.find({"status": PENDING, "pending_until": {"$lt": now}}).limit(limit)
+        seen = {doc["_id"] for doc in found}
+        found += [doc async for doc in abandoned if doc["_id"] not in seen]
+        return found
+
+    async def exists(self, project_id: str, file_id: str) -> bool:
+        """Tell whether a file has a record."""
+        return await self.col.find_one({"_id": _doc_id(project_id, file_id)}, {"_id": 1}) is not None
+
+    async def delete_project(self, project_id: str) -> None:
+        """Delete every file record of a project."""
+        await self.col.delete_many({"project_id": project_id})

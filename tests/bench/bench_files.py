@@ -1,0 +1,169 @@
+"""Benchmark: files through the CDN against copying the same bytes on local disk.
+
+(a) Throughput of ``client.files.upload`` and ``client.files.download`` (encrypting and decrypting
+in 64 KiB segments, streamed over HTTP to and from the CDN app, which writes to and reads from its
+volume) against ``shutil.copyfile`` of the same file on the same disk; prints MB/s and the ratio
+(goal: at least 0.3).
+
+(b) The CDN process's peak memory growth during a 20 MB upload: its ``VmHWM`` (peak RSS) from
+``/proc/<pid>/status`` before and after (reset first through ``/proc/<pid>/clear_refs`` where the
+kernel allows; goal: under 5 MB, i.e. it does not grow with the file).
+
+The API and the CDN run as two processes (uvicorn, one worker each) on one embedded database, as
+in production. Run: ``python tests/bench/bench_files.py [--mb 20] [--rounds 3]`` (or ``tox -e bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from _api import _wait_ready, seed
+
+from nexysync import Client
+from nexysync.crypto import KeyRing, new_key
+from nexysync_server.embedded import EmbeddedMongo, free_port
+
+MB = 1_000_000
+READY_DEADLINE_S = 60.0
+
+
+@contextmanager
+def running_api_and_cdn(root: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start an embedded database, one API process and one CDN process; yield the API URL and the CDN process."""
+    with EmbeddedMongo(root / "db") as mongo:
+        api_port, cdn_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "NEXYSYNC_MONGODB_URI": mongo.uri,
+            "NEXYSYNC_JWT_SECRET": "bench-" + "x" * 32,
+            "NEXYSYNC_CDN_SECRET": "bench-cdn-" + "y" * 32,
+            "NEXYSYNC_CDN_URL": f"http://127.0.0.1:{cdn_port}",
+            "NEXYSYNC_FILES_DIR": str(root / "files"),
+            "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "100000000",
+            "NEXYSYNC_QUOTA_STORAGE_MB": "100000",
+        }
+        common = ["--log-level", "warning", "--no-access-log", "--factory"]
+        api = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", *common, "nexysync_server.app:create_app", "--port", str(api_port)],
+            env=env,
+        )
+        cdn = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                *common,
+                "nexysync_server.cdn.app:create_cdn_app",
+                "--port",
+                str(cdn_port),
+            ],
+            env=env,
+        )
+        try:
+            _wait_ready(f"http://127.0.0.1:{api_port}", api)
+            deadline = time.monotonic() + READY_DEADLINE_S
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{cdn_port}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or cdn.poll() is not None:
+                    raise RuntimeError("the CDN did not become ready")
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{api_port}", cdn
+        finally:
+            for process in (api, cdn):
+                process.terminate()
+                process.wait(timeout=30)
+
+
+def _timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/{pid}/status has no {field}")
+
+
+def _reset_peak(pid: int) -> bool:
+    """Reset the process's peak RSS (Linux: write 5 to clear_refs); tell whether it worked."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def main() -> None:
+    """Run the benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=20, help="file size in MB (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is printed (default: %(default)s)")
+    args, _ = parser.parse_known_args()
+    size = args.mb * MB
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        source = root / "source.bin"
+        with source.open("wb") as handle:
+            for _ in range(args.mb):
+                handle.write(os.urandom(MB))
+        with running_api_and_cdn(root) as (api_url, cdn):
+            project_id, api_key = seed(api_url)
+            ring = KeyRing([new_key()])
+            with Client(base_url=api_url, api_key=api_key, key_ring=ring, project_id=project_id) as client:
+                client.files.upload(source, name="warm-up")  # first-use costs (imports, connections) out of the way
+                local, uploads, downloads = [], [], []
+                file_id = ""
+                for round_no in range(args.rounds):
+                    copy = root / f"copy-{round_no}.bin"
+                    local.append(_timed(lambda copy=copy: shutil.copyfile(source, copy)))
+                    copy.unlink()
+                    started = time.perf_counter()
+                    file_id = client.files.upload(source, name=f"bench-{round_no}").id
+                    uploads.append(time.perf_counter() - started)
+                    target = root / f"download-{round_no}.bin"
+                    downloads.append(
+                        _timed(lambda target=target, file_id=file_id: client.files.download(file_id, to=target))
+                    )
+                    target.unlink()
+                    client.files.delete(file_id)
+
+                # (b) peak memory of the CDN process during one upload of the file
+                reset = _reset_peak(cdn.pid)
+                rss_before, hwm_before = _status_kb(cdn.pid, "VmRSS"), _status_kb(cdn.pid, "VmHWM")
+                client.files.upload(source, name="memory")
+                hwm_after = _status_kb(cdn.pid, "VmHWM")
+
+        local_s, up_s, down_s = (statistics.median(v) for v in (local, uploads, downloads))
+        local_rate, up_rate, down_rate = size / local_s / MB, size / up_s / MB, size / down_s / MB
+        print(f"(a) {args.mb} MB file, median of {args.rounds} rounds")
+        print(f"    local disk copy (shutil.copyfile)      {local_rate:9.1f} MB/s")
+        print(f"    upload through the CDN (SDK, encrypted) {up_rate:8.1f} MB/s   ratio {up_rate / local_rate:.2f}")
+        print(f"    download through the CDN (SDK, decrypt) {down_rate:8.1f} MB/s   ratio {down_rate / local_rate:.2f}")
+        print("    (goal: ratio at least 0.3)")
+        baseline = "reset through clear_refs" if reset else "not resettable here: the peak since start"
+        print(f"(b) CDN process peak RSS during a {args.mb} MB upload ({baseline})")
+        before, rss, after = hwm_before / 1024, rss_before / 1024, hwm_after / 1024
+        print(f"    before {before:.1f} MiB (RSS {rss:.1f} MiB), after {after:.1f} MiB")
+        print(f"    growth {(hwm_after - hwm_before) / 1024:.2f} MiB   (goal: under 5 MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The agent this MCP server speaks for: its client, where its keys came from, and its inbox."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nexysync import APIError, AsyncClient, DecryptionError, KeyFileError, KeyRing, find_key_file, load_key_file
+from nexysync_mcp.errors import KEY_MISMATCH, NO_KEY, ToolFailure, describe
+from nexysync_mcp.inbox import Entry, Inbox
+
+if TYPE_CHECKING:
+    from nexysync_generated.models import Me
+
+__all__ = ["AgentLink", "Credentials", "load_credentials"]
+
+logger = logging.getLogger(__name__)
+
+ENV_NAMES = ("NEXYSYNC_API_URL", "NEXYSYNC_API_KEY", "NEXYSYNC_ENC_KEY")
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a client needs: where the API is, the agent's API key and the project keys.
+
+    Attributes:
+        api_url: The API root.
+        api_key: The agent's API key.
+        key_ring: The project keys.
+        project_id: The project, when known without asking the API.
+        source: Where they came from, for ``whoami`` (a key file path, "environment", "ns_auth").
+    """
+
+    api_url: str
+    api_key: str
+    key_ring: KeyRing
+    project_id: str | None
+    source: str
+
+
+def load_credentials(key_file: Path | None = None) -> Credentials | None:
+    """Load the agent's credentials from ``key_file``, or ``.nexysync/key`` upward, or the env vars.
+
+    Returns:
+        The credentials, or None when there is no key file and no ``NEXYSYNC_*`` env var at all.
+
+    Raises:
+        KeyFileError: a key file or env var exists but is not usable.
+    """
+    if key_file is None and find_key_file() is None and not any(os.environ.get(name) for name in ENV_NAMES):
+        return None
+    config = load_key_file(key_file)
+    return Credentials(
+        api_url=config.api_url,
+        api_key=config.api_key,
+        key_ring=config.key_ring(),
+        project_id=config.project_id,
+        source=str(config.path) if config.path else "environment",
+    )
+
+
+def credentials_from_arguments(
+    api_key: str, enc_key: str, api_url: str | None, fallback_url: str | None
+) -> Credentials:
+    """Build credentials from what ``ns_auth`` was given.
+
+    Raises:
+        ToolFailure: a key that is not standard base64 of 32 bytes, or no API URL anywhere.
+    """
+    try:
+        key = base64.b64decode(enc_key.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ToolFailure("enc_key must be standard base64 of the 32-byte project key.") from exc
+    if len(key) != KEY_BYTES:
+        raise ToolFailure(f"enc_key must decode to {KEY_BYTES} bytes, got {len(key)}.")
+    url = api_url or fallback_url or os.environ.get("NEXYSYNC_API_URL")
+    if not url:
+        raise ToolFailure("api_url is required: no API URL is configured yet.")
+    return Credentials(api_url=url, api_key=api_key.strip(), key_ring=KeyRing([key]), project_id=None, source="ns_auth")
+
+
+class AgentLink:
+    """The configured client and inbox, replaceable at run time by ``ns_auth``.
+
+    Args:
+        announce: Told of each new message the inbox caches.
+        stream_options: Settings for the inbox's ``client.stream()``.
+    """
+
+    def __init__(self, announce: Callable[[Entry], Awaitable[None]], **stream_options: Any) -> None:
+        self._announce = announce
+        self._stream_options = stream_options
+        self.client: AsyncClient | None = None
+        self.inbox: Inbox | None = None
+        self.credentials: Credentials | None = None
+        #: Why no client is configured, as told to the AI.
+        self.problem = NO_KEY
+
+    def start_from_files(self, key_file: Path | None) -> None:
+        """Configure from the key file or env vars if there are any; otherwise wait for ``ns_auth``."""
+        try:
+            credentials = load_credentials(key_file)
+        except KeyFileError as error:
+            self.problem = describe(error)
+            logger.warning("%s", self.problem)
+            return
+        if credentials is None:
+            logger.info("no NexySync key found; waiting for ns_auth")
+            return
+        self._use(credentials)
+
+    def _use(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+        self.client = AsyncClient(
+            base_url=credentials.api_url,
+            api_key=credentials.api_key,
+            key_ring=credentials.key_ring,
+            project_id=credentials.project_id,
+        )
+        self.inbox = Inbox(self.client, self._announce, **self._stream_options)
+        self.inbox.start()
+
+    def require(self) -> AsyncClient:
+        """Return the client.
+
+        Raises:
+            ToolFailure: none is configured (the message says how to configure one).
+        """
+        if self.client is None:
+            raise ToolFailure(self.problem)
+        return self.client
+
+    async def authenticate(self, credentials: Credentials) -> Me:
+        """Check the credentials against the API, then use them instead of the current ones.
+
+        Raises:
+            ToolFailure: the API refused them or cannot be reached; the current client stays.
+        """
+        candidate = AsyncClient(
+            base_url=credentials.api_url, api_key=credentials.api_key, key_ring=credentials.key_ring
+        )
+        try:
+            me = await candidate.me.get()
+            # The API cannot judge enc_key; a message of the inbox can, when there is one.
+            await candidate.messages.list(limit=1).first_page()
+        except DecryptionError as error:
+            raise ToolFailure(KEY_MISMATCH.format(what="this agent's messages with that enc_key")) from error
+        except APIError as error:
+            raise ToolFailure(describe(error, api_url=credentials.api_url)) from error
+        finally:
+            await candidate.aclose()
+        await self.close()
+        self._use(
+            Credentials(
+                api_url=credentials.api_url,
+                api_key=credentials.api_key,
+                key_ring=credentials.key_ring,
+                project_id=me.project_id,
+                source=credentials.source,
+            )
+        )
+        return me
+
+    async def close(self) -> None:
+        """Stop the inbox and close the client."""
+        inbox, client = self.inbox, self.client
+        self.inbox, self.client = None, None
+        if inbox is not None:
+            await inbox.close()
+        if client is not None:
+            await client.aclose()

@@ -1,0 +1,155 @@
+"""The tools' input: compact JSON schemas, and checks of the arguments an AI sent with one-line errors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nexysync_mcp.errors import ToolFailure
+
+__all__ = ["Arguments", "Param", "ToolSpec"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One tool parameter.
+
+    Attributes:
+        name: The argument's name on the wire.
+        description: What it is, in a few words (it is read by the AI on every request).
+        type: Its JSON type: ``string``, ``number`` or ``array`` (of strings).
+        enum: The allowed values of a string, if fixed.
+    """
+
+    name: str
+    description: str
+    type: str = "string"
+    enum: tuple[str, ...] = ()
+
+    def schema(self) -> dict[str, Any]:
+        """Return its JSON schema."""
+        schema: dict[str, Any] = {"type": self.type}
+        if self.enum:
+            schema["enum"] = list(self.enum)
+        if self.type == "array":
+            schema["items"] = {"type": "string"}
+        schema["description"] = self.description
+        return schema
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: its name, its description and its flat parameters.
+
+    Attributes:
+        name: The tool's name.
+        description: One short paragraph: what each action does and which parameters it takes.
+        params: Its parameters, ``action`` first for action-based tools.
+        required: The parameters every call must give.
+    """
+
+    name: str
+    description: str
+    params: tuple[Param, ...]
+    required: tuple[str, ...] = field(default=("action",))
+
+    def input_schema(self) -> dict[str, Any]:
+        """Return the tool's JSON schema: flat, no titles, no ``anyOf`` for optional values."""
+        return {
+            "type": "object",
+            "properties": {param.name: param.schema() for param in self.params},
+            "required": list(self.required),
+        }
+
+
+class Arguments:
+    """The arguments of one call, read with the checks each action needs.
+
+    A missing value, JSON null and an empty string all mean "not given".
+
+    Args:
+        action: The action being served (named in error messages).
+        values: The arguments as the client sent them.
+    """
+
+    def __init__(self, action: str, values: Mapping[str, Any]) -> None:
+        self.action = action
+        self._values = {key: value for key, value in values.items() if value is not None and value != ""}
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        """Return a string argument (numbers are taken as their text).
+
+        Raises:
+            ToolFailure: it is required and missing, or not a string.
+        """
+        value = self._values.get(name)
+        if value is None:
+            if required:
+                raise ToolFailure(f"`{name}` is required for action={self.action}.")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ToolFailure(f"`{name}` must be a string.")
+        return str(value)
+
+    def required_text(self, name: str) -> str:
+        """Return a string argument that must be given.
+
+        Raises:
+            ToolFailure: it is missing or not a string.
+        """
+        value = self.text(name, required=True)
+        assert value is not None
+        return value
+
+    def choice(self, name: str, options: Sequence[str], default: str | None = None) -> str | None:
+        """Return a string argument that must be one of ``options`` (``default`` when not given).
+
+        Raises:
+            ToolFailure: it is not one of them.
+        """
+        value = self.text(name)
+        if value is None:
+            return default
+        if value not in options:
+            raise ToolFailure(f"`{name}` must be one of {', '.join(options)}; got {value!r}.")
+        return value
+
+    def number(self, name: str, *, default: float, low: float, high: float) -> float:
+        """Return a number argument within ``[low, high]`` (``default`` when not given).
+
+        Raises:
+            ToolFailure: it is not a number or out of range.
+        """
+        value = self._values.get(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ToolFailure(f"`{name}` must be a number of seconds; got {value!r}.") from None
+        if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high:
+            raise ToolFailure(f"`{name}` must be from {low:g} to {high:g}; got {value!r}.")
+        return number
+
+    def strings(self, name: str, *, required: bool = False) -> list[str]:
+        """Return a list of strings; a single string may list several, separated by commas or spaces.
+
+        Raises:
+            ToolFailure: it is required and missing, or not strings.
+        """
+        value = self._values.get(name)
+        if value is None:
+            if required:
+                raise ToolFailure(f"`{name}` is required for action={self.action}.")
+            return []
+        items = value if isinstance(value, list) else [value]
+        result: list[str] = []
+        for item in items:
+            if not isinstance(item, str):
+                raise ToolFailure(f"`{name}` must be a list of strings.")
+            result.extend(part for part in item.replace(",", " ").split() if part)
+        if required and not result:
+            raise ToolFailure(f"`{name}` is required for action={self.action}.")
+        return result

@@ -1,0 +1,81 @@
+"""Tell the MCP client of new messages: a log notification and an update of ``nexysync://inbox``.
+
+Notifications are sent from the inbox's background task, outside any request, so the MCP session
+to send them on is taken from the requests the client makes (a middleware notes it). Before the
+client's first request nothing can be sent; the message stays cached for ``check`` and ``wait``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any, get_args
+
+from mcp.server.context import CallNext, ServerRequestContext
+from mcp.server.session import ServerSession
+from mcp.server.subscriptions import InMemorySubscriptionBus
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.shared.subscriptions import ResourceUpdated
+from mcp_types import EmptyResult, LoggingLevel, SetLevelRequestParams
+
+from nexysync_mcp.inbox import Entry
+
+__all__ = ["INBOX_URI", "Notifier", "announcement"]
+
+logger = logging.getLogger(__name__)
+
+INBOX_URI = "nexysync://inbox"
+LOGGER_NAME = "nexysync"
+#: The MCP log levels, least severe first.
+LEVELS: tuple[str, ...] = get_args(LoggingLevel)
+
+
+def announcement(entry: Entry) -> str:
+    """Return the one-line announcement of a new message."""
+    about = f": {entry.message.topic!r}" if entry.message is not None else ""
+    extra = f", reply to {entry.reply_to}" if entry.reply_to else ""
+    return (
+        f"New NexySync message {entry.id} from {entry.sender} ({entry.type}, {entry.priority}{extra}){about}. "
+        f"Read it with ns_message action=read id={entry.id}."
+    )
+
+
+class Notifier:
+    """Send announcements on the MCP session the client last used.
+
+    Args:
+        bus: The server's subscription bus: clients of the 2026 protocol hear of resource
+            updates through ``subscriptions/listen`` streams fed from it.
+    """
+
+    def __init__(self, bus: InMemorySubscriptionBus) -> None:
+        self._bus = bus
+        self._session: ServerSession | None = None
+        #: Whether the client wants ``info`` log messages (``logging/setLevel`` may say no).
+        self.logs_wanted = True
+
+    async def set_level(self, ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
+        """Serve ``logging/setLevel``: announcements are ``info``, sent unless the client asks for less."""
+        self.logs_wanted = LEVELS.index(params.level) <= LEVELS.index("info")
+        return EmptyResult()
+
+    async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> Any:
+        """Note the session of every inbound message, then pass it on (an MCP server middleware)."""
+        self._session = ctx.session
+        return await call_next(ctx)
+
+    async def announce(self, entry: Entry) -> None:
+        """Tell the client of a new message: a log message, then the inbox resource's update."""
+        session = self._session
+        if session is not None:
+            try:
+                if self.logs_wanted:
+                    with warnings.catch_warnings():
+                        # Log notifications are deprecated at the 2026 protocol, yet they are what
+                        # today's AI tools show; the resource update below is the modern path.
+                        warnings.simplefilter("ignore", MCPDeprecationWarning)
+                        await session.send_log_message("info", announcement(entry), logger=LOGGER_NAME)
+                await session.send_resource_updated(INBOX_URI)
+            except Exception as error:  # the client went away: the message stays cached for check/wait
+                logger.info("could not notify the MCP client of message %s: %r", entry.id, error)
+        await self._bus.publish(ResourceUpdated(uri=INBOX_URI))

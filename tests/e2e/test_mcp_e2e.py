@@ -1,0 +1,371 @@
+"""The ``nexysync-mcp`` stdio server end to end: two agents' MCP servers talking through a real API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_support import provision_project
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp_types import InitializeResult, LoggingMessageNotificationParams, ResourceUpdatedNotification
+
+from nexysync import Client, KeyRing
+from nexysync.crypto import new_key
+
+pytestmark = pytest.mark.e2e
+
+MCP_COMMAND = str(Path(sys.executable).with_name("nexysync-mcp"))
+DEADLINE_S = 30.0
+
+
+@dataclass
+class Workspaces:
+    """A project with one workspace per agent, each holding that agent's ``.nexysync/key``.
+
+    Attributes:
+        api_url: The API root the key files name.
+        project_id: The project.
+        enc_key: The project key (standard base64) every agent of the project shares.
+        api_keys: Each agent's API key, by slug.
+        dirs: Each agent's workspace directory, by slug.
+    """
+
+    api_url: str
+    project_id: str
+    enc_key: str
+    api_keys: dict[str, str]
+    dirs: dict[str, Path]
+
+
+def write_key_file(workspace: Path, fields: dict[str, Any]) -> Path:
+    """Write ``workspace/.nexysync/key`` (mode 0600) as the ``nexysync`` CLI would."""
+    path = workspace / ".nexysync" / "key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(fields))
+    os.chmod(path, 0o600)
+    return path
+
+
+def provision_workspaces(api_url: str, root: Path, slugs: tuple[str, ...] = ("alice", "bob")) -> Workspaces:
+    """Register an owner, make a project and its agents, and write each agent's key file.
+
+    This is what ``nexysync init`` does for a user; once that CLI exists it can replace this.
+    """
+    enc_key = base64.b64encode(new_key()).decode()
+    with Client(base_url=api_url) as owner:
+        owner.auth.register(email=f"mcp-{secrets.token_hex(5)}@example.test", name="MCP owner", password="mcp-password")
+        project_id = owner.projects.create(name="mcp e2e").id
+        api_keys = {
+            slug: owner.project_agents.create(project_id, slug=slug, name=slug.title()).api_key for slug in slugs
+        }
+    dirs: dict[str, Path] = {}
+    for slug in slugs:
+        dirs[slug] = root / slug
+        write_key_file(
+            dirs[slug],
+            {
+                "api_key": api_keys[slug],
+                "enc_key": enc_key,
+                "api_url": api_url,
+                "project_id": project_id,
+                "agent_name": slug.title(),
+            },
+        )
+    return Workspaces(api_url, project_id, enc_key, api_keys, dirs)
+
+
+@dataclass
+class McpAgent:
+    """One ``nexysync-mcp`` process, driven through a real MCP client session over stdio."""
+
+    session: ClientSession
+    initialized: InitializeResult
+    logs: list[str] = field(default_factory=list)
+    inbox_updates: int = 0
+
+    async def call(self, tool: str, **arguments: Any) -> tuple[str, bool]:
+        """Call a tool; return its text and whether it is an error."""
+        result = await self.session.call_tool(tool, arguments)
+        text = "".join(getattr(block, "text", "") for block in result.content)
+        return text, bool(result.is_error)
+
+    async def ok(self, tool: str, **arguments: Any) -> Any:
+        """Call a tool that must succeed; return its JSON answer."""
+        text, is_error = await self.call(tool, **arguments)
+        assert not is_error, text
+        return json.loads(text)
+
+    async def until(self, condition: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
+        """Return once ``condition()`` holds (checked as notifications arrive), or fail at the deadline."""
+        deadline = time.monotonic() + deadline_s
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {what}; logs: {self.logs}")
+            await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def mcp_agent(
+    workspace: Path, *args: str, env: dict[str, str] | None = None, command: tuple[str, ...] = (MCP_COMMAND,)
+) -> AsyncIterator[McpAgent]:
+    """Start ``nexysync-mcp`` in ``workspace`` (NEXYSYNC_* env vars not inherited) and connect to it."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    params = StdioServerParameters(command=command[0], args=[*command[1:], *args], cwd=workspace, env=env)
+    agent: McpAgent | None = None
+
+    async def on_log(params: LoggingMessageNotificationParams) -> None:
+        assert agent is not None
+        agent.logs.append(str(params.data))
+
+    async def on_message(message: Any) -> None:
+        if agent is not None and isinstance(message, ResourceUpdatedNotification):
+            agent.inbox_updates += 1
+
+    async with AsyncExitStack() as stack:
+        errlog = stack.enter_context((workspace / "mcp.err").open("w"))
+        read, write = await stack.enter_async_context(stdio_client(params, errlog=errlog))
+        session = await stack.enter_async_context(
+            ClientSession(read, write, logging_callback=on_log, message_handler=on_message)
+        )
+        agent = McpAgent(session, await session.initialize())
+        yield agent
+
+
+async def live(agent: McpAgent) -> None:
+    """Return once the agent's MCP server follows its event stream (its push cache is live)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while (await agent.ok("ns_meta", action="whoami"))["push"] != "live":
+        if time.monotonic() > deadline:
+            pytest.fail("the MCP server's event stream never became live")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def workspaces(dev_server: Any, tmp_path: Path) -> Workspaces:
+    """A fresh project on the session's server with workspaces for alice and bob."""
+    return provision_workspaces(dev_server.base_url, tmp_path)
+
+
+@pytest.fixture
+def cli_workspaces(dev_server: Any, tmp_path: Path) -> Workspaces:
+    """Workspaces for alice and bob made as a user makes them: ``nexysync register``, ``projects create``, ``init``."""
+    project = provision_project(dev_server.base_url, tmp_path, write_config="claude")
+    keys = {slug: json.loads((d / ".nexysync" / "key").read_text()) for slug, d in project.workspaces.items()}
+    return Workspaces(
+        dev_server.base_url,
+        project.project_id,
+        keys["alice"]["enc_key"],
+        {slug: key["api_key"] for slug, key in keys.items()},
+        dict(project.workspaces),
+    )
+
+
+def configured_command(workspace: Path) -> tuple[str, ...]:
+    """Return the MCP server command that ``nexysync init --write-config claude`` wrote to ``.mcp.json``."""
+    entry = json.loads((workspace / ".mcp.json").read_text())["mcpServers"]["nexysync"]
+    command = entry["command"]
+    if not Path(command).is_absolute() and shutil.which(command) is None:
+        # Run outside an activated venv (not under tox): the script sits beside this interpreter.
+        command = str(Path(sys.executable).with_name(command))
+    return (command, *entry.get("args", []))
+
+
+async def test_a_request_and_its_reply_travel_between_two_mcp_servers(cli_workspaces: Workspaces) -> None:
+    workspaces = cli_workspaces
+    alice_command = configured_command(workspaces.dirs["alice"])
+    async with (
+        mcp_agent(workspaces.dirs["alice"], command=alice_command) as alice,
+        mcp_agent(workspaces.dirs["bob"], command=configured_command(workspaces.dirs["bob"])) as bob,
+    ):
+        assert (await alice.ok("ns_meta", action="whoami"))["agent"] == "alice"
+        await live(bob)
+        waiting = asyncio.create_task(bob.call("ns_message", action="wait", **{"from": "alice"}, timeout=DEADLINE_S))
+        sent = await alice.ok(
+            "ns_message",
+            action="send",
+            to="bob",
+            topic="Review PR #4",
+            payload='Please review {"pr": 4} before noon.',
+            type="request",
+            priority="urgent",
+        )
+        text, is_error = await waiting
+        assert not is_error, text
+        got = json.loads(text)
+        assert (got["id"], got["from"], got["type"], got["priority"]) == (sent["id"], "alice", "request", "urgent")
+        assert (got["topic"], got["payload"]) == ("Review PR #4", 'Please review {"pr": 4} before noon.')
+
+        # The push reached bob's MCP client as notifications too (it declares that it logs).
+        assert bob.initialized.capabilities.logging is not None
+        await bob.until(lambda: any(sent["id"] in line for line in bob.logs), "the new-message log notification")
+        await bob.until(lambda: bob.inbox_updates >= 1, "the inbox resource update")
+
+        read = await bob.ok("ns_message", action="read", id=sent["id"])
+        assert read["payload"] == 'Please review {"pr": 4} before noon.' and read["status"] == "read"
+        assert (await bob.ok("ns_message", action="check"))["unread"] == 0
+
+        reply_wait = asyncio.create_task(
+            alice.call("ns_message", action="wait", reply_to=sent["id"], timeout=DEADLINE_S)
+        )
+        reply = await bob.ok(
+            "ns_message", action="send", to="alice", topic="Re: PR #4", payload="Approved", reply_to=sent["id"]
+        )
+        text, is_error = await reply_wait
+        assert not is_error, text
+        answer = json.loads(text)
+        assert (answer["id"], answer["payload"], answer["type"], answer["reply_to"]) == (
+            reply["id"],
+            "Approved",
+            "response",
+            sent["id"],
+        )
+        thread = await alice.ok("ns_message", action="thread", id=reply["id"])
+        assert [m["payload"] for m in thread["messages"]] == ['Please review {"pr": 4} before noon.', "Approved"]
+
+
+async def test_check_lists_unread_messages_with_previews_and_ack_clears_them(workspaces: Workspaces) -> None:
+    async with mcp_agent(workspaces.dirs["alice"]) as alice, mcp_agent(workspaces.dirs["bob"]) as bob:
+        await live(bob)
+        first = await alice.ok("ns_message", action="send", to="bob", topic="one", payload="x" * 500)
+        second = await alice.ok("ns_message", action="broadcast", topic="all hands", payload="standup now")
+        await bob.until(lambda: sum(second["id"] in line or first["id"] in line for line in bob.logs) == 2, "2 logs")
+        inbox = await bob.ok("ns_message", action="check")
+        assert inbox["unread"] == 2
+        assert [(m["id"], m["from"], m["topic"]) for m in inbox["messages"]] == [
+            (first["id"], "alice", "one"),
+            (second["id"], "alice", "all hands"),
+        ]
+        assert len(inbox["messages"][0]["preview"]) < 200 and inbox["messages"][1]["preview"] == "standup now"
+        assert "broadcast" not in inbox["messages"][0] and inbox["messages"][1]["broadcast"] is True
+        # Pushed, cached and previewed, but not read: both are still unread on the server.
+        ring = KeyRing([base64.b64decode(workspaces.enc_key)])
+        with Client(base_url=workspaces.api_url, api_key=workspaces.api_keys["bob"], key_ring=ring) as sdk:
+            assert {first["id"], second["id"]} <= {m.id for m in sdk.messages.list(status="unread")}
+        assert (await bob.ok("ns_message", action="ack", ids=[first["id"], second["id"]]))["acked"] == [
+            first["id"],
+            second["id"],
+        ]
+        assert (await bob.ok("ns_message", action="check"))["unread"] == 0
+        # Alice's own broadcast is not in her inbox.
+        assert (await alice.ok("ns_message", action="check"))["unread"] == 0
+
+
+async def test_the_tool_list_stays_small(workspaces: Workspaces) -> None:
+    async with mcp_agent(workspaces.dirs["alice"]) as alice:
+        listed = await alice.session.list_tools()
+    size = len(listed.model_dump_json(by_alias=True, exclude_none=True))
+    print(f"tools/list answer: {size} characters for {len(listed.tools)} tools")
+    assert {tool.name for tool in listed.tools} == {"ns_auth", "ns_meta", "ns_message"}
+    assert all(tool.input_schema["type"] == "object" for tool in listed.tools)
+    assert size < 12_000
+
+
+async def test_sending_to_an_unknown_agent_says_so(workspaces: Workspaces) -> None:
+    async with mcp_agent(workspaces.dirs["alice"]) as alice:
+        text, is_error = await alice.call("ns_message", action="send", to="nobody", topic="t", payload="p")
+        assert is_error and "Unknown agent 'nobody'" in text and "\n" not in text
+        text, is_error = await alice.call("ns_message", action="send", topic="t", payload="p")
+        assert is_error and text == "`to` is required for action=send."
+        text, is_error = await alice.call("ns_message", action="shout")
+        assert is_error and text.startswith("`action` must be one of send, broadcast")
+
+
+async def test_a_different_project_key_is_reported_clearly(workspaces: Workspaces) -> None:
+    wrong = base64.b64encode(new_key()).decode()
+    fields = json.loads((workspaces.dirs["bob"] / ".nexysync" / "key").read_text())
+    write_key_file(workspaces.dirs["bob"], {**fields, "enc_key": wrong})
+    async with mcp_agent(workspaces.dirs["alice"]) as alice, mcp_agent(workspaces.dirs["bob"]) as bob:
+        await live(bob)
+        sent = await alice.ok("ns_message", action="send", to="bob", topic="secret", payload="for bob only")
+        await bob.until(lambda: any(sent["id"] in line for line in bob.logs), "the new-message log notification")
+        for arguments in ({"action": "wait", "from": "alice", "timeout": 5}, {"action": "read", "id": sent["id"]}):
+            text, is_error = await bob.call("ns_message", **arguments)
+            assert is_error, text
+            assert "ask the user to check the project key" in text and "\n" not in text
+        # Reported once to wait: it does not come back on every later wait.
+        text, is_error = await bob.call("ns_message", action="wait", timeout=0.2)
+        assert (text, is_error) == ("No matching message arrived within 0.2 s.", False)
+
+
+async def test_keys_come_from_a_key_file_option_or_from_env_vars(workspaces: Workspaces, tmp_path: Path) -> None:
+    key_file = workspaces.dirs["alice"] / ".nexysync" / "key"
+    async with mcp_agent(tmp_path / "elsewhere", "--key-file", str(key_file)) as alice:
+        whoami = await alice.ok("ns_meta", action="whoami")
+        assert (whoami["agent"], whoami["keys_from"]) == ("alice", str(key_file))
+    env = {
+        "NEXYSYNC_API_URL": workspaces.api_url,
+        "NEXYSYNC_API_KEY": workspaces.api_keys["bob"],
+        "NEXYSYNC_ENC_KEY": workspaces.enc_key,
+    }
+    async with mcp_agent(tmp_path / "bare", env=env) as bob:
+        whoami = await bob.ok("ns_meta", action="whoami")
+        assert (whoami["agent"], whoami["keys_from"]) == ("bob", "environment")
+
+
+async def test_ns_auth_configures_a_server_started_without_keys(workspaces: Workspaces, tmp_path: Path) -> None:
+    # Started as `python -m nexysync_mcp`, the other way to run it.
+    async with mcp_agent(tmp_path / "empty", command=(sys.executable, "-m", "nexysync_mcp")) as agent:
+        text, is_error = await agent.call("ns_meta", action="whoami")
+        assert is_error and "call ns_auth" in text and "`nexysync init`" in text
+        text, is_error = await agent.call(
+            "ns_auth", api_key="nsync_bob_" + "0" * 40, enc_key=workspaces.enc_key, api_url=workspaces.api_url
+        )
+        assert is_error and "refused" in text and "\n" not in text
+        text, is_error = await agent.call("ns_auth", api_key=workspaces.api_keys["bob"], enc_key="not base64!")
+        assert is_error and "enc_key" in text
+        # A message waits in bob's inbox: it tells a wrong project key from the right one.
+        ring = KeyRing([base64.b64decode(workspaces.enc_key)])
+        with Client(base_url=workspaces.api_url, api_key=workspaces.api_keys["alice"], key_ring=ring) as sdk:
+            early = sdk.messages.send("bob", topic="early", payload="sent before ns_auth").id
+        wrong = base64.b64encode(new_key()).decode()
+        text, is_error = await agent.call(
+            "ns_auth", api_key=workspaces.api_keys["bob"], enc_key=wrong, api_url=workspaces.api_url
+        )
+        assert is_error and "ask the user to check the project key" in text
+        auth = await agent.ok(
+            "ns_auth", api_key=workspaces.api_keys["bob"], enc_key=workspaces.enc_key, api_url=workspaces.api_url
+        )
+        assert auth == {"authenticated": "bob", "project_id": workspaces.project_id, "api_url": workspaces.api_url}
+        assert (await agent.ok("ns_meta", action="whoami"))["keys_from"] == "ns_auth"
+        await live(agent)
+        assert [m["id"] for m in (await agent.ok("ns_message", action="check"))["messages"]] == [early]
+        assert (await agent.ok("ns_message", action="read", id=early))["payload"] == "sent before ns_auth"
+        async with mcp_agent(workspaces.dirs["alice"]) as alice:
+            sent = await alice.ok("ns_message", action="send", to="bob", topic="hi", payload="configured late")
+            got = await agent.ok("ns_message", action="wait", timeout=DEADLINE_S)
+            assert (got["id"], got["payload"]) == (sent["id"], "configured late")
+
+
+async def test_the_mcp_server_survives_an_api_restart(dev_servers: Callable[..., Any], tmp_path: Path) -> None:
+    server = dev_servers(tmp_path / "data", {"NEXYSYNC_HEARTBEAT_S": "0.5"})
+    spaces = provision_workspaces(server.base_url, tmp_path / "ws")
+    async with mcp_agent(spaces.dirs["alice"]) as alice, mcp_agent(spaces.dirs["bob"]) as bob:
+        await live(bob)
+        before = await alice.ok("ns_message", action="send", to="bob", topic="t", payload="before")
+        assert (await bob.ok("ns_message", action="wait", timeout=DEADLINE_S))["id"] == before["id"]
+
+        assert await asyncio.to_thread(server.stop, signal.SIGTERM) == 0
+        text, is_error = await alice.call("ns_message", action="send", to="bob", topic="t", payload="while down")
+        assert is_error and "Cannot reach the NexySync API" in text
+        await asyncio.to_thread(server.start)
+
+        after = await alice.ok("ns_message", action="send", to="bob", topic="t", payload="after")
+        got = await bob.ok("ns_message", action="wait", **{"from": "alice"}, timeout=60)
+        assert (got["id"], got["payload"]) == (after["id"], "after")
+        # The push itself survived: the message was announced, and the stream is followed still.
+        await bob.until(lambda: any(after["id"] in line for line in bob.logs), "the announcement after the restart")
+        await live(bob)

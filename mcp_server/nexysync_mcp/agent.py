@@ -91,11 +91,19 @@ class AgentLink:
 
     Args:
         announce: Told of each new message the inbox caches.
+        on_event: Told of other agents' new references, new files and store updates.
         stream_options: Settings for the inbox's ``client.stream()``.
     """
 
-    def __init__(self, announce: Callable[[Entry], Awaitable[None]], **stream_options: Any) -> None:
+    def __init__(
+        self,
+        announce: Callable[[Entry], Awaitable[None]],
+        *,
+        on_event: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
+        **stream_options: Any,
+    ) -> None:
         self._announce = announce
+        self._on_event = on_event
         self._stream_options = stream_options
         self.client: AsyncClient | None = None
         self.inbox: Inbox | None = None
@@ -124,7 +132,7 @@ class AgentLink:
             key_ring=credentials.key_ring,
             project_id=credentials.project_id,
         )
-        self.inbox = Inbox(self.client, self._announce, **self._stream_options)
+        self.inbox = Inbox(self.client, self._announce, on_event=self._on_event, **self._stream_options)
         self.inbox.start()
 
     def require(self) -> AsyncClient:

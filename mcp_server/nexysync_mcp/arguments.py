@@ -19,7 +19,7 @@ class Param:
     Attributes:
         name: The argument's name on the wire.
         description: What it is, in a few words (it is read by the AI on every request).
-        type: Its JSON type: ``string``, ``number`` or ``array`` (of strings).
+        type: Its JSON type: ``string``, ``number``, ``integer``, ``boolean`` or ``array`` (of strings).
         enum: The allowed values of a string, if fixed.
     """
 
@@ -132,6 +132,38 @@ class Arguments:
         if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high:
             raise ToolFailure(f"`{name}` must be from {low:g} to {high:g}; got {value!r}.")
         return number
+
+    def integer(self, name: str, *, low: int) -> int | None:
+        """Return a whole-number argument of at least ``low`` (None when not given); "3" is taken as 3.
+
+        Raises:
+            ToolFailure: it is not a whole number, or below ``low``.
+        """
+        value = self._values.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ToolFailure(f"`{name}` must be a whole number; got {value!r}.")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ToolFailure(f"`{name}` must be a whole number; got {value!r}.") from None
+        if not number.is_integer() or number < low:
+            raise ToolFailure(f"`{name}` must be a whole number of at least {low}; got {value!r}.")
+        return int(number)
+
+    def flag(self, name: str) -> bool:
+        """Return a true/false argument (false when not given); "true" and "false" are taken too.
+
+        Raises:
+            ToolFailure: it is neither.
+        """
+        value = self._values.get(name, False)
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        if not isinstance(value, bool):
+            raise ToolFailure(f"`{name}` must be true or false; got {value!r}.")
+        return value
 
     def strings(self, name: str, *, required: bool = False) -> list[str]:
         """Return a list of strings; a single string may list several, separated by commas or spaces.

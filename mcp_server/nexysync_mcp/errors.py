@@ -59,6 +59,10 @@ def describe(error: BaseException, *, api_url: str | None = None, recipient: str
         )
     elif isinstance(error, NotFoundError):
         message = _not_found(error, recipient)
+    elif isinstance(error, PermissionDeniedError) and error.code == "QUOTA_EXCEEDED":
+        message = f"Quota reached (403 QUOTA_EXCEEDED): {_detail(error)}"
+        if "storage" in message:
+            message += " Deleting files or references no longer needed (ns_file, ns_ref action=delete) frees storage."
     elif isinstance(error, PermissionDeniedError):
         message = f"Not allowed (403): {_detail(error)}"
     elif isinstance(error, RateLimitError):
@@ -70,6 +74,8 @@ def describe(error: BaseException, *, api_url: str | None = None, recipient: str
     elif isinstance(error, APIConnectionError):
         where = f" at {api_url}" if api_url else ""
         message = f"Cannot reach the NexySync API{where}: {error.message}; is the server running?"
+    elif isinstance(error, APIStatusError) and error.status == 413:
+        message = f"Too large (413 {error.code or ''}): {_detail(error)}"
     elif isinstance(error, APIStatusError):
         message = f"The NexySync API failed ({error.status} {error.code or ''}): {_detail(error)}"
     elif isinstance(error, APIError):

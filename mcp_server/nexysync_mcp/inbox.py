@@ -38,6 +38,8 @@ MAX_ENTRIES = 1000
 PAGE = 100
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
+#: Events of the shared state passed on to ``on_event`` (when they are not this agent's own).
+SHARED_EVENTS = ("new_ref", "new_file", "kv_update")
 
 
 @dataclass
@@ -88,6 +90,8 @@ class Inbox:
     Args:
         client: The agent's client (its key ring decrypts).
         announce: Told of each new message once it is cached; failures there are logged only.
+        on_event: Told of each ``new_ref``, ``new_file`` and ``kv_update`` event of another agent
+            (its type and data); failures there are logged only.
         stream_options: Settings for ``client.stream()`` (``poll_interval_s``, ...).
     """
 
@@ -95,10 +99,13 @@ class Inbox:
         self,
         client: AsyncClient,
         announce: Callable[[Entry], Awaitable[None]],
+        *,
+        on_event: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
         **stream_options: Any,
     ) -> None:
         self._client = client
         self._announce = announce
+        self._on_event = on_event
         self._stream_options = stream_options
         self._entries: dict[str, Entry] = {}
         self._changed = asyncio.Condition()
@@ -186,6 +193,8 @@ class Inbox:
                         await self._on_new_message(event.data)
                     elif event.type == "message_acked" and event.data.get("by") == self.slug:
                         self.mark(event.data.get("ids") or [], "acked")
+                    elif event.type in SHARED_EVENTS:
+                        await self._on_shared(event.type, event.data)
                     elif event.type == "reset":
                         # Events were lost: the listing is the truth again.
                         await self._seed()
@@ -236,6 +245,14 @@ class Inbox:
             logger.warning("could not fetch new message %s: %s", message_id, describe(error))
         self._store(entry)
         await self._safe_announce(entry)
+
+    async def _on_shared(self, kind: str, data: dict[str, Any]) -> None:
+        if self._on_event is None or self.slug in (data.get("from"), data.get("updated_by")):
+            return
+        try:
+            await self._on_event(kind, data)
+        except Exception:  # an announcement is advisory: the tools still list what changed
+            logger.exception("could not announce a %s event", kind)
 
     async def _safe_announce(self, entry: Entry) -> None:
         try:

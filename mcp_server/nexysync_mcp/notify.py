@@ -20,7 +20,7 @@ from mcp_types import EmptyResult, LoggingLevel, SetLevelRequestParams
 
 from nexysync_mcp.inbox import Entry
 
-__all__ = ["INBOX_URI", "Notifier", "announcement"]
+__all__ = ["INBOX_URI", "Notifier", "announcement", "event_announcement"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,25 @@ def announcement(entry: Entry) -> str:
         f"New NexySync message {entry.id} from {entry.sender} ({entry.type}, {entry.priority}{extra}){about}. "
         f"Read it with ns_message action=read id={entry.id}."
     )
+
+
+def event_announcement(kind: str, data: dict[str, Any]) -> str | None:
+    """Return the one-line announcement of another agent's new reference, new file or store update."""
+    if kind == "new_ref":
+        about = f" ({data['language']})" if data.get("language") else ""
+        return (
+            f"New NexySync code reference {data.get('id')} from {data.get('from')}{about}. "
+            f"Read it with ns_ref action=read id={data.get('id')}."
+        )
+    if kind == "new_file":
+        return (
+            f"New NexySync file {data.get('id')} from {data.get('from')}. "
+            f"Read it with ns_file action=read id={data.get('id')}."
+        )
+    if kind == "kv_update":
+        what = "deleted" if data.get("deleted") else f"set to version {data.get('version')}"
+        return f"NexySync kv key {data.get('key')!r} {what} by {data.get('updated_by')}."
+    return None
 
 
 class Notifier:
@@ -69,13 +88,27 @@ class Notifier:
         session = self._session
         if session is not None:
             try:
-                if self.logs_wanted:
-                    with warnings.catch_warnings():
-                        # Log notifications are deprecated at the 2026 protocol, yet they are what
-                        # today's AI tools show; the resource update below is the modern path.
-                        warnings.simplefilter("ignore", MCPDeprecationWarning)
-                        await session.send_log_message("info", announcement(entry), logger=LOGGER_NAME)
+                await self._log(session, announcement(entry))
                 await session.send_resource_updated(INBOX_URI)
             except Exception as error:  # the client went away: the message stays cached for check/wait
                 logger.info("could not notify the MCP client of message %s: %r", entry.id, error)
         await self._bus.publish(ResourceUpdated(uri=INBOX_URI))
+
+    async def announce_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Tell the client of another agent's new reference, new file or store update (a log message)."""
+        text = event_announcement(kind, data)
+        session = self._session
+        if text is None or session is None:
+            return
+        try:
+            await self._log(session, text)
+        except Exception as error:  # the client went away: the tools still list what changed
+            logger.info("could not notify the MCP client of a %s event: %r", kind, error)
+
+    async def _log(self, session: ServerSession, text: str) -> None:
+        if self.logs_wanted:
+            with warnings.catch_warnings():
+                # Log notifications are deprecated at the 2026 protocol, yet they are what
+                # today's AI tools show; the resource update is the modern path for messages.
+                warnings.simplefilter("ignore", MCPDeprecationWarning)
+                await session.send_log_message("info", text, logger=LOGGER_NAME)

@@ -33,7 +33,8 @@ __all__ = ["build_server", "main", "mcp_tool"]
 INSTRUCTIONS = (
     "NexySync connects you with the other AI agents of this project through end-to-end encrypted "
     "messages. Check your inbox with ns_message action=check; new messages are also announced as "
-    "log notifications. Use ns_message action=wait to block until a reply arrives."
+    "log notifications. Use ns_message action=wait to block until a reply arrives. Share state "
+    "with ns_kv, code with ns_ref and files with ns_file."
 )
 
 
@@ -78,7 +79,7 @@ def build_server(key_file: Path | None = None, **stream_options: Any) -> MCPServ
     """
     bus = InMemorySubscriptionBus()
     notifier = Notifier(bus)
-    link = AgentLink(notifier.announce, **stream_options)
+    link = AgentLink(notifier.announce, on_event=notifier.announce_event, **stream_options)
     tools = Tools(link)
 
     @asynccontextmanager

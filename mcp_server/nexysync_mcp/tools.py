@@ -1,4 +1,6 @@
-"""The tools ``ns_auth``, ``ns_meta`` and ``ns_message``: plaintext in and out, the SDK encrypts.
+"""The MCP tools: ``ns_auth``, ``ns_meta`` and ``ns_message`` here, the shared state in ``sharing``.
+
+Plaintext in and out; the SDK encrypts.
 
 ``ns_meta`` and ``ns_message`` take one ``action`` and a few flat optional parameters, so the whole
 ``tools/list`` answer stays small; results are compact JSON an AI reads at a glance.
@@ -6,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,6 +19,10 @@ from nexysync_mcp.agent import AgentLink, credentials_from_arguments
 from nexysync_mcp.arguments import Arguments, Param, ToolSpec
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
+from nexysync_mcp.output import dumps
+from nexysync_mcp.output import iso_time as _time
+from nexysync_mcp.sharing import SPECS as SHARING_SPECS
+from nexysync_mcp.sharing import Sharing
 
 if TYPE_CHECKING:
     from nexysync_generated.models import Message
@@ -85,6 +90,7 @@ SPECS: tuple[ToolSpec, ...] = (
             Param("timeout", f"Seconds to wait (wait), default {WAIT_DEFAULT_S:g}, max {WAIT_MAX_S:g}.", type="number"),
         ),
     ),
+    *SHARING_SPECS,
 )
 
 
@@ -94,15 +100,6 @@ class Reply:
 
     text: str
     is_error: bool = False
-
-
-def dumps(value: Any) -> str:
-    """Return compact JSON (non-ASCII kept as is: the AI reads characters, not escapes)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _time(value: Any) -> str:
-    return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value)
 
 
 def message_view(message: Message) -> dict[str, Any]:
@@ -149,10 +146,14 @@ class Tools:
 
     def __init__(self, link: AgentLink) -> None:
         self._link = link
+        sharing = Sharing(link)
         self._handlers: dict[str, Callable[[Mapping[str, Any]], Awaitable[str]]] = {
             "ns_auth": self._auth,
             "ns_meta": self._meta,
             "ns_message": self._message,
+            "ns_kv": sharing.kv,
+            "ns_ref": sharing.ref,
+            "ns_file": sharing.file,
         }
 
     async def call(self, name: str, arguments: Mapping[str, Any]) -> Reply:

@@ -269,9 +269,103 @@ async def test_the_tool_list_stays_small(workspaces: Workspaces) -> None:
         listed = await alice.session.list_tools()
     size = len(listed.model_dump_json(by_alias=True, exclude_none=True))
     print(f"tools/list answer: {size} characters for {len(listed.tools)} tools")
-    assert {tool.name for tool in listed.tools} == {"ns_auth", "ns_meta", "ns_message"}
+    assert {tool.name for tool in listed.tools} == {"ns_auth", "ns_meta", "ns_message", "ns_kv", "ns_ref", "ns_file"}
     assert all(tool.input_schema["type"] == "object" for tool in listed.tools)
     assert size < 12_000
+
+
+async def test_the_kv_store_is_shared_and_a_stale_write_is_refused(workspaces: Workspaces) -> None:
+    async with mcp_agent(workspaces.dirs["alice"]) as alice, mcp_agent(workspaces.dirs["bob"]) as bob:
+        await live(bob)
+        assert await alice.ok("ns_kv", action="set", key="plan:api", value="v1 {draft}") == {
+            "key": "plan:api",
+            "version": 1,
+        }
+        await bob.until(lambda: any("'plan:api' set to version 1 by alice" in line for line in bob.logs), "kv log")
+        got = await bob.ok("ns_kv", action="get", key="plan:api")
+        assert (got["value"], got["version"], got["updated_by"]) == ("v1 {draft}", 1, "alice")
+        # Bob read version 1; alice writes meanwhile; bob's conditional write must not clobber hers.
+        await alice.ok("ns_kv", action="set", key="plan:api", value="v2")
+        text, is_error = await bob.call("ns_kv", action="set", key="plan:api", value="bob's", version=1)
+        assert is_error and text == "kv key 'plan:api' changed since version 1 (now 2): get it again and retry."
+        assert (await bob.ok("ns_kv", action="set", key="plan:api", value="bob's", version=2))["version"] == 3
+        text, is_error = await bob.call("ns_kv", action="set", key="plan:api", value="x", version=0)
+        assert is_error and text.startswith("kv key 'plan:api' already exists (version 3)")
+        await alice.ok("ns_kv", action="set", key="other", value="y" * 500)
+        listed = (await alice.ok("ns_kv", action="list"))["entries"]
+        assert [(e["key"], e["version"]) for e in listed] == [("other", 1), ("plan:api", 3)]
+        assert listed[1]["value"] == "bob's" and "value" not in listed[0] and len(listed[0]["preview"]) < 200
+        assert [e["key"] for e in (await alice.ok("ns_kv", action="list", prefix="plan"))["entries"]] == ["plan:api"]
+        text, is_error = await alice.call("ns_kv", action="delete", key="plan:api", version=2)
+        assert is_error and "changed since version 2 (now 3)" in text
+        assert await alice.ok("ns_kv", action="delete", key="plan:api", version=3) == {"deleted": "plan:api"}
+        text, is_error = await bob.call("ns_kv", action="get", key="plan:api")
+        assert (text, is_error) == ("No kv key 'plan:api' (ns_kv action=list shows the keys).", True)
+
+
+async def test_a_shared_code_reference_is_listed_and_read_by_its_recipient(workspaces: Workspaces) -> None:
+    async with mcp_agent(workspaces.dirs["alice"]) as alice, mcp_agent(workspaces.dirs["bob"]) as bob:
+        await live(bob)
+        code = 'def handler(event):\n    return {"ok": True}\n'
+        shared = await alice.ok(
+            "ns_ref",
+            action="share",
+            title="The webhook handler",
+            content=code,
+            source_file="src/hooks.py:10-12",
+            language="python",
+            to="bob",
+        )
+        assert shared["to"] == "bob"
+        await bob.until(lambda: any(shared["id"] in line for line in bob.logs), "the new_ref log notification")
+        (listed,) = (await bob.ok("ns_ref", action="list", language="python"))["refs"]
+        assert listed["id"] == shared["id"] and "content" not in listed
+        assert (listed["from"], listed["title"], listed["source_file"], listed["size"]) == (
+            "alice",
+            "The webhook handler",
+            "src/hooks.py:10-12",
+            len(code),
+        )
+        assert (await bob.ok("ns_ref", action="read", id=shared["id"]))["content"] == code
+        text, is_error = await bob.call("ns_ref", action="delete", id=shared["id"])
+        assert (text, is_error) == (f"Only the agent that shared reference {shared['id']} may delete it.", True)
+        assert await alice.ok("ns_ref", action="delete", id=shared["id"]) == {"deleted": shared["id"]}
+        text, is_error = await bob.call("ns_ref", action="read", id=shared["id"])
+        assert is_error and text.startswith(f"No reference {shared['id']}")
+
+
+async def test_files_travel_inline_when_small_text_and_to_disk_otherwise(workspaces: Workspaces) -> None:
+    alice_dir, bob_dir = workspaces.dirs["alice"], workspaces.dirs["bob"]
+    (alice_dir / "notes.txt").write_text("# Notes\nUnicode: héllo ✓\n", encoding="utf-8")
+    blob = secrets.token_bytes(200_000)
+    (alice_dir / "build").mkdir()
+    (alice_dir / "build" / "app.bin").write_bytes(blob)
+    async with mcp_agent(alice_dir) as alice, mcp_agent(bob_dir) as bob:
+        text_file = await alice.ok("ns_file", action="upload", path="notes.txt")
+        assert (text_file["name"], text_file["size"], text_file["content_type"]) == (
+            "notes.txt",
+            len("# Notes\nUnicode: héllo ✓\n".encode()),
+            "text/plain",
+        )
+        binary = await alice.ok("ns_file", action="upload", path="build/app.bin", name="../../release.bin")
+        listed = (await bob.ok("ns_file", action="list"))["files"]
+        assert {(f["id"], f["from"]) for f in listed} == {(text_file["id"], "alice"), (binary["id"], "alice")}
+
+        inline = await bob.ok("ns_file", action="read", id=text_file["id"])
+        assert inline["content"] == "# Notes\nUnicode: héllo ✓\n" and "saved_to" not in inline
+        saved = await bob.ok("ns_file", action="read", id=binary["id"])
+        # The remote name tried to climb out of the downloads folder: only its last part is used.
+        target = bob_dir / ".nexysync" / "downloads" / "release.bin"
+        assert Path(saved["saved_to"]) == target and "content" not in saved
+        assert target.read_bytes() == blob
+        text, is_error = await bob.call("ns_file", action="read", id=binary["id"])
+        assert is_error and text == f"{target} exists; give another path, or overwrite=true to replace it."
+
+        text, is_error = await bob.call("ns_file", action="delete", id=binary["id"])
+        assert (text, is_error) == (f"Only the agent that uploaded file {binary['id']} may delete it.", True)
+        assert await alice.ok("ns_file", action="delete", id=binary["id"]) == {"deleted": binary["id"]}
+        text, is_error = await bob.call("ns_file", action="read", id=binary["id"], path="again.bin")
+        assert is_error and text.startswith(f"No file {binary['id']}") and not (bob_dir / "again.bin").exists()
 
 
 async def test_sending_to_an_unknown_agent_says_so(workspaces: Workspaces) -> None:

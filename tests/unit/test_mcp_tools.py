@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,14 +13,25 @@ import httpx
 import pytest
 from mcp.server.mcpserver import MCPServer
 
-from nexysync import APIConnectionError, AuthenticationError, DecryptionError, KeyFileError, NotFoundError
-from nexysync_generated.models import Message
+from nexysync import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    DecryptionError,
+    KeyFileError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+)
+from nexysync.crypto import encrypted_file_size
+from nexysync_generated.models import File, KvEntry, Message
 from nexysync_mcp.agent import AgentLink
 from nexysync_mcp.arguments import Arguments
 from nexysync_mcp.errors import ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
-from nexysync_mcp.notify import announcement
+from nexysync_mcp.notify import announcement, event_announcement
 from nexysync_mcp.server import mcp_tool
+from nexysync_mcp.sharing import DOWNLOADS, INLINE_BYTES, safe_name, save_path
 from nexysync_mcp.tools import SPECS, Reply, Tools, message_view, preview_view
 
 ULID = "01JAAAAAAAAAAAAAAAAAAAAAA{}"
@@ -99,11 +111,13 @@ def test_schemas_are_flat_and_small() -> None:
     for spec in SPECS:
         schema = spec.input_schema()
         text = json.dumps(schema)
-        assert "anyOf" not in text and "title" not in text and "$defs" not in text
+        # No titles anywhere (ns_ref has a parameter named "title": look at keys, not text).
+        assert "anyOf" not in text and "$defs" not in text and "title" not in schema
         assert all(set(prop) <= {"type", "enum", "items", "description"} for prop in schema["properties"].values())
     message_spec = next(spec for spec in SPECS if spec.name == "ns_message")
     actions = message_spec.input_schema()["properties"]["action"]["enum"]
     assert set(actions) >= {"send", "broadcast", "check", "read", "ack", "thread", "react", "pin", "wait"}
+    assert {spec.name for spec in SPECS} == {"ns_auth", "ns_meta", "ns_message", "ns_kv", "ns_ref", "ns_file"}
     assert sum(len(json.dumps(spec.input_schema())) + len(spec.description) for spec in SPECS) < 6_000
 
 
@@ -311,3 +325,238 @@ async def test_the_inbox_outlives_a_failing_stream() -> None:
         assert client.resumed_after == [None, 1]
     finally:
         await inbox.close()
+
+
+async def test_an_event_of_another_agent_is_passed_on_and_its_own_are_not() -> None:
+    client = FakeClient()
+    events: list[tuple[str, str]] = []
+
+    async def on_event(kind: str, data: dict[str, Any]) -> None:
+        events.append((kind, str(data.get("id") or data.get("key"))))
+
+    inbox = Inbox(client, lambda entry: asyncio.sleep(0), on_event=on_event)  # type: ignore[arg-type]
+    inbox.start()
+    try:
+        await until(lambda: inbox.synced)
+        for seq, (kind, data) in enumerate(
+            [
+                ("new_ref", {"id": "R1", "from": "bob"}),  # its own
+                ("kv_update", {"key": "k", "version": 2, "updated_by": "alice", "deleted": False}),
+                ("new_file", {"id": "F1", "from": "alice"}),
+            ],
+            start=1,
+        ):
+            client.queue.put_nowait(SimpleNamespace(seq=seq, type=kind, data=data))
+        await until(lambda: len(events) == 2)
+        assert events == [("kv_update", "k"), ("new_file", "F1")]
+    finally:
+        await inbox.close()
+
+
+def test_shared_state_events_are_announced_with_the_way_to_read_them() -> None:
+    assert event_announcement("new_ref", {"id": "R1", "from": "alice", "language": "python"}) == (
+        "New NexySync code reference R1 from alice (python). Read it with ns_ref action=read id=R1."
+    )
+    assert "ns_file action=read id=F1" in str(event_announcement("new_file", {"id": "F1", "from": "alice"}))
+    assert event_announcement("kv_update", {"key": "k", "updated_by": "alice", "deleted": True}) == (
+        "NexySync kv key 'k' deleted by alice."
+    )
+
+
+# -- ns_kv, ns_ref, ns_file ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("3", 3), (4, 4), (2.0, 2), (None, None), ("", None)],
+)
+def test_a_version_is_a_whole_number(value: Any, expected: int | None) -> None:
+    assert Arguments("set", {"version": value}).integer("version", low=0) == expected
+
+
+@pytest.mark.parametrize("value", ["v2", -1, 1.5, True, [1]])
+def test_a_version_that_is_not_a_whole_number_is_refused(value: Any) -> None:
+    with pytest.raises(ToolFailure, match="`version` must be a whole number"):
+        Arguments("set", {"version": value}).integer("version", low=0)
+
+
+def test_a_flag_is_true_or_false() -> None:
+    assert Arguments("read", {"overwrite": True}).flag("overwrite") is True
+    assert Arguments("read", {"overwrite": "false"}).flag("overwrite") is False
+    assert Arguments("read", {}).flag("overwrite") is False
+    with pytest.raises(ToolFailure, match="`overwrite` must be true or false; got 'yes'"):
+        Arguments("read", {"overwrite": "yes"}).flag("overwrite")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("notes.md", "notes.md"),
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\boot.ini", "boot.ini"),
+        ("/abs/path/x.py", "x.py"),
+        ("..", "file-F"),
+        ("", "file-F"),
+        ("dir/", "file-F"),
+        ("a\x00b\nc:d?.txt", "a_b_c_d_.txt"),
+    ],
+)
+def test_a_remote_file_name_becomes_one_safe_component(name: str, expected: str) -> None:
+    assert safe_name(name, "file-F") == expected
+
+
+def test_a_long_remote_name_is_cut_but_keeps_its_extension() -> None:
+    name = safe_name("x" * 500 + ".json", "file-F")
+    assert len(name) <= 120 and name.endswith(".json")
+
+
+def test_a_download_never_leaves_the_chosen_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert save_path("../../../.bashrc", "F", None) == tmp_path / DOWNLOADS / ".bashrc"
+    (tmp_path / "out").mkdir()
+    assert save_path("../x/../../y.bin", "F", "out") == tmp_path / "out" / "y.bin"
+    assert save_path("../y.bin", "F", "new-dir/") == tmp_path / "new-dir" / "y.bin"
+    # A path that is no directory is where the file goes, whatever its remote name.
+    assert save_path("../y.bin", "F", "copy.bin") == tmp_path / "copy.bin"
+
+
+def kv_entry(key: str, version: int, value: str = "v") -> KvEntry:
+    return KvEntry.model_validate(
+        {"key": key, "value": value, "version": version, "updated_by": "alice", "updated_at": NOW}
+    )
+
+
+def status_error(cls: type[Any], status: int, code: str) -> Any:
+    return cls(str(status), response=response(status, code), status=status, code=code)
+
+
+def tools_with(client: Any) -> Tools:
+    link = AgentLink(lambda entry: asyncio.sleep(0))
+    link.client = client
+    return Tools(link)
+
+
+async def test_a_stale_kv_write_says_which_version_is_current() -> None:
+    async def put(key: str, value: str, *, if_match: Any = None, if_none_match: bool = False) -> KvEntry:
+        raise status_error(PreconditionFailedError, 412, "PRECONDITION_FAILED")
+
+    async def get(key: str) -> KvEntry:
+        return kv_entry(key, 7)
+
+    tools = tools_with(SimpleNamespace(kv=SimpleNamespace(put=put, get=get)))
+    reply = await tools.call("ns_kv", {"action": "set", "key": "plan", "value": "x", "version": 3})
+    assert reply == Reply("kv key 'plan' changed since version 3 (now 7): get it again and retry.", is_error=True)
+    reply = await tools.call("ns_kv", {"action": "set", "key": "plan", "value": "x", "version": 0})
+    assert reply.is_error and reply.text.startswith("kv key 'plan' already exists (version 7)")
+
+
+async def test_kv_arguments_are_checked_before_any_request() -> None:
+    tools = tools_with(SimpleNamespace())
+    for arguments, expected in (
+        ({"action": "set", "key": "a/b", "value": "x"}, "`key` must be 1 to 200 letters"),
+        ({"action": "set", "key": "..", "value": "x"}, "`key` must be 1 to 200 letters"),
+        ({"action": "set", "key": "a"}, "`value` is required for action=set."),
+        ({"action": "get"}, "`key` is required for action=get."),
+        ({"action": "put", "key": "a"}, "`action` must be one of set, get, list, delete"),
+        ({"action": "delete", "key": "a", "version": 0}, "`version` must be at least 1 for action=delete."),
+    ):
+        reply = await tools.call("ns_kv", arguments)
+        assert reply.is_error and reply.text.startswith(expected), reply.text
+
+
+def file_meta(content: bytes, name: str = "notes.txt") -> File:
+    return File.model_validate(
+        {
+            "id": ULID.format(7),
+            "project_id": ULID.format(0),
+            "name": name,
+            "size": encrypted_file_size(len(content)),
+            "content_type": None,
+            "status": "ready",
+            "from": "alice",
+            "created_at": NOW,
+            "expires_at": NOW,
+            "download_url": "http://cdn/x",
+        }
+    )
+
+
+class FakeFiles:
+    """``client.files`` serving one file from memory."""
+
+    def __init__(self, content: bytes, name: str = "notes.txt") -> None:
+        self.content = content
+        self.meta = file_meta(content, name)
+
+    async def get(self, file_id: str) -> File:
+        return self.meta
+
+    async def download(self, file_id: str, *, to: Any) -> File:
+        if isinstance(to, str | Path):
+            Path(to).write_bytes(self.content)
+        else:
+            to.write(self.content)
+        return self.meta
+
+    async def delete(self, file_id: str) -> None:
+        raise status_error(PermissionDeniedError, 403, "NOT_FILE_UPLOADER")
+
+
+async def test_a_small_text_file_is_read_inline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    tools = tools_with(SimpleNamespace(files=FakeFiles("héllo\n".encode())))
+    reply = await tools.call("ns_file", {"action": "read", "id": ULID.format(7)})
+    answer = json.loads(reply.text)
+    assert (answer["name"], answer["size"], answer["content"]) == ("notes.txt", 7, "héllo\n")
+    assert not (tmp_path / DOWNLOADS).exists()
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\x00\x01", b"x" * (INLINE_BYTES + 1)])
+async def test_a_binary_or_large_file_is_saved_and_never_overwrites(
+    content: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    tools = tools_with(SimpleNamespace(files=FakeFiles(content, name="../../evil.bin")))
+    answer = json.loads((await tools.call("ns_file", {"action": "read", "id": ULID.format(7)})).text)
+    saved = tmp_path / DOWNLOADS / "evil.bin"
+    assert answer["saved_to"] == str(saved) and "content" not in answer
+    assert saved.read_bytes() == content
+    saved.write_bytes(b"mine")
+    reply = await tools.call("ns_file", {"action": "read", "id": ULID.format(7)})
+    assert reply.is_error and reply.text == f"{saved} exists; give another path, or overwrite=true to replace it."
+    assert saved.read_bytes() == b"mine"
+    await tools.call("ns_file", {"action": "read", "id": ULID.format(7), "overwrite": True})
+    assert saved.read_bytes() == content
+
+
+async def test_a_text_file_read_to_a_path_is_saved_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    tools = tools_with(SimpleNamespace(files=FakeFiles(b"text")))
+    answer = json.loads((await tools.call("ns_file", {"action": "read", "id": ULID.format(7), "path": "a.txt"})).text)
+    assert answer["saved_to"] == str(tmp_path / "a.txt") and (tmp_path / "a.txt").read_bytes() == b"text"
+
+
+async def test_file_errors_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    tools = tools_with(SimpleNamespace(files=FakeFiles(b"x")))
+    reply = await tools.call("ns_file", {"action": "delete", "id": "F1"})
+    assert reply == Reply("Only the agent that uploaded file F1 may delete it.", is_error=True)
+    reply = await tools.call("ns_file", {"action": "upload", "path": "missing.txt"})
+    assert reply.is_error and reply.text.startswith("No file at 'missing.txt'")
+    quota = status_error(PermissionDeniedError, 403, "QUOTA_EXCEEDED")
+    quota.detail = "The project has reached its quota of 50 MB of storage; ask its owner to raise it."
+    assert "frees storage" in describe(quota) and "\n" not in describe(quota)
+    too_large = status_error(APIStatusError, 413, "FILE_TOO_LARGE")
+    too_large.detail = "A file may be at most 25 MiB (encrypted)."
+    assert describe(too_large) == "Too large (413 FILE_TOO_LARGE): A file may be at most 25 MiB (encrypted)."
+
+
+async def test_a_reference_too_large_to_share_points_to_files() -> None:
+    async def share(*args: Any, **kwargs: Any) -> Any:
+        error = status_error(APIStatusError, 413, "PAYLOAD_TOO_LARGE")
+        error.detail = "The body may be at most 262144 bytes."
+        raise error
+
+    tools = tools_with(SimpleNamespace(refs=SimpleNamespace(share=share)))
+    reply = await tools.call("ns_ref", {"action": "share", "title": "t", "content": "x"})
+    assert reply.is_error and "(ns_file action=upload)" in reply.text and "\n" not in reply.text

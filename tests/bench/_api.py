@@ -42,6 +42,7 @@ def start_api(mongo_uri: str, port: int, **settings: str) -> subprocess.Popen[by
         **os.environ,
         "NEXYSYNC_MONGODB_URI": mongo_uri,
         "NEXYSYNC_JWT_SECRET": "bench-" + "x" * 32,
+        "NEXYSYNC_CDN_SECRET": "bench-" + "c" * 32,
         # The benchmarks send far more than an agent may per minute in production.
         "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "100000000",
         "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "100000000",

@@ -1,10 +1,10 @@
 """Benchmark: messages sent through the API against raw pymongo inserts into the same database.
 
 Starts an embedded database and one API process (uvicorn, one worker), then, side by side in
-one run and with the same concurrency, (a) sends N messages through ``POST /v1/messages`` and
+one run and at each concurrency level, (a) sends N messages through ``POST /v1/messages`` and
 (b) inserts N comparable documents with raw pymongo. Prints both rates and their ratio.
 
-Run: ``python tests/bench/bench_send.py [--messages N] [--concurrency C]`` (or ``tox -e bench``).
+Run: ``python tests/bench/bench_send.py [--messages N] [--concurrency 8,32,64]`` (or ``tox -e bench``).
 """
 
 from __future__ import annotations
@@ -96,21 +96,23 @@ def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=8)
+    # Several levels: the API batches the database commands of concurrent sends, raw insert_one
+    # cannot, so the ratio depends on how many senders there are; one number would hide that.
+    parser.add_argument("--concurrency", default="8,32,64", help="comma-separated concurrency levels")
     args = parser.parse_args()
+    levels = [int(level) for level in args.concurrency.split(",")]
+    print(f"messages: {args.messages} per run, database: nx-27017 (embedded), API workers: 1")
+    print(f"{'concurrency':>11}  {'API msg/s':>10}  {'raw doc/s':>10}  {'ratio API / raw':>15}")
     with running_api() as api:
         port = api.port
         project_id, api_key = seed(api.base_url)
         warmup = _bodies(project_id, 50)
-        asyncio.run(_run_api(port, api_key, warmup, args.concurrency))
-        api_s = asyncio.run(_run_api(port, api_key, _bodies(project_id, args.messages), args.concurrency))
-        raw_s = asyncio.run(_run_raw(api.mongo_uri, project_id, _bodies(project_id, args.messages), args.concurrency))
-    api_rate = args.messages / api_s
-    raw_rate = args.messages / raw_s
-    print(f"messages: {args.messages}, concurrency: {args.concurrency}, database: nx-27017 (embedded), API workers: 1")
-    print(f"API send (POST /v1/messages):  {api_rate:8.1f} msg/s  ({api_s:.2f} s)")
-    print(f"raw pymongo insert_one:        {raw_rate:8.1f} doc/s  ({raw_s:.2f} s)")
-    print(f"ratio API / raw:               {api_rate / raw_rate:8.2f}")
+        asyncio.run(_run_api(port, api_key, warmup, levels[0]))
+        for concurrency in levels:
+            api_s = asyncio.run(_run_api(port, api_key, _bodies(project_id, args.messages), concurrency))
+            raw_s = asyncio.run(_run_raw(api.mongo_uri, project_id, _bodies(project_id, args.messages), concurrency))
+            api_rate, raw_rate = args.messages / api_s, args.messages / raw_s
+            print(f"{concurrency:>11}  {api_rate:>10.1f}  {raw_rate:>10.1f}  {api_rate / raw_rate:>15.2f}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import secrets
@@ -99,7 +100,9 @@ class Blob:
                 raise Problem(
                     400, "UPLOAD_INCOMPLETE", f"The upload ended after {received} of the declared {size} bytes."
                 )
-            self._blobs.commit(temp, project_id, file_id)
+            # On disk (data and name) before the database calls it ready: a crash after the
+            # 201 must not leave a "ready" file whose content was only in the page cache.
+            await asyncio.to_thread(self._blobs.commit, temp, project_id, file_id)
         except BlobExists as exc:
             raise Problem(409, "FILE_ALREADY_UPLOADED", "This file's content was already uploaded.") from exc
         finally:

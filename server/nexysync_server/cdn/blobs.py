@@ -19,6 +19,14 @@ from ..ids import ULID_RE
 _TEMP_PREFIX = ".upload-"
 
 
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 class BlobExists(Exception):
     """The file's content is already stored."""
 
@@ -48,17 +56,24 @@ class Blobs:
         return temp.open("xb"), temp
 
     def commit(self, temp: Path, project_id: str, file_id: str) -> None:
-        """Put a complete temp file in its final place, atomically, and remove the temp name.
+        """Put a complete temp file in its final place, atomically and durably; remove the temp name.
+
+        The content is flushed to disk before it gets its name, and the directory after, so once
+        this returns the blob survives a crash of the machine. (It blocks: run it in a thread.)
 
         Raises:
             BlobExists: the content is already there (the temp file is removed).
         """
+        final = self.path(project_id, file_id)
         try:
-            os.link(temp, self.path(project_id, file_id))
+            with temp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            os.link(temp, final)
         except FileExistsError as exc:
             raise BlobExists(file_id) from exc
         finally:
             temp.unlink(missing_ok=True)
+        _fsync_directory(final.parent)
 
     def exists(self, project_id: str, file_id: str) -> bool:
         """Tell whether a file's content is stored."""

@@ -55,7 +55,7 @@ def test_send_from_one_workspace_is_tailed_decrypted_in_the_other(team: CliProje
         ["tail", "--count", "1", "--timeout", "60"], config_dir=team.config_dir, cwd=team.workspaces["bob"]
     )
     try:
-        tail.wait_for_stderr("Listening")
+        tail.wait_for_stderr("Listening as bob")
         sent = run_json(
             ["send", "--to", "bob", "--topic", "Deploy", "--payload", "Ship it at 5 pm", "--type", "request"],
             config_dir=team.config_dir,

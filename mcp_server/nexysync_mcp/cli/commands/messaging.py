@@ -111,7 +111,8 @@ class _Tail:
                 if stream.last_event_id is not None:
                     write_tail_position(self.path, stream.last_event_id)
                 where = f"resuming after event {saved}" if saved is not None else "new messages from now on"
-                self.output.progress(f"Listening for {self.path.parent.parent.name} ({where}); Ctrl-C stops.")
+                me = await client.me.get()
+                self.output.progress(f"Listening as {me.agent.slug} ({where}); Ctrl-C stops.")
                 async for event in stream:
                     await self.handle(event)
                     if stream.last_event_id is not None:

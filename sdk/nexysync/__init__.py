@@ -32,6 +32,7 @@ from nexysync._pagination import AsyncPager, SyncPager
 from nexysync._stream import AsyncStream, AsyncStreamEvent, Stream, StreamEvent
 from nexysync._ulid import new_ulid
 from nexysync.crypto import DecryptionError, KeyRing
+from nexysync.resources.files import FileNotReadyError
 
 __all__ = [
     "APIConnectionError",
@@ -46,6 +47,7 @@ __all__ = [
     "Client",
     "ConflictError",
     "DecryptionError",
+    "FileNotReadyError",
     "InternalServerError",
     "KeyFile",
     "KeyFileError",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nexysync import APIError, AsyncClient, DecryptionError, KeyFileError, KeyRing, find_key_file, load_key_file
+from nexysync import APIError, AsyncClient, KeyFileError, KeyRing, find_key_file, load_key_file
 from nexysync_mcp.errors import KEY_MISMATCH, NO_KEY, ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
 
@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 ENV_NAMES = ("NEXYSYNC_API_URL", "NEXYSYNC_API_KEY", "NEXYSYNC_ENC_KEY")
 KEY_BYTES = 32
+#: Inbox messages ns_auth tries an enc_key on: it is refused when none of them decrypts.
+KEY_CHECK_MESSAGES = 10
 
 
 @dataclass(frozen=True)
@@ -156,10 +158,12 @@ class AgentLink:
         )
         try:
             me = await candidate.me.get()
-            # The API cannot judge enc_key; a message of the inbox can, when there is one.
-            await candidate.messages.list(limit=1).first_page()
-        except DecryptionError as error:
-            raise ToolFailure(KEY_MISMATCH.format(what="this agent's messages with that enc_key")) from error
+            # The API cannot judge enc_key; the inbox's messages can, when there are some. A page
+            # skips those it cannot decrypt (``undecryptable``): the key is wrong when none of
+            # them decrypts, not when one other agent was given another key.
+            page = await candidate.messages.list(limit=KEY_CHECK_MESSAGES).first_page()
+            if page.undecryptable and not page.data:
+                raise ToolFailure(KEY_MISMATCH.format(what="this agent's messages with that enc_key"))
         except APIError as error:
             raise ToolFailure(describe(error, api_url=credentials.api_url)) from error
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,9 +27,10 @@ from nexysync import (
 from nexysync_mcp.errors import KEY_MISMATCH, describe
 
 if TYPE_CHECKING:
+    from nexysync._operations import UndecryptableRecord
     from nexysync_generated.models import Message
 
-__all__ = ["Entry", "Inbox"]
+__all__ = ["Entry", "Inbox", "oldest_first", "undecryptable_entry"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +84,43 @@ class Entry:
             message=message,
             state=state,
         )
+
+
+def _created(entry: Entry) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(entry.created_at)
+    except ValueError:
+        return dt.datetime.max.replace(tzinfo=dt.UTC)
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def oldest_first(entries: Iterable[Entry]) -> list[Entry]:
+    """Return the entries in the order they were stored on the server (stable for equal times)."""
+    return sorted(entries, key=_created)
+
+
+def undecryptable_entry(error: UndecryptableRecord) -> Entry:
+    """Build the entry of a listed message the SDK could not decrypt: its routing data and why.
+
+    Args:
+        error: One of a page's ``undecryptable`` records (its ``raw`` routing fields are plaintext).
+    """
+    raw = error.raw
+    message_id = str(raw.get("id") or error.record.partition("/")[2])
+    sender = str(raw.get("from"))
+    created_at = str(raw.get("created_at"))
+    with contextlib.suppress(ValueError):
+        # As Entry.of writes it, so the entries of one listing sort together.
+        created_at = dt.datetime.fromisoformat(created_at).isoformat()
+    return Entry(
+        id=message_id,
+        sender=sender,
+        type=str(raw.get("type")),
+        priority=str(raw.get("priority")),
+        reply_to=raw.get("reply_to"),
+        created_at=created_at,
+        error=KEY_MISMATCH.format(what=f"message {message_id} from {sender}"),
+    )
 
 
 class Inbox:
@@ -203,17 +242,16 @@ class Inbox:
                 self._resume_after = stream.last_event_id
 
     async def _seed(self) -> None:
-        try:
-            page = await self._client.messages.list(status="unread", limit=PAGE).first_page()
-        except DecryptionError as error:
-            # The SDK decrypts a page whole, so one foreign message hides the others: new
-            # messages are still followed, but ``check`` must ask the API (and report it).
-            self.complete = False
-            logger.warning("unread messages could not be decrypted: %s", error)
-            return
+        page = await self._client.messages.list(status="unread", limit=PAGE).first_page()
         # Beyond one page the cache would miss some: then ``check`` asks the API instead.
         self.complete = page.next_cursor is None
-        self._add(page.data)
+        # A message the SDK could not decrypt (another project key) is skipped by the page, not
+        # fatal to it: it is cached with its error, so ``check`` names it next to the others.
+        entries = [Entry.of(message) for message in page.data]
+        entries += [undecryptable_entry(error) for error in page.undecryptable]
+        for entry in oldest_first(entries):
+            if entry.id not in self._entries and entry.sender != self.slug:
+                self._store(entry)
 
     def _addressed_to_me(self, data: dict[str, Any]) -> bool:
         if data.get("from") == self.slug:
@@ -260,11 +298,6 @@ class Inbox:
         except Exception:  # an announcement is advisory: the message stays cached for check/wait
             logger.exception("could not announce message %s", entry.id)
 
-    def _add(self, messages: Iterable[Message]) -> None:
-        for message in messages:
-            if message.id not in self._entries and message.from_ != self.slug:
-                self._store(Entry.of(message))
-
     def _store(self, entry: Entry) -> None:
         self._entries[entry.id] = entry
         if len(self._entries) > MAX_ENTRIES:
@@ -281,7 +314,8 @@ class Inbox:
 
     def unread(self) -> list[Entry]:
         """Return the messages the AI has not read yet, oldest first."""
-        return [entry for entry in self._entries.values() if entry.state == "unread"]
+        # Sorted: a tool may cache a message (``remember``) before the listing adds older ones.
+        return oldest_first(entry for entry in self._entries.values() if entry.state == "unread")
 
     def get(self, message_id: str) -> Entry | None:
         """Return the cached entry of a message, if any."""

@@ -22,13 +22,14 @@ from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure
 from nexysync_mcp.output import dumps, iso_time
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from nexysync import AsyncClient
+    from nexysync._operations import UndecryptableRecord
     from nexysync_generated.models import File, KvEntry, Ref
     from nexysync_mcp.agent import AgentLink
 
-__all__ = ["SPECS", "Sharing", "file_view", "ref_view", "safe_name", "save_path"]
+__all__ = ["SPECS", "Sharing", "file_view", "ref_view", "safe_name", "save_path", "undecryptable_lines"]
 
 KV_ACTIONS = ("set", "get", "list", "delete")
 REF_ACTIONS = ("share", "list", "read", "delete")
@@ -43,6 +44,10 @@ INLINE_BYTES = 64 * 1024
 DOWNLOADS = Path(".nexysync") / "downloads"
 #: Longest file name written (most file systems allow 255 bytes).
 NAME_MAX_CHARS = 120
+
+#: What a list says of each record the SDK could not decrypt (it lists the others).
+UNDECRYPTABLE = "{what} could not be decrypted: ask the user to check the project key (enc_key) of both agents."
+_RECORD_NAMES = {"message": "message", "ref": "reference", "file": "file"}
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 # Characters that are unsafe or unportable in a file name (separators, Windows' reserved ones).
@@ -199,6 +204,32 @@ def save_path(name: str, file_id: str, path: str | None) -> Path:
     return chosen
 
 
+def undecryptable_lines(errors: Iterable[UndecryptableRecord]) -> list[str]:
+    """Return one line per record a list left out because it could not be decrypted."""
+    lines: list[str] = []
+    for error in errors:
+        kind, _, record_id = error.record.partition("/")
+        if kind == "kv":
+            what = f"kv key {record_id!r}"
+            author = error.raw.get("updated_by")
+            what += f" (last set by {author})" if author else ""
+        else:
+            what = f"{_RECORD_NAMES.get(kind, kind)} {record_id}"
+            author = error.raw.get("from")
+            what += f" from {author}" if author else ""
+        lines.append(UNDECRYPTABLE.format(what=what[:1].upper() + what[1:]))
+    return lines
+
+
+def _listing(answer: dict[str, Any], page: Any) -> str:
+    """Finish a list's answer: the records that could not be decrypted, and whether there are more."""
+    if page.undecryptable:
+        answer["undecryptable"] = undecryptable_lines(page.undecryptable)
+    if page.next_cursor:
+        answer["more"] = True
+    return dumps(answer)
+
+
 def _text(content: bytes) -> str | None:
     """Return content as text if it is UTF-8 without NUL bytes (as binary files have), else None."""
     if b"\0" in content:
@@ -228,10 +259,7 @@ class Sharing:
         client = self._link.require()
         if action == "list":
             page = await client.kv.list(prefix=args.text("prefix"), limit=LIST_LIMIT).first_page()
-            answer: dict[str, Any] = {"entries": [entry_view(e, whole=False) for e in page.data]}
-            if page.next_cursor:
-                answer["more"] = True
-            return dumps(answer)
+            return _listing({"entries": [entry_view(e, whole=False) for e in page.data]}, page)
         key = _key(args)
         try:
             if action == "get":
@@ -283,10 +311,7 @@ class Sharing:
             page = await client.refs.list(
                 from_=args.text("from"), language=args.text("language"), limit=LIST_LIMIT
             ).first_page()
-            answer: dict[str, Any] = {"refs": [ref_view(r, content=False) for r in page.data]}
-            if page.next_cursor:
-                answer["more"] = True
-            return dumps(answer)
+            return _listing({"refs": [ref_view(r, content=False) for r in page.data]}, page)
         ref_id = args.required_text("id")
         try:
             if action == "read":
@@ -315,10 +340,7 @@ class Sharing:
             return await self._upload(client, args)
         if action == "list":
             page = await client.files.list(limit=LIST_LIMIT).first_page()
-            answer: dict[str, Any] = {"files": [file_view(f) for f in page.data]}
-            if page.next_cursor:
-                answer["more"] = True
-            return dumps(answer)
+            return _listing({"files": [file_view(f) for f in page.data]}, page)
         file_id = args.required_text("id")
         try:
             if action == "read":

@@ -18,11 +18,11 @@ from nexysync import APIError, DecryptionError, KeyFileError
 from nexysync_mcp.agent import AgentLink, credentials_from_arguments
 from nexysync_mcp.arguments import Arguments, Param, ToolSpec
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure, describe
-from nexysync_mcp.inbox import Entry, Inbox
+from nexysync_mcp.inbox import Entry, Inbox, oldest_first, undecryptable_entry
 from nexysync_mcp.output import dumps
 from nexysync_mcp.output import iso_time as _time
 from nexysync_mcp.sharing import SPECS as SHARING_SPECS
-from nexysync_mcp.sharing import Sharing
+from nexysync_mcp.sharing import Sharing, undecryptable_lines
 
 if TYPE_CHECKING:
     from nexysync_generated.models import Message
@@ -262,7 +262,12 @@ class Tools:
         message_id = args.required_text("id")
         if action == "thread":
             thread = await client.messages.thread(message_id)
-            return dumps({"root_id": thread.root_id, "messages": [message_view(m) for m in thread.data]})
+            answer: dict[str, Any] = {"root_id": thread.root_id, "messages": [message_view(m) for m in thread.data]}
+            # The SDK leaves out (and lists) the messages of a thread it cannot decrypt.
+            skipped = getattr(thread, "undecryptable", [])
+            if skipped:
+                answer["undecryptable"] = undecryptable_lines(skipped)
+            return dumps(answer)
         if action == "react":
             message = await client.messages.react(message_id, args.required_text("emoji"))
             return dumps({"id": message.id, "reactions": [f"{r.emoji} {r.agent}" for r in message.reactions]})
@@ -297,7 +302,9 @@ class Tools:
         else:
             # The push cache is not trustworthy now (starting, or reconnecting): ask the API.
             page = await client.messages.list(status="unread", from_=sender, limit=CHECK_LIMIT).first_page()
-            entries = [Entry.of(message) for message in page.data]
+            # A message the SDK could not decrypt is listed with its error, next to the others.
+            listed = [Entry.of(message) for message in page.data]
+            entries = oldest_first(listed + [undecryptable_entry(error) for error in page.undecryptable])
             if inbox is not None:
                 for message in page.data:
                     inbox.remember(message)

@@ -28,6 +28,7 @@ from nexysync._errors import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from nexysync._operations import DecryptedPage, UndecryptableRecord
 from nexysync._pagination import AsyncPager, SyncPager
 from nexysync._stream import AsyncStream, AsyncStreamEvent, Stream, StreamEvent
 from nexysync._ulid import new_ulid
@@ -46,6 +47,7 @@ __all__ = [
     "AuthenticationError",
     "Client",
     "ConflictError",
+    "DecryptedPage",
     "DecryptionError",
     "FileNotReadyError",
     "InternalServerError",
@@ -61,6 +63,7 @@ __all__ = [
     "Stream",
     "StreamEvent",
     "SyncPager",
+    "UndecryptableRecord",
     "UnprocessableEntityError",
     "__version__",
     "find_key_file",

@@ -6,10 +6,12 @@ the encrypted fields of every call come from the operation table generated from 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import enum
 import functools
 import json
+import logging
 import re
 import types
 import typing
@@ -19,15 +21,27 @@ from typing import Any, Union
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, PrivateAttr, create_model
 
 import nexysync_generated.models as generated_models
 from nexysync._errors import APIError, error_from_response
 from nexysync._ulid import new_ulid
-from nexysync.crypto import KeyRing
+from nexysync.crypto import DecryptionError, KeyRing
 from nexysync_generated import MODEL_ENCRYPTED_FIELDS, OPERATIONS, Operation
 
-__all__ = ["JSON_FIELDS", "Cipher", "PreparedCall", "parse_response", "plain_model", "prepare_call", "record_kind"]
+__all__ = [
+    "JSON_FIELDS",
+    "Cipher",
+    "DecryptedPage",
+    "PreparedCall",
+    "UndecryptableRecord",
+    "parse_response",
+    "plain_model",
+    "prepare_call",
+    "record_kind",
+]
+
+logger = logging.getLogger("nexysync")
 
 #: Encrypted fields whose plaintext is any JSON value (serialised before encryption).
 JSON_FIELDS = frozenset({"metadata"})
@@ -40,6 +54,43 @@ def record_kind(model_name: str) -> str:
     """Return the record kind bound into a model's envelopes (``MessageCreate``: ``message``; ``KvEntry``: ``kv``)."""
     base = _KIND_SUFFIX.sub("", model_name)
     return re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower()
+
+
+class UndecryptableRecord(DecryptionError):
+    """A record of a list page that failed to decrypt: the page left it out and kept the others.
+
+    A :class:`~nexysync.DecryptionError` (same message, ``record`` and ``field``), with the record
+    as the server sent it.
+
+    Attributes:
+        record: ``<record kind>/<record id>`` of the envelope (``message/01J...``, ``kv/<key>``).
+        field: The field whose envelope failed.
+        raw: The record as received: routing fields (``id``, ``from``, ``to``, ``key``, ...) in
+            plaintext, every encrypted field still an envelope.
+    """
+
+    def __init__(self, error: DecryptionError, raw: dict[str, Any]) -> None:
+        message = str(error).removesuffix(f" (record {error.record}, field {error.field!r})")
+        super().__init__(message, record=error.record, field=error.field)
+        self.raw = raw
+        self.__cause__ = error
+
+
+class DecryptedPage(BaseModel):
+    """The base of the plaintext twin of every list of encrypted records (``MessageList``, ``Thread``, ...).
+
+    One record that fails to decrypt (made with a key not in the ring, or tampered with) does not
+    fail the page: it is left out of ``data`` and listed in :attr:`undecryptable`, and a warning
+    is logged on the ``nexysync`` logger. The server could always leave a record out, so this
+    hides nothing it could not; a tampered record is still never returned as data.
+    """
+
+    _undecryptable: list[UndecryptableRecord] = PrivateAttr(default_factory=list)
+
+    @property
+    def undecryptable(self) -> list[UndecryptableRecord]:
+        """The records of this page left out of ``data`` because they failed to decrypt."""
+        return self._undecryptable
 
 
 @dataclass(frozen=True)
@@ -125,11 +176,43 @@ def plain_model(model: type[BaseModel]) -> type[BaseModel]:
         rewritten = _rewrite(info.annotation)
         if rewritten is not info.annotation:
             overrides[name] = (rewritten, info)
+    if page_record_model(model) is not None:
+        # A list of encrypted records: one that fails to decrypt is skipped, not fatal.
+        plain: type[BaseModel] = create_model(
+            model.__name__, __base__=(model, DecryptedPage), __module__=__name__, **overrides
+        )
+        plain.__doc__ = (
+            f"{model.__name__} with its records decrypted; those that failed to decrypt are in ``undecryptable``."
+        )
+        return plain
     if not overrides:
         return model
-    plain: type[BaseModel] = create_model(model.__name__, __base__=model, __module__=__name__, **overrides)
+    plain = create_model(model.__name__, __base__=model, __module__=__name__, **overrides)
     plain.__doc__ = f"{model.__name__} with its encrypted fields decrypted."
     return plain
+
+
+@functools.cache
+def page_record_model(model: type[BaseModel]) -> type[BaseModel] | None:
+    """Return the record model of a list of encrypted records (``data: list[Message]``), else None.
+
+    Only a model whose encrypted content is all in the records of ``data`` counts: those records
+    are decrypted one by one, and a page of them degrades per record (see :class:`DecryptedPage`).
+    """
+    info = model.model_fields.get("data")
+    if info is None or typing.get_origin(info.annotation) is not list:
+        return None
+    (item,) = typing.get_args(info.annotation) or (None,)
+    if not (isinstance(item, type) and issubclass(item, BaseModel) and item.__name__ in MODEL_ENCRYPTED_FIELDS):
+        return None
+    if model.__name__ in MODEL_ENCRYPTED_FIELDS or any(
+        _has_encrypted(sub)
+        for name, other in model.model_fields.items()
+        if name != "data"
+        for sub in _nested_models(other.annotation)
+    ):
+        return None
+    return item
 
 
 def _nested_models(annotation: Any) -> list[type[BaseModel]]:
@@ -301,12 +384,16 @@ def prepare_call(
 def parse_response(call: PreparedCall, response: httpx.Response, cipher: Cipher | None) -> Any:
     """Check the status, then parse (and decrypt) the body into its response model.
 
+    A list of encrypted records (a :class:`DecryptedPage`: message, kv, ref and file pages, a
+    thread) keeps the records that decrypt and lists the others in ``undecryptable``; any other
+    response raises on the first envelope that fails.
+
     Returns:
         The plaintext model instance, None for a body-less success, or the text of a non-JSON one.
 
     Raises:
         APIStatusError: (a subclass of it) for any status that is not a success of the operation.
-        DecryptionError: an envelope failed to decrypt.
+        DecryptionError: an envelope of a single record failed to decrypt.
     """
     operation = call.operation
     if response.status_code not in operation.success_statuses:
@@ -316,9 +403,36 @@ def parse_response(call: PreparedCall, response: httpx.Response, cipher: Cipher 
         return response.text if response.content else None
     model = _model(model_name)
     data = response.json()
+    skipped: list[UndecryptableRecord] = []
     if _has_encrypted(model):
         if cipher is None:
             raise ValueError(f"{operation.operation_id} returns encrypted fields; the client needs a key ring")
-        top_is_record = model.__name__ in MODEL_ENCRYPTED_FIELDS
-        decrypt_tree(model, data, cipher, call.record_id if top_is_record else None)
-    return plain_model(model).model_validate(data)
+        record_model = page_record_model(model)
+        if record_model is not None and isinstance(data, dict) and isinstance(data.get("data"), list):
+            data["data"], skipped = _decrypt_records(record_model, data["data"], cipher, model.__name__)
+        else:
+            top_is_record = model.__name__ in MODEL_ENCRYPTED_FIELDS
+            decrypt_tree(model, data, cipher, call.record_id if top_is_record else None)
+    result = plain_model(model).model_validate(data)
+    if isinstance(result, DecryptedPage):
+        result._undecryptable = skipped
+    return result
+
+
+def _decrypt_records(
+    model: type[BaseModel], records: list[Any], cipher: Cipher, page: str
+) -> tuple[list[Any], list[UndecryptableRecord]]:
+    """Decrypt the records of a page one by one; return those that decrypted and those that did not."""
+    kept: list[Any] = []
+    skipped: list[UndecryptableRecord] = []
+    for record in records:
+        # Decrypted in a copy: a record that fails halfway keeps every field as it came.
+        trial = copy.deepcopy(record)
+        try:
+            decrypt_tree(model, trial, cipher)
+        except DecryptionError as error:
+            logger.warning("skipped a record of a %s page that could not be decrypted: %s", page, error)
+            skipped.append(UndecryptableRecord(error, record if isinstance(record, dict) else {}))
+        else:
+            kept.append(trial)
+    return kept, skipped

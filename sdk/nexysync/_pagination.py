@@ -5,30 +5,50 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from nexysync._operations import DecryptedPage, UndecryptableRecord
+
 __all__ = ["AsyncPager", "SyncPager"]
 
 T = TypeVar("T")
 
 
+def _skipped(page: Any) -> list[UndecryptableRecord]:
+    """Return the records a page left out because they failed to decrypt (none for other lists)."""
+    return page.undecryptable if isinstance(page, DecryptedPage) else []
+
+
 class SyncPager(Generic[T]):
     """Iterate over every item of a list, fetching pages lazily by following ``next_cursor``.
 
+    In a list of encrypted records (messages, kv entries, refs, files), a record that fails to
+    decrypt is skipped rather than failing the page: iteration yields the others, and the skipped
+    ones (:class:`~nexysync.DecryptionError` s naming record and field) collect in
+    :attr:`undecryptable`. A page from :meth:`first_page` or :meth:`pages` has its own
+    ``page.undecryptable``.
+
     Args:
         fetch: Return the page that starts at a cursor (None for the first page).
+
+    Attributes:
+        undecryptable: The records skipped so far by the latest walk over the pages (``for``,
+            :meth:`pages`); emptied when a new walk starts, not touched by :meth:`first_page`.
     """
 
     def __init__(self, fetch: Callable[[str | None], Any]) -> None:
         self._fetch = fetch
+        self.undecryptable: list[UndecryptableRecord] = []
 
     def first_page(self) -> Any:
-        """Return the first page (``data`` and ``next_cursor``) only."""
+        """Return the first page (``data``, ``next_cursor`` and, for encrypted records, ``undecryptable``) only."""
         return self._fetch(None)
 
     def pages(self) -> Iterator[Any]:
-        """Yield every page in turn."""
+        """Yield every page in turn (collecting each page's undecryptable records in :attr:`undecryptable`)."""
+        self.undecryptable = []
         cursor: str | None = None
         while True:
             page = self._fetch(cursor)
+            self.undecryptable.extend(_skipped(page))
             yield page
             cursor = page.next_cursor
             if not cursor or not page.data:
@@ -40,20 +60,28 @@ class SyncPager(Generic[T]):
 
 
 class AsyncPager(Generic[T]):
-    """The async twin of :class:`SyncPager`: ``async for item in pager``."""
+    """The async twin of :class:`SyncPager`: ``async for item in pager``; skipped records collect in ``undecryptable``.
+
+    Attributes:
+        undecryptable: The records skipped so far by the latest walk over the pages, as
+            :attr:`SyncPager.undecryptable`.
+    """
 
     def __init__(self, fetch: Callable[[str | None], Awaitable[Any]]) -> None:
         self._fetch = fetch
+        self.undecryptable: list[UndecryptableRecord] = []
 
     async def first_page(self) -> Any:
-        """Return the first page (``data`` and ``next_cursor``) only."""
+        """Return the first page (``data``, ``next_cursor`` and, for encrypted records, ``undecryptable``) only."""
         return await self._fetch(None)
 
     async def pages(self) -> AsyncIterator[Any]:
-        """Yield every page in turn."""
+        """Yield every page in turn (collecting each page's undecryptable records in :attr:`undecryptable`)."""
+        self.undecryptable = []
         cursor: str | None = None
         while True:
             page = await self._fetch(cursor)
+            self.undecryptable.extend(_skipped(page))
             yield page
             cursor = page.next_cursor
             if not cursor or not page.data:

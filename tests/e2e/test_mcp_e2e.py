@@ -393,6 +393,33 @@ async def test_a_different_project_key_is_reported_clearly(workspaces: Workspace
         # Reported once to wait: it does not come back on every later wait.
         text, is_error = await bob.call("ns_message", action="wait", timeout=0.2)
         assert (text, is_error) == ("No matching message arrived within 0.2 s.", False)
+    # One message bob cannot decrypt hides none of the others: check lists them side by side.
+    with (
+        Client(base_url=workspaces.api_url, api_key=workspaces.api_keys["alice"], key_ring=KeyRing([new_key()])) as w,
+        Client(
+            base_url=workspaces.api_url,
+            api_key=workspaces.api_keys["alice"],
+            key_ring=KeyRing([base64.b64decode(wrong)]),  # the key bob was given
+        ) as same_as_bob,
+    ):
+        readable = same_as_bob.messages.send("bob", topic="same key", payload="bob reads this").id
+        unreadable = w.messages.send("bob", topic="other key", payload="bob cannot read this").id
+        later = same_as_bob.messages.send("bob", topic="again", payload="and this").id
+    async with mcp_agent(workspaces.dirs["bob"]) as bob:
+        for attempt in ("from the API", "from the push cache"):
+            check = await bob.ok("ns_message", action="check")
+            # The first message bob could not read is still unread on the server (read failed).
+            assert check["unread"] == 4, attempt
+            assert [m["id"] for m in check["messages"]] == [sent["id"], readable, unreadable, later], attempt
+            _, good, bad, _ = check["messages"]
+            assert (good["topic"], good["preview"]) == ("same key", "bob reads this"), attempt
+            assert "topic" not in bad and bad["from"] == "alice", attempt
+            assert bad["error"].startswith(f"Cannot decrypt message {unreadable} from alice"), attempt
+            assert "ask the user to check the project key" in bad["error"], attempt
+            await live(bob)
+        text, is_error = await bob.call("ns_message", action="read", id=unreadable)
+        assert is_error and "ask the user to check the project key" in text
+        assert (await bob.ok("ns_message", action="read", id=later))["payload"] == "and this"
 
 
 async def test_keys_come_from_a_key_file_option_or_from_env_vars(workspaces: Workspaces, tmp_path: Path) -> None:

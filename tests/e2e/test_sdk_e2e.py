@@ -20,6 +20,8 @@ from nexysync import (
     AuthenticationError,
     Client,
     ConflictError,
+    DecryptionError,
+    KeyRing,
     NotFoundError,
     PreconditionFailedError,
     new_ulid,
@@ -199,6 +201,36 @@ def test_the_async_client_reads_what_the_sync_client_sent(project: Project) -> N
             return [(m.payload, m.metadata) async for m in bob.messages.list(limit=1)]
 
     assert ("hello from sync", ["x"]) in asyncio.run(read())
+
+
+def test_a_message_made_with_another_project_key_is_skipped_and_reported_not_fatal(project: Project) -> None:
+    alice_key = json.loads(project.key_files["alice"].read_text())["api_key"]
+    wrong_ring = KeyRing([new_key()])  # alice was given another project key here
+    with (
+        Client.from_key_file(project.key_files["alice"]) as alice,
+        Client(base_url=project.base_url, api_key=alice_key, key_ring=wrong_ring) as misconfigured,
+        Client.from_key_file(project.key_files["bob"]) as bob,
+    ):
+        before = alice.messages.send("bob", topic="first", payload="readable")
+        foreign = misconfigured.messages.send("bob", topic="foreign", payload="unreadable for bob")
+        after = alice.messages.send("bob", topic="third", payload="readable too", reply_to=before.id)
+
+        pager = bob.messages.list(status="unread", limit=2)  # across pages
+        assert [(m.id, m.payload) for m in pager] == [(before.id, "readable"), (after.id, "readable too")]
+        assert [(e.record, e.raw["from"]) for e in pager.undecryptable] == [(f"message/{foreign.id}", "alice")]
+        assert "not in the key ring" in str(pager.undecryptable[0])
+        thread = bob.messages.thread(after.id)
+        assert [m.id for m in thread.data] == [before.id, after.id] and thread.undecryptable == []
+        with pytest.raises(DecryptionError, match="not in the key ring"):
+            bob.messages.get(foreign.id, mark_read=False)
+
+    async def first_page() -> Any:
+        async with AsyncClient.from_key_file(project.key_files["bob"]) as async_bob:
+            return await async_bob.messages.list(status="unread").first_page()
+
+    page = asyncio.run(first_page())
+    assert [m.id for m in page.data] == [before.id, after.id]
+    assert [e.record for e in page.undecryptable] == [f"message/{foreign.id}"]
 
 
 def test_kv_round_trip_with_conditional_writes(project: Project) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,6 +24,7 @@ from nexysync import (
     PermissionDeniedError,
     PreconditionFailedError,
 )
+from nexysync._operations import UndecryptableRecord
 from nexysync.crypto import encrypted_file_size
 from nexysync_generated.models import File, KvEntry, Message
 from nexysync_mcp.agent import AgentLink
@@ -242,6 +244,8 @@ class FakeClient:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.stored: list[Message] = []
+        #: What the SDK's page lists in ``undecryptable``: messages it could not decrypt.
+        self.undecryptable: list[UndecryptableRecord] = []
         self.streams = 0
         self.resumed_after: list[int | None] = []
         self.me = SimpleNamespace(get=self._me)
@@ -261,7 +265,7 @@ class FakeClient:
         async def first_page() -> Any:
             # As the server does: only messages addressed to the caller.
             mine = [m for m in self.stored if m.to == "bob" and m.from_ != "bob"]
-            return SimpleNamespace(data=mine, next_cursor=None)
+            return SimpleNamespace(data=mine, next_cursor=None, undecryptable=list(self.undecryptable))
 
         return SimpleNamespace(first_page=first_page)
 
@@ -560,3 +564,99 @@ async def test_a_reference_too_large_to_share_points_to_files() -> None:
     tools = tools_with(SimpleNamespace(refs=SimpleNamespace(share=share)))
     reply = await tools.call("ns_ref", {"action": "share", "title": "t", "content": "x"})
     assert reply.is_error and "(ns_file action=upload)" in reply.text and "\n" not in reply.text
+
+
+# -- records the SDK could not decrypt -----------------------------------------------------------
+
+
+def undecryptable(n: int, *, sender: str = "carol") -> UndecryptableRecord:
+    """Return a message the SDK left out of a page: made with a key this agent does not hold."""
+    raw = message(n, sender=sender).model_dump(mode="json", by_alias=True)
+    raw.update(topic="v1.0badc0de.AAAA", payload="v1.0badc0de.AAAA", created_at="2026-01-01T00:00:01Z")
+    error = DecryptionError(
+        "made with key 0badc0de, which is not in the key ring", record=f"message/{raw['id']}", field="metadata"
+    )
+    return UndecryptableRecord(error, raw)
+
+
+async def test_check_lists_the_good_messages_next_to_one_that_cannot_be_decrypted() -> None:
+    bad = undecryptable(2)
+    assert isinstance(bad, DecryptionError) and bad.record == f"message/{ULID.format(2)}"
+    later = message(3).model_copy(update={"created_at": datetime(2026, 1, 1, 0, 0, 2, tzinfo=UTC)})
+    page = SimpleNamespace(data=[message(1), later], next_cursor=None, undecryptable=[bad])
+
+    def list_(**query: Any) -> Any:
+        async def first_page() -> Any:
+            return page
+
+        return SimpleNamespace(first_page=first_page)
+
+    # Without the push cache: check asks the API.
+    tools = tools_with(SimpleNamespace(messages=SimpleNamespace(list=list_)))
+    answer = json.loads((await tools.call("ns_message", {"action": "check"})).text)
+    assert answer["unread"] == 3
+    assert [m["id"] for m in answer["messages"]] == [ULID.format(n) for n in (1, 2, 3)]
+    shown = answer["messages"][1]
+    assert shown["from"] == "carol" and "topic" not in shown and "preview" not in shown
+    assert shown["error"].startswith(f"Cannot decrypt message {ULID.format(2)} from carol")
+    assert "ask the user to check the project key" in shown["error"]
+    assert [answer["messages"][n]["preview"] for n in (0, 2)] == ["hello", "hello"]
+
+
+async def test_the_push_cache_keeps_the_good_messages_when_one_cannot_be_decrypted() -> None:
+    client = FakeClient()
+    client.stored = [message(1), message(3)]
+    client.undecryptable = [undecryptable(2)]
+    link = AgentLink(lambda entry: asyncio.sleep(0))
+    link.client = client  # type: ignore[assignment]
+    inbox = link.inbox = Inbox(client, lambda entry: asyncio.sleep(0))  # type: ignore[arg-type]
+    inbox.start()
+    try:
+        await until(lambda: inbox.synced)
+        # One foreign message no longer makes the cache incomplete: check answers from it.
+        assert inbox.complete
+        assert [e.id for e in inbox.unread()] == [ULID.format(n) for n in (1, 3, 2)]
+        answer = json.loads((await Tools(link).call("ns_message", {"action": "check"})).text)
+        assert [m["id"] for m in answer["messages"]] == [ULID.format(n) for n in (1, 3, 2)]
+        assert "ask the user to check the project key" in answer["messages"][2]["error"]
+        assert answer["messages"][0]["preview"] == "hello"
+        # Reading it tells why, once.
+        reply = await Tools(link).call("ns_message", {"action": "read", "id": ULID.format(2)})
+        assert reply.is_error and "from carol" in reply.text
+    finally:
+        await inbox.close()
+
+
+async def test_shared_lists_name_the_records_that_cannot_be_decrypted() -> None:
+    bad_value = UndecryptableRecord(
+        DecryptionError("bad tag", record="kv/plan", field="value"),
+        {"key": "plan", "value": "v1.0badc0de.AAAA", "version": 2, "updated_by": "carol", "updated_at": NOW},
+    )
+    kv_page = SimpleNamespace(data=[kv_entry("style", 1)], next_cursor=None, undecryptable=[bad_value])
+
+    def kv_list(**query: Any) -> Any:
+        async def first_page() -> Any:
+            return kv_page
+
+        return SimpleNamespace(first_page=first_page)
+
+    tools = tools_with(SimpleNamespace(kv=SimpleNamespace(list=kv_list)))
+    answer = json.loads((await tools.call("ns_kv", {"action": "list"})).text)
+    assert [e["key"] for e in answer["entries"]] == ["style"]
+    assert answer["undecryptable"] == [
+        "Kv key 'plan' (last set by carol) could not be decrypted: "
+        "ask the user to check the project key (enc_key) of both agents."
+    ]
+
+
+async def test_a_thread_names_the_messages_that_cannot_be_decrypted() -> None:
+    async def thread(message_id: str) -> Any:
+        return SimpleNamespace(root_id=ULID.format(1), data=[message(1)], undecryptable=[undecryptable(2)])
+
+    tools = tools_with(SimpleNamespace(messages=SimpleNamespace(thread=thread)))
+    answer = json.loads((await tools.call("ns_message", {"action": "thread", "id": ULID.format(1)})).text)
+    assert [m["id"] for m in answer["messages"]] == [ULID.format(1)]
+    assert answer["undecryptable"] == [
+        f"Message {ULID.format(2)} from carol could not be decrypted: "
+        "ask the user to check the project key (enc_key) of both agents."
+    ]

@@ -169,7 +169,11 @@ class Files(SyncResource):
 
     @operation("files_list")
     def list(self, *, limit: int | None = None) -> SyncPager[File]:
-        """List the project's ready files, names decrypted, each with a fresh download URL."""
+        """List the project's ready files, names decrypted, each with a fresh download URL.
+
+        A file name that fails to decrypt (another project key, tampered with) is skipped, not raised:
+        it is listed in ``pager.undecryptable`` (and each page's ``undecryptable``) and logged.
+        """
         return self._pager("files_list", limit=limit)
 
     @operation("files_get")
@@ -313,7 +317,7 @@ class AsyncFiles(AsyncResource):
 
     @operation("files_list")
     def list(self, *, limit: int | None = None) -> AsyncPager[File]:
-        """List the project's ready files (``async for``), names decrypted."""
+        """List the project's ready files (``async for``), names decrypted; those that fail are in ``undecryptable``."""
         return self._pager("files_list", limit=limit)
 
     @operation("files_get")

@@ -49,7 +49,11 @@ class Kv(SyncResource):
 
     @operation("kv_list")
     def list(self, *, prefix: str | None = None, limit: int | None = None) -> SyncPager[KvEntry]:
-        """List entries (optionally those whose key starts with ``prefix``), values decrypted."""
+        """List entries (optionally those whose key starts with ``prefix``), values decrypted.
+
+        A value that fails to decrypt (another project key, tampered with) is skipped, not raised:
+        it is listed in ``pager.undecryptable`` (and each page's ``undecryptable``) and logged.
+        """
         return self._pager("kv_list", prefix=prefix, limit=limit)
 
 
@@ -80,5 +84,5 @@ class AsyncKv(AsyncResource):
 
     @operation("kv_list")
     def list(self, *, prefix: str | None = None, limit: int | None = None) -> AsyncPager[KvEntry]:
-        """List entries (``async for``), values decrypted."""
+        """List entries (``async for``), values decrypted; those that fail to decrypt are in ``undecryptable``."""
         return self._pager("kv_list", prefix=prefix, limit=limit)

@@ -151,6 +151,9 @@ class Messages(SyncResource):
     ) -> SyncPager[Message]:
         """List the caller's messages, newest pages fetched as you iterate.
 
+        A message that fails to decrypt (another project key, tampered with) is skipped, not raised:
+        it is listed in ``pager.undecryptable`` (and each page's ``undecryptable``) and logged.
+
         Args:
             since: Only messages created after this time.
             status: ``unread``, ``read`` or ``acked``.
@@ -182,7 +185,11 @@ class Messages(SyncResource):
 
     @operation("messages_thread")
     def thread(self, message_id: str) -> Thread:
-        """Return the whole thread a message belongs to, decrypted."""
+        """Return the whole thread a message belongs to, decrypted.
+
+        A list of messages like a page of :meth:`list`: a message of it that fails to decrypt is
+        left out of ``data`` and listed in ``thread.undecryptable`` (and logged), not raised.
+        """
         result: Thread = self._client.call("messages_thread", path_params={"message_id": message_id})
         return result
 
@@ -290,7 +297,7 @@ class AsyncMessages(AsyncResource):
         pinned: bool | None = None,
         limit: int | None = None,
     ) -> AsyncPager[Message]:
-        """List the caller's messages (``async for``), as :meth:`Messages.list`."""
+        """List the caller's messages (``async for``), as :meth:`Messages.list` (skipped ones in ``undecryptable``)."""
         return self._pager("messages_list", **_list_query(since, status, from_, type, pinned, limit))
 
     @operation("messages_get")
@@ -309,7 +316,7 @@ class AsyncMessages(AsyncResource):
 
     @operation("messages_thread")
     async def thread(self, message_id: str) -> Thread:
-        """Return the whole thread a message belongs to, decrypted."""
+        """Return the whole thread a message belongs to, decrypted, as :meth:`Messages.thread` (``undecryptable``)."""
         result: Thread = await self._client.call("messages_thread", path_params={"message_id": message_id})
         return result
 

@@ -86,6 +86,9 @@ class Refs(SyncResource):
     ) -> SyncPager[Ref]:
         """List the references the caller may see (addressed to it or to everyone, or its own), decrypted.
 
+        A reference that fails to decrypt (another project key, tampered with) is skipped, not raised:
+        it is listed in ``pager.undecryptable`` (and each page's ``undecryptable``) and logged.
+
         Args:
             from_: Only references shared by this agent's slug.
             language: Only references in this language.
@@ -142,7 +145,7 @@ class AsyncRefs(AsyncResource):
     def list(
         self, *, from_: str | None = None, language: str | None = None, limit: int | None = None
     ) -> AsyncPager[Ref]:
-        """List the references the caller may see (``async for``), as :meth:`Refs.list`."""
+        """List the references the caller may see (``async for``), as :meth:`Refs.list` (``undecryptable``)."""
         return self._pager("refs_list", **_list_query(from_, language, limit))
 
     @operation("refs_get")

@@ -154,6 +154,26 @@ def _retryable(response: httpx.Response) -> bool:
     return response.status_code >= 500
 
 
+def _check_upload(response: httpx.Response, *, retried: bool) -> None:
+    """Raise for a refused upload; a retry told the content is already there has succeeded.
+
+    Only this client holds the signed URL of its fresh file id, so "already uploaded" on a retry
+    means an earlier attempt was stored and only its answer was lost.
+    """
+    if retried and response.status_code == 409 and _problem_code(response) == "FILE_ALREADY_UPLOADED":
+        return
+    _check(response)
+
+
+def _problem_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
+
+
 class Files(SyncResource):
     """Files shared through the CDN; names and content are encrypted."""
 
@@ -230,7 +250,7 @@ class Files(SyncResource):
                         continue
                     if not _retryable(response) or attempt == CDN_RETRIES:
                         break
-                _check(response)
+                _check_upload(response, retried=attempt > 0)
             except BaseException:
                 # Give the announcement and its reserved storage back now rather than at the pending sweep;
                 # the upload's own error is what the caller needs to see.
@@ -362,7 +382,7 @@ class AsyncFiles(AsyncResource):
                         continue
                     if not _retryable(response) or attempt == CDN_RETRIES:
                         break
-                _check(response)
+                _check_upload(response, retried=attempt > 0)
             except BaseException:
                 with contextlib.suppress(APIError):
                     await self.delete(file_id)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
+import logging
 import os
 import secrets
 import signal
@@ -279,6 +281,17 @@ class _Cdn:
     files_dir: str
 
 
+#: Set inside the CDN's server task in ``dev``: its uvicorn start-up lines repeat the API's.
+_IN_CDN: contextvars.ContextVar[bool] = contextvars.ContextVar("nexysync_in_cdn", default=False)
+
+
+class _CdnInfoFilter(logging.Filter):
+    """Drop uvicorn's info lines logged from the CDN's task (warnings and errors still show)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not _IN_CDN.get()
+
+
 class _QuietServer(uvicorn.Server):
     """A uvicorn server that leaves signals alone: the API's server takes them and stops this one too."""
 
@@ -353,6 +366,8 @@ def _run_api(
 
     async def serve_cdn() -> None:
         assert cdn_server is not None and cdn is not None
+        # Tasks copy the context, so this marks every line logged by the CDN's serve and lifespan.
+        _IN_CDN.set(True)
         try:
             await cdn_server.serve(sockets=[cdn.sock])
         except SystemExit:
@@ -360,6 +375,8 @@ def _run_api(
             cdn_server.should_exit = True
 
     async def serve_all() -> None:
+        # After uvicorn's Config set up its loggers (it replaces their filters then).
+        logging.getLogger("uvicorn.error").addFilter(_CdnInfoFilter())
         if cdn_server is None:
             await server.serve()
             return

@@ -100,6 +100,8 @@ def test_dev_prints_its_urls_serves_the_spec_and_stops_cleanly_on_sigterm(
         assert databases_running_in(data_dir) == [db_pid]
 
     assert server.stop(signal.SIGTERM) == 0, server.output()
+    # The API and the CDN share uvicorn's logger: its start-up lines appear once, not twice.
+    assert server.output().count("Application startup complete.") == 1, server.output()
     # The database is stopped before the command returns, not left to die on its own.
     assert process_gone(db_pid)
     assert databases_running_in(data_dir) == []

@@ -27,7 +27,7 @@ from nexysync import (
 from nexysync_mcp.errors import KEY_MISMATCH, describe
 
 if TYPE_CHECKING:
-    from nexysync._operations import UndecryptableRecord
+    from nexysync import UndecryptableRecord
     from nexysync_generated.models import Message
 
 __all__ = ["Entry", "Inbox", "oldest_first", "undecryptable_entry"]

@@ -14,9 +14,15 @@ import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nexysync import APIStatusError, DecryptionError, NotFoundError, PermissionDeniedError, PreconditionFailedError
+from nexysync import (
+    APIStatusError,
+    DecryptionError,
+    FileNotReadyError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+)
 from nexysync.crypto import plaintext_file_size
-from nexysync.resources.files import FileNotReadyError
 from nexysync_mcp.arguments import Arguments, Param, ToolSpec
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure
 from nexysync_mcp.output import dumps, iso_time
@@ -24,8 +30,7 @@ from nexysync_mcp.output import dumps, iso_time
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from nexysync import AsyncClient
-    from nexysync._operations import UndecryptableRecord
+    from nexysync import AsyncClient, UndecryptableRecord
     from nexysync_generated.models import File, KvEntry, Ref
     from nexysync_mcp.agent import AgentLink
 

@@ -9,8 +9,9 @@ from nexysync._pagination import AsyncPager, SyncPager
 
 if TYPE_CHECKING:
     from nexysync._client import AsyncClient, Client
+    from nexysync._errors import ConflictError
 
-__all__ = ["AsyncResource", "SyncResource", "compact", "operation"]
+__all__ = ["AsyncResource", "SyncResource", "compact", "is_id_conflict", "operation"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,6 +29,11 @@ def operation(operation_id: str) -> Callable[[F], F]:
 def compact(**values: Any) -> dict[str, Any]:
     """Return the arguments that were given (not None), for bodies and query strings."""
     return {key: value for key, value in values.items() if value is not None}
+
+
+def is_id_conflict(error: ConflictError, body: Mapping[str, Any]) -> bool:
+    """Tell whether a 409 says the client-made ``id`` of ``body`` is taken (maybe by an earlier try of it)."""
+    return error.code == "ID_CONFLICT" and "id" in body
 
 
 class SyncResource:

@@ -160,18 +160,12 @@ def _check_upload(response: httpx.Response, *, retried: bool) -> None:
     Only this client holds the signed URL of its fresh file id, so "already uploaded" on a retry
     means an earlier attempt was stored and only its answer was lost.
     """
-    if retried and response.status_code == 409 and _problem_code(response) == "FILE_ALREADY_UPLOADED":
+    if not response.is_error:
         return
-    _check(response)
-
-
-def _problem_code(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    code = body.get("code") if isinstance(body, dict) else None
-    return code if isinstance(code, str) else None
+    error = error_from_response(response)
+    if retried and response.status_code == 409 and error.code == "FILE_ALREADY_UPLOADED":
+        return
+    raise error
 
 
 class Files(SyncResource):

@@ -9,7 +9,7 @@ from typing import Any
 
 from nexysync._errors import ConflictError
 from nexysync._pagination import AsyncPager, SyncPager
-from nexysync.resources._base import AsyncResource, SyncResource, compact, operation
+from nexysync.resources._base import AsyncResource, SyncResource, compact, is_id_conflict, operation
 from nexysync_generated.models import AckResult, Message, Thread
 
 __all__ = ["AsyncMessages", "Messages"]
@@ -67,10 +67,6 @@ def _earlier_reply(thread: Thread, me: str, reply_to: str, from_: str | None) ->
         ):
             return message
     return None
-
-
-def _is_id_conflict(error: ConflictError, body: dict[str, Any]) -> bool:
-    return error.code == "ID_CONFLICT" and "id" in body
 
 
 def _same_message(stored: Message, body: dict[str, Any]) -> bool:
@@ -133,7 +129,7 @@ class Messages(SyncResource):
         except ConflictError as error:
             # Envelopes have fresh nonces, so a resend's body differs byte for byte from the
             # stored one; compare in plaintext to tell a repeat from a real clash of ids.
-            if not _is_id_conflict(error, body) or not _same_message(stored := self.get(body["id"]), body):
+            if not is_id_conflict(error, body) or not _same_message(stored := self.get(body["id"]), body):
                 raise
             return stored
         return result
@@ -281,7 +277,7 @@ class AsyncMessages(AsyncResource):
         try:
             result: Message = await self._client.call("messages_send", body=body)
         except ConflictError as error:
-            if not _is_id_conflict(error, body) or not _same_message(stored := await self.get(body["id"]), body):
+            if not is_id_conflict(error, body) or not _same_message(stored := await self.get(body["id"]), body):
                 raise
             return stored
         return result

@@ -6,7 +6,7 @@ from typing import Any
 
 from nexysync._errors import ConflictError
 from nexysync._pagination import AsyncPager, SyncPager
-from nexysync.resources._base import AsyncResource, SyncResource, compact, operation
+from nexysync.resources._base import AsyncResource, SyncResource, compact, is_id_conflict, operation
 from nexysync_generated.models import Ref
 
 __all__ = ["AsyncRefs", "Refs"]
@@ -20,10 +20,6 @@ def _share_body(
 
 def _list_query(from_: str | None, language: str | None, limit: int | None) -> dict[str, Any]:
     return {"from": from_, "language": language, "limit": limit}
-
-
-def _is_id_conflict(error: ConflictError, body: dict[str, Any]) -> bool:
-    return error.code == "ID_CONFLICT" and "id" in body
 
 
 def _same_ref(stored: Ref, body: dict[str, Any]) -> bool:
@@ -75,7 +71,7 @@ class Refs(SyncResource):
         except ConflictError as error:
             # Envelopes have fresh nonces, so a repeat's body differs byte for byte from the
             # stored one; compare in plaintext to tell a repeat from a real clash of ids.
-            if not _is_id_conflict(error, body) or not _same_ref(stored := self.get(body["id"]), body):
+            if not is_id_conflict(error, body) or not _same_ref(stored := self.get(body["id"]), body):
                 raise
             return stored
         return result
@@ -136,7 +132,7 @@ class AsyncRefs(AsyncResource):
         try:
             result: Ref = await self._client.call("refs_share", body=body)
         except ConflictError as error:
-            if not _is_id_conflict(error, body) or not _same_ref(stored := await self.get(body["id"]), body):
+            if not is_id_conflict(error, body) or not _same_ref(stored := await self.get(body["id"]), body):
                 raise
             return stored
         return result

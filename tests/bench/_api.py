@@ -36,8 +36,17 @@ class RunningApi:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start_api(mongo_uri: str, port: int, **settings: str) -> subprocess.Popen[bytes]:
-    """Start one API process (uvicorn, one worker) on ``port`` and return it once it is ready."""
+API_APP = "nexysync_server.app:create_app"
+CDN_APP = "nexysync_server.cdn.app:create_cdn_app"
+
+
+def start_api(
+    mongo_uri: str, port: int, *, app: str = API_APP, ready_path: str = "/v1/health/ready", **settings: str
+) -> subprocess.Popen[bytes]:
+    """Start one process of ``app`` (uvicorn, one worker) on ``port``; return it once ``ready_path`` answers 200.
+
+    Every process started here shares the JWT and CDN secrets, so an API and a CDN work together.
+    """
     env = {
         **os.environ,
         "NEXYSYNC_MONGODB_URI": mongo_uri,
@@ -48,11 +57,11 @@ def start_api(mongo_uri: str, port: int, **settings: str) -> subprocess.Popen[by
         "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "100000000",
         **settings,
     }
-    command = [sys.executable, "-m", "uvicorn", "--factory", "nexysync_server.app:create_app"]
+    command = [sys.executable, "-m", "uvicorn", "--factory", app]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     api = subprocess.Popen(command, env=env)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", api)
+        _wait_ready(f"http://127.0.0.1:{port}{ready_path}", api)
     except BaseException:
         api.kill()
         api.wait()
@@ -73,18 +82,18 @@ def running_api() -> Iterator[RunningApi]:
             api.wait(timeout=30)
 
 
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
+def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + READY_DEADLINE_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the API exited with {process.returncode}")
+            raise RuntimeError(f"{url} exited with {process.returncode}")
         try:
-            if httpx.get(f"{base_url}/v1/health/ready", timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.05)
-    raise RuntimeError("the API did not become ready")
+    raise RuntimeError(f"{url} did not become ready")
 
 
 def seed(base_url: str) -> tuple[str, str]:

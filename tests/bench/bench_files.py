@@ -20,22 +20,19 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-from _api import _wait_ready, seed
+from _api import CDN_APP, seed, start_api
 
 from nexysync import Client
 from nexysync.crypto import KeyRing, new_key
 from nexysync_server.embedded import EmbeddedMongo, free_port
 
 MB = 1_000_000
-READY_DEADLINE_S = 60.0
 
 
 @contextmanager
@@ -43,48 +40,17 @@ def running_api_and_cdn(root: Path) -> Iterator[tuple[str, subprocess.Popen[byte
     """Start an embedded database, one API process and one CDN process; yield the API URL and the CDN process."""
     with EmbeddedMongo(root / "db") as mongo:
         api_port, cdn_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "NEXYSYNC_MONGODB_URI": mongo.uri,
-            "NEXYSYNC_JWT_SECRET": "bench-" + "x" * 32,
-            "NEXYSYNC_CDN_SECRET": "bench-cdn-" + "y" * 32,
+        settings = {
             "NEXYSYNC_CDN_URL": f"http://127.0.0.1:{cdn_port}",
             "NEXYSYNC_FILES_DIR": str(root / "files"),
-            "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "100000000",
             "NEXYSYNC_QUOTA_STORAGE_MB": "100000",
         }
-        common = ["--log-level", "warning", "--no-access-log", "--factory"]
-        api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", *common, "nexysync_server.app:create_app", "--port", str(api_port)],
-            env=env,
-        )
-        cdn = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                *common,
-                "nexysync_server.cdn.app:create_cdn_app",
-                "--port",
-                str(cdn_port),
-            ],
-            env=env,
-        )
+        processes = [start_api(mongo.uri, api_port, **settings)]
         try:
-            _wait_ready(f"http://127.0.0.1:{api_port}", api)
-            deadline = time.monotonic() + READY_DEADLINE_S
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{cdn_port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or cdn.poll() is not None:
-                    raise RuntimeError("the CDN did not become ready")
-                time.sleep(0.05)
-            yield f"http://127.0.0.1:{api_port}", cdn
+            processes.append(start_api(mongo.uri, cdn_port, app=CDN_APP, ready_path="/health", **settings))
+            yield f"http://127.0.0.1:{api_port}", processes[1]
         finally:
-            for process in (api, cdn):
+            for process in processes:
                 process.terminate()
                 process.wait(timeout=30)
 

@@ -56,9 +56,10 @@ def load_credentials(key_file: Path | None = None) -> Credentials | None:
     Raises:
         KeyFileError: a key file or env var exists but is not usable.
     """
-    if key_file is None and find_key_file() is None and not any(os.environ.get(name) for name in ENV_NAMES):
+    path = key_file or find_key_file()
+    if path is None and not any(os.environ.get(name) for name in ENV_NAMES):
         return None
-    config = load_key_file(key_file)
+    config = load_key_file(path)
     return Credentials(
         api_url=config.api_url,
         api_key=config.api_key,

@@ -9,7 +9,7 @@ from typing import Any
 
 from nexysync_mcp.errors import ToolFailure
 
-__all__ = ["Arguments", "Param", "ToolSpec"]
+__all__ = ["Arguments", "Param", "ToolSpec", "required_action"]
 
 
 @dataclass(frozen=True)
@@ -185,3 +185,15 @@ class Arguments:
         if required and not result:
             raise ToolFailure(f"`{name}` is required for action={self.action}.")
         return result
+
+
+def required_action(tool: str, values: Mapping[str, Any], actions: tuple[str, ...]) -> str:
+    """Return the ``action`` argument of an action-based tool, which must be one of ``actions``.
+
+    Raises:
+        ToolFailure: it is missing or not one of them.
+    """
+    action = Arguments(tool, values).choice("action", actions)
+    if action is None:
+        raise ToolFailure(f"`action` is required: one of {', '.join(actions)}.")
+    return action

@@ -73,7 +73,6 @@ class Entry:
     @classmethod
     def of(cls, message: Message) -> Entry:
         """Build an entry from a fetched message."""
-        state = "unread" if message.status.value == "unread" else message.status.value
         return cls(
             id=message.id,
             sender=message.from_,
@@ -82,7 +81,7 @@ class Entry:
             reply_to=message.reply_to,
             created_at=message.created_at.isoformat(),
             message=message,
-            state=state,
+            state=message.status.value,
         )
 
 

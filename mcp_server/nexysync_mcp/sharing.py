@@ -23,7 +23,7 @@ from nexysync import (
     PreconditionFailedError,
 )
 from nexysync.crypto import plaintext_file_size
-from nexysync_mcp.arguments import Arguments, Param, ToolSpec
+from nexysync_mcp.arguments import Arguments, Param, ToolSpec, required_action
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure
 from nexysync_mcp.output import dumps, iso_time
 
@@ -52,7 +52,7 @@ NAME_MAX_CHARS = 120
 
 #: What a list says of each record the SDK could not decrypt (it lists the others).
 UNDECRYPTABLE = "{what} could not be decrypted: ask the user to check the project key (enc_key) of both agents."
-_RECORD_NAMES = {"message": "message", "ref": "reference", "file": "file"}
+_RECORD_NAMES = {"ref": "reference"}
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 # Characters that are unsafe or unportable in a file name (separators, Windows' reserved ones).
@@ -108,13 +108,6 @@ SPECS: tuple[ToolSpec, ...] = (
         ),
     ),
 )
-
-
-def _action(tool: str, values: Mapping[str, Any], actions: tuple[str, ...]) -> str:
-    action = Arguments(tool, values).choice("action", actions)
-    if action is None:
-        raise ToolFailure(f"`action` is required: one of {', '.join(actions)}.")
-    return action
 
 
 def _key(args: Arguments) -> str:
@@ -259,7 +252,7 @@ class Sharing:
 
     async def kv(self, values: Mapping[str, Any]) -> str:
         """Serve one ``ns_kv`` call."""
-        action = _action("ns_kv", values, KV_ACTIONS)
+        action = required_action("ns_kv", values, KV_ACTIONS)
         args = Arguments(action, values)
         client = self._link.require()
         if action == "list":
@@ -292,7 +285,7 @@ class Sharing:
 
     async def ref(self, values: Mapping[str, Any]) -> str:
         """Serve one ``ns_ref`` call."""
-        action = _action("ns_ref", values, REF_ACTIONS)
+        action = required_action("ns_ref", values, REF_ACTIONS)
         args = Arguments(action, values)
         client = self._link.require()
         if action == "share":
@@ -338,7 +331,7 @@ class Sharing:
 
     async def file(self, values: Mapping[str, Any]) -> str:
         """Serve one ``ns_file`` call."""
-        action = _action("ns_file", values, FILE_ACTIONS)
+        action = required_action("ns_file", values, FILE_ACTIONS)
         args = Arguments(action, values)
         client = self._link.require()
         if action == "upload":

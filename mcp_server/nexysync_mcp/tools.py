@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nexysync import APIError, DecryptionError, KeyFileError
 from nexysync_mcp.agent import AgentLink, credentials_from_arguments
-from nexysync_mcp.arguments import Arguments, Param, ToolSpec
+from nexysync_mcp.arguments import Arguments, Param, ToolSpec, required_action
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox, oldest_first, undecryptable_entry
 from nexysync_mcp.output import dumps
@@ -187,9 +187,7 @@ class Tools:
     # -- ns_meta -------------------------------------------------------------------------------
 
     async def _meta(self, values: Mapping[str, Any]) -> str:
-        action = Arguments("ns_meta", values).choice("action", META_ACTIONS)
-        if action is None:
-            raise ToolFailure(f"`action` is required: one of {', '.join(META_ACTIONS)}.")
+        action = required_action("ns_meta", values, META_ACTIONS)
         args = Arguments(action, values)
         client = self._link.require()
         if action == "whoami":
@@ -237,9 +235,7 @@ class Tools:
     # -- ns_message ----------------------------------------------------------------------------
 
     async def _message(self, values: Mapping[str, Any]) -> str:
-        action = Arguments("ns_message", values).choice("action", MESSAGE_ACTIONS)
-        if action is None:
-            raise ToolFailure(f"`action` is required: one of {', '.join(MESSAGE_ACTIONS)}.")
+        action = required_action("ns_message", values, MESSAGE_ACTIONS)
         args = Arguments(action, values)
         client = self._link.require()
         if action in ("send", "broadcast"):

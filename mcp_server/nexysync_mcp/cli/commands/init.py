@@ -93,7 +93,7 @@ def _check_existing_file(path: Path, project: Project, force: bool) -> None:
     other = data.get("project_id")
     if other == project.id:
         return  # Same project: re-running init refreshes the file; the agent named in it keeps existing.
-    if other and other != project.id:
+    if other:
         raise CliError(
             f"{path} belongs to another project ({other}); pass --force to replace it or use another --dir",
             code="KEY_FILE_EXISTS",

@@ -42,6 +42,8 @@ class RateLimiter:
         self._pending: Counter[tuple[str, int]] = Counter()
         self._shared: dict[tuple[str, int], int] = {}
         self._task: asyncio.Task[None] | None = None
+        #: The window whose old counters were last deleted: they age only when the window moves.
+        self._swept_window: int | None = None
 
     async def ensure_indexes(self) -> None:
         """Create the window index used to delete old counters."""
@@ -74,18 +76,27 @@ class RateLimiter:
     async def flush(self) -> None:
         """Add this process's counts to the shared counters and read back the totals."""
         pending, self._pending = self._pending, Counter()
-        for (agent_id, window), count in pending.items():
-            doc = await self.col.find_one_and_update(
-                {"_id": f"{agent_id}:{window}", "window": window},
-                {"$inc": {"count": count}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
+        items = list(pending.items())
+        for index, ((agent_id, window), count) in enumerate(items):
+            try:
+                doc = await self.col.find_one_and_update(
+                    {"_id": f"{agent_id}:{window}", "window": window},
+                    {"$inc": {"count": count}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except Exception:
+                # Keep what was not written, to add on the next flush (as the usage counters do).
+                for key, left in items[index:]:
+                    self._pending[key] += left
+                raise
             self._shared[(agent_id, window)] = int(doc["count"])
         current = int(time.time() // _WINDOW_S)
         for key in [key for key in self._shared if key[1] < current - 1]:
             del self._shared[key]
-        await self.col.delete_many({"window": {"$lt": current - _KEEP_WINDOWS}})
+        if current != self._swept_window:
+            await self.col.delete_many({"window": {"$lt": current - _KEEP_WINDOWS}})
+            self._swept_window = current
 
     def start(self) -> None:
         """Flush every second in the background."""

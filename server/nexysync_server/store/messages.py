@@ -253,12 +253,14 @@ class MessageStore:
         """
         keys = [_key(project_id, message_id) for message_id in ids]
         query = {"_id": {"$in": keys}, "recipients": agent_id}
+        addressed = [doc async for doc in self.col.find(query, {"id": 1, "from_id": 1, "acked_by": 1})]
         fresh: dict[str, list[str]] = {}
-        async for doc in self.col.find({**query, "acked_by": {"$nin": [agent_id]}}, {"id": 1, "from_id": 1}):
-            fresh.setdefault(doc["from_id"], []).append(doc["id"])
+        for doc in addressed:
+            if agent_id not in doc["acked_by"]:
+                fresh.setdefault(doc["from_id"], []).append(doc["id"])
         if fresh:
             await self.col.update_many(query, {"$addToSet": {"acked_by": agent_id, "read_by": agent_id}})
-        return [doc["id"] async for doc in self.col.find(query, {"id": 1})], fresh
+        return [doc["id"] for doc in addressed], fresh
 
     async def set_pinned(self, message: dict[str, Any], pinned: bool) -> dict[str, Any]:
         """Pin or unpin a message; return it as stored now."""

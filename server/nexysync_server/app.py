@@ -114,7 +114,8 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/kv/{key}", kv.Item(ctx, hub))
     app.add_route("/v1/refs", refs.Collection(ctx, hub))
     app.add_route("/v1/refs/{ref_id}", refs.Item(ctx))
-    app.add_route("/v1/files", files.Collection(ctx, signer_for(settings)))
-    app.add_route("/v1/files/{file_id}", files.Item(ctx, signer_for(settings)))
+    signer = signer_for(settings)
+    app.add_route("/v1/files", files.Collection(ctx, signer))
+    app.add_route("/v1/files/{file_id}", files.Item(ctx, signer))
     app.add_route("/v1/events", realtime.Events(ctx))
     return app

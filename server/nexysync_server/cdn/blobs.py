@@ -75,10 +75,6 @@ class Blobs:
             temp.unlink(missing_ok=True)
         _fsync_directory(final.parent)
 
-    def exists(self, project_id: str, file_id: str) -> bool:
-        """Tell whether a file's content is stored."""
-        return self.path(project_id, file_id).is_file()
-
     def delete(self, project_id: str, file_id: str) -> None:
         """Remove a file's content, if any."""
         self.path(project_id, file_id).unlink(missing_ok=True)

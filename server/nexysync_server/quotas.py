@@ -7,6 +7,7 @@ project can overshoot by what the others sent in that second, which keeps a read
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .cache import TtlCache
@@ -65,6 +66,30 @@ class Quotas:
     async def release_storage(self, project_id: str, size: int) -> None:
         """Give back ``size`` stored bytes."""
         await self._store.usage.release_storage(project_id, size)
+
+    async def store_within_storage(
+        self, project_id: str, size: int, write: Callable[[], Awaitable[tuple[dict[str, Any], bool]]]
+    ) -> tuple[dict[str, Any], bool]:
+        """Reserve ``size`` bytes, run an idempotent ``write``, and keep the bytes only if it created something.
+
+        Args:
+            project_id: Whose storage.
+            size: The bytes the record takes.
+            write: Stores the record; returns it and whether this call created it (False when a
+                concurrent retry stored it first, and holds its own reservation).
+
+        Raises:
+            Problem: 403 QUOTA_EXCEEDED; and whatever ``write`` raises (the bytes are given back).
+        """
+        await self.reserve_storage(project_id, size)
+        try:
+            doc, created = await write()
+        except BaseException:
+            await self.release_storage(project_id, size)
+            raise
+        if not created:
+            await self.release_storage(project_id, size)
+        return doc, created
 
     async def usage(self, project_id: str) -> dict[str, Any]:
         """Report today's messages, storage and agents against their limits."""

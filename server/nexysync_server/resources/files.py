@@ -79,18 +79,12 @@ class Collection:
         # A retry is answered before the quota is asked: repeating an announcement must not be refused.
         stored = await store.files.get(project_id, body["id"])
         if stored is None:
-            await self._ctx.quotas.reserve_storage(project_id, body["size"])
-            try:
-                stored, created = await store.files.create(project_id, uploader, body)
-            except BaseException:
-                await self._ctx.quotas.release_storage(project_id, body["size"])
-                raise
+            stored, created = await self._ctx.quotas.store_within_storage(
+                project_id, body["size"], lambda: store.files.create(project_id, uploader, body)
+            )
             if created:
                 resp.status = falcon.HTTP_201
                 resp.location = f"/v1/files/{body['id']}"
-            else:
-                # Stored meanwhile by a concurrent retry, which holds the reservation.
-                await self._ctx.quotas.release_storage(project_id, body["size"])
         if not files.is_same(stored, uploader["_id"], body):
             raise _conflict(body["id"])
         resp.media = {"file": self._urls.public(stored), "upload_url": self._urls.upload(stored)}

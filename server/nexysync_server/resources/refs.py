@@ -79,21 +79,16 @@ class Collection:
             recipient_id = await store.agents.id_for_slug(project_id, body["to"])
             if recipient_id is None:
                 raise not_found(f"Agent '{body['to']}'", "RECIPIENT_NOT_FOUND")
-        size = refs.stored_size(body)
-        await self._ctx.quotas.reserve_storage(project_id, size)
         try:
-            ref, created = await store.refs.insert(
-                project_id=project_id, author=author, body=body, recipient_id=recipient_id
+            ref, created = await self._ctx.quotas.store_within_storage(
+                project_id,
+                refs.stored_size(body),
+                lambda: store.refs.insert(project_id=project_id, author=author, body=body, recipient_id=recipient_id),
             )
         except refs.IdConflict as exc:
-            await self._ctx.quotas.release_storage(project_id, size)
             raise _conflict(body["id"]) from exc
-        except BaseException:
-            await self._ctx.quotas.release_storage(project_id, size)
-            raise
         if not created:
-            # Stored meanwhile by a concurrent retry, which holds the reservation.
-            await self._ctx.quotas.release_storage(project_id, size)
+            # Stored meanwhile by a concurrent retry.
             resp.media = refs.public(ref)
             return
         await self._hub.emit(project_id, "new_ref", [recipient_id or EVERYONE], refs.routing(ref))

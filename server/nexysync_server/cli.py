@@ -112,13 +112,7 @@ def _parser() -> argparse.ArgumentParser:
             "else the one packaged with the server (the same as ops/gunicorn.conf.py)."
         ),
     )
-    serve.add_argument(
-        "--bind",
-        action="append",
-        metavar="ADDRESS",
-        help="address to listen on, HOST:PORT or unix:PATH; repeatable (overrides NEXYSYNC_BIND)",
-    )
-    serve.add_argument("--workers", type=int, help="number of worker processes (overrides NEXYSYNC_WORKERS)")
+    _add_gunicorn_arguments(serve)
     serve.set_defaults(handler=_serve)
 
     cdn = commands.add_parser(
@@ -130,15 +124,20 @@ def _parser() -> argparse.ArgumentParser:
             "and NEXYSYNC_FILES_DIR must be set; bind it where NEXYSYNC_CDN_URL points."
         ),
     )
-    cdn.add_argument(
+    _add_gunicorn_arguments(cdn)
+    cdn.set_defaults(handler=_cdn)
+    return parser
+
+
+def _add_gunicorn_arguments(command: argparse.ArgumentParser) -> None:
+    """Add the options ``serve`` and ``cdn`` pass to gunicorn."""
+    command.add_argument(
         "--bind",
         action="append",
         metavar="ADDRESS",
         help="address to listen on, HOST:PORT or unix:PATH; repeatable (overrides NEXYSYNC_BIND)",
     )
-    cdn.add_argument("--workers", type=int, help="number of worker processes (overrides NEXYSYNC_WORKERS)")
-    cdn.set_defaults(handler=_cdn)
-    return parser
+    command.add_argument("--workers", type=int, help="number of worker processes (overrides NEXYSYNC_WORKERS)")
 
 
 def _settings_from_env() -> Settings:
@@ -189,15 +188,15 @@ def _display_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _banner(api_host: str, api_port: int, mongo: EmbeddedMongo, cdn_url: str = "", files_dir: str = "") -> str:
+def _banner(api_host: str, api_port: int, mongo: EmbeddedMongo, cdn_url: str, files_dir: str) -> str:
     """Describe where everything runs."""
     base = f"http://{_display_host(api_host)}:{api_port}"
-    cdn = f"  CDN:      {cdn_url}\n  Files:    {files_dir}\n" if cdn_url else ""
     return (
         "NexySync dev server is running.\n"
         f"  API:      {base}/v1\n"
         f"  Spec:     {base}/v1/openapi.yaml\n"
-        f"{cdn}"
+        f"  CDN:      {cdn_url}\n"
+        f"  Files:    {files_dir}\n"
         f"  Database: {mongo.uri}\n"
         f"  Data dir: {mongo.data_dir}\n"
         "Press Ctrl-C to stop."
@@ -300,9 +299,7 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def _run_api(
-    app: object, host: str, port: int, mongo: EmbeddedMongo, received: list[int], cdn: _Cdn | None = None
-) -> int:
+def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: list[int], cdn: _Cdn) -> int:
     """Serve ``app`` with uvicorn until a signal stops it; return the exit code.
 
     Args:
@@ -313,9 +310,7 @@ def _run_api(
         received: Signals that arrived before uvicorn took over signal handling.
         cdn: The CDN to serve beside the API, in the same event loop.
     """
-    cdn_server = None
-    if cdn is not None:
-        cdn_server = _QuietServer(uvicorn.Config(cdn.app, lifespan="on", timeout_graceful_shutdown=10))  # type: ignore[arg-type]
+    cdn_server = _QuietServer(uvicorn.Config(cdn.app, lifespan="on", timeout_graceful_shutdown=10))  # type: ignore[arg-type]
 
     class DevServer(DrainingServer):
         """A uvicorn server that prints the URLs once it really listens."""
@@ -332,8 +327,7 @@ def _run_api(
             if not self.should_exit:
                 self.exit_requested_at = now
             super().handle_exit(sig, frame)
-            if cdn_server is not None:
-                cdn_server.should_exit = True
+            cdn_server.should_exit = True
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
@@ -342,17 +336,14 @@ def _run_api(
                 self.should_exit = True
                 return
             bound_port = self.servers[0].sockets[0].getsockname()[1]  # the real one when --port 0
-            if cdn_server is not None and cdn is not None:
-                deadline = time.monotonic() + _CDN_START_DEADLINE_S
-                while not cdn_server.started:
-                    if cdn_server.should_exit or time.monotonic() > deadline:
-                        print("nexysync-server dev: the CDN did not start.", file=sys.stderr, flush=True)
-                        self.should_exit = True
-                        return
-                    await asyncio.sleep(0.01)
-                print(_banner(host, bound_port, mongo, cdn.url, cdn.files_dir), flush=True)
-                return
-            print(_banner(host, bound_port, mongo), flush=True)
+            deadline = time.monotonic() + _CDN_START_DEADLINE_S
+            while not cdn_server.started:
+                if cdn_server.should_exit or time.monotonic() > deadline:
+                    print("nexysync-server dev: the CDN did not start.", file=sys.stderr, flush=True)
+                    self.should_exit = True
+                    return
+                await asyncio.sleep(0.01)
+            print(_banner(host, bound_port, mongo, cdn.url, cdn.files_dir), flush=True)
 
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
@@ -365,7 +356,6 @@ def _run_api(
     server = DevServer(config)
 
     async def serve_cdn() -> None:
-        assert cdn_server is not None and cdn is not None
         # Tasks copy the context, so this marks every line logged by the CDN's serve and lifespan.
         _IN_CDN.set(True)
         try:
@@ -377,9 +367,6 @@ def _run_api(
     async def serve_all() -> None:
         # After uvicorn's Config set up its loggers (it replaces their filters then).
         logging.getLogger("uvicorn.error").addFilter(_CdnInfoFilter())
-        if cdn_server is None:
-            await server.serve()
-            return
         cdn_task = asyncio.create_task(serve_cdn())
         try:
             await server.serve()
@@ -453,15 +440,7 @@ def _serve(args: argparse.Namespace) -> int:
             "NEXYSYNC_JWT_SECRET is empty. Set it to a long random string, the same for every worker "
             "and replica, e.g. NEXYSYNC_JWT_SECRET=\"$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')\""
         )
-    if args.workers is not None and args.workers < 1:
-        raise CliError(f"--workers must be at least 1, not {args.workers}")
-    argv = gunicorn_argv(args, gunicorn_config_location())
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # exec, not a child: gunicorn's arbiter becomes this process, so signals from systemd or
-    # Kubernetes reach it directly and its exit code is ours.
-    os.execv(sys.executable, argv)
-    raise AssertionError("os.execv returned")  # pragma: no cover
+    return _exec_gunicorn(args)
 
 
 def _cdn(args: argparse.Namespace) -> int:
@@ -474,11 +453,18 @@ def _cdn(args: argparse.Namespace) -> int:
         )
     if not settings.files_dir.strip():
         raise CliError("NEXYSYNC_FILES_DIR is empty. Set it to the directory (volume) that holds file content.")
+    return _exec_gunicorn(args, CDN_APP_FACTORY)
+
+
+def _exec_gunicorn(args: argparse.Namespace, app: str = APP_FACTORY) -> int:
+    """Check the gunicorn options, then become gunicorn serving ``app`` (the API by default)."""
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers must be at least 1, not {args.workers}")
-    argv = gunicorn_argv(args, gunicorn_config_location(), CDN_APP_FACTORY)
+    argv = gunicorn_argv(args, gunicorn_config_location(), app)
     sys.stdout.flush()
     sys.stderr.flush()
+    # exec, not a child: gunicorn's arbiter becomes this process, so signals from systemd or
+    # Kubernetes reach it directly and its exit code is ours.
     os.execv(sys.executable, argv)
     raise AssertionError("os.execv returned")  # pragma: no cover
 

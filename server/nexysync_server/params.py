@@ -33,12 +33,17 @@ def limit(req: falcon.asgi.Request, default: int = 50, maximum: int = 200) -> in
     return int(raw)
 
 
-def cursor(req: falcon.asgi.Request) -> str | None:
-    """Read ``cursor``: the ``next_cursor`` of a previous page."""
-    raw = req.get_param("cursor")
-    if raw is not None and not ULID_RE.match(raw):
-        raise _invalid("cursor", "the next_cursor of a previous page")
+def matching(req: falcon.asgi.Request, name: str, pattern: re.Pattern[str], expected: str) -> str | None:
+    """Read a string parameter that must match ``pattern`` (``expected`` says what it must be)."""
+    raw = req.get_param(name)
+    if raw is not None and not pattern.match(raw):
+        raise _invalid(name, expected)
     return raw
+
+
+def cursor(req: falcon.asgi.Request, pattern: re.Pattern[str] = ULID_RE) -> str | None:
+    """Read ``cursor``: the ``next_cursor`` of a previous page (a ULID unless ``pattern`` says else)."""
+    return matching(req, "cursor", pattern, "the next_cursor of a previous page")
 
 
 def seq(req: falcon.asgi.Request, name: str) -> int | None:
@@ -69,10 +74,7 @@ def choice(req: falcon.asgi.Request, name: str, allowed: tuple[str, ...]) -> str
 
 def slug(req: falcon.asgi.Request, name: str) -> str | None:
     """Read an agent slug."""
-    raw = req.get_param(name)
-    if raw is not None and not SLUG_RE.match(raw):
-        raise _invalid(name, "an agent slug")
-    return raw
+    return matching(req, name, SLUG_RE, "an agent slug")
 
 
 def timestamp(req: falcon.asgi.Request, name: str) -> datetime | None:

@@ -56,14 +56,9 @@ class Collection:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List entries in key order."""
-        prefix = req.get_param("prefix")
-        if prefix is not None and not _KEY_RE.match(prefix):
-            raise Problem(400, "INVALID_PARAMETER", "Query parameter 'prefix' must be the start of a key.")
-        cursor = req.get_param("cursor")
-        if cursor is not None and not _KEY_RE.match(cursor):
-            raise Problem(400, "INVALID_PARAMETER", "Query parameter 'cursor' must be the next_cursor of a page.")
+        prefix = params.matching(req, "prefix", _KEY_RE, "the start of a key")
         docs, next_cursor = await self._ctx.store.kv.list(
-            req.context.agent["project_id"], prefix, params.limit(req), cursor
+            req.context.agent["project_id"], prefix, params.limit(req), params.cursor(req, _KEY_RE)
         )
         resp.media = page_body([kv.public(doc) for doc in docs], next_cursor)
 

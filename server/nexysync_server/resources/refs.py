@@ -18,13 +18,6 @@ from . import Context, page_body
 _LANGUAGE_RE = re.compile(r"^[a-z0-9+#.-]{1,32}$")
 
 
-def _language(req: falcon.asgi.Request) -> str | None:
-    raw = req.get_param("language")
-    if raw is not None and not _LANGUAGE_RE.match(raw):
-        raise Problem(400, "INVALID_PARAMETER", "Query parameter 'language' must be 1 to 32 of a-z, 0-9 and + # . -")
-    return raw
-
-
 def _conflict(ref_id: str) -> Problem:
     return Problem(409, "ID_CONFLICT", f"Reference {ref_id} was already shared with a different body.")
 
@@ -55,7 +48,7 @@ class Collection:
             agent["project_id"],
             agent["_id"],
             author_slug=params.slug(req, "from"),
-            language=_language(req),
+            language=params.matching(req, "language", _LANGUAGE_RE, "1 to 32 of a-z, 0-9 and + # . -"),
             limit=params.limit(req),
             cursor=params.cursor(req),
         )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
-from nexysync_server.store.events import EventStore
+from nexysync_server.ids import new_id
+from nexysync_server.store.events import FILLER, EventStore
+from nexysync_server.store.messages import IdConflict, MessageStore
 
 pytestmark = pytest.mark.e2e
 
@@ -40,3 +43,48 @@ async def test_racing_writers_get_dense_unique_seqs(mongo_uri: str) -> None:
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_concurrent_sends_store_each_message_with_its_event_and_fill_the_seq_of_a_retry(mongo_uri: str) -> None:
+    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
+    db = client["nexysync_event_log_test"]
+    events = EventStore(db, ttl_days=1)
+    store = MessageStore(db, events)
+    await events.ensure_indexes()
+    await store.ensure_indexes()
+    project_id = f"sends-{secrets.token_hex(4)}"
+    sender = {"_id": "agent-a", "slug": "alice"}
+
+    def body(message_id: str, payload: str = "v1.00000000.AAAA") -> dict[str, str]:
+        return {"id": message_id, "to": "bob", "type": "request", "topic": "v1.00000000.AAAA", "payload": payload}
+
+    async def send(message_body: dict[str, str]) -> tuple[dict[str, Any], bool, dict[str, Any]]:
+        return await store.insert(
+            project_id=project_id, sender=sender, body=message_body, recipients=["agent-b"], ttl_hours=1
+        )
+
+    try:
+        ids = [new_id() for _ in range(10)]
+        # Sent together, so they share batches: ten new ids, a retry of the first, a changed body.
+        outcomes = await asyncio.gather(
+            *(send(body(i)) for i in ids),
+            send(body(ids[0])),
+            send(body(ids[1], payload="v1.00000000.BBBB")),
+            return_exceptions=True,
+        )
+        created = [o for o in outcomes[:10] if not isinstance(o, BaseException)]
+        assert len(created) == 10 and all(made for _, made, _ in created)
+        for (message, _, event), message_id in zip(created, ids, strict=True):
+            assert message["id"] == message_id
+            assert (event["type"], event["data"]["id"], event["recipients"]) == ("new_message", message_id, ["agent-b"])
+        retry = outcomes[10]
+        assert not isinstance(retry, BaseException)
+        assert retry[1] is False and retry[2]["type"] == FILLER
+        assert isinstance(outcomes[11], IdConflict)
+        # Every seq taken is written, the retry's and the conflict's as fillers: no gap to wait on.
+        stored = await events.after(project_id, 0, 100)
+        assert [e["seq"] for e in stored] == list(range(1, 13))
+        assert sorted(e["data"]["id"] for e in stored if e["type"] == "new_message") == sorted(ids)
+        assert await store.col.count_documents({"project_id": project_id}) == 10
+    finally:
+        await client.close()

@@ -101,25 +101,6 @@ class Hub:
             if not self._feeds:
                 self._has_listeners.clear()
 
-    async def reserve(self, project_id: str) -> dict[str, Any]:
-        """Take the next ``seq`` of a project for an event to :meth:`commit` (or :meth:`fill`) later."""
-        return await self._events.reserve(project_id)
-
-    async def commit(self, event: dict[str, Any], kind: str, recipients: list[str], data: dict[str, Any]) -> None:
-        """Complete a reserved event, hand it to this process's streams, then store it.
-
-        Local streams get it while it is written, which saves them one database round trip;
-        the caller answers its client only once the event is stored.
-        """
-        event.update(type=kind, recipients=recipients, data=data)
-        self.publish(event)
-        await self._events.store(event)
-
-    async def fill(self, event: dict[str, Any]) -> None:
-        """Store a reserved event as a filler addressed to nobody, so readers need not wait for it."""
-        self.publish(event)
-        await self._events.store(event)
-
     def drain(self) -> None:
         """End every stream of this process: each listener gets ``None`` after its queued events."""
         self.draining = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import falcon
@@ -71,28 +70,19 @@ class Collection:
         ttl_hours = await store.projects.message_ttl_hours(project_id)
         if ttl_hours is None:
             raise not_found("Project", "PROJECT_NOT_FOUND")
-        # The event's seq is taken while the message is written: one round trip instead of two.
-        reservation = asyncio.ensure_future(self._hub.reserve(project_id))
         try:
-            message, created = await store.messages.insert(
+            message, created, event = await store.messages.insert(
                 project_id=project_id, sender=sender, body=body, recipients=recipients, ttl_hours=ttl_hours
             )
         except messages.IdConflict as exc:
-            await self._hub.fill(await reservation)
             raise Problem(
                 409, "ID_CONFLICT", f"Message {body.get('id')} was already sent with a different body."
             ) from exc
-        except BaseException:
-            await self._hub.fill(await reservation)
-            raise
-        event = await reservation
+        self._hub.publish(event)
         if created:
             store.usage.add_messages(project_id)
-            await self._hub.commit(event, "new_message", recipients, messages.routing(message))
             resp.status = falcon.HTTP_201
             resp.location = f"/v1/messages/{message['id']}"
-        else:
-            await self._hub.fill(event)
         resp.media = messages.public(message, sender["_id"])
 
 

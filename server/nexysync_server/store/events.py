@@ -76,10 +76,9 @@ class EventStore:
         self.col = db["events"]
         self.counters = db["counters"]
         self._ttl = timedelta(days=ttl_days)
-        # Concurrent appends take their numbers with one $inc per project and are written
-        # with one insert_many.
-        self._numbers: Batcher[str, dict[str, Any]] = Batcher(self._number_batch)
-        self._writes: Batcher[dict[str, Any], None] = Batcher(self._write_batch)
+        # Concurrent appends are numbered with one $inc per project and written with one
+        # insert_many, as one batch.
+        self._appends: Batcher[tuple[str, str, list[str], dict[str, Any]], dict[str, Any]] = Batcher(self._append_batch)
 
     async def ensure_indexes(self) -> None:
         """Create the (project, seq) index and the TTL index."""
@@ -88,24 +87,24 @@ class EventStore:
 
     async def append(self, project_id: str, kind: str, recipients: list[str], data: dict[str, Any]) -> dict[str, Any]:
         """Number and store one event; return it with its ``seq``."""
-        event = await self.reserve(project_id)
-        event.update(type=kind, recipients=recipients, data=data)
-        await self.store(event)
-        return event
+        return await self._appends.submit((project_id, kind, recipients, data))
 
-    async def reserve(self, project_id: str) -> dict[str, Any]:
-        """Take the next ``seq`` of a project; return the event-to-be (fill in type, recipients, data).
+    async def _append_batch(
+        self, items: list[tuple[str, str, list[str], dict[str, Any]]]
+    ) -> list[dict[str, Any] | BaseException]:
+        events = await self.number([project_id for project_id, *_ in items])
+        for event, (_, kind, recipients, data) in zip(events, items, strict=True):
+            event.update(type=kind, recipients=recipients, data=data)
+        await self.write(events)
+        return list(events)
 
-        A reserved ``seq`` must be stored, even as a filler addressed to nobody: until it is,
-        every reader of the project holds later events back (for up to the gap wait).
+    async def number(self, project_ids: list[str]) -> list[dict[str, Any]]:
+        """Take the next ``seq`` of each project listed (once per listing); return the events-to-be.
+
+        The events come back as fillers addressed to nobody; fill in type, recipients and data,
+        then :meth:`write` every one of them, fillers too: until a taken ``seq`` is stored, every
+        reader of the project holds later events back (for up to the gap wait).
         """
-        return await self._numbers.submit(project_id)
-
-    async def store(self, event: dict[str, Any]) -> None:
-        """Write a reserved event."""
-        await self._writes.submit(event)
-
-    async def _number_batch(self, project_ids: list[str]) -> list[dict[str, Any] | BaseException]:
         counts = Counter(project_ids)
         firsts: dict[str, int] = {}
         for project_id, count in counts.items():
@@ -117,7 +116,7 @@ class EventStore:
             )
             firsts[project_id] = int(counter["seq"]) - count + 1
         now = utcnow()
-        events: list[dict[str, Any] | BaseException] = []
+        events: list[dict[str, Any]] = []
         for project_id in project_ids:
             seq = firsts[project_id]
             firsts[project_id] += 1
@@ -135,12 +134,12 @@ class EventStore:
             )
         return events
 
-    async def _write_batch(self, events: list[dict[str, Any]]) -> list[BaseException | None]:
+    async def write(self, events: list[dict[str, Any]]) -> None:
+        """Store numbered events."""
         if len(events) == 1:
             await self.col.insert_one(events[0])
         else:
             await self.col.insert_many(events, ordered=False)
-        return [None] * len(events)
 
     async def after(self, project_id: str, after: int, limit: int, upto: int | None = None) -> list[dict[str, Any]]:
         """Return up to ``limit`` of the project's events with ``after < seq (<= upto)``, in ``seq`` order."""

@@ -19,6 +19,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
+from .events import EventStore
 from .pages import page
 
 CONTENT_FIELDS = ("topic", "payload", "metadata")
@@ -31,6 +32,14 @@ _DUPLICATE_KEY = 11000
 
 class IdConflict(Exception):
     """A message with this id exists with a different body."""
+
+
+class _Duplicate(Exception):
+    """The message id is already stored; ``filler`` is the event stored in place of its own."""
+
+    def __init__(self, filler: dict[str, Any]) -> None:
+        super().__init__("duplicate message id")
+        self.filler = filler
 
 
 class TooManyReactions(Exception):
@@ -104,11 +113,14 @@ def visible_to(message: dict[str, Any], agent_id: str) -> bool:
 class MessageStore:
     """The ``messages`` collection."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, events: EventStore) -> None:
         self.col = db["messages"]
-        # Concurrent sends are stored with one insert_many (unordered: one duplicate id fails
-        # alone, the rest of the batch is stored).
-        self._inserts: Batcher[dict[str, Any], None] = Batcher(self._insert_batch)
+        self._events = events
+        # Concurrent sends go out as one batch of three round trips: their event numbers, one
+        # insert_many of the messages (unordered: a duplicate id fails alone), one insert_many of
+        # the events. One stage rather than three that overlap: the database runs one command at
+        # a time, so it is the size of the batches that decides the rate.
+        self._sends: Batcher[dict[str, Any], dict[str, Any]] = Batcher(self._send_batch)
 
     async def ensure_indexes(self) -> None:
         """Create the inbox, thread and TTL indexes."""
@@ -124,12 +136,12 @@ class MessageStore:
         body: dict[str, Any],
         recipients: list[str],
         ttl_hours: int,
-    ) -> tuple[dict[str, Any], bool]:
-        """Store a message, or find the one stored earlier under the same id.
+    ) -> tuple[dict[str, Any], bool, dict[str, Any]]:
+        """Store a message with its ``new_message`` event, or find the one stored earlier under the same id.
 
         Returns:
-            ``(message, created)``; ``created`` is false when the id was already stored with an
-            identical body (an idempotent retry).
+            ``(message, created, event)``: ``created`` is false when the id was already stored
+            with an identical body (an idempotent retry), and ``event`` is then a stored filler.
 
         Raises:
             IdConflict: the id is stored with a different body.
@@ -166,17 +178,40 @@ class MessageStore:
             "expires_at": now + timedelta(hours=ttl_hours),
         }
         try:
-            await self._inserts.submit(message)
-        except DuplicateKeyError:
+            event = await self._sends.submit(message)
+        except _Duplicate as exc:
             stored = await self.col.find_one({"_id": message["_id"]})
             if stored is None or stored["fingerprint"] != fingerprint or stored["from_id"] != sender["_id"]:
                 raise IdConflict(message_id) from None
-            return stored, False
-        return message, True
+            return stored, False, exc.filler
+        return message, True, event
+
+    async def _send_batch(self, docs: list[dict[str, Any]]) -> list[dict[str, Any] | BaseException]:
+        events = await self._events.number([doc["project_id"] for doc in docs])
+        try:
+            outcomes = await self._insert_batch(docs)
+        except BaseException:
+            # Every number taken is written, as a filler here, so readers need not wait for it.
+            await self._events.write(events)
+            raise
+        results: list[dict[str, Any] | BaseException] = []
+        for doc, event, outcome in zip(docs, events, outcomes, strict=True):
+            if outcome is None:
+                event.update(type="new_message", recipients=doc["recipients"], data=routing(doc))
+                results.append(event)
+            elif isinstance(outcome, DuplicateKeyError):
+                results.append(_Duplicate(event))
+            else:
+                results.append(outcome)
+        await self._events.write(events)
+        return results
 
     async def _insert_batch(self, docs: list[dict[str, Any]]) -> list[BaseException | None]:
         if len(docs) == 1:
-            await self.col.insert_one(docs[0])
+            try:
+                await self.col.insert_one(docs[0])
+            except DuplicateKeyError as exc:
+                return [exc]
             return [None]
         try:
             await self.col.insert_many(docs, ordered=False)

@@ -29,6 +29,8 @@ class RunningApi:
 
     mongo_uri: str
     port: int
+    api_pid: int
+    mongo_pid: int
 
     @property
     def base_url(self) -> str:
@@ -76,10 +78,18 @@ def running_api() -> Iterator[RunningApi]:
         port = free_port()
         api = start_api(mongo.uri, port)
         try:
-            yield RunningApi(mongo.uri, port)
+            assert mongo.pid is not None
+            yield RunningApi(mongo.uri, port, api.pid, mongo.pid)
         finally:
             api.terminate()
             api.wait(timeout=30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) a process has used so far, from ``/proc/<pid>/stat`` (Linux)."""
+    # Fields 14 and 15 (utime, stime) in clock ticks; the name in parentheses may hold spaces.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:

@@ -2,7 +2,9 @@
 
 Starts an embedded database and one API process (uvicorn, one worker), then, side by side in
 one run and at each concurrency level, (a) sends N messages through ``POST /v1/messages`` and
-(b) inserts N comparable documents with raw pymongo. Prints both rates and their ratio.
+(b) inserts N comparable documents with raw pymongo. Prints both rates and their ratio, and the CPU
+time each process spent per message: the database, the API, and the load generator (this process).
+On a small machine they share the cores, so that split says where the time goes.
 
 Run: ``python tests/bench/bench_send.py [--messages N] [--concurrency 8,32,64]`` (or ``tox -e bench``).
 """
@@ -12,9 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 
-from _api import running_api, seed
+from _api import cpu_seconds, running_api, seed
 from pymongo import AsyncMongoClient
 
 from nexysync.crypto import KeyRing, new_key
@@ -102,17 +105,28 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(level) for level in args.concurrency.split(",")]
     print(f"messages: {args.messages} per run, database: nx-27017 (embedded), API workers: 1")
-    print(f"{'concurrency':>11}  {'API msg/s':>10}  {'raw doc/s':>10}  {'ratio API / raw':>15}")
+    print(f"{'concurrency':>11}  {'API msg/s':>10}  {'raw doc/s':>10}  {'ratio API / raw':>15}", end="")
+    print("   CPU ms per message, API run (db / api / client) and raw run (db / client)")
     with running_api() as api:
         port = api.port
         project_id, api_key = seed(api.base_url)
         warmup = _bodies(project_id, 50)
         asyncio.run(_run_api(port, api_key, warmup, levels[0]))
+
+        def cpu() -> tuple[float, float, float]:
+            return cpu_seconds(api.mongo_pid), cpu_seconds(api.api_pid), cpu_seconds(os.getpid())
+
         for concurrency in levels:
+            before = cpu()
             api_s = asyncio.run(_run_api(port, api_key, _bodies(project_id, args.messages), concurrency))
+            middle = cpu()
             raw_s = asyncio.run(_run_raw(api.mongo_uri, project_id, _bodies(project_id, args.messages), concurrency))
+            after = cpu()
             api_rate, raw_rate = args.messages / api_s, args.messages / raw_s
-            print(f"{concurrency:>11}  {api_rate:>10.1f}  {raw_rate:>10.1f}  {api_rate / raw_rate:>15.2f}")
+            api_cpu = " / ".join(f"{(b - a) / args.messages * 1e3:.2f}" for a, b in zip(before, middle, strict=True))
+            raw_db, _, raw_client = ((b - a) / args.messages * 1e3 for a, b in zip(middle, after, strict=True))
+            print(f"{concurrency:>11}  {api_rate:>10.1f}  {raw_rate:>10.1f}  {api_rate / raw_rate:>15.2f}", end="")
+            print(f"   {api_cpu}   {raw_db:.2f} / {raw_client:.2f}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 (a) Throughput of ``client.files.upload`` and ``client.files.download`` (encrypting and decrypting
 in 64 KiB segments, streamed over HTTP to and from the CDN app, which writes to and reads from its
 volume) against ``shutil.copyfile`` of the same file on the same disk; prints MB/s and the ratio
-(goal: at least 0.3).
+(goal: at least 0.3). Two ceilings are printed beside them: a local copy made durable (``fsync``),
+which is the least an upload costs since the CDN makes each one durable before it is ready, and a
+bare httpx GET of the same ciphertext from the CDN that decrypts and keeps nothing, which is the
+most a download through the SDK's HTTP client can reach.
 
 (b) The CDN process's peak memory growth during a 20 MB upload: its ``VmHWM`` (peak RSS) from
 ``/proc/<pid>/status`` before and after (reset first through ``/proc/<pid>/clear_refs`` where the
@@ -26,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from _api import CDN_APP, seed, start_api
 
 from nexysync import Client
@@ -68,6 +72,14 @@ def _durable_copy(source: Path, target: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def _bare_get(http: httpx.Client, url: str) -> None:
+    """Read a download URL to the end and keep nothing: the HTTP client's own ceiling."""
+    with http.stream("GET", url) as response:
+        response.raise_for_status()
+        for _ in response.iter_raw():
+            pass
+
+
 def _status_kb(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -100,9 +112,12 @@ def main() -> None:
         with running_api_and_cdn(root) as (api_url, cdn):
             project_id, api_key = seed(api_url)
             ring = KeyRing([new_key()])
-            with Client(base_url=api_url, api_key=api_key, key_ring=ring, project_id=project_id) as client:
+            with (
+                Client(base_url=api_url, api_key=api_key, key_ring=ring, project_id=project_id) as client,
+                httpx.Client(timeout=60) as bare,
+            ):
                 client.files.upload(source, name="warm-up")  # first-use costs (imports, connections) out of the way
-                local, durable, uploads, downloads = [], [], [], []
+                local, durable, uploads, downloads, bare_gets = [], [], [], [], []
                 file_id = ""
                 for round_no in range(args.rounds):
                     copy = root / f"copy-{round_no}.bin"
@@ -118,6 +133,8 @@ def main() -> None:
                         _timed(lambda target=target, file_id=file_id: client.files.download(file_id, to=target))
                     )
                     target.unlink()
+                    url = str(client.files.get(file_id).download_url)
+                    bare_gets.append(_timed(lambda url=url: _bare_get(bare, url)))
                     client.files.delete(file_id)
 
                 # (b) peak memory of the CDN process during one upload of the file
@@ -126,13 +143,16 @@ def main() -> None:
                 client.files.upload(source, name="memory")
                 hwm_after = _status_kb(cdn.pid, "VmHWM")
 
-        local_s, durable_s, up_s, down_s = (statistics.median(v) for v in (local, durable, uploads, downloads))
-        local_rate, durable_rate = size / local_s / MB, size / durable_s / MB
-        up_rate, down_rate = size / up_s / MB, size / down_s / MB
+        medians = (statistics.median(v) for v in (local, durable, uploads, downloads, bare_gets))
+        local_rate, durable_rate, up_rate, down_rate, bare_rate = (size / seconds / MB for seconds in medians)
         print(f"(a) {args.mb} MB file, median of {args.rounds} rounds; ratios against each local copy")
         print(f"    local disk copy (shutil.copyfile, page cache)  {local_rate:9.1f} MB/s")
         print(f"    local disk copy made durable (+ fsync)         {durable_rate:9.1f} MB/s")
-        for label, rate in (("upload (SDK encrypts, CDN fsyncs)", up_rate), ("download (SDK decrypts)", down_rate)):
+        for label, rate in (
+            ("upload (SDK encrypts, CDN fsyncs)", up_rate),
+            ("download (SDK decrypts)", down_rate),
+            ("bare httpx GET, nothing kept", bare_rate),
+        ):
             print(f"    {label:<34} {rate:9.1f} MB/s   ratio {rate / local_rate:.2f} / {rate / durable_rate:.2f}")
         print("    (goal: ratio at least 0.3)")
         baseline = "reset through clear_refs" if reset else "not resettable here: the peak since start"

@@ -88,3 +88,49 @@ async def test_concurrent_sends_store_each_message_with_its_event_and_fill_the_s
         assert await store.col.count_documents({"project_id": project_id}) == 10
     finally:
         await client.close()
+
+
+async def test_a_retry_announces_a_message_whose_event_was_never_stored(
+    mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
+    db = client["nexysync_event_log_test"]
+    events = EventStore(db, ttl_days=1)
+    store = MessageStore(db, events)
+    project_id = f"crash-{secrets.token_hex(4)}"
+    message_id = new_id()
+    body = {"id": message_id, "to": "bob", "type": "request", "topic": "v1.00000000.AAAA", "payload": "v1.0.BB"}
+
+    async def send() -> tuple[dict[str, Any], bool, dict[str, Any]]:
+        return await store.insert(
+            project_id=project_id, sender={"_id": "agent-a", "slug": "alice"}, body=body, recipients=["b"], ttl_hours=1
+        )
+
+    real_write = events.write
+
+    async def server_dies(batch: list[dict[str, Any]]) -> None:
+        raise ConnectionError("the server died between storing the message and its event")
+
+    try:
+        # The first try stores the message, then fails before its event is written.
+        monkeypatch.setattr(events, "write", server_dies)
+        with pytest.raises(ConnectionError):
+            await send()
+        assert await store.col.count_documents({"project_id": project_id}) == 1
+        assert await events.after(project_id, 0, 10) == []
+        monkeypatch.setattr(events, "write", real_write)
+
+        # The client's retry finds the message stored and announces it, since nobody was told.
+        message, created, event = await send()
+        assert not created and message["id"] == message_id
+        assert (event["type"], event["data"]["id"], event["recipients"]) == ("new_message", message_id, ["b"])
+        stored = await events.after(project_id, 0, 10)
+        assert [(e["type"], e["data"].get("id")) for e in stored] == [("new_message", message_id)]
+
+        # Once announced, a further retry announces nothing again.
+        _, created, event = await send()
+        assert not created and event["type"] == FILLER
+        announced = [e for e in await events.after(project_id, 0, 10) if e["type"] == "new_message"]
+        assert len(announced) == 1
+    finally:
+        await client.close()

@@ -26,6 +26,11 @@ EVERYONE = "*"
 FILLER = "filler"
 
 
+def event_key(project_id: str, seq: int) -> str:
+    """Return the ``_id`` of a project's event ``seq``."""
+    return f"{project_id}:{seq:015d}"
+
+
 def public(event: dict[str, Any]) -> dict[str, Any]:
     """Return the API representation of an event."""
     return {"seq": event["seq"], "type": event["type"], "created_at": event["created_at"], "data": event["data"]}
@@ -122,7 +127,7 @@ class EventStore:
             firsts[project_id] += 1
             events.append(
                 {
-                    "_id": f"{project_id}:{seq:015d}",
+                    "_id": event_key(project_id, seq),
                     "project_id": project_id,
                     "seq": seq,
                     "type": FILLER,
@@ -140,6 +145,10 @@ class EventStore:
             await self.col.insert_one(events[0])
         else:
             await self.col.insert_many(events, ordered=False)
+
+    async def of_kind(self, keys: list[str], kind: str) -> set[str]:
+        """Return which of the events ``keys`` (see :func:`event_key`) are stored with type ``kind``."""
+        return {doc["_id"] async for doc in self.col.find({"_id": {"$in": keys}, "type": kind}, {"_id": 1})}
 
     async def after(self, project_id: str, after: int, limit: int, upto: int | None = None) -> list[dict[str, Any]]:
         """Return up to ``limit`` of the project's events with ``after < seq (<= upto)``, in ``seq`` order."""

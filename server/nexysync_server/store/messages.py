@@ -19,7 +19,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
-from .events import EventStore
+from .events import EventStore, event_key
 from .pages import page
 
 CONTENT_FIELDS = ("topic", "payload", "metadata")
@@ -35,11 +35,16 @@ class IdConflict(Exception):
 
 
 class _Duplicate(Exception):
-    """The message id is already stored; ``filler`` is the event stored in place of its own."""
+    """The message id is already stored.
 
-    def __init__(self, filler: dict[str, Any]) -> None:
+    ``stored`` is the stored message (``None`` if it is gone since); ``event`` is the event stored
+    for this try: a filler, or the message's ``new_message`` if its first try left none.
+    """
+
+    def __init__(self, event: dict[str, Any], stored: dict[str, Any] | None) -> None:
         super().__init__("duplicate message id")
-        self.filler = filler
+        self.event = event
+        self.stored = stored
 
 
 class TooManyReactions(Exception):
@@ -56,6 +61,16 @@ def body_fingerprint(body: dict[str, Any]) -> str:
     canonical["broadcast"] = bool(canonical["broadcast"])
     canonical["priority"] = canonical["priority"] or "normal"
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def _same_send(stored: dict[str, Any], message: dict[str, Any]) -> bool:
+    """Tell whether a stored message is the one a retry sends again: same sender, same body."""
+    return bool(stored["fingerprint"] == message["fingerprint"] and stored["from_id"] == message["from_id"])
+
+
+def _announce(event: dict[str, Any], message: dict[str, Any]) -> None:
+    """Make a numbered event the ``new_message`` event of ``message``."""
+    event.update(type="new_message", recipients=message["recipients"], data=routing(message))
 
 
 def status_for(message: dict[str, Any], agent_id: str) -> str:
@@ -141,7 +156,9 @@ class MessageStore:
 
         Returns:
             ``(message, created, event)``: ``created`` is false when the id was already stored
-            with an identical body (an idempotent retry), and ``event`` is then a stored filler.
+            with an identical body (an idempotent retry). ``event`` is then a stored filler,
+            unless the first try stored the message but not its ``new_message`` event (the server
+            failed in between): then the retry announces the message.
 
         Raises:
             IdConflict: the id is stored with a different body.
@@ -180,31 +197,62 @@ class MessageStore:
         try:
             event = await self._sends.submit(message)
         except _Duplicate as exc:
-            stored = await self.col.find_one({"_id": message["_id"]})
-            if stored is None or stored["fingerprint"] != fingerprint or stored["from_id"] != sender["_id"]:
+            if exc.stored is None or not _same_send(exc.stored, message):
                 raise IdConflict(message_id) from None
-            return stored, False, exc.filler
+            return exc.stored, False, exc.event
         return message, True, event
 
     async def _send_batch(self, docs: list[dict[str, Any]]) -> list[dict[str, Any] | BaseException]:
         events = await self._events.number([doc["project_id"] for doc in docs])
+        for doc, event in zip(docs, events, strict=True):
+            # The message names its event, so that a retry can tell whether the event was stored.
+            doc["seq"] = event["seq"]
         try:
             outcomes = await self._insert_batch(docs)
         except BaseException:
             # Every number taken is written, as a filler here, so readers need not wait for it.
             await self._events.write(events)
             raise
+        retried = [doc for doc, outcome in zip(docs, outcomes, strict=True) if isinstance(outcome, DuplicateKeyError)]
+        stored, unannounced = await self._unannounced(retried, events) if retried else ({}, set())
         results: list[dict[str, Any] | BaseException] = []
+        reannounced: list[tuple[str, int]] = []
         for doc, event, outcome in zip(docs, events, outcomes, strict=True):
             if outcome is None:
-                event.update(type="new_message", recipients=doc["recipients"], data=routing(doc))
+                _announce(event, doc)
                 results.append(event)
             elif isinstance(outcome, DuplicateKeyError):
-                results.append(_Duplicate(event))
+                original = stored.get(doc["_id"])
+                if original is not None and doc["_id"] in unannounced and _same_send(original, doc):
+                    _announce(event, original)
+                    unannounced.discard(doc["_id"])
+                    reannounced.append((doc["_id"], event["seq"]))
+                results.append(_Duplicate(event, original))
             else:
                 results.append(outcome)
         await self._events.write(events)
+        for key, seq in reannounced:
+            await self.col.update_one({"_id": key}, {"$set": {"seq": seq}})
         return results
+
+    async def _unannounced(
+        self, retried: list[dict[str, Any]], batch_events: list[dict[str, Any]]
+    ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """Read the stored messages that retries collided with; tell which have no ``new_message`` event.
+
+        A message whose event is one of this batch's (the same id twice in one batch) is announced
+        by this batch. Messages stored before events were named in them count as announced.
+        """
+        cursor = self.col.find({"_id": {"$in": list({doc["_id"] for doc in retried})}})
+        stored = {doc["_id"]: doc async for doc in cursor}
+        in_batch = {event["_id"] for event in batch_events}
+        keys = {
+            event_key(doc["project_id"], doc["seq"]): doc["_id"]
+            for doc in stored.values()
+            if "seq" in doc and event_key(doc["project_id"], doc["seq"]) not in in_batch
+        }
+        announced = await self._events.of_kind(list(keys), "new_message") if keys else set()
+        return stored, {message for key, message in keys.items() if key not in announced}
 
     async def _insert_batch(self, docs: list[dict[str, Any]]) -> list[BaseException | None]:
         if len(docs) == 1:

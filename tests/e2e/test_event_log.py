@@ -134,3 +134,29 @@ async def test_a_retry_announces_a_message_whose_event_was_never_stored(
         assert len(announced) == 1
     finally:
         await client.close()
+
+
+async def test_announce_tells_once_per_record_and_again_when_its_event_was_lost(mongo_uri: str) -> None:
+    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
+    db = client["nexysync_event_log_test"]
+    events = EventStore(db, ttl_days=1)
+    records = db["announced_records"]
+    project_id = f"announce-{secrets.token_hex(4)}"
+    record = {"_id": f"{project_id}:r1", "project_id": project_id}
+    try:
+        await records.insert_one(record)
+        first = await events.announce(records, record, "new_ref", ["*"], {"id": "r1"})
+        assert first is not None and first["type"] == "new_ref"
+        stored = await records.find_one({"_id": record["_id"]})
+        assert stored is not None and stored["seq"] == first["seq"]
+        # A retry that finds the record announced tells nobody again.
+        assert await events.announce(records, stored, "new_ref", ["*"], {"id": "r1"}) is None
+        # A record that names a seq stored only as a filler (its event was lost) is announced anew.
+        filler = await events.append(project_id, FILLER, [], {})
+        lost = {**stored, "seq": filler["seq"]}
+        again = await events.announce(records, lost, "new_ref", ["*"], {"id": "r1"})
+        assert again is not None and again["seq"] > filler["seq"]
+        kinds = [e["type"] for e in await events.after(project_id, 0, 10)]
+        assert kinds == ["new_ref", FILLER, "new_ref"]
+    finally:
+        await client.close()

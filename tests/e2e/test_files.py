@@ -326,6 +326,29 @@ def test_an_upload_past_the_declared_size_is_413_and_stores_nothing(team: Team, 
     assert again.status_code == 409 and again.json()["code"] == "FILE_ALREADY_UPLOADED"
 
 
+async def test_a_retry_finishes_an_upload_whose_server_died_before_marking_it_ready(
+    team: Team, dev_server: Any
+) -> None:
+    created = announce(team, "alice", 1000).json()
+    url, file_id = created["upload_url"], created["file"]["id"]
+    # The first try's whole content reached the volume (flushed and linked); then its server died.
+    content = b"c" * 1000
+    path = blob(dev_server, team, file_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    assert _status(team, file_id) == "pending"
+    async with EventStream(team.base_url, team.keys["bob"]) as bob_events:
+        retry = await asyncio.to_thread(httpx.put, url, content=content)
+        assert retry.status_code == 201, retry.text
+        frame = await bob_events.event()
+        while frame.event != "new_file":
+            frame = await bob_events.event()
+    assert frame.data is not None and frame.data["data"]["id"] == file_id
+    assert _status(team, file_id) == "ready" and path.read_bytes() == content
+    again = httpx.put(url, content=content)
+    assert again.status_code == 409 and again.json()["code"] == "FILE_ALREADY_UPLOADED"
+
+
 def test_a_truncated_upload_is_refused_and_the_file_stays_pending(team: Team, dev_server: Any) -> None:
     created = announce(team, "alice", 100_000).json()
     url, file_id = created["upload_url"], created["file"]["id"]

@@ -90,7 +90,8 @@ class Blob:
         if doc is None:
             raise _not_found()
         if doc["status"] != files.PENDING:
-            raise Problem(409, "FILE_ALREADY_UPLOADED", "This file's content was already uploaded.")
+            await self._announce(doc)  # unless the upload that made it ready did
+            raise _already_uploaded()
         if req.content_length is not None and req.content_length > size:
             raise _too_large(size)
         handle, temp = self._blobs.open_temp(project_id, file_id)
@@ -103,18 +104,27 @@ class Blob:
             # On disk (data and name) before the database calls it ready: a crash after the
             # 201 must not leave a "ready" file whose content was only in the page cache.
             await asyncio.to_thread(self._blobs.commit, temp, project_id, file_id)
-        except BlobExists as exc:
-            raise Problem(409, "FILE_ALREADY_UPLOADED", "This file's content was already uploaded.") from exc
+        except BlobExists:
+            # A complete upload got its content on disk, then its server died before marking it
+            # ready (only a whole, flushed upload gets there): finish that one's work now.
+            pass
         finally:
             temp.unlink(missing_ok=True)
         ready = await self._store.files.mark_ready(project_id, file_id)
         if ready is None:
+            current = await self._store.files.get(project_id, file_id)
+            if current is not None and current["status"] == files.READY:
+                await self._announce(current)  # a concurrent retry made it ready
+                raise _already_uploaded()
             # Deleted (or expired) while it was uploading: its content must not outlive it.
             self._blobs.delete(project_id, file_id)
             raise _not_found()
-        await self._store.events.append(project_id, "new_file", [EVERYONE], files.routing(ready))
+        await self._announce(ready)
         resp.status = falcon.HTTP_201
         resp.media = {"id": file_id, "size": size, "status": files.READY}
+
+    async def _announce(self, ready: dict[str, Any]) -> None:
+        await self._store.events.announce(self._store.files.col, ready, "new_file", [EVERYONE], files.routing(ready))
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, file_id: str) -> None:
         """Stream the content, or the one byte range asked for."""
@@ -140,6 +150,10 @@ class Blob:
             resp.set_header("Content-Range", f"bytes {first}-{last}/{size}")
         resp.content_length = last - first + 1
         resp.stream = _read(path, first, last - first + 1)
+
+
+def _already_uploaded() -> Problem:
+    return Problem(409, "FILE_ALREADY_UPLOADED", "This file's content was already uploaded.")
 
 
 def _too_large(size: int) -> Problem:

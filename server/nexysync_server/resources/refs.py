@@ -12,7 +12,6 @@ from .. import params
 from ..errors import Problem, not_found
 from ..realtime.hub import Hub
 from ..store import refs
-from ..store.events import EVERYONE
 from . import Context, page_body
 
 _LANGUAGE_RE = re.compile(r"^[a-z0-9+#.-]{1,32}$")
@@ -54,6 +53,12 @@ class Collection:
         )
         resp.media = page_body([refs.public(doc) for doc in docs], next_cursor)
 
+    async def _announce(self, ref: dict[str, Any]) -> None:
+        store = self._ctx.store
+        event = await store.events.announce(store.refs.col, ref, "new_ref", refs.audience(ref), refs.routing(ref))
+        if event is not None:
+            self._hub.publish(event)
+
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Store a reference (idempotent by client-made id), counting its size toward the storage quota."""
         body = await self._ctx.body(req, "RefCreate")
@@ -65,6 +70,7 @@ class Collection:
         if stored is not None:
             if not refs.is_same(stored, author["_id"], refs.body_fingerprint(body)):
                 raise _conflict(body["id"])
+            await self._announce(stored)  # unless the first try did
             resp.media = refs.public(stored)
             return
         recipient_id = None
@@ -84,7 +90,7 @@ class Collection:
             # Stored meanwhile by a concurrent retry.
             resp.media = refs.public(ref)
             return
-        await self._hub.emit(project_id, "new_ref", [recipient_id or EVERYONE], refs.routing(ref))
+        await self._announce(ref)
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/refs/{ref['id']}"
         resp.media = refs.public(ref)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..ids import iso, parse_rfc3339, utcnow
@@ -145,6 +146,29 @@ class EventStore:
             await self.col.insert_one(events[0])
         else:
             await self.col.insert_many(events, ordered=False)
+
+    async def announce(
+        self, records: AsyncCollection, record: dict[str, Any], kind: str, recipients: list[str], data: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Append ``record``'s ``kind`` event unless one is stored already; return the new event, or ``None``.
+
+        The record keeps the ``seq`` of its event, written once the event is stored. A retry of a
+        write that stored its record but died before the event (or before naming it) so still
+        tells the others; at worst they hear of the record twice, never not at all.
+
+        Args:
+            records: The record's collection.
+            record: The stored record (``_id``, ``project_id``, and ``seq`` once announced).
+            kind: The event type.
+            recipients: Agent ids the event is for (or ``EVERYONE``).
+            data: The event's data.
+        """
+        seq = record.get("seq")
+        if seq is not None and await self.of_kind([event_key(record["project_id"], seq)], kind):
+            return None
+        event = await self.append(record["project_id"], kind, recipients, data)
+        await records.update_one({"_id": record["_id"]}, {"$set": {"seq": event["seq"]}})
+        return event
 
     async def of_kind(self, keys: list[str], kind: str) -> set[str]:
         """Return which of the events ``keys`` (see :func:`event_key`) are stored with type ``kind``."""

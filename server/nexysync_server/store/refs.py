@@ -80,6 +80,11 @@ def routing(ref: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def audience(ref: dict[str, Any]) -> list[str]:
+    """Return whom a reference's ``new_ref`` event is for: its recipient, or everyone."""
+    return ref["readers"][:1]
+
+
 def visible_to(ref: dict[str, Any], agent_id: str) -> bool:
     """Tell whether an agent may see a reference: it is addressed to it or to everyone, or it shared it."""
     return agent_id in ref["readers"] or EVERYONE in ref["readers"]

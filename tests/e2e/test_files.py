@@ -428,6 +428,11 @@ def test_the_retention_sweep_removes_expired_files_and_their_content(
     with sdk(team, "alice") as alice:
         kept = alice.files.upload(io.BytesIO(b"short-lived"), name="short.txt")
     abandoned = announce(team, "alice", 5000).json()["file"]["id"]
+    # Content without a record (deleted through an API process without this volume) goes too,
+    # and content with one stays.
+    orphan = blob(server, team, new_id())
+    orphan.write_bytes(b"left behind")
+    wait_until(lambda: not orphan.exists(), "the orphaned content's sweep")
     assert blob(server, team, kept.id).exists()
     with agent_http(team, "alice") as http:
         wait_until(lambda: http.get(f"/v1/files/{abandoned}").status_code == 404, "the abandoned upload's sweep")

@@ -15,6 +15,9 @@ from .blobs import Blobs
 
 log = logging.getLogger(__name__)
 
+# Blobs checked against their records per database query.
+_IDS_PER_QUERY = 500
+
 
 class Sweeper:
     """Delete what has expired, on a timer.
@@ -49,8 +52,10 @@ class Sweeper:
             if not await self._store.projects.exists(project_id):
                 self._blobs.delete_project(project_id)
                 continue
-            for file_id in list(self._blobs.file_ids(project_id)):
-                if not await self._store.files.exists(project_id, file_id):
+            on_disk = list(self._blobs.file_ids(project_id))
+            for start in range(0, len(on_disk), _IDS_PER_QUERY):
+                some = on_disk[start : start + _IDS_PER_QUERY]
+                for file_id in set(some) - await self._store.files.with_records(project_id, some):
                     self._blobs.delete(project_id, file_id)
         self._blobs.remove_stale_temps(self._temp_ttl_s)
         return removed

@@ -142,9 +142,10 @@ class FileStore:
         found += [doc async for doc in abandoned if doc["_id"] not in seen]
         return found
 
-    async def exists(self, project_id: str, file_id: str) -> bool:
-        """Tell whether a file has a record."""
-        return await self.col.find_one({"_id": _doc_id(project_id, file_id)}, {"_id": 1}) is not None
+    async def with_records(self, project_id: str, file_ids: list[str]) -> set[str]:
+        """Return which of a project's ``file_ids`` have a record (one query)."""
+        keys = [_doc_id(project_id, file_id) for file_id in file_ids]
+        return {doc["id"] async for doc in self.col.find({"_id": {"$in": keys}}, {"id": 1})}
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every file record of a project."""

@@ -12,6 +12,7 @@ from .. import params
 from ..errors import Problem, not_found
 from ..realtime.hub import Hub
 from ..store import refs
+from ..store.idempotency import is_retry
 from . import Context, page_body
 
 _LANGUAGE_RE = re.compile(r"^[a-z0-9+#.-]{1,32}$")
@@ -68,7 +69,7 @@ class Collection:
         # A retry is answered before the quota is asked: repeating a stored share must not be refused.
         stored = await store.refs.get(project_id, body["id"])
         if stored is not None:
-            if not refs.is_same(stored, author["_id"], refs.body_fingerprint(body)):
+            if not is_retry(stored, author["_id"], refs.body_fingerprint(body)):
                 raise _conflict(body["id"])
             await self._announce(stored)  # unless the first try did
             resp.media = refs.public(stored)

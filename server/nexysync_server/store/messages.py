@@ -7,8 +7,6 @@ with, or reveal, another project's message. Per-recipient state lives in the arr
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +18,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
 from .events import EventStore, event_key
+from .idempotency import fingerprint, is_retry
 from .pages import page
 
 CONTENT_FIELDS = ("topic", "payload", "metadata")
@@ -60,12 +59,12 @@ def body_fingerprint(body: dict[str, Any]) -> str:
     canonical = {name: body.get(name) for name in (*_ROUTING_FIELDS, *CONTENT_FIELDS)}
     canonical["broadcast"] = bool(canonical["broadcast"])
     canonical["priority"] = canonical["priority"] or "normal"
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+    return fingerprint(canonical)
 
 
 def _same_send(stored: dict[str, Any], message: dict[str, Any]) -> bool:
     """Tell whether a stored message is the one a retry sends again: same sender, same body."""
-    return bool(stored["fingerprint"] == message["fingerprint"] and stored["from_id"] == message["from_id"])
+    return is_retry(stored, message["from_id"], message["fingerprint"])
 
 
 def _announce(event: dict[str, Any], message: dict[str, Any]) -> None:
@@ -164,7 +163,6 @@ class MessageStore:
             IdConflict: the id is stored with a different body.
         """
         message_id = body.get("id") or new_id()
-        fingerprint = body_fingerprint(body)
         sort_key = new_id()
         # created_at is the sort key's own time, so ``since`` can filter on the key exactly.
         now = ulid_time(sort_key)
@@ -190,7 +188,7 @@ class MessageStore:
             "reactions": [],
             "reaction_keys": [],
             "rev": 0,
-            "fingerprint": fingerprint,
+            "fingerprint": body_fingerprint(body),
             "created_at": iso(now),
             "expires_at": now + timedelta(hours=ttl_hours),
         }

@@ -14,8 +14,6 @@ logs and files expire.)
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, ulid_time
 from .events import EVERYONE
+from .idempotency import fingerprint, is_retry
 from .pages import page
 
 CONTENT_FIELDS = ("title", "content", "source_file")
@@ -44,13 +43,7 @@ def stored_size(body: dict[str, Any]) -> int:
 
 def body_fingerprint(body: dict[str, Any]) -> str:
     """Hash the parts of a share request that define the reference, to compare idempotent retries."""
-    canonical = {name: body.get(name) for name in (*_ROUTING_FIELDS, *CONTENT_FIELDS)}
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
-
-
-def is_same(stored: dict[str, Any], author_id: str, fingerprint: str) -> bool:
-    """Tell whether a stored reference is what an author's share with this fingerprint would store."""
-    return bool(stored["from_id"] == author_id and stored["fingerprint"] == fingerprint)
+    return fingerprint({name: body.get(name) for name in (*_ROUTING_FIELDS, *CONTENT_FIELDS)})
 
 
 def public(ref: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +112,7 @@ class RefStore:
             IdConflict: the id is stored with a different body or by another agent.
         """
         ref_id = body["id"]
-        fingerprint = body_fingerprint(body)
+        request_fingerprint = body_fingerprint(body)
         # A server-made sort key: client ids need not grow, and pages must not skip new references.
         sort_key = new_id()
         ref = {
@@ -136,14 +129,14 @@ class RefStore:
             "source_file": body.get("source_file"),
             "language": body.get("language"),
             "size_bytes": stored_size(body),
-            "fingerprint": fingerprint,
+            "fingerprint": request_fingerprint,
             "created_at": iso(ulid_time(sort_key)),
         }
         try:
             await self.col.insert_one(ref)
         except DuplicateKeyError:
             stored = await self.col.find_one({"_id": ref["_id"]})
-            if stored is None or not is_same(stored, author["_id"], fingerprint):
+            if stored is None or not is_retry(stored, author["_id"], request_fingerprint):
                 raise IdConflict(ref_id) from None
             return stored, False
         return ref, True

@@ -9,8 +9,6 @@ others served in the last second: the price of not writing on every request.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -18,6 +16,7 @@ from collections import Counter
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from .background import Periodic
 from .errors import Problem
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ class RateLimiter:
         self._limit = per_minute
         self._pending: Counter[tuple[str, int]] = Counter()
         self._shared: dict[tuple[str, int], int] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._flusher = Periodic("rate-limit-flusher", self.flush, _FLUSH_S)
         #: The window whose old counters were last deleted: they age only when the window moves.
         self._swept_window: int | None = None
 
@@ -100,21 +99,9 @@ class RateLimiter:
 
     def start(self) -> None:
         """Flush every second in the background."""
-        self._task = asyncio.create_task(self._flush_forever(), name="rate-limit-flusher")
+        self._flusher.start()
 
     async def stop(self) -> None:
         """Stop flushing; write what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._flusher.stop()
         await self.flush()
-
-    async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(_FLUSH_S)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("writing rate-limit counters failed; retrying")

@@ -6,10 +6,9 @@ so only one of them deletes its content and gives its storage back.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
+from ..background import Periodic
 from ..store import Store
 from .blobs import Blobs
 
@@ -32,9 +31,8 @@ class Sweeper:
     def __init__(self, store: Store, blobs: Blobs, interval_s: float, temp_ttl_s: float) -> None:
         self._store = store
         self._blobs = blobs
-        self._interval_s = interval_s
         self._temp_ttl_s = temp_ttl_s
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("file-sweeper", self._sweep_and_log, interval_s, first_now=True)
 
     async def sweep(self) -> int:
         """Run one sweep; return how many files were removed."""
@@ -61,23 +59,14 @@ class Sweeper:
         return removed
 
     def start(self) -> None:
-        """Sweep every interval in the background."""
-        self._task = asyncio.create_task(self._run(), name="file-sweeper")
+        """Sweep now and then every interval, in the background."""
+        self._periodic.start()
 
     async def stop(self) -> None:
         """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                removed = await self.sweep()
-                if removed:
-                    log.info("file sweep removed %d expired or abandoned files", removed)
-            except Exception:
-                log.exception("the file sweep failed; trying again in %.0f s", self._interval_s)
-            await asyncio.sleep(self._interval_s)
+    async def _sweep_and_log(self) -> None:
+        removed = await self.sweep()
+        if removed:
+            log.info("file sweep removed %d expired or abandoned files", removed)

@@ -10,12 +10,12 @@ A ``seq`` that stays missing for ``gap_wait_s`` was lost by its writer and is sk
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..background import Periodic
 from ..ids import utcnow
 from ..store.events import EventStore, contiguous, visible_to
 
@@ -59,7 +59,10 @@ class Hub:
         self._sweep_interval_s = sweep_interval_s
         self._feeds: dict[str, _Feed] = {}
         self._opening: dict[str, asyncio.Lock] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self._last_full_sweep = 0.0
+        # Ticks often enough to catch a gap at half the gap wait.
+        tick = min(sweep_interval_s, gap_wait_s / 4)
+        self._sweeper = Periodic("event-sweeper", self._sweep_due, tick)
         self._has_listeners = asyncio.Event()
         self.draining = False
 
@@ -153,33 +156,26 @@ class Hub:
 
     def start(self) -> None:
         """Start the sweeper in the background."""
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="event-sweeper")
+        self._sweeper.start()
 
     async def stop(self) -> None:
         """Stop the sweeper."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await self._sweeper.stop()
 
-    async def _sweep_forever(self) -> None:
-        tick = min(self._sweep_interval_s, self._gap_wait_s / 4)
-        last_full = 0.0
-        while True:
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            full = now - last_full >= self._sweep_interval_s
-            if full:
-                last_full = now
-            for project_id, feed in list(self._feeds.items()):
-                gap_due = feed.gap_since is not None and now - feed.gap_since >= self._gap_wait_s / 2
-                if not (full or gap_due):
-                    continue
-                try:
-                    await self.sweep(project_id)
-                except Exception:
-                    log.exception("reading the event log of project %s failed; retrying", project_id)
+    async def _sweep_due(self) -> None:
+        """Sweep every project once per sweep interval, and one with a gap at half the gap wait."""
+        now = time.monotonic()
+        full = now - self._last_full_sweep >= self._sweep_interval_s
+        if full:
+            self._last_full_sweep = now
+        for project_id, feed in list(self._feeds.items()):
+            gap_due = feed.gap_since is not None and now - feed.gap_since >= self._gap_wait_s / 2
+            if not (full or gap_due):
+                continue
+            try:
+                await self.sweep(project_id)
+            except Exception:
+                log.exception("reading the event log of project %s failed; retrying", project_id)
 
     async def sweep(self, project_id: str) -> None:
         """Read the project's log after what was delivered: fill gaps, skip lost ``seq``s."""

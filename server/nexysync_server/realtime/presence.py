@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any
 
+from ..background import Periodic, cancel_and_wait
 from ..store.events import EVERYONE
 from ..store.presence import PresenceStore
 from .hub import Hub
@@ -36,7 +37,7 @@ class Presence:
         self._grace_s = grace_s
         self._held: dict[str, dict[str, Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._upkeep = Periodic("presence", self._maintain, lease_s / 3)
 
     async def connect(self, agent: dict[str, Any]) -> str:
         """Take a lease for a new stream; announce the agent if it just came online."""
@@ -73,29 +74,22 @@ class Presence:
 
     def start(self) -> None:
         """Start renewing leases and sweeping expired ones."""
-        self._loop_task = asyncio.create_task(self._maintain_forever(), name="presence")
+        self._upkeep.start()
 
     async def stop(self) -> None:
         """Stop, releasing this process's leases so that its agents go offline without waiting."""
-        for task in [self._loop_task, *self._tasks]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._loop_task = None
+        await self._upkeep.stop()
+        for task in list(self._tasks):
+            await cancel_and_wait(task)
         for lease_id in list(self._held):
             with contextlib.suppress(Exception):
                 await self._store.release(lease_id)
 
-    async def _maintain_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._lease_s / 3)
-            try:
-                await self._store.renew(list(self._held), self._lease_s)
-                for lease in await self._store.expired():
-                    # Only the process whose delete succeeds settles it, so it is announced once.
-                    if await self._store.release(lease["_id"]):
-                        agent = {"_id": lease["agent_id"], "project_id": lease["project_id"], "slug": lease["slug"]}
-                        await self._settle(agent)
-            except Exception:
-                log.exception("presence upkeep failed; retrying")
+    async def _maintain(self) -> None:
+        """Renew this process's leases; settle the agents of leases that expired (a server died)."""
+        await self._store.renew(list(self._held), self._lease_s)
+        for lease in await self._store.expired():
+            # Only the process whose delete succeeds settles it, so it is announced once.
+            if await self._store.release(lease["_id"]):
+                agent = {"_id": lease["agent_id"], "project_id": lease["project_id"], "slug": lease["slug"]}
+                await self._settle(agent)

@@ -8,12 +8,12 @@ streams (or the stream breaks), the hub's sweeper still reads the log by ``seq``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
+from ..background import cancel_and_wait
 from .hub import Hub
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,8 @@ class Watcher:
 
     async def stop(self) -> None:
         """Stop watching."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

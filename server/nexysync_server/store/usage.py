@@ -7,13 +7,12 @@ workers' counts show up within a second.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import Counter
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from ..background import Periodic
 from ..ids import utcnow
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ class UsageStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self.col = db["usage_daily"]
         self._pending: Counter[tuple[str, str]] = Counter()
-        self._flusher: asyncio.Task[None] | None = None
+        self._flusher = Periodic("usage-flusher", self.flush, FLUSH_INTERVAL_S)
 
     async def ensure_indexes(self) -> None:
         """Create the per-project index used when a project is deleted."""
@@ -77,24 +76,12 @@ class UsageStore:
 
     def start(self) -> None:
         """Start flushing every second in the background."""
-        self._flusher = asyncio.create_task(self._flush_forever(), name="usage-flusher")
+        self._flusher.start()
 
     async def stop(self) -> None:
         """Stop the background flusher and write what is left."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        await self._flusher.stop()
         await self.flush()
-
-    async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("writing usage counters failed; retrying in %.0f s", FLUSH_INTERVAL_S)
 
     async def reserve_storage(self, project_id: str, size: int, limit: int) -> bool:
         """Add ``size`` bytes to the project's storage if it stays within ``limit``; tell whether it did.

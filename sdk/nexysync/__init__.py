@@ -28,8 +28,9 @@ from nexysync._errors import (
     RateLimitError,
     UnprocessableEntityError,
 )
-from nexysync._operations import DecryptedPage, UndecryptableRecord
+from nexysync._operations import DecryptedPage, DecryptedThread, UndecryptableRecord
 from nexysync._pagination import AsyncPager, SyncPager
+from nexysync._raw import AsyncClientWithRawResponse, ClientWithRawResponse
 from nexysync._stream import AsyncStream, AsyncStreamEvent, Stream, StreamEvent
 from nexysync._ulid import new_ulid
 from nexysync.crypto import DecryptionError, KeyRing
@@ -41,13 +42,16 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncClient",
+    "AsyncClientWithRawResponse",
     "AsyncPager",
     "AsyncStream",
     "AsyncStreamEvent",
     "AuthenticationError",
     "Client",
+    "ClientWithRawResponse",
     "ConflictError",
     "DecryptedPage",
+    "DecryptedThread",
     "DecryptionError",
     "FileNotReadyError",
     "InternalServerError",

@@ -20,6 +20,7 @@ from nexysync import resources
 from nexysync._config import ENV_API_KEY, ENV_API_URL, ENV_ENC_KEY, load_key_file
 from nexysync._errors import KeyFileError
 from nexysync._operations import Cipher, PreparedCall, needs_cipher, parse_response, prepare_call
+from nexysync._raw import AsyncClientWithRawResponse, ClientWithRawResponse
 from nexysync._stream import AsyncStream, Stream
 from nexysync._transport import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncTransport, SyncTransport, TimeoutTypes
 from nexysync.crypto import KEY_BYTES, KeyRing
@@ -284,7 +285,7 @@ class Client(_ClientCore):
         return other
 
     @property
-    def with_raw_response(self) -> Any:
+    def with_raw_response(self) -> ClientWithRawResponse:
         """This client, with every resource method returning a :class:`RawResponse` instead.
 
         ``client.with_raw_response.messages.send(...)`` sends exactly what ``client.messages.send``
@@ -292,6 +293,11 @@ class Client(_ClientCore):
         ``.parse()`` for the decrypted model the normal call returns (it raises the typed
         ``APIStatusError`` when the status is an error). A list method's pager gives the raw first
         page with ``.first_page()``. It shares this client's connection, session and options.
+
+        Typing: each method of the view takes the parameters of the resource method it stands for
+        (they are carried over from its signature, not copied) and is typed to return
+        :class:`RawResponse`, or a pager with only ``first_page()`` for a list. Methods that are not
+        one operation (``messages.wait``, ``files.upload``, ``files.download``) are not in the type.
 
         Example:
             >>> raw = client.with_raw_response.messages.send(to="bob", topic="t", payload="hi")  # doctest: +SKIP
@@ -301,7 +307,7 @@ class Client(_ClientCore):
         view._session = self._session
         view._transport = self._transport
         view._attach_resources()
-        return view
+        return ClientWithRawResponse(view)
 
     def call_raw(
         self,
@@ -529,17 +535,18 @@ class AsyncClient(_ClientCore):
         return other
 
     @property
-    def with_raw_response(self) -> Any:
+    def with_raw_response(self) -> AsyncClientWithRawResponse:
         """This client, its resource methods returning :class:`RawResponse` (see :attr:`Client.with_raw_response`).
 
         ``await client.with_raw_response.messages.send(...)`` gives the unchecked response;
-        ``.parse()`` gives the decrypted model the normal call returns.
+        ``.parse()`` gives the decrypted model the normal call returns. Typed as the sync view: the
+        resource method's parameters, answering an awaitable :class:`RawResponse`.
         """
         view = object.__new__(_AsyncRawResponseClient)
         view._session = self._session
         view._transport = self._transport
         view._attach_resources()
-        return view
+        return AsyncClientWithRawResponse(view)
 
     async def call_raw(
         self,
@@ -637,6 +644,15 @@ class AsyncClient(_ClientCore):
 class _RawResponseClient(Client):
     """The view behind :attr:`Client.with_raw_response`: every operation answers a :class:`RawResponse`."""
 
+    @property
+    def project_id(self) -> str:
+        """The agent's project id, as :attr:`Client.project_id`."""
+        if self._session.project_id is None:
+            # Client.call, not self.me.get(): through this view that answers a RawResponse, not a Me.
+            project_id: str = Client.call(self, "me_get").project_id
+            self._session.project_id = project_id
+        return self._session.project_id
+
     def call(
         self,
         operation_id: str,
@@ -663,6 +679,14 @@ class _RawResponseClient(Client):
 
 class _AsyncRawResponseClient(AsyncClient):
     """The view behind :attr:`AsyncClient.with_raw_response`: every operation answers a :class:`RawResponse`."""
+
+    async def get_project_id(self) -> str:
+        """Return the agent's project id, as :meth:`AsyncClient.get_project_id`."""
+        if self._session.project_id is None:
+            # AsyncClient.call, not self.me.get(): through this view that answers a RawResponse, not a Me.
+            project_id: str = (await AsyncClient.call(self, "me_get")).project_id
+            self._session.project_id = project_id
+        return self._session.project_id
 
     async def call(
         self,

@@ -33,6 +33,7 @@ __all__ = [
     "JSON_FIELDS",
     "Cipher",
     "DecryptedPage",
+    "DecryptedThread",
     "PreparedCall",
     "UndecryptableRecord",
     "parse_response",
@@ -91,6 +92,18 @@ class DecryptedPage(BaseModel):
     def undecryptable(self) -> list[UndecryptableRecord]:
         """The records of this page left out of ``data`` because they failed to decrypt."""
         return self._undecryptable
+
+
+class DecryptedThread(generated_models.Thread, DecryptedPage):
+    """What ``messages.thread()`` answers: the thread's messages decrypted, with :attr:`undecryptable`.
+
+    The plaintext ``Thread`` that :func:`plain_model` builds subclasses this, so a thread is an
+    instance of it at run time as well as for type checkers (``thread.undecryptable``).
+    """
+
+
+#: Lists of encrypted records whose plaintext twin gets a named, typed base instead of the plain pair.
+_TYPED_PAGES: dict[type[BaseModel], type[DecryptedPage]] = {generated_models.Thread: DecryptedThread}
 
 
 @dataclass(frozen=True)
@@ -178,9 +191,8 @@ def plain_model(model: type[BaseModel]) -> type[BaseModel]:
             overrides[name] = (rewritten, info)
     if page_record_model(model) is not None:
         # A list of encrypted records: one that fails to decrypt is skipped, not fatal.
-        plain: type[BaseModel] = create_model(
-            model.__name__, __base__=(model, DecryptedPage), __module__=__name__, **overrides
-        )
+        bases = (_TYPED_PAGES[model],) if model in _TYPED_PAGES else (model, DecryptedPage)
+        plain: type[BaseModel] = create_model(model.__name__, __base__=bases, __module__=__name__, **overrides)
         plain.__doc__ = (
             f"{model.__name__} with its records decrypted; those that failed to decrypt are in ``undecryptable``."
         )

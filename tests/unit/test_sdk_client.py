@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nexysync
+import nexysync_generated.models
 from nexysync import (
     APIConnectionError,
     APITimeoutError,
@@ -166,6 +167,65 @@ def test_sync_and_async_resources_have_the_same_surface() -> None:
 def test_public_names_are_exported() -> None:
     for name in ("Client", "AsyncClient", "APIError", "KeyRing", "DecryptionError", "KeyFileError", "__version__"):
         assert hasattr(nexysync, name)
+    for name in ("ClientWithRawResponse", "AsyncClientWithRawResponse", "DecryptedThread"):
+        assert name in nexysync.__all__ and hasattr(nexysync, name)
+
+
+def operation_methods(resource: object) -> set[str]:
+    """Return the names of a resource's methods that are one operation each."""
+    return {name for name, method in inspect.getmembers(resource, callable) if hasattr(method, "__operation_id__")}
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_the_raw_view_types_every_operation_method_of_every_resource(kind: str) -> None:
+    # The typed views name each method once; this keeps them in step with the resources.
+    if kind == "sync":
+        client: Client | AsyncClient = make_client(FakeServer())[0]
+        view: Any = client.with_raw_response
+        assert isinstance(view, nexysync.ClientWithRawResponse)
+    else:
+        client = AsyncClient(base_url="http://api.test", api_key="k")
+        view = client.with_raw_response
+        assert isinstance(view, nexysync.AsyncClientWithRawResponse)
+    resources = {name for name, value in vars(client).items() if not name.startswith("_")}
+    typed = {name for name in vars(view) if not name.startswith("_")}
+    assert typed == resources | {"call", "call_raw"}
+    for name in resources:
+        resource = getattr(view, name)
+        target = resource._target
+        assert type(target) is type(getattr(client, name)) and target._client is not client
+        members = {member for member in vars(resource) if not member.startswith("_")}
+        assert members == operation_methods(target), name
+        for member in members:
+            method = getattr(resource, member)
+            # The very method of the resource bound to the raw client: nothing is re-implemented.
+            assert method.__self__ is target and method.__func__ is getattr(type(target), member)
+    # What the types leave out is still there at run time, as when the view was a client.
+    assert callable(view.messages.wait) and callable(view.files.upload) and view.base_url == "http://api.test"
+    with pytest.raises(AttributeError):
+        _ = view.messages.no_such_method
+
+
+def test_a_raw_view_fetches_the_project_id_parsed_when_not_configured() -> None:
+    server = FakeServer()
+    client, _ = make_client(server, project_id=None)
+    raw = client.with_raw_response.messages.send("bob", topic="t", payload="p")
+    assert raw.status_code == 201 and raw.parse().payload == "p"
+    assert server.me_calls == 1 and client.project_id == PROJECT
+
+    async def scenario() -> None:
+        server = FakeServer()
+        async with AsyncClient(
+            base_url="http://api.test",
+            api_key="k",
+            key_ring=KeyRing([bytes(range(32))]),
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(server)),
+        ) as client:
+            raw = await client.with_raw_response.messages.send("bob", topic="t", payload="q")
+            assert raw.status_code == 201 and raw.parse().payload == "q"
+            assert server.me_calls == 1 and await client.get_project_id() == PROJECT
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize(
@@ -692,6 +752,7 @@ def test_a_page_keeps_the_records_that_decrypt_and_lists_the_others(caplog: pyte
     # A walk starts its own count; the thread is a list of messages and degrades the same way.
     assert len(list(pager)) == 2 and len(pager.undecryptable) == 1
     thread = client.messages.thread(first.id)
+    assert isinstance(thread, nexysync.DecryptedThread) and isinstance(thread, nexysync_generated.models.Thread)
     assert [m.id for m in thread.data] == [first.id, third.id]
     assert [e.record for e in thread.undecryptable] == [f"message/{foreign.id}"]
     # Asked for by id, the record still raises.
@@ -769,6 +830,7 @@ def test_async_pager_collects_the_undecryptable_records_over_its_pages() -> None
             assert [e.record for e in first.undecryptable] == [f"message/{bad[0].id}"]
             assert len(pager.undecryptable) == 2  # first_page() does not add to the walk's count
             thread = await client.messages.thread(good[0].id)
+            assert isinstance(thread, nexysync.DecryptedThread)
             assert len(thread.data) == 3 and len(thread.undecryptable) == 2
             with pytest.raises(DecryptionError):
                 await client.messages.get(bad[0].id)

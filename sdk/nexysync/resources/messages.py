@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 from nexysync._errors import ConflictError
+from nexysync._operations import DecryptedThread
 from nexysync._pagination import AsyncPager, SyncPager
 from nexysync.resources._base import AsyncResource, SyncResource, compact, is_id_conflict, operation
 from nexysync_generated.models import AckResult, Message, Thread
@@ -180,13 +181,13 @@ class Messages(SyncResource):
         return result
 
     @operation("messages_thread")
-    def thread(self, message_id: str) -> Thread:
+    def thread(self, message_id: str) -> DecryptedThread:
         """Return the whole thread a message belongs to, decrypted.
 
         A list of messages like a page of :meth:`list`: a message of it that fails to decrypt is
         left out of ``data`` and listed in ``thread.undecryptable`` (and logged), not raised.
         """
-        result: Thread = self._client.call("messages_thread", path_params={"message_id": message_id})
+        result: DecryptedThread = self._client.call("messages_thread", path_params={"message_id": message_id})
         return result
 
     @operation("messages_react")
@@ -311,9 +312,9 @@ class AsyncMessages(AsyncResource):
         return result
 
     @operation("messages_thread")
-    async def thread(self, message_id: str) -> Thread:
+    async def thread(self, message_id: str) -> DecryptedThread:
         """Return the whole thread a message belongs to, decrypted, as :meth:`Messages.thread` (``undecryptable``)."""
-        result: Thread = await self._client.call("messages_thread", path_params={"message_id": message_id})
+        result: DecryptedThread = await self._client.call("messages_thread", path_params={"message_id": message_id})
         return result
 
     @operation("messages_react")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nexysync import APIError, AsyncClient, KeyFileError, KeyRing, find_key_file, load_key_file
+from nexysync.crypto import decode_key
 from nexysync_mcp.errors import KEY_MISMATCH, NO_KEY, ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
 
@@ -23,7 +22,6 @@ __all__ = ["AgentLink", "Credentials", "load_credentials"]
 logger = logging.getLogger(__name__)
 
 ENV_NAMES = ("NEXYSYNC_API_URL", "NEXYSYNC_API_KEY", "NEXYSYNC_ENC_KEY")
-KEY_BYTES = 32
 #: Inbox messages ns_auth tries an enc_key on: it is refused when none of them decrypts.
 KEY_CHECK_MESSAGES = 10
 
@@ -78,11 +76,9 @@ def credentials_from_arguments(
         ToolFailure: a key that is not standard base64 of 32 bytes, or no API URL anywhere.
     """
     try:
-        key = base64.b64decode(enc_key.strip(), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ToolFailure("enc_key must be standard base64 of the 32-byte project key.") from exc
-    if len(key) != KEY_BYTES:
-        raise ToolFailure(f"enc_key must decode to {KEY_BYTES} bytes, got {len(key)}.")
+        key = decode_key(enc_key)
+    except ValueError as exc:
+        raise ToolFailure(f"enc_key: {exc}.") from exc
     url = api_url or fallback_url or os.environ.get("NEXYSYNC_API_URL")
     if not url:
         raise ToolFailure("api_url is required: no API URL is configured yet.")
@@ -127,15 +123,27 @@ class AgentLink:
             return
         self._use(credentials)
 
-    def _use(self, credentials: Credentials) -> None:
-        self.credentials = credentials
-        self.client = AsyncClient(
+    @staticmethod
+    def _client_for(credentials: Credentials) -> AsyncClient:
+        """Build the client for ``credentials``, bound to their project when it is known."""
+        return AsyncClient(
             base_url=credentials.api_url,
             api_key=credentials.api_key,
             key_ring=credentials.key_ring,
             project_id=credentials.project_id,
         )
-        self.inbox = Inbox(self.client, self._announce, on_event=self._on_event, **self._stream_options)
+
+    def _use(self, credentials: Credentials, *, client: AsyncClient | None = None, slug: str | None = None) -> None:
+        """Make ``credentials`` current, with ``client`` when one was already built for them.
+
+        Args:
+            credentials: The credentials to use.
+            client: A client built for exactly these credentials; a new one when None.
+            slug: The agent's slug when known, so the inbox need not ask ``GET /v1/me``.
+        """
+        self.credentials = credentials
+        self.client = client if client is not None else self._client_for(credentials)
+        self.inbox = Inbox(self.client, self._announce, on_event=self._on_event, slug=slug, **self._stream_options)
         self.inbox.start()
 
     def require(self) -> AsyncClient:
@@ -154,32 +162,53 @@ class AgentLink:
         Raises:
             ToolFailure: the API refused them or cannot be reached; the current client stays.
         """
-        candidate = AsyncClient(
-            base_url=credentials.api_url, api_key=credentials.api_key, key_ring=credentials.key_ring
-        )
+        # A client takes its project id only when built, and only GET /v1/me tells it: a first
+        # client asks once, and the client built with the answer checks the key and is kept, so
+        # neither it nor its inbox asks again.
+        me = await self._identify(credentials)
+        checked = replace(credentials, project_id=me.project_id)
+        client = self._client_for(checked)
         try:
-            me = await candidate.me.get()
-            # The API cannot judge enc_key; the inbox's messages can, when there are some. A page
-            # skips those it cannot decrypt (``undecryptable``): the key is wrong when none of
-            # them decrypts, not when one other agent was given another key.
-            page = await candidate.messages.list(limit=KEY_CHECK_MESSAGES).first_page()
-            if page.undecryptable and not page.data:
-                raise ToolFailure(KEY_MISMATCH.format(what="this agent's messages with that enc_key"))
+            await self._check_key(client, checked.api_url)
+        except BaseException:
+            await client.aclose()
+            raise
+        await self.close()
+        self._use(checked, client=client, slug=me.agent.slug)
+        return me
+
+    @staticmethod
+    async def _identify(credentials: Credentials) -> Me:
+        """Return who the credentials' API key belongs to.
+
+        Raises:
+            ToolFailure: the API refused the key or cannot be reached.
+        """
+        # The ring is given, although GET /v1/me is plaintext, so the client does not read NEXYSYNC_ENC_KEY.
+        client = AsyncClient(base_url=credentials.api_url, api_key=credentials.api_key, key_ring=credentials.key_ring)
+        try:
+            return await client.me.get()
         except APIError as error:
             raise ToolFailure(describe(error, api_url=credentials.api_url)) from error
         finally:
-            await candidate.aclose()
-        await self.close()
-        self._use(
-            Credentials(
-                api_url=credentials.api_url,
-                api_key=credentials.api_key,
-                key_ring=credentials.key_ring,
-                project_id=me.project_id,
-                source=credentials.source,
-            )
-        )
-        return me
+            await client.aclose()
+
+    @staticmethod
+    async def _check_key(client: AsyncClient, api_url: str) -> None:
+        """Refuse the client's enc_key when the agent has messages and it decrypts none of them.
+
+        Raises:
+            ToolFailure: the key decrypts none of the messages, or the API failed.
+        """
+        # The API cannot judge enc_key; the inbox's messages can, when there are some. A page
+        # skips those it cannot decrypt (``undecryptable``): the key is wrong when none of
+        # them decrypts, not when one other agent was given another key.
+        try:
+            page = await client.messages.list(limit=KEY_CHECK_MESSAGES).first_page()
+        except APIError as error:
+            raise ToolFailure(describe(error, api_url=api_url)) from error
+        if page.undecryptable and not page.data:
+            raise ToolFailure(KEY_MISMATCH.format(what="this agent's messages with that enc_key"))
 
     async def close(self) -> None:
         """Stop the inbox and close the client."""

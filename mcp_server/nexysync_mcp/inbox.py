@@ -130,6 +130,7 @@ class Inbox:
         announce: Told of each new message once it is cached; failures there are logged only.
         on_event: Told of each ``new_ref``, ``new_file`` and ``kv_update`` event of another agent
             (its type and data); failures there are logged only.
+        slug: The agent's slug when the caller already has it; asked of ``GET /v1/me`` otherwise.
         stream_options: Settings for ``client.stream()`` (``poll_interval_s``, ...).
     """
 
@@ -139,6 +140,7 @@ class Inbox:
         announce: Callable[[Entry], Awaitable[None]],
         *,
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
+        slug: str | None = None,
         **stream_options: Any,
     ) -> None:
         self._client = client
@@ -151,8 +153,8 @@ class Inbox:
         self._stream: AsyncStream | None = None
         self._resume_after: int | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        #: The agent's slug, once ``GET /v1/me`` answered.
-        self.slug: str | None = None
+        #: The agent's slug: given, or once ``GET /v1/me`` answered.
+        self.slug = slug
         #: True while the stream is open and every new message reaches the cache.
         self.synced = False
         #: True when the unread messages listed at start are all in the cache too.

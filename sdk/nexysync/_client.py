@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,7 +21,7 @@ from nexysync._operations import Cipher, PreparedCall, needs_cipher, parse_respo
 from nexysync._raw import AsyncClientWithRawResponse, ClientWithRawResponse
 from nexysync._stream import AsyncStream, Stream
 from nexysync._transport import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncTransport, SyncTransport, TimeoutTypes
-from nexysync.crypto import KEY_BYTES, KeyRing
+from nexysync.crypto import KeyRing, decode_key
 from nexysync_generated import OPERATIONS
 
 __all__ = ["AsyncClient", "Client", "RawResponse"]
@@ -50,12 +48,9 @@ def _env_ring() -> KeyRing | None:
     if not encoded:
         return None
     try:
-        key = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise KeyFileError(f"{ENV_ENC_KEY} is not valid standard base64") from exc
-    if len(key) != KEY_BYTES:
-        raise KeyFileError(f"{ENV_ENC_KEY} must decode to {KEY_BYTES} bytes, got {len(key)}")
-    return KeyRing([key])
+        return KeyRing([decode_key(encoded)])
+    except ValueError as exc:
+        raise KeyFileError(f"{ENV_ENC_KEY}: {exc}") from exc
 
 
 def _base_url(base_url: str | None) -> str:

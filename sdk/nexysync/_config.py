@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 from dataclasses import dataclass, field
@@ -11,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nexysync._errors import KeyFileError
-from nexysync.crypto import KEY_BYTES, KeyRing
+from nexysync.crypto import KeyRing, decode_key
 
 __all__ = ["KeyFile", "find_key_file", "load_key_file"]
 
@@ -62,12 +60,9 @@ def _decode_key(text: Any, where: str) -> bytes:
     if not isinstance(text, str):
         raise KeyFileError(f"{where} must be a base64 string")
     try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise KeyFileError(f"{where} is not valid standard base64") from exc
-    if len(raw) != KEY_BYTES:
-        raise KeyFileError(f"{where} must decode to {KEY_BYTES} bytes, got {len(raw)}")
-    return raw
+        return decode_key(text)
+    except ValueError as exc:
+        raise KeyFileError(f"{where}: {exc}") from exc
 
 
 def load_key_file(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> KeyFile:

@@ -45,6 +45,24 @@ def key_id(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:8]
 
 
+def decode_key(text: str) -> bytes:
+    """Decode a project key written as standard base64, as key files and ``NEXYSYNC_ENC_KEY`` hold it.
+
+    Surrounding whitespace (a trailing newline, a pasted space) is ignored; anything else that
+    is not the standard base64 alphabet is refused.
+
+    Raises:
+        ValueError: not valid standard base64, or not :data:`KEY_BYTES` bytes once decoded.
+    """
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except ValueError as exc:  # binascii.Error, and non-ASCII text
+        raise ValueError(f"a project key is not valid standard base64 of {KEY_BYTES} bytes") from exc
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"a project key must decode to {KEY_BYTES} bytes, got {len(key)}")
+    return key
+
+
 def associated_data(project_id: str, kind: str, record_id: str, field: str) -> bytes:
     """Return the associated data that binds an envelope to one field of one record."""
     return f"nexysync/v1|{project_id}|{kind}|{record_id}|{field}".encode()
@@ -93,11 +111,11 @@ class KeyRing:
             ValueError: a key is not valid base64 of 32 bytes.
         """
         keys = []
-        for text in encoded:
+        for index, text in enumerate(encoded):
             try:
-                keys.append(base64.b64decode(text, validate=True))
+                keys.append(decode_key(text))
             except ValueError as exc:
-                raise ValueError("an encryption key is not valid base64") from exc
+                raise ValueError(f"key {index} of the ring: {exc}") from exc
         return cls(keys)
 
     @property

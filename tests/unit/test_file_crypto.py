@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 
@@ -16,6 +17,7 @@ from nexysync.crypto import (
     FileDecryptor,
     FileEncryptor,
     KeyRing,
+    decode_key,
     decrypt_file_stream,
     encrypt_file_stream,
     encrypted_file_size,
@@ -159,3 +161,42 @@ def test_any_content_round_trips_and_any_truncation_fails(size: int, chunk: int,
     assert open_(sealed, chunk=chunk) == content
     with pytest.raises(DecryptionError):
         open_(sealed[: max(0, len(sealed) - cut)], chunk=chunk)
+
+
+# -- decode_key: the one decoder of project keys written as text ------------------------------
+
+
+@pytest.mark.parametrize("around", ["{}", " {}", "{}\n", "\t{} \r\n"])
+def test_decode_key_reads_standard_base64_of_32_bytes_and_ignores_surrounding_whitespace(around: str) -> None:
+    key = bytes(range(200, 232))  # 0xfb.. gives "+" and "/" in standard base64
+    encoded = base64.b64encode(key).decode()
+    assert "+" in encoded or "/" in encoded
+    assert decode_key(around.format(encoded)) == key
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not base64!",
+        base64.urlsafe_b64encode(bytes(range(200, 232))).decode(),  # base64url is not standard base64
+        base64.b64encode(bytes(32)).decode().rstrip("="),  # missing padding
+        "AAAA AAAA" + base64.b64encode(bytes(32)).decode()[8:],  # whitespace inside
+        "é" * 44,
+    ],
+)
+def test_decode_key_refuses_what_is_not_standard_base64(text: str) -> None:
+    with pytest.raises(ValueError, match="not valid standard base64 of 32 bytes"):
+        decode_key(text)
+
+
+@pytest.mark.parametrize("size", [0, 16, 31, 33, 64])
+def test_decode_key_refuses_a_key_of_the_wrong_length(size: int) -> None:
+    with pytest.raises(ValueError, match=f"must decode to 32 bytes, got {size}$"):
+        decode_key(base64.b64encode(bytes(size)).decode())
+
+
+def test_a_ring_from_base64_names_the_bad_key() -> None:
+    good = base64.b64encode(bytes(32)).decode()
+    assert KeyRing.from_base64([good, f" {good}\n"]).current_id == KeyRing([bytes(32)]).current_id
+    with pytest.raises(ValueError, match=r"key 1 of the ring: .*got 3"):
+        KeyRing.from_base64([good, "AAAA"])

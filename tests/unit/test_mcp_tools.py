@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from mcp.server.mcpserver import MCPServer
 from nexysync import (
     APIConnectionError,
     APIStatusError,
+    AsyncClient,
     AuthenticationError,
     DecryptionError,
     KeyFileError,
@@ -169,7 +171,49 @@ async def test_every_tool_answers_how_to_configure_keys_when_none_are_set() -> N
 async def test_ns_auth_rejects_a_key_that_is_not_32_bytes_before_any_request() -> None:
     tools = Tools(AgentLink(lambda entry: asyncio.sleep(0)))
     reply = await tools.call("ns_auth", {"api_key": "nsync_x", "enc_key": "AAAA", "api_url": "http://127.0.0.1:1"})
-    assert reply.is_error and reply.text == "enc_key must decode to 32 bytes, got 3."
+    assert reply.is_error and reply.text == "enc_key: a project key must decode to 32 bytes, got 3."
+
+
+async def test_ns_auth_asks_who_the_agent_is_once_and_keeps_the_client_that_checked_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = ULID.format(1)
+    agent = {"id": ULID.format(2), "project_id": project, "slug": "bob", "name": "bob", "role": ""}
+    agent |= {"capabilities": [], "key_prefix": "nsync_bo", "created_at": NOW, "updated_at": NOW, "last_seen_at": None}
+    requests: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(f"{request.method} {request.url.path}")
+        if request.url.path == "/v1/me":
+            return httpx.Response(200, json={"agent": agent, "project_id": project})
+        if request.url.path == "/v1/messages":
+            return httpx.Response(200, json={"data": [], "next_cursor": None})
+        # The inbox's stream: refused, which is enough to see it started without asking /v1/me.
+        return httpx.Response(404, json={"title": "Not Found", "status": 404})
+
+    built: list[AsyncClient] = []
+
+    def client(**options: Any) -> AsyncClient:
+        made = AsyncClient(**options, http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+        built.append(made)
+        return made
+
+    monkeypatch.setattr("nexysync_mcp.agent.AsyncClient", client)
+    link = AgentLink(lambda entry: asyncio.sleep(0))
+    tools = Tools(link)
+    key = base64.b64encode(bytes(32)).decode()
+    try:
+        reply = await tools.call("ns_auth", {"api_key": "nsync_bob", "enc_key": key, "api_url": "http://api.test"})
+        assert not reply.is_error, reply.text
+        assert json.loads(reply.text) == {"authenticated": "bob", "project_id": project, "api_url": "http://api.test"}
+        await until(lambda: len(requests) > 2)
+        assert requests[:2] == ["GET /v1/me", "GET /v1/messages"]
+        assert requests.count("GET /v1/me") == 1
+        # The first client only asks who the agent is; the second, built with the project, is kept.
+        assert len(built) == 2 and link.client is built[1]
+        assert link.inbox is not None and link.inbox.slug == "bob"
+    finally:
+        await link.close()
 
 
 # -- views ---------------------------------------------------------------------------------------

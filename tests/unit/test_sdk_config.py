@@ -121,7 +121,7 @@ def test_a_key_file_that_is_not_json_is_named(tmp_path: Path) -> None:
 
 def test_a_bad_env_key_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEXYSYNC_ENC_KEY", base64.b64encode(b"x" * 16).decode())
-    with pytest.raises(KeyFileError, match="NEXYSYNC_ENC_KEY must decode to 32 bytes"):
+    with pytest.raises(KeyFileError, match="NEXYSYNC_ENC_KEY: a project key must decode to 32 bytes"):
         Client(base_url="http://x.test", api_key="k")
     monkeypatch.delenv("NEXYSYNC_ENC_KEY")
     with pytest.raises(KeyFileError, match="NEXYSYNC_API_URL"):

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexysync.crypto import KEY_BYTES, key_id, new_key
+from nexysync import crypto
+from nexysync.crypto import key_id, new_key
 from nexysync_mcp.cli.errors import CliError
 from nexysync_mcp.cli.files import ensure_private_dir, read_json, write_json
 
@@ -64,18 +65,15 @@ def encode_key(key: bytes) -> str:
 
 
 def decode_key(text: str, where: str) -> bytes:
-    """Return the 32 key bytes of a standard-base64 string.
+    """Return the 32 key bytes of a standard-base64 string; ``where`` names it in the error.
 
     Raises:
         CliError: not base64, or not 32 bytes.
     """
     try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise CliError(f"{where} is not valid base64", code="BAD_KEY") from exc
-    if len(raw) != KEY_BYTES:
-        raise CliError(f"{where} must be {KEY_BYTES} bytes, not {len(raw)}", code="BAD_KEY")
-    return raw
+        return crypto.decode_key(text)
+    except ValueError as exc:
+        raise CliError(f"{where}: {exc}", code="BAD_KEY") from exc
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -13,8 +14,11 @@ import pytest
 
 from nexysync import APIConnectionError, Client
 from nexysync_mcp.cli import build_parser, main
+from nexysync_mcp.cli.commands.init import run_init
+from nexysync_mcp.cli.context import Context
 from nexysync_mcp.cli.credentials import DEFAULT_API_URL, CredentialStore, OwnerSession, StoredSession, resolve_api_url
 from nexysync_mcp.cli.errors import CliError, describe
+from nexysync_mcp.cli.output import Output
 
 URL = "http://api.test"
 NOW = "2026-01-01T00:00:00Z"
@@ -130,6 +134,61 @@ def test_refused_refresh_token_asks_to_log_in(isolated: Path) -> None:
     with pytest.raises(CliError) as caught:
         owner.call(lambda client: list(client.projects.list()))
     assert "nexysync login" in caught.value.message
+
+
+def test_init_lists_the_project_agents_once(isolated: Path, tmp_path: Path) -> None:
+    project_id, bob_id = "01KQ7Z" + "1" * 20, "01KQ7Z" + "2" * 20
+    project = {"id": project_id, "name": "demo", "owner_id": USER["id"], "default_ttl_hours": 24}
+    project |= {"created_at": NOW, "updated_at": NOW}
+
+    def agent(slug: str, agent_id: str) -> dict[str, Any]:
+        return {"id": agent_id, "project_id": project_id, "slug": slug, "name": slug, "role": "", "capabilities": []}
+
+    requests: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        requests.append(f"{request.method} {request.url.path}")
+        base = f"/v1/projects/{project_id}"
+        times = {"key_prefix": "nsync_xx", "created_at": NOW, "updated_at": NOW, "last_seen_at": None}
+        if request.url.path == base:
+            return httpx.Response(200, json=project)
+        if request.url.path == f"{base}/agents" and request.method == "GET":
+            return httpx.Response(
+                200, json={"data": [agent("alice", "01KQ7Z" + "3" * 20) | times], "next_cursor": None}
+            )
+        if request.url.path == f"{base}/agents" and request.method == "POST":
+            return httpx.Response(201, json={"agent": agent("bob", bob_id) | times, "api_key": "nsync_bob_" + "0" * 40})
+        return httpx.Response(404, json={"status": 404, "detail": "no"})
+
+    CredentialStore(isolated).save(session())
+    workspace = tmp_path / "bob"
+    workspace.mkdir()
+    argv = [
+        "init",
+        "--project",
+        project_id,
+        "--agent",
+        "bob",
+        "--dir",
+        str(workspace),
+        "--new-key",
+        "--mcp-command",
+        "x",
+    ]
+    ctx = Context(
+        args=build_parser().parse_args(argv),
+        output=Output(json_mode=True, stdout=io.StringIO(), stderr=io.StringIO()),
+        directory=isolated,
+        client_factory=factory(api),
+    )
+    try:
+        assert run_init(ctx) == 0
+    finally:
+        ctx.close()
+    # The new-key check (other agents?) and the create-or-rotate step share one listing.
+    assert requests.count(f"GET /v1/projects/{project_id}/agents") == 1
+    assert f"POST /v1/projects/{project_id}/agents" in requests
+    assert (workspace / ".nexysync" / "key").is_file()
 
 
 def test_json_flag_works_before_and_after_the_command() -> None:

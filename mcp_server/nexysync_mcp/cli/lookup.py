@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from nexysync import Client, NotFoundError
 from nexysync_generated.models import Agent, Project
@@ -53,13 +54,28 @@ def list_agents(owner: OwnerSession, project_id: str) -> list[Agent]:
     return owner.call(fetch)
 
 
-def find_agent(owner: OwnerSession, project: Project, reference: str, *, required: bool = True) -> Agent | None:
+def find_agent(
+    owner: OwnerSession,
+    project: Project,
+    reference: str,
+    *,
+    required: bool = True,
+    agents: Sequence[Agent] | None = None,
+) -> Agent | None:
     """Return the agent of ``project`` whose slug or id is ``reference``.
+
+    Args:
+        owner: The signed-in human's session.
+        project: The project to look in.
+        reference: The agent's slug or id.
+        required: Raise when there is no such agent, rather than return None.
+        agents: The project's agents when the caller already listed them; listed here otherwise.
 
     Raises:
         CliError: none, when ``required``.
     """
-    agents = list_agents(owner, project.id)
+    if agents is None:
+        agents = list_agents(owner, project.id)
     for agent in agents:
         if reference in (agent.slug, agent.id):
             return agent

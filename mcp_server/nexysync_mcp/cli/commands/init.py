@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,17 @@ from nexysync_mcp.cli.lookup import find_agent, find_project, list_agents
 __all__ = ["run_init"]
 
 
-def _project_keys(ctx: Context, owner: OwnerSession, project: Project, slug: str) -> tuple[ProjectKeys, str]:
+def _project_keys(
+    ctx: Context, owner: OwnerSession, project: Project, slug: str, agents: Sequence[Agent]
+) -> tuple[ProjectKeys, str]:
     """Return the project's keys on this machine, making them on the project's first init.
+
+    Args:
+        ctx: The command's context.
+        owner: The signed-in human's session.
+        project: The project.
+        slug: The agent being set up.
+        agents: The project's agents.
 
     Returns:
         The keys and how they were obtained: ``existing``, ``new`` or ``given``.
@@ -55,7 +65,7 @@ def _project_keys(ctx: Context, owner: OwnerSession, project: Project, slug: str
         created = ProjectKeys(project.id, [decode_key(given, "--enc-key")], name=project.name, api_url=owner.api_url)
         store.save(created)
         return created, "given"
-    others = [agent.slug for agent in list_agents(owner, project.id) if agent.slug != slug]
+    others = [agent.slug for agent in agents if agent.slug != slug]
     if others and not ctx.args.new_key:
         raise CliError(
             f"project {project.name!r} already has agents ({', '.join(sorted(others))}) but this machine holds no "
@@ -67,10 +77,12 @@ def _project_keys(ctx: Context, owner: OwnerSession, project: Project, slug: str
     return store.create(project.id, name=project.name, api_url=owner.api_url), "new"
 
 
-def _agent_with_key(ctx: Context, owner: OwnerSession, project: Project) -> tuple[AgentWithKey, bool]:
-    """Create the agent, or rotate the key of the existing one; return it and whether it existed."""
+def _agent_with_key(
+    ctx: Context, owner: OwnerSession, project: Project, agents: Sequence[Agent]
+) -> tuple[AgentWithKey, bool]:
+    """Create the agent, or rotate the key of the existing one among ``agents``; return it and whether it existed."""
     slug: str = ctx.args.agent
-    existing: Agent | None = find_agent(owner, project, slug, required=False)
+    existing: Agent | None = find_agent(owner, project, slug, required=False, agents=agents)
     name: str | None = ctx.args.name
     role: str | None = ctx.args.role
     if existing is None:
@@ -135,8 +147,10 @@ def run_init(ctx: Context) -> int:
     owner = ctx.owner()
     project = find_project(owner, ctx.args.project)
     _check_existing_file(key_path, project, ctx.args.force)
-    keys, key_origin = _project_keys(ctx, owner, project, ctx.args.agent)
-    made, existed = _agent_with_key(ctx, owner, project)
+    # Listed once for both steps: nothing between them changes the project's agents.
+    agents = list_agents(owner, project.id)
+    keys, key_origin = _project_keys(ctx, owner, project, ctx.args.agent, agents)
+    made, existed = _agent_with_key(ctx, owner, project, agents)
     agent = made.agent
     if existed:
         ctx.output.warn(f"agent {agent.slug!r} already existed: it got a new API key and its old key stopped working")

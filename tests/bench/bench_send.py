@@ -4,7 +4,9 @@ Starts an embedded database and one API process (uvicorn, one worker), then, sid
 one run and at each concurrency level, (a) sends N messages through ``POST /v1/messages`` and
 (b) inserts N comparable documents with raw pymongo. Prints both rates and their ratio, and the CPU
 time each process spent per message: the database, the API, and the load generator (this process).
-On a small machine they share the cores, so that split says where the time goes.
+On a small machine they share the cores, so that split says where the time goes. Last, (c) raw
+pymongo making the writes a send makes (the seq ``$inc``, the message, its event-log entry) one
+command at a time, and the API's rate against that: what the API costs beyond the design's writes.
 
 Run: ``python tests/bench/bench_send.py [--messages N] [--concurrency 8,32,64]`` (or ``tox -e bench``).
 """
@@ -18,7 +20,7 @@ import os
 import time
 
 from _api import cpu_seconds, running_api, seed
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReturnDocument
 
 from nexysync.crypto import KeyRing, new_key
 from nexysync_server.ids import new_id
@@ -95,6 +97,33 @@ async def _run_raw(uri: str, project_id: str, bodies: list[dict[str, str]], conc
     return elapsed
 
 
+async def _run_raw_send_writes(uri: str, project_id: str, bodies: list[dict[str, str]], concurrency: int) -> float:
+    """Write what a send writes, one command at a time: the seq ``$inc``, the message, its event."""
+    client: AsyncMongoClient = AsyncMongoClient(uri)
+    # Own collection names: nx-27017 keeps every database in one file, so the API's ``events``
+    # would be these ``events``.
+    db = client["bench_raw"]
+    counters, messages, events = db["send_counters"], db["send_messages"], db["send_events"]
+    queue = list(reversed(bodies))
+
+    async def worker() -> None:
+        while queue:
+            body = queue.pop()
+            counter = await counters.find_one_and_update(
+                {"_id": project_id}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+            )
+            await messages.insert_one({"_id": f"{project_id}:{body['id']}", "project_id": project_id, **body})
+            seq = counter["seq"]
+            event = {"_id": f"{project_id}:{seq:015d}", "project_id": project_id, "seq": seq, "type": "new_message"}
+            await events.insert_one({**event, "data": {"id": body["id"], "to": body["to"], "type": body["type"]}})
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return elapsed
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -116,17 +145,26 @@ def main() -> None:
         def cpu() -> tuple[float, float, float]:
             return cpu_seconds(api.mongo_pid), cpu_seconds(api.api_pid), cpu_seconds(os.getpid())
 
+        writes: dict[int, tuple[float, float]] = {}
         for concurrency in levels:
             before = cpu()
             api_s = asyncio.run(_run_api(port, api_key, _bodies(project_id, args.messages), concurrency))
             middle = cpu()
             raw_s = asyncio.run(_run_raw(api.mongo_uri, project_id, _bodies(project_id, args.messages), concurrency))
             after = cpu()
+            writes_s = asyncio.run(
+                _run_raw_send_writes(api.mongo_uri, project_id, _bodies(project_id, args.messages), concurrency)
+            )
             api_rate, raw_rate = args.messages / api_s, args.messages / raw_s
             api_cpu = " / ".join(f"{(b - a) / args.messages * 1e3:.2f}" for a, b in zip(before, middle, strict=True))
             raw_db, _, raw_client = ((b - a) / args.messages * 1e3 for a, b in zip(middle, after, strict=True))
             print(f"{concurrency:>11}  {api_rate:>10.1f}  {raw_rate:>10.1f}  {api_rate / raw_rate:>15.2f}", end="")
             print(f"   {api_cpu}   {raw_db:.2f} / {raw_client:.2f}")
+            writes[concurrency] = (api_rate, args.messages / writes_s)
+    # What the design itself costs: a send writes a seq, a message and its event-log entry.
+    print("raw pymongo making a send's writes one command at a time (seq $inc, message, event):")
+    for concurrency, (api_rate, writes_rate) in writes.items():
+        print(f"{concurrency:>11}  {writes_rate:>10.1f} msg/s   ratio API / these writes {api_rate / writes_rate:5.2f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ others served in the last second: the price of not writing on every request.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
 
@@ -18,8 +17,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from .background import Periodic
 from .errors import Problem
-
-log = logging.getLogger(__name__)
 
 _WINDOW_S = 60
 _FLUSH_S = 1.0

@@ -136,7 +136,7 @@ async def test_a_retry_announces_a_message_whose_event_was_never_stored(
         await client.close()
 
 
-async def test_announce_tells_once_per_record_and_again_when_its_event_was_lost(mongo_uri: str) -> None:
+async def test_announce_tells_once_per_record_even_after_its_event_expired(mongo_uri: str) -> None:
     client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
     db = client["nexysync_event_log_test"]
     events = EventStore(db, ttl_days=1)
@@ -149,14 +149,73 @@ async def test_announce_tells_once_per_record_and_again_when_its_event_was_lost(
         assert first is not None and first["type"] == "new_ref"
         stored = await records.find_one({"_id": record["_id"]})
         assert stored is not None and stored["seq"] == first["seq"]
-        # A retry that finds the record announced tells nobody again.
+        # A retry that finds the record announced tells nobody again, also once its event is gone.
+        await events.col.delete_many({"project_id": project_id})
         assert await events.announce(records, stored, "new_ref", ["*"], {"id": "r1"}) is None
-        # A record that names a seq stored only as a filler (its event was lost) is announced anew.
-        filler = await events.append(project_id, FILLER, [], {})
-        lost = {**stored, "seq": filler["seq"]}
-        again = await events.announce(records, lost, "new_ref", ["*"], {"id": "r1"})
-        assert again is not None and again["seq"] > filler["seq"]
-        kinds = [e["type"] for e in await events.after(project_id, 0, 10)]
-        assert kinds == ["new_ref", FILLER, "new_ref"]
+        assert await events.after(project_id, 0, 10) == []
+    finally:
+        await client.close()
+
+
+def _message_body(message_id: str) -> dict[str, str]:
+    return {"id": message_id, "to": "bob", "type": "request", "topic": "v1.00000000.AAAA", "payload": "v1.0.BB"}
+
+
+async def test_a_failed_retry_look_up_fails_the_retry_alone_and_every_seq_is_written(
+    mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
+    db = client["nexysync_event_log_test"]
+    events = EventStore(db, ttl_days=1)
+    store = MessageStore(db, events)
+    project_id = f"lookup-{secrets.token_hex(4)}"
+
+    async def send(message_id: str) -> tuple[dict[str, Any], bool, dict[str, Any]]:
+        return await store.insert(
+            project_id=project_id,
+            sender={"_id": "agent-a", "slug": "alice"},
+            body=_message_body(message_id),
+            recipients=["b"],
+            ttl_hours=1,
+        )
+
+    async def database_away(keys: list[str], kind: str) -> set[str]:
+        raise ConnectionError("the events collection did not answer")
+
+    try:
+        retried = new_id()
+        await send(retried)
+        monkeypatch.setattr(events, "of_kind", database_away)
+        fresh = [new_id(), new_id()]
+        outcomes = await asyncio.gather(send(fresh[0]), send(retried), send(fresh[1]), return_exceptions=True)
+        assert isinstance(outcomes[1], ConnectionError)
+        for outcome in (outcomes[0], outcomes[2]):
+            assert not isinstance(outcome, BaseException) and outcome[1] and outcome[2]["type"] == "new_message"
+        stored = await events.after(project_id, 0, 10)
+        assert [e["seq"] for e in stored] == [1, 2, 3, 4]  # the failed retry's seq too
+        assert sorted(e["data"]["id"] for e in stored if e["type"] == "new_message") == sorted([retried, *fresh])
+    finally:
+        await client.close()
+
+
+async def test_numbers_taken_before_another_project_failed_are_written(
+    mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
+    events = EventStore(client["nexysync_event_log_test"], ttl_days=1)
+    first, second = f"p1-{secrets.token_hex(4)}", f"p2-{secrets.token_hex(4)}"
+    real = events.counters.find_one_and_update
+
+    async def second_fails(query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if query["_id"] == f"events:{second}":
+            raise ConnectionError("the counter of the second project did not answer")
+        return await real(query, *args, **kwargs)
+
+    try:
+        monkeypatch.setattr(events.counters, "find_one_and_update", second_fails)
+        with pytest.raises(ConnectionError):
+            await events.number([first, second, first])
+        # The first project's two numbers were taken: they are in its log as fillers.
+        assert [(e["seq"], e["type"]) for e in await events.after(first, 0, 10)] == [(1, FILLER), (2, FILLER)]
     finally:
         await client.close()

@@ -349,6 +349,18 @@ async def test_a_retry_finishes_an_upload_whose_server_died_before_marking_it_re
     assert again.status_code == 409 and again.json()["code"] == "FILE_ALREADY_UPLOADED"
 
 
+def test_content_left_by_a_deleted_file_of_the_same_id_is_replaced_by_the_upload(team: Team, dev_server: Any) -> None:
+    created = announce(team, "alice", 1000).json()
+    url, file_id = created["upload_url"], created["file"]["id"]
+    # Content of another size cannot be a complete upload of this file: it is left over.
+    path = blob(dev_server, team, file_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"old" * 10)
+    uploaded = httpx.put(url, content=b"n" * 1000)
+    assert uploaded.status_code == 201, uploaded.text
+    assert _status(team, file_id) == "ready" and path.read_bytes() == b"n" * 1000
+
+
 def test_a_truncated_upload_is_refused_and_the_file_stays_pending(team: Team, dev_server: Any) -> None:
     created = announce(team, "alice", 100_000).json()
     url, file_id = created["upload_url"], created["file"]["id"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nexysync_server.cdn.blobs import BlobExists, Blobs
+from nexysync_server.cdn.blobs import Blobs
 
 PROJECT = "01JAAAAAAAAAAAAAAAAAAAAAAA"
 FILE = "01JBBBBBBBBBBBBBBBBBBBBBBB"
@@ -37,16 +37,19 @@ def test_commit_flushes_the_content_and_its_name_before_it_returns(
     assert not temp.exists()
 
 
-def test_commit_never_replaces_stored_content(tmp_path: Path) -> None:
+def test_commit_keeps_content_of_the_same_size_and_replaces_content_of_another(tmp_path: Path) -> None:
     blobs = Blobs(tmp_path)
-    for content in (b"first", b"second"):
+
+    def commit(content: bytes) -> Path:
         handle, temp = blobs.open_temp(PROJECT, FILE)
         with handle:
             handle.write(content)
-        if content == b"first":
-            blobs.commit(temp, PROJECT, FILE)
-        else:
-            with pytest.raises(BlobExists):
-                blobs.commit(temp, PROJECT, FILE)
-            assert not temp.exists()
-    assert blobs.path(PROJECT, FILE).read_bytes() == b"first"
+        blobs.commit(temp, PROJECT, FILE)
+        assert not temp.exists()
+        return blobs.path(PROJECT, FILE)
+
+    # A whole upload that got there first is never replaced by another of the same size...
+    assert commit(b"first").read_bytes() == b"first"
+    assert commit(b"again").read_bytes() == b"first"
+    # ...while content of another size cannot be an upload of this file: it is left over.
+    assert commit(b"the new upload").read_bytes() == b"the new upload"

@@ -19,7 +19,7 @@ from ..middleware import RequestId
 from ..settings import Settings
 from ..store import Store, files
 from ..store.events import EVERYONE
-from .blobs import BlobExists, Blobs
+from .blobs import Blobs
 from .ranges import Unsatisfiable, parse_range
 from .signing import ExpiredUrl, InvalidUrl, UrlSigner
 from .sweeper import Sweeper
@@ -103,11 +103,9 @@ class Blob:
                 )
             # On disk (data and name) before the database calls it ready: a crash after the
             # 201 must not leave a "ready" file whose content was only in the page cache.
+            # Content already in place from an upload whose server died before marking it ready
+            # is kept, and the file is made ready now (see Blobs.commit).
             await asyncio.to_thread(self._blobs.commit, temp, project_id, file_id)
-        except BlobExists:
-            # A complete upload got its content on disk, then its server died before marking it
-            # ready (only a whole, flushed upload gets there): finish that one's work now.
-            pass
         finally:
             temp.unlink(missing_ok=True)
         ready = await self._store.files.mark_ready(project_id, file_id)

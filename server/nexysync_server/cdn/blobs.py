@@ -27,10 +27,6 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-class BlobExists(Exception):
-    """The file's content is already stored."""
-
-
 class Blobs:
     """A directory of file content, one subdirectory per project.
 
@@ -56,21 +52,24 @@ class Blobs:
         return temp.open("xb"), temp
 
     def commit(self, temp: Path, project_id: str, file_id: str) -> None:
-        """Put a complete temp file in its final place, atomically and durably; remove the temp name.
+        """Put a complete upload of a pending file in its final place, atomically and durably; remove the temp name.
 
         The content is flushed to disk before it gets its name, and the directory after, so once
-        this returns the blob survives a crash of the machine. (It blocks: run it in a thread.)
-
-        Raises:
-            BlobExists: the content is already there (the temp file is removed).
+        this returns the blob survives a crash of the machine. Content already in place of the
+        same size is a whole upload of this file that got there first (its server may have died
+        before marking the file ready): it is kept, never replaced. Content of another size cannot
+        be one (the signed URL fixes the size): it was left by a deleted file of the same id, and
+        is replaced. (It blocks: run it in a thread.)
         """
         final = self.path(project_id, file_id)
         try:
             with temp.open("rb") as handle:
                 os.fsync(handle.fileno())
-            os.link(temp, final)
-        except FileExistsError as exc:
-            raise BlobExists(file_id) from exc
+            try:
+                os.link(temp, final)
+            except FileExistsError:
+                if final.stat().st_size != temp.stat().st_size:
+                    os.replace(temp, final)
         finally:
             temp.unlink(missing_ok=True)
         _fsync_directory(final.parent)

@@ -75,6 +75,7 @@ class Collection:
                 project_id=project_id, sender=sender, body=body, recipients=recipients, ttl_hours=ttl_hours
             )
         except messages.IdConflict as exc:
+            self._hub.publish(exc.filler)  # so that this process's streams need not wait for it
             raise Problem(
                 409, "ID_CONFLICT", f"Message {body.get('id')} was already sent with a different body."
             ) from exc

@@ -88,7 +88,8 @@ class Collection:
         except refs.IdConflict as exc:
             raise _conflict(body["id"]) from exc
         if not created:
-            # Stored meanwhile by a concurrent retry.
+            # Stored meanwhile by a concurrent try, whose server may have died before telling.
+            await self._announce(ref)
             resp.media = refs.public(ref)
             return
         await self._announce(ref)

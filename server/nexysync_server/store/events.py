@@ -113,19 +113,30 @@ class EventStore:
         """
         counts = Counter(project_ids)
         firsts: dict[str, int] = {}
-        for project_id, count in counts.items():
-            counter = await self.counters.find_one_and_update(
-                {"_id": f"events:{project_id}"},
-                {"$inc": {"seq": count}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            firsts[project_id] = int(counter["seq"]) - count + 1
+        try:
+            for project_id, count in counts.items():
+                counter = await self.counters.find_one_and_update(
+                    {"_id": f"events:{project_id}"},
+                    {"$inc": {"seq": count}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                firsts[project_id] = int(counter["seq"]) - count + 1
+        except BaseException:
+            # Another project's numbers failed: what was taken already is written, as fillers.
+            if firsts:
+                await self.write(self._fillers([p for p in project_ids if p in firsts], firsts))
+            raise
+        return self._fillers(project_ids, firsts)
+
+    def _fillers(self, project_ids: list[str], firsts: dict[str, int]) -> list[dict[str, Any]]:
+        """Return filler events for ``project_ids``, numbered from each project's first taken ``seq``."""
         now = utcnow()
+        following = dict(firsts)
         events: list[dict[str, Any]] = []
         for project_id in project_ids:
-            seq = firsts[project_id]
-            firsts[project_id] += 1
+            seq = following[project_id]
+            following[project_id] += 1
             events.append(
                 {
                     "_id": event_key(project_id, seq),
@@ -152,7 +163,8 @@ class EventStore:
     ) -> dict[str, Any] | None:
         """Append ``record``'s ``kind`` event unless one is stored already; return the new event, or ``None``.
 
-        The record keeps the ``seq`` of its event, written once the event is stored. A retry of a
+        The record keeps the ``seq`` of its event, written only once the event is stored, so a
+        record with a ``seq`` was announced (even when its event has expired since). A retry of a
         write that stored its record but died before the event (or before naming it) so still
         tells the others; at worst they hear of the record twice, never not at all.
 
@@ -163,12 +175,15 @@ class EventStore:
             recipients: Agent ids the event is for (or ``EVERYONE``).
             data: The event's data.
         """
-        seq = record.get("seq")
-        if seq is not None and await self.of_kind([event_key(record["project_id"], seq)], kind):
+        if record.get("seq") is not None:
             return None
         event = await self.append(record["project_id"], kind, recipients, data)
         await records.update_one({"_id": record["_id"]}, {"$set": {"seq": event["seq"]}})
         return event
+
+    def still_kept(self, written_at: datetime) -> bool:
+        """Tell whether an event written at ``written_at`` is still in the log (not past its TTL)."""
+        return utcnow() - written_at < self._ttl
 
     async def of_kind(self, keys: list[str], kind: str) -> set[str]:
         """Return which of the events ``keys`` (see :func:`event_key`) are stored with type ``kind``."""

@@ -7,6 +7,7 @@ with, or reveal, another project's message. Per-recipient state lives in the arr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,8 @@ from .events import EventStore, event_key
 from .idempotency import fingerprint, is_retry
 from .pages import page
 
+log = logging.getLogger(__name__)
+
 CONTENT_FIELDS = ("topic", "payload", "metadata")
 _ROUTING_FIELDS = ("to", "broadcast", "type", "priority", "reply_to")
 _MAX_THREAD = 1000
@@ -30,7 +33,11 @@ _DUPLICATE_KEY = 11000
 
 
 class IdConflict(Exception):
-    """A message with this id exists with a different body."""
+    """A message with this id exists with a different body (or sender); ``filler`` is the event stored for the try."""
+
+    def __init__(self, message_id: str, filler: dict[str, Any]) -> None:
+        super().__init__(message_id)
+        self.filler = filler
 
 
 class _Duplicate(Exception):
@@ -130,10 +137,11 @@ class MessageStore:
     def __init__(self, db: AsyncDatabase, events: EventStore) -> None:
         self.col = db["messages"]
         self._events = events
-        # Concurrent sends go out as one batch of three round trips: their event numbers, one
+        # Concurrent sends go out as one batch: their event numbers (one $inc per project), one
         # insert_many of the messages (unordered: a duplicate id fails alone), one insert_many of
-        # the events. One stage rather than three that overlap: the database runs one command at
-        # a time, so it is the size of the batches that decides the rate.
+        # the events; retries add a look-up. One stage rather than three that overlap: the
+        # database runs one command at a time, so it is the size of the batches that decides
+        # the rate.
         self._sends: Batcher[dict[str, Any], dict[str, Any]] = Batcher(self._send_batch)
 
     async def ensure_indexes(self) -> None:
@@ -196,7 +204,7 @@ class MessageStore:
             event = await self._sends.submit(message)
         except _Duplicate as exc:
             if exc.stored is None or not _same_send(exc.stored, message):
-                raise IdConflict(message_id) from None
+                raise IdConflict(message_id, exc.event) from None
             return exc.stored, False, exc.event
         return message, True, event
 
@@ -205,32 +213,45 @@ class MessageStore:
         for doc, event in zip(docs, events, strict=True):
             # The message names its event, so that a retry can tell whether the event was stored.
             doc["seq"] = event["seq"]
-        try:
-            outcomes = await self._insert_batch(docs)
-        except BaseException:
-            # Every number taken is written, as a filler here, so readers need not wait for it.
-            await self._events.write(events)
-            raise
-        retried = [doc for doc, outcome in zip(docs, outcomes, strict=True) if isinstance(outcome, DuplicateKeyError)]
-        stored, unannounced = await self._unannounced(retried, events) if retried else ({}, set())
         results: list[dict[str, Any] | BaseException] = []
         reannounced: list[tuple[str, int]] = []
-        for doc, event, outcome in zip(docs, events, outcomes, strict=True):
-            if outcome is None:
-                _announce(event, doc)
-                results.append(event)
-            elif isinstance(outcome, DuplicateKeyError):
-                original = stored.get(doc["_id"])
-                if original is not None and doc["_id"] in unannounced and _same_send(original, doc):
-                    _announce(event, original)
-                    unannounced.discard(doc["_id"])
-                    reannounced.append((doc["_id"], event["seq"]))
-                results.append(_Duplicate(event, original))
-            else:
-                results.append(outcome)
-        await self._events.write(events)
+        try:
+            outcomes = await self._insert_batch(docs)
+            retried = [d for d, outcome in zip(docs, outcomes, strict=True) if isinstance(outcome, DuplicateKeyError)]
+            lookup_error: Exception | None = None
+            stored: dict[str, dict[str, Any]] = {}
+            unannounced: set[str] = set()
+            if retried:
+                try:
+                    stored, unannounced = await self._unannounced(retried, events)
+                except Exception as exc:
+                    lookup_error = exc  # fails the retries alone: the new messages are announced
+            for doc, event, outcome in zip(docs, events, outcomes, strict=True):
+                if outcome is None:
+                    _announce(event, doc)
+                    results.append(event)
+                elif isinstance(outcome, DuplicateKeyError):
+                    original = stored.get(doc["_id"])
+                    if lookup_error is not None:
+                        results.append(lookup_error)
+                        continue
+                    if original is not None and doc["_id"] in unannounced and _same_send(original, doc):
+                        _announce(event, original)
+                        unannounced.discard(doc["_id"])
+                        reannounced.append((doc["_id"], event["seq"]))
+                    results.append(_Duplicate(event, original))
+                else:
+                    results.append(outcome)
+        finally:
+            # Every number taken is written, as a filler where nothing was announced, so that
+            # readers need not wait for it: also when the insert or the look-up failed.
+            await self._events.write(events)
         for key, seq in reannounced:
-            await self.col.update_one({"_id": key}, {"$set": {"seq": seq}})
+            try:
+                await self.col.update_one({"_id": key}, {"$set": {"seq": seq}})
+            except Exception:
+                # Announced and answered all the same; the next retry of it may announce it again.
+                log.warning("message %s was announced again but could not be marked so", key, exc_info=True)
         return results
 
     async def _unannounced(
@@ -239,7 +260,8 @@ class MessageStore:
         """Read the stored messages that retries collided with; tell which have no ``new_message`` event.
 
         A message whose event is one of this batch's (the same id twice in one batch) is announced
-        by this batch. Messages stored before events were named in them count as announced.
+        by this batch. Messages stored before events were named in them, and messages older than
+        the event log keeps events, count as announced.
         """
         cursor = self.col.find({"_id": {"$in": list({doc["_id"] for doc in retried})}})
         stored = {doc["_id"]: doc async for doc in cursor}
@@ -247,7 +269,9 @@ class MessageStore:
         keys = {
             event_key(doc["project_id"], doc["seq"]): doc["_id"]
             for doc in stored.values()
-            if "seq" in doc and event_key(doc["project_id"], doc["seq"]) not in in_batch
+            if "seq" in doc
+            and event_key(doc["project_id"], doc["seq"]) not in in_batch
+            and self._events.still_kept(ulid_time(doc["sk"]))
         }
         announced = await self._events.of_kind(list(keys), "new_message") if keys else set()
         return stored, {message for key, message in keys.items() if key not in announced}

@@ -7,15 +7,12 @@ workers' counts show up within a second.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..background import Periodic
 from ..ids import utcnow
-
-log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
 

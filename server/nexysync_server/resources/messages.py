@@ -118,9 +118,13 @@ class Ack:
         """Acknowledge messages addressed to the caller; report the ids that are not."""
         body = await self._ctx.body(req, "AckRequest")
         agent = req.context.agent
-        acked, fresh = await self._ctx.store.messages.ack(agent["project_id"], agent["_id"], body["ids"])
-        for sender_id, ids in fresh.items():
+        store = self._ctx.store
+        acked, untold = await store.messages.ack(agent["project_id"], agent["_id"], body["ids"])
+        for sender_id, ids in untold.items():
             await self._hub.emit(agent["project_id"], "message_acked", [sender_id], {"ids": ids, "by": agent["slug"]})
+        if untold:
+            told = [message_id for ids in untold.values() for message_id in ids]
+            await store.messages.told_acks(agent["project_id"], agent["_id"], told)
         done = set(acked)
         resp.media = {
             "acked": [i for i in body["ids"] if i in done],

@@ -192,6 +192,9 @@ class MessageStore:
             "recipients": recipients,
             "read_by": [],
             "acked_by": [],
+            # Recipients whose ack the sender was told of (message_acked), so a retry tells again
+            # only what was not told.
+            "acks_told": [],
             "pinned": False,
             "reactions": [],
             "reaction_keys": [],
@@ -353,19 +356,28 @@ class MessageStore:
         """Acknowledge (and mark read) messages addressed to an agent.
 
         Returns:
-            The ids addressed to the agent (acknowledged now or before), and the ids acknowledged
-            only now grouped by their sender's agent id (whom to tell).
+            The ids addressed to the agent (acknowledged now or before), and those whose senders
+            were not told of this agent's ack yet, grouped by sender's agent id: tell them, then
+            call :meth:`told_acks` (a retry after a failure in between tells them again).
         """
         keys = [_key(project_id, message_id) for message_id in ids]
         query = {"_id": {"$in": keys}, "recipients": agent_id}
-        addressed = [doc async for doc in self.col.find(query, {"id": 1, "from_id": 1, "acked_by": 1})]
-        fresh: dict[str, list[str]] = {}
-        for doc in addressed:
-            if agent_id not in doc["acked_by"]:
-                fresh.setdefault(doc["from_id"], []).append(doc["id"])
-        if fresh:
+        fields = {"id": 1, "from_id": 1, "acked_by": 1, "acks_told": 1}
+        addressed = [doc async for doc in self.col.find(query, fields)]
+        if any(agent_id not in doc["acked_by"] for doc in addressed):
             await self.col.update_many(query, {"$addToSet": {"acked_by": agent_id, "read_by": agent_id}})
-        return [doc["id"] for doc in addressed], fresh
+        untold: dict[str, list[str]] = {}
+        for doc in addressed:
+            # Messages stored before acks were recorded as told count as told once acked.
+            told = doc.get("acks_told", doc["acked_by"])
+            if agent_id not in told:
+                untold.setdefault(doc["from_id"], []).append(doc["id"])
+        return [doc["id"] for doc in addressed], untold
+
+    async def told_acks(self, project_id: str, agent_id: str, ids: Iterable[str]) -> None:
+        """Record that the senders of these messages were told of the agent's ack."""
+        keys = [_key(project_id, message_id) for message_id in ids]
+        await self.col.update_many({"_id": {"$in": keys}}, {"$addToSet": {"acks_told": agent_id}})
 
     async def set_pinned(self, message: dict[str, Any], pinned: bool) -> dict[str, Any]:
         """Pin or unpin a message; return it as stored now."""

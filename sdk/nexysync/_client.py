@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 from pydantic import BaseModel
@@ -18,11 +18,13 @@ from nexysync import resources
 from nexysync._config import ENV_API_KEY, ENV_API_URL, ENV_ENC_KEY, load_key_file
 from nexysync._errors import KeyFileError
 from nexysync._operations import Cipher, PreparedCall, needs_cipher, parse_response, prepare_call
-from nexysync._raw import AsyncClientWithRawResponse, ClientWithRawResponse
 from nexysync._stream import AsyncStream, Stream
 from nexysync._transport import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncTransport, SyncTransport, TimeoutTypes
 from nexysync.crypto import KeyRing, decode_key
 from nexysync_generated import OPERATIONS
+
+if TYPE_CHECKING:
+    from nexysync._raw import AsyncClientWithRawResponse, ClientWithRawResponse
 
 __all__ = ["AsyncClient", "Client", "RawResponse"]
 
@@ -267,7 +269,9 @@ class Client(_ClientCore):
     def project_id(self) -> str:
         """The agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
         if self._session.project_id is None:
-            self._session.project_id = self.me.get().project_id
+            # Client.call, not self.me.get(): through with_raw_response that answers a RawResponse.
+            project_id: str = Client.call(self, "me_get").project_id
+            self._session.project_id = project_id
         return self._session.project_id
 
     def with_options(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> Client:
@@ -302,7 +306,8 @@ class Client(_ClientCore):
         view._session = self._session
         view._transport = self._transport
         view._attach_resources()
-        return ClientWithRawResponse(view)
+        # The view's type describes this client (see nexysync._raw); it is not built at run time.
+        return cast("ClientWithRawResponse", view)
 
     def call_raw(
         self,
@@ -517,7 +522,9 @@ class AsyncClient(_ClientCore):
     async def get_project_id(self) -> str:
         """Return the agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
         if self._session.project_id is None:
-            self._session.project_id = (await self.me.get()).project_id
+            # AsyncClient.call, not self.me.get(): through with_raw_response that answers a RawResponse.
+            project_id: str = (await AsyncClient.call(self, "me_get")).project_id
+            self._session.project_id = project_id
         return self._session.project_id
 
     def with_options(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> AsyncClient:
@@ -541,7 +548,7 @@ class AsyncClient(_ClientCore):
         view._session = self._session
         view._transport = self._transport
         view._attach_resources()
-        return AsyncClientWithRawResponse(view)
+        return cast("AsyncClientWithRawResponse", view)
 
     async def call_raw(
         self,
@@ -639,15 +646,6 @@ class AsyncClient(_ClientCore):
 class _RawResponseClient(Client):
     """The view behind :attr:`Client.with_raw_response`: every operation answers a :class:`RawResponse`."""
 
-    @property
-    def project_id(self) -> str:
-        """The agent's project id, as :attr:`Client.project_id`."""
-        if self._session.project_id is None:
-            # Client.call, not self.me.get(): through this view that answers a RawResponse, not a Me.
-            project_id: str = Client.call(self, "me_get").project_id
-            self._session.project_id = project_id
-        return self._session.project_id
-
     def call(
         self,
         operation_id: str,
@@ -674,14 +672,6 @@ class _RawResponseClient(Client):
 
 class _AsyncRawResponseClient(AsyncClient):
     """The view behind :attr:`AsyncClient.with_raw_response`: every operation answers a :class:`RawResponse`."""
-
-    async def get_project_id(self) -> str:
-        """Return the agent's project id, as :meth:`AsyncClient.get_project_id`."""
-        if self._session.project_id is None:
-            # AsyncClient.call, not self.me.get(): through this view that answers a RawResponse, not a Me.
-            project_id: str = (await AsyncClient.call(self, "me_get")).project_id
-            self._session.project_id = project_id
-        return self._session.project_id
 
     async def call(
         self,

@@ -1,10 +1,13 @@
-"""The typed views behind ``client.with_raw_response``: each resource method, answered by a ``RawResponse``.
+"""The types of ``client.with_raw_response``: each resource method, answered by a ``RawResponse``.
 
+At run time ``with_raw_response`` is the raw-response client itself (a ``Client`` whose operations
+answer ``RawResponse``); these classes only tell type checkers so, and are not built per access.
 Python's type system cannot map a class's methods to "the same parameters, another return type", so
-these views name each operation method once (``self.send = _raw(messages.send)``) and let
+the classes name each operation method once (``self.send = _raw(messages.send)``) and let
 :func:`_raw` carry the real method's parameters over through a ``ParamSpec``: arguments stay checked
 against the one signature in ``nexysync.resources``, and only the return type changes. Nothing is
-copied but the method names; a unit test checks that every operation method of every resource is here.
+copied but the method names; a unit test builds the classes over a raw client and checks that every
+operation method of every resource is here and is the resource's own.
 
 Methods that are not one operation (``messages.wait``, ``files.upload``, ``files.download``) are left
 out of the types: through the raw view they would receive a ``RawResponse`` where they expect a model.
@@ -90,18 +93,10 @@ def _araw(method: Callable[..., Any]) -> Any:
 
 
 class _RawView:
-    """A typed view over a resource (or client) of the raw-response client."""
+    """The type of a resource (or client) of the raw-response client."""
 
     def __init__(self, target: object) -> None:
         self._target = target
-
-    if not TYPE_CHECKING:
-        # The view used to be the resource or client itself: what it leaves out of the types stays
-        # reachable at run time, so no code that ran before breaks.
-        def __getattr__(self, name: str) -> Any:
-            if name == "_target":
-                raise AttributeError(name)
-            return getattr(self._target, name)
 
 
 class MessagesWithRawResponse(_RawView):

@@ -170,11 +170,12 @@ class AgentLink:
         client = self._client_for(checked)
         try:
             await self._check_key(client, checked.api_url)
+            await self.close()
+            self._use(checked, client=client, slug=me.agent.slug)
         except BaseException:
-            await client.aclose()
+            if self.client is not client:
+                await client.aclose()
             raise
-        await self.close()
-        self._use(checked, client=client, slug=me.agent.slug)
         return me
 
     @staticmethod

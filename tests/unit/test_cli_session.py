@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
 from nexysync import APIConnectionError, Client
+from nexysync_generated.models import Message
 from nexysync_mcp.cli import build_parser, main
 from nexysync_mcp.cli.commands.init import run_init
+from nexysync_mcp.cli.commands.messaging import _Tail
 from nexysync_mcp.cli.context import Context
 from nexysync_mcp.cli.credentials import DEFAULT_API_URL, CredentialStore, OwnerSession, StoredSession, resolve_api_url
 from nexysync_mcp.cli.errors import CliError, describe
@@ -232,3 +237,42 @@ def test_connection_errors_name_the_api() -> None:
 def test_send_without_key_file_says_to_run_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["send", "--to", "bob", "--topic", "t", "--payload", "p", "--dir", str(tmp_path)]) == 1
     assert "run `nexysync init`" in capsys.readouterr().err
+
+
+def test_tail_shows_a_message_announced_twice_once(tmp_path: Path) -> None:
+    stdout = io.StringIO()
+    ctx = Context(
+        args=build_parser().parse_args(["tail", "--json"]),
+        output=Output(json_mode=True, stdout=stdout, stderr=io.StringIO()),
+        directory=tmp_path,
+    )
+    message = Message.model_validate(
+        {
+            "id": "01JAAAAAAAAAAAAAAAAAAAAAAA",
+            "project_id": "01JBBBBBBBBBBBBBBBBBBBBBBB",
+            "from": "alice",
+            "to": "bob",
+            "broadcast": False,
+            "type": "request",
+            "priority": "normal",
+            "reply_to": None,
+            "topic": "deploy",
+            "payload": "ship it",
+            "metadata": None,
+            "status": "unread",
+            "pinned": False,
+            "reactions": [],
+            "created_at": datetime(2026, 1, 2, tzinfo=UTC),
+            "expires_at": datetime(2026, 1, 9, tzinfo=UTC),
+        }
+    )
+
+    async def fetch(mark_read: bool = True) -> Message:
+        return message
+
+    tail = _Tail(ctx, tmp_path / "tail.json")
+    for seq in (7, 9):  # the same message announced by its send and again by a retry
+        asyncio.run(tail.handle(SimpleNamespace(type="new_message", seq=seq, data={"id": message.id}, message=fetch)))
+    shown = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert [(row["seq"], row["message"]["id"]) for row in shown] == [(7, message.id)]
+    assert tail.printed == 1

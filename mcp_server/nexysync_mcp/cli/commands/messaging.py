@@ -67,6 +67,9 @@ def run_send(ctx: Context) -> int:
     return 0
 
 
+_SHOWN_IDS = 10_000
+
+
 class _Tail:
     """One ``tail`` run: prints new messages and saves the position after each event."""
 
@@ -77,6 +80,9 @@ class _Tail:
         self.all_events: bool = ctx.args.events
         self.resume: bool = not ctx.args.no_resume
         self.printed = 0
+        # A message can be announced twice (a retried send whose server died before telling):
+        # the ids shown in this run, the oldest forgotten first.
+        self._shown: dict[str, None] = {}
 
     def _show_message(self, message: Message, seq: int) -> None:
         data: dict[str, Any] = {"event": "new_message", "seq": seq, "message": to_json(message)}
@@ -95,6 +101,11 @@ class _Tail:
             except DecryptionError as exc:
                 self.output.warn(f"message {event.data.get('id')} does not decrypt with this key ring: {exc}")
             else:
+                if message.id in self._shown:
+                    return
+                self._shown[message.id] = None
+                if len(self._shown) > _SHOWN_IDS:
+                    del self._shown[next(iter(self._shown))]
                 self._show_message(message, event.seq)
                 self.printed += 1
         elif event.type == "reset":

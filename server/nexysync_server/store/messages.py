@@ -193,7 +193,8 @@ class MessageStore:
             "read_by": [],
             "acked_by": [],
             # Recipients whose ack the sender was told of (message_acked), so a retry tells again
-            # only what was not told.
+            # only what was not told. Made empty here: on the embedded database, $addToSet does
+            # nothing to a field that is missing.
             "acks_told": [],
             "pinned": False,
             "reactions": [],

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from nexysync_server.ids import new_id
 from nexysync_server.store.events import FILLER, EventStore
 from nexysync_server.store.messages import IdConflict, MessageStore
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def db(mongo_uri: str) -> AsyncIterator[AsyncDatabase]:
+    """The test database, through a client of this test's own."""
+    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
+    yield client["nexysync_event_log_test"]
+    await client.close()
 
 
 async def test_racing_writers_get_dense_unique_seqs(mongo_uri: str) -> None:
@@ -45,164 +55,139 @@ async def test_racing_writers_get_dense_unique_seqs(mongo_uri: str) -> None:
             await client.close()
 
 
-async def test_concurrent_sends_store_each_message_with_its_event_and_fill_the_seq_of_a_retry(mongo_uri: str) -> None:
-    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
-    db = client["nexysync_event_log_test"]
+Sent = tuple[dict[str, Any], bool, dict[str, Any]]
+
+
+def _body(message_id: str, payload: str = "v1.00000000.AAAA") -> dict[str, str]:
+    return {"id": message_id, "to": "bob", "type": "request", "topic": "v1.00000000.AAAA", "payload": payload}
+
+
+async def _send(store: MessageStore, project_id: str, body: dict[str, str]) -> Sent:
+    """Send ``body`` from alice to bob (agent-b), as the API would store it."""
+    sender = {"_id": "agent-a", "slug": "alice"}
+    return await store.insert(project_id=project_id, sender=sender, body=body, recipients=["agent-b"], ttl_hours=1)
+
+
+async def test_concurrent_sends_store_each_message_with_its_event_and_fill_the_seq_of_a_retry(
+    db: AsyncDatabase,
+) -> None:
     events = EventStore(db, ttl_days=1)
     store = MessageStore(db, events)
     await events.ensure_indexes()
     await store.ensure_indexes()
     project_id = f"sends-{secrets.token_hex(4)}"
-    sender = {"_id": "agent-a", "slug": "alice"}
 
-    def body(message_id: str, payload: str = "v1.00000000.AAAA") -> dict[str, str]:
-        return {"id": message_id, "to": "bob", "type": "request", "topic": "v1.00000000.AAAA", "payload": payload}
+    def send(body: dict[str, str]) -> Coroutine[Any, Any, Sent]:
+        return _send(store, project_id, body)
 
-    async def send(message_body: dict[str, str]) -> tuple[dict[str, Any], bool, dict[str, Any]]:
-        return await store.insert(
-            project_id=project_id, sender=sender, body=message_body, recipients=["agent-b"], ttl_hours=1
-        )
-
-    try:
-        ids = [new_id() for _ in range(10)]
-        # Sent together, so they share batches: ten new ids, a retry of the first, a changed body.
-        outcomes = await asyncio.gather(
-            *(send(body(i)) for i in ids),
-            send(body(ids[0])),
-            send(body(ids[1], payload="v1.00000000.BBBB")),
-            return_exceptions=True,
-        )
-        created = [o for o in outcomes[:10] if not isinstance(o, BaseException)]
-        assert len(created) == 10 and all(made for _, made, _ in created)
-        for (message, _, event), message_id in zip(created, ids, strict=True):
-            assert message["id"] == message_id
-            assert (event["type"], event["data"]["id"], event["recipients"]) == ("new_message", message_id, ["agent-b"])
-        retry = outcomes[10]
-        assert not isinstance(retry, BaseException)
-        assert retry[1] is False and retry[2]["type"] == FILLER
-        assert isinstance(outcomes[11], IdConflict)
-        # Every seq taken is written, the retry's and the conflict's as fillers: no gap to wait on.
-        stored = await events.after(project_id, 0, 100)
-        assert [e["seq"] for e in stored] == list(range(1, 13))
-        assert sorted(e["data"]["id"] for e in stored if e["type"] == "new_message") == sorted(ids)
-        assert await store.col.count_documents({"project_id": project_id}) == 10
-    finally:
-        await client.close()
+    ids = [new_id() for _ in range(10)]
+    # Sent together, so they share batches: ten new ids, a retry of the first, a changed body.
+    outcomes = await asyncio.gather(
+        *(send(_body(i)) for i in ids),
+        send(_body(ids[0])),
+        send(_body(ids[1], payload="v1.00000000.BBBB")),
+        return_exceptions=True,
+    )
+    created = [o for o in outcomes[:10] if not isinstance(o, BaseException)]
+    assert len(created) == 10 and all(made for _, made, _ in created)
+    for (message, _, event), message_id in zip(created, ids, strict=True):
+        assert message["id"] == message_id
+        assert (event["type"], event["data"]["id"], event["recipients"]) == ("new_message", message_id, ["agent-b"])
+    retry = outcomes[10]
+    assert not isinstance(retry, BaseException)
+    assert retry[1] is False and retry[2]["type"] == FILLER
+    assert isinstance(outcomes[11], IdConflict)
+    # Every seq taken is written, the retry's and the conflict's as fillers: no gap to wait on.
+    stored = await events.after(project_id, 0, 100)
+    assert [e["seq"] for e in stored] == list(range(1, 13))
+    assert sorted(e["data"]["id"] for e in stored if e["type"] == "new_message") == sorted(ids)
+    assert await store.col.count_documents({"project_id": project_id}) == 10
 
 
 async def test_a_retry_announces_a_message_whose_event_was_never_stored(
-    mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+    db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
-    db = client["nexysync_event_log_test"]
     events = EventStore(db, ttl_days=1)
     store = MessageStore(db, events)
     project_id = f"crash-{secrets.token_hex(4)}"
     message_id = new_id()
-    body = {"id": message_id, "to": "bob", "type": "request", "topic": "v1.00000000.AAAA", "payload": "v1.0.BB"}
 
-    async def send() -> tuple[dict[str, Any], bool, dict[str, Any]]:
-        return await store.insert(
-            project_id=project_id, sender={"_id": "agent-a", "slug": "alice"}, body=body, recipients=["b"], ttl_hours=1
-        )
+    def send() -> Coroutine[Any, Any, Sent]:
+        return _send(store, project_id, _body(message_id))
 
     real_write = events.write
 
     async def server_dies(batch: list[dict[str, Any]]) -> None:
         raise ConnectionError("the server died between storing the message and its event")
 
-    try:
-        # The first try stores the message, then fails before its event is written.
-        monkeypatch.setattr(events, "write", server_dies)
-        with pytest.raises(ConnectionError):
-            await send()
-        assert await store.col.count_documents({"project_id": project_id}) == 1
-        assert await events.after(project_id, 0, 10) == []
-        monkeypatch.setattr(events, "write", real_write)
+    # The first try stores the message, then fails before its event is written.
+    monkeypatch.setattr(events, "write", server_dies)
+    with pytest.raises(ConnectionError):
+        await send()
+    assert await store.col.count_documents({"project_id": project_id}) == 1
+    assert await events.after(project_id, 0, 10) == []
+    monkeypatch.setattr(events, "write", real_write)
 
-        # The client's retry finds the message stored and announces it, since nobody was told.
-        message, created, event = await send()
-        assert not created and message["id"] == message_id
-        assert (event["type"], event["data"]["id"], event["recipients"]) == ("new_message", message_id, ["b"])
-        stored = await events.after(project_id, 0, 10)
-        assert [(e["type"], e["data"].get("id")) for e in stored] == [("new_message", message_id)]
+    # The client's retry finds the message stored and announces it, since nobody was told.
+    message, created, event = await send()
+    assert not created and message["id"] == message_id
+    assert (event["type"], event["data"]["id"], event["recipients"]) == ("new_message", message_id, ["agent-b"])
+    stored = await events.after(project_id, 0, 10)
+    assert [(e["type"], e["data"].get("id")) for e in stored] == [("new_message", message_id)]
 
-        # Once announced, a further retry announces nothing again.
-        _, created, event = await send()
-        assert not created and event["type"] == FILLER
-        announced = [e for e in await events.after(project_id, 0, 10) if e["type"] == "new_message"]
-        assert len(announced) == 1
-    finally:
-        await client.close()
+    # Once announced, a further retry announces nothing again.
+    _, created, event = await send()
+    assert not created and event["type"] == FILLER
+    announced = [e for e in await events.after(project_id, 0, 10) if e["type"] == "new_message"]
+    assert len(announced) == 1
 
 
-async def test_announce_tells_once_per_record_even_after_its_event_expired(mongo_uri: str) -> None:
-    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
-    db = client["nexysync_event_log_test"]
+async def test_announce_tells_once_per_record_even_after_its_event_expired(db: AsyncDatabase) -> None:
     events = EventStore(db, ttl_days=1)
     records = db["announced_records"]
     project_id = f"announce-{secrets.token_hex(4)}"
     record = {"_id": f"{project_id}:r1", "project_id": project_id}
-    try:
-        await records.insert_one(record)
-        first = await events.announce(records, record, "new_ref", ["*"], {"id": "r1"})
-        assert first is not None and first["type"] == "new_ref"
-        stored = await records.find_one({"_id": record["_id"]})
-        assert stored is not None and stored["seq"] == first["seq"]
-        # A retry that finds the record announced tells nobody again, also once its event is gone.
-        await events.col.delete_many({"project_id": project_id})
-        assert await events.announce(records, stored, "new_ref", ["*"], {"id": "r1"}) is None
-        assert await events.after(project_id, 0, 10) == []
-    finally:
-        await client.close()
-
-
-def _message_body(message_id: str) -> dict[str, str]:
-    return {"id": message_id, "to": "bob", "type": "request", "topic": "v1.00000000.AAAA", "payload": "v1.0.BB"}
+    await records.insert_one(record)
+    first = await events.announce(records, record, "new_ref", ["*"], {"id": "r1"})
+    assert first is not None and first["type"] == "new_ref"
+    stored = await records.find_one({"_id": record["_id"]})
+    assert stored is not None and stored["seq"] == first["seq"]
+    # A retry that finds the record announced tells nobody again, also once its event is gone.
+    await events.col.delete_many({"project_id": project_id})
+    assert await events.announce(records, stored, "new_ref", ["*"], {"id": "r1"}) is None
+    assert await events.after(project_id, 0, 10) == []
 
 
 async def test_a_failed_retry_look_up_fails_the_retry_alone_and_every_seq_is_written(
-    mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+    db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
-    db = client["nexysync_event_log_test"]
     events = EventStore(db, ttl_days=1)
     store = MessageStore(db, events)
     project_id = f"lookup-{secrets.token_hex(4)}"
 
-    async def send(message_id: str) -> tuple[dict[str, Any], bool, dict[str, Any]]:
-        return await store.insert(
-            project_id=project_id,
-            sender={"_id": "agent-a", "slug": "alice"},
-            body=_message_body(message_id),
-            recipients=["b"],
-            ttl_hours=1,
-        )
+    def send(message_id: str) -> Coroutine[Any, Any, Sent]:
+        return _send(store, project_id, _body(message_id))
 
     async def database_away(keys: list[str], kind: str) -> set[str]:
         raise ConnectionError("the events collection did not answer")
 
-    try:
-        retried = new_id()
-        await send(retried)
-        monkeypatch.setattr(events, "of_kind", database_away)
-        fresh = [new_id(), new_id()]
-        outcomes = await asyncio.gather(send(fresh[0]), send(retried), send(fresh[1]), return_exceptions=True)
-        assert isinstance(outcomes[1], ConnectionError)
-        for outcome in (outcomes[0], outcomes[2]):
-            assert not isinstance(outcome, BaseException) and outcome[1] and outcome[2]["type"] == "new_message"
-        stored = await events.after(project_id, 0, 10)
-        assert [e["seq"] for e in stored] == [1, 2, 3, 4]  # the failed retry's seq too
-        assert sorted(e["data"]["id"] for e in stored if e["type"] == "new_message") == sorted([retried, *fresh])
-    finally:
-        await client.close()
+    retried = new_id()
+    await send(retried)
+    monkeypatch.setattr(events, "of_kind", database_away)
+    fresh = [new_id(), new_id()]
+    outcomes = await asyncio.gather(send(fresh[0]), send(retried), send(fresh[1]), return_exceptions=True)
+    assert isinstance(outcomes[1], ConnectionError)
+    for outcome in (outcomes[0], outcomes[2]):
+        assert not isinstance(outcome, BaseException) and outcome[1] and outcome[2]["type"] == "new_message"
+    stored = await events.after(project_id, 0, 10)
+    assert [e["seq"] for e in stored] == [1, 2, 3, 4]  # the failed retry's seq too
+    assert sorted(e["data"]["id"] for e in stored if e["type"] == "new_message") == sorted([retried, *fresh])
 
 
 async def test_numbers_taken_before_another_project_failed_are_written(
-    mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+    db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client: AsyncMongoClient = AsyncMongoClient(mongo_uri)
-    events = EventStore(client["nexysync_event_log_test"], ttl_days=1)
+    events = EventStore(db, ttl_days=1)
     first, second = f"p1-{secrets.token_hex(4)}", f"p2-{secrets.token_hex(4)}"
     real = events.counters.find_one_and_update
 
@@ -211,11 +196,8 @@ async def test_numbers_taken_before_another_project_failed_are_written(
             raise ConnectionError("the counter of the second project did not answer")
         return await real(query, *args, **kwargs)
 
-    try:
-        monkeypatch.setattr(events.counters, "find_one_and_update", second_fails)
-        with pytest.raises(ConnectionError):
-            await events.number([first, second, first])
-        # The first project's two numbers were taken: they are in its log as fillers.
-        assert [(e["seq"], e["type"]) for e in await events.after(first, 0, 10)] == [(1, FILLER), (2, FILLER)]
-    finally:
-        await client.close()
+    monkeypatch.setattr(events.counters, "find_one_and_update", second_fails)
+    with pytest.raises(ConnectionError):
+        await events.number([first, second, first])
+    # The first project's two numbers were taken: they are in its log as fillers.
+    assert [(e["seq"], e["type"]) for e in await events.after(first, 0, 10)] == [(1, FILLER), (2, FILLER)]

@@ -667,6 +667,7 @@ OPERATIONS: dict[str, Operation] = {
                 schema={'pattern': '^(\\*|"[0-9]{1,15}"|[0-9]{1,15})$', 'type': 'string'},
             ),
             Parameter(name='If-None-Match', required=False, schema={'const': '*', 'type': 'string'}),
+            Parameter(name='Idempotency-Key', required=False, schema={'pattern': '^[!-~]{1,128}$', 'type': 'string'}),
         ),
         request_body='KvPut',
         request_body_required=True,

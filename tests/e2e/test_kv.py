@@ -137,3 +137,35 @@ async def test_every_agent_hears_of_changes(team: Team) -> None:
         {"key": key, "version": 1, "updated_by": "alice", "deleted": False},
         {"key": key, "version": 1, "updated_by": "alice", "deleted": True},
     ]
+
+
+async def test_a_retried_write_gets_its_stored_entry_and_is_announced_once(team: Team) -> None:
+    key = "flags.retried"
+    alice = _agent(team, "alice")
+
+    def put(text: str, write_key: str, condition: dict[str, str]) -> httpx.Response:
+        headers = {"Idempotency-Key": write_key, **condition}
+        return alice.put(f"/v1/kv/{key}", json={"value": value[text]}, headers=headers)
+
+    value = {text: _seal(team, key, text) for text in ("v1", "v2")}
+    async with EventStream(team.base_url, team.keys["bob"]) as bob:
+        created = put("v1", "write-1", {"If-None-Match": "*"})
+        # The answer was lost and the client sends the same write again: it gets what it stored,
+        # not a 412 for its own write.
+        again = put("v1", "write-1", {"If-None-Match": "*"})
+        assert (created.status_code, again.status_code) == (201, 200)
+        assert again.json() == created.json() and again.headers["ETag"] == '"1"'
+        replaced = put("v2", "write-2", {"If-Match": '"1"'})
+        assert replaced.status_code == 200 and replaced.json()["version"] == 2
+        assert put("v2", "write-2", {"If-Match": '"1"'}).json() == replaced.json()
+        # Another write with a stale version is refused, and so is another value under the same key.
+        assert put("v2", "write-3", {"If-Match": '"1"'}).status_code == 412
+        assert put("v1", "write-2", {"If-Match": '"1"'}).status_code == 412
+        assert alice.put(f"/v1/kv/{key}", json={"value": "x"}, headers={"Idempotency-Key": "a b"}).status_code == 400
+        seen = []
+        alice.delete(f"/v1/kv/{key}")  # the last event: everything before it has arrived
+        while not seen or not seen[-1]["deleted"]:
+            frame = await bob.event()
+            if frame.event == "kv_update":
+                seen.append(frame.data["data"])  # type: ignore[index]
+    assert [(update["version"], update["deleted"]) for update in seen] == [(1, False), (2, False), (2, True)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import falcon
 import falcon.asgi
@@ -40,6 +41,9 @@ def _if_match(req: falcon.asgi.Request) -> tuple[int | None, bool]:
 
 def _etag(entry: dict[str, object]) -> str:
     return f'"{entry["version"]}"'
+
+
+_WRITE_KEY_RE = re.compile(r"^[!-~]{1,128}$")
 
 
 def _changed(key: str) -> Problem:
@@ -87,6 +91,9 @@ class Item:
         none_match = req.get_header("If-None-Match")
         if none_match is not None and none_match.strip() != "*":
             raise Problem(400, "INVALID_PARAMETER", "If-None-Match supports only *.")
+        write_key = req.get_header("Idempotency-Key")
+        if write_key is not None and not _WRITE_KEY_RE.match(write_key):
+            raise Problem(400, "INVALID_PARAMETER", "Idempotency-Key must be 1 to 128 printable ASCII characters.")
         body = await self._ctx.body(req, "KvPut")
         agent = req.context.agent
         try:
@@ -98,10 +105,17 @@ class Item:
                 if_version=version,
                 if_exists=must_exist,
                 if_absent=none_match is not None,
+                write_key=write_key,
             )
         except kv.PreconditionFailed as exc:
             raise _changed(key) from exc
-        await self._announce(agent["project_id"], entry, deleted=False)
+        # Unless the first try of this write did (a retry gets the entry it stored).
+        store = self._ctx.store
+        event = await store.events.announce(
+            store.kv.col, entry, "kv_update", [EVERYONE], _update(entry, deleted=False), unchanged=("version",)
+        )
+        if event is not None:
+            self._hub.publish(event)
         if created:
             resp.status = falcon.HTTP_201
             resp.location = f"/v1/kv/{key}"
@@ -120,9 +134,10 @@ class Item:
         if deleted is None:
             raise not_found(f"Entry '{key}'", "KV_NOT_FOUND")
         deleted["updated_by"] = req.context.agent["slug"]
-        await self._announce(project_id, deleted, deleted=True)
+        await self._hub.emit(project_id, "kv_update", [EVERYONE], _update(deleted, deleted=True))
         resp.status = falcon.HTTP_204
 
-    async def _announce(self, project_id: str, entry: dict[str, object], *, deleted: bool) -> None:
-        data = {"key": entry["key"], "version": entry["version"], "updated_by": entry["updated_by"], "deleted": deleted}
-        await self._hub.emit(project_id, "kv_update", [EVERYONE], data)
+
+def _update(entry: dict[str, Any], *, deleted: bool) -> dict[str, Any]:
+    """Return what a ``kv_update`` event tells: the key, its version, who wrote it; never the value."""
+    return {"key": entry["key"], "version": entry["version"], "updated_by": entry["updated_by"], "deleted": deleted}

@@ -159,7 +159,14 @@ class EventStore:
             await self.col.insert_many(events, ordered=False)
 
     async def announce(
-        self, records: AsyncCollection, record: dict[str, Any], kind: str, recipients: list[str], data: dict[str, Any]
+        self,
+        records: AsyncCollection,
+        record: dict[str, Any],
+        kind: str,
+        recipients: list[str],
+        data: dict[str, Any],
+        *,
+        unchanged: tuple[str, ...] = (),
     ) -> dict[str, Any] | None:
         """Append ``record``'s ``kind`` event unless one is stored already; return the new event, or ``None``.
 
@@ -174,11 +181,15 @@ class EventStore:
             kind: The event type.
             recipients: Agent ids the event is for (or ``EVERYONE``).
             data: The event's data.
+            unchanged: Fields of a record that changes (a kv entry's ``version``) that must still
+                hold the values of ``record`` for its ``seq`` to be set: a newer write is announced
+                by its own writer.
         """
         if record.get("seq") is not None:
             return None
         event = await self.append(record["project_id"], kind, recipients, data)
-        await records.update_one({"_id": record["_id"]}, {"$set": {"seq": event["seq"]}})
+        match = {"_id": record["_id"], **{name: record[name] for name in unchanged}}
+        await records.update_one(match, {"$set": {"seq": event["seq"]}})
         return event
 
     def still_kept(self, written_at: datetime) -> bool:

@@ -31,6 +31,11 @@ def public(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _repeats(entry: dict[str, Any], write_key: str, value: str, author: str) -> bool:
+    """Tell whether a write is a retry of the entry's last one: same idempotency key, value and author."""
+    return bool(entry.get("write_key") == write_key and entry["value"] == value and entry["updated_by"] == author)
+
+
 class KvStore:
     """The ``kv`` collection."""
 
@@ -55,8 +60,13 @@ class KvStore:
         if_version: int | None = None,
         if_exists: bool = False,
         if_absent: bool = False,
+        write_key: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Create or replace an entry; return it and whether it was created.
+
+        A write with the ``write_key`` (the request's Idempotency-Key) of the entry's last write,
+        the same value and the same author is a retry of that write: it gets the stored entry,
+        unwritten, whatever its conditions say (they held for the first try).
 
         Args:
             project_id: The project.
@@ -66,6 +76,7 @@ class KvStore:
             if_version: Replace only if the stored version is this one.
             if_exists: Replace only if the entry exists (``If-Match: *``).
             if_absent: Create only (``If-None-Match: *``).
+            write_key: The request's idempotency key, kept with the entry.
 
         Raises:
             PreconditionFailed: a condition does not hold.
@@ -73,7 +84,11 @@ class KvStore:
         doc_id = f"{project_id}:{key}"
         now = iso(utcnow())
         for _ in range(_WRITE_ATTEMPTS):
-            current = None if if_absent else await self.col.find_one({"_id": doc_id})
+            current = None if if_absent and write_key is None else await self.col.find_one({"_id": doc_id})
+            if current is not None and write_key is not None and _repeats(current, write_key, value, author):
+                return current, False
+            if current is not None and if_absent:
+                raise PreconditionFailed(key)
             if current is None:
                 if if_version is not None or if_exists:
                     raise PreconditionFailed(key)
@@ -85,6 +100,9 @@ class KvStore:
                     "version": 1,
                     "updated_by": author,
                     "updated_at": now,
+                    "write_key": write_key,
+                    # The seq of this version's kv_update, once it is stored (see EventStore.announce).
+                    "seq": None,
                 }
                 try:
                     await self.col.insert_one(entry)
@@ -97,7 +115,16 @@ class KvStore:
                 raise PreconditionFailed(key)
             updated = await self.col.find_one_and_update(
                 {"_id": doc_id, "version": current["version"]},
-                {"$set": {"value": value, "updated_by": author, "updated_at": now}, "$inc": {"version": 1}},
+                {
+                    "$set": {
+                        "value": value,
+                        "updated_by": author,
+                        "updated_at": now,
+                        "write_key": write_key,
+                        "seq": None,
+                    },
+                    "$inc": {"version": 1},
+                },
                 return_document=ReturnDocument.AFTER,
             )
             if updated is not None:

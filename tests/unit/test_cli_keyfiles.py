@@ -31,15 +31,8 @@ OLD = bytes(range(32))
 NEWER = bytes(range(1, 33))
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point the CLI at a config dir of its own, without the developer's NEXYSYNC_* settings."""
-    for name in list(os.environ):
-        if name.startswith("NEXYSYNC_"):
-            monkeypatch.delenv(name)
-    config = tmp_path / "config"
-    monkeypatch.setenv("NEXYSYNC_CONFIG_DIR", str(config))
-    return config
+# Every test runs against a config dir of its own (the ``isolated`` fixture of conftest.py).
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def mode(path: Path) -> int:

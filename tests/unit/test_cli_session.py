@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,15 +29,8 @@ NOW = "2026-01-01T00:00:00Z"
 USER = {"id": "01KQ7Z" + "0" * 20, "email": "me@example.test", "name": "Me", "created_at": NOW}
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point the CLI at a config dir of its own, without the developer's NEXYSYNC_* settings."""
-    for name in list(os.environ):
-        if name.startswith("NEXYSYNC_"):
-            monkeypatch.delenv(name)
-    config = tmp_path / "config"
-    monkeypatch.setenv("NEXYSYNC_CONFIG_DIR", str(config))
-    return config
+# Every test runs against a config dir of its own (the ``isolated`` fixture of conftest.py).
+pytestmark = pytest.mark.usefixtures("isolated")
 
 
 def session(expires_at: float = 4_000_000_000.0) -> StoredSession:

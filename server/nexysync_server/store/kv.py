@@ -82,9 +82,12 @@ class KvStore:
             PreconditionFailed: a condition does not hold.
         """
         doc_id = f"{project_id}:{key}"
+        # What every write sets. ``seq`` is that of this version's kv_update, once it is stored
+        # (see EventStore.announce).
         now = iso(utcnow())
+        written = {"value": value, "updated_by": author, "updated_at": now, "write_key": write_key, "seq": None}
         for _ in range(_WRITE_ATTEMPTS):
-            current = None if if_absent and write_key is None else await self.col.find_one({"_id": doc_id})
+            current = await self.col.find_one({"_id": doc_id})
             if current is not None and write_key is not None and _repeats(current, write_key, value, author):
                 return current, False
             if current is not None and if_absent:
@@ -92,18 +95,7 @@ class KvStore:
             if current is None:
                 if if_version is not None or if_exists:
                     raise PreconditionFailed(key)
-                entry = {
-                    "_id": doc_id,
-                    "project_id": project_id,
-                    "key": key,
-                    "value": value,
-                    "version": 1,
-                    "updated_by": author,
-                    "updated_at": now,
-                    "write_key": write_key,
-                    # The seq of this version's kv_update, once it is stored (see EventStore.announce).
-                    "seq": None,
-                }
+                entry = {"_id": doc_id, "project_id": project_id, "key": key, "version": 1, **written}
                 try:
                     await self.col.insert_one(entry)
                 except DuplicateKeyError:
@@ -115,16 +107,7 @@ class KvStore:
                 raise PreconditionFailed(key)
             updated = await self.col.find_one_and_update(
                 {"_id": doc_id, "version": current["version"]},
-                {
-                    "$set": {
-                        "value": value,
-                        "updated_by": author,
-                        "updated_at": now,
-                        "write_key": write_key,
-                        "seq": None,
-                    },
-                    "$inc": {"version": 1},
-                },
+                {"$set": written, "$inc": {"version": 1}},
                 return_document=ReturnDocument.AFTER,
             )
             if updated is not None:

@@ -16,6 +16,7 @@ from nexysync_mcp.cli.errors import CliError
 from nexysync_mcp.cli.files import config_dir
 from nexysync_mcp.cli.keyfiles import ProjectKeyStore
 from nexysync_mcp.cli.output import Output
+from nexysync_mcp.cli.terminal import strip_controls
 
 __all__ = ["ENV_PASSWORD", "Context"]
 
@@ -85,7 +86,7 @@ class Context:
         """Ask a yes/no question on the terminal; False when there is none to ask on."""
         if not sys.stdin.isatty():
             return False
-        answer = input(f"{question} [y/N] ")
+        answer = input(f"{strip_controls(question)} [y/N] ")
         return answer.strip().lower() in {"y", "yes"}
 
     def close(self) -> None:

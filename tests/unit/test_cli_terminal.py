@@ -82,7 +82,11 @@ def tail_output(tmp_path: Path, *argv: str) -> tuple[str, str]:
     """Run one tail over a hostile message, then a hostile kv event; return stdout and stderr."""
     stdout, stderr = io.StringIO(), io.StringIO()
     args = build_parser().parse_args(["tail", "--events", *argv])
-    ctx = Context(args=args, output=Output(json_mode=getattr(args, "json", False), stdout=stdout, stderr=stderr), directory=tmp_path)
+    ctx = Context(
+        args=args,
+        output=Output(json_mode=getattr(args, "json", False), stdout=stdout, stderr=stderr),
+        directory=tmp_path,
+    )
     message = hostile_message()
 
     async def fetch(mark_read: bool = True) -> Message:

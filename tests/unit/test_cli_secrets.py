@@ -1,4 +1,4 @@
-"""Unit tests: the ``nexysync`` CLI takes no secret on its command line, and reads them from a prompt, env, stdin or file."""
+"""Unit tests: the ``nexysync`` CLI takes no secret on argv; it reads them from a prompt, env, stdin or file."""
 
 from __future__ import annotations
 

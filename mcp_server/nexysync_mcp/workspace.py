@@ -24,7 +24,7 @@ import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO
 
 from nexysync_mcp.cli.files import config_dir
 from nexysync_mcp.errors import ToolFailure
@@ -121,7 +121,7 @@ class Workspace:
             raise ToolFailure(f"Refusing to upload {given!r}: {reason}; NexySync secrets never leave this machine.")
 
     @contextlib.contextmanager
-    def open_upload(self, given: str) -> Iterator[IO[bytes]]:
+    def open_upload(self, given: str) -> Iterator[BinaryIO]:
         """Open a file the AI asked to upload, after checking it may be read.
 
         Args:

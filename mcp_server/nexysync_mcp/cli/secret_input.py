@@ -88,7 +88,7 @@ def read_secret(source: str, what: str, *, prompt: str, strip: bool = True) -> s
 
     Args:
         source: A file path, or ``-``.
-        what: What the secret is, for the errors ("the password").
+        what: What the secret is, for the errors ("password").
         prompt: What a terminal is asked (the answer is not echoed).
         strip: Whether surrounding whitespace is removed too (not for passwords, where it may count).
 

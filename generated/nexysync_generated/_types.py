@@ -76,3 +76,59 @@ class Operation:
     def encrypted_fields(self) -> tuple[str, ...]:
         """Return the encrypted property names of the request body and the responses, sorted."""
         return tuple(sorted(set(self.request_encrypted_fields) | set(self.response_encrypted_fields)))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPlan:
+    """Describe how the envelopes of one record schema are bound, as its `x-nexysync-*` keys say.
+
+    Attributes:
+        schema: The component schema (and model) name; only a label, never bound.
+        kind: `x-nexysync-record-kind`, the record kind bound into the associated data.
+        id_in: Where the record id comes from: `body` (a property of the record) or `path`.
+        id_name: The property or path parameter that holds the record id.
+        fields: The record's encrypted properties, sorted.
+        json_fields: Those whose plaintext is any JSON value (`x-nexysync-plaintext: json`).
+        author: `x-nexysync-author`: the property naming the writer, bound as `<author>=<slug>`
+            (on a request, the caller is the writer).
+        routing: `x-nexysync-routing`: the routing properties bound after the author, each with the
+            value it is bound as when it is null or absent.
+    """
+
+    schema: str
+    kind: str
+    id_in: str
+    id_name: str
+    fields: tuple[str, ...]
+    json_fields: tuple[str, ...]
+    author: str
+    routing: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedAt:
+    """Place one kind of encrypted record inside a request or response body.
+
+    Attributes:
+        at: The steps from the body to the records: a property name, or `[]` for each item of an
+            array; `()` when the body is the record.
+        record: How the records found there are bound.
+    """
+
+    at: tuple[str, ...]
+    record: RecordPlan
+
+
+@dataclass(frozen=True, slots=True)
+class OperationPlan:
+    """Describe what one operation encrypts and decrypts.
+
+    Attributes:
+        operation_id: The operation.
+        request: The encrypted records of the request body.
+        responses: For each success status, the encrypted records of its body.
+    """
+
+    operation_id: str
+    request: tuple[EncryptedAt, ...]
+    responses: dict[int, tuple[EncryptedAt, ...]]

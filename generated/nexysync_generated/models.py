@@ -348,28 +348,28 @@ class MessageCreate1(BaseModel):
     topic: Annotated[
         str,
         Field(
-            description='AES-256-GCM ciphertext envelope: v1.<kid>.<base64url(nonce12 || ciphertext || tag16)>.',
+            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
             json_schema_extra={'x-nexysync-encrypted': True},
             max_length=400000,
-            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
         ),
     ]
     payload: Annotated[
         str,
         Field(
-            description='AES-256-GCM ciphertext envelope: v1.<kid>.<base64url(nonce12 || ciphertext || tag16)>.',
+            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
             json_schema_extra={'x-nexysync-encrypted': True},
             max_length=400000,
-            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
         ),
     ]
     metadata: Annotated[
         str | None,
         Field(
-            description='AES-256-GCM ciphertext envelope: v1.<kid>.<base64url(nonce12 || ciphertext || tag16)>.',
+            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
             json_schema_extra={'x-nexysync-encrypted': True},
             max_length=400000,
-            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
         ),
     ] = None
 
@@ -400,28 +400,28 @@ class MessageCreate2(BaseModel):
     topic: Annotated[
         str,
         Field(
-            description='AES-256-GCM ciphertext envelope: v1.<kid>.<base64url(nonce12 || ciphertext || tag16)>.',
+            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
             json_schema_extra={'x-nexysync-encrypted': True},
             max_length=400000,
-            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
         ),
     ]
     payload: Annotated[
         str,
         Field(
-            description='AES-256-GCM ciphertext envelope: v1.<kid>.<base64url(nonce12 || ciphertext || tag16)>.',
+            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
             json_schema_extra={'x-nexysync-encrypted': True},
             max_length=400000,
-            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
         ),
     ]
     metadata: Annotated[
         str | None,
         Field(
-            description='AES-256-GCM ciphertext envelope: v1.<kid>.<base64url(nonce12 || ciphertext || tag16)>.',
+            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
             json_schema_extra={'x-nexysync-encrypted': True},
             max_length=400000,
-            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
         ),
     ] = None
 
@@ -654,10 +654,10 @@ class KvPut(BaseModel):
     value: Annotated[
         str,
         Field(
-            description='AES-256-GCM ciphertext envelope: v1.<kid>.<base64url(nonce12 || ciphertext || tag16)>.',
+            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
             json_schema_extra={'x-nexysync-encrypted': True},
             max_length=400000,
-            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
         ),
     ]
 
@@ -711,7 +711,7 @@ class RefCreate(BaseModel):
             description="An Envelope of a short text (a reference's title or source file), at most 4 KiB of envelope.",
             json_schema_extra={'x-nexysync-encrypted': True},
             max_length=4096,
-            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
         ),
     ]
     content: Annotated[
@@ -720,7 +720,7 @@ class RefCreate(BaseModel):
             description="An Envelope of a reference's code, at most 256 KiB of envelope.",
             json_schema_extra={'x-nexysync-encrypted': True},
             max_length=262144,
-            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
         ),
     ]
     source_file: Annotated[
@@ -729,7 +729,7 @@ class RefCreate(BaseModel):
             description="An Envelope of a short text (a reference's title or source file), at most 4 KiB of envelope.",
             json_schema_extra={'x-nexysync-encrypted': True},
             max_length=4096,
-            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
         ),
     ] = None
     language: Annotated[
@@ -822,7 +822,7 @@ class FileCreate(BaseModel):
             description="An Envelope of a short text (a reference's title or source file), at most 4 KiB of envelope.",
             json_schema_extra={'x-nexysync-encrypted': True},
             max_length=4096,
-            pattern='^v1\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
         ),
     ]
     size: Annotated[

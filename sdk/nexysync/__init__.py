@@ -18,7 +18,10 @@ from nexysync._errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    BadRequestError,
     ConflictError,
+    DecryptionError,
+    FileNotReadyError,
     InternalServerError,
     KeyFileError,
     NexySyncError,
@@ -33,8 +36,7 @@ from nexysync._pagination import AsyncPager, SyncPager
 from nexysync._raw import AsyncClientWithRawResponse, ClientWithRawResponse
 from nexysync._stream import AsyncStream, AsyncStreamEvent, Stream, StreamEvent
 from nexysync._ulid import new_ulid
-from nexysync.crypto import DecryptionError, KeyRing
-from nexysync.resources.files import FileNotReadyError
+from nexysync.crypto import KeyRing
 
 __all__ = [
     "APIConnectionError",
@@ -47,6 +49,7 @@ __all__ = [
     "AsyncStream",
     "AsyncStreamEvent",
     "AuthenticationError",
+    "BadRequestError",
     "Client",
     "ClientWithRawResponse",
     "ConflictError",

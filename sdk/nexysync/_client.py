@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -21,13 +22,15 @@ from nexysync._operations import Cipher, PreparedCall, needs_cipher, parse_respo
 from nexysync._stream import AsyncStream, Stream
 from nexysync._transport import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncTransport, SyncTransport, TimeoutTypes
 from nexysync.crypto import KeyRing, decode_key
-from nexysync_generated import OPERATIONS
+from nexysync_generated import ENCRYPTION_PLANS, OPERATIONS
 
 if TYPE_CHECKING:
     from nexysync._raw import AsyncClientWithRawResponse, ClientWithRawResponse
 
 __all__ = ["AsyncClient", "Client", "RawResponse"]
 
+#: An agent API key names its agent: ``nsync_<slug>_<40 hex>`` (a slug has no underscore).
+_AGENT_KEY = re.compile(r"nsync_([a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)_")
 _NO_REFRESH = frozenset({"auth_login", "auth_register", "auth_refresh", "auth_logout"})
 #: Operations whose success signs the session in or out (also through ``with_raw_response``).
 _TOKEN_OPERATIONS = _NO_REFRESH
@@ -41,6 +44,8 @@ class _Session:
     refresh_token: str | None
     project_id: str | None
     ring: KeyRing | None
+    #: The agent's slug: the author bound into what it encrypts (read from its API key, else ``GET /v1/me``).
+    agent_slug: str | None = None
     #: Called with (access token, refresh token) whenever the session signs in, refreshes or out.
     on_tokens: Callable[[str | None, str | None], None] | None = None
 
@@ -123,7 +128,7 @@ class _ClientCore:
     ) -> tuple[PreparedCall, Cipher | None]:
         cipher = None
         if project_id is not None and self._session.ring is not None:
-            cipher = Cipher(self._session.ring, project_id)
+            cipher = Cipher(self._session.ring, project_id, self._agent_slug())
         call = prepare_call(
             operation_id,
             path_params=path_params,
@@ -135,14 +140,30 @@ class _ClientCore:
         )
         return call, cipher
 
+    def _agent_slug(self) -> str | None:
+        session = self._session
+        if session.agent_slug is None and session.token is not None:
+            match = _AGENT_KEY.match(session.token)
+            session.agent_slug = match.group(1) if match else None
+        return session.agent_slug
+
     def _needs_project(self, operation_id: str) -> bool:
+        """Tell whether the call needs ``GET /v1/me`` first: it encrypts, and the project or slug is unknown."""
         if operation_id not in OPERATIONS:
             raise KeyError(f"unknown operation {operation_id!r}")
         if not needs_cipher(operation_id):
             return False
         if self._session.ring is None:
             raise KeyFileError(f"{operation_id} handles encrypted content: give the client an encryption key")
-        return self._session.project_id is None
+        writes = bool(ENCRYPTION_PLANS[operation_id].request)
+        return self._session.project_id is None or (writes and self._agent_slug() is None)
+
+    def _adopt_identity(self, me: Any) -> str:
+        """Keep the project id and agent slug of a ``GET /v1/me`` answer; return the project id."""
+        if self._session.project_id is None:
+            self._session.project_id = me.project_id
+        self._session.agent_slug = me.agent.slug
+        return self._session.project_id or me.project_id
 
     @property
     def refresh_token(self) -> str | None:
@@ -151,6 +172,9 @@ class _ClientCore:
 
     def _adopt_tokens(self, operation_id: str, result: Any) -> None:
         session = self._session
+        if operation_id == "me_get":
+            self._adopt_identity(result)
+            return
         if operation_id in {"auth_login", "auth_register", "auth_refresh"}:
             session.token = result.access_token
             session.refresh_token = result.refresh_token
@@ -270,8 +294,7 @@ class Client(_ClientCore):
         """The agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
         if self._session.project_id is None:
             # Client.call, not self.me.get(): through with_raw_response that answers a RawResponse.
-            project_id: str = Client.call(self, "me_get").project_id
-            self._session.project_id = project_id
+            return self._adopt_identity(Client.call(self, "me_get"))
         return self._session.project_id
 
     def with_options(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> Client:
@@ -325,7 +348,7 @@ class Client(_ClientCore):
         see the wire form; ``.parse()`` gives what :meth:`call` returns.
         """
         if self._needs_project(operation_id):
-            _ = self.project_id
+            self._adopt_identity(Client.call(self, "me_get"))
         call, cipher = self._prepare(
             operation_id, self._session.project_id, path_params, query, body, headers, idempotency_key
         )
@@ -523,8 +546,7 @@ class AsyncClient(_ClientCore):
         """Return the agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
         if self._session.project_id is None:
             # AsyncClient.call, not self.me.get(): through with_raw_response that answers a RawResponse.
-            project_id: str = (await AsyncClient.call(self, "me_get")).project_id
-            self._session.project_id = project_id
+            return self._adopt_identity(await AsyncClient.call(self, "me_get"))
         return self._session.project_id
 
     def with_options(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> AsyncClient:
@@ -562,7 +584,7 @@ class AsyncClient(_ClientCore):
     ) -> RawResponse:
         """Send one operation; return the response unchecked, as :meth:`Client.call_raw`."""
         if self._needs_project(operation_id):
-            await self.get_project_id()
+            self._adopt_identity(await AsyncClient.call(self, "me_get"))
         call, cipher = self._prepare(
             operation_id, self._session.project_id, path_params, query, body, headers, idempotency_key
         )

@@ -12,7 +12,10 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
+    "BadRequestError",
     "ConflictError",
+    "DecryptionError",
+    "FileNotReadyError",
     "InternalServerError",
     "KeyFileError",
     "NexySyncError",
@@ -30,6 +33,27 @@ class NexySyncError(Exception):
 
 class KeyFileError(NexySyncError):
     """The key file or the environment does not configure a usable client."""
+
+
+class DecryptionError(NexySyncError):
+    """An envelope could not be decrypted: tampered with, moved, relabelled, or made with a key not in the ring.
+
+    Also raised for a value that is not an envelope where the encryption plan says encrypted: it
+    is never passed through as if it were authenticated.
+
+    Attributes:
+        record: ``<record kind>/<record id>`` of the envelope.
+        field: The field the envelope was read from.
+    """
+
+    def __init__(self, message: str, *, record: str, field: str) -> None:
+        super().__init__(f"{message} (record {record}, field {field!r})")
+        self.record = record
+        self.field = field
+
+
+class FileNotReadyError(NexySyncError):
+    """The file's content has not been uploaded (yet): it is still ``pending``."""
 
 
 class APIError(NexySyncError):
@@ -78,6 +102,10 @@ class APIStatusError(APIError):
         self.response = response
 
 
+class BadRequestError(APIStatusError):
+    """400: the request is malformed (bad JSON, a bad parameter)."""
+
+
 class AuthenticationError(APIStatusError):
     """401: the API key or token is missing, wrong or expired."""
 
@@ -111,6 +139,7 @@ class InternalServerError(APIStatusError):
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
     401: AuthenticationError,
     403: PermissionDeniedError,
     404: NotFoundError,

@@ -1,7 +1,8 @@
 """The generated operation layer: requests and responses driven by ``nexysync_generated.OPERATIONS``.
 
-Nothing here knows a URL or a field by hand: the method, path, parameters, response model and
-the encrypted fields of every call come from the operation table generated from openapi.yaml.
+Nothing here knows a URL or a field by hand: the method, path, parameters and response model of
+every call come from the operation table, and what it encrypts (which records, with which kind,
+id, author and routing) from the encryption plan, both generated from openapi.yaml.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import enum
 import functools
 import json
 import logging
-import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 from urllib.parse import quote
@@ -24,13 +24,12 @@ import httpx
 from pydantic import BaseModel, PrivateAttr, create_model
 
 import nexysync_generated.models as generated_models
-from nexysync._errors import APIError, error_from_response
+from nexysync._errors import APIError, DecryptionError, error_from_response
 from nexysync._ulid import new_ulid
-from nexysync.crypto import DecryptionError, KeyRing
-from nexysync_generated import MODEL_ENCRYPTED_FIELDS, OPERATIONS, Operation
+from nexysync.crypto import Binding, KeyRing
+from nexysync_generated import ENCRYPTION_PLANS, OPERATIONS, EncryptedAt, Operation, RecordPlan
 
 __all__ = [
-    "JSON_FIELDS",
     "Cipher",
     "DecryptedPage",
     "DecryptedThread",
@@ -39,22 +38,16 @@ __all__ = [
     "parse_response",
     "plain_model",
     "prepare_call",
-    "record_kind",
 ]
 
 logger = logging.getLogger("nexysync")
 
-#: Encrypted fields whose plaintext is any JSON value (serialised before encryption).
-JSON_FIELDS = frozenset({"metadata"})
-_KIND_SUFFIX = re.compile(r"(Create|Update|Put|Entry)\d*$")
-#: Fields that identify a record, in order of preference (messages have ids, kv entries keys).
-RECORD_ID_FIELDS = ("id", "key")
-
-
-def record_kind(model_name: str) -> str:
-    """Return the record kind bound into a model's envelopes (``MessageCreate``: ``message``; ``KvEntry``: ``kv``)."""
-    base = _KIND_SUFFIX.sub("", model_name)
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower()
+#: Each record schema's plan, by model name (one name per schema, as the generator wrote both).
+RECORD_PLANS: dict[str, RecordPlan] = {
+    where.record.schema: where.record
+    for plan in ENCRYPTION_PLANS.values()
+    for where in (*plan.request, *(w for ws in plan.responses.values() for w in ws))
+}
 
 
 class UndecryptableRecord(DecryptionError):
@@ -108,31 +101,120 @@ _TYPED_PAGES: dict[type[BaseModel], type[DecryptedPage]] = {generated_models.Thr
 
 @dataclass(frozen=True)
 class Cipher:
-    """The key ring and the project the envelopes are bound to."""
+    """The key ring, the project the envelopes are bound to, and the caller's slug (the author of what it writes)."""
 
     ring: KeyRing
     project_id: str
+    author: str | None = None
 
-    def seal(self, value: Any, *, kind: str, record_id: str, field: str) -> str:
-        """Encrypt one plaintext field value (JSON-serialised first for JSON fields)."""
-        if field in JSON_FIELDS:
+    def seal(self, value: Any, *, record: RecordPlan, record_id: str, field: str, bound: Binding) -> str:
+        """Encrypt one plaintext field value into a v2 envelope (JSON-serialised first for JSON fields)."""
+        if field in record.json_fields:
             plaintext = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
         elif isinstance(value, str):
             plaintext = value.encode()
         else:
             raise TypeError(f"field {field!r} takes a str, got {type(value).__name__}")
-        return self.ring.encrypt(plaintext, project_id=self.project_id, kind=kind, record_id=record_id, field=field)
+        return self.ring.encrypt(
+            plaintext, project_id=self.project_id, kind=record.kind, record_id=record_id, field=field, bound=bound
+        )
 
-    def open(self, envelope: str, *, kind: str, record_id: str, field: str) -> Any:
+    def open(self, envelope: Any, *, record: RecordPlan, record_id: str, field: str, bound: Binding) -> Any:
         """Decrypt one envelope into its plaintext value (parsed for JSON fields).
 
         Raises:
-            DecryptionError: tampered, moved, or made with a key not in the ring.
+            DecryptionError: not an envelope, tampered with, moved, relabelled, or made with a key
+                not in the ring.
         """
-        plaintext = self.ring.decrypt(envelope, project_id=self.project_id, kind=kind, record_id=record_id, field=field)
-        if field in JSON_FIELDS:
+        if not isinstance(envelope, str):
+            raise DecryptionError(
+                f"not an envelope: the server sent a {type(envelope).__name__} where the plan says encrypted",
+                record=f"{record.kind}/{record_id}",
+                field=field,
+            )
+        plaintext = self.ring.decrypt(
+            envelope, project_id=self.project_id, kind=record.kind, record_id=record_id, field=field, bound=bound
+        )
+        if field in record.json_fields:
             return json.loads(plaintext)
         return plaintext.decode()
+
+
+def binding(record: RecordPlan, data: Mapping[str, Any], author: str) -> Binding:
+    """Return what a v2 envelope of the record binds after its field: the author, then the routing.
+
+    Args:
+        record: The record's plan.
+        data: The record (a request body or a response record), for its routing fields.
+        author: The writer's slug.
+    """
+    bound = [(record.author, author)]
+    for name, when_null in record.routing:
+        value = data.get(name)
+        bound.append((name, when_null if value is None else str(value)))
+    return tuple(bound)
+
+
+def _records_at(data: Any, at: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """Yield the records found at the plan's steps (a property name, or ``[]`` for each item)."""
+    if not at:
+        if isinstance(data, dict):
+            yield data
+        return
+    step, rest = at[0], at[1:]
+    if step == "[]":
+        if isinstance(data, list):
+            for item in data:
+                yield from _records_at(item, rest)
+    elif isinstance(data, dict):
+        yield from _records_at(data.get(step), rest)
+
+
+def open_record(record: RecordPlan, data: dict[str, Any], cipher: Cipher, record_id: str | None = None) -> None:
+    """Decrypt, in place, every encrypted field of one response record.
+
+    Args:
+        record: The record's plan.
+        data: The record as received.
+        cipher: The key ring and project.
+        record_id: The id the caller named (a path parameter, or the id it sent), which binds the
+            record instead of the one it carries, so the server cannot swap in another record.
+
+    Raises:
+        APIError: the record carries no id.
+        DecryptionError: a field is not an envelope, or fails to decrypt.
+    """
+    rid = record_id if record_id is not None else data.get(record.id_name)
+    if not isinstance(rid, str):
+        raise APIError(f"a {record.kind} record without an id cannot be decrypted", body=data)
+    author = data.get(record.author)
+    bound = binding(record, data, author if isinstance(author, str) else "")
+    for field in record.fields:
+        value = data.get(field)
+        if value is not None:
+            data[field] = cipher.open(value, record=record, record_id=rid, field=field, bound=bound)
+
+
+def open_body(places: tuple[EncryptedAt, ...], data: Any, cipher: Cipher, record_id: str | None = None) -> None:
+    """Decrypt, in place, every encrypted record of a response body, as its plan places them.
+
+    Records outside any array are bound to ``record_id`` when given; those of an array to their own id.
+    """
+    for where in places:
+        own = record_id if "[]" not in where.at else None
+        for found in _records_at(data, where.at):
+            open_record(where.record, found, cipher, own)
+
+
+def page_records(places: tuple[EncryptedAt, ...]) -> RecordPlan | None:
+    """Return the record plan of a list of encrypted records (all of them in ``data[]``), else None.
+
+    Those records are decrypted one by one, and a page of them degrades per record (see
+    :class:`DecryptedPage`).
+    """
+    if len(places) == 1 and places[0].at == ("data", "[]"):
+        return places[0].record
+    return None
 
 
 def _model(name: str) -> type[BaseModel]:
@@ -140,19 +222,6 @@ def _model(name: str) -> type[BaseModel]:
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(f"{name} is not a generated model")
     return model
-
-
-def model_field_names(model: type[BaseModel]) -> set[str]:
-    """Return a model's field names; for a root model over a union, those of every member."""
-    if "root" in model.model_fields and len(model.model_fields) == 1:
-        return {name for sub in _nested_models(model.model_fields["root"].annotation) for name in sub.model_fields}
-    return set(model.model_fields)
-
-
-def record_id_field(model: type[BaseModel]) -> str | None:
-    """Return the field that identifies a record of the model (``id``, else ``key``), or None."""
-    names = model_field_names(model)
-    return next((field for field in RECORD_ID_FIELDS if field in names), None)
 
 
 def _rewrite(annotation: Any) -> Any:
@@ -180,16 +249,17 @@ def plain_model(model: type[BaseModel]) -> type[BaseModel]:
     an envelope string, and nested models are their plaintext twins. A model without encrypted
     data is returned unchanged.
     """
-    encrypted = MODEL_ENCRYPTED_FIELDS.get(model.__name__, ())
+    plan = RECORD_PLANS.get(model.__name__)
+    json_fields = plan.json_fields if plan is not None else ()
     overrides: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        if name in encrypted and name in JSON_FIELDS:
+        if name in json_fields:
             overrides[name] = (Any, info)
             continue
         rewritten = _rewrite(info.annotation)
         if rewritten is not info.annotation:
             overrides[name] = (rewritten, info)
-    if page_record_model(model) is not None:
+    if _is_page(model):
         # A list of encrypted records: one that fails to decrypt is skipped, not fatal.
         bases = (_TYPED_PAGES[model],) if model in _TYPED_PAGES else (model, DecryptedPage)
         plain: type[BaseModel] = create_model(model.__name__, __base__=bases, __module__=__name__, **overrides)
@@ -205,81 +275,13 @@ def plain_model(model: type[BaseModel]) -> type[BaseModel]:
 
 
 @functools.cache
-def page_record_model(model: type[BaseModel]) -> type[BaseModel] | None:
-    """Return the record model of a list of encrypted records (``data: list[Message]``), else None.
-
-    Only a model whose encrypted content is all in the records of ``data`` counts: those records
-    are decrypted one by one, and a page of them degrades per record (see :class:`DecryptedPage`).
-    """
-    info = model.model_fields.get("data")
-    if info is None or typing.get_origin(info.annotation) is not list:
-        return None
-    (item,) = typing.get_args(info.annotation) or (None,)
-    if not (isinstance(item, type) and issubclass(item, BaseModel) and item.__name__ in MODEL_ENCRYPTED_FIELDS):
-        return None
-    if model.__name__ in MODEL_ENCRYPTED_FIELDS or any(
-        _has_encrypted(sub)
-        for name, other in model.model_fields.items()
-        if name != "data"
-        for sub in _nested_models(other.annotation)
-    ):
-        return None
-    return item
-
-
-def _nested_models(annotation: Any) -> list[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    found: list[type[BaseModel]] = []
-    for arg in typing.get_args(annotation):
-        found.extend(_nested_models(arg))
-    return found
-
-
-def _has_encrypted(model: type[BaseModel], seen: frozenset[str] = frozenset()) -> bool:
-    if model.__name__ in MODEL_ENCRYPTED_FIELDS:
-        return True
-    if model.__name__ in seen:
-        return False
+def _is_page(model: type[BaseModel]) -> bool:
+    """Tell whether a model is a list of encrypted records in ``data`` (the answer of some operation's plan)."""
     return any(
-        _has_encrypted(sub, seen | {model.__name__})
-        for info in model.model_fields.values()
-        for sub in _nested_models(info.annotation)
+        page_records(places) is not None and OPERATIONS[op_id].responses.get(status) == model.__name__
+        for op_id, plan in ENCRYPTION_PLANS.items()
+        for status, places in plan.responses.items()
     )
-
-
-def decrypt_tree(model: type[BaseModel], data: Any, cipher: Cipher, record_id: str | None = None) -> Any:
-    """Decrypt, in place, every encrypted field of ``data`` parsed as ``model``, at any depth.
-
-    The top-level record's id is ``record_id`` when given (the id the caller asked for, so the
-    server cannot swap in another record); nested records use their own ``id`` (or ``key``).
-    """
-    if not isinstance(data, dict):
-        return data
-    encrypted = MODEL_ENCRYPTED_FIELDS.get(model.__name__, ())
-    if encrypted:
-        id_field = record_id_field(model)
-        rid = record_id if record_id is not None else data.get(id_field) if id_field else None
-        if not isinstance(rid, str):
-            raise APIError(f"a {model.__name__} record without an id cannot be decrypted", body=data)
-        kind = record_kind(model.__name__)
-        for field in encrypted:
-            value = data.get(field)
-            if isinstance(value, str):
-                data[field] = cipher.open(value, kind=kind, record_id=rid, field=field)
-    for name, info in model.model_fields.items():
-        key = info.alias or name
-        value = data.get(key)
-        for sub in _nested_models(info.annotation):
-            if not _has_encrypted(sub):
-                continue
-            if isinstance(value, list):
-                for item in value:
-                    decrypt_tree(sub, item, cipher)
-            elif isinstance(value, dict):
-                decrypt_tree(sub, value, cipher)
-            break
-    return data
 
 
 def _query_value(value: Any) -> str:
@@ -317,7 +319,7 @@ class PreparedCall:
 
 def needs_cipher(operation_id: str) -> bool:
     """Return whether a call of the operation encrypts or decrypts anything."""
-    return bool(OPERATIONS[operation_id].encrypted_fields)
+    return operation_id in ENCRYPTION_PLANS
 
 
 def prepare_call(
@@ -373,24 +375,48 @@ def prepare_call(
             payload = body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         else:
             payload = dict(body)
-        if operation.request_encrypted_fields:
+        plan = ENCRYPTION_PLANS.get(operation_id)
+        if plan is not None and plan.request:
             if cipher is None:
                 raise ValueError(f"{operation_id} has encrypted fields; the client needs a key ring")
-            request_model = _model(operation.request_body or "")
-            if record_id_field(request_model) == "id":
-                # A client-made id: bound into the ciphertext, and the write's idempotency key.
-                record_id = payload.get("id") or new_ulid()
-                payload["id"] = record_id
-                idempotency_key = idempotency_key or record_id
-            if record_id is None:
-                raise ValueError(f"{operation_id}: no record id to bind the encrypted fields to")
-            kind = record_kind(request_model.__name__)
-            for field in operation.request_encrypted_fields:
-                if payload.get(field) is not None:
-                    payload[field] = cipher.seal(payload[field], kind=kind, record_id=record_id, field=field)
+            record_id, idempotency_key = _seal_request(
+                operation_id, plan.request, payload, given, cipher, idempotency_key
+            )
     elif operation.request_body_required:
         raise ValueError(f"{operation_id} needs a request body")
     return PreparedCall(operation, path, params, payload, header_values, idempotency_key, record_id)
+
+
+def _seal_request(
+    operation_id: str,
+    places: tuple[EncryptedAt, ...],
+    payload: dict[str, Any],
+    path_params: Mapping[str, Any],
+    cipher: Cipher,
+    idempotency_key: str | None,
+) -> tuple[str, str | None]:
+    """Encrypt, in place, the encrypted fields of a request body; return its record id and idempotency key.
+
+    Raises:
+        ValueError: the plan puts records anywhere but the body itself, or the caller's slug is unknown.
+    """
+    if len(places) != 1 or places[0].at != ():
+        raise ValueError(f"{operation_id}: only a request body that is one record can be encrypted")
+    record = places[0].record
+    if cipher.author is None:
+        raise ValueError(f"{operation_id}: the client does not know its agent's slug, the author it binds")
+    if record.id_in == "path":
+        record_id = _query_value(path_params[record.id_name])
+    else:
+        # A client-made id: bound into the ciphertext, and the write's idempotency key.
+        record_id = payload.get(record.id_name) or new_ulid()
+        payload[record.id_name] = record_id
+        idempotency_key = idempotency_key or record_id
+    bound = binding(record, payload, cipher.author)
+    for field in record.fields:
+        if payload.get(field) is not None:
+            payload[field] = cipher.seal(payload[field], record=record, record_id=record_id, field=field, bound=bound)
+    return record_id, idempotency_key
 
 
 def parse_response(call: PreparedCall, response: httpx.Response, cipher: Cipher | None) -> Any:
@@ -416,15 +442,19 @@ def parse_response(call: PreparedCall, response: httpx.Response, cipher: Cipher 
     model = _model(model_name)
     data = response.json()
     skipped: list[UndecryptableRecord] = []
-    if _has_encrypted(model):
+    places = (
+        ENCRYPTION_PLANS[operation.operation_id].responses.get(response.status_code, ())
+        if (operation.operation_id in ENCRYPTION_PLANS)
+        else ()
+    )
+    if places:
         if cipher is None:
             raise ValueError(f"{operation.operation_id} returns encrypted fields; the client needs a key ring")
-        record_model = page_record_model(model)
-        if record_model is not None and isinstance(data, dict) and isinstance(data.get("data"), list):
-            data["data"], skipped = _decrypt_records(record_model, data["data"], cipher, model.__name__)
+        record = page_records(places)
+        if record is not None and isinstance(data, dict) and isinstance(data.get("data"), list):
+            data["data"], skipped = _decrypt_records(record, data["data"], cipher, model.__name__)
         else:
-            top_is_record = model.__name__ in MODEL_ENCRYPTED_FIELDS
-            decrypt_tree(model, data, cipher, call.record_id if top_is_record else None)
+            open_body(places, data, cipher, call.record_id)
     result = plain_model(model).model_validate(data)
     if isinstance(result, DecryptedPage):
         result._undecryptable = skipped
@@ -432,19 +462,21 @@ def parse_response(call: PreparedCall, response: httpx.Response, cipher: Cipher 
 
 
 def _decrypt_records(
-    model: type[BaseModel], records: list[Any], cipher: Cipher, page: str
+    record: RecordPlan, records: list[Any], cipher: Cipher, page: str
 ) -> tuple[list[Any], list[UndecryptableRecord]]:
     """Decrypt the records of a page one by one; return those that decrypted and those that did not."""
     kept: list[Any] = []
     skipped: list[UndecryptableRecord] = []
-    for record in records:
+    for item in records:
         # Decrypted in a copy: a record that fails halfway keeps every field as it came.
-        trial = copy.deepcopy(record)
+        trial = copy.deepcopy(item)
         try:
-            decrypt_tree(model, trial, cipher)
+            if not isinstance(trial, dict):
+                raise DecryptionError("not a record", record=f"{record.kind}/?", field="")
+            open_record(record, trial, cipher)
         except DecryptionError as error:
             logger.warning("skipped a record of a %s page that could not be decrypted: %s", page, error)
-            skipped.append(UndecryptableRecord(error, record if isinstance(record, dict) else {}))
+            skipped.append(UndecryptableRecord(error, item if isinstance(item, dict) else {}))
         else:
             kept.append(trial)
     return kept, skipped

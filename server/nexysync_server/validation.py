@@ -17,9 +17,9 @@ from .errors import Problem
 _MAX_ERRORS = 20
 _MAX_MESSAGE = 300
 # How the contract's Envelope pattern starts, as it appears in a validation message.
-_ENVELOPE_PATTERN = "^v1\\.[0-9a-f]{8}"
+_ENVELOPE_PATTERN = "^v[12]\\.[0-9a-f]{8}"
 _ENVELOPE_HINT = (
-    "must be ciphertext made by the client: v1.<kid>.<base64url(nonce||ciphertext||tag)> "
+    "must be ciphertext made by the client: v2.<kid>.<base64url(nonce||ciphertext||tag)> "
     "(AES-256-GCM with the project key); plaintext is refused"
 )
 

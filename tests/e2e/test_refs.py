@@ -83,7 +83,7 @@ def test_sdk_round_trip_in_plaintext_while_the_server_holds_envelopes(team: Team
 
     # Without the SDK: only envelopes, and the stored size is their length.
     raw = _http(team, "bob").get(f"/v1/refs/{shared.id}").json()
-    assert all(raw[field].startswith("v1.") for field in ENCRYPTED), raw
+    assert all(raw[field].startswith("v2.") for field in ENCRYPTED), raw
     assert code not in str(raw) and "add() helper" not in str(raw)
     assert raw["size_bytes"] == sum(len(raw[field]) for field in ENCRYPTED) == shared.size_bytes
     assert raw["language"] == "python" and raw["to"] == "bob"

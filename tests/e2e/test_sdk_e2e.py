@@ -132,7 +132,7 @@ def test_two_agents_exchange_encrypted_messages_through_the_sdk(
         assert raw.status_code == 200
         stored = raw.json()
         for field in ("topic", "payload", "metadata"):
-            assert stored[field].startswith("v1.")
+            assert stored[field].startswith("v2.")
         assert "secret plan" not in raw.text and "Review PR" not in raw.text
 
 
@@ -252,7 +252,7 @@ def test_kv_round_trip_with_conditional_writes(project: Project) -> None:
             headers={"Authorization": f"Bearer {project.keys['bob']}"},
             timeout=10,
         )
-        assert raw.json()["value"].startswith("v1.") and "ruff" not in raw.text
+        assert raw.json()["value"].startswith("v2.") and "ruff" not in raw.text
         alice.kv.delete("conventions.style")
         with pytest.raises(NotFoundError):
             bob.kv.get("conventions.style")

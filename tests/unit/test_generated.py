@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib.util
 import subprocess
@@ -270,3 +271,94 @@ def test_packaged_spec_is_the_contract() -> None:
     assert nexysync_generated.spec_path().read_bytes() == SPEC_PATH.read_bytes()
     assert nexysync_generated.load_spec() == yaml.safe_load(SPEC_PATH.read_bytes())
     assert nexysync_generated.__version__ == yaml.safe_load(SPEC_PATH.read_bytes())["info"]["version"]
+
+
+def test_every_encrypted_field_has_a_plan_with_its_kind_and_id() -> None:
+    """Cover each operation's encrypted fields, request and each response, by records of its plan."""
+    plans = nexysync_generated.ENCRYPTION_PLANS
+    for op_id, op in OPERATIONS.items():
+        plan = plans.get(op_id)
+        if not op.encrypted_fields:
+            assert plan is None, f"{op_id} encrypts nothing but has a plan"
+            continue
+        assert plan is not None, f"{op_id} has encrypted fields {op.encrypted_fields} and no plan"
+        assert {f for where in plan.request for f in where.record.fields} == set(op.request_encrypted_fields), op_id
+        planned = {f for places in plan.responses.values() for where in places for f in where.record.fields}
+        assert planned == set(op.response_encrypted_fields), op_id
+    kinds = {
+        op_id: {where.record.kind for places in (plan.request, *plan.responses.values()) for where in places}
+        for op_id, plan in plans.items()
+    }
+    assert kinds["messages_send"] == kinds["messages_thread"] == {"message"}
+    assert kinds["kv_put"] == {"kv"} and kinds["refs_share"] == {"ref"} and kinds["files_create"] == {"file"}
+    (put,) = plans["kv_put"].request
+    assert (put.record.id_in, put.record.id_name, put.record.author) == ("path", "key", "updated_by")
+    (send,) = plans["messages_send"].request
+    assert send.record.json_fields == ("metadata",)
+    assert send.record.routing == (("to", "*"), ("reply_to", "-"))
+    (listed,) = plans["messages_list"].responses[200]
+    assert listed.at == ("data", "[]") and listed.record.schema == "Message"
+    (upload,) = plans["files_create"].responses[201]
+    assert upload.at == ("file",) and upload.record.kind == "file"
+
+
+def test_an_encrypted_field_without_a_plan_fails_generation(spec: dict[str, Any]) -> None:
+    """Refuse a record schema without its kind, and an encrypted property in an inline schema."""
+    generator = _load_generator()
+    broken = copy.deepcopy(spec)
+    del broken["components"]["schemas"]["KvEntry"]["x-nexysync-record-kind"]
+    with pytest.raises(generator.SpecError, match=r"KvEntry.*x-nexysync-record-kind"):
+        generator.build_encryption_plans(broken)
+    inline = copy.deepcopy(spec)
+    inline["components"]["schemas"]["Thread"]["properties"]["note"] = {
+        "type": "object",
+        "properties": {"text": {"type": "string", "x-nexysync-encrypted": True}},
+    }
+    with pytest.raises(generator.SpecError, match="inline schema"):
+        generator.build_encryption_plans(inline)
+
+
+def _rename_schema(document: Any, old: str, new: str) -> Any:
+    """Return a copy of a spec in which component schema ``old`` is called ``new``, every $ref too."""
+    if isinstance(document, dict):
+        renamed = {}
+        for key, value in document.items():
+            if key == "$ref" and value == f"#/components/schemas/{old}":
+                value = f"#/components/schemas/{new}"
+            renamed[key] = _rename_schema(value, old, new)
+        return renamed
+    if isinstance(document, list):
+        return [_rename_schema(item, old, new) for item in document]
+    return document
+
+
+def test_renaming_a_schema_keeps_the_record_kind_and_decryption(spec: dict[str, Any], tmp_path: Path) -> None:
+    """Rename Message in a copy of the spec, regenerate, and decrypt today's envelopes with the new plan."""
+    from nexysync._operations import Cipher, binding, open_body
+    from nexysync.crypto import KeyRing
+
+    renamed = _rename_schema(spec, "Message", "ChatMessage")
+    schemas = renamed["components"]["schemas"]
+    schemas["ChatMessage"] = schemas.pop("Message")
+    spec_file = tmp_path / "openapi.yaml"
+    spec_file.write_text(yaml.safe_dump(renamed, sort_keys=False), "utf-8")
+    out = tmp_path / "nexysync_generated"
+    _load_generator().write_package(out, spec_file)
+    assert "class ChatMessage(" in (out / "models.py").read_text("utf-8")
+    module_spec = importlib.util.spec_from_file_location("renamed_encryption", out / "encryption.py")
+    assert module_spec is not None and module_spec.loader is not None
+    regenerated = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(regenerated)
+
+    (old_place,) = nexysync_generated.ENCRYPTION_PLANS["messages_get"].responses[200]
+    (new_place,) = regenerated.ENCRYPTION_PLANS["messages_get"].responses[200]
+    assert new_place.record.schema == "ChatMessage"
+    assert (new_place.record.kind, new_place.record.fields) == (old_place.record.kind, old_place.record.fields)
+
+    cipher = Cipher(KeyRing([bytes(range(32))]), MESSAGE_SAMPLE["project_id"], "alice")
+    record = {**MESSAGE_SAMPLE}
+    bound = binding(old_place.record, record, "alice")
+    for field, value in (("topic", "Deploy"), ("payload", "ship it"), ("metadata", {"pr": 4})):
+        record[field] = cipher.seal(value, record=old_place.record, record_id=record["id"], field=field, bound=bound)
+    open_body(regenerated.ENCRYPTION_PLANS["messages_get"].responses[200], record, cipher, record["id"])
+    assert (record["topic"], record["payload"], record["metadata"]) == ("Deploy", "ship it", {"pr": 4})

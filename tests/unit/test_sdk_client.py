@@ -407,7 +407,7 @@ def test_send_encrypts_on_the_wire_and_returns_plaintext() -> None:
     assert "secret plan" not in wire and "Deploy" not in wire and "tags" not in wire
     stored = server.messages[sent.id]
     for field in ("topic", "payload", "metadata"):
-        assert stored[field].startswith("v1.")
+        assert stored[field].startswith("v2.")
     got = client.messages.get(sent.id)
     assert (got.topic, got.payload, got.metadata) == ("Deploy", "secret plan", {"pr": 4, "tags": ["a"]})
     listed = list(client.messages.list())
@@ -703,7 +703,7 @@ def test_call_raw_shows_the_wire_and_parses_on_demand() -> None:
     client, _ = make_client(server)
     raw = client.call_raw("messages_send", body={"to": "bob", "type": "request", "topic": "t", "payload": "plain"})
     assert raw.status_code == 201
-    assert raw.http_response.json()["payload"].startswith("v1.")
+    assert raw.http_response.json()["payload"].startswith("v2.")
     assert raw.call.json["id"] == raw.http_response.json()["id"] == raw.call.idempotency_key
     assert raw.parse().payload == "plain"
     missing = client.call_raw("messages_get", path_params={"message_id": "01JZZZZZZZZZZZZZZZZZZZZZZZ"})
@@ -787,8 +787,14 @@ def test_kv_list_skips_a_value_moved_to_another_key() -> None:
 
     client, _ = make_client(handler)
     cipher = nexysync._operations.Cipher(KeyRing([bytes(range(32))]), PROJECT)
-    entries["a"]["value"] = cipher.seal("va", kind="kv", record_id="a", field="value")
-    entries["b"]["value"] = cipher.seal("vb", kind="kv", record_id="a", field="value")  # served under "b"
+    plan = nexysync._operations.RECORD_PLANS["KvEntry"]
+    entries["a"]["value"] = cipher.seal(
+        "va", record=plan, record_id="a", field="value", bound=(("updated_by", "alice"),)
+    )
+    # Made for "a" (by carol), served under "b".
+    entries["b"]["value"] = cipher.seal(
+        "vb", record=plan, record_id="a", field="value", bound=(("updated_by", "carol"),)
+    )
     pager = client.kv.list()
     assert [(e.key, e.value) for e in pager] == [("a", "va")]
     assert [(e.record, e.raw["updated_by"]) for e in pager.undecryptable] == [("kv/b", "carol")]

@@ -143,7 +143,7 @@ def test_raw_send_gives_status_headers_request_id_and_the_decrypted_model() -> N
     assert raw.headers["RateLimit"].startswith("limit=600")
     assert raw.request_id == "req-1"
     wire = raw.http_response.json()
-    assert wire["payload"].startswith("v1.") and "secret" not in raw.http_response.text
+    assert wire["payload"].startswith("v2.") and "secret" not in raw.http_response.text
     parsed = raw.parse()
     normal = client.messages.send("bob", topic="the topic", payload="secret payload", metadata={"k": 1})
     assert type(parsed) is type(normal)

@@ -16,7 +16,7 @@ from typing import IO, BinaryIO
 
 import httpx
 
-from nexysync._errors import APIConnectionError, APIError, NexySyncError, error_from_response
+from nexysync._errors import APIConnectionError, APIError, FileNotReadyError, NexySyncError, error_from_response
 from nexysync._pagination import AsyncPager, SyncPager
 from nexysync._ulid import new_ulid
 from nexysync.crypto import (
@@ -45,10 +45,6 @@ CDN_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 #: Retries of an upload whose connection failed or got a 5xx (the same signed URL, from the start).
 CDN_RETRIES = 2
 _UPLOAD_WRITE_BYTES = 16 * FILE_SEGMENT_BYTES
-
-
-class FileNotReadyError(NexySyncError):
-    """The file's content has not been uploaded (yet): it is still ``pending``."""
 
 
 def _ring(key_ring: KeyRing | None) -> KeyRing:
@@ -266,13 +262,16 @@ class Files(SyncResource):
             APIStatusError: (a subclass of it) the API or the CDN refused.
         """
         ring = _ring(self._client.key_ring)
+        project_id = self._client.project_id
         meta = self.get(file_id)
         if meta.download_url is None:
             raise FileNotReadyError(f"file {file_id} is still being uploaded")
+        # The content is bound to the file and project asked for, never to the ids the server answers.
+        decryptor = FileDecryptor(ring, project_id=project_id, file_id=file_id)
         target = _Download(to)
         try:
             try:
-                self._fetch(self._client._transport.http, str(meta.download_url), ring, meta, target, progress)
+                self._fetch(self._client._transport.http, str(meta.download_url), decryptor, meta, target, progress)
             except httpx.TransportError as exc:
                 raise APIConnectionError(f"downloading from the CDN failed: {exc}") from exc
             target.done()
@@ -285,12 +284,11 @@ class Files(SyncResource):
         self,
         http: httpx.Client,
         url: str,
-        ring: KeyRing,
+        decryptor: FileDecryptor,
         meta: File,
         target: _Download,
         progress: ProgressCallback | None,
     ) -> None:
-        decryptor = FileDecryptor(ring, project_id=meta.project_id, file_id=meta.id)
         total = _plain_total(meta.size)
         done = 0
         with http.stream("GET", url, timeout=CDN_TIMEOUT) as response:
@@ -386,13 +384,14 @@ class AsyncFiles(AsyncResource):
     async def download(self, file_id: str, *, to: Target, progress: ProgressCallback | None = None) -> File:
         """Download and decrypt a file into ``to``; return its metadata (see :meth:`Files.download`)."""
         ring = _ring(self._client.key_ring)
+        project_id = await self._client.get_project_id()
         meta = await self.get(file_id)
         if meta.download_url is None:
             raise FileNotReadyError(f"file {file_id} is still being uploaded")
         target = _Download(to)
         try:
             http = self._client._transport.http
-            decryptor = FileDecryptor(ring, project_id=meta.project_id, file_id=meta.id)
+            decryptor = FileDecryptor(ring, project_id=project_id, file_id=file_id)
             total = _plain_total(meta.size)
             done = 0
             try:

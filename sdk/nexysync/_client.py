@@ -16,6 +16,7 @@ import httpx
 from pydantic import BaseModel
 
 from nexysync import resources
+from nexysync._auth import BearerAuth, Session
 from nexysync._config import ENV_API_KEY, ENV_API_URL, ENV_ENC_KEY, load_key_file
 from nexysync._errors import KeyFileError
 from nexysync._operations import Cipher, PreparedCall, needs_cipher, parse_response, prepare_call
@@ -31,23 +32,8 @@ __all__ = ["AsyncClient", "Client", "RawResponse"]
 
 #: An agent API key names its agent: ``nsync_<slug>_<40 hex>`` (a slug has no underscore).
 _AGENT_KEY = re.compile(r"nsync_([a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)_")
-_NO_REFRESH = frozenset({"auth_login", "auth_register", "auth_refresh", "auth_logout"})
 #: Operations whose success signs the session in or out (also through ``with_raw_response``).
-_TOKEN_OPERATIONS = _NO_REFRESH
-
-
-@dataclass
-class _Session:
-    """State shared by a client and its ``with_options`` copies."""
-
-    token: str | None
-    refresh_token: str | None
-    project_id: str | None
-    ring: KeyRing | None
-    #: The agent's slug: the author bound into what it encrypts (read from its API key, else ``GET /v1/me``).
-    agent_slug: str | None = None
-    #: Called with (access token, refresh token) whenever the session signs in, refreshes or out.
-    on_tokens: Callable[[str | None, str | None], None] | None = None
+_TOKEN_OPERATIONS = frozenset({"auth_login", "auth_register", "auth_refresh", "auth_logout"})
 
 
 def _env_ring() -> KeyRing | None:
@@ -109,7 +95,7 @@ class RawResponse:
 class _ClientCore:
     """What both clients share: the session and the request preparation."""
 
-    _session: _Session
+    _session: Session
 
     @property
     def key_ring(self) -> KeyRing | None:
@@ -176,15 +162,9 @@ class _ClientCore:
             self._adopt_identity(result)
             return
         if operation_id in {"auth_login", "auth_register", "auth_refresh"}:
-            session.token = result.access_token
-            session.refresh_token = result.refresh_token
+            session.adopt(result.access_token, result.refresh_token)
         elif operation_id == "auth_logout":
-            session.token = None
-            session.refresh_token = None
-        else:
-            return
-        if session.on_tokens is not None:
-            session.on_tokens(session.token, session.refresh_token)
+            session.adopt(None, None)
 
 
 class Client(_ClientCore):
@@ -228,15 +208,17 @@ class Client(_ClientCore):
         refresh_token: str | None = None,
         on_tokens: Callable[[str | None, str | None], None] | None = None,
     ) -> None:
-        self._session = _Session(
+        self._session = Session(
             token=api_key or os.environ.get(ENV_API_KEY),
             refresh_token=refresh_token,
             project_id=project_id,
             ring=key_ring if key_ring is not None else _env_ring(),
             on_tokens=on_tokens,
         )
+        url = _base_url(base_url)
         self._transport = SyncTransport(
-            base_url=_base_url(base_url),
+            base_url=url,
+            auth=BearerAuth(self._session, url),
             timeout=timeout,
             max_retries=max_retries,
             http_client=http_client,
@@ -352,30 +334,16 @@ class Client(_ClientCore):
         call, cipher = self._prepare(
             operation_id, self._session.project_id, path_params, query, body, headers, idempotency_key
         )
-        refreshed = False
-        while True:
-            self._transport.token = self._session.token
-            response = self._transport.request(
-                call.operation.method,
-                call.path,
-                params=call.params,
-                json=call.json,
-                idempotency_key=call.idempotency_key,
-                headers=call.headers,
-            )
-            if (
-                response.status_code == 401
-                and not refreshed
-                and self._session.refresh_token
-                and operation_id not in _NO_REFRESH
-            ):
-                refreshed = True
-                response.close()
-                # Client.call, not self.call: a raw view must still raise when the refresh fails.
-                Client.call(self, "auth_refresh", body={"refresh_token": self._session.refresh_token})
-                continue
-            response.close()
-            return RawResponse(response, call, cipher)
+        response = self._transport.request(
+            call.operation.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            idempotency_key=call.idempotency_key,
+            headers=call.headers,
+        )
+        response.close()
+        return RawResponse(response, call, cipher)
 
     def call(
         self,
@@ -440,6 +408,24 @@ class Client(_ClientCore):
         """
         return Stream(self, last_event_id=last_event_id, **options)
 
+    def open_stream(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> httpx.Response:
+        """Send an authenticated GET and return its response unread (``iter_lines()``; close it when done).
+
+        What :meth:`stream` reads Server-Sent Events through; the token is refreshed on 401 as
+        for any call. Not retried: judge the answer and reconnect on your own schedule.
+
+        Raises:
+            APIConnectionError: no response arrived.
+        """
+        return self._transport.open_stream(path, params=params, headers=headers, timeout=timeout)
+
     def close(self) -> None:
         """Close the connection pool (unless you brought your own ``httpx.Client``)."""
         self._transport.close()
@@ -485,15 +471,17 @@ class AsyncClient(_ClientCore):
         refresh_token: str | None = None,
         on_tokens: Callable[[str | None, str | None], None] | None = None,
     ) -> None:
-        self._session = _Session(
+        self._session = Session(
             token=api_key or os.environ.get(ENV_API_KEY),
             refresh_token=refresh_token,
             project_id=project_id,
             ring=key_ring if key_ring is not None else _env_ring(),
             on_tokens=on_tokens,
         )
+        url = _base_url(base_url)
         self._transport = AsyncTransport(
-            base_url=_base_url(base_url),
+            base_url=url,
+            auth=BearerAuth(self._session, url),
             timeout=timeout,
             max_retries=max_retries,
             http_client=http_client,
@@ -588,31 +576,17 @@ class AsyncClient(_ClientCore):
         call, cipher = self._prepare(
             operation_id, self._session.project_id, path_params, query, body, headers, idempotency_key
         )
-        refreshed = False
-        while True:
-            self._transport.token = self._session.token
-            response = await self._transport.request(
-                call.operation.method,
-                call.path,
-                params=call.params,
-                json=call.json,
-                idempotency_key=call.idempotency_key,
-                headers=call.headers,
-            )
-            if (
-                response.status_code == 401
-                and not refreshed
-                and self._session.refresh_token
-                and operation_id not in _NO_REFRESH
-            ):
-                refreshed = True
-                await response.aclose()
-                # AsyncClient.call, not self.call: a raw view must still raise when the refresh fails.
-                await AsyncClient.call(self, "auth_refresh", body={"refresh_token": self._session.refresh_token})
-                continue
-            await response.aread()
-            await response.aclose()
-            return RawResponse(response, call, cipher)
+        response = await self._transport.request(
+            call.operation.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            idempotency_key=call.idempotency_key,
+            headers=call.headers,
+        )
+        await response.aread()
+        await response.aclose()
+        return RawResponse(response, call, cipher)
 
     async def call(
         self,
@@ -651,6 +625,21 @@ class AsyncClient(_ClientCore):
             ``async with``) stops it.
         """
         return AsyncStream(self, last_event_id=last_event_id, **options)
+
+    async def open_stream(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> httpx.Response:
+        """Send an authenticated GET and return its response unread, as :meth:`Client.open_stream` (``aiter_lines()``).
+
+        Raises:
+            APIConnectionError: no response arrived.
+        """
+        return await self._transport.open_stream(path, params=params, headers=headers, timeout=timeout)
 
     async def aclose(self) -> None:
         """Close the connection pool (unless you brought your own ``httpx.AsyncClient``)."""

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from nexysync._errors import APIConnectionError, APIError, APIStatusError, error_from_response
-from nexysync._transport import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY
+from nexysync._errors import APIConnectionError, APIError, error_from_response
+from nexysync._transport import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, should_retry
 
 if TYPE_CHECKING:
     from nexysync._client import AsyncClient, Client
@@ -50,15 +50,13 @@ CONNECT_TIMEOUT_S = 10.0
 #: ``after`` beyond any real ``seq``: the events endpoint then answers with the current position.
 _FAR_FUTURE_SEQ = 999_999_999_999_999
 _POLL_LIMIT = 200
-#: Statuses on which the stream counts as "cannot connect" (rather than raising).
-_RETRYABLE = frozenset({408, 409, 425, 429})
 
 
 def _retryable(error: APIError) -> bool:
-    """Tell whether a failed request may succeed later (no connection, overload, 5xx)."""
+    """Tell whether a failed request may succeed later, by the SDK's one retry policy."""
     if isinstance(error, APIConnectionError):
         return True
-    return error.status is not None and (error.status in _RETRYABLE or error.status >= 500)
+    return error.status is not None and should_retry(error.status, error.code)
 
 
 def _parse_time(value: Any) -> datetime:
@@ -245,15 +243,20 @@ class _Core:
         return httpx.Timeout(CONNECT_TIMEOUT_S, read=read)
 
     def _connected(self, response: httpx.Response) -> bool:
-        """Judge the stream's answer: True when open; False when worth retrying; raise otherwise."""
+        """Judge the stream's answer (an error's body already read): True when open; False when worth retrying.
+
+        Raises:
+            APIStatusError: a refusal no retry can cure (a bad key, ...).
+        """
         if response.status_code == 200:
             self._connect_failures = 0
             self._poll_until = None
             self.mode = "stream"
             return True
-        if response.status_code in _RETRYABLE or response.status_code >= 500:
+        error = error_from_response(response)
+        if should_retry(error.status, error.code):
             return False
-        raise error_from_response(response)
+        raise error
 
     def _connect_failed(self) -> None:
         self._connect_failures += 1
@@ -380,30 +383,22 @@ class Stream(_Core):
         return self
 
     def _connect(self) -> httpx.Response | None:
-        transport = self._client._transport
-        transport.token = self._client._session.token
-        request = transport._build(
-            transport.http,
-            "GET",
-            "/v1/stream",
-            params=self._params(),
-            json=None,
-            idempotency_key=None,
-            timeout=self._timeout(),
-            headers=self._headers(),
-        )
         try:
-            response = transport.http.send(request, stream=True)
-        except httpx.TransportError:
+            response = self._client.open_stream(
+                "/v1/stream", params=self._params(), headers=self._headers(), timeout=self._timeout()
+            )
+        except APIConnectionError:
             return None
+        if response.status_code == 200:
+            self._connected(response)
+            return response
         try:
-            if self._connected(response):
-                return response
-        except APIStatusError:
             response.read()
+            self._connected(response)
+        except httpx.TransportError:
+            pass
+        finally:
             response.close()
-            raise
-        response.close()
         return None
 
     def _read(self, response: httpx.Response) -> Iterator[StreamEvent]:
@@ -556,30 +551,22 @@ class AsyncStream(_Core):
         return self
 
     async def _connect(self) -> httpx.Response | None:
-        transport = self._client._transport
-        transport.token = self._client._session.token
-        request = transport._build(
-            transport.http,
-            "GET",
-            "/v1/stream",
-            params=self._params(),
-            json=None,
-            idempotency_key=None,
-            timeout=self._timeout(),
-            headers=self._headers(),
-        )
         try:
-            response = await transport.http.send(request, stream=True)
-        except httpx.TransportError:
+            response = await self._client.open_stream(
+                "/v1/stream", params=self._params(), headers=self._headers(), timeout=self._timeout()
+            )
+        except APIConnectionError:
             return None
+        if response.status_code == 200:
+            self._connected(response)
+            return response
         try:
-            if self._connected(response):
-                return response
-        except APIStatusError:
             await response.aread()
+            self._connected(response)
+        except httpx.TransportError:
+            pass
+        finally:
             await response.aclose()
-            raise
-        await response.aclose()
         return None
 
     async def _read(self, response: httpx.Response) -> AsyncIterator[AsyncStreamEvent]:

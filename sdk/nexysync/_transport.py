@@ -1,4 +1,8 @@
-"""HTTP transport: bearer auth, retries with capped jittered backoff, idempotency keys, request ids."""
+"""HTTP transport: capped jittered backoff under one retry policy (:func:`should_retry`), idempotency keys, request ids.
+
+Authentication is an ``httpx.Auth`` (:class:`nexysync._auth.BearerAuth`) given to every send,
+the streaming one included.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ __all__ = [
     "AsyncTransport",
     "SyncTransport",
     "backoff_delay",
+    "should_retry",
+    "should_retry_response",
 ]
 
 DEFAULT_TIMEOUT = 30.0
@@ -28,7 +34,7 @@ INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 #: Longest ``Retry-After`` the SDK waits out; a longer one is a quota, better surfaced than slept.
 MAX_RETRY_AFTER = 60.0
-RETRY_STATUSES = frozenset({408, 409, 429})
+RETRY_STATUSES = frozenset({408, 409, 425, 429})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 USER_AGENT = "nexysync-python"
 
@@ -70,18 +76,35 @@ def backoff_delay(
     return delay * (1 - 0.25 * rand())
 
 
-#: 409 codes that a retry of the same request cannot resolve.
-FINAL_CONFLICT_CODES = frozenset({"ID_CONFLICT"})
+#: 409 codes that a retry of the same request cannot resolve (a taken id; content already on the CDN).
+FINAL_CONFLICT_CODES = frozenset({"ID_CONFLICT", "FILE_ALREADY_UPLOADED"})
 
 
-def _should_retry(response: httpx.Response) -> bool:
+def should_retry(status: int | None, code: str | None = None) -> bool:
+    """Tell whether a failed request may succeed if sent again: the SDK's one retry policy.
+
+    Used by every request to the API, the SSE stream's reconnects and the CDN transfers.
+
+    Args:
+        status: The HTTP status, or None when no response arrived (a connection error).
+        code: The problem's ``code``, which tells a final 409 from a passing one.
+    """
+    if status is None:
+        return True
+    if status == 409:
+        return code not in FINAL_CONFLICT_CODES
+    return status in RETRY_STATUSES or status >= 500
+
+
+def should_retry_response(response: httpx.Response) -> bool:
+    """Apply :func:`should_retry` to a response (reading a 409's ``code``)."""
+    code = None
     if response.status_code == 409:
         try:
             code = response.json().get("code")
         except (ValueError, AttributeError):
             code = None
-        return code not in FINAL_CONFLICT_CODES
-    return response.status_code in RETRY_STATUSES or response.status_code >= 500
+    return should_retry(response.status_code, code)
 
 
 class _TransportBase:
@@ -91,13 +114,13 @@ class _TransportBase:
         self,
         *,
         base_url: str,
-        token: str | None,
+        auth: httpx.Auth | None,
         timeout: TimeoutTypes,
         max_retries: int,
         headers: Mapping[str, str] | None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.token = token
+        self.auth = auth
         self.timeout = timeout
         self.max_retries = max_retries
         self.headers = dict(headers or {})
@@ -117,8 +140,6 @@ class _TransportBase:
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Request:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **self.headers, **(headers or {})}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         return client.build_request(
@@ -146,7 +167,7 @@ class SyncTransport(_TransportBase):
 
     Args:
         base_url: The API root, e.g. ``http://127.0.0.1:8000``.
-        token: The bearer token (agent API key or human access token).
+        auth: Authenticates each request (the bearer token, refreshed on 401).
         timeout: Default timeout per request, in seconds (or an ``httpx.Timeout``).
         max_retries: Retries after the first attempt.
         http_client: A caller's own client; the transport then never closes it.
@@ -158,14 +179,14 @@ class SyncTransport(_TransportBase):
         self,
         *,
         base_url: str,
-        token: str | None = None,
+        auth: httpx.Auth | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(base_url=base_url, token=token, timeout=timeout, max_retries=max_retries, headers=headers)
+        super().__init__(base_url=base_url, auth=auth, timeout=timeout, max_retries=max_retries, headers=headers)
         self._owns_client = http_client is None
         self.http = http_client if http_client is not None else httpx.Client()
         self.sleep = sleep
@@ -174,7 +195,7 @@ class SyncTransport(_TransportBase):
         """Return a transport sharing this one's connection pool, with other retry or timeout settings."""
         other = SyncTransport(
             base_url=self.base_url,
-            token=self.token,
+            auth=self.auth,
             timeout=self.timeout if timeout is None else timeout,
             max_retries=self.max_retries if max_retries is None else max_retries,
             http_client=self.http,
@@ -218,19 +239,43 @@ class SyncTransport(_TransportBase):
                 headers=headers,
             )
             try:
-                response = self._note(self.http.send(request))
+                response = self._note(self.http.send(request, auth=self.auth))
             except httpx.TransportError as exc:
                 if retry >= self.max_retries:
                     raise _connection_error(exc, method, path) from exc
                 self.sleep(backoff_delay(retry))
                 retry += 1
                 continue
-            if retry < self.max_retries and _should_retry(response):
+            if retry < self.max_retries and should_retry_response(response):
                 response.close()
                 self.sleep(backoff_delay(retry, response))
                 retry += 1
                 continue
             return response
+
+    def open_stream(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> httpx.Response:
+        """Send a GET and return the response unread, for the caller to iterate and close.
+
+        Authenticated (and refreshed) as every request; not retried here: the SSE consumer
+        judges the answer with :func:`should_retry` and reconnects on its own schedule.
+
+        Raises:
+            APIConnectionError: no response arrived.
+        """
+        request = self._build(
+            self.http, "GET", path, params=params, json=None, idempotency_key=None, timeout=timeout, headers=headers
+        )
+        try:
+            return self._note(self.http.send(request, auth=self.auth, stream=True))
+        except httpx.TransportError as exc:
+            raise _connection_error(exc, "GET", path) from exc
 
     def close(self) -> None:
         """Close the connection pool, unless the caller brought it."""
@@ -245,14 +290,14 @@ class AsyncTransport(_TransportBase):
         self,
         *,
         base_url: str,
-        token: str | None = None,
+        auth: httpx.Auth | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(base_url=base_url, token=token, timeout=timeout, max_retries=max_retries, headers=headers)
+        super().__init__(base_url=base_url, auth=auth, timeout=timeout, max_retries=max_retries, headers=headers)
         self._owns_client = http_client is None
         self.http = http_client if http_client is not None else httpx.AsyncClient()
         self.sleep = sleep
@@ -261,7 +306,7 @@ class AsyncTransport(_TransportBase):
         """Return a transport sharing this one's connection pool, with other retry or timeout settings."""
         return AsyncTransport(
             base_url=self.base_url,
-            token=self.token,
+            auth=self.auth,
             timeout=self.timeout if timeout is None else timeout,
             max_retries=self.max_retries if max_retries is None else max_retries,
             http_client=self.http,
@@ -301,19 +346,40 @@ class AsyncTransport(_TransportBase):
                 headers=headers,
             )
             try:
-                response = self._note(await self.http.send(request))
+                response = self._note(await self.http.send(request, auth=self.auth))
             except httpx.TransportError as exc:
                 if retry >= self.max_retries:
                     raise _connection_error(exc, method, path) from exc
                 await self.sleep(backoff_delay(retry))
                 retry += 1
                 continue
-            if retry < self.max_retries and _should_retry(response):
+            if retry < self.max_retries and should_retry_response(response):
                 await response.aclose()
                 await self.sleep(backoff_delay(retry, response))
                 retry += 1
                 continue
             return response
+
+    async def open_stream(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes = None,
+    ) -> httpx.Response:
+        """Send a GET and return the response unread, as :meth:`SyncTransport.open_stream`.
+
+        Raises:
+            APIConnectionError: no response arrived.
+        """
+        request = self._build(
+            self.http, "GET", path, params=params, json=None, idempotency_key=None, timeout=timeout, headers=headers
+        )
+        try:
+            return self._note(await self.http.send(request, auth=self.auth, stream=True))
+        except httpx.TransportError as exc:
+            raise _connection_error(exc, "GET", path) from exc
 
     async def aclose(self) -> None:
         """Close the connection pool, unless the caller brought it."""

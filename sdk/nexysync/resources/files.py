@@ -18,6 +18,7 @@ import httpx
 
 from nexysync._errors import APIConnectionError, APIError, FileNotReadyError, NexySyncError, error_from_response
 from nexysync._pagination import AsyncPager, SyncPager
+from nexysync._transport import should_retry_response
 from nexysync._ulid import new_ulid
 from nexysync.crypto import (
     FILE_HEADER_BYTES,
@@ -42,7 +43,7 @@ Source = str | os.PathLike[str] | BinaryIO
 Target = str | os.PathLike[str] | BinaryIO
 #: Timeout of the CDN transfers: generous for reads and writes of large files on slow links.
 CDN_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
-#: Retries of an upload whose connection failed or got a 5xx (the same signed URL, from the start).
+#: Retries of an upload whose connection failed or got a retryable answer (the same signed URL, from the start).
 CDN_RETRIES = 2
 _UPLOAD_WRITE_BYTES = 16 * FILE_SEGMENT_BYTES
 
@@ -146,10 +147,6 @@ def _check(response: httpx.Response) -> None:
         raise error_from_response(response)
 
 
-def _retryable(response: httpx.Response) -> bool:
-    return response.status_code >= 500
-
-
 def _check_upload(response: httpx.Response, *, retried: bool) -> None:
     """Raise for a refused upload; a retry told the content is already there has succeeded.
 
@@ -238,7 +235,7 @@ class Files(SyncResource):
                         if attempt == CDN_RETRIES:
                             raise APIConnectionError(f"uploading to the CDN failed: {exc}") from exc
                         continue
-                    if not _retryable(response) or attempt == CDN_RETRIES:
+                    if not should_retry_response(response) or attempt == CDN_RETRIES:
                         break
                 _check_upload(response, retried=attempt > 0)
             except BaseException:
@@ -372,7 +369,7 @@ class AsyncFiles(AsyncResource):
                         if attempt == CDN_RETRIES:
                             raise APIConnectionError(f"uploading to the CDN failed: {exc}") from exc
                         continue
-                    if not _retryable(response) or attempt == CDN_RETRIES:
+                    if not should_retry_response(response) or attempt == CDN_RETRIES:
                         break
                 _check_upload(response, retried=attempt > 0)
             except BaseException:

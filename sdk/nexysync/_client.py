@@ -8,7 +8,6 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -271,9 +270,8 @@ class Client(_ClientCore):
         """The ``X-Request-Id`` of the last response, for support requests."""
         return self._transport.last_request_id
 
-    @property
-    def project_id(self) -> str:
-        """The agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
+    def get_project_id(self) -> str:
+        """Return the agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
         if self._session.project_id is None:
             # Client.call, not self.me.get(): through with_raw_response that answers a RawResponse.
             return self._adopt_identity(Client.call(self, "me_get"))
@@ -505,7 +503,7 @@ class AsyncClient(_ClientCore):
         self.project_agents = resources.AsyncProjectAgents(self)
 
     @classmethod
-    def from_key_file(cls, path: str | os.PathLike[str] | Path | None = None, **kwargs: Any) -> AsyncClient:
+    def from_key_file(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> AsyncClient:
         """Build a client from ``.nexysync/key`` and ``NEXYSYNC_*`` env vars, as :meth:`Client.from_key_file`.
 
         Raises:

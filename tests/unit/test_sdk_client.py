@@ -209,7 +209,7 @@ def test_a_raw_view_fetches_the_project_id_parsed_when_not_configured() -> None:
     client, _ = make_client(server, project_id=None)
     raw = client.with_raw_response.messages.send("bob", topic="t", payload="p")
     assert raw.status_code == 201 and raw.parse().payload == "p"
-    assert server.me_calls == 1 and client.project_id == PROJECT
+    assert server.me_calls == 1 and client.get_project_id() == PROJECT
 
     async def scenario() -> None:
         server = FakeServer()
@@ -456,7 +456,7 @@ def test_the_project_id_is_fetched_once_from_me_when_not_configured() -> None:
     client.messages.send("bob", topic="t", payload="p")
     client.messages.send("bob", topic="t", payload="q")
     assert server.me_calls == 1
-    assert client.project_id == PROJECT
+    assert client.get_project_id() == PROJECT
 
 
 def test_the_low_level_call_takes_plaintext_and_an_explicit_id() -> None:
@@ -919,3 +919,38 @@ def test_an_upload_refused_on_its_first_attempt_is_withdrawn() -> None:
     with pytest.raises(nexysync.ConflictError):
         client.files.upload(io.BytesIO(b"x"), name="x.txt")
     assert calls == ["POST", "PUT", "DELETE"]
+
+
+def _public_methods(owner: object) -> dict[str, Any]:
+    """Return an object's public methods, bound (properties are left alone: one of them does I/O)."""
+    return {
+        name: getattr(owner, name)
+        for name in dir(type(owner))
+        if not name.startswith("_")
+        and isinstance(inspect.getattr_static(owner, name), staticmethod | classmethod | type(lambda: None))
+    }
+
+
+def _signature(method: Any) -> inspect.Signature:
+    """Return a bound method's signature, its return type left out (a pager or a coroutine differs by nature)."""
+    return inspect.signature(method, eval_str=True).replace(return_annotation=inspect.Parameter.empty)
+
+
+def test_every_resource_and_method_exists_on_both_clients_with_the_same_signature() -> None:
+    """Compare every resource (files and refs included) and the clients' own methods, parameter for parameter."""
+    sync_client, _ = make_client(FakeServer())
+    async_client = AsyncClient(base_url="http://api.test", api_key="k")
+    sync_resources = {name for name in vars(sync_client) if not name.startswith("_")}
+    async_resources = {name for name in vars(async_client) if not name.startswith("_")}
+    assert sync_resources == async_resources
+    assert {"files", "refs", "kv", "messages"} <= sync_resources
+    # Closing differs by nature (close / aclose).
+    client_only = {"close", "aclose"}
+    owners = [(name, getattr(sync_client, name), getattr(async_client, name)) for name in sorted(sync_resources)]
+    owners.append(("client", sync_client, async_client))
+    for name, sync_owner, async_owner in owners:
+        sync_methods, async_methods = _public_methods(sync_owner), _public_methods(async_owner)
+        skip = client_only if name == "client" else set()
+        assert set(sync_methods) - skip == set(async_methods) - skip, name
+        for method in set(sync_methods) - skip:
+            assert _signature(sync_methods[method]) == _signature(async_methods[method]), f"{name}.{method}"

@@ -269,3 +269,68 @@ def test_sdk_errors_share_one_base() -> None:
     client = client_for(lambda request: httpx.Response(400, json={"status": 400, "code": "BAD_REQUEST"}))
     with pytest.raises(BadRequestError):
         client.me.get()
+
+
+def test_the_async_client_encrypts_decrypts_and_touches_files_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Run every segment's crypto and the file reads and writes on worker threads, never the loop's."""
+    import threading
+
+    from nexysync import crypto
+
+    threads: dict[str, set[int]] = {"seal": set(), "feed": set(), "finish": set()}
+    for cls, name in ((crypto.FileEncryptor, "seal"), (crypto.FileDecryptor, "feed"), (crypto.FileDecryptor, "finish")):
+        original = getattr(cls, name)
+
+        def spy(self: Any, *args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
+            threads[_name].add(threading.get_ident())
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, spy)
+
+    stored: dict[str, Any] = {}
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"x" * (3 * 1024 * 1024 + 5))
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "cdn.test":
+            if request.method == "PUT":
+                stored["content"] = await request.aread()
+                return httpx.Response(201)
+            return httpx.Response(200, stream=httpx.ByteStream(stored["content"]))
+        if request.method == "POST":
+            body = json.loads(request.content)
+            stored["file"] = {
+                "id": body["id"],
+                "project_id": PROJECT,
+                "name": body["name"],
+                "size": body["size"],
+                "content_type": None,
+                "status": "ready",
+                "from": "alice",
+                "created_at": NOW,
+                "expires_at": NOW,
+                "download_url": f"http://cdn.test/files/{body['id']}",
+            }
+            return httpx.Response(201, json={"file": stored["file"], "upload_url": "http://cdn.test/up"})
+        return httpx.Response(200, json=stored["file"])
+
+    async def main() -> set[int]:
+        client = AsyncClient(
+            base_url="http://api.test",
+            api_key="nsync_alice_" + "0" * 40,
+            key_ring=KeyRing([KEY]),
+            project_id=PROJECT,
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        )
+        reported: list[tuple[int, int]] = []
+        uploaded = await client.files.upload(source, name="big.bin", progress=lambda d, t: reported.append((d, t)))
+        assert reported[-1] == (source.stat().st_size, source.stat().st_size)
+        await client.files.download(uploaded.id, to=tmp_path / "copy.bin")
+        return {threading.get_ident()}
+
+    loop_thread = asyncio.run(main())
+    assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()
+    assert all(threads.values()), threads
+    assert not (threads["seal"] | threads["feed"] | threads["finish"]) & loop_thread

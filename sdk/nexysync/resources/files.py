@@ -7,6 +7,7 @@ signed URL and decrypts it as it arrives. Neither holds more than a few segments
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import tempfile
@@ -215,7 +216,7 @@ class Files(SyncResource):
             APIConnectionError: the CDN could not be reached, even after retries.
         """
         ring = _ring(self._client.key_ring)
-        project_id = self._client.project_id
+        project_id = self._client.get_project_id()
         file_id = new_ulid()
         with _open_source(source) as (handle, plain_size):
             start = handle.tell()
@@ -259,7 +260,7 @@ class Files(SyncResource):
             APIStatusError: (a subclass of it) the API or the CDN refused.
         """
         ring = _ring(self._client.key_ring)
-        project_id = self._client.project_id
+        project_id = self._client.get_project_id()
         meta = self.get(file_id)
         if meta.download_url is None:
             raise FileNotReadyError(f"file {file_id} is still being uploaded")
@@ -352,7 +353,11 @@ class AsyncFiles(AsyncResource):
         ring = _ring(self._client.key_ring)
         project_id = await self._client.get_project_id()
         file_id = new_ulid()
-        with _open_source(source) as (handle, plain_size):
+        # Opening (or spooling) the source, reading it and encrypting it all run on worker threads,
+        # never on the event loop; progress is reported on the loop.
+        opened = _open_source(source)
+        handle, plain_size = await asyncio.to_thread(opened.__enter__)
+        try:
             start = handle.tell()
             size = encrypted_file_size(plain_size)
             announced = await self.create(name=name, size=size, content_type=content_type, id=file_id)
@@ -360,7 +365,11 @@ class AsyncFiles(AsyncResource):
             http = self._client._transport.http
             try:
                 for attempt in range(CDN_RETRIES + 1):
-                    content = _aiter(_ciphertext(ring, handle, start, plain_size, project_id, file_id, progress))
+                    relay = None if progress is None else _ProgressRelay(progress)
+                    pieces = _ciphertext(
+                        ring, handle, start, plain_size, project_id, file_id, None if relay is None else relay.record
+                    )
+                    content = _off_loop(pieces, None if relay is None else relay.report)
                     try:
                         response = await http.put(
                             str(announced.upload_url), content=content, headers=headers, timeout=CDN_TIMEOUT
@@ -376,6 +385,8 @@ class AsyncFiles(AsyncResource):
                 with contextlib.suppress(APIError):
                     await self.delete(file_id)
                 raise
+        finally:
+            await asyncio.to_thread(opened.__exit__, None, None, None)
         return await self.get(file_id)
 
     async def download(self, file_id: str, *, to: Target, progress: ProgressCallback | None = None) -> File:
@@ -385,7 +396,8 @@ class AsyncFiles(AsyncResource):
         meta = await self.get(file_id)
         if meta.download_url is None:
             raise FileNotReadyError(f"file {file_id} is still being uploaded")
-        target = _Download(to)
+        # Creating the temp file, decrypting and writing run on worker threads, never on the event loop.
+        target = await asyncio.to_thread(_Download, to)
         try:
             http = self._client._transport.http
             decryptor = FileDecryptor(ring, project_id=project_id, file_id=file_id)
@@ -396,26 +408,67 @@ class AsyncFiles(AsyncResource):
                     if response.is_error:
                         await response.aread()
                         _check(response)
+                    batch: list[bytes] = []
+                    batched = 0
                     async for chunk in response.aiter_raw():
-                        plaintext = decryptor.feed(chunk)
-                        if plaintext:
-                            target.handle.write(plaintext)
-                            done += len(plaintext)
+                        batch.append(chunk)
+                        batched += len(chunk)
+                        if batched >= _UPLOAD_WRITE_BYTES:
+                            done += await asyncio.to_thread(_feed, decryptor, b"".join(batch), target.handle)
+                            batch.clear()
+                            batched = 0
                             if progress is not None:
                                 progress(done, total)
+                    done += await asyncio.to_thread(_feed, decryptor, b"".join(batch), target.handle)
             except httpx.TransportError as exc:
                 raise APIConnectionError(f"downloading from the CDN failed: {exc}") from exc
-            last = decryptor.finish()
-            target.handle.write(last)
+            done += await asyncio.to_thread(_finish, decryptor, target)
             if progress is not None:
-                progress(done + len(last), total)
-            target.done()
+                progress(done, total)
         except BaseException:
-            target.abandon()
+            await asyncio.to_thread(target.abandon)
             raise
         return meta
 
 
-async def _aiter(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
-    for piece in pieces:
+def _feed(decryptor: FileDecryptor, data: bytes, handle: IO[bytes]) -> int:
+    """Decrypt what ``data`` completes and write it; return the plaintext bytes written."""
+    plaintext = decryptor.feed(data)
+    if plaintext:
+        handle.write(plaintext)
+    return len(plaintext)
+
+
+def _finish(decryptor: FileDecryptor, target: _Download) -> int:
+    """Open the last segment, write it and put the file in place; return its plaintext bytes."""
+    last = decryptor.finish()
+    target.handle.write(last)
+    target.done()
+    return len(last)
+
+
+class _ProgressRelay:
+    """Record progress where the work runs (a worker thread); report the latest where the caller runs."""
+
+    def __init__(self, progress: ProgressCallback) -> None:
+        self._progress = progress
+        self._latest: tuple[int, int] | None = None
+
+    def record(self, done: int, total: int) -> None:
+        """Note the progress (called on the worker thread)."""
+        self._latest = (done, total)
+
+    def report(self) -> None:
+        """Tell the caller's callback the latest progress noted (called on the event loop)."""
+        if self._latest is not None:
+            self._progress(*self._latest)
+
+
+async def _off_loop(pieces: Iterator[bytes], after: Callable[[], None] | None) -> AsyncIterator[bytes]:
+    """Yield the pieces of a blocking iterator, each one computed on a worker thread."""
+    while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
         yield piece
+        if after is not None:
+            after()
+    if after is not None:
+        after()

@@ -1,13 +1,18 @@
-"""Generate the ``nexysync_generated`` package from ``openapi.yaml``.
+"""Generate the ``nexysync_generated`` package, and the SDK's plaintext models, from ``openapi.yaml``.
 
-Run ``python scripts/generate.py [--out DIR]``. It writes, into the package directory:
+Run ``python scripts/generate.py [--out DIR] [--sdk-types FILE]``. It writes, into the package directory:
 
 - ``models.py``: pydantic v2 models made by datamodel-code-generator (pinned version);
 - ``operations.py``: the operation table, one entry per operationId, as plain data;
-- ``_types.py``: the frozen dataclasses the table is made of;
-- ``__init__.py``, ``py.typed``;
+- ``encryption.py``: the encryption plan of every operation that encrypts or decrypts;
+- ``_types.py``: the frozen dataclasses the table and the plan are made of, and ``__init__.py``,
+  both from ``scripts/templates/`` (real modules, linted like the rest);
+- ``py.typed``;
 - ``openapi.yaml`` (a byte-for-byte copy of the contract) and ``openapi.json`` (the same document
-  as JSON, so the package can load it without a YAML parser).
+  as JSON, so the package can load it without a YAML parser);
+
+and ``sdk/nexysync/types.py``: the plaintext models the SDK returns (an encrypted field with its
+decrypted type), formatted by the pinned ruff.
 
 The output depends only on ``openapi.yaml`` and the pinned generator version: no timestamps, no
 absolute paths, so ``tests/unit/test_generated.py`` can regenerate it and demand zero difference.
@@ -34,6 +39,8 @@ SPEC_PATH = REPO_ROOT / "openapi.yaml"
 DEFAULT_OUT = REPO_ROOT / "generated" / "nexysync_generated"
 CODEGEN_DISTRIBUTION = "datamodel-code-generator"
 CODEGEN_VERSION = "0.89.0"
+RUFF_VERSION = "0.17.6"
+SDK_TYPES = REPO_ROOT / "sdk" / "nexysync" / "types.py"
 ENCRYPTED_MARKER = "x-nexysync-encrypted"
 # The encryption plan of a record schema (see RecordPlan in _types.py).
 RECORD_KIND_KEY = "x-nexysync-record-kind"
@@ -709,6 +716,147 @@ def render_encryption(spec: Mapping[str, Any]) -> str:
     )
 
 
+def plaintext_models(spec: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Decide which response models get a plaintext twin in the SDK, and the fields each overrides.
+
+    A record schema of a response gets one (its JSON fields typed ``JsonValue``); so does every
+    model whose property holds such a model, directly or as an array's items.
+
+    Args:
+        spec: The parsed OpenAPI document.
+
+    Returns:
+        Model name to ``{field: annotation}`` of the fields whose type changes, sorted by name.
+
+    Raises:
+        SpecError: A property leads to a twin in a shape other than ``$ref`` or an array of ``$ref``.
+    """
+    reader = SpecReader(spec)
+    schemas = (spec.get("components") or {}).get("schemas") or {}
+    twins: dict[str, dict[str, str]] = {}
+    for plan in build_encryption_plans(spec).values():
+        for places in dict(plan.kwargs)["responses"].values():
+            for where in places:
+                record = dict(dict(where.kwargs)["record"].kwargs)
+                twins.setdefault(record["schema"], {})
+                for json_field in record["json_fields"]:
+                    twins[record["schema"]][json_field] = "JsonValue"
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(schemas):
+            schema = reader.deref(schemas[name])
+            required = set(schema.get("required") or ()) if isinstance(schema, Mapping) else set()
+            for prop_name, prop in _schema_properties(reader, schema).items():
+                target = _twin_annotation(prop, twins)
+                if target is None or twins.get(name, {}).get(prop_name):
+                    continue
+                twins.setdefault(name, {})[prop_name] = target if prop_name in required else f"{target} | None = None"
+                changed = True
+    for name, fields in twins.items():
+        for prop_name, prop in _schema_properties(reader, schemas[name]).items():
+            if prop_name not in fields and reader.encrypted_properties(prop):
+                raise SpecError(f"{name}.{prop_name} holds encrypted records in a shape the SDK cannot type")
+    return {name: twins[name] for name in sorted(twins)}
+
+
+def _twin_annotation(prop: Any, twins: Mapping[str, Any]) -> str | None:
+    """Return the plaintext annotation of a property that holds a twinned model, or None."""
+    if not isinstance(prop, Mapping):
+        return None
+    ref = prop.get("$ref", "")
+    if ref.startswith(SCHEMA_REF_PREFIX) and ref.removeprefix(SCHEMA_REF_PREFIX) in twins:
+        return ref.removeprefix(SCHEMA_REF_PREFIX)
+    items = prop.get("items")
+    if prop.get("type") == "array" and isinstance(items, Mapping):
+        inner = _twin_annotation(items, twins)
+        return None if inner is None else f"list[{inner}]"
+    return None
+
+
+def render_sdk_types(spec: Mapping[str, Any]) -> str:
+    """Return the source of ``sdk/nexysync/types.py``: the plaintext models the SDK returns.
+
+    Args:
+        spec: The parsed OpenAPI document.
+
+    Returns:
+        The module's source, formatted as ruff formats it.
+    """
+    twins = plaintext_models(spec)
+    responses = _response_models(spec)
+    # A list of encrypted records, each decrypted on its own (the SDK's DecryptedPage).
+    pages = {
+        responses[op_id][status]
+        for op_id, plan in build_encryption_plans(spec).items()
+        for status, places in dict(plan.kwargs)["responses"].items()
+        if len(places) == 1 and dict(places[0].kwargs)["at"] == ("data", "[]")
+    }
+    classes = []
+    for name, fields in twins.items():
+        if name in pages:
+            bases = f"models.{name}, DecryptedPage"
+            what = "its records decrypted; those that fail are in `undecryptable`"
+        else:
+            bases, what = f"models.{name}", "its encrypted fields decrypted"
+        # A decrypted value, or a list of twins (list is invariant), differs from the wire type by design.
+        body = "".join(
+            f"\n    {prop}: {annotation}"
+            + ("" if annotation.split(" ")[0] in twins else "  # type: ignore[assignment]")
+            for prop, annotation in sorted(fields.items())
+        )
+        classes.append(f'class {name}({bases}):\n    """`{name}` with {what}."""\n{body}\n')
+    names = ", ".join(f'"{name}"' for name in ["PLAINTEXT_MODELS", *twins])
+    table = "".join(f'\n    "{name}": {name},' for name in twins)
+    return ruff_format(
+        HEADER
+        + '"""The plaintext models: what the SDK returns once it has decrypted a response.\n\n'
+        + "Each subclasses the wire model generated from openapi.yaml. An encrypted field holds its\n"
+        + "decrypted value (text, or any JSON value where the spec says `x-nexysync-plaintext: json`),\n"
+        + "and a list of encrypted records is a :class:`~nexysync.DecryptedPage`.\n"
+        + '"""\n\n'
+        + "from __future__ import annotations\n\n"
+        + "from pydantic import BaseModel, JsonValue\n\n"
+        + "from nexysync._pages import DecryptedPage\n"
+        + "from nexysync_generated import models\n\n"
+        + f"__all__ = [{names}]\n\n\n"
+        + "\n\n".join(classes)
+        + "\n\n#: The plaintext twin of each wire model that has one, by the wire model's name.\n"
+        + f"PLAINTEXT_MODELS: dict[str, type[BaseModel]] = {{{table}\n}}\n"
+    )
+
+
+def ruff_format(source: str) -> str:
+    """Format Python source with the pinned ruff, as ``tox -e lint`` checks it.
+
+    Args:
+        source: The module's source.
+
+    Returns:
+        The formatted source.
+
+    Raises:
+        SystemExit: ruff is missing or at another version.
+        RuntimeError: ruff refused the source.
+    """
+    try:
+        installed = importlib.metadata.version("ruff")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise SystemExit(f"ruff=={RUFF_VERSION} is required but not installed") from exc
+    if installed != RUFF_VERSION:
+        raise SystemExit(f"ruff=={RUFF_VERSION} is required (found {installed}); another version formats differently")
+    command = [sys.executable, "-m", "ruff", "format", "--isolated", "--line-length", str(LINE_LENGTH), "-"]
+    result = subprocess.run(command, input=source, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"ruff format failed:\n{result.stderr}")
+    return result.stdout
+
+
+def _response_models(spec: Mapping[str, Any]) -> dict[str, dict[int, str | None]]:
+    """Return each operation's response model names by status."""
+    return {dict(call.kwargs)["operation_id"]: dict(call.kwargs)["responses"] for call in build_operations(spec)}
+
+
 def render(value: Any, indent: int = 0, prefix: int = 0, suffix: str = "") -> str:
     """Render a value as a Python expression that fits the line length where it can.
 
@@ -877,8 +1025,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate nexysync_generated from openapi.yaml.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"package directory (default: {DEFAULT_OUT})")
     parser.add_argument("--spec", type=Path, default=SPEC_PATH, help="OpenAPI document (default: repo openapi.yaml)")
+    parser.add_argument(
+        "--sdk-types", type=Path, default=SDK_TYPES, help=f"the SDK's plaintext models (default: {SDK_TYPES})"
+    )
     args = parser.parse_args(argv)
     written = write_package(args.out, args.spec)
+    types_source = render_sdk_types(yaml.safe_load(args.spec.read_bytes())).encode("utf-8")
+    if not args.sdk_types.exists() or args.sdk_types.read_bytes() != types_source:
+        args.sdk_types.write_bytes(types_source)
+        written.append(args.sdk_types)
     for path in written:
         print(f"wrote {path}")
     print(f"{args.out}: {len(written)} file(s) changed")

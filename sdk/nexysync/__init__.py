@@ -31,12 +31,16 @@ from nexysync._errors import (
     RateLimitError,
     UnprocessableEntityError,
 )
-from nexysync._operations import DecryptedPage, DecryptedThread, UndecryptableRecord
+from nexysync._pages import DecryptedPage, UndecryptableRecord
 from nexysync._pagination import AsyncPager, SyncPager
 from nexysync._raw import AsyncClientWithRawResponse, ClientWithRawResponse
 from nexysync._stream import AsyncStream, AsyncStreamEvent, Stream, StreamEvent
 from nexysync._ulid import new_ulid
 from nexysync.crypto import KeyRing
+from nexysync.types import Thread
+
+#: What ``messages.thread()`` answers: the thread's messages decrypted, with ``undecryptable``.
+DecryptedThread = Thread
 
 __all__ = [
     "APIConnectionError",

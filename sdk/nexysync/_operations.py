@@ -10,33 +10,28 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import enum
-import functools
 import json
 import logging
-import types
-import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, PrivateAttr, create_model
+from pydantic import BaseModel
 
 import nexysync_generated.models as generated_models
 from nexysync._errors import APIError, DecryptionError, error_from_response
+from nexysync._pages import DecryptedPage, UndecryptableRecord
 from nexysync._ulid import new_ulid
 from nexysync.crypto import Binding, KeyRing
+from nexysync.types import PLAINTEXT_MODELS
 from nexysync_generated import ENCRYPTION_PLANS, OPERATIONS, EncryptedAt, Operation, RecordPlan
 
 __all__ = [
     "Cipher",
-    "DecryptedPage",
-    "DecryptedThread",
     "PreparedCall",
-    "UndecryptableRecord",
     "parse_response",
-    "plain_model",
     "prepare_call",
 ]
 
@@ -48,55 +43,6 @@ RECORD_PLANS: dict[str, RecordPlan] = {
     for plan in ENCRYPTION_PLANS.values()
     for where in (*plan.request, *(w for ws in plan.responses.values() for w in ws))
 }
-
-
-class UndecryptableRecord(DecryptionError):
-    """A record of a list page that failed to decrypt: the page left it out and kept the others.
-
-    A :class:`~nexysync.DecryptionError` (same message, ``record`` and ``field``), with the record
-    as the server sent it.
-
-    Attributes:
-        record: ``<record kind>/<record id>`` of the envelope (``message/01J...``, ``kv/<key>``).
-        field: The field whose envelope failed.
-        raw: The record as received: routing fields (``id``, ``from``, ``to``, ``key``, ...) in
-            plaintext, every encrypted field still an envelope.
-    """
-
-    def __init__(self, error: DecryptionError, raw: dict[str, Any]) -> None:
-        message = str(error).removesuffix(f" (record {error.record}, field {error.field!r})")
-        super().__init__(message, record=error.record, field=error.field)
-        self.raw = raw
-        self.__cause__ = error
-
-
-class DecryptedPage(BaseModel):
-    """The base of the plaintext twin of every list of encrypted records (``MessageList``, ``Thread``, ...).
-
-    One record that fails to decrypt (made with a key not in the ring, or tampered with) does not
-    fail the page: it is left out of ``data`` and listed in :attr:`undecryptable`, and a warning
-    is logged on the ``nexysync`` logger. The server could always leave a record out, so this
-    hides nothing it could not; a tampered record is still never returned as data.
-    """
-
-    _undecryptable: list[UndecryptableRecord] = PrivateAttr(default_factory=list)
-
-    @property
-    def undecryptable(self) -> list[UndecryptableRecord]:
-        """The records of this page left out of ``data`` because they failed to decrypt."""
-        return self._undecryptable
-
-
-class DecryptedThread(generated_models.Thread, DecryptedPage):
-    """What ``messages.thread()`` answers: the thread's messages decrypted, with :attr:`undecryptable`.
-
-    The plaintext ``Thread`` that :func:`plain_model` builds subclasses this, so a thread is an
-    instance of it at run time as well as for type checkers (``thread.undecryptable``).
-    """
-
-
-#: Lists of encrypted records whose plaintext twin gets a named, typed base instead of the plain pair.
-_TYPED_PAGES: dict[type[BaseModel], type[DecryptedPage]] = {generated_models.Thread: DecryptedThread}
 
 
 @dataclass(frozen=True)
@@ -222,66 +168,6 @@ def _model(name: str) -> type[BaseModel]:
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(f"{name} is not a generated model")
     return model
-
-
-def _rewrite(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return plain_model(annotation)
-    origin = typing.get_origin(annotation)
-    if origin is None:
-        return annotation
-    args = typing.get_args(annotation)
-    new = tuple(_rewrite(arg) for arg in args)
-    if new == args:
-        return annotation
-    if origin is list:
-        return list[new[0]]  # type: ignore[valid-type]
-    if origin in (Union, types.UnionType):
-        return Union[new]  # noqa: UP007 (a runtime tuple of types)
-    return annotation
-
-
-@functools.cache
-def plain_model(model: type[BaseModel]) -> type[BaseModel]:
-    """Return the model that holds a generated model's data after decryption.
-
-    It subclasses the generated model; JSON fields (``metadata``) hold any JSON value instead of
-    an envelope string, and nested models are their plaintext twins. A model without encrypted
-    data is returned unchanged.
-    """
-    plan = RECORD_PLANS.get(model.__name__)
-    json_fields = plan.json_fields if plan is not None else ()
-    overrides: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        if name in json_fields:
-            overrides[name] = (Any, info)
-            continue
-        rewritten = _rewrite(info.annotation)
-        if rewritten is not info.annotation:
-            overrides[name] = (rewritten, info)
-    if _is_page(model):
-        # A list of encrypted records: one that fails to decrypt is skipped, not fatal.
-        bases = (_TYPED_PAGES[model],) if model in _TYPED_PAGES else (model, DecryptedPage)
-        plain: type[BaseModel] = create_model(model.__name__, __base__=bases, __module__=__name__, **overrides)
-        plain.__doc__ = (
-            f"{model.__name__} with its records decrypted; those that failed to decrypt are in ``undecryptable``."
-        )
-        return plain
-    if not overrides:
-        return model
-    plain = create_model(model.__name__, __base__=model, __module__=__name__, **overrides)
-    plain.__doc__ = f"{model.__name__} with its encrypted fields decrypted."
-    return plain
-
-
-@functools.cache
-def _is_page(model: type[BaseModel]) -> bool:
-    """Tell whether a model is a list of encrypted records in ``data`` (the answer of some operation's plan)."""
-    return any(
-        page_records(places) is not None and OPERATIONS[op_id].responses.get(status) == model.__name__
-        for op_id, plan in ENCRYPTION_PLANS.items()
-        for status, places in plan.responses.items()
-    )
 
 
 def _query_value(value: Any) -> str:
@@ -455,7 +341,7 @@ def parse_response(call: PreparedCall, response: httpx.Response, cipher: Cipher 
             data["data"], skipped = _decrypt_records(record, data["data"], cipher, model.__name__)
         else:
             open_body(places, data, cipher, call.record_id)
-    result = plain_model(model).model_validate(data)
+    result = PLAINTEXT_MODELS.get(model.__name__, model).model_validate(data)
     if isinstance(result, DecryptedPage):
         result._undecryptable = skipped
     return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from nexysync._operations import DecryptedPage, UndecryptableRecord
+from nexysync._pages import DecryptedPage, UndecryptableRecord
 
 __all__ = ["AsyncPager", "SyncPager"]
 

@@ -29,7 +29,8 @@ from nexysync._transport import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, should_ret
 
 if TYPE_CHECKING:
     from nexysync._client import AsyncClient, Client
-    from nexysync_generated.models import EventPage, Message
+    from nexysync.types import Message
+    from nexysync_generated.models import EventPage
 
 __all__ = [
     "DEFAULT_FALLBACK_AFTER",

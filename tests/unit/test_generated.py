@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = REPO_ROOT / "openapi.yaml"
 PACKAGE_DIR = REPO_ROOT / "generated" / "nexysync_generated"
 GENERATOR = REPO_ROOT / "scripts" / "generate.py"
+SDK_TYPES = REPO_ROOT / "sdk" / "nexysync" / "types.py"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 try:
@@ -75,10 +76,10 @@ def spec() -> dict[str, Any]:
 
 
 def test_committed_package_matches_a_fresh_generation(tmp_path: Path) -> None:
-    """Regenerate into a temp dir (from another cwd) and demand byte-identical files."""
+    """Regenerate into a temp dir (from another cwd) and demand byte-identical files, the SDK's types.py too."""
     out = tmp_path / "nexysync_generated"
     result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--out", str(out)],
+        [sys.executable, str(GENERATOR), "--out", str(out), "--sdk-types", str(tmp_path / "types.py")],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -86,8 +87,8 @@ def test_committed_package_matches_a_fresh_generation(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, f"scripts/generate.py failed:\n{result.stderr}{result.stdout}"
 
-    fresh = _package_files(out)
-    committed = _package_files(PACKAGE_DIR)
+    fresh = {**_package_files(out), "../../sdk/nexysync/types.py": (tmp_path / "types.py").read_bytes()}
+    committed = {**_package_files(PACKAGE_DIR), "../../sdk/nexysync/types.py": SDK_TYPES.read_bytes()}
     problems: list[str] = []
     for name in sorted(fresh.keys() - committed.keys()):
         problems.append(f"missing from generated/nexysync_generated: {name}")

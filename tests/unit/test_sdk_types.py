@@ -52,6 +52,8 @@ def test_package_is_mypy_strict_clean(distribution: str) -> None:
 GOOD_USE = """
     from typing import Any, assert_type
 
+    from pydantic import JsonValue
+
     from nexysync import AsyncClient, Client, DecryptedThread, RawResponse, UndecryptableRecord
     from nexysync_generated.models import File, Thread
 
@@ -76,6 +78,11 @@ GOOD_USE = """
             print(skipped.record, skipped.field, generated.data)
         file: File = client.files.upload("a.txt", name="a.txt")
         print(file.id)
+        # Honest plaintext types: metadata is any JSON value once decrypted, not the wire's str.
+        message = client.messages.get("01J")
+        assert_type(message.metadata, JsonValue)
+        assert_type(message.payload, str)
+        assert_type(client.kv.get("k").value, str)
 
 
     async def async_use(client: AsyncClient) -> None:

@@ -32,7 +32,7 @@ from nexysync.crypto import (
     plaintext_file_size,
 )
 from nexysync.resources._base import AsyncResource, SyncResource, compact, operation
-from nexysync_generated.models import File, FileUpload
+from nexysync.types import File, FileUpload
 
 __all__ = ["AsyncFiles", "FileNotReadyError", "Files", "ProgressCallback", "Source", "Target"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nexysync._pagination import AsyncPager, SyncPager
 from nexysync.resources._base import AsyncResource, SyncResource, operation
-from nexysync_generated.models import KvEntry
+from nexysync.types import KvEntry
 
 __all__ = ["AsyncKv", "Kv"]
 

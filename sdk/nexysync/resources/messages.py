@@ -8,10 +8,10 @@ import datetime as dt
 from typing import Any
 
 from nexysync._errors import ConflictError
-from nexysync._operations import DecryptedThread
 from nexysync._pagination import AsyncPager, SyncPager
 from nexysync.resources._base import AsyncResource, SyncResource, compact, is_id_conflict, operation
-from nexysync_generated.models import AckResult, Message, Thread
+from nexysync.types import Message, Thread
+from nexysync_generated.models import AckResult
 
 __all__ = ["AsyncMessages", "Messages"]
 
@@ -181,13 +181,13 @@ class Messages(SyncResource):
         return result
 
     @operation("messages_thread")
-    def thread(self, message_id: str) -> DecryptedThread:
+    def thread(self, message_id: str) -> Thread:
         """Return the whole thread a message belongs to, decrypted.
 
         A list of messages like a page of :meth:`list`: a message of it that fails to decrypt is
         left out of ``data`` and listed in ``thread.undecryptable`` (and logged), not raised.
         """
-        result: DecryptedThread = self._client.call("messages_thread", path_params={"message_id": message_id})
+        result: Thread = self._client.call("messages_thread", path_params={"message_id": message_id})
         return result
 
     @operation("messages_react")
@@ -312,9 +312,9 @@ class AsyncMessages(AsyncResource):
         return result
 
     @operation("messages_thread")
-    async def thread(self, message_id: str) -> DecryptedThread:
+    async def thread(self, message_id: str) -> Thread:
         """Return the whole thread a message belongs to, decrypted, as :meth:`Messages.thread` (``undecryptable``)."""
-        result: DecryptedThread = await self._client.call("messages_thread", path_params={"message_id": message_id})
+        result: Thread = await self._client.call("messages_thread", path_params={"message_id": message_id})
         return result
 
     @operation("messages_react")

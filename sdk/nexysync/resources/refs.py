@@ -7,7 +7,7 @@ from typing import Any
 from nexysync._errors import ConflictError
 from nexysync._pagination import AsyncPager, SyncPager
 from nexysync.resources._base import AsyncResource, SyncResource, compact, is_id_conflict, operation
-from nexysync_generated.models import Ref
+from nexysync.types import Ref
 
 __all__ = ["AsyncRefs", "Refs"]
 

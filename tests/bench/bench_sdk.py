@@ -64,22 +64,30 @@ def bench_crypto(min_seconds: float, rounds: int) -> None:
     key = new_key()
     ring = KeyRing([key])
     aead = AESGCM(key)
-    ad = associated_data(PROJECT, "message", RECORD, "payload")
+    # What the SDK writes: a v2 envelope bound to its author and routing.
+    bound = (("from", "alice"), ("to", "bob"), ("reply_to", "-"))
+    ad = associated_data(PROJECT, "message", RECORD, "payload", bound)
     print("(a) field encryption throughput, AES-256-GCM (best of rounds)")
     for size in (1024, 64 * 1024):
         payload = os.urandom(size)
-        envelope = ring.encrypt(payload, project_id=PROJECT, kind="message", record_id=RECORD, field="payload")
+        envelope = ring.encrypt(
+            payload, project_id=PROJECT, kind="message", record_id=RECORD, field="payload", bound=bound
+        )
         nonce = os.urandom(12)
         sealed = aead.encrypt(nonce, payload, ad)
 
         def sdk_encrypt(payload: bytes = payload) -> str:
-            return ring.encrypt(payload, project_id=PROJECT, kind="message", record_id=RECORD, field="payload")
+            return ring.encrypt(
+                payload, project_id=PROJECT, kind="message", record_id=RECORD, field="payload", bound=bound
+            )
 
         def raw_encrypt(payload: bytes = payload) -> bytes:
             return aead.encrypt(os.urandom(12), payload, ad)
 
         def sdk_decrypt(envelope: str = envelope) -> bytes:
-            return ring.decrypt(envelope, project_id=PROJECT, kind="message", record_id=RECORD, field="payload")
+            return ring.decrypt(
+                envelope, project_id=PROJECT, kind="message", record_id=RECORD, field="payload", bound=bound
+            )
 
         def raw_decrypt(nonce: bytes = nonce, sealed: bytes = sealed) -> bytes:
             return aead.decrypt(nonce, sealed, ad)

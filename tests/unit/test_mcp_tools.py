@@ -25,8 +25,8 @@ from nexysync import (
     NotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
+    UndecryptableRecord,
 )
-from nexysync._operations import UndecryptableRecord
 from nexysync.crypto import encrypted_file_size
 from nexysync_generated.models import File, KvEntry, Message
 from nexysync_mcp.agent import AgentLink

@@ -100,7 +100,7 @@ def test_key_file_written_by_init_works_with_the_sdk(team: CliProject) -> None:
     with Client.from_key_file(key_file(team, "alice")) as alice:
         sent = alice.messages.send(to="bob", topic="from the SDK", payload="key files interoperate")
     with Client.from_key_file(key_file(team, "bob")) as bob:
-        assert bob.project_id == team.project_id
+        assert bob.get_project_id() == team.project_id
         got = bob.messages.get(sent.id)
     assert (got.from_, got.topic, got.payload) == ("alice", "from the SDK", "key files interoperate")
 

@@ -93,7 +93,7 @@ def test_two_agents_exchange_encrypted_messages_through_the_sdk(
         sent = alice.messages.send(
             "bob", topic="Review PR #4", payload="The secret plan", type="request", metadata={"pr": 4}
         )
-        assert alice.project_id == project.project_id
+        assert alice.get_project_id() == project.project_id
         assert (sent.from_, sent.to, sent.payload, sent.metadata) == ("alice", "bob", "The secret plan", {"pr": 4})
 
         inbox = list(bob.messages.list(status="unread"))

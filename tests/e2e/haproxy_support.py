@@ -32,6 +32,7 @@ from nexysync_server.embedded import free_port
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_CFG = REPO / "ops" / "haproxy" / "haproxy.cfg"
 SWITCH = REPO / "ops" / "haproxy" / "switch"
+CERTBOT_HOOK = REPO / "ops" / "haproxy" / "certbot-deploy-hook"
 START_DEADLINE_S = 60.0
 # Above gunicorn's graceful_timeout (30 s): a slot that is stopping gets that long to drain.
 STOP_DEADLINE_S = 45.0
@@ -75,15 +76,21 @@ class TlsFiles:
     Attributes:
         ca: The CA certificate (PEM): what clients trust.
         server_pem: The server's certificate followed by its key, as HAProxy's ``crt`` takes it.
+        serial: The server certificate's serial number.
+        ca_cert: The CA certificate, to sign more with.
+        ca_key: The CA's key.
+
+    The directory also holds ``fullchain.pem`` and ``privkey.pem``, laid out as a certbot lineage.
     """
 
     ca: Path
     server_pem: Path
+    serial: int
+    ca_cert: x509.Certificate
+    ca_key: ec.EllipticCurvePrivateKey
 
 
-def make_tls(directory: Path) -> TlsFiles:
-    """Make a CA and a server certificate signed by it, valid for a day; write them to ``directory``."""
-    now = datetime.datetime.now(datetime.UTC)
+def _make_ca(now: datetime.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "NexySync test CA")])
     ca_cert = (
@@ -99,6 +106,14 @@ def make_tls(directory: Path) -> TlsFiles:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_cert, ca_key
+
+
+def make_tls(directory: Path, ca: TlsFiles | None = None) -> TlsFiles:
+    """Make a server certificate for a day, signed by ``ca``'s CA or a new one; write them to ``directory``."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_cert, ca_key = (ca.ca_cert, ca.ca_key) if ca is not None else _make_ca(now)
+    ca_name = ca_cert.subject
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
@@ -125,9 +140,13 @@ def make_tls(directory: Path) -> TlsFiles:
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    pem_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key_pem)
-    pem_path.chmod(0o600)
-    return TlsFiles(ca=ca_path, server_pem=pem_path)
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    pem_path.write_bytes(cert_pem + key_pem)
+    (directory / "fullchain.pem").write_bytes(cert_pem)
+    (directory / "privkey.pem").write_bytes(key_pem)
+    for path in (pem_path, directory / "privkey.pem"):
+        path.chmod(0o600)
+    return TlsFiles(ca=ca_path, server_pem=pem_path, serial=cert.serial_number, ca_cert=ca_cert, ca_key=ca_key)
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float) -> None:

@@ -14,6 +14,7 @@ import re
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from haproxy_support import HAPROXY_CFG, Stack, StackError, haproxy_binary, wait_for
+from cryptography import x509
+from haproxy_support import CERTBOT_HOOK, HAPROXY_CFG, Stack, StackError, haproxy_binary, make_tls, wait_for
 from realtime_support import Team
 
 from nexysync import AsyncClient
@@ -189,6 +191,37 @@ async def test_a_stream_outlives_three_heartbeats_longer_than_the_request_timeou
     assert lived > 3 * REQUEST_TIMEOUT_S
 
 
+def _served_serial(stack: Stack) -> int:
+    context = ssl.create_default_context(cafile=str(stack.tls.ca))
+    with (
+        socket.create_connection(("127.0.0.1", stack.ports["https"]), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_certbot_deploy_hook_swaps_the_certificate_without_a_reload(stack: Stack, tmp_path: Path) -> None:
+    assert _served_serial(stack) == stack.tls.serial
+    renewed = make_tls(tmp_path / "live" / "nexysync.example.com", ca=stack.tls)
+    env = {
+        **os.environ,
+        "RENEWED_LINEAGE": str(tmp_path / "live" / "nexysync.example.com"),
+        "NEXYSYNC_TLS_CERT": str(stack.tls.server_pem),
+        "NEXYSYNC_HAPROXY_SOCKET": stack.socket,
+    }
+    haproxy_pid = stack.processes["haproxy"].popen.pid  # type: ignore[union-attr]
+    result = subprocess.run([sys.executable, str(CERTBOT_HOOK)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no reload" in result.stdout
+    # New handshakes get the renewed certificate, from the same HAProxy process; the file is the
+    # new one too, so a later restart keeps it.
+    assert _served_serial(stack) == renewed.serial
+    assert stack.processes["haproxy"].alive() and stack.processes["haproxy"].popen.pid == haproxy_pid  # type: ignore[union-attr]
+    assert stack.tls.server_pem.read_bytes() == renewed.server_pem.read_bytes()
+
+
 async def test_blue_green_switch_loses_and_repeats_nothing(stack: Stack, team: Team) -> None:
     """Four agents send 1,000 messages in all, streams open, while blue -> green happens mid-way."""
     per_agent = MESSAGES // len(AGENTS)
@@ -237,6 +270,10 @@ async def test_blue_green_switch_loses_and_repeats_nothing(stack: Stack, team: T
             await streams[slug].aclose()
             await clients[slug].aclose()
 
+    assert "live: green" in stack.switch("status").stdout
+    # Back to blue is refused while blue is down, and changes nothing.
+    refused = stack.switch("blue", "--timeout", "1")
+    assert refused.returncode == 1 and "blue is not healthy" in refused.stderr
     assert "live: green" in stack.switch("status").stdout
     lost = duplicated = 0
     for slug in AGENTS:

@@ -169,6 +169,19 @@ async def test_forwarded_proto_makes_the_cdn_urls_https_and_files_go_through_the
     assert trusted.json()["download_url"].startswith(f"https://127.0.0.1:{stack.ports['green']}/blobs/")
 
 
+def test_the_server_sees_the_client_address_haproxy_forwards_never_a_forged_one(stack: Stack, team: Team) -> None:
+    context = ssl.create_default_context(cafile=str(stack.tls.ca))
+    # 127.0.0.2 is loopback too: the address HAProxy sees and puts in X-Forwarded-For.
+    transport = httpx.HTTPTransport(local_address="127.0.0.2", verify=context)
+    headers = {"Authorization": team.owner.headers["Authorization"], "X-Forwarded-For": "203.0.113.66"}
+    with httpx.Client(transport=transport, base_url=stack.https_url) as http:
+        renamed = http.patch(f"/v1/projects/{team.project_id}", json={"name": "via-haproxy"}, headers=headers)
+    assert renamed.status_code == 200, renamed.text
+    entries = team.owner.get(f"/v1/projects/{team.project_id}/audit", params={"limit": 100}).json()["data"]
+    update = [entry for entry in entries if entry["action"] == "project.update"][-1]
+    assert update["source_ip"] == "127.0.0.2"
+
+
 async def test_a_stream_outlives_three_heartbeats_longer_than_the_request_timeout(stack: Stack, team: Team) -> None:
     context = ssl.create_default_context(cafile=str(stack.tls.ca))
     headers = {"Authorization": f"Bearer {team.keys['dee']}", "Accept": "text/event-stream"}

@@ -26,7 +26,7 @@ from cryptography import x509
 from haproxy_support import CERTBOT_HOOK, HAPROXY_CFG, Stack, StackError, haproxy_binary, make_tls, wait_for
 from realtime_support import Team
 
-from nexysync import AsyncClient
+from nexysync import APIConnectionError, AsyncClient, Client
 from nexysync_server.embedded import EmbeddedMongo
 
 pytestmark = pytest.mark.e2e
@@ -143,6 +143,20 @@ def test_tls_12_plus_alpn_h2_and_hsts(stack: Stack) -> None:
     # An untrusted certificate is refused: the SDK's verify= really is what lets it in.
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{stack.https_url}/v1/health/ready")
+
+
+def test_the_sdk_trusts_a_private_ca_by_path_or_ssl_cert_file(
+    stack: Stack, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = {"base_url": stack.https_url, "api_key": team.keys["bob"], "project_id": team.project_id}
+    with Client(**options, verify=str(stack.tls.ca)) as client:
+        assert client.me.get().agent.slug == "bob"
+    with Client(**options) as client, pytest.raises(APIConnectionError):
+        client.me.get()
+    # What the CLI and the MCP server (SDK defaults) go by.
+    monkeypatch.setenv("SSL_CERT_FILE", str(stack.tls.ca))
+    with Client(**options) as client:
+        assert client.me.get().agent.slug == "bob"
 
 
 async def test_forwarded_proto_makes_the_cdn_urls_https_and_files_go_through_the_proxy(

@@ -8,6 +8,7 @@ database, with a test CA and a server certificate made here with ``cryptography`
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -178,7 +179,10 @@ class Process:
         self.logs.mkdir(parents=True, exist_ok=True)
         out, err = (self.logs / f"{self.name}.out").open("wb"), (self.logs / f"{self.name}.err").open("wb")
         self._files = [out, err]
-        self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(self.env))
+        # Its own process group: gunicorn's workers go with their arbiter when it is killed.
+        self.popen = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(self.env), start_new_session=True
+        )
         return self
 
     def output(self) -> str:
@@ -218,9 +222,10 @@ class Process:
             raise StackError(f"{self.name} still runs {timeout:g} s after SIGTERM") from exc
 
     def kill(self) -> None:
-        """Make sure it is gone, whatever happened."""
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.kill()
+        """Make sure it and its children (gunicorn's workers) are gone, whatever happened."""
+        if self.popen is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait()
         for handle in self._files:
             handle.close()

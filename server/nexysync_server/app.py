@@ -12,6 +12,7 @@ import falcon.asgi
 
 from nexysync_generated import load_spec, spec_path
 
+from .authlimits import AuthLimits
 from .cdn.app import signer_for
 from .errors import handle_unexpected, serialize_problem
 from .middleware import Authentication, Lifespan, RequestId
@@ -20,6 +21,7 @@ from .ratelimit import RateLimiter
 from .realtime.hub import Hub
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
+from .security import PasswordHasher
 from .resources import Context, agents, auth, files, health, kv, me, messages, projects, realtime, refs
 from .settings import Settings
 from .store import Store
@@ -62,20 +64,27 @@ def create_app(settings: Settings | None = None) -> Api:
         settings = dataclasses.replace(settings, cdn_secret=secrets.token_urlsafe(32))
     spec_text = spec_path().read_text(encoding="utf-8")
     store = Store(settings)
+    auth_limits = AuthLimits(store.db, settings, store.audit)
     ctx = Context(
-        settings=settings, store=store, validator=SchemaValidator(load_spec()), quotas=Quotas(settings, store)
+        settings=settings,
+        store=store,
+        validator=SchemaValidator(load_spec()),
+        quotas=Quotas(settings, store),
+        auth_limits=auth_limits,
+        hasher=PasswordHasher(settings.password_hash_memory_kib, settings.password_hash_iterations),
     )
 
     hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s)
     watcher = Watcher(store.events.col, hub)
     presence = Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s)
     limiter = RateLimiter(store.db, settings.rate_limit_per_minute)
+    human_limiter = RateLimiter(store.db, settings.human_rate_limit_per_minute, "user", "human-rate-limit")
     app = Api(
         hub,
         middleware=[
             RequestId(),
-            Lifespan(store, hub, watcher, presence, limiter),
-            Authentication(settings, store, limiter),
+            Lifespan(store, hub, watcher, presence, [limiter, human_limiter], auth_limits),
+            Authentication(settings, store, limiter, human_limiter, auth_limits),
         ],
     )
     app.req_options.strip_url_path_trailing_slash = True

@@ -25,19 +25,22 @@ _KEEP_WINDOWS = 5
 
 
 class RateLimiter:
-    """Fixed one-minute windows per agent.
+    """Fixed one-minute windows per caller.
 
     Args:
         db: Where the shared counters live (collection ``rate_limits``).
-        per_minute: Requests an agent may make per minute.
+        per_minute: Requests a caller may make per minute.
+        caller: What a caller is, for the refusal's text ("agent", "user").
+        name: The background flusher's name.
     """
 
-    def __init__(self, db: AsyncDatabase, per_minute: int) -> None:
+    def __init__(self, db: AsyncDatabase, per_minute: int, caller: str = "agent", name: str = "rate-limit") -> None:
         self.col = db["rate_limits"]
         self._limit = per_minute
+        self._caller = caller
         self._pending: Counter[tuple[str, int]] = Counter()
         self._shared: dict[tuple[str, int], int] = {}
-        self._flusher = Periodic("rate-limit-flusher", self.flush, _FLUSH_S)
+        self._flusher = Periodic(f"{name}-flusher", self.flush, _FLUSH_S)
         #: The window whose old counters were last deleted: they age only when the window moves.
         self._swept_window: int | None = None
 
@@ -46,7 +49,7 @@ class RateLimiter:
         await self.col.create_index("window")
 
     async def hit(self, agent_id: str, now: float | None = None) -> None:
-        """Count one request of ``agent_id``, or refuse it with 429 when over the limit."""
+        """Count one request of ``agent_id`` (any caller id), or refuse it with 429 when over the limit."""
         moment = time.time() if now is None else now
         window = int(moment // _WINDOW_S)
         key = (agent_id, window)
@@ -59,7 +62,7 @@ class RateLimiter:
             raise Problem(
                 429,
                 "RATE_LIMITED",
-                f"This agent made {self._limit} requests this minute; retry in {reset_s} s.",
+                f"This {self._caller} made {self._limit} requests this minute; retry in {reset_s} s.",
                 headers={
                     "Retry-After": str(reset_s),
                     "RateLimit-Limit": str(self._limit),

@@ -24,7 +24,7 @@ def test_variables_are_parsed_to_each_field_type() -> None:
     settings = Settings.from_env(
         {
             "NEXYSYNC_MONGODB_URI": "mongodb://db.example:27017/?replicaSet=rs0",
-            "NEXYSYNC_JWT_SECRET": "s3cret",
+            "NEXYSYNC_JWT_SECRET": "s3cret-" * 5,
             "NEXYSYNC_ACCESS_TOKEN_TTL_S": "60",
             "NEXYSYNC_HEARTBEAT_S": "2.5",
             "NEXYSYNC_QUOTA_AGENTS": "3",
@@ -32,7 +32,7 @@ def test_variables_are_parsed_to_each_field_type() -> None:
     )
 
     assert settings.mongodb_uri == "mongodb://db.example:27017/?replicaSet=rs0"
-    assert settings.jwt_secret == "s3cret"
+    assert settings.jwt_secret == "s3cret-" * 5
     assert settings.access_token_ttl_s == 60
     assert settings.heartbeat_s == 2.5
     assert settings.quota_agents == 3

@@ -76,3 +76,10 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     missing = {f"NEXYSYNC_{field.name.upper()}" for field in fields(Settings)} - documented
 
     assert not missing, f"README.md's configuration table lacks {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", ["NEXYSYNC_JWT_SECRET", "NEXYSYNC_CDN_SECRET"])
+def test_a_secret_shorter_than_32_bytes_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="at least 32"):
+        Settings.from_env({name: "s" * 31})
+    assert Settings.from_env({name: "s" * 32})

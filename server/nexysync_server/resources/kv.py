@@ -96,9 +96,18 @@ class Item:
             raise Problem(400, "INVALID_PARAMETER", "Idempotency-Key must be 1 to 128 printable ASCII characters.")
         body = await self._ctx.body(req, "KvPut")
         agent = req.context.agent
+        project_id = agent["project_id"]
+        quotas = self._ctx.quotas
+
+        async def reserve(size: int) -> None:
+            await quotas.reserve_storage(project_id, size)
+
+        async def release(size: int) -> None:
+            await quotas.release_storage(project_id, size)
+
         try:
             entry, created = await self._ctx.store.kv.put(
-                agent["project_id"],
+                project_id,
                 key,
                 body["value"],
                 agent["slug"],
@@ -106,6 +115,8 @@ class Item:
                 if_exists=must_exist,
                 if_absent=none_match is not None,
                 write_key=write_key,
+                reserve=reserve,
+                release=release,
             )
         except kv.PreconditionFailed as exc:
             raise _changed(key) from exc
@@ -133,6 +144,7 @@ class Item:
             raise _changed(key) from exc
         if deleted is None:
             raise not_found(f"Entry '{key}'", "KV_NOT_FOUND")
+        await self._ctx.quotas.release_storage(project_id, int(deleted.get("counted_bytes", 0)))
         deleted["updated_by"] = req.context.agent["slug"]
         await self._hub.emit(project_id, "kv_update", [EVERYONE], _update(deleted, deleted=True))
         resp.status = falcon.HTTP_204

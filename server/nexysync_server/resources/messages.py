@@ -66,22 +66,29 @@ class Collection:
             parent = await store.messages.get(project_id, body["reply_to"])
             if parent is None or not messages.visible_to(parent, sender["_id"]):
                 raise not_found(f"Message {body['reply_to']} (reply_to)", "REPLY_TO_NOT_FOUND")
-        await self._ctx.quotas.check_message(project_id)
         ttl_hours = await store.projects.message_ttl_hours(project_id)
         if ttl_hours is None:
             raise not_found("Project", "PROJECT_NOT_FOUND")
+        size = messages.content_size(body)
+        quotas = self._ctx.quotas
+        await quotas.reserve_message(project_id, size)
         try:
             message, created, event = await store.messages.insert(
                 project_id=project_id, sender=sender, body=body, recipients=recipients, ttl_hours=ttl_hours
             )
         except messages.IdConflict as exc:
+            quotas.release_message(project_id, size)
             self._hub.publish(exc.filler)  # so that this process's streams need not wait for it
             raise Problem(
                 409, "ID_CONFLICT", f"Message {body.get('id')} was already sent with a different body."
             ) from exc
+        except BaseException:
+            quotas.release_message(project_id, size)
+            raise
         self._hub.publish(event)
-        if created:
-            store.usage.add_messages(project_id)
+        if not created:
+            quotas.release_message(project_id, size)  # a retry: counted when it was first stored
+        else:
             resp.status = falcon.HTTP_201
             resp.location = f"/v1/messages/{message['id']}"
         resp.media = messages.public(message, sender["_id"])

@@ -42,7 +42,13 @@ class Collection:
         """Create a project."""
         body = await self._ctx.body(req, "ProjectCreate")
         ttl = body.get("default_ttl_hours", self._ctx.settings.default_message_ttl_hours)
-        project = await self._ctx.store.projects.create(req.context.user_id, body["name"], ttl)
+        user_id = req.context.user_id
+        await self._ctx.quotas.reserve_project(user_id)
+        try:
+            project = await self._ctx.store.projects.create(user_id, body["name"], ttl)
+        except BaseException:
+            await self._ctx.quotas.release_project(user_id)
+            raise
         await audit(self._ctx, req, project["_id"], "project.create", f"project:{project['_id']}")
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/projects/{project['_id']}"
@@ -79,6 +85,7 @@ class Item:
                 400, "CONFIRMATION_REQUIRED", "Deleting a project removes all its data; repeat with ?confirm=true."
             )
         await self._ctx.store.delete_project_data(project_id)
+        await self._ctx.quotas.release_project(req.context.user_id)
         # Kept outside the deleted project, so that the deletion itself stays on record.
         await audit(self._ctx, req, None, "project.delete", f"project:{project_id}")
         resp.status = falcon.HTTP_204

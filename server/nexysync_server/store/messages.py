@@ -61,6 +61,11 @@ def _key(project_id: str, message_id: str) -> str:
     return f"{project_id}:{message_id}"
 
 
+def content_size(message: dict[str, Any]) -> int:
+    """Return the bytes of a message's content (its envelopes, ASCII): what the daily byte quota counts."""
+    return sum(len(message[name]) for name in CONTENT_FIELDS if message.get(name) is not None)
+
+
 def body_fingerprint(body: dict[str, Any]) -> str:
     """Hash the parts of a send request that define the message, to compare idempotent retries."""
     canonical = {name: body.get(name) for name in (*_ROUTING_FIELDS, *CONTENT_FIELDS)}

@@ -19,6 +19,7 @@ from .middleware import Authentication, Lifespan, RequestId
 from .quotas import Quotas
 from .ratelimit import RateLimiter
 from .realtime.hub import Hub
+from .realtime.keycheck import KeyCheck
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
 from .security import PasswordHasher
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None) -> Api:
         hasher=PasswordHasher(settings.password_hash_memory_kib, settings.password_hash_iterations),
     )
 
-    hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s)
+    hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s, settings.stream_queue_max)
+    key_check = KeyCheck(hub, store.agents, settings.key_check_interval_s)
     watcher = Watcher(store.events.col, hub)
     presence = Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s)
     limiter = RateLimiter(store.db, settings.rate_limit_per_minute)
@@ -83,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Api:
         hub,
         middleware=[
             RequestId(),
-            Lifespan(store, hub, watcher, presence, [limiter, human_limiter], auth_limits),
+            Lifespan(store, hub, watcher, presence, [limiter, human_limiter], auth_limits, key_check),
             Authentication(settings, store, limiter, human_limiter, auth_limits),
         ],
     )
@@ -101,12 +103,12 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/auth/refresh", auth.Refresh(ctx))
     app.add_route("/v1/auth/logout", auth.Logout(ctx))
     app.add_route("/v1/projects", projects.Collection(ctx))
-    app.add_route("/v1/projects/{project_id}", projects.Item(ctx))
+    app.add_route("/v1/projects/{project_id}", projects.Item(ctx, hub))
     app.add_route("/v1/projects/{project_id}/usage", projects.Usage(ctx))
     app.add_route("/v1/projects/{project_id}/audit", projects.Audit(ctx))
     app.add_route("/v1/projects/{project_id}/agents", agents.Collection(ctx))
-    app.add_route("/v1/projects/{project_id}/agents/{agent_id}", agents.Item(ctx))
-    app.add_route("/v1/projects/{project_id}/agents/{agent_id}/rotate-key", agents.RotateKey(ctx))
+    app.add_route("/v1/projects/{project_id}/agents/{agent_id}", agents.Item(ctx, hub))
+    app.add_route("/v1/projects/{project_id}/agents/{agent_id}/rotate-key", agents.RotateKey(ctx, hub))
     app.add_route("/v1/projects/{project_id}/agents/{agent_id}/clone", agents.Clone(ctx))
     app.add_route("/v1/me", me.Me(ctx))
     app.add_route("/v1/agents", me.Directory(ctx))

@@ -14,6 +14,7 @@ from .errors import unauthorized
 from .ids import iso, new_id, utcnow
 from .ratelimit import RateLimiter
 from .realtime.hub import Hub
+from .realtime.keycheck import KeyCheck
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
 from .security import API_KEY_RE, api_key_prefix, read_access_token
@@ -142,6 +143,7 @@ class Lifespan:
         presence: Presence,
         limiters: list[RateLimiter],
         auth_limits: AuthLimits,
+        key_check: KeyCheck,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -149,6 +151,7 @@ class Lifespan:
         self._presence = presence
         self._limiters = limiters
         self._auth_limits = auth_limits
+        self._key_check = key_check
 
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Create every index before the first request, then start the background tasks."""
@@ -161,9 +164,11 @@ class Lifespan:
         self._hub.start()
         self._watcher.start()
         self._presence.start()
+        self._key_check.start()
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Stop the background tasks, write what is held in memory, close the database."""
+        await self._key_check.stop()
         await self._presence.stop()
         await self._watcher.stop()
         await self._hub.stop()

@@ -9,6 +9,7 @@ import falcon.asgi
 
 from .. import params
 from ..errors import Problem, not_found
+from ..realtime.hub import Hub
 from ..store import agents
 from . import Context, audit, page_body
 from .projects import owned_project
@@ -58,8 +59,9 @@ class Item:
 
     auth = "human"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, hub: Hub) -> None:
         self._ctx = ctx
+        self._hub = hub
 
     async def on_patch(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, agent_id: str
@@ -80,8 +82,10 @@ class Item:
         """Delete an agent; its key stops working at once."""
         await owned_project(self._ctx, req, project_id)
         params.path_id(agent_id, "Agent")
-        if not await self._ctx.store.agents.delete(project_id, agent_id):
+        deleted = await self._ctx.store.agents.delete(project_id, agent_id)
+        if deleted is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
+        await self._hub.revoke(project_id, agent_id, deleted["key_hash"])
         await audit(self._ctx, req, project_id, "agent.delete", f"agent:{agent_id}")
         resp.status = falcon.HTTP_204
 
@@ -91,8 +95,9 @@ class RotateKey:
 
     auth = "human"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, hub: Hub) -> None:
         self._ctx = ctx
+        self._hub = hub
 
     async def on_post(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, agent_id: str
@@ -103,8 +108,10 @@ class RotateKey:
         rotated = await self._ctx.store.agents.rotate_key(project_id, agent_id)
         if rotated is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
-        await audit(self._ctx, req, project_id, "agent.rotate_key", f"agent:{rotated[0]['slug']}")
-        resp.media = _with_key(*rotated)
+        agent, api_key, old_hash = rotated
+        await self._hub.revoke(project_id, agent_id, old_hash)
+        await audit(self._ctx, req, project_id, "agent.rotate_key", f"agent:{agent['slug']}")
+        resp.media = _with_key(agent, api_key)
 
 
 class Clone:

@@ -9,6 +9,7 @@ import falcon.asgi
 
 from .. import params
 from ..errors import Problem, not_found
+from ..realtime.hub import Hub
 from ..store import audit as audit_store
 from ..store import projects
 from . import Context, audit, page_body
@@ -60,8 +61,9 @@ class Item:
 
     auth = "human"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, hub: Hub) -> None:
         self._ctx = ctx
+        self._hub = hub
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
         """Get one project."""
@@ -84,6 +86,8 @@ class Item:
             raise Problem(
                 400, "CONFIRMATION_REQUIRED", "Deleting a project removes all its data; repeat with ?confirm=true."
             )
+        # Every key of the project dies with it: end their streams first, in the log's order.
+        await self._hub.revoke(project_id)
         await self._ctx.store.delete_project_data(project_id)
         await self._ctx.quotas.release_project(req.context.user_id)
         # Kept outside the deleted project, so that the deletion itself stays on record.

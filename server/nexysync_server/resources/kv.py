@@ -62,7 +62,11 @@ class Collection:
         """List entries in key order."""
         prefix = params.matching(req, "prefix", _KEY_RE, "the start of a key")
         docs, next_cursor = await self._ctx.store.kv.list(
-            req.context.agent["project_id"], prefix, params.limit(req), params.cursor(req, _KEY_RE)
+            req.context.agent["project_id"],
+            prefix,
+            params.limit(req),
+            params.cursor(req, _KEY_RE),
+            self._ctx.settings.read_budget_bytes,
         )
         resp.media = page_body([kv.public(doc) for doc in docs], next_cursor)
 

@@ -46,6 +46,7 @@ class Collection:
             pinned=params.boolean(req, "pinned"),
             limit=params.limit(req),
             cursor=params.cursor(req),
+            budget=self._ctx.settings.read_budget_bytes,
         )
         resp.media = page_body([messages.public(doc, agent["_id"]) for doc in docs], next_cursor)
 
@@ -148,11 +149,18 @@ class Thread:
         self._ctx = ctx
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str) -> None:
-        """Return the thread from its root, as far as the caller may see it."""
+        """Return a page of the thread from its root, as far as the caller may see it."""
+        cursor = params.cursor(req)
         message = await _visible_message(self._ctx, req, message_id)
         agent_id = req.context.agent["_id"]
-        root_id, members = await self._ctx.store.messages.thread(message, agent_id)
-        resp.media = {"root_id": root_id, "data": [messages.public(doc, agent_id) for doc in members]}
+        root_id, members, next_cursor = await self._ctx.store.messages.thread(
+            message, agent_id, budget=self._ctx.settings.read_budget_bytes, cursor=cursor
+        )
+        resp.media = {
+            "root_id": root_id,
+            "data": [messages.public(doc, agent_id) for doc in members],
+            "next_cursor": next_cursor,
+        }
 
 
 class Reactions:
@@ -193,5 +201,6 @@ class Pin:
 
     async def _set(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str, pinned: bool) -> None:
         message = await _visible_message(self._ctx, req, message_id)
-        message = await self._ctx.store.messages.set_pinned(message, pinned)
-        resp.media = messages.public(message, req.context.agent["_id"])
+        agent_id = req.context.agent["_id"]
+        message = await self._ctx.store.messages.set_pinned(message, agent_id, pinned)
+        resp.media = messages.public(message, agent_id)

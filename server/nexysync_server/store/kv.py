@@ -173,13 +173,13 @@ class KvStore:
         return deleted
 
     async def list(
-        self, project_id: str, prefix: str | None, limit: int, cursor: str | None
+        self, project_id: str, prefix: str | None, limit: int, cursor: str | None, budget: int = 0
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Page through entries in key order, optionally under a prefix."""
+        """Page through entries in key order, optionally under a prefix, at most ``budget`` bytes of values a page."""
         query: dict[str, Any] = {"project_id": project_id}
         if prefix:
             query["key"] = {"$gte": prefix, "$lt": prefix + _AFTER_LAST_KEY_CHAR}
-        return await page(self.col, query, "key", limit, cursor)
+        return await page(self.col, query, "key", limit, cursor, size=lambda entry: len(entry["value"]), budget=budget)
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every entry of a project."""

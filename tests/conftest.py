@@ -14,9 +14,9 @@ from typing import IO
 
 import httpx
 import pytest
-from server_env import TEST_SERVER_ENV
 
 from nexysync_server.embedded import EmbeddedMongo, free_port
+from server_env import TEST_SERVER_ENV
 
 DEV_START_DEADLINE_S = 60.0
 DEV_STOP_DEADLINE_S = 30.0

@@ -22,8 +22,8 @@ from .realtime.hub import Hub
 from .realtime.keycheck import KeyCheck
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
-from .security import PasswordHasher
 from .resources import Context, agents, auth, files, health, kv, me, messages, projects, realtime, refs
+from .security import PasswordHasher
 from .settings import Settings
 from .store import Store
 from .validation import SchemaValidator

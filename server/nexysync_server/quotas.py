@@ -39,7 +39,7 @@ class Quotas:
     def __init__(self, settings: Settings, store: Store) -> None:
         self._settings = settings
         self._store = store
-        self._stored_today: TtlCache[tuple[str, str], int] = TtlCache(ttl_s=_COUNT_TTL_S)
+        self._stored_today: TtlCache[tuple[str, str], tuple[int, int]] = TtlCache(ttl_s=_COUNT_TTL_S)
 
     async def reserve_message(self, project_id: str, size: int) -> None:
         """Count a send of ``size`` bytes, or refuse it when the project has used today's messages or bytes.

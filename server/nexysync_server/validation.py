@@ -7,6 +7,7 @@ The server validates with the JSON Schemas of ``openapi.yaml`` itself (shipped i
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import falcon.asgi
@@ -107,7 +108,7 @@ def _depth_exceeds(document: Any, limit: int) -> bool:
     while stack:
         value, depth = stack.pop()
         if isinstance(value, dict):
-            children = value.values()
+            children: Iterable[Any] = value.values()
         elif isinstance(value, list):
             children = value
         else:

@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from server_env import TEST_SERVER_ENV
 from pymongo import MongoClient
 from realtime_support import Team
 
 from nexysync_server.embedded import free_port
+from server_env import TEST_SERVER_ENV
 
 pytestmark = pytest.mark.e2e
 

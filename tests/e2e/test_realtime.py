@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from server_env import TEST_SERVER_ENV
 from realtime_support import EventStream, Team
 
 from nexysync_server.embedded import free_port
+from server_env import TEST_SERVER_ENV
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_env import TEST_SERVER_ENV
 
 from nexysync_server.embedded import free_port
+from server_env import TEST_SERVER_ENV
 
 pytestmark = pytest.mark.e2e
 

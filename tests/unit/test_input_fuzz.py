@@ -46,10 +46,14 @@ def test_a_range_of_5000_digits_is_not_an_error() -> None:
     fraction=st.text("0123456789", max_size=30),
 )
 @settings(max_examples=500)
-def test_any_well_formed_timestamp_parses_or_is_a_value_error(moment: datetime, offset_minutes: int, fraction: str) -> None:
+def test_any_well_formed_timestamp_parses_or_is_a_value_error(
+    moment: datetime, offset_minutes: int, fraction: str
+) -> None:
     sign = "-" if offset_minutes < 0 else "+"
     hours, minutes = divmod(abs(offset_minutes), 60)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + f"{sign}{hours:02d}:{minutes:02d}"
+    text = (
+        moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + f"{sign}{hours:02d}:{minutes:02d}"
+    )
     try:
         parsed = parse_rfc3339(text)
     except ValueError:

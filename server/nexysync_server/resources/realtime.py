@@ -132,24 +132,26 @@ class Stream:
                 if remaining <= 0:
                     return
                 try:
-                    event = await asyncio.wait_for(listener.queue.get(), min(settings.heartbeat_s, remaining))
+                    item = await asyncio.wait_for(listener.queue.get(), min(settings.heartbeat_s, remaining))
                 except TimeoutError:
                     # A heartbeat: keeps proxies from closing an idle stream, and is how a dead
                     # client is noticed (the server learns of a closed socket only when it writes).
                     yield SSEvent(comment="heartbeat")
                     continue
-                if event is None:
+                if item is None:
                     # The server is stopping: end cleanly so the client reconnects at once.
                     yield SSEvent(comment="server stopping; reconnect with Last-Event-ID")
                     return
-                if event == OVERFLOW:
+                if item == OVERFLOW:
                     # Too far behind to buffer: what it missed is in the log, from ``sent`` on.
                     yield _resume(sent)
                     return
-                if event == REVOKED:
+                if item == REVOKED:
                     yield SSEvent(comment="the API key was revoked")
                     return
-                assert isinstance(event, dict)
+                if not isinstance(item, dict):
+                    raise TypeError(f"unexpected stream marker {item!r}")
+                event = item
                 if event["seq"] <= sent:
                     continue
                 sent = event["seq"]

@@ -334,7 +334,7 @@ class MessageStore:
         cursor: str | None,
         budget: int = 0,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Page through the messages addressed to an agent, in storage order, at most ``budget`` bytes of content a page."""
+        """Page through the messages addressed to an agent in storage order, up to ``budget`` content bytes a page."""
         query: dict[str, Any] = {"project_id": project_id, "recipients": agent_id}
         if since is not None:
             # On the sort key, not on created_at: the embedded database compares date-like

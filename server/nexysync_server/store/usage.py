@@ -7,6 +7,7 @@ workers' counts show up within a second.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -120,12 +121,10 @@ class UsageStore:
             return True
         if await self.col.find_one({"_id": counter["_id"]}, {"_id": 1}) is not None:
             return False
-        try:
-            # Racing first reservers all get here: one insert wins, the others find it made, and
-            # every one of them then takes its share through the conditional $inc alone.
+        # Racing first reservers all get here: one insert wins, the others find it made, and
+        # every one of them then takes its share through the conditional $inc alone.
+        with contextlib.suppress(DuplicateKeyError):
             await self.col.insert_one({**counter, field: start})
-        except DuplicateKeyError:
-            pass
         done = await self.col.update_one(
             {"_id": counter["_id"], field: {"$lte": limit - amount}}, {"$inc": {field: amount}}
         )

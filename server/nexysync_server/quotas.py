@@ -13,13 +13,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .cache import TtlCache
 from .errors import Problem
 from .settings import Settings
 from .store import Store
 from .store.usage import today
-
-_COUNT_TTL_S = 1.0
 
 
 def _exceeded(what: str, limit: int) -> Problem:
@@ -39,24 +36,18 @@ class Quotas:
     def __init__(self, settings: Settings, store: Store) -> None:
         self._settings = settings
         self._store = store
-        self._stored_today: TtlCache[tuple[str, str], tuple[int, int]] = TtlCache(ttl_s=_COUNT_TTL_S)
 
     async def reserve_message(self, project_id: str, size: int) -> None:
         """Count a send of ``size`` bytes, or refuse it when the project has used today's messages or bytes.
 
         Call :meth:`release_message` with the same size when the send stored nothing.
         """
-        key = (project_id, today())
-        stored = self._stored_today.get(key)
-        if stored is None:
-            stored = await self._store.usage.stored_messages(project_id)
-            self._stored_today.put(key, stored)
         usage = self._store.usage
-        count, sent_bytes = usage.pending_messages(project_id)
+        count, sent_bytes = await usage.counted_today(project_id)
         settings = self._settings
-        if stored[0] + count >= settings.quota_messages_per_day:
+        if count >= settings.quota_messages_per_day:
             raise _exceeded("messages per day", settings.quota_messages_per_day)
-        if stored[1] + sent_bytes + size > settings.quota_message_mb_per_day * 1024 * 1024:
+        if sent_bytes + size > settings.quota_message_mb_per_day * 1024 * 1024:
             raise _exceeded("MB of messages per day", settings.quota_message_mb_per_day)
         # No await since the check: no other send of this process can slip in between.
         usage.add_messages(project_id, 1, size)

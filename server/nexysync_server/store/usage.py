@@ -14,9 +14,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..background import Periodic
+from ..cache import TtlCache
 from ..ids import utcnow
 
 FLUSH_INTERVAL_S = 1.0
+#: How old the stored daily counts a quota check reads may be.
+STORED_TTL_S = 1.0
 
 
 def today() -> str:
@@ -39,6 +42,10 @@ class UsageStore:
         self.col = db["usage_daily"]
         self._pending: Counter[tuple[str, str]] = Counter()
         self._pending_bytes: Counter[tuple[str, str]] = Counter()
+        # (count, bytes) being written by a flush right now: still this process's to count.
+        self._in_flight: dict[tuple[str, str], tuple[int, int]] = {}
+        # Today's (count, bytes) as stored, read at most once a second per project.
+        self._stored: TtlCache[tuple[str, str], tuple[int, int]] = TtlCache(ttl_s=STORED_TTL_S)
         self._flusher = Periodic("usage-flusher", self.flush, FLUSH_INTERVAL_S)
 
     async def ensure_indexes(self) -> None:
@@ -70,15 +77,34 @@ class UsageStore:
     def pending_messages(self, project_id: str) -> tuple[int, int]:
         """Return the count and bytes this process counted today and has not written yet."""
         key = (project_id, today())
-        return self._pending.get(key, 0), self._pending_bytes.get(key, 0)
+        flying = self._in_flight.get(key, (0, 0))
+        return self._pending.get(key, 0) + flying[0], self._pending_bytes.get(key, 0) + flying[1]
+
+    async def counted_today(self, project_id: str) -> tuple[int, int]:
+        """Return today's message count and bytes for a quota check: stored (at most a second old) plus unwritten.
+
+        A flush moves this process's counts into the stored ones without a moment where they are
+        in neither (which would let a burst of sends through): counts being written stay counted
+        as this process's, and are added to the cached stored counts once written.
+        """
+        key = (project_id, today())
+        stored = self._stored.get(key)
+        if stored is None:
+            stored = await self.stored_messages(project_id)
+            self._stored.put(key, stored)
+        pending = self.pending_messages(project_id)
+        return stored[0] + pending[0], stored[1] + pending[1]
 
     async def flush(self) -> None:
         """Write the counts held in memory."""
         pending, self._pending = self._pending, Counter()
         pending_bytes, self._pending_bytes = self._pending_bytes, Counter()
         keys = list(dict.fromkeys([*pending, *pending_bytes]))
-        for index, (project_id, day) in enumerate(keys):
-            increments = {"messages": pending[(project_id, day)], "message_bytes": pending_bytes[(project_id, day)]}
+        for key in keys:
+            self._in_flight[key] = (pending[key], pending_bytes[key])
+        for index, key in enumerate(keys):
+            project_id, day = key
+            increments = {"messages": pending[key], "message_bytes": pending_bytes[key]}
             try:
                 await self.col.update_one(
                     {"_id": f"{project_id}:{day}", "project_id": project_id, "day": day},
@@ -87,10 +113,17 @@ class UsageStore:
                 )
             except Exception:
                 # Keep what was not written, to try again on the next flush.
-                for key in keys[index:]:
-                    self._pending[key] += pending[key]
-                    self._pending_bytes[key] += pending_bytes[key]
+                for left in keys[index:]:
+                    self._pending[left] += pending[left]
+                    self._pending_bytes[left] += pending_bytes[left]
+                    self._in_flight.pop(left, None)
                 raise
+            written = self._in_flight.pop(key)
+            cached = self._stored.get(key)
+            if cached is not None:
+                # Read before this write, most likely; if after, this counts it twice for under
+                # a second, which refuses early rather than late.
+                self._stored.put(key, (cached[0] + written[0], cached[1] + written[1]))
 
     def start(self) -> None:
         """Start flushing every second in the background."""
@@ -161,4 +194,7 @@ class UsageStore:
             del self._pending[key]
         for key in [key for key in self._pending_bytes if key[0] == project_id]:
             del self._pending_bytes[key]
+        for key in [key for key in self._in_flight if key[0] == project_id]:
+            del self._in_flight[key]
+        self._stored.drop((project_id, today()))
         await self.col.delete_many({"project_id": project_id})

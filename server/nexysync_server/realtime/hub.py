@@ -204,8 +204,6 @@ class Hub:
             feed.gap_since = None
 
     async def _open(self, project_id: str) -> _Feed:
-        # Recent events are released to no listener yet: a new stream reads up to ``delivered``
-        # from the log itself.
         latest = await self._events.latest_seq(project_id)
         start = max(0, latest - _OPEN_WINDOW)
         recent = await self._events.after(project_id, start, _OPEN_WINDOW + 1, upto=latest)

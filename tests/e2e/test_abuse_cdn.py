@@ -50,6 +50,14 @@ def _stalled_put(url: str) -> socket.socket:
     return sock
 
 
+def _answer(sock: socket.socket) -> str:
+    """Read what the server answers until it closes the connection (it may come in pieces)."""
+    received = b""
+    while chunk := sock.recv(4096):
+        received += chunk
+    return received.decode(errors="replace")
+
+
 def _temps(server: Any) -> list[Path]:
     return list(Path(server.banner()["Files"]).glob("*/.upload-*"))
 
@@ -75,7 +83,7 @@ def test_a_second_concurrent_upload_is_refused_and_a_stalled_one_is_cut(server: 
             assert second.json()["code"] == "UPLOAD_IN_PROGRESS"
         assert len(_temps(server)) == 1
         # The stalled one is cut after the body timeout, its temp file removed at once...
-        answer = stalled[0].recv(4096).decode(errors="replace")
+        answer = _answer(stalled[0])
         assert " 408 " in answer.splitlines()[0] and "UPLOAD_TIMEOUT" in answer
         _wait(lambda: not _temps(server), "the temp file of the cut upload is gone")
     finally:

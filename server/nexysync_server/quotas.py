@@ -1,8 +1,8 @@
 """Quotas: per project, messages (a count and bytes) per day, agents, and storage for every
 stored byte (files, code references, kv values); per user, projects.
 
-Counts live in MongoDB, so they hold across workers. Storage and projects are reserved with one
-conditional ``$inc`` each, exact under any concurrency. A send is reserved in this process's
+Counts live in MongoDB, so they hold across workers. Storage, agents and projects are reserved
+with one conditional ``$inc`` each, exact under any concurrency (the first reservation too). A send is reserved in this process's
 memory at once (so this process never overshoots) and checked against today's count as stored,
 read at most once a second: across workers a project can overshoot by what the others sent in
 that second, which keeps a database write off every send.
@@ -69,10 +69,19 @@ class Quotas:
         """Give back one project of ``user_id``."""
         await self._store.usage.release_project(user_id)
 
-    async def check_agent(self, project_id: str) -> None:
-        """Refuse a new agent when the project has as many as it may."""
-        if await self._store.agents.count(project_id) >= self._settings.quota_agents:
-            raise _exceeded("agents", self._settings.quota_agents)
+    async def reserve_agent(self, project_id: str) -> None:
+        """Count one more agent of the project, or refuse it when the project has as many as it may.
+
+        Call :meth:`release_agent` when the agent is deleted, or when creating it failed.
+        """
+        limit = self._settings.quota_agents
+        count = await self._store.agents.count(project_id)
+        if not await self._store.usage.reserve_agent(project_id, limit, count):
+            raise _exceeded("agents", limit)
+
+    async def release_agent(self, project_id: str) -> None:
+        """Give back one agent of the project."""
+        await self._store.usage.release_agent(project_id)
 
     async def reserve_storage(self, project_id: str, size: int) -> None:
         """Count ``size`` more stored bytes, or refuse when the project's storage quota would pass.

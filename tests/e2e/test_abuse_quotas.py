@@ -21,6 +21,7 @@ LIMITS = {
     "NEXYSYNC_QUOTA_STORAGE_MB": "1",
     "NEXYSYNC_QUOTA_MESSAGE_MB_PER_DAY": "1",
     "NEXYSYNC_QUOTA_PROJECTS_PER_USER": "3",
+    "NEXYSYNC_QUOTA_AGENTS": "4",
 }
 
 
@@ -96,6 +97,26 @@ def test_projects_per_user_are_limited_even_when_created_all_at_once(server: Any
     assert len(projects) == 3
     assert team.owner.delete(f"/v1/projects/{projects[-1]['id']}", params={"confirm": "true"}).status_code == 204
     assert create(99) == 201
+
+
+def test_agents_per_project_hold_when_created_all_at_once(server: Any) -> None:
+    team = Team(server.base_url, [])
+
+    def create(n: int) -> int:
+        return team.owner.post(
+            f"/v1/projects/{team.project_id}/agents", json={"slug": f"a{n}", "name": "A"}
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=15) as pool:
+        statuses = list(pool.map(create, range(30)))
+    assert statuses.count(201) == 4 and statuses.count(403) == 26
+    agents = team.owner.get(f"/v1/projects/{team.project_id}/agents").json()["data"]
+    assert len(agents) == 4
+    assert team.owner.delete(f"/v1/projects/{team.project_id}/agents/{agents[0]['id']}").status_code == 204
+    taken = int(agents[1]["slug"][1:])
+    assert create(taken) == 409  # a taken slug gives its reservation back...
+    assert create(99) == 201  # ...so the place freed by the deletion is still there
+    assert create(98) == 403
 
 
 def test_the_first_storage_reservation_of_a_project_cannot_be_raced_past_the_quota(server: Any) -> None:

@@ -41,13 +41,18 @@ class Collection:
         """Create an agent; its API key is in this response and nowhere else."""
         await owned_project(self._ctx, req, project_id)
         body = await self._ctx.body(req, "AgentCreate")
-        await self._ctx.quotas.check_agent(project_id)
+        quotas = self._ctx.quotas
+        await quotas.reserve_agent(project_id)
         try:
             agent, api_key = await self._ctx.store.agents.create(
                 project_id, body["slug"], body["name"], body.get("role", ""), body.get("capabilities", [])
             )
         except agents.SlugTaken as exc:
+            await quotas.release_agent(project_id)
             raise _slug_taken(body["slug"]) from exc
+        except BaseException:
+            await quotas.release_agent(project_id)
+            raise
         await audit(self._ctx, req, project_id, "agent.create", f"agent:{agent['slug']}")
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/projects/{project_id}/agents/{agent['_id']}"
@@ -85,6 +90,7 @@ class Item:
         deleted = await self._ctx.store.agents.delete(project_id, agent_id)
         if deleted is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
+        await self._ctx.quotas.release_agent(project_id)
         await self._hub.revoke(project_id, agent_id, deleted["key_hash"])
         await audit(self._ctx, req, project_id, "agent.delete", f"agent:{agent_id}")
         resp.status = falcon.HTTP_204
@@ -136,13 +142,18 @@ class Clone:
         if await self._ctx.store.projects.get_owned(target_id, req.context.user_id) is None:
             # 403, not 404: the path named an agent that exists; what is refused is the target.
             raise Problem(403, "TARGET_PROJECT_FORBIDDEN", "Agents can be cloned only into another project you own.")
-        await self._ctx.quotas.check_agent(target_id)
+        quotas = self._ctx.quotas
+        await quotas.reserve_agent(target_id)
         try:
             agent, api_key = await self._ctx.store.agents.create(
                 target_id, source["slug"], source["name"], source["role"], source["capabilities"]
             )
         except agents.SlugTaken as exc:
+            await quotas.release_agent(target_id)
             raise _slug_taken(source["slug"]) from exc
+        except BaseException:
+            await quotas.release_agent(target_id)
+            raise
         target = f"agent:{agent['slug']}"
         await audit(self._ctx, req, project_id, "agent.clone", f"{target} -> project:{target_id}")
         await audit(self._ctx, req, target_id, "agent.clone", f"{target} <- project:{project_id}")

@@ -173,6 +173,21 @@ class UsageStore:
         """
         return await self._reserve({"_id": _projects_id(user_id)}, "projects", 1, limit, owned)
 
+    async def reserve_agent(self, project_id: str, limit: int, existing: int) -> bool:
+        """Count one more agent of the project if it stays within ``limit``; tell whether it did.
+
+        Args:
+            project_id: The project.
+            limit: The most agents a project may have.
+            existing: How many it has now: the counter's start for projects older than it.
+        """
+        counter = {"_id": f"{project_id}:agents", "project_id": project_id}
+        return await self._reserve(counter, "agents", 1, limit, existing)
+
+    async def release_agent(self, project_id: str) -> None:
+        """Give back one agent of the project (deleted, or its creation failed)."""
+        await self.col.update_one({"_id": f"{project_id}:agents"}, {"$inc": {"agents": -1}})
+
     async def release_project(self, user_id: str) -> None:
         """Give back one project of ``user_id`` (deleted, or its creation failed)."""
         await self.col.update_one({"_id": _projects_id(user_id)}, {"$inc": {"projects": -1}})

@@ -79,12 +79,27 @@ class Authentication:
         if scheme is None:
             return
         token = _bearer(req)
+        ip = req.remote_addr or ""
+        audit = self._store.audit
         if scheme == "human":
-            req.context.user_id = self._user_from(token)
-            await self._human_limiter.hit(f"user:{req.context.user_id}")
+            user_id = self._user_from(token)
+            req.context.user_id = user_id
+
+            async def user_refused() -> None:
+                await audit.record(
+                    None, f"user:{user_id}", "limit.user_requests", f"user:{user_id}", "RATE_LIMITED", ip
+                )
+
+            await self._human_limiter.hit(f"user:{user_id}", on_first_refusal=user_refused)
         else:
-            req.context.agent = await self._agent_from(req, token)
-            await self._limiter.hit(req.context.agent["_id"])
+            agent = await self._agent_from(req, token)
+            req.context.agent = agent
+            actor = f"agent:{agent['slug']}"
+
+            async def agent_refused() -> None:
+                await audit.record(agent["project_id"], actor, "limit.agent_requests", actor, "RATE_LIMITED", ip)
+
+            await self._limiter.hit(agent["_id"], on_first_refusal=agent_refused)
 
     def _user_from(self, token: str) -> str:
         if API_KEY_RE.match(token):

@@ -2,10 +2,10 @@
 stored byte (files, code references, kv values); per user, projects.
 
 Counts live in MongoDB, so they hold across workers. Storage, agents and projects are reserved
-with one conditional ``$inc`` each, exact under any concurrency (the first reservation too). A send is reserved in this process's
-memory at once (so this process never overshoots) and checked against today's count as stored,
-read at most once a second: across workers a project can overshoot by what the others sent in
-that second, which keeps a database write off every send.
+with one conditional ``$inc`` each, exact under any concurrency (the first reservation too). A
+send is reserved in this process's memory at once (so this process never overshoots) and checked
+against today's count as stored, read at most once a second: across workers a project can
+overshoot by what the others sent in that second, which keeps a database write off every send.
 """
 
 from __future__ import annotations

@@ -118,6 +118,9 @@ def test_human_routes_are_limited_per_user(server: Any) -> None:
     refused = owner.get("/v1/projects")
     _assert_429(refused, "RATE_LIMITED")
     assert "user" in refused.json()["detail"]
+    again = owner.get("/v1/projects")  # one more refusal: still one audit entry per window
+    entries = _audit(server).count_documents({"action": "limit.user_requests", "outcome": "RATE_LIMITED"})
+    assert again.status_code == 429 and 1 <= entries <= 2  # 2 only if the tries straddled a minute
 
 
 def test_an_old_scrypt_hash_is_replaced_at_the_next_login(server: Any) -> None:

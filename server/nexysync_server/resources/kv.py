@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -102,13 +103,6 @@ class Item:
         agent = req.context.agent
         project_id = agent["project_id"]
         quotas = self._ctx.quotas
-
-        async def reserve(size: int) -> None:
-            await quotas.reserve_storage(project_id, size)
-
-        async def release(size: int) -> None:
-            await quotas.release_storage(project_id, size)
-
         try:
             entry, created = await self._ctx.store.kv.put(
                 project_id,
@@ -119,8 +113,8 @@ class Item:
                 if_exists=must_exist,
                 if_absent=none_match is not None,
                 write_key=write_key,
-                reserve=reserve,
-                release=release,
+                reserve=functools.partial(quotas.reserve_storage, project_id),
+                release=functools.partial(quotas.release_storage, project_id),
             )
         except kv.PreconditionFailed as exc:
             raise _changed(key) from exc

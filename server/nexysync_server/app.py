@@ -20,7 +20,7 @@ from .ratelimit import RateLimiter
 from .realtime.hub import Hub
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
-from .resources import Context, agents, auth, files, health, kv, me, messages, projects, realtime, refs
+from .resources import Context, agents, auth, files, health, kv, me, messages, owner, projects, realtime, refs
 from .settings import Settings
 from .store import Store
 from .validation import SchemaValidator
@@ -118,4 +118,11 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/files", files.Collection(ctx, signer))
     app.add_route("/v1/files/{file_id}", files.Item(ctx, signer))
     app.add_route("/v1/events", realtime.Events(ctx))
+    # The owner's read-only view of a whole project (the console reads these).
+    app.add_route("/v1/projects/{project_id}/messages", owner.Messages(ctx))
+    app.add_route("/v1/projects/{project_id}/stream", owner.OwnerStream(ctx, hub))
+    app.add_route("/v1/projects/{project_id}/presence", owner.Presence(ctx))
+    app.add_route("/v1/projects/{project_id}/kv", owner.Kv(ctx))
+    app.add_route("/v1/projects/{project_id}/refs", owner.Refs(ctx))
+    app.add_route("/v1/projects/{project_id}/files", owner.Files(ctx, signer))
     return app

@@ -28,10 +28,10 @@ _SWEEP_BATCH = 500
 
 @dataclass(eq=False)
 class Listener:
-    """One stream's subscription: the events addressed to its agent, in order."""
+    """One stream's subscription: the events addressed to its agent (all, for the owner: ``None``), in order."""
 
     project_id: str
-    agent_id: str
+    agent_id: str | None
     # Events in order; ``None`` means the server is stopping and the stream must end.
     queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
 
@@ -66,7 +66,7 @@ class Hub:
         self._has_listeners = asyncio.Event()
         self.draining = False
 
-    async def subscribe(self, project_id: str, agent_id: str) -> tuple[Listener, int]:
+    async def subscribe(self, project_id: str, agent_id: str | None) -> tuple[Listener, int]:
         """Register a listener; return it and the ``seq`` up to which events are settled.
 
         Every event above that ``seq`` will reach the listener's queue (if addressed to its

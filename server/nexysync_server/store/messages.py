@@ -126,9 +126,34 @@ def routing(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def furthest_status(message: dict[str, Any]) -> str:
+    """Return the furthest state any recipient has reached (the owner's view of a message)."""
+    if message["acked_by"]:
+        return "acked"
+    return "read" if message["read_by"] else "unread"
+
+
+def owner_public(message: dict[str, Any], agent_id: str | None) -> dict[str, Any]:
+    """Return a message as the project's owner sees it: its state for ``agent_id``, else :func:`furthest_status`."""
+    if agent_id is not None:
+        return public(message, agent_id)
+    return {**public(message, ""), "status": furthest_status(message)}
+
+
 def visible_to(message: dict[str, Any], agent_id: str) -> bool:
     """Tell whether an agent may see a message: it sent it or is one of its recipients."""
     return message["from_id"] == agent_id or agent_id in message["recipients"]
+
+
+def _status_filter(agent_id: str, status: str | None) -> dict[str, Any]:
+    """Return the query terms for messages in ``status`` (unread, read, acked) for a recipient."""
+    if status == "unread":
+        return {"read_by": {"$nin": [agent_id]}, "acked_by": {"$nin": [agent_id]}}
+    if status == "read":
+        return {"read_by": agent_id, "acked_by": {"$nin": [agent_id]}}
+    if status == "acked":
+        return {"acked_by": agent_id}
+    return {}
 
 
 class MessageStore:
@@ -148,6 +173,8 @@ class MessageStore:
         """Create the inbox, thread and TTL indexes."""
         await self.col.create_index([("project_id", 1), ("recipients", 1), ("sk", 1)])
         await self.col.create_index([("project_id", 1), ("reply_to", 1)])
+        # The owner's view of the whole project (GET /v1/projects/{id}/messages), in storage order.
+        await self.col.create_index([("project_id", 1), ("sk", 1)])
         await self.col.create_index("expires_at", expireAfterSeconds=0)
 
     async def insert(
@@ -328,14 +355,7 @@ class MessageStore:
             # On the sort key, not on created_at: the embedded database compares date-like
             # strings to the second only.
             query["sk"] = {"$gte": ulid_floor(since)}
-        if status == "unread":
-            query["read_by"] = {"$nin": [agent_id]}
-            query["acked_by"] = {"$nin": [agent_id]}
-        elif status == "read":
-            query["read_by"] = agent_id
-            query["acked_by"] = {"$nin": [agent_id]}
-        elif status == "acked":
-            query["acked_by"] = agent_id
+        query.update(_status_filter(agent_id, status))
         if sender_slug is not None:
             query["from"] = sender_slug
         if message_type is not None:
@@ -451,6 +471,61 @@ class MessageStore:
         visible = [doc for doc in members.values() if visible_to(doc, agent_id)]
         visible.sort(key=lambda doc: doc["sk"])
         return root["id"], visible
+
+    async def project_page(
+        self,
+        project_id: str,
+        *,
+        agent_id: str | None,
+        since: datetime | None,
+        status: str | None,
+        sender_slug: str | None,
+        message_type: str | None,
+        pinned: bool | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Page through every message of a project in storage order (the owner's view).
+
+        Args:
+            project_id: The project.
+            agent_id: Only messages this agent sent or received; ``status`` is then its state.
+            since: Only messages stored at or after this time.
+            status: Only messages in this state: for ``agent_id`` if given, else the furthest
+                state any recipient reached (see :func:`furthest_status`).
+            sender_slug: Only messages from this slug.
+            message_type: Only messages of this type.
+            pinned: Only pinned or unpinned messages.
+            limit: Page size.
+            cursor: The previous page's ``next_cursor``.
+        """
+        query: dict[str, Any] = {"project_id": project_id}
+        if agent_id is not None:
+            query["$or"] = [{"from_id": agent_id}, {"recipients": agent_id}]
+        if since is not None:
+            query["sk"] = {"$gte": ulid_floor(since)}
+        if agent_id is not None and status is not None:
+            # Its state as a recipient: what it sent has no such state, so status keeps it out.
+            query["recipients"] = agent_id
+            query.update(_status_filter(agent_id, status))
+        elif status is not None:
+            # $size and $expr over $size: the "empty" and "not empty" tests that both MongoDB and
+            # the embedded database answer alike ("a.0" $exists finds nothing on the embedded one).
+            if status == "acked":
+                query["$expr"] = {"$gt": [{"$size": "$acked_by"}, 0]}
+            else:
+                query["acked_by"] = {"$size": 0}
+                if status == "read":
+                    query["$expr"] = {"$gt": [{"$size": "$read_by"}, 0]}
+                else:
+                    query["read_by"] = {"$size": 0}
+        if sender_slug is not None:
+            query["from"] = sender_slug
+        if message_type is not None:
+            query["type"] = message_type
+        if pinned is not None:
+            query["pinned"] = pinned
+        return await page(self.col, query, "sk", limit, cursor)
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every message of a project."""

@@ -148,15 +148,17 @@ class RefStore:
     async def list(
         self,
         project_id: str,
-        agent_id: str,
+        agent_id: str | None,
         *,
         author_slug: str | None,
         language: str | None,
         limit: int,
         cursor: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Page through the references an agent may see, in storage order."""
-        query: dict[str, Any] = {"project_id": project_id, "readers": {"$in": [agent_id, EVERYONE]}}
+        """Page through the references an agent may see (all of them for ``None``, the owner), in storage order."""
+        query: dict[str, Any] = {"project_id": project_id}
+        if agent_id is not None:
+            query["readers"] = {"$in": [agent_id, EVERYONE]}
         if author_slug is not None:
             query["from"] = author_slug
         if language is not None:

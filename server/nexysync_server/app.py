@@ -13,6 +13,7 @@ import falcon.asgi
 from nexysync_generated import load_spec, spec_path
 
 from .cdn.app import signer_for
+from .console.assets import Assets
 from .errors import handle_unexpected, serialize_problem
 from .middleware import Authentication, Lifespan, RequestId
 from .quotas import Quotas
@@ -125,4 +126,7 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/projects/{project_id}/kv", owner.Kv(ctx))
     app.add_route("/v1/projects/{project_id}/refs", owner.Refs(ctx))
     app.add_route("/v1/projects/{project_id}/files", owner.Files(ctx, signer))
+    console = Assets(settings.cdn_url)
+    app.add_route("/console", console)
+    app.add_route("/console/{name}", console, suffix="asset")
     return app

@@ -90,6 +90,7 @@ class Owner:
     project_name: str
     key: bytes
     agents: dict[str, Client]
+    api_keys: dict[str, str]
 
     def export_line(self) -> str:
         """The line ``nexysync keys export`` prints for this project."""
@@ -115,15 +116,14 @@ def make_owner(base_url: str, slugs: list[str]) -> Owner:
     name = f"console-{secrets.token_hex(3)}"
     project_id = http.post("/v1/projects", json={"name": name}).json()["id"]
     key = new_key()
-    agents = {}
+    agents, api_keys = {}, {}
     for slug in slugs:
         created = http.post(f"/v1/projects/{project_id}/agents", json={"slug": slug, "name": slug.title()})
         created.raise_for_status()
-        agents[slug] = Client(
-            base_url=base_url, api_key=created.json()["api_key"], key_ring=KeyRing([key]), project_id=project_id
-        )
+        api_keys[slug] = created.json()["api_key"]
+        agents[slug] = Client(base_url=base_url, api_key=api_keys[slug], key_ring=KeyRing([key]), project_id=project_id)
     http.close()
-    return Owner(base_url, email, project_id, name, key, agents)
+    return Owner(base_url, email, project_id, name, key, agents, api_keys)
 
 
 def sign_in_and_import(page: Any, owner: Owner, key_text: str | None = None) -> None:

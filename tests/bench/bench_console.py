@@ -27,14 +27,13 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
-from _api import running_api  # noqa: E402
-from console_support import PASSWORD, Owner, browser_context  # noqa: E402
+from _api import running_api
+from console_support import PASSWORD, Owner, browser_context
 
-from nexysync.crypto import KeyRing, new_key  # noqa: E402
-from nexysync_server.ids import new_id  # noqa: E402
+from nexysync.crypto import KeyRing, new_key
+from nexysync_server.ids import new_id
 
 SENDERS = 16
 DEADLINE_S = 600.0
@@ -90,7 +89,8 @@ async def _send_all(owner: Owner, count: int) -> float:
 
 _RAW_DECRYPT = """async ([count, sizes]) => {
     const key = await crypto.subtle.generateKey({name: "AES-GCM", length: 256}, false, ["encrypt", "decrypt"]);
-    const ad = new TextEncoder().encode("nexysync/v1|01J00000000000000000000000|message|01J00000000000000000000000|payload");
+    const id = "01J00000000000000000000000";
+    const ad = new TextEncoder().encode(`nexysync/v1|${id}|message|${id}|payload`);
     const sealed = [];
     for (const size of sizes) {
         const iv = crypto.getRandomValues(new Uint8Array(12));
@@ -101,7 +101,9 @@ _RAW_DECRYPT = """async ([count, sizes]) => {
     for (let done = 0; done < count; done += 64) {
         const batch = [];
         for (let i = done; i < Math.min(count, done + 64); i += 1) {
-            for (const [iv, data] of sealed) batch.push(crypto.subtle.decrypt({name: "AES-GCM", iv, additionalData: ad}, key, data));
+            for (const [iv, data] of sealed) {
+                batch.push(crypto.subtle.decrypt({name: "AES-GCM", iv, additionalData: ad}, key, data));
+            }
         }
         await Promise.all(batch);
     }

@@ -36,6 +36,7 @@ const state = {
   selected: null,
   replyTo: null,
   stream: null,
+  listing: null, // the first listing of the project's messages, while it runs
   loaded: new Set(), // tabs loaded once (reloaded on their events)
   auditCursor: null,
   stats: { decrypted: 0, decryptMs: 0, firstRenderMs: null },
@@ -194,8 +195,11 @@ async function enterWorkspace(keyWhere) {
   list.setCount(0);
   fill(byId("detail"), h("p", { className: "muted" }, "Pick a message to see it whole, with its thread."));
   await loadAgents();
+  // The stream opens first, so nothing stored during the listing is missed; what it announces
+  // meanwhile is fetched once the listing is done (catchUp waits for it).
   startStream();
-  await loadMessages();
+  state.listing = loadMessages();
+  await state.listing;
 }
 
 async function loadAgents() {
@@ -296,6 +300,7 @@ function catchUp() {
     return catchingUp;
   }
   catchingUp = (async () => {
+    await state.listing;
     do {
       catchUpAgain = false;
       const newest = state.records[state.records.length - 1];

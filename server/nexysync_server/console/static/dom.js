@@ -1,12 +1,13 @@
 // The one way this console makes DOM: elements from a tag, properties and children, where every
-// string child becomes a text node. Agent-written text can therefore never become markup; there
-// is no innerHTML anywhere in the console.
+// string child becomes a text node. Agent-written text can therefore never become markup: the
+// console never has the browser parse a string as HTML.
 
 /** Make an element: h("td", {className: "x", onclick}, "text", otherNode, [more, children]). */
 export function h(tag, props, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(props || {})) {
     if (value === undefined || value === null || value === false) continue;
+    if (/HTML$/.test(name)) throw new Error(`h() never sets ${name}`);
     if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
     else if (name === "dataset") Object.assign(element.dataset, value);
     else if (name in element && name !== "list") element[name] = value;

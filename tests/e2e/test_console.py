@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from console_support import Owner, browser_context, make_owner, sign_in_and_import
+from playwright.sync_api import expect
 
 from nexysync.crypto import new_key
 
@@ -254,7 +255,7 @@ def test_the_owner_sends_as_an_imported_or_created_agent_encrypted_in_the_browse
         "agent_name": "alice",
     }
     sign_in_and_import(page, owner, key_text=json.dumps(key_file))
-    assert page.locator("#send-as").input_value() == "alice"  # the key file's agent
+    expect(page.locator("#send-as")).to_have_value("alice", timeout=DEADLINE_MS)  # the key file's agent
     page.select_option("#send-to", "bob")
     page.fill("#send-topic", "From the console")
     page.fill("#send-payload", "typed in a browser")

@@ -20,6 +20,7 @@ import { VirtualList } from "./timeline.js";
 const ROW_HEIGHT = 44;
 const DECRYPT_BATCH = 64;
 const API_KEY_RE = /^nsync_([a-z0-9-]+)_[0-9a-f]{40}$/;
+const PRESENCE_REFRESH_MS = 30000;
 
 const state = {
   session: null,
@@ -37,6 +38,7 @@ const state = {
   replyTo: null,
   stream: null,
   listing: null, // the first listing of the project's messages, while it runs
+  presenceTimer: null,
   loaded: new Set(), // tabs loaded once (reloaded on their events)
   auditCursor: null,
   stats: { decrypted: 0, decryptMs: 0, firstRenderMs: null },
@@ -70,6 +72,7 @@ function failed(error) {
 
 function signedOut(reason) {
   state.stream?.stop();
+  clearInterval(state.presenceTimer);
   Object.assign(state, { session: null, project: null, ring: null, stream: null });
   state.agentKeys.clear();
   screen("signin");
@@ -126,6 +129,7 @@ async function openProject(project) {
 
 function closeProject() {
   state.stream?.stop();
+  clearInterval(state.presenceTimer);
   Object.assign(state, { project: null, ring: null, stream: null, selected: null, replyTo: null, filterAgent: "" });
   state.records = [];
   state.byId.clear();
@@ -199,18 +203,24 @@ async function enterWorkspace(keyWhere) {
   // meanwhile is fetched once the listing is done (catchUp waits for it).
   startStream();
   state.listing = loadMessages();
+  // Streams announce presence changes; an agent seen only through its requests is not announced,
+  // so the list is also read again now and then.
+  clearInterval(state.presenceTimer);
+  state.presenceTimer = setInterval(() => refreshPresence().catch(failed), PRESENCE_REFRESH_MS);
   await state.listing;
 }
 
-async function loadAgents() {
-  const pid = state.project.id;
-  const [agents, presence] = await Promise.all([
-    state.session.all(`projects/${pid}/agents`),
-    state.session.request(`projects/${pid}/presence`),
-  ]);
-  state.agents = new Map(agents.map((a) => [a.slug, a]));
+async function refreshPresence() {
+  if (!state.project) return;
+  const presence = await state.session.request(`projects/${state.project.id}/presence`);
   state.online = new Set(presence.data.map((p) => p.agent));
   renderAgents();
+}
+
+async function loadAgents() {
+  const agents = await state.session.all(`projects/${state.project.id}/agents`);
+  state.agents = new Map(agents.map((a) => [a.slug, a]));
+  await refreshPresence();
 }
 
 function renderAgents() {

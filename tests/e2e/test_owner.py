@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -135,3 +136,21 @@ async def test_the_owner_reads_kv_refs_files_and_presence_of_the_whole_project(d
                 break
             assert asyncio.get_running_loop().time() < deadline, online
             await asyncio.sleep(0.05)
+
+
+async def test_an_owner_stream_ends_when_its_access_token_would_have_expired(dev_servers: Any, tmp_path: Any) -> None:
+    # Tokens live 5 s here; the stream the owner opened must not outlive its token's lifetime.
+    server = dev_servers(tmp_path / "data", {"NEXYSYNC_ACCESS_TOKEN_TTL_S": "5"})
+    team = Team(server.base_url, [])
+    path = f"/v1/projects/{team.project_id}/stream"
+    ended = False
+    async with EventStream(team.base_url, _token(team), path=path) as stream:
+        deadline = time.monotonic() + 30  # far past 5 s, far short of the hour a stream may last
+        while not ended and time.monotonic() < deadline:
+            try:
+                await stream.frame(timeout=max(0.1, deadline - time.monotonic()))
+            except EOFError:
+                ended = True
+            except TimeoutError:
+                break
+    assert ended, "the owner's stream outlived its access token"

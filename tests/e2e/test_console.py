@@ -298,3 +298,23 @@ def test_the_timeline_keeps_only_the_rows_in_view_in_the_page(owner: Owner, watc
     page.locator("#timeline").evaluate("(e) => { e.scrollTop = 0; }")
     _row(page, "bulk 0").wait_for(timeout=DEADLINE_MS)
     assert page.locator("#timeline .row").count() < 60
+
+
+def test_the_session_refreshes_its_token_and_stays_live(dev_servers: Any, tmp_path: Path, watched: Watched) -> None:
+    # Access tokens live 6 s here: the console must refresh them (and reopen its stream) unseen.
+    server = dev_servers(tmp_path / "data", {"NEXYSYNC_ACCESS_TOKEN_TTL_S": "6"})
+    owner = make_owner(server.base_url, ["alice", "bob"])
+    page = watched.page
+    try:
+        sign_in_and_import(page, owner)
+        page.wait_for_function(
+            "() => Number(document.documentElement.dataset.nxRefreshes || 0) >= 2", timeout=60_000, polling=200
+        )
+        owner.agents["alice"].messages.send(to="bob", topic="After two refreshes", payload="still live")
+        _row(page, "After two refreshes").wait_for(timeout=DEADLINE_MS)
+        page.click("button[data-tab=audit]")
+        page.locator("#audit-rows tr", has_text="owner.stream.open").first.wait_for(timeout=DEADLINE_MS)
+        assert page.locator("#signin").is_hidden()
+        assert not watched.problems, watched.problems
+    finally:
+        owner.close()

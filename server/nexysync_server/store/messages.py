@@ -156,6 +156,18 @@ def _status_filter(agent_id: str, status: str | None) -> dict[str, Any]:
     return {}
 
 
+def _routing_filter(sender_slug: str | None, message_type: str | None, pinned: bool | None) -> dict[str, Any]:
+    """Return the query terms of the list filters on plaintext routing: sender, type, pinned."""
+    terms: dict[str, Any] = {}
+    if sender_slug is not None:
+        terms["from"] = sender_slug
+    if message_type is not None:
+        terms["type"] = message_type
+    if pinned is not None:
+        terms["pinned"] = pinned
+    return terms
+
+
 class MessageStore:
     """The ``messages`` collection."""
 
@@ -356,12 +368,7 @@ class MessageStore:
             # strings to the second only.
             query["sk"] = {"$gte": ulid_floor(since)}
         query.update(_status_filter(agent_id, status))
-        if sender_slug is not None:
-            query["from"] = sender_slug
-        if message_type is not None:
-            query["type"] = message_type
-        if pinned is not None:
-            query["pinned"] = pinned
+        query.update(_routing_filter(sender_slug, message_type, pinned))
         return await page(self.col, query, "sk", limit, cursor)
 
     async def mark_read(self, message: dict[str, Any], agent_id: str) -> dict[str, Any]:
@@ -519,12 +526,7 @@ class MessageStore:
                     query["$expr"] = {"$gt": [{"$size": "$read_by"}, 0]}
                 else:
                     query["read_by"] = {"$size": 0}
-        if sender_slug is not None:
-            query["from"] = sender_slug
-        if message_type is not None:
-            query["type"] = message_type
-        if pinned is not None:
-            query["pinned"] = pinned
+        query.update(_routing_filter(sender_slug, message_type, pinned))
         return await page(self.col, query, "sk", limit, cursor)
 
     async def delete_project(self, project_id: str) -> None:

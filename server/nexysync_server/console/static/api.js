@@ -25,6 +25,7 @@ export class Session {
     this.onSignedOut = onSignedOut;
     this.take(tokens);
     this.refreshing = null;
+    this.refreshes = 0;
   }
 
   static async login(email, password, onSignedOut) {
@@ -58,6 +59,8 @@ export class Session {
           throw new ApiError(response.status, await problemOf(response));
         }
         this.take(await response.json());
+        this.refreshes += 1;
+        document.documentElement.dataset.nxRefreshes = String(this.refreshes);
       })().finally(() => {
         this.refreshing = null;
       });

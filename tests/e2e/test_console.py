@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from console_support import Owner, browser_context, make_owner, sign_in_and_import
 from playwright.sync_api import expect
@@ -316,5 +317,21 @@ def test_the_session_refreshes_its_token_and_stays_live(dev_servers: Any, tmp_pa
         page.locator("#audit-rows tr", has_text="owner.stream.open").first.wait_for(timeout=DEADLINE_MS)
         assert page.locator("#signin").is_hidden()
         assert not watched.problems, watched.problems
+    finally:
+        owner.close()
+
+
+def test_agents_show_live_presence(dev_server: Any, watched: Watched) -> None:
+    owner = make_owner(dev_server.base_url, ["alice", "carol"])  # carol has made no request yet
+    page = watched.page
+    try:
+        owner.agents["alice"].messages.send(to="carol", topic="Anyone there?", payload="ping")
+        sign_in_and_import(page, owner)
+        carol = page.locator("#agents li[data-agent=carol]")
+        expect(carol).to_have_class("offline", timeout=DEADLINE_MS)
+        headers = {"Authorization": f"Bearer {owner.api_keys['carol']}"}
+        with httpx.stream("GET", f"{owner.base_url}/v1/stream", headers=headers, timeout=30) as stream:
+            assert stream.status_code == 200
+            expect(carol).to_have_class("online", timeout=DEADLINE_MS)  # told by presence_change, no reload
     finally:
         owner.close()

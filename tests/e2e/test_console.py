@@ -91,6 +91,12 @@ def watched(browser: Any) -> Iterator[Watched]:
     page.close()
 
 
+def _screenshot(page: Any, name: str) -> None:
+    """Save what the page shows as a test artifact (``test-artifacts/`` or $NEXYSYNC_TEST_ARTIFACTS)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
 def _row(page: Any, text: str) -> Any:
     return page.locator("#timeline .row", has_text=text)
 
@@ -122,8 +128,7 @@ def test_an_sdk_message_appears_decrypted_live_and_keys_never_leave_the_browser(
     assert page.locator("#detail .payload").inner_text() == "Yes, since Monday."
     assert page.locator("#agents li[data-agent=alice]").count() == 1
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "console-timeline.png"))
+    _screenshot(page, "console-timeline.png")
 
     # Nothing went anywhere but the API (and the CDN), and the key in no form left the page.
     api = urlsplit(dev_server.base_url).netloc
@@ -185,6 +190,7 @@ def test_a_wrong_key_says_cannot_decrypt(owner: Owner, watched: Watched) -> None
     assert "Secret plan" not in page.locator("#timeline").inner_text()
     row.first.click()
     assert "cannot decrypt" in page.locator("#detail h3").inner_text()
+    _screenshot(page, "console-wrong-key.png")
 
 
 def test_the_xss_corpus_stays_inert_text(owner: Owner, watched: Watched) -> None:
@@ -215,6 +221,9 @@ def test_the_xss_corpus_stays_inert_text(owner: Owner, watched: Watched) -> None
     page.mouse.move(10, 10)
     page.mouse.move(600, 400)
 
+    page.click("button[data-tab=timeline]")
+    _row(page, XSS_CORPUS[0]).first.click()
+    _screenshot(page, "console-xss.png")
     assert page.evaluate("window.__xss") is None
     assert not watched.dialogs
     # No element came from agent text: every img, script, iframe, svg, style or anchor is the console's own.

@@ -37,24 +37,32 @@ class Messages:
         """Page through the project's messages in storage order, with the inbox's filters plus ``agent``."""
         await owned_project(self._ctx, req, project_id)
         agent_slug = params.slug(req, "agent")
-        query = {
-            "since": params.timestamp(req, "since"),
-            "status": params.choice(req, "status", ("unread", "read", "acked")),
-            "sender_slug": params.slug(req, "from"),
-            "message_type": params.choice(req, "type", ("request", "response", "notification")),
-            "pinned": params.boolean(req, "pinned"),
-            "limit": params.limit(req),
-            "cursor": params.cursor(req),
-        }
+        since = params.timestamp(req, "since")
+        status = params.choice(req, "status", ("unread", "read", "acked"))
+        sender_slug = params.slug(req, "from")
+        message_type = params.choice(req, "type", ("request", "response", "notification"))
+        pinned = params.boolean(req, "pinned")
+        limit = params.limit(req)
+        cursor = params.cursor(req)
         store = self._ctx.store
         agent_id = await store.agents.id_for_slug(project_id, agent_slug) if agent_slug else None
-        if query["cursor"] is None:
+        if cursor is None:
             # The first page is the owner opening the project's traffic; later pages only follow it.
             await audit(self._ctx, req, project_id, "owner.messages.read", f"project:{project_id}")
         if agent_slug is not None and agent_id is None:
             resp.media = page_body([], None)  # no such agent: nothing it sent or received
             return
-        docs, next_cursor = await store.messages.project_page(project_id, agent_id=agent_id, **query)
+        docs, next_cursor = await store.messages.project_page(
+            project_id,
+            agent_id=agent_id,
+            since=since,
+            status=status,
+            sender_slug=sender_slug,
+            message_type=message_type,
+            pinned=pinned,
+            limit=limit,
+            cursor=cursor,
+        )
         resp.media = page_body([messages.owner_public(doc, agent_id) for doc in docs], next_cursor)
 
 

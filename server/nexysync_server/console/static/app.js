@@ -644,11 +644,12 @@ byId("tabs").addEventListener("click", (event) => {
   if (tab) selectTab(tab);
 });
 
-async function openField(envelope, kind, id, field) {
+// ``routing`` carries what envelope v2 also binds (the author, and for refs the recipient).
+async function openField(envelope, kind, id, field, routing = {}) {
   if (envelope === null || envelope === undefined) return { text: null };
   if (!state.ring) return { error: "no project key imported" };
   try {
-    return { text: await openEnvelope(state.ring, envelope, { projectId: state.project.id, kind, id, field }) };
+    return { text: await openEnvelope(state.ring, envelope, { projectId: state.project.id, kind, id, field, ...routing }) };
   } catch (error) {
     return { error: error.message };
   }
@@ -663,7 +664,7 @@ const TAB_LOADERS = {
     const entries = await state.session.all(`projects/${state.project.id}/kv`);
     const rows = await Promise.all(
       entries.map(async (e) => {
-        const value = await openField(e.value, "kv", e.key, "value");
+        const value = await openField(e.value, "kv", e.key, "value", { from: e.updated_by });
         return h("tr", null, h("td", null, h("code", null, e.key)), h("td", { className: "value" }, opened(value)), h("td", null, e.version), h("td", null, e.updated_by), h("td", null, formatTime(e.updated_at)));
       }),
     );
@@ -674,7 +675,7 @@ const TAB_LOADERS = {
     const refs = await state.session.all(`projects/${state.project.id}/refs`);
     const items = await Promise.all(
       refs.map(async (r) => {
-        const title = await openField(r.title, "ref", r.id, "title");
+        const title = await openField(r.title, "ref", r.id, "title", { from: r.from, to: r.to });
         return h(
           "li",
           null,
@@ -690,7 +691,7 @@ const TAB_LOADERS = {
     const files = await state.session.all(`projects/${state.project.id}/files`);
     const rows = await Promise.all(
       files.map(async (f) => {
-        const name = await openField(f.name, "file", f.id, "name");
+        const name = await openField(f.name, "file", f.id, "name", { from: f.from });
         return h(
           "tr",
           null,
@@ -746,9 +747,9 @@ byId("audit-more").addEventListener("click", () => moreAudit().catch(failed));
 
 async function showRef(ref) {
   const [title, content, source] = await Promise.all([
-    openField(ref.title, "ref", ref.id, "title"),
-    openField(ref.content, "ref", ref.id, "content"),
-    openField(ref.source_file, "ref", ref.id, "source_file"),
+    openField(ref.title, "ref", ref.id, "title", { from: ref.from, to: ref.to }),
+    openField(ref.content, "ref", ref.id, "content", { from: ref.from, to: ref.to }),
+    openField(ref.source_file, "ref", ref.id, "source_file", { from: ref.from, to: ref.to }),
   ]);
   const lines = content.error ? [] : (content.text || "").split("\n");
   fill(

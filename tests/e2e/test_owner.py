@@ -53,14 +53,29 @@ def test_the_owner_lists_every_message_as_ciphertext_with_filters_and_paging(dev
     assert ids_for(type="request") == [to_carol["id"]]
     assert ids_for(agent="nobody") == []
 
-    read = httpx.get(
-        f"{team.base_url}/v1/messages/{to_bob['id']}", headers={"Authorization": f"Bearer {team.keys['bob']}"}
-    )
-    assert read.status_code == 200
+    def read(team: Team, reader: str, message_id: str) -> None:
+        got = httpx.get(
+            f"{team.base_url}/v1/messages/{message_id}", headers={"Authorization": f"Bearer {team.keys[reader]}"}
+        )
+        assert got.status_code == 200
+
+    # Another project's read and acked messages stay out of this project's lists.
+    other = Team(dev_server.base_url, ["dave", "erin"])
+    read(other, "erin", _send(other, "dave", "erin")["id"])
+    read(team, "bob", to_bob["id"])
     assert ids_for(status="read") == [to_bob["id"]]
     assert ids_for(status="unread") == ids[1:]
+    acked = httpx.post(
+        f"{team.base_url}/v1/messages/ack",
+        json={"ids": [to_carol["id"]]},
+        headers={"Authorization": f"Bearer {team.keys['carol']}"},
+    )
+    assert acked.json()["acked"] == [to_carol["id"]]
+    assert ids_for(status="acked") == [to_carol["id"]]
+    assert ids_for(status="unread") == [everyone["id"]]
     assert ids_for(agent="bob", status="read") == [to_bob["id"]]
     assert ids_for(agent="bob", status="unread") == [everyone["id"]]
+    assert ids_for(agent="carol", status="acked") == [to_carol["id"]]
     bob_view = team.owner.get(url, params={"agent": "bob"}).json()["data"]
     assert [m["status"] for m in bob_view] == ["read", "sent", "unread"]
 

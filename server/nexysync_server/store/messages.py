@@ -516,16 +516,15 @@ class MessageStore:
             query["recipients"] = agent_id
             query.update(_status_filter(agent_id, status))
         elif status is not None:
-            # $size and $expr over $size: the "empty" and "not empty" tests that both MongoDB and
-            # the embedded database answer alike ("a.0" $exists finds nothing on the embedded one).
+            # "$size 0" and "$elemMatch $exists" are the empty and not-empty tests that MongoDB and
+            # the embedded database answer alike there ("a.0" $exists finds nothing on the embedded
+            # one, and its $expr ignores the other terms of the query).
+            not_empty = {"$elemMatch": {"$exists": True}}
             if status == "acked":
-                query["$expr"] = {"$gt": [{"$size": "$acked_by"}, 0]}
+                query["acked_by"] = not_empty
             else:
                 query["acked_by"] = {"$size": 0}
-                if status == "read":
-                    query["$expr"] = {"$gt": [{"$size": "$read_by"}, 0]}
-                else:
-                    query["read_by"] = {"$size": 0}
+                query["read_by"] = not_empty if status == "read" else {"$size": 0}
         query.update(_routing_filter(sender_slug, message_type, pinned))
         return await page(self.col, query, "sk", limit, cursor)
 

@@ -109,10 +109,11 @@ class Team:
         self.base_url = base_url
         self.ring = KeyRing([new_key()])
         http = httpx.Client(base_url=base_url, timeout=10)
+        self.email = f"rt-{secrets.token_hex(5)}@example.test"
         tokens = http.post(
             "/v1/auth/register",
             json={
-                "email": f"rt-{secrets.token_hex(5)}@example.test",
+                "email": self.email,
                 "name": "Realtime",
                 "password": "realtime-pass",
                 "tos_accepted": True,

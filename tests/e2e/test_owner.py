@@ -10,6 +10,8 @@ import httpx
 import pytest
 from realtime_support import EventStream, Team
 
+from nexysync import Client
+
 pytestmark = pytest.mark.e2e
 
 
@@ -169,3 +171,17 @@ async def test_an_owner_stream_ends_when_its_access_token_would_have_expired(dev
             except TimeoutError:
                 break
     assert ended, "the owner's stream outlived its access token"
+
+
+def test_the_sdk_reads_the_owner_view_decrypted(dev_server: Any) -> None:
+    team = Team(dev_server.base_url, ["alice", "bob"])
+    sent = _send(team, "alice", "bob")
+    owner = Client(base_url=team.base_url, key_ring=team.ring, project_id=team.project_id)
+    owner.auth.login(email=team.email, password="realtime-pass")
+    try:
+        messages = list(owner.projects.messages(team.project_id, agent="bob"))
+        assert [(m.id, m.topic, m.payload) for m in messages] == [(sent["id"], "realtime", "realtime")]
+        assert [p.agent for p in owner.projects.presence(team.project_id).data] == ["alice"]  # seen sending
+        assert list(owner.projects.kv(team.project_id)) == []
+    finally:
+        owner.close()

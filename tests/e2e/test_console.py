@@ -330,7 +330,7 @@ def test_the_session_refreshes_its_token_and_stays_live(dev_servers: Any, tmp_pa
         owner.close()
 
 
-def test_agents_show_live_presence(dev_server: Any, watched: Watched) -> None:
+def test_agents_show_live_presence_and_usage_its_quotas(dev_server: Any, watched: Watched) -> None:
     owner = make_owner(dev_server.base_url, ["alice", "carol"])  # carol has made no request yet
     page = watched.page
     try:
@@ -342,5 +342,10 @@ def test_agents_show_live_presence(dev_server: Any, watched: Watched) -> None:
         with httpx.stream("GET", f"{owner.base_url}/v1/stream", headers=headers, timeout=30) as stream:
             assert stream.status_code == 200
             expect(carol).to_have_class("online", timeout=DEADLINE_MS)  # told by presence_change, no reload
+        page.click("button[data-tab=usage]")
+        meters = page.locator("#usage .meter")
+        expect(meters).to_have_count(3, timeout=DEADLINE_MS)
+        assert meters.nth(0).inner_text().split("\n") == ["Messages today", "1 of 1000000"]
+        assert meters.nth(2).inner_text().split("\n") == ["Agents", "2 of 1000"]
     finally:
         owner.close()

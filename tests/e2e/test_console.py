@@ -24,7 +24,8 @@ from playwright.sync_api import expect
 
 from nexysync.crypto import new_key
 
-pytestmark = pytest.mark.e2e
+# The first test may install chromium with apt-get (once per machine): more than the usual 300 s.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 ARTIFACTS = Path(os.environ.get("NEXYSYNC_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 DEADLINE_MS = 10_000

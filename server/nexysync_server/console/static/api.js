@@ -42,8 +42,10 @@ export class Session {
     this.accessToken = tokens.access_token;
     this.refreshToken = tokens.refresh_token;
     this.user = tokens.user || this.user;
-    // Refresh a little before expiry, so a request rarely meets an expired token.
-    this.expiresAt = Date.now() + Math.max(5, tokens.expires_in - 30) * 1000;
+    // Refresh well before expiry (30 s, or half the lifetime of a short one), so that a request
+    // rarely meets an expired token; one that does is refreshed and retried once.
+    const lifetime = tokens.expires_in;
+    this.expiresAt = Date.now() + Math.max(1, lifetime > 60 ? lifetime - 30 : lifetime / 2) * 1000;
   }
 
   async refresh() {

@@ -193,6 +193,10 @@ def test_a_wrong_key_says_cannot_decrypt(owner: Owner, watched: Watched) -> None
     assert "cannot decrypt" in page.locator("#detail h3").inner_text()
     _screenshot(page, "console-wrong-key.png")
 
+    page.click("#sign-out")
+    page.locator("#signin").wait_for(timeout=DEADLINE_MS)
+    assert page.locator("#timeline .row").count() == 0  # nothing of the project is left on the page
+
 
 def test_the_xss_corpus_stays_inert_text(owner: Owner, watched: Watched) -> None:
     page = watched.page

@@ -71,10 +71,8 @@ function failed(error) {
 // --- Signing in and picking a project --------------------------------------------------------
 
 function signedOut(reason) {
-  state.stream?.stop();
-  clearInterval(state.presenceTimer);
-  Object.assign(state, { session: null, project: null, ring: null, stream: null });
-  state.agentKeys.clear();
+  closeProject(); // nothing of the project stays on screen or in memory for the next sign-in
+  state.session = null;
   screen("signin");
   if (reason) notify(reason, "error");
 }
@@ -138,6 +136,10 @@ function closeProject() {
   state.online.clear();
   state.agentKeys.clear();
   state.loaded.clear();
+  // Decrypted text leaves the page with the project.
+  list?.setCount(0);
+  list?.render();
+  for (const id of ["detail", "agents", "kv-rows", "ref-list", "ref-view", "file-rows", "usage", "audit-rows"]) fill(byId(id));
 }
 
 // --- The project key -------------------------------------------------------------------------

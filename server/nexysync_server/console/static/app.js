@@ -608,8 +608,17 @@ byId("composer").addEventListener("submit", async (event) => {
     if (!apiKey) throw new KeyImportError("Create an agent, or use an agent's key, to send as it.");
     if (!state.ring) throw new KeyImportError("Import the project key first: messages are encrypted here.");
     const id = newUlid();
-    const place = (field) => ({ projectId: state.project.id, kind: "message", id, field });
     const to = byId("send-to").value;
+    // Envelope v2 binds the sender and the routing, as the server will record them.
+    const place = (field) => ({
+      projectId: state.project.id,
+      kind: "message",
+      id,
+      field,
+      from: sender,
+      to: to === "*" ? null : to,
+      replyTo: state.replyTo || null,
+    });
     const body = {
       id,
       type: byId("send-type").value,

@@ -1,7 +1,8 @@
 // End-to-end encryption in the browser, byte for byte the SDK's (sdk/nexysync/crypto.py):
-//   envelope = v1.<kid>.<base64url(nonce12 || ciphertext || tag16)>, no padding
+//   envelope = v2.<kid>.<base64url(nonce12 || ciphertext || tag16)>, no padding (v1. still read)
 //   kid      = first 8 hex chars of SHA-256 of the key
-//   AD       = nexysync/v1|<project_id>|<record kind>|<record id>|<field>
+//   AD       = nexysync/v2|<project_id>|<record kind>|<record id>|<field>|from=<slug>|to=<slug or *>|reply_to=<id or ->
+//              (refs bind from and to, kv values updated_by, file names from; v1 binds none of them)
 // Files: header "NXF1" || kid || 7-byte nonce prefix, then one AES-GCM segment per 64 KiB with
 // nonce = prefix || counter (4, big-endian) || last flag, AD bound to the file's "content".
 // Keys are imported as non-extractable CryptoKeys: script on this page can use them, never read them.
@@ -24,12 +25,25 @@ export class DecryptError extends Error {}
 /** Thrown for a key line or key file that cannot be read. */
 export class KeyImportError extends Error {}
 
-// Associated data per envelope version. A reader accepts every version listed here; envelope v2
-// (which also binds the author and routing) is one more entry, reading place.from/to/replyTo.
+// What envelope v2 binds after the field, per record kind, in the order the contract's encryption
+// plan lists it (x-nexysync-author, then x-nexysync-routing with the value a null takes).
+const BINDINGS = {
+  message: (place) => [["from", place.from], ["to", place.to ?? "*"], ["reply_to", place.replyTo ?? "-"]],
+  ref: (place) => [["from", place.from], ["to", place.to ?? "*"]],
+  kv: (place) => [["updated_by", place.from]],
+  file: (place) => [["from", place.from]],
+};
+
+// Associated data per envelope version. A reader accepts every version listed here.
 const ASSOCIATED_DATA = {
   v1: (place) => `nexysync/v1|${place.projectId}|${place.kind}|${place.id}|${place.field}`,
+  v2: (place) =>
+    `nexysync/v2|${place.projectId}|${place.kind}|${place.id}|${place.field}` +
+    (BINDINGS[place.kind] || (() => []))(place)
+      .map(([name, value]) => `|${name}=${value ?? ""}`)
+      .join(""),
 };
-const WRITE_VERSION = "v1";
+const WRITE_VERSION = "v2";
 
 // The native codecs where the browser has them (Chromium does): atob and a per-character copy cost
 // more than AES-GCM itself on short fields.

@@ -370,6 +370,90 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
             ),
         },
     ),
+    'owner_files_list': OperationPlan(
+        operation_id='owner_files_list',
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=('data', '[]'),
+                    record=RecordPlan(
+                        schema='File',
+                        kind='file',
+                        id_in='body',
+                        id_name='id',
+                        fields=('name',),
+                        json_fields=(),
+                        author='from',
+                        routing=(),
+                    ),
+                ),
+            ),
+        },
+    ),
+    'owner_kv_list': OperationPlan(
+        operation_id='owner_kv_list',
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=('data', '[]'),
+                    record=RecordPlan(
+                        schema='KvEntry',
+                        kind='kv',
+                        id_in='body',
+                        id_name='key',
+                        fields=('value',),
+                        json_fields=(),
+                        author='updated_by',
+                        routing=(),
+                    ),
+                ),
+            ),
+        },
+    ),
+    'owner_messages_list': OperationPlan(
+        operation_id='owner_messages_list',
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=('data', '[]'),
+                    record=RecordPlan(
+                        schema='Message',
+                        kind='message',
+                        id_in='body',
+                        id_name='id',
+                        fields=('metadata', 'payload', 'topic'),
+                        json_fields=('metadata',),
+                        author='from',
+                        routing=(('to', '*'), ('reply_to', '-')),
+                    ),
+                ),
+            ),
+        },
+    ),
+    'owner_refs_list': OperationPlan(
+        operation_id='owner_refs_list',
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=('data', '[]'),
+                    record=RecordPlan(
+                        schema='Ref',
+                        kind='ref',
+                        id_in='body',
+                        id_name='id',
+                        fields=('content', 'source_file', 'title'),
+                        json_fields=(),
+                        author='from',
+                        routing=(('to', '*'),),
+                    ),
+                ),
+            ),
+        },
+    ),
     'refs_get': OperationPlan(
         operation_id='refs_get',
         request=(),

@@ -19,6 +19,7 @@ from .quotas import Quotas
 from .ratelimit import RateLimiter
 from .realtime.hub import Hub
 from .realtime.presence import Presence
+from .realtime.receipts import Receipts
 from .realtime.watcher import Watcher
 from .resources import Context, agents, auth, files, health, kv, me, messages, projects, realtime, refs
 from .settings import Settings
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Api:
     hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s)
     watcher = Watcher(store.events.col, hub)
     presence = Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s)
+    receipts = Receipts(store, hub)
     limiter = RateLimiter(store.db, settings.rate_limit_per_minute)
     app = Api(
         hub,
@@ -102,10 +104,11 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/me", me.Me(ctx))
     app.add_route("/v1/agents", me.Directory(ctx))
     app.add_route("/v1/quota", me.Quota(ctx))
-    app.add_route("/v1/messages", messages.Collection(ctx, hub))
-    app.add_route("/v1/messages/ack", messages.Ack(ctx, hub))
-    app.add_route("/v1/messages/{message_id}", messages.Item(ctx))
-    app.add_route("/v1/messages/{message_id}/thread", messages.Thread(ctx))
+    app.add_route("/v1/messages", messages.Collection(ctx, hub, receipts))
+    app.add_route("/v1/messages/ack", messages.Ack(ctx, hub, receipts))
+    app.add_route("/v1/messages/{message_id}", messages.Item(ctx, receipts))
+    app.add_route("/v1/messages/{message_id}/receipts", messages.MessageReceipts(ctx))
+    app.add_route("/v1/messages/{message_id}/thread", messages.Thread(ctx, receipts))
     app.add_route("/v1/messages/{message_id}/reactions", messages.Reactions(ctx))
     app.add_route("/v1/messages/{message_id}/pin", messages.Pin(ctx))
     app.add_route("/v1/stream", realtime.Stream(ctx, hub, presence))

@@ -180,6 +180,14 @@ def _add_messaging(
     send.add_argument("--type", default="notification", choices=["request", "response", "notification"])
     send.add_argument("--priority", choices=["normal", "urgent", "blocking"])
     send.add_argument("--reply-to", help="the id of the message this answers")
+    status = agent_options(
+        _command(commands, "status", messaging.run_status, "show where each recipient's copy of a message is", common)
+    )
+    status.add_argument("message_id", help="a message you sent or received")
+    status.add_argument(
+        "--wait", choices=["delivered", "read", "acked"], help="block until every copy got at least this far"
+    )
+    status.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits at most (default: 60)")
     tail = agent_options(
         _command(commands, "tail", messaging.run_tail, "print the agent's messages live, decrypted", common)
     )

@@ -57,7 +57,7 @@ def format_receipts(message_id: str, receipts: list[Receipt]) -> str:
     lines = [f"{message_id}:"]
     for r in receipts:
         steps = f"delivered {_clock(r.delivered_at)}  read {_clock(r.read_at)}  acked {_clock(r.acked_at)}"
-        lines.append(f"  {r.agent:<{width}}  {str(r.state):<9}  {steps}")
+        lines.append(f"  {r.agent:<{width}}  {r.state!s:<9}  {steps}")
     return "\n".join(lines)
 
 

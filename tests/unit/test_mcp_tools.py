@@ -128,7 +128,7 @@ def test_schemas_are_flat_and_small() -> None:
 async def test_a_json_looking_payload_reaches_the_tool_as_the_string_it_is() -> None:
     seen: list[dict[str, Any]] = []
 
-    async def record(name: str, arguments: Mapping[str, Any]) -> Reply:
+    async def record(name: str, arguments: Mapping[str, Any], progress: Any = None) -> Reply:
         seen.append(dict(arguments))
         return Reply("ok")
 

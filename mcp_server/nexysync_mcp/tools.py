@@ -435,18 +435,18 @@ async def _with_progress(waiting: Awaitable[_T], timeout: float) -> _T:
         task.cancel()
 
 
-def _ago(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
-    """Say how long ago a time was, as people say it ("12 min ago"); "never" for none."""
+def _seen(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """Say when an agent was last seen, as people say it ("last seen 12 min ago")."""
     if when is None:
-        return "never"
+        return "never seen yet"
     seconds = ((now or dt.datetime.now(dt.UTC)) - when).total_seconds()
     if seconds < 90:
-        return "just now"
+        return "last seen just now"
     if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min ago"
+        return f"last seen {seconds / 60:.0f} min ago"
     if seconds < 36 * 3600:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} days ago"
+        return f"last seen {seconds / 3600:.0f} h ago"
+    return f"last seen {seconds / 86400:.0f} days ago"
 
 
 def delivery_note(recipients: list[RecipientPresence], *, broadcast: bool, now: dt.datetime | None = None) -> str:
@@ -456,16 +456,14 @@ def delivery_note(recipients: list[RecipientPresence], *, broadcast: bool, now: 
     (``status`` tells when).
     """
     online = [r.agent for r in recipients if r.online]
-    offline = [f"{r.agent} (last seen {_ago(r.last_seen_at, now)})" for r in recipients if not r.online]
+    offline = [f"{r.agent} ({_seen(r.last_seen_at, now)})" for r in recipients if not r.online]
     if not recipients:
         return "queued: no other agent is in the project yet"
     if not broadcast and len(recipients) == 1:
         (only,) = recipients
         if only.online:
             return f"queued: {only.agent} is online; it will be told now"
-        return (
-            f"queued: {only.agent} is offline (last seen {_ago(only.last_seen_at, now)}); it gets it when it connects"
-        )
+        return f"queued: {only.agent} is offline ({_seen(only.last_seen_at, now)}); it gets it when it connects"
     parts = []
     if online:
         parts.append(f"online, told now: {', '.join(online)}")

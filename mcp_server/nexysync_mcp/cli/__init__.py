@@ -133,10 +133,17 @@ def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser], com
     init.add_argument(
         "--write-config",
         action="append",
-        choices=["claude", "cursor", "vscode", "all"],
+        choices=["claude", "cursor", "vscode", "codex", "all"],
         help="merge the MCP server into this editor's project config (repeatable); printed otherwise",
     )
-    init.add_argument("--mcp-command", help="how editors start the MCP server (default: nexysync-mcp)")
+    init.add_argument(
+        "--hooks",
+        action="store_true",
+        help="also add the prompt and stop hooks (nexysync hook ...) for claude (.claude/settings.json) and codex",
+    )
+    init.add_argument(
+        "--mcp-command", help="how editors start the MCP server (default: the installed nexysync-mcp, by absolute path)"
+    )
     init.add_argument("--enc-key", help="use your own project key (standard base64 of 32 bytes) on first init")
     init.add_argument("--new-key", action="store_true", help="make a new project key even though other agents exist")
     init.add_argument("--force", action="store_true", help="replace a key file of another project")
@@ -197,6 +204,25 @@ def _add_messaging(
     tail.add_argument("--no-resume", action="store_true", help="start from now, not where the last tail stopped")
 
 
+def _add_hook(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    hook = _command(
+        commands, "hook", _run_hook, "AI tool hooks: new messages for a prompt, no stop while urgent ones wait", common
+    )
+    hook.description = (
+        "Run by Claude Code or Codex as a command hook, the hook's JSON on stdin (see `nexysync init --hooks`). "
+        "user-prompt-submit adds the messages that are new since its last run to the prompt's context; stop keeps "
+        "the turn going while an urgent or blocking message is unread. Both exit 0 and print nothing when there "
+        "is nothing to say."
+    )
+    hook.add_argument("event", choices=["user-prompt-submit", "stop"], help="the hook event")
+
+
+def _run_hook(ctx: Context) -> int:
+    from nexysync_mcp.hooks import main as run_hook
+
+    return run_hook([ctx.args.event])
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``nexysync`` argument parser."""
     common = _common()
@@ -212,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_init(commands, common)
     _add_keys(commands, common)
     _add_messaging(commands, common)
+    _add_hook(commands, common)
     return parser
 
 

@@ -89,9 +89,12 @@ def _get(key: dict[str, Any], path: str, query: dict[str, str]) -> dict[str, Any
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
-            return json.loads(response.read())
+            answer = json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise HookError(f"NexySync API at {base} did not answer: {exc}") from exc
+    if not isinstance(answer, dict):
+        raise HookError(f"NexySync API at {base} answered {path} with something else than an object")
+    return answer
 
 
 class _Decryptor:
@@ -121,9 +124,9 @@ def _project_id(key: dict[str, Any], state: dict[str, Any]) -> str:
     known = key.get("project_id") or state.get("project_id")
     if known:
         return str(known)
-    me = _get(key, "/v1/me", {})
-    state["project_id"] = str(me["project_id"])
-    return state["project_id"]
+    project_id = str(_get(key, "/v1/me", {})["project_id"])
+    state["project_id"] = project_id
+    return project_id
 
 
 def _describe(message: dict[str, Any], decryptor: _Decryptor) -> str:

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.subscriptions import InMemorySubscriptionBus
-from mcp_types import CallToolResult, ServerCapabilities, SetLevelRequestParams, TextContent
+from mcp_types import CallToolResult, ContentBlock, ServerCapabilities, SetLevelRequestParams, TextContent
 from pydantic import Field, ValidatorFunctionWrapHandler, WrapValidator
 
 from nexysync_mcp import __version__
@@ -64,7 +64,7 @@ def mcp_tool(spec: ToolSpec, call: Callable[[str, Mapping[str, Any], Progress | 
 
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:
         reply = await call(spec.name, arguments, ctx.report_progress)
-        content = [TextContent(type="text", text=reply.text)]
+        content: list[ContentBlock] = [TextContent(type="text", text=reply.text)]
         if reply.is_error:
             return CallToolResult(content=content, is_error=True)
         return CallToolResult(content=content, structured_content=structured(reply.text), is_error=False)

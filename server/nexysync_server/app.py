@@ -70,13 +70,13 @@ def create_app(settings: Settings | None = None) -> Api:
     hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s)
     watcher = Watcher(store.events.col, hub)
     presence = Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s)
-    receipts = Receipts(store, hub)
+    receipts = Receipts(store, hub, settings.receipt_sweep_interval_s, settings.receipt_sweep_interval_s)
     limiter = RateLimiter(store.db, settings.rate_limit_per_minute)
     app = Api(
         hub,
         middleware=[
             RequestId(),
-            Lifespan(store, hub, watcher, presence, limiter),
+            Lifespan(store, hub, watcher, presence, limiter, receipts),
             Authentication(settings, store, limiter),
         ],
     )

@@ -14,6 +14,7 @@ from .ids import iso, new_id, utcnow
 from .ratelimit import RateLimiter
 from .realtime.hub import Hub
 from .realtime.presence import Presence
+from .realtime.receipts import Receipts
 from .realtime.watcher import Watcher
 from .security import API_KEY_RE, api_key_prefix, read_access_token
 from .settings import Settings
@@ -116,12 +117,21 @@ def _bearer(req: falcon.asgi.Request) -> str:
 class Lifespan:
     """Open the database, create its indexes and start the background tasks; stop them at shutdown."""
 
-    def __init__(self, store: Store, hub: Hub, watcher: Watcher, presence: Presence, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        watcher: Watcher,
+        presence: Presence,
+        limiter: RateLimiter,
+        receipts: Receipts,
+    ) -> None:
         self._store = store
         self._hub = hub
         self._watcher = watcher
         self._presence = presence
         self._limiter = limiter
+        self._receipts = receipts
 
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Create every index before the first request, then start the background tasks."""
@@ -132,9 +142,11 @@ class Lifespan:
         self._hub.start()
         self._watcher.start()
         self._presence.start()
+        self._receipts.start()
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Stop the background tasks, write what is held in memory, close the database."""
+        await self._receipts.stop()
         await self._presence.stop()
         await self._watcher.stop()
         await self._hub.stop()

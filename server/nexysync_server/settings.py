@@ -46,6 +46,8 @@ class Settings:
     file_retention_days: float = 30.0
     file_pending_ttl_s: float = 3600.0
     file_sweep_interval_s: float = 60.0
+    # Delivery receipts: a step whose teller died is told by the sweep once this old.
+    receipt_sweep_interval_s: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

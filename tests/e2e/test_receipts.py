@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from pymongo import AsyncMongoClient
 from realtime_support import EventStream, Team, no_more_receipts, receipt_events
 
 from nexysync_server.ids import new_id
+from nexysync_server.realtime.receipts import Receipts
 from nexysync_server.store.events import EventStore
 from nexysync_server.store.messages import MessageStore
 from nexysync_server.store.receipts import ReceiptStore
@@ -131,33 +133,50 @@ async def test_a_step_not_told_is_told_by_the_retry_and_then_no_more(mongo_uri: 
     db = client["nexysync_receipts_test"]
     messages = MessageStore(db, EventStore(db, ttl_days=1))
     receipts = ReceiptStore(db)
+    await receipts.ensure_indexes()
     project_id = f"receipts-{secrets.token_hex(4)}"
     body = {"id": new_id(), "to": "bob", "type": "request", "topic": "v1.00000000.AAAA", "payload": "v1.0.BB"}
+    alice, bob = {"_id": "alice-id", "slug": "alice"}, {"_id": "bob-id", "slug": "bob"}
     try:
         message, _, _ = await messages.insert(
-            project_id=project_id,
-            sender={"_id": "alice-id", "slug": "alice"},
-            body=body,
-            recipients=["bob-id"],
-            ttl_hours=1,
+            project_id=project_id, sender=alice, body=body, recipients=["bob-id"], ttl_hours=1
         )
-        assert await receipts.advance([message], "alice-id", "read") == []  # the sender has no copy
-        steps = await receipts.advance([message], "bob-id", "delivered")
-        assert [step.state for step in steps] == ["delivered"]
+        assert await receipts.advance([message], alice, "read") == []  # the sender has no copy
+        steps = await receipts.advance([message], bob, "delivered")
+        assert [(step.state, step.agent, step.sender_id) for step in steps] == [("delivered", "bob", "alice-id")]
         # The server died before telling alice: the retry finds the step stored, and tells it.
-        again = await receipts.advance([message], "bob-id", "delivered")
+        again = await receipts.advance([message], bob, "delivered")
         assert again == steps
-        await receipts.told(again)
-        assert await receipts.advance([message], "bob-id", "delivered") == []
+        # So does the sweep, once the step is old enough to be taken for abandoned.
+        assert await receipts.untold(older_than_s=3600) == []
+        assert [step.message_id for step in await receipts.untold(older_than_s=-1)] == [message["id"]]
+        told: list[tuple[str, list[str], dict[str, Any]]] = []
+
+        class Hub:
+            async def emit(self, project: str, kind: str, to: list[str], data: dict[str, Any]) -> None:
+                told.append((kind, to, data))
+
+        sweeper = Receipts(SimpleNamespace(receipts=receipts), Hub(), untold_after_s=-1)  # type: ignore[arg-type]
+        await sweeper.sweep()
+        assert told == [
+            (
+                "message_receipt",
+                ["alice-id"],
+                {"message_id": message["id"], "agent": "bob", "state": "delivered", "at": steps[0].at},
+            )
+        ]
+        assert await receipts.advance([message], bob, "delivered") == []
+        assert await receipts.untold(older_than_s=-1) == []
         # Many requests at once: the copy ends at the furthest step, each step reported for telling.
         results = await asyncio.gather(
-            *(receipts.advance([message], "bob-id", state) for state in ("read", "acked", "read", "delivered"))
+            *(receipts.advance([message], bob, state) for state in ("read", "acked", "read", "delivered"))
         )
-        told = {step.state for result in results for step in result}
-        assert told == {"read", "acked"}
+        reported = {step.state for result in results for step in result}
+        assert reported == {"read", "acked"}
         await receipts.told([step for result in results for step in result])
         stored = await receipts.of_message(message)
-        assert stored["bob-id"]["rank"] == 3 and stored["bob-id"]["told"].count("read") == 1
-        assert await receipts.advance([message], "bob-id", "read") == []
+        assert stored["bob-id"]["rank"] == 3 and stored["bob-id"]["told_rank"] == 3
+        assert await receipts.advance([message], bob, "read") == []
+        assert await receipts.untold(older_than_s=-1) == []
     finally:
         await client.close()

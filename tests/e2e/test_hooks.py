@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import CliProject, cli_env, provision_project
+from cli_support import CliProject, cli_env, provision_project, run_cli
 
 from nexysync import Client
 
@@ -130,3 +130,31 @@ def test_a_hook_outside_any_workspace_steps_aside(tmp_path: Path) -> None:
     )
     assert done.returncode == 0 and done.stdout == ""
     assert "no .nexysync/key" in done.stderr
+
+
+def test_init_tells_how_to_start_claude_code_with_the_channel(team: CliProject) -> None:
+    workspace = team.config_dir.parent / "carol"
+    workspace.mkdir()
+    done = run_cli(
+        [
+            "init",
+            "--project",
+            team.project_name,
+            "--agent",
+            "carol",
+            "--dir",
+            str(workspace),
+            "--write-config",
+            "claude",
+        ],
+        config_dir=team.config_dir,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "claude --dangerously-load-development-channels server:nexysync" in done.stderr
+    assert "Without the flag" in done.stderr and "ns_message check" in done.stderr
+    again = ["init", "--project", team.project_name, "--agent", "carol", "--dir", str(workspace), "--hooks"]
+    printed = run_cli(again, config_dir=team.config_dir)
+    assert "UserPromptSubmit: " in printed.stderr and "hook user-prompt-submit" in printed.stderr
+    result = json.loads(run_cli([*again, "--json"], config_dir=team.config_dir).stdout)
+    assert result["claude_channel_flag"] == "--dangerously-load-development-channels server:nexysync"
+    assert Path(result["mcp_command"][0]).is_absolute()

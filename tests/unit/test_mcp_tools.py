@@ -762,3 +762,10 @@ def test_a_channel_event_carries_the_message_and_identifier_only_meta() -> None:
     assert content.endswith(f"Answer with ns_message action=send to=frontend reply_to={message.id}.")
     failed = channel_event(Entry(message.id, "frontend", "request", "normal", None, "2026-01-01T00:00:00Z"))
     assert "could not be fetched" in failed["content"] and "reply_to" not in failed["meta"]
+
+
+def test_wait_fits_a_60_second_client_limit_by_default() -> None:
+    spec = next(spec for spec in SPECS if spec.name == "ns_message")
+    (timeout,) = [param for param in spec.params if param.name == "timeout"]
+    assert "default 50" in timeout.description and "max 600" in timeout.description
+    assert "status" in spec.description and "status" in next(p for p in spec.params if p.name == "action").enum

@@ -36,16 +36,20 @@ class Quotas:
     def __init__(self, settings: Settings, store: Store) -> None:
         self._settings = settings
         self._store = store
-        self._stored_today: TtlCache[tuple[str, str], int] = TtlCache(ttl_s=_COUNT_TTL_S)
+        # (count in the database, the usage store's writes when it was read)
+        self._stored_today: TtlCache[tuple[str, str], tuple[int, int]] = TtlCache(ttl_s=_COUNT_TTL_S)
 
     async def check_message(self, project_id: str) -> None:
         """Refuse a send when the project has used its messages for today."""
         key = (project_id, today())
-        stored = self._stored_today.get(key)
-        if stored is None:
-            stored = await self._store.usage.stored_messages(project_id)
-            self._stored_today.put(key, stored)
-        if stored + self._store.usage.pending_messages(project_id) >= self._settings.quota_messages_per_day:
+        usage = self._store.usage
+        cached = self._stored_today.get(key)
+        if cached is None or cached[1] != usage.writes:
+            # Read again after this process wrote counts: they left the pending ones then.
+            writes = usage.writes
+            cached = (await usage.stored_messages(project_id), writes)
+            self._stored_today.put(key, cached)
+        if cached[0] + usage.pending_messages(project_id) >= self._settings.quota_messages_per_day:
             raise _exceeded("messages per day", self._settings.quota_messages_per_day)
 
     async def check_agent(self, project_id: str) -> None:

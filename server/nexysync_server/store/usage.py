@@ -33,6 +33,9 @@ class UsageStore:
         self.col = db["usage_daily"]
         self._pending: Counter[tuple[str, str]] = Counter()
         self._flusher = Periodic("usage-flusher", self.flush, FLUSH_INTERVAL_S)
+        #: How many times this process wrote counts: a count read from the database before the
+        #: latest write misses what that write moved out of the pending counts.
+        self.writes = 0
 
     async def ensure_indexes(self) -> None:
         """Create the per-project index used when a project is deleted."""
@@ -56,20 +59,21 @@ class UsageStore:
         return self._pending.get((project_id, today()), 0)
 
     async def flush(self) -> None:
-        """Write the counts held in memory."""
-        pending, self._pending = self._pending, Counter()
-        for index, ((project_id, day), count) in enumerate(pending.items()):
-            try:
-                await self.col.update_one(
-                    {"_id": f"{project_id}:{day}", "project_id": project_id, "day": day},
-                    {"$inc": {"messages": count}},
-                    upsert=True,
-                )
-            except Exception:
-                # Keep what was not written, to try again on the next flush.
-                for key, left in list(pending.items())[index:]:
-                    self._pending[key] += left
-                raise
+        """Write the counts held in memory.
+
+        A count stays pending until its write is done, so that a quota check made meanwhile
+        still sees it; what failed stays pending for the next flush.
+        """
+        for (project_id, day), count in list(self._pending.items()):
+            await self.col.update_one(
+                {"_id": f"{project_id}:{day}", "project_id": project_id, "day": day},
+                {"$inc": {"messages": count}},
+                upsert=True,
+            )
+            self._pending[(project_id, day)] -= count
+            if self._pending[(project_id, day)] <= 0:
+                del self._pending[(project_id, day)]
+            self.writes += 1
 
     def start(self) -> None:
         """Start flushing every second in the background."""

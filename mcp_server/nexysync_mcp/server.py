@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.subscriptions import InMemorySubscriptionBus
@@ -26,6 +27,7 @@ from nexysync_mcp import __version__
 from nexysync_mcp.agent import AgentLink
 from nexysync_mcp.arguments import ToolSpec
 from nexysync_mcp.notify import CHANNEL_CAPABILITY, INBOX_URI, Notifier
+from nexysync_mcp.stdio import serve_stdio
 from nexysync_mcp.surface import ANNOTATIONS, output_schema, structured
 from nexysync_mcp.tools import SPECS, Progress, Reply, Tools
 
@@ -157,4 +159,11 @@ def main(argv: list[str] | None = None) -> None:
     server = build_server(options.key_file)
     # stdout carries the protocol; MCPServer set up logging to stderr, ours is worth INFO there.
     logging.getLogger("nexysync_mcp").setLevel(logging.INFO)
-    server.run("stdio")
+    lowlevel = server._lowlevel_server
+
+    async def serve() -> None:
+        # As MCPServer.run("stdio"), over pipes served by the event loop (see nexysync_mcp.stdio).
+        async with serve_stdio() as (read_stream, write_stream):
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+
+    anyio.run(serve)

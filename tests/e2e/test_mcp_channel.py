@@ -7,13 +7,16 @@ generations mcp 2.x serves: the ``initialize`` handshake and the 2026 per-reques
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp_raw import LEGACY, MODERN, raw_mcp
+from mcp_raw import LEGACY, MCP_COMMAND, MODERN, raw_mcp
 from test_mcp_e2e import provision_workspaces
 
 from nexysync import AsyncClient, KeyRing
@@ -58,3 +61,24 @@ async def test_a_new_message_reaches_the_session_as_a_channel_event_and_is_deliv
         assert event.params["meta"]["reply_to"] == sent.id
         assert f"read the rest with ns_message action=read id={long.id}" in event.params["content"]
         assert len(event.params["content"]) < 5000
+
+
+def test_the_server_also_answers_when_stdin_is_a_file_not_a_pipe(tmp_path: Path) -> None:
+    requests = tmp_path / "requests.jsonl"
+    initialize = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "file", "version": "1"}}
+    requests.write_text(
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize})
+        + "\n"
+        + json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        + "\n"
+        + json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        + "\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEXYSYNC_")}
+    with requests.open("rb") as stdin:
+        done = subprocess.run(
+            [MCP_COMMAND], stdin=stdin, capture_output=True, cwd=tmp_path, env=env, timeout=60, check=False
+        )
+    answers = {line["id"]: line for line in map(json.loads, done.stdout.splitlines()) if "id" in line}
+    assert answers[1]["result"]["capabilities"]["experimental"] == {"claude/channel": {}}
+    assert {tool["name"] for tool in answers[2]["result"]["tools"]} >= {"ns_message", "ns_kv"}

@@ -2,9 +2,11 @@
 
 Starts an embedded database and one API process (uvicorn, one worker), a receiver's
 ``nexysync-mcp`` driven by a raw JSON-RPC client (as Claude Code drives it), and beside it a plain
-SSE stream of the same receiver. For each of N messages sent one after another it takes the
-start of ``POST /v1/messages`` as zero and records when the stream read the ``new_message``
-event and when the session got its ``notifications/claude/channel``. The channel has more to
+SSE stream of the same receiver. It runs in rounds, alternating ``nexysync-mcp`` (stdin and
+stdout served by the event loop's pipes) with the same server on mcp's own threaded stdio. For
+each of N messages sent one after another it takes the start of ``POST /v1/messages`` as zero
+and records when the stream read the ``new_message`` event and when the session got its
+``notifications/claude/channel``. The channel has more to
 do after the push: fetch the message (which records it delivered), decrypt it, write the
 notification. Prints p50 and p99 of both, and of the difference per message (goal: p50 of the
 difference at most 10 ms).
@@ -12,7 +14,7 @@ difference at most 10 ms).
 Then the quiet path of ``nexysync hook user-prompt-submit`` (nothing new): N runs as a
 subprocess fed Claude Code's JSON, process start included, beside ``python -c pass``.
 
-Run: ``python tests/bench/bench_channel.py [--messages 200] [--hook-runs 20] [--era 2025-11-25]``
+Run: ``python tests/bench/bench_channel.py [--messages 200] [--rounds 2] [--hook-runs 20] [--era 2025-11-25]``
 (or ``tox -e bench``).
 """
 
@@ -27,13 +29,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from _api import cpu_seconds, running_api, seed_keys
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from mcp_raw import LEGACY, MODERN, raw_mcp
+from mcp_raw import LEGACY, MCP_COMMAND, MODERN, raw_mcp
 
 from nexysync.crypto import KeyRing, new_key
 from nexysync_server.ids import new_id
@@ -91,12 +95,72 @@ class StreamWatch:
         await self._client.aclose()
 
 
-async def bench_channel(messages: int, era: str) -> None:
-    """Print send → stream push and send → channel event, p50 and p99, and their difference."""
+#: mcp's own stdio transport (a worker thread per line, write and flush), for comparison.
+THREADED = (sys.executable, "-c", "from nexysync_mcp.server import build_server; build_server().run('stdio')")
+
+
+@dataclass
+class Figures:
+    """What one transport's rounds measured."""
+
+    push: list[float] = field(default_factory=list)
+    channel: list[float] = field(default_factory=list)
+    extra: list[float] = field(default_factory=list)
+    mcp_cpu_s: float = 0.0
+    messages: int = 0
+
+
+async def _round(
+    api: Any, workspace: Path, keys: dict[str, str], ring: KeyRing, project_id: str, era: str,
+    command: tuple[str, ...], count: int, figures: Figures,
+) -> None:  # fmt: skip
+    """Send ``count`` messages (after 10 for warm-up) to a fresh session; add what was measured to ``figures``."""
+    watch = StreamWatch(api.base_url, keys["receiver"])
+    async with raw_mcp(workspace, era, command) as session, httpx.AsyncClient(base_url=api.base_url) as http:
+        await session.live()
+        await watch.start()
+        headers = {"Authorization": f"Bearer {keys['sender']}"}
+        cpu_before = 0.0
+        for index in range(count + 10):
+            if index == 10:
+                cpu_before = cpu_seconds(session.process.pid)
+            message_id = new_id()
+
+            def seal(field: str, text: str, message_id: str = message_id) -> str:
+                return ring.encrypt(
+                    text.encode(), project_id=project_id, kind="message", record_id=message_id, field=field
+                )
+
+            body = {
+                "id": message_id,
+                "to": "receiver",
+                "type": "request",
+                "topic": seal("topic", f"review {index}"),
+                "payload": seal("payload", PAYLOAD),
+            }
+            started = time.monotonic()
+            sent = await http.post("/v1/messages", json=body, headers=headers)
+            assert sent.status_code == 201, sent.text
+            pushed_at = await watch.wait(message_id)
+            note = await session.notification("notifications/claude/channel", {"message_id": message_id}, 10)
+            told_at = note.at  # stamped with time.monotonic() when the line was read, like the stream's
+            if index < 10:
+                continue  # warm-up: connections, caches, the MCP server's first fetch
+            figures.push.append(1000 * (pushed_at - started))
+            figures.channel.append(1000 * (told_at - started))
+            figures.extra.append(1000 * (told_at - pushed_at))
+        figures.mcp_cpu_s += cpu_seconds(session.process.pid) - cpu_before
+        figures.messages += count
+        await watch.close()
+
+
+async def bench_channel(messages: int, rounds: int, era: str) -> None:
+    """Print send → stream push and send → channel event, p50 and p99, and their difference, per transport."""
+    transports = {"nexysync-mcp (loop pipes)": (MCP_COMMAND,), "mcp's threaded stdio": THREADED}
+    figures = {name: Figures() for name in transports}
     with running_api() as api, tempfile.TemporaryDirectory() as tmp:
         project_id, keys = seed_keys(api.base_url)
         key = new_key()
-        ring = KeyRing([key])
         workspace = Path(tmp)
         (workspace / ".nexysync").mkdir()
         (workspace / ".nexysync" / "key").write_text(
@@ -109,56 +173,20 @@ async def bench_channel(messages: int, era: str) -> None:
                 }
             )
         )
-        watch = StreamWatch(api.base_url, keys["receiver"])
-        async with raw_mcp(workspace, era) as session, httpx.AsyncClient(base_url=api.base_url) as http:
-            await session.live()
-            await watch.start()
-            headers = {"Authorization": f"Bearer {keys['sender']}"}
-            push: list[float] = []
-            channel: list[float] = []
-            extra: list[float] = []
-            mcp_cpu = api_cpu = 0.0
-            for index in range(messages + 10):
-                if index == 10:
-                    mcp_cpu, api_cpu = cpu_seconds(session.process.pid), cpu_seconds(api.api_pid)
-                message_id = new_id()
-
-                def seal(field: str, text: str, message_id: str = message_id) -> str:
-                    return ring.encrypt(
-                        text.encode(), project_id=project_id, kind="message", record_id=message_id, field=field
-                    )
-
-                body = {
-                    "id": message_id,
-                    "to": "receiver",
-                    "type": "request",
-                    "topic": seal("topic", f"review {index}"),
-                    "payload": seal("payload", PAYLOAD),
-                }
-                started = time.monotonic()
-                sent = await http.post("/v1/messages", json=body, headers=headers)
-                assert sent.status_code == 201, sent.text
-                pushed_at = await watch.wait(message_id)
-                note = await session.notification("notifications/claude/channel", {"message_id": message_id}, 10)
-                told_at = note.at  # stamped with time.monotonic() when the line was read, like the stream's
-                if index < 10:
-                    continue  # warm-up: connections, caches, the MCP server's first fetch
-                push.append(1000 * (pushed_at - started))
-                channel.append(1000 * (told_at - started))
-                extra.append(1000 * (told_at - pushed_at))
-            mcp_cpu = cpu_seconds(session.process.pid) - mcp_cpu
-            api_cpu = cpu_seconds(api.api_pid) - api_cpu
-            await watch.close()
-    print(f"send -> event, {messages} messages one after another, protocol {era}:")
-    print(f"  stream push (GET /v1/stream)        {_quantiles(push)}")
-    print(f"  channel event (nexysync-mcp)        {_quantiles(channel)}")
-    print(f"  channel minus push, per message     {_quantiles(extra)}   (goal: p50 <= 10 ms)")
-    # CPU time does not grow with the machine's load the way waiting does: the floor of what the
-    # channel adds on an idle machine is about the MCP server's CPU per message.
-    print(
-        f"  CPU per message: nexysync-mcp {1000 * mcp_cpu / messages:.2f} ms, "
-        f"API {1000 * api_cpu / messages:.2f} ms (send, push, fetch and receipt together)"
-    )
+        # Interleaved rounds, so that the machine's load falls on both transports alike.
+        for _ in range(rounds):
+            for name, command in transports.items():
+                per_round = max(1, messages // rounds)
+                await _round(api, workspace, keys, KeyRing([key]), project_id, era, command, per_round, figures[name])
+    print(f"send -> event, {messages} messages one after another per transport, {rounds} rounds, protocol {era}:")
+    for name, measured in figures.items():
+        print(f"  {name}:")
+        print(f"    stream push (GET /v1/stream)      {_quantiles(measured.push)}")
+        print(f"    channel event in the session      {_quantiles(measured.channel)}")
+        print(f"    channel minus push, per message   {_quantiles(measured.extra)}   (goal: p50 <= 10 ms)")
+        # CPU time grows less with the machine's load than waiting does: about the least the
+        # channel adds on an idle machine.
+        print(f"    nexysync-mcp CPU per message      {1000 * measured.mcp_cpu_s / measured.messages:.2f} ms")
 
 
 def bench_hook(runs: int) -> None:
@@ -198,10 +226,11 @@ def main() -> None:
     """Run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--hook-runs", type=int, default=20)
     parser.add_argument("--era", choices=[LEGACY, MODERN], default=LEGACY)
     options, _ = parser.parse_known_args()
-    asyncio.run(bench_channel(options.messages, options.era))
+    asyncio.run(bench_channel(options.messages, options.rounds, options.era))
     bench_hook(options.hook_runs)
 
 

@@ -13,6 +13,7 @@ import contextvars
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -326,10 +327,7 @@ class Tools:
                 if when is not None:
                     row[f"{step}_at"] = _time(when)
             rows.append(row)
-        counts: dict[str, int] = {}
-        for row in rows:
-            counts[row["state"]] = counts.get(row["state"], 0) + 1
-        return dumps({"id": message_id, "receipts": rows, "summary": counts})
+        return dumps({"id": message_id, "receipts": rows, "summary": dict(Counter(row["state"] for row in rows))})
 
     async def _check(self, args: Arguments) -> str:
         client = self._link.require()
@@ -469,7 +467,8 @@ def delivery_note(recipients: list[RecipientPresence], *, broadcast: bool, now: 
         parts.append(f"online, told now: {', '.join(online)}")
     if offline:
         parts.append(f"offline, get it when they connect: {', '.join(offline)}")
-    return f"queued for {len(recipients)} agents; " + "; ".join(parts)
+    agents = f"{len(recipients)} agent{'s' if len(recipients) != 1 else ''}"
+    return f"queued for {agents}; " + "; ".join(parts)
 
 
 def _push_state(inbox: Inbox | None) -> str:

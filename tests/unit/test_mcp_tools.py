@@ -721,6 +721,7 @@ def test_the_delivery_note_says_queued_and_who_hears_now() -> None:
         "frontend (last seen 12 min ago), docs (never seen yet)"
     )
     assert delivery_note([], broadcast=True, now=now) == "queued: no other agent is in the project yet"
+    assert delivery_note([backend], broadcast=True, now=now) == "queued for 1 agent; online, told now: backend"
     for note in (delivery_note([frontend], broadcast=False), delivery_note([backend, new], broadcast=True)):
         assert "sent" not in note and "deliver" not in note
 

@@ -464,62 +464,66 @@ class Status1(StrEnum):
     sent = 'sent'
 
 
-class Message(BaseModel):
+class ReceiptState(StrEnum):
+    queued = 'queued'
+    delivered = 'delivered'
+    read = 'read'
+    acked = 'acked'
+
+
+class ReceiptSummary(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
     )
-    id: Annotated[
+    queued: Annotated[int, Field(ge=0)]
+    delivered: Annotated[int, Field(ge=0)]
+    read: Annotated[int, Field(ge=0)]
+    acked: Annotated[int, Field(ge=0)]
+
+
+class RecipientPresence(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    agent: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
-        ),
-    ]
-    project_id: Annotated[
-        str,
-        Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
-        ),
-    ]
-    from_: Annotated[
-        str,
-        Field(
-            alias='from',
             description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
             pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
         ),
     ]
-    to: Annotated[
-        str | None, Field(description="The recipient's slug; null for a broadcast.")
-    ]
-    broadcast: bool
-    type: MessageType
-    priority: MessagePriority
-    reply_to: str | None
-    topic: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
-    payload: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
-    metadata: Annotated[
-        str | None, Field(json_schema_extra={'x-nexysync-encrypted': True})
-    ]
-    status: Annotated[
-        Status1,
+    online: Annotated[
+        bool,
         Field(
-            description="The message's state for the caller; `sent` when the caller sent it."
+            description='The recipient holds a stream now, so its client hears of the message at once.'
         ),
     ]
-    pinned: bool
-    reactions: list[Reaction]
-    created_at: AwareDatetime
-    expires_at: AwareDatetime
+    last_seen_at: AwareDatetime | None
 
 
-class MessageList(BaseModel):
+class Receipt(BaseModel):
     model_config = ConfigDict(
         populate_by_name=True,
     )
-    data: list[Message]
-    next_cursor: str | None
+    agent: Annotated[
+        str,
+        Field(
+            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
+            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+        ),
+    ]
+    state: ReceiptState
+    queued_at: AwareDatetime
+    delivered_at: AwareDatetime | None
+    read_at: AwareDatetime | None
+    acked_at: AwareDatetime | None
+
+
+class ReceiptList(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: list[Receipt]
 
 
 class AckRequest(BaseModel):
@@ -546,29 +550,10 @@ class ReactionCreate(BaseModel):
     emoji: Annotated[str, Field(max_length=32, min_length=1)]
 
 
-class Thread(BaseModel):
-    model_config = ConfigDict(
-        populate_by_name=True,
-    )
-    root_id: Annotated[
-        str,
-        Field(
-            description='The earliest message of the thread the caller may see.',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
-        ),
-    ]
-    data: list[Message]
-    next_cursor: Annotated[
-        str | None,
-        Field(
-            description='Pass as `cursor` for the rest of the thread; null on its last page.'
-        ),
-    ] = None
-
-
 class EventType(StrEnum):
     new_message = 'new_message'
     message_acked = 'message_acked'
+    message_receipt = 'message_receipt'
     presence_change = 'presence_change'
     kv_update = 'kv_update'
     new_ref = 'new_ref'
@@ -594,7 +579,7 @@ class Event(BaseModel):
     data: Annotated[
         dict[str, Any],
         Field(
-            description='new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n'
+            description='new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n'
         ),
     ]
 
@@ -986,4 +971,94 @@ class Problem(BaseModel):
     request_id: str
     errors: Annotated[
         list[FieldError] | None, Field(description='Field-level validation errors.')
+    ] = None
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    id: Annotated[
+        str,
+        Field(
+            description='A ULID (26 Crockford base32 characters).',
+            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+        ),
+    ]
+    project_id: Annotated[
+        str,
+        Field(
+            description='A ULID (26 Crockford base32 characters).',
+            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+        ),
+    ]
+    from_: Annotated[
+        str,
+        Field(
+            alias='from',
+            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
+            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+        ),
+    ]
+    to: Annotated[
+        str | None, Field(description="The recipient's slug; null for a broadcast.")
+    ]
+    broadcast: bool
+    type: MessageType
+    priority: MessagePriority
+    reply_to: str | None
+    topic: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
+    payload: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
+    metadata: Annotated[
+        str | None, Field(json_schema_extra={'x-nexysync-encrypted': True})
+    ]
+    status: Annotated[
+        Status1,
+        Field(
+            description="The message's state for the caller; `sent` when the caller sent it."
+        ),
+    ]
+    pinned: bool
+    reactions: list[Reaction]
+    created_at: AwareDatetime
+    expires_at: AwareDatetime
+    receipts: Annotated[
+        ReceiptSummary | None,
+        Field(
+            description="In the sender's view only, how many copies are in each state."
+        ),
+    ] = None
+    recipients: Annotated[
+        list[RecipientPresence] | None,
+        Field(
+            description='In the answer to a send only, whether each recipient holds a stream now.'
+        ),
+    ] = None
+
+
+class MessageList(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: list[Message]
+    next_cursor: str | None
+
+
+class Thread(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    root_id: Annotated[
+        str,
+        Field(
+            description='The earliest message of the thread the caller may see.',
+            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+        ),
+    ]
+    data: list[Message]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass as `cursor` for the rest of the thread; null on its last page.'
+        ),
     ] = None

@@ -1,4 +1,8 @@
-"""Tell the MCP client of new messages: a log notification and an update of ``nexysync://inbox``.
+"""Tell the MCP client of new messages: a Claude Code channel event, a log notification and an update of ``nexysync://inbox``.
+
+The channel event (``notifications/claude/channel``) is the one that puts a message into a
+running Claude Code session; log notifications and resource updates start no turn, but other
+clients show them.
 
 Notifications are sent from the inbox's background task, outside any request, so the MCP session
 to send them on is taken from the requests the client makes (a middleware notes it). Before the
@@ -20,12 +24,25 @@ from mcp_types import EmptyResult, LoggingLevel, SetLevelRequestParams
 
 from nexysync_mcp.inbox import Entry
 
-__all__ = ["INBOX_URI", "Notifier", "announcement", "event_announcement"]
+__all__ = [
+    "CHANNEL_CAPABILITY",
+    "CHANNEL_METHOD",
+    "INBOX_URI",
+    "Notifier",
+    "announcement",
+    "channel_event",
+    "event_announcement",
+]
 
 logger = logging.getLogger(__name__)
 
 INBOX_URI = "nexysync://inbox"
 LOGGER_NAME = "nexysync"
+#: Claude Code's experimental capability: a server that declares it may push channel events.
+CHANNEL_CAPABILITY: dict[str, dict[str, Any]] = {"claude/channel": {}}
+CHANNEL_METHOD = "notifications/claude/channel"
+#: Payload characters a channel event carries; the rest is read with ns_message read.
+CHANNEL_PAYLOAD_CHARS = 4000
 #: The MCP log levels, least severe first.
 LEVELS: tuple[str, ...] = get_args(LoggingLevel)
 
@@ -38,6 +55,34 @@ def announcement(entry: Entry) -> str:
         f"New NexySync message {entry.id} from {entry.sender} ({entry.type}, {entry.priority}{extra}){about}. "
         f"Read it with ns_message action=read id={entry.id}."
     )
+
+
+def channel_event(entry: Entry) -> dict[str, Any]:
+    """Return the params of a message's channel event: its content in words, and identifier-only meta.
+
+    Claude Code shows ``meta`` as attributes of the ``<channel>`` tag; it keeps only keys made
+    of letters, digits and underscores, with string values, so nothing else goes there.
+    """
+    meta = {"message_id": entry.id, "from": entry.sender, "type": entry.type, "priority": entry.priority}
+    if entry.reply_to:
+        meta["reply_to"] = entry.reply_to
+    message = entry.message
+    if message is not None and message.broadcast:
+        meta["broadcast"] = "true"
+    head = f"NexySync message {entry.id} from {entry.sender} ({entry.type}, {entry.priority} priority"
+    head += f", replying to {entry.reply_to})" if entry.reply_to else ")"
+    if message is None:
+        why = entry.error or "it could not be fetched"
+        body = f"{head}: {why}. Read it with ns_message action=read id={entry.id}."
+    else:
+        payload = message.payload
+        cut = len(payload) > CHANNEL_PAYLOAD_CHARS
+        body = f"{head}\nTopic: {message.topic}\n\n{payload[:CHANNEL_PAYLOAD_CHARS]}"
+        if cut:
+            rest = len(payload) - CHANNEL_PAYLOAD_CHARS
+            body += f"\n[... {rest} more characters: read the rest with ns_message action=read id={entry.id}]"
+    body += f"\n\nAnswer with ns_message action=send to={entry.sender} reply_to={entry.id}."
+    return {"content": body, "meta": meta}
 
 
 def event_announcement(kind: str, data: dict[str, Any]) -> str | None:
@@ -84,10 +129,11 @@ class Notifier:
         return await call_next(ctx)
 
     async def announce(self, entry: Entry) -> None:
-        """Tell the client of a new message: a log message, then the inbox resource's update."""
+        """Tell the client of a new message: a channel event, a log message, then the inbox resource's update."""
         session = self._session
         if session is not None:
             try:
+                await self._channel(session, entry)
                 await self._log(session, announcement(entry))
                 await session.send_resource_updated(INBOX_URI)
             except Exception as error:  # the client went away: the message stays cached for check/wait
@@ -104,6 +150,13 @@ class Notifier:
             await self._log(session, text)
         except Exception as error:  # the client went away: the tools still list what changed
             logger.info("could not notify the MCP client of a %s event: %r", kind, error)
+
+    @staticmethod
+    async def _channel(session: ServerSession, entry: Entry) -> None:
+        # ServerSession sends only the notifications the protocol defines; this one is Claude
+        # Code's, so it goes out on the connection's own channel, which both protocol
+        # generations keep open for server notifications (a client that does not know it ignores it).
+        await session._connection.notify(CHANNEL_METHOD, channel_event(entry))
 
     async def _log(self, session: ServerSession, text: str) -> None:
         if self.logs_wanted:

@@ -8,11 +8,15 @@ Plaintext in and out; the SDK encrypts.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import datetime as dt
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nexysync import APIError, DecryptionError, KeyFileError
 from nexysync_mcp.agent import AgentLink, credentials_from_arguments
@@ -25,20 +29,29 @@ from nexysync_mcp.sharing import SPECS as SHARING_SPECS
 from nexysync_mcp.sharing import Sharing, undecryptable_lines
 
 if TYPE_CHECKING:
-    from nexysync_generated.models import Message
+    from nexysync_generated.models import Message, RecipientPresence
 
-__all__ = ["SPECS", "Reply", "Tools", "dumps", "message_view", "preview_view"]
+__all__ = ["SPECS", "Progress", "Reply", "Tools", "delivery_note", "dumps", "message_view", "preview_view"]
+
+#: Reports progress of the current tool call: ``(progress, total, message)``; a no-op when the
+#: caller gave no progress token.
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+_T = TypeVar("_T")
+_PROGRESS: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("nexysync_progress", default=None)
 
 logger = logging.getLogger(__name__)
 
 META_ACTIONS = ("whoami", "agents", "presence", "quota", "update_role")
-MESSAGE_ACTIONS = ("send", "broadcast", "check", "read", "ack", "thread", "react", "pin", "unpin", "wait")
+MESSAGE_ACTIONS = ("send", "broadcast", "check", "read", "ack", "thread", "react", "pin", "unpin", "wait", "status")
 TYPES = ("request", "response", "notification")
 PRIORITIES = ("normal", "urgent", "blocking")
 PREVIEW_CHARS = 120
 CHECK_LIMIT = 50
-WAIT_DEFAULT_S = 60.0
+#: Under the 60 s that many MCP clients allow a tool call; longer waits stay allowed.
+WAIT_DEFAULT_S = 50.0
 WAIT_MAX_S = 600.0
+#: Progress is reported this often during a wait (more often in a short one).
+PROGRESS_EVERY_S = 5.0
 
 SPECS: tuple[ToolSpec, ...] = (
     ToolSpec(
@@ -73,7 +86,7 @@ SPECS: tuple[ToolSpec, ...] = (
             "check: unread messages with previews; read: full message by id (marks it read); "
             "ack: mark ids done; thread: the thread of id; react: emoji on id; pin/unpin: id; "
             "wait: block until an unread message (from `from`) or a reply to `reply_to` arrives, "
-            "or timeout seconds pass."
+            "or timeout seconds pass; status: whether id was delivered, read, acked per recipient."
         ),
         params=(
             Param("action", "What to do.", enum=MESSAGE_ACTIONS),
@@ -83,7 +96,7 @@ SPECS: tuple[ToolSpec, ...] = (
             Param("type", "Default: response with reply_to, else notification.", enum=TYPES),
             Param("priority", "Default: normal.", enum=PRIORITIES),
             Param("reply_to", "Id of the message answered (send); wait for its reply (wait)."),
-            Param("id", "Message id (read, thread, react, pin, unpin)."),
+            Param("id", "Message id (read, thread, react, pin, unpin, status)."),
             Param("ids", "Message ids (ack).", type="array"),
             Param("emoji", "Reaction (react)."),
             Param("from", "Only messages from this agent slug (check, wait)."),
@@ -156,12 +169,19 @@ class Tools:
             "ns_file": sharing.file,
         }
 
-    async def call(self, name: str, arguments: Mapping[str, Any]) -> Reply:
-        """Run one tool call; any failure becomes a one-line error reply."""
+    async def call(self, name: str, arguments: Mapping[str, Any], progress: Progress | None = None) -> Reply:
+        """Run one tool call; any failure becomes a one-line error reply.
+
+        Args:
+            name: The tool.
+            arguments: Its arguments as the client sent them.
+            progress: Reports the call's progress to the client (``wait`` uses it).
+        """
         try:
             handler = self._handlers[name]
         except KeyError:
             return Reply(f"Unknown tool {name!r}.", is_error=True)
+        token = _PROGRESS.set(progress)
         try:
             return Reply(await handler(arguments))
         except ToolFailure as error:
@@ -172,6 +192,8 @@ class Tools:
             api_url = self._link.credentials.api_url if self._link.credentials else None
             recipient = arguments.get("to") if isinstance(arguments.get("to"), str) else None
             return Reply(describe(error, api_url=api_url, recipient=recipient), is_error=True)
+        finally:
+            _PROGRESS.reset(token)
 
     # -- ns_auth -------------------------------------------------------------------------------
 
@@ -246,6 +268,8 @@ class Tools:
             return await self._read(args.required_text("id"))
         if action == "wait":
             return await self._wait(args)
+        if action == "status":
+            return await self._status(args.required_text("id"))
         if action == "ack":
             ids = args.strings("ids") or args.strings("id")
             if not ids:
@@ -287,7 +311,23 @@ class Tools:
         sent["type"] = message.type.value
         if message.reply_to:
             sent["reply_to"] = message.reply_to
+        # Stored is all a send knows: the copies are queued until each recipient fetches them.
+        sent["state"] = "queued"
+        sent["note"] = delivery_note(message.recipients or [], broadcast=broadcast)
         return dumps(sent)
+
+    async def _status(self, message_id: str) -> str:
+        client = self._link.require()
+        receipts = await client.messages.receipts(message_id)
+        rows = []
+        for receipt in receipts.data:
+            row: dict[str, Any] = {"agent": receipt.agent, "state": str(receipt.state)}
+            for step in ("delivered", "read", "acked"):
+                when = getattr(receipt, f"{step}_at")
+                if when is not None:
+                    row[f"{step}_at"] = _time(when)
+            rows.append(row)
+        return dumps({"id": message_id, "receipts": rows, "summary": dict(Counter(row["state"] for row in rows))})
 
     async def _check(self, args: Arguments) -> str:
         client = self._link.require()
@@ -354,7 +394,7 @@ class Tools:
         deadline = time.monotonic() + timeout
         inbox = self._link.inbox
         if inbox is not None and inbox.synced:
-            entry = await inbox.wait_for(sender=sender, reply_to=reply_to, timeout=timeout)
+            entry = await _with_progress(inbox.wait_for(sender=sender, reply_to=reply_to, timeout=timeout), timeout)
             if entry is not None:
                 return await self._deliver(entry)
             if inbox.synced:
@@ -364,12 +404,71 @@ class Tools:
             return f"No matching message arrived within {timeout:g} s."
         # No live cache (starting, or the stream is reconnecting): the SDK waits on its own stream.
         try:
-            message = await client.messages.wait(reply_to=reply_to, from_=sender, timeout=remaining)
+            message = await _with_progress(
+                client.messages.wait(reply_to=reply_to, from_=sender, timeout=remaining), timeout
+            )
         except TimeoutError:
             return f"No matching message arrived within {timeout:g} s."
         if inbox is not None:
             inbox.remember(message)
         return dumps(message_view(message))
+
+
+async def _with_progress(waiting: Awaitable[_T], timeout: float) -> _T:
+    """Await ``waiting``, reporting progress every few seconds (when the caller asked for progress)."""
+    progress = _PROGRESS.get()
+    if progress is None:
+        return await waiting
+    task = asyncio.ensure_future(waiting)
+    every = min(PROGRESS_EVERY_S, max(0.5, timeout / 4))
+    started = time.monotonic()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=every)
+            if done:
+                return task.result()
+            waited = time.monotonic() - started
+            await progress(round(waited, 1), timeout, f"waiting for a message: {waited:.0f} s of {timeout:g} s")
+    finally:
+        task.cancel()
+
+
+def _seen(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """Say when an agent was last seen, as people say it ("last seen 12 min ago")."""
+    if when is None:
+        return "never seen yet"
+    seconds = ((now or dt.datetime.now(dt.UTC)) - when).total_seconds()
+    if seconds < 90:
+        return "last seen just now"
+    if seconds < 90 * 60:
+        return f"last seen {seconds / 60:.0f} min ago"
+    if seconds < 36 * 3600:
+        return f"last seen {seconds / 3600:.0f} h ago"
+    return f"last seen {seconds / 86400:.0f} days ago"
+
+
+def delivery_note(recipients: list[RecipientPresence], *, broadcast: bool, now: dt.datetime | None = None) -> str:
+    """Say what a send did, in words: queued, and which recipients hear of it now.
+
+    Never "sent" or "delivered": a recipient has the message only once its client fetched it
+    (``status`` tells when).
+    """
+    online = [r.agent for r in recipients if r.online]
+    offline = [f"{r.agent} ({_seen(r.last_seen_at, now)})" for r in recipients if not r.online]
+    if not recipients:
+        return "queued: no other agent is in the project yet"
+    if not broadcast and len(recipients) == 1:
+        (only,) = recipients
+        if only.online:
+            return f"queued: {only.agent} is online; it will be told now"
+        return f"queued: {only.agent} is offline ({_seen(only.last_seen_at, now)}); it gets it when it connects"
+    parts = []
+    if online:
+        parts.append(f"online, told now: {', '.join(online)}")
+    if offline:
+        parts.append(f"offline, get it when they connect: {', '.join(offline)}")
+    agents = f"{len(recipients)} agent{'s' if len(recipients) != 1 else ''}"
+    return f"queued for {agents}; " + "; ".join(parts)
 
 
 def _push_state(inbox: Inbox | None) -> str:

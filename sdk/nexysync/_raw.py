@@ -9,8 +9,9 @@ against the one signature in ``nexysync.resources``, and only the return type ch
 copied but the method names; a unit test builds the classes over a raw client and checks that every
 operation method of every resource is here and is the resource's own.
 
-Methods that are not one operation (``messages.wait``, ``files.upload``, ``files.download``) are left
-out of the types: through the raw view they would receive a ``RawResponse`` where they expect a model.
+Methods that are not one operation (``messages.wait``, ``messages.wait_for``, ``files.upload``,
+``files.download``) are left out of the types: through the raw view they would receive a
+``RawResponse`` where they expect a model.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class MessagesWithRawResponse(_RawView):
         self.get = _raw(messages.get)
         self.ack = _raw(messages.ack)
         self.thread = _raw(messages.thread)
+        self.receipts = _raw(messages.receipts)
         self.react = _raw(messages.react)
         self.pin = _raw(messages.pin)
         self.unpin = _raw(messages.unpin)
@@ -124,6 +126,7 @@ class AsyncMessagesWithRawResponse(_RawView):
         self.get = _araw(messages.get)
         self.ack = _araw(messages.ack)
         self.thread = _araw(messages.thread)
+        self.receipts = _araw(messages.receipts)
         self.react = _araw(messages.react)
         self.pin = _araw(messages.pin)
         self.unpin = _araw(messages.unpin)

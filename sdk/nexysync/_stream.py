@@ -75,7 +75,8 @@ class _EventBase:
 
     Attributes:
         seq: Position in the project's event log (the value to resume after).
-        type: ``new_message``, ``message_acked``, ``presence_change``, ``kv_update``, ``new_ref`` or ``reset``
+        type: ``new_message``, ``message_acked``, ``message_receipt``, ``presence_change``, ``kv_update``,
+            ``new_ref``, ``new_file`` or ``reset``
             (a ``reset`` says events were lost: re-list the inbox).
         created_at: When the event happened.
         data: The event's routing data (never encrypted content).

@@ -22,6 +22,7 @@ from .ratelimit import RateLimiter
 from .realtime.hub import Hub
 from .realtime.keycheck import KeyCheck
 from .realtime.presence import Presence
+from .realtime.receipts import Receipts
 from .realtime.watcher import Watcher
 from .resources import Context, agents, auth, files, health, kv, me, messages, owner, projects, realtime, refs
 from .security import PasswordHasher
@@ -80,13 +81,14 @@ def create_app(settings: Settings | None = None) -> Api:
     key_check = KeyCheck(hub, store.agents, settings.key_check_interval_s)
     watcher = Watcher(store.events.col, hub)
     presence = Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s)
+    receipts = Receipts(store, hub, settings.receipt_sweep_interval_s, settings.receipt_sweep_interval_s)
     limiter = RateLimiter(store.db, settings.rate_limit_per_minute)
     human_limiter = RateLimiter(store.db, settings.human_rate_limit_per_minute, "user", "human-rate-limit")
     app = Api(
         hub,
         middleware=[
             RequestId(),
-            Lifespan(store, hub, watcher, presence, [limiter, human_limiter], auth_limits, key_check),
+            Lifespan(store, hub, watcher, presence, [limiter, human_limiter], auth_limits, key_check, receipts),
             Authentication(settings, store, limiter, human_limiter, auth_limits),
         ],
     )
@@ -114,10 +116,11 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/me", me.Me(ctx))
     app.add_route("/v1/agents", me.Directory(ctx))
     app.add_route("/v1/quota", me.Quota(ctx))
-    app.add_route("/v1/messages", messages.Collection(ctx, hub))
-    app.add_route("/v1/messages/ack", messages.Ack(ctx, hub))
-    app.add_route("/v1/messages/{message_id}", messages.Item(ctx))
-    app.add_route("/v1/messages/{message_id}/thread", messages.Thread(ctx))
+    app.add_route("/v1/messages", messages.Collection(ctx, hub, receipts))
+    app.add_route("/v1/messages/ack", messages.Ack(ctx, hub, receipts))
+    app.add_route("/v1/messages/{message_id}", messages.Item(ctx, receipts))
+    app.add_route("/v1/messages/{message_id}/receipts", messages.MessageReceipts(ctx))
+    app.add_route("/v1/messages/{message_id}/thread", messages.Thread(ctx, receipts))
     app.add_route("/v1/messages/{message_id}/reactions", messages.Reactions(ctx))
     app.add_route("/v1/messages/{message_id}/pin", messages.Pin(ctx))
     app.add_route("/v1/stream", realtime.Stream(ctx, hub, presence))

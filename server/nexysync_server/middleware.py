@@ -16,6 +16,7 @@ from .ratelimit import RateLimiter
 from .realtime.hub import Hub
 from .realtime.keycheck import KeyCheck
 from .realtime.presence import Presence
+from .realtime.receipts import Receipts
 from .realtime.watcher import Watcher
 from .security import API_KEY_RE, api_key_prefix, read_access_token
 from .settings import Settings
@@ -159,6 +160,7 @@ class Lifespan:
         limiters: list[RateLimiter],
         auth_limits: AuthLimits,
         key_check: KeyCheck,
+        receipts: Receipts,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -167,6 +169,7 @@ class Lifespan:
         self._limiters = limiters
         self._auth_limits = auth_limits
         self._key_check = key_check
+        self._receipts = receipts
 
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Create every index before the first request, then start the background tasks."""
@@ -180,9 +183,11 @@ class Lifespan:
         self._watcher.start()
         self._presence.start()
         self._key_check.start()
+        self._receipts.start()
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Stop the background tasks, write what is held in memory, close the database."""
+        await self._receipts.stop()
         await self._key_check.stop()
         await self._presence.stop()
         await self._watcher.stop()

@@ -48,6 +48,8 @@ class Settings:
     file_retention_days: float = 30.0
     file_pending_ttl_s: float = 3600.0
     file_sweep_interval_s: float = 60.0
+    # Delivery receipts: a step whose teller died is told by the sweep once this old.
+    receipt_sweep_interval_s: float = 5.0
     # Abuse resistance (see README "Security model"): limits on every way in, quotas on every byte.
     # Password hashing: Argon2id at OWASP's first recommendation (19 MiB, 2 passes, 1 lane).
     password_hash_memory_kib: int = 19456

@@ -157,7 +157,12 @@ class CliProject:
 
 
 def provision_project(
-    api_url: str, root: Path, agents: Sequence[str] = ("alice", "bob"), *, write_config: str | None = None
+    api_url: str,
+    root: Path,
+    agents: Sequence[str] = ("alice", "bob"),
+    *,
+    write_config: str | None = None,
+    hooks: bool = False,
 ) -> CliProject:
     """Register an owner, create a project and ``nexysync init`` one workspace per agent, all with the CLI.
 
@@ -165,7 +170,8 @@ def provision_project(
         api_url: The API root, e.g. ``dev_server.base_url``.
         root: A temp dir; the config dir is ``root/nexysync-config``, workspaces ``root/<slug>``.
         agents: The agents' slugs.
-        write_config: Passed to ``init --write-config`` (``claude``, ``cursor``, ``vscode``, ``all``).
+        write_config: Passed to ``init --write-config`` (``claude``, ``cursor``, ``vscode``, ``codex``, ``all``).
+        hooks: Pass ``--hooks`` to ``init`` too.
     """
     config_dir = root / "nexysync-config"
     email = f"cli-{secrets.token_hex(5)}@example.test"
@@ -183,6 +189,8 @@ def provision_project(
         args = ["init", "--project", name, "--agent", slug, "--name", slug.title(), "--dir", str(workspace)]
         if write_config:
             args += ["--write-config", write_config]
+        if hooks:
+            args.append("--hooks")
         run_json(args, config_dir=config_dir)
         made.workspaces[slug] = workspace
     return made

@@ -158,3 +158,31 @@ class Team:
         )
         assert response.status_code == 201, response.text
         return body["id"]
+
+
+async def receipt_events(stream: EventStream, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """Return the data of the next ``count`` ``message_receipt`` events (others are skipped)."""
+    found: list[dict[str, Any]] = []
+    async with asyncio.timeout(timeout):
+        while len(found) < count:
+            frame = await stream.event(timeout)
+            if frame.event == "message_receipt":
+                assert frame.data is not None
+                found.append(frame.data["data"])
+    return found
+
+
+async def no_more_receipts(stream: EventStream, team: Team, http: httpx.AsyncClient, to: str = "alice") -> None:
+    """Fail if a ``message_receipt`` reaches ``to``'s stream before a marker sent now (a step told twice).
+
+    Events come in ``seq`` order, and a step is told by the server that took it right after its
+    request answered, so a step told again by the requests made so far almost always comes before
+    the marker's ``new_message`` (this can miss a late duplicate; it never fails a correct server).
+    """
+    marker = await team.send(http, next(slug for slug in team.keys if slug != to), to)
+    async with asyncio.timeout(15):
+        while True:
+            frame = await stream.event()
+            assert frame.event != "message_receipt", frame.data
+            if frame.event == "new_message" and frame.data and frame.data["data"]["id"] == marker:
+                return

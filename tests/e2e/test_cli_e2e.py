@@ -74,6 +74,28 @@ def test_send_from_one_workspace_is_tailed_decrypted_in_the_other(team: CliProje
         assert sent["id"] in {m.id for m in bob.messages.list(status="unread")}
 
 
+def test_send_says_who_is_offline_and_status_shows_each_step(team: CliProject) -> None:
+    alice, bob_dir = team.workspaces["alice"], team.workspaces["bob"]
+    sent = run_cli(["send", "--to", "bob", "--topic", "t", "--payload", "p"], config_dir=team.config_dir, cwd=alice)
+    assert sent.returncode == 0, sent.stderr
+    assert "Queued" in sent.stdout and "Offline (will get it when they connect): bob." in sent.stdout
+    assert "Sent" not in sent.stdout and "deliver" not in sent.stdout.lower()
+    message_id = sent.stdout.split()[1]
+    status = run_cli(["status", message_id], config_dir=team.config_dir, cwd=alice)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines()[1].split()[:2] == ["bob", "queued"]
+    with Client.from_key_file(key_file(team, "bob")) as bob:
+        bob.messages.get(message_id)
+    waited = run_json(
+        ["status", message_id, "--wait", "read", "--timeout", "30"], config_dir=team.config_dir, cwd=bob_dir
+    )
+    (receipt,) = waited["data"]
+    assert receipt["agent"] == "bob" and receipt["state"] == "read" and receipt["read_at"]
+    late = run_cli(["status", message_id, "--wait", "acked", "--timeout", "0.5"], config_dir=team.config_dir, cwd=alice)
+    assert late.returncode == 1 and "not every copy was acked" in late.stderr
+    assert "bob" in late.stderr and "read" in late.stderr
+
+
 def test_tail_resumes_where_it_stopped(team: CliProject) -> None:
     bob = team.workspaces["bob"]
     # The first run only fixes the position: it times out having seen nothing, exit 0.

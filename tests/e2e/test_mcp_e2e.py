@@ -500,3 +500,68 @@ async def test_the_mcp_server_survives_an_api_restart(dev_servers: Callable[...,
         # The push itself survived: the message was announced, and the stream is followed still.
         await bob.until(lambda: any(after["id"] in line for line in bob.logs), "the announcement after the restart")
         await live(bob)
+
+
+async def test_tools_declare_annotations_and_output_schemas_and_answer_structured(workspaces: Workspaces) -> None:
+    async with mcp_agent(workspaces.dirs["alice"]) as alice:
+        listed = await alice.session.list_tools()
+        for tool in listed.tools:
+            assert tool.annotations is not None and tool.annotations.title, tool.name
+            for hint in ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint"):
+                assert isinstance(getattr(tool.annotations, hint), bool), (tool.name, hint)
+            assert tool.output_schema is not None and tool.output_schema["type"] == "object"
+        kv = next(tool for tool in listed.tools if tool.name == "ns_kv")
+        assert kv.annotations is not None and kv.annotations.destructive_hint is True
+        # The client checks every result against the tool's output schema; the text stays for older clients.
+        result = await alice.session.call_tool("ns_meta", {"action": "whoami"})
+        assert result.structured_content == json.loads(result.content[0].text)  # type: ignore[union-attr]
+        agents = await alice.session.call_tool("ns_meta", {"action": "agents"})
+        assert agents.structured_content == {"items": json.loads(agents.content[0].text)}  # type: ignore[union-attr]
+        quiet = await alice.session.call_tool("ns_message", {"action": "wait", "timeout": 0.2})
+        assert quiet.structured_content == {"text": "No matching message arrived within 0.2 s."}
+
+
+async def test_send_says_queued_and_who_hears_now_and_status_follows_each_step(workspaces: Workspaces) -> None:
+    async with mcp_agent(workspaces.dirs["alice"]) as alice:
+        sent = await alice.ok("ns_message", action="send", to="bob", topic="t", payload="p")
+        assert sent["state"] == "queued"
+        assert sent["note"] == "queued: bob is offline (never seen yet); it gets it when it connects"
+        text = json.dumps(sent).lower()
+        assert "sent" not in text and "delivered" not in text
+        status = await alice.ok("ns_message", action="status", id=sent["id"])
+        assert status["receipts"] == [{"agent": "bob", "state": "queued"}] and status["summary"] == {"queued": 1}
+        async with mcp_agent(workspaces.dirs["bob"]) as bob:
+            await live(bob)
+            online = await alice.ok("ns_message", action="send", to="bob", topic="t2", payload="p2")
+            assert online["note"] == "queued: bob is online; it will be told now"
+            await bob.until(lambda: any(online["id"] in line for line in bob.logs), "the push of the second message")
+            (pushed,) = (await alice.ok("ns_message", action="status", id=online["id"]))["receipts"]
+            assert pushed["state"] == "delivered" and "delivered_at" in pushed
+            await bob.ok("ns_message", action="read", id=online["id"])
+            await bob.ok("ns_message", action="ack", ids=[sent["id"]])
+            deadline = time.monotonic() + DEADLINE_S
+            while (await alice.ok("ns_message", action="status", id=online["id"]))["receipts"][0]["state"] != "read":
+                assert time.monotonic() < deadline, "the read never reached the receipt"
+                await asyncio.sleep(0.05)
+            (acked,) = (await alice.ok("ns_message", action="status", id=sent["id"]))["receipts"]
+            assert acked["state"] == "acked" and {"delivered_at", "read_at", "acked_at"} <= set(acked)
+
+
+async def test_wait_reports_progress_to_a_caller_that_asked_for_it(workspaces: Workspaces) -> None:
+    reports: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reports.append((progress, total, message))
+
+    async with mcp_agent(workspaces.dirs["alice"]) as alice:
+        await live(alice)
+        result = await alice.session.call_tool(
+            "ns_message", {"action": "wait", "timeout": 2}, progress_callback=on_progress
+        )
+        assert not result.is_error
+        # Without a progress token nothing is reported.
+        await alice.session.call_tool("ns_message", {"action": "wait", "timeout": 1})
+    assert len(reports) >= 2
+    assert all(total == 2 for _, total, _ in reports)
+    assert [p for p, _, _ in reports] == sorted(p for p, _, _ in reports)
+    assert "waiting for a message" in (reports[0][2] or "")

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from realtime_support import EventStream, Team
+from realtime_support import EventStream, Team, no_more_receipts, receipt_events
 
 from nexysync_server.embedded import free_port
 from server_env import TEST_SERVER_ENV
@@ -322,6 +322,29 @@ async def test_two_workers_deliver_every_event_to_every_stream_once(
         finally:
             for stream in streams:
                 await stream.__aexit__()
+
+
+async def test_receipts_across_two_workers_tell_each_step_once(server_processes: Callable[[list[str]], str]) -> None:
+    base_url = server_processes(["serve", "--workers", "2"])
+    team = Team(base_url, ["alice", "bob", "carol"])
+    # A new connection per request spreads bob's fetches, reads and acks over both workers.
+    async with (
+        httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)) as http,
+        EventStream(base_url, team.keys["alice"]) as alice,
+    ):
+        sent = [await team.send(http, "alice", None) for _ in range(4)]
+        bob = {"Authorization": f"Bearer {team.keys['bob']}"}
+        for message_id in sent:
+            await http.get(f"{base_url}/v1/messages/{message_id}?mark_read=false", headers=bob)
+            await http.get(f"{base_url}/v1/messages/{message_id}", headers=bob)
+            await http.get(f"{base_url}/v1/messages", headers=bob)
+        await http.post(f"{base_url}/v1/messages/ack", json={"ids": sent}, headers=bob)
+        steps = await receipt_events(alice, 12, timeout=30)
+        await no_more_receipts(alice, team, http)
+    assert sorted((s["message_id"], s["state"]) for s in steps) == sorted(
+        (message_id, state) for message_id in sent for state in ("delivered", "read", "acked")
+    )
+    assert {s["agent"] for s in steps} == {"bob"}
 
 
 async def test_a_stopping_server_ends_streams_so_clients_resume_elsewhere(

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 
 class Agents:
-    """A fresh project on one server with agents alice and bob sharing one key ring."""
+    """A fresh project on one server with agents alice, bob and carol sharing one key ring."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
@@ -32,7 +32,7 @@ class Agents:
             self.project_id = owner.projects.create(name="sdk stream").id
             self.keys = {
                 slug: owner.project_agents.create(self.project_id, slug=slug, name=slug).api_key
-                for slug in ("alice", "bob")
+                for slug in ("alice", "bob", "carol")
             }
 
     def client(self, slug: str) -> Client:
@@ -163,3 +163,38 @@ async def test_async_wait_returns_the_reply_from_the_stream(dev_server: Any) -> 
             with pytest.raises(TimeoutError):
                 await bob.messages.wait(reply_to=reply.id, timeout=0.5)
     assert (got.id, got.payload) == (reply.id, "async!")
+
+
+def test_wait_for_returns_once_the_recipient_has_read_the_message(dev_server: Any) -> None:
+    agents = Agents(dev_server.base_url)
+    with agents.client("alice") as alice, agents.client("bob") as bob, ThreadPoolExecutor(1) as pool:
+        sent = alice.messages.send("bob", topic="receipt", payload="read me")
+        assert sent.receipts is not None and sent.receipts.queued == 1
+        assert [(r.agent, str(r.state)) for r in alice.messages.receipts(sent.id).data] == [("bob", "queued")]
+        waiting = pool.submit(alice.messages.wait_for, sent.id, state="read", timeout=30)
+        streaming(bob, "alice")
+        assert bob.messages.get(sent.id, mark_read=False).payload == "read me"
+        assert not waiting.done() or str(waiting.result().data[0].state) == "read"
+        bob.messages.get(sent.id)
+        (receipt,) = waiting.result(timeout=30).data
+        assert (receipt.agent, str(receipt.state)) == ("bob", "read")
+        assert receipt.delivered_at is not None and receipt.read_at is not None
+        # Already past "delivered": returns at once, from the first read of the receipts.
+        assert str(alice.messages.wait_for(sent.id, state="delivered", timeout=5).data[0].state) == "read"
+        with pytest.raises(ValueError, match="state must be one of"):
+            alice.messages.wait_for(sent.id, state="seen")
+
+
+async def test_async_wait_for_an_ack_of_one_recipient_and_its_timeout(dev_server: Any) -> None:
+    agents = Agents(dev_server.base_url)
+    with agents.client("bob") as bob, agents.client("carol"):
+        async with agents.async_client("alice") as alice:
+            sent = await alice.messages.send(topic="all", payload="ack me", broadcast=True)
+            with pytest.raises(TimeoutError):
+                await alice.messages.wait_for(sent.id, state="acked", agent="bob", timeout=0.5)
+            waiting = asyncio.create_task(alice.messages.wait_for(sent.id, state="acked", agent="bob", timeout=30))
+            await asyncio.to_thread(streaming, bob, "alice")
+            await asyncio.to_thread(bob.messages.ack, [sent.id])
+            receipts = await asyncio.wait_for(waiting, 30)
+    states = {r.agent: str(r.state) for r in receipts.data}
+    assert states == {"bob": "acked", "carol": "queued"}

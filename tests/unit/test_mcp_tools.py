@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -28,15 +29,15 @@ from nexysync import (
     UndecryptableRecord,
 )
 from nexysync.crypto import encrypted_file_size
-from nexysync_generated.models import File, KvEntry, Message
+from nexysync_generated.models import File, KvEntry, Message, RecipientPresence
 from nexysync_mcp.agent import AgentLink
 from nexysync_mcp.arguments import Arguments
 from nexysync_mcp.errors import ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
-from nexysync_mcp.notify import announcement, event_announcement
+from nexysync_mcp.notify import CHANNEL_PAYLOAD_CHARS, announcement, channel_event, event_announcement
 from nexysync_mcp.server import mcp_tool
 from nexysync_mcp.sharing import DOWNLOADS, INLINE_BYTES, safe_name
-from nexysync_mcp.tools import SPECS, Reply, Tools, message_view, preview_view
+from nexysync_mcp.tools import SPECS, Reply, Tools, delivery_note, message_view, preview_view
 from nexysync_mcp.workspace import Workspace
 
 ULID = "01JAAAAAAAAAAAAAAAAAAAAAA{}"
@@ -129,7 +130,7 @@ def test_schemas_are_flat_and_small() -> None:
 async def test_a_json_looking_payload_reaches_the_tool_as_the_string_it_is() -> None:
     seen: list[dict[str, Any]] = []
 
-    async def record(name: str, arguments: Mapping[str, Any]) -> Reply:
+    async def record(name: str, arguments: Mapping[str, Any], progress: Any = None) -> Reply:
         seen.append(dict(arguments))
         return Reply("ok")
 
@@ -711,3 +712,68 @@ async def test_a_thread_names_the_messages_that_cannot_be_decrypted() -> None:
         f"Message {ULID.format(2)} from carol could not be decrypted: "
         "ask the user to check the project key (enc_key) of both agents."
     ]
+
+
+def test_the_delivery_note_says_queued_and_who_hears_now() -> None:
+    now = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+    frontend = RecipientPresence(agent="frontend", online=False, last_seen_at=now - dt.timedelta(minutes=12))
+    backend = RecipientPresence(agent="backend", online=True, last_seen_at=now)
+    new = RecipientPresence(agent="docs", online=False, last_seen_at=None)
+    assert delivery_note([frontend], broadcast=False, now=now) == (
+        "queued: frontend is offline (last seen 12 min ago); it gets it when it connects"
+    )
+    assert delivery_note([backend], broadcast=False, now=now) == "queued: backend is online; it will be told now"
+    assert delivery_note([backend, frontend, new], broadcast=True, now=now) == (
+        "queued for 3 agents; online, told now: backend; offline, get it when they connect: "
+        "frontend (last seen 12 min ago), docs (never seen yet)"
+    )
+    assert delivery_note([], broadcast=True, now=now) == "queued: no other agent is in the project yet"
+    assert delivery_note([backend], broadcast=True, now=now) == "queued for 1 agent; online, told now: backend"
+    for note in (delivery_note([frontend], broadcast=False), delivery_note([backend, new], broadcast=True)):
+        assert "sent" not in note and "deliver" not in note
+
+
+def test_a_channel_event_carries_the_message_and_identifier_only_meta() -> None:
+    message = Message.model_validate(
+        {
+            "id": "01HZX0000000000000000000AA",
+            "project_id": "01HZX0000000000000000000PP",
+            "from": "frontend",
+            "to": None,
+            "broadcast": True,
+            "type": "request",
+            "priority": "blocking",
+            "reply_to": "01HZX0000000000000000000BB",
+            "topic": "Contract",
+            "payload": "y" * (CHANNEL_PAYLOAD_CHARS + 10),
+            "metadata": None,
+            "status": "unread",
+            "pinned": False,
+            "reactions": [],
+            "created_at": "2026-01-01T00:00:00Z",
+            "expires_at": "2026-01-08T00:00:00Z",
+        }
+    )
+    params = channel_event(Entry.of(message))
+    assert params["meta"] == {
+        "message_id": message.id,
+        "from": "frontend",
+        "type": "request",
+        "priority": "blocking",
+        "reply_to": message.reply_to,
+        "broadcast": "true",
+    }
+    content = params["content"]
+    assert content.startswith(f"NexySync message {message.id} from frontend (request, blocking priority, replying to")
+    assert "Topic: Contract" in content and "y" * CHANNEL_PAYLOAD_CHARS in content
+    assert f"[... 10 more characters: read the rest with ns_message action=read id={message.id}]" in content
+    assert content.endswith(f"Answer with ns_message action=send to=frontend reply_to={message.id}.")
+    failed = channel_event(Entry(message.id, "frontend", "request", "normal", None, "2026-01-01T00:00:00Z"))
+    assert "could not be fetched" in failed["content"] and "reply_to" not in failed["meta"]
+
+
+def test_wait_fits_a_60_second_client_limit_by_default() -> None:
+    spec = next(spec for spec in SPECS if spec.name == "ns_message")
+    (timeout,) = [param for param in spec.params if param.name == "timeout"]
+    assert "default 50" in timeout.description and "max 600" in timeout.description
+    assert "status" in spec.description and "status" in next(p for p in spec.params if p.name == "action").enum

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import itertools
@@ -584,3 +585,25 @@ def test_any_bytes_round_trip_in_an_envelope_the_contract_accepts(data: bytes, f
 
     assert ENVELOPE_RE.match(envelope), envelope
     assert _open(ring, envelope, field=field) == data
+
+
+async def test_a_message_count_stays_pending_until_its_write_is_done() -> None:
+    from nexysync_server.store.usage import UsageStore
+
+    release = asyncio.Event()
+    written: list[int] = []
+
+    class Collection:
+        async def update_one(self, query: dict[str, Any], update: dict[str, Any], upsert: bool) -> None:
+            await release.wait()
+            written.append(update["$inc"]["messages"])
+
+    usage = UsageStore({"usage_daily": Collection()})  # type: ignore[arg-type]
+    usage.add_messages("p", 3)
+    flushing = asyncio.create_task(usage.flush())
+    await asyncio.sleep(0)  # the flush is now waiting on its write
+    usage.add_messages("p", 2)
+    assert usage.pending_messages("p") == 5 and usage.writes == 0
+    release.set()
+    await flushing
+    assert written == [3] and usage.pending_messages("p") == 2 and usage.writes == 1

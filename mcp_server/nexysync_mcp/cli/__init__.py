@@ -145,10 +145,17 @@ def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser], com
     init.add_argument(
         "--write-config",
         action="append",
-        choices=["claude", "cursor", "vscode", "all"],
+        choices=["claude", "cursor", "vscode", "codex", "all"],
         help="merge the MCP server into this editor's project config (repeatable); printed otherwise",
     )
-    init.add_argument("--mcp-command", help="how editors start the MCP server (default: nexysync-mcp)")
+    init.add_argument(
+        "--hooks",
+        action="store_true",
+        help="also add the prompt and stop hooks (nexysync hook ...) for claude (.claude/settings.json) and codex",
+    )
+    init.add_argument(
+        "--mcp-command", help="how editors start the MCP server (default: the installed nexysync-mcp, by absolute path)"
+    )
     init.add_argument(
         "--enc-key-file",
         metavar="FILE",
@@ -213,6 +220,14 @@ def _add_messaging(
     send.add_argument("--type", default="notification", choices=["request", "response", "notification"])
     send.add_argument("--priority", choices=["normal", "urgent", "blocking"])
     send.add_argument("--reply-to", help="the id of the message this answers")
+    status = agent_options(
+        _command(commands, "status", messaging.run_status, "show where each recipient's copy of a message is", common)
+    )
+    status.add_argument("message_id", help="a message you sent or received")
+    status.add_argument(
+        "--wait", choices=["delivered", "read", "acked"], help="block until every copy got at least this far"
+    )
+    status.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits at most (default: 60)")
     tail = agent_options(
         _command(commands, "tail", messaging.run_tail, "print the agent's messages live, decrypted", common)
     )
@@ -220,6 +235,25 @@ def _add_messaging(
     tail.add_argument("--timeout", type=float, help="stop after this many seconds (exit 1 if --count is not reached)")
     tail.add_argument("--events", action="store_true", help="show the other events too (presence, kv, acks)")
     tail.add_argument("--no-resume", action="store_true", help="start from now, not where the last tail stopped")
+
+
+def _add_hook(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    hook = _command(
+        commands, "hook", _run_hook, "AI tool hooks: new messages for a prompt, no stop while urgent ones wait", common
+    )
+    hook.description = (
+        "Run by Claude Code or Codex as a command hook, the hook's JSON on stdin (see `nexysync init --hooks`). "
+        "user-prompt-submit adds the messages that are new since its last run to the prompt's context; stop keeps "
+        "the turn going while an urgent or blocking message is unread. Both exit 0 and print nothing when there "
+        "is nothing to say."
+    )
+    hook.add_argument("event", choices=["user-prompt-submit", "stop"], help="the hook event")
+
+
+def _run_hook(ctx: Context) -> int:
+    from nexysync_mcp.hooks import main as run_hook
+
+    return run_hook([ctx.args.event])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -237,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_init(commands, common)
     _add_keys(commands, common)
     _add_messaging(commands, common)
+    _add_hook(commands, common)
     return parser
 
 

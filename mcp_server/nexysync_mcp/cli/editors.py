@@ -12,19 +12,56 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nexysync_mcp.cli.errors import CliError
 
-__all__ = ["EDITORS", "SERVER_NAME", "ConfigChange", "Editor", "claude_command", "merge_config", "snippet"]
+__all__ = [
+    "EDITORS",
+    "SERVER_NAME",
+    "ConfigChange",
+    "Editor",
+    "Launch",
+    "claude_command",
+    "installed",
+    "merge_config",
+    "snippet",
+]
 
 #: The name the MCP server is registered under in every editor.
 SERVER_NAME = "nexysync"
 DEFAULT_COMMAND = "nexysync-mcp"
 #: The key file as the editors that expand ``${workspaceFolder}`` name it.
 WORKSPACE_KEY_FILE = "${workspaceFolder}/.nexysync/key"
+
+#: How a program is started: the executable, then any leading arguments (``python -m ...``).
+Launch = tuple[str, ...]
+
+
+def _launch(command: str | Sequence[str]) -> Launch:
+    return (command,) if isinstance(command, str) else tuple(command)
+
+
+def installed(script: str, module: str) -> Launch:
+    """Return how to start one of this installation's commands from any environment, by absolute path.
+
+    An editor started outside the virtualenv has another PATH, so a bare ``nexysync-mcp`` would
+    not start there (and the user sees nothing). The script beside this interpreter comes
+    first (the same installation as this CLI), then one on PATH, then this interpreter running
+    the module.
+    """
+    beside = Path(sys.executable).with_name(script)
+    if beside.is_file():
+        return (str(beside),)
+    found = shutil.which(script)
+    if found is not None:
+        return (str(Path(found).absolute()),)
+    return (sys.executable, "-m", module)
 
 
 @dataclass(frozen=True)
@@ -43,17 +80,18 @@ class Editor:
     relative_path: str
     servers_key: str
 
-    def entry(self, command: str = DEFAULT_COMMAND) -> dict[str, Any]:
-        """Return this editor's server entry for ``nexysync-mcp``."""
+    def entry(self, command: str | Sequence[str] = DEFAULT_COMMAND) -> dict[str, Any]:
+        """Return this editor's server entry for ``nexysync-mcp`` (``command``: a path, or a launch tuple)."""
+        program, *lead = _launch(command)
         # Cursor and VS Code do not promise to start servers in the workspace, but both expand
         # ${workspaceFolder}; Claude Code starts them in the project directory, where
         # nexysync-mcp finds .nexysync/key by itself.
-        key_file = ["--key-file", WORKSPACE_KEY_FILE]
+        key_file = [*lead, "--key-file", WORKSPACE_KEY_FILE]
         if self.name == "vscode":
-            return {"type": "stdio", "command": command, "args": key_file}
+            return {"type": "stdio", "command": program, "args": key_file}
         if self.name == "cursor":
-            return {"command": command, "args": key_file}
-        return {"type": "stdio", "command": command, "args": [], "env": {}}
+            return {"command": program, "args": key_file}
+        return {"type": "stdio", "command": program, "args": lead, "env": {}}
 
 
 EDITORS: dict[str, Editor] = {
@@ -78,17 +116,17 @@ class ConfigChange:
     action: str
 
 
-def snippet(editor: Editor, command: str = DEFAULT_COMMAND) -> str:
+def snippet(editor: Editor, command: str | Sequence[str] = DEFAULT_COMMAND) -> str:
     """Return the JSON a user would paste into the editor's config file."""
     return json.dumps({editor.servers_key: {SERVER_NAME: editor.entry(command)}}, indent=2)
 
 
-def claude_command(command: str = DEFAULT_COMMAND) -> str:
+def claude_command(command: str | Sequence[str] = DEFAULT_COMMAND) -> str:
     """Return the Claude Code command line that registers the server for this workspace."""
-    return f"claude mcp add {SERVER_NAME} -- {shlex.quote(command)}"
+    return f"claude mcp add {SERVER_NAME} -- {shlex.join(_launch(command))}"
 
 
-def merge_config(workspace: Path, editor: Editor, command: str = DEFAULT_COMMAND) -> ConfigChange:
+def merge_config(workspace: Path, editor: Editor, command: str | Sequence[str] = DEFAULT_COMMAND) -> ConfigChange:
     """Add (or update) the ``nexysync`` server in an editor's config file, keeping everything else.
 
     Raises:

@@ -11,7 +11,7 @@ from nexysync._errors import ConflictError
 from nexysync._pagination import AsyncPager, SyncPager
 from nexysync.resources._base import AsyncResource, SyncResource, compact, is_id_conflict, operation
 from nexysync.types import Message, Thread
-from nexysync_generated.models import AckResult
+from nexysync_generated.models import AckResult, ReceiptList
 
 __all__ = ["AsyncMessages", "Messages"]
 
@@ -85,6 +85,29 @@ def _same_message(stored: Message, body: dict[str, Any]) -> bool:
         wanted["priority"] = body["priority"]
     have = stored.model_dump(mode="json")
     return all(have.get(name) == value for name, value in wanted.items())
+
+
+#: A recipient's copy moves through these states in this order, never back.
+RECEIPT_STATES = ("queued", "delivered", "read", "acked")
+
+
+def _check_wait_for(state: str) -> None:
+    if state not in RECEIPT_STATES:
+        raise ValueError(f"state must be one of {', '.join(RECEIPT_STATES)}, not {state!r}")
+
+
+def _reached(receipts: ReceiptList, state: str, agent: str | None) -> bool:
+    """Tell whether every copy (or ``agent``'s) has reached ``state`` or gone past it."""
+    copies = [r for r in receipts.data if agent is None or r.agent == agent]
+    if agent is not None and not copies:
+        raise ValueError(f"agent {agent!r} is not a recipient of this message")
+    wanted = RECEIPT_STATES.index(state)
+    return all(RECEIPT_STATES.index(str(copy.state)) >= wanted for copy in copies)
+
+
+def _about(event_type: str, data: dict[str, Any], message_id: str) -> bool:
+    """Tell whether an event may have moved the receipts of ``message_id`` (a reset may hide one)."""
+    return event_type == "reset" or (event_type == "message_receipt" and data.get("message_id") == message_id)
 
 
 class Messages(SyncResource):
@@ -251,6 +274,56 @@ class Messages(SyncResource):
                     return event.message()
         raise TimeoutError("the stream ended without a matching message")  # pragma: no cover
 
+    @operation("messages_receipts")
+    def receipts(self, message_id: str) -> ReceiptList:
+        """Return where each recipient's copy of a message is: queued, delivered, read or acked, with times.
+
+        Any party to the message may ask (the sender, or a recipient).
+        """
+        result: ReceiptList = self._client.call("messages_receipts", path_params={"message_id": message_id})
+        return result
+
+    def wait_for(
+        self,
+        message_id: str,
+        *,
+        state: str = "read",
+        agent: str | None = None,
+        timeout: float = 60.0,
+        **stream_options: Any,
+    ) -> ReceiptList:
+        """Block until every recipient's copy (or ``agent``'s) reached ``state``; return the receipts.
+
+        The stream's position is fixed first, then the receipts are read once, so a step taken
+        just before the call counts; after that each ``message_receipt`` event about the message
+        (the sender's stream gets one per step) reads them again.
+
+        Args:
+            message_id: A message the caller sent.
+            state: ``delivered``, ``read`` or ``acked`` (a copy past it counts).
+            agent: Wait for this recipient only (a broadcast has one copy per agent).
+            timeout: Seconds to wait at most.
+            **stream_options: Settings for the underlying stream (``watchdog_s``, ...).
+
+        Raises:
+            TimeoutError: the copies did not get there within ``timeout``.
+            ValueError: ``state`` is not a receipt state, or ``agent`` is not a recipient.
+            APIError: the server refused the stream or the read (404 for a message not yours).
+        """
+        _check_wait_for(state)
+        with self._client.stream(**stream_options) as stream:
+            stream._deadline = stream._clock() + timeout
+            stream.open()
+            receipts = self.receipts(message_id)
+            if _reached(receipts, state, agent):
+                return receipts
+            for event in stream:
+                if _about(event.type, event.data, message_id):
+                    receipts = self.receipts(message_id)
+                    if _reached(receipts, state, agent):
+                        return receipts
+        raise TimeoutError("the stream ended before the receipts got there")  # pragma: no cover
+
 
 class AsyncMessages(AsyncResource):
     """Messages between the agents of a project; the async twin of :class:`Messages`."""
@@ -364,3 +437,40 @@ class AsyncMessages(AsyncResource):
                     if event.type == "new_message" and _routing_matches(event.data, reply_to, from_):
                         return await event.message()
         raise TimeoutError("the stream ended without a matching message")  # pragma: no cover
+
+    @operation("messages_receipts")
+    async def receipts(self, message_id: str) -> ReceiptList:
+        """Return where each recipient's copy of a message is, as :meth:`Messages.receipts`."""
+        result: ReceiptList = await self._client.call("messages_receipts", path_params={"message_id": message_id})
+        return result
+
+    async def wait_for(
+        self,
+        message_id: str,
+        *,
+        state: str = "read",
+        agent: str | None = None,
+        timeout: float = 60.0,
+        **stream_options: Any,
+    ) -> ReceiptList:
+        """Wait until every recipient's copy (or ``agent``'s) reached ``state``, as :meth:`Messages.wait_for`.
+
+        Raises:
+            TimeoutError: the copies did not get there within ``timeout``.
+            ValueError: ``state`` is not a receipt state, or ``agent`` is not a recipient.
+            APIError: the server refused the stream or the read.
+        """
+        _check_wait_for(state)
+        async with asyncio.timeout(timeout):
+            async with self._client.stream(**stream_options) as stream:
+                stream._deadline = stream._clock() + timeout
+                await stream.open()
+                receipts = await self.receipts(message_id)
+                if _reached(receipts, state, agent):
+                    return receipts
+                async for event in stream:
+                    if _about(event.type, event.data, message_id):
+                        receipts = await self.receipts(message_id)
+                        if _reached(receipts, state, agent):
+                            return receipts
+        raise TimeoutError("the stream ended before the receipts got there")  # pragma: no cover

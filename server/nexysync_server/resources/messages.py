@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import falcon
@@ -10,7 +11,9 @@ import falcon.asgi
 from .. import params
 from ..errors import Problem, not_found
 from ..realtime.hub import Hub
+from ..realtime.receipts import Receipts
 from ..store import messages
+from ..store import receipts as store_receipts
 from . import Context, page_body
 
 
@@ -24,17 +27,37 @@ async def _visible_message(ctx: Context, req: falcon.asgi.Request, message_id: s
     return message
 
 
+async def _views(receipts: Receipts, docs: list[dict[str, Any]], agent_id: str) -> list[dict[str, Any]]:
+    """Return the API representations of messages; those the caller sent carry their receipt counts."""
+    views = [messages.public(doc, agent_id) for doc in docs]
+    await receipts.with_summaries(views, docs, agent_id)
+    return views
+
+
+async def _recipients(ctx: Context, project_id: str, recipient_ids: list[str]) -> list[dict[str, Any]]:
+    """Say of each recipient whether it holds a stream now (and so hears of a message at once)."""
+    briefs, streaming = await asyncio.gather(
+        ctx.store.agents.briefs(project_id, recipient_ids), ctx.store.presence.streaming_among(recipient_ids)
+    )
+    return [
+        {"agent": brief["slug"], "online": agent_id in streaming, "last_seen_at": brief.get("last_seen_at")}
+        for agent_id in recipient_ids
+        if (brief := briefs.get(agent_id)) is not None
+    ]
+
+
 class Collection:
     """``/v1/messages``."""
 
     auth = "agent"
 
-    def __init__(self, ctx: Context, hub: Hub) -> None:
+    def __init__(self, ctx: Context, hub: Hub, receipts: Receipts) -> None:
         self._ctx = ctx
         self._hub = hub
+        self._receipts = receipts
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """List the caller's inbox in storage order."""
+        """List the caller's inbox in storage order; what it lists is delivered."""
         agent = req.context.agent
         docs, next_cursor = await self._ctx.store.messages.inbox(
             agent["project_id"],
@@ -48,6 +71,7 @@ class Collection:
             cursor=params.cursor(req),
             budget=self._ctx.settings.read_budget_bytes,
         )
+        await self._receipts.reach(agent, docs, "delivered")
         resp.media = page_body([messages.public(doc, agent["_id"]) for doc in docs], next_cursor)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
@@ -73,9 +97,12 @@ class Collection:
         size = messages.content_size(body)
         quotas = self._ctx.quotas
         await quotas.reserve_message(project_id, size)
+        insert = store.messages.insert(
+            project_id=project_id, sender=sender, body=body, recipients=recipients, ttl_hours=ttl_hours
+        )
         try:
-            message, created, event = await store.messages.insert(
-                project_id=project_id, sender=sender, body=body, recipients=recipients, ttl_hours=ttl_hours
+            (message, created, event), presence = await asyncio.gather(
+                insert, _recipients(self._ctx, project_id, recipients)
             )
         except messages.IdConflict as exc:
             quotas.release_message(project_id, size)
@@ -87,12 +114,16 @@ class Collection:
             quotas.release_message(project_id, size)
             raise
         self._hub.publish(event)
-        if not created:
-            quotas.release_message(project_id, size)  # a retry: counted when it was first stored
-        else:
+        if created:
             resp.status = falcon.HTTP_201
             resp.location = f"/v1/messages/{message['id']}"
-        resp.media = messages.public(message, sender["_id"])
+            view = messages.public(message, sender["_id"])
+            view["receipts"] = store_receipts.summary(len(message["recipients"]), [])
+        else:
+            quotas.release_message(project_id, size)  # a retry: counted when it was first stored
+            (view,) = await _views(self._receipts, [message], sender["_id"])
+        view["recipients"] = presence
+        resp.media = view
 
 
 class Item:
@@ -100,17 +131,43 @@ class Item:
 
     auth = "agent"
 
+    def __init__(self, ctx: Context, receipts: Receipts) -> None:
+        self._ctx = ctx
+        self._receipts = receipts
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str) -> None:
+        """Return a message: delivered to the caller, and read unless ``mark_read=false``."""
+        mark_read = params.boolean(req, "mark_read")
+        message = await _visible_message(self._ctx, req, message_id)
+        agent = req.context.agent
+        if mark_read is not False:
+            message = await self._ctx.store.messages.mark_read(message, agent["_id"])
+        await self._receipts.reach(agent, [message], "delivered" if mark_read is False else "read")
+        (resp.media,) = await _views(self._receipts, [message], agent["_id"])
+
+
+class MessageReceipts:
+    """``GET /v1/messages/{message_id}/receipts``."""
+
+    auth = "agent"
+
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str) -> None:
-        """Return a message and mark it read for the caller (unless ``mark_read=false``)."""
-        mark_read = params.boolean(req, "mark_read")
+        """List where each recipient's copy is (queued, delivered, read, acked), with times; for any party."""
         message = await _visible_message(self._ctx, req, message_id)
-        agent_id = req.context.agent["_id"]
-        if mark_read is not False:
-            message = await self._ctx.store.messages.mark_read(message, agent_id)
-        resp.media = messages.public(message, agent_id)
+        store = self._ctx.store
+        briefs, docs = await asyncio.gather(
+            store.agents.briefs(message["project_id"], message["recipients"]), store.receipts.of_message(message)
+        )
+        resp.media = {
+            "data": [
+                store_receipts.public(message, briefs[agent_id]["slug"], docs.get(agent_id))
+                for agent_id in message["recipients"]
+                if agent_id in briefs
+            ]
+        }
 
 
 class Ack:
@@ -118,9 +175,10 @@ class Ack:
 
     auth = "agent"
 
-    def __init__(self, ctx: Context, hub: Hub) -> None:
+    def __init__(self, ctx: Context, hub: Hub, receipts: Receipts) -> None:
         self._ctx = ctx
         self._hub = hub
+        self._receipts = receipts
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Acknowledge messages addressed to the caller; report the ids that are not."""
@@ -133,6 +191,9 @@ class Ack:
         if untold:
             told = [message_id for ids in untold.values() for message_id in ids]
             await store.messages.told_acks(agent["project_id"], agent["_id"], told)
+        if acked:
+            addressed = await store.messages.addressed(agent["project_id"], agent["_id"], acked)
+            await self._receipts.reach(agent, addressed, "acked")
         done = set(acked)
         resp.media = {
             "acked": [i for i in body["ids"] if i in done],
@@ -145,20 +206,22 @@ class Thread:
 
     auth = "agent"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, receipts: Receipts) -> None:
         self._ctx = ctx
+        self._receipts = receipts
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str) -> None:
-        """Return a page of the thread from its root, as far as the caller may see it."""
+        """Return a page of the thread from its root, as far as the caller may see it; what it shows is delivered."""
         cursor = params.cursor(req)
         message = await _visible_message(self._ctx, req, message_id)
-        agent_id = req.context.agent["_id"]
+        agent = req.context.agent
         root_id, members, next_cursor = await self._ctx.store.messages.thread(
-            message, agent_id, budget=self._ctx.settings.read_budget_bytes, cursor=cursor
+            message, agent["_id"], budget=self._ctx.settings.read_budget_bytes, cursor=cursor
         )
+        await self._receipts.reach(agent, members, "delivered")
         resp.media = {
             "root_id": root_id,
-            "data": [messages.public(doc, agent_id) for doc in members],
+            "data": await _views(self._receipts, members, agent["_id"]),
             "next_cursor": next_cursor,
         }
 

@@ -24,6 +24,7 @@ from .kv import KvStore
 from .messages import MessageStore
 from .presence import PresenceStore
 from .projects import ProjectStore
+from .receipts import ReceiptStore
 from .refs import RefStore
 from .tokens import RefreshTokenStore
 from .usage import UsageStore
@@ -48,6 +49,7 @@ class Store:
         self.agents = AgentStore(self.db)
         self.events = EventStore(self.db, settings.event_ttl_days)
         self.messages = MessageStore(self.db, self.events)
+        self.receipts = ReceiptStore(self.db)
         self.usage = UsageStore(self.db)
         self.presence = PresenceStore(self.db)
         self.kv = KvStore(self.db)
@@ -66,6 +68,7 @@ class Store:
             self.projects,
             self.agents,
             self.messages,
+            self.receipts,
             self.usage,
             self.events,
             self.presence,
@@ -87,6 +90,7 @@ class Store:
     async def delete_project_data(self, project_id: str) -> None:
         """Remove every record that belongs to a project, then the project itself."""
         await self.messages.delete_project(project_id)
+        await self.receipts.delete_project(project_id)
         await self.agents.delete_project(project_id)
         await self.usage.delete_project(project_id)
         await self.events.delete_project(project_id)

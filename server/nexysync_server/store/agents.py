@@ -119,6 +119,11 @@ class AgentStore:
         cursor = self.col.find({"project_id": project_id, "_id": {"$ne": agent_id}}, {"_id": 1})
         return [doc["_id"] async for doc in cursor]
 
+    async def briefs(self, project_id: str, agent_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Return slug and ``last_seen_at`` of a project's agents by id (those that still exist)."""
+        cursor = self.col.find({"project_id": project_id, "_id": {"$in": agent_ids}}, {"slug": 1, "last_seen_at": 1})
+        return {doc["_id"]: doc async for doc in cursor}
+
     async def list(self, project_id: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """Page through a project's agents, oldest first."""
         return await page(self.col, {"project_id": project_id}, "_id", limit, cursor)

@@ -582,6 +582,12 @@ class MessageStore:
         query.update(_routing_filter(sender_slug, message_type, pinned, agent_id))
         return await page(self.col, query, "sk", limit, cursor, size=content_size, budget=budget)
 
+    async def addressed(self, project_id: str, agent_id: str, ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Return the messages among ``ids`` addressed to an agent (what its receipts need of them)."""
+        keys = [_key(project_id, message_id) for message_id in ids]
+        fields = {"id": 1, "project_id": 1, "from_id": 1, "recipients": 1, "expires_at": 1}
+        return [doc async for doc in self.col.find({"_id": {"$in": keys}, "recipients": agent_id}, fields)]
+
     async def delete_project(self, project_id: str) -> None:
         """Delete every message of a project."""
         await self.col.delete_many({"project_id": project_id})

@@ -81,6 +81,11 @@ class PresenceStore:
                 online[slug] = lease["since"]
         return online
 
+    async def streaming_among(self, agent_ids: list[str]) -> set[str]:
+        """Return which of these agents hold a live stream, on any worker."""
+        query = {"agent_id": {"$in": agent_ids}, "expires": {"$gt": iso(utcnow())}}
+        return {lease["agent_id"] async for lease in self.leases.find(query, {"agent_id": 1})}
+
     async def flip(self, agent: dict[str, Any], online: bool) -> bool:
         """Set an agent's state; tell whether this call changed it (and so must announce it)."""
         current = await self.state.find_one({"_id": agent["_id"]})

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from nexysync import Client
 from nexysync_generated.models import Agent, AgentWithKey, Project
 from nexysync_mcp.cli.context import Context
 from nexysync_mcp.cli.credentials import OwnerSession
-from nexysync_mcp.cli.editors import DEFAULT_COMMAND, EDITORS, claude_command, merge_config, snippet
+from nexysync_mcp.cli.editors import EDITORS, ConfigChange, Launch, claude_command, installed, merge_config, snippet
 from nexysync_mcp.cli.errors import CliError
 from nexysync_mcp.cli.files import read_json
+from nexysync_mcp.cli.hooksetup import CLAUDE_SETTINGS, CODEX_HOOKS, hook_entries, merge_codex_config, merge_hooks
 from nexysync_mcp.cli.keyfiles import (
     KEY_DIR,
     KEY_FILE,
@@ -27,7 +25,19 @@ from nexysync_mcp.cli.keyfiles import (
 from nexysync_mcp.cli.lookup import find_agent, find_project, list_agents
 from nexysync_mcp.cli.secret_input import read_secret
 
-__all__ = ["run_init"]
+__all__ = ["CHANNEL_FLAG", "run_init"]
+
+#: What starts Claude Code with nexysync's channel (a research preview, so a development flag).
+CHANNEL_FLAG = "--dangerously-load-development-channels server:nexysync"
+CHANNEL_HELP = (
+    "Claude Code: start it in the workspace with\n"
+    f"    claude {CHANNEL_FLAG}\n"
+    'and each new message arrives in the running session as it comes, as a <channel source="nexysync"> '
+    "event (channels are a research preview: Claude Code 2.1.80 or later, signed in with claude.ai). "
+    "Without the flag nexysync is an ordinary MCP server: its tools work and nothing looks wrong, but a new "
+    "message reaches the model only when it calls ns_message check or wait, or, with the hooks "
+    "(`--hooks`), on your next prompt."
+)
 
 
 def _project_keys(
@@ -116,24 +126,38 @@ def _check_existing_file(path: Path, project: Project, force: bool) -> None:
         )
 
 
-def _editor_configs(ctx: Context, workspace: Path, command: str) -> list[dict[str, Any]]:
-    """Write the chosen editors' configs, or print how to set each one up."""
+def _editor_configs(ctx: Context, workspace: Path, launch: Launch) -> list[ConfigChange]:
+    """Write the chosen editors' configs (and hooks), or print how to set each one up."""
     chosen: list[str] = ctx.args.write_config or []
-    names = list(EDITORS) if "all" in chosen else list(dict.fromkeys(chosen))
+    names = [*EDITORS, "codex"] if "all" in chosen else list(dict.fromkeys(chosen))
+    hooks: bool = ctx.args.hooks
+    nexysync = installed("nexysync", "nexysync_mcp.entry")
     changes = []
     for name in names:
-        change = merge_config(workspace, EDITORS[name], command)
-        changes.append({"editor": change.editor, "path": str(change.path), "action": change.action})
-        ctx.output.progress(f"{EDITORS[name].title}: {change.action} {change.path}")
+        if name == "codex":
+            changes.append(merge_codex_config(workspace, launch, hooks=hooks))
+            if hooks:
+                changes.append(merge_hooks(workspace, CODEX_HOOKS, nexysync, "codex"))
+            continue
+        changes.append(merge_config(workspace, EDITORS[name], launch))
+        if name == "claude" and hooks:
+            changes.append(merge_hooks(workspace, CLAUDE_SETTINGS, nexysync, "claude"))
+    for change in changes:
+        ctx.output.progress(f"{change.editor}: {change.action} {change.path}")
     if not names:
         lines = [
-            "Connect your editor (or rerun with --write-config claude|cursor|vscode|all):",
-            f"  Claude Code, from the workspace:  {claude_command(command)}",
+            "Connect your editor (or rerun with --write-config claude|cursor|vscode|codex|all):",
+            f"  Claude Code, from the workspace:  {claude_command(launch)}",
         ]
         for editor in EDITORS.values():
             lines.append(f"  {editor.title} ({editor.relative_path}):")
-            lines.extend(f"    {line}" for line in snippet(editor, command).splitlines())
+            lines.extend(f"    {line}" for line in snippet(editor, launch).splitlines())
+        if hooks:
+            lines.append(f"  Hooks (in {CLAUDE_SETTINGS} or {CODEX_HOOKS}, under hooks.<event>):")
+            lines.extend(f"    {event}: {command}" for event, command in hook_entries(nexysync).items())
         ctx.output.progress("\n".join(lines))
+    if not names or "claude" in names:
+        ctx.output.progress(CHANNEL_HELP)
     return changes
 
 
@@ -176,12 +200,9 @@ def run_init(ctx: Context) -> int:
     )
     if ignored:
         ctx.output.progress(f"Added .nexysync/ to {workspace / '.gitignore'}")
-    command: str = ctx.args.mcp_command or DEFAULT_COMMAND
-    if ctx.args.mcp_command is None and shutil.which(DEFAULT_COMMAND) is None:
-        beside = Path(sys.executable).with_name(DEFAULT_COMMAND)
-        hint = f"pass --mcp-command {beside}" if beside.exists() else "install nexysync-mcp or pass --mcp-command"
-        ctx.output.warn(f"{DEFAULT_COMMAND} is not on PATH, so editors may not start it: {hint}")
-    changes = _editor_configs(ctx, workspace, command)
+    # By absolute path: an editor started outside this virtualenv finds it all the same.
+    launch: Launch = (ctx.args.mcp_command,) if ctx.args.mcp_command else installed("nexysync-mcp", "nexysync_mcp")
+    changes = _editor_configs(ctx, workspace, launch)
     ctx.output.result(
         {
             "project_id": project.id,
@@ -193,7 +214,11 @@ def run_init(ctx: Context) -> int:
             "project_key": key_origin,
             "key_id": keys.key_ids()[-1],
             "gitignore_updated": ignored,
-            "editor_configs": changes,
+            "editor_configs": [
+                {"editor": change.editor, "path": str(change.path), "action": change.action} for change in changes
+            ],
+            "mcp_command": list(launch),
+            "claude_channel_flag": CHANNEL_FLAG,
         },
         f"Ready: {agent.slug} can now talk to the other agents of {project.name!r}.",
     )

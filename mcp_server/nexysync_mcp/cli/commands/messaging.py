@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from nexysync import AsyncClient, AsyncStreamEvent, Client, DecryptionError, find_key_file
-from nexysync_generated.models import Message
+from nexysync_generated.models import Message, Receipt
 from nexysync_mcp.cli.context import Context
 from nexysync_mcp.cli.errors import CliError
 from nexysync_mcp.cli.keyfiles import read_tail_position, write_tail_position
 from nexysync_mcp.cli.output import Output, to_json
 
-__all__ = ["format_message", "run_send", "run_tail"]
+__all__ = ["format_message", "format_receipts", "run_send", "run_status", "run_tail"]
 
 
 def _key_file(ctx: Context) -> Path:
@@ -45,6 +45,53 @@ def format_message(message: Message) -> str:
     return f"{header}\n{body}"
 
 
+def _clock(moment: Any) -> str:
+    return moment.astimezone().strftime("%H:%M:%S") if moment is not None else "-"
+
+
+def format_receipts(message_id: str, receipts: list[Receipt]) -> str:
+    """Return a message's receipts as people read them: one line per recipient with each step's time."""
+    if not receipts:
+        return f"{message_id}: no recipients."
+    width = max(len(receipt.agent) for receipt in receipts)
+    lines = [f"{message_id}:"]
+    for r in receipts:
+        steps = f"delivered {_clock(r.delivered_at)}  read {_clock(r.read_at)}  acked {_clock(r.acked_at)}"
+        lines.append(f"  {r.agent:<{width}}  {r.state!s:<9}  {steps}")
+    return "\n".join(lines)
+
+
+def _sent_summary(message: Message) -> str:
+    """Say what a send did: stored, and who hears of it now; never "delivered" for what only queued."""
+    target = "everyone" if message.broadcast else message.to
+    recipients = message.recipients or []
+    online = [r.agent for r in recipients if r.online]
+    offline = [r.agent for r in recipients if not r.online]
+    said = f"Queued {message.id} for {target}."
+    if online:
+        said += f" Online now, told at once: {', '.join(online)}."
+    if offline:
+        said += f" Offline (will get it when they connect): {', '.join(offline)}."
+    return said + f" `nexysync status {message.id}` shows where it is."
+
+
+def run_status(ctx: Context) -> int:
+    """Show where each recipient's copy of a message is; with ``--wait STATE`` block until all got there."""
+    args = ctx.args
+    with Client.from_key_file(_key_file(ctx)) as client:
+        if args.wait:
+            try:
+                receipts = client.messages.wait_for(args.message_id, state=args.wait, timeout=args.timeout)
+            except TimeoutError as exc:
+                now = client.messages.receipts(args.message_id)
+                ctx.output.warn(format_receipts(args.message_id, now.data))
+                raise CliError(f"not every copy was {args.wait} within {args.timeout:g} s", code="TIMEOUT") from exc
+        else:
+            receipts = client.messages.receipts(args.message_id)
+    ctx.output.result(receipts, format_receipts(args.message_id, receipts.data))
+    return 0
+
+
 def run_send(ctx: Context) -> int:
     """Send a message (encrypted with the project key) to an agent, or to all with ``--broadcast``."""
     args = ctx.args
@@ -62,8 +109,7 @@ def run_send(ctx: Context) -> int:
             priority=args.priority,
             reply_to=args.reply_to,
         )
-    target = "everyone" if message.broadcast else message.to
-    ctx.output.result(message, f"Sent {message.id} to {target}.")
+    ctx.output.result(message, _sent_summary(message))
     return 0
 
 

@@ -1,0 +1,96 @@
+"""Move delivery receipts forward and tell each sender, once per step, on its stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from ..background import Periodic
+from ..store import Store
+from ..store import receipts as store_receipts
+from .hub import Hub
+
+log = logging.getLogger(__name__)
+
+
+class Receipts:
+    """Record what became of a recipient's copies, and tell the senders (``message_receipt``).
+
+    A step is recorded before the request that took it answers; the sender is told right after,
+    without holding that answer back (the fetch on a push is what brings a message to the
+    recipient's session). A teller that dies leaves its steps untold in the database, and the
+    sweep tells them.
+
+    Args:
+        store: The database.
+        hub: This process's event fan-out.
+        sweep_interval_s: How often to look for steps nobody told.
+        untold_after_s: How old an untold step must be before the sweep takes it over.
+    """
+
+    def __init__(self, store: Store, hub: Hub, sweep_interval_s: float = 5.0, untold_after_s: float = 5.0) -> None:
+        self._store = store
+        self._hub = hub
+        self._untold_after_s = untold_after_s
+        self._telling: set[asyncio.Task[None]] = set()
+        self._sweeper = Periodic("receipt-sweeper", self.sweep, sweep_interval_s)
+
+    async def reach(self, agent: dict[str, Any], messages: Iterable[dict[str, Any]], state: str) -> None:
+        """Move the agent's copies of ``messages`` to ``state``; tell the senders every step not yet told."""
+        steps = await self._store.receipts.advance(messages, agent, state)
+        if steps:
+            task = asyncio.create_task(self._tell(steps))
+            self._telling.add(task)
+            task.add_done_callback(self._telling.discard)
+
+    async def _tell(self, steps: list[store_receipts.Step]) -> None:
+        """Tell the senders, then record it: a failure in between tells a step twice, never not at all.
+
+        Each event names message, agent and state, so consumers key on them.
+        """
+        try:
+            # Started in order, so one copy's steps get increasing seqs (delivered before read).
+            await asyncio.gather(
+                *(
+                    self._hub.emit(
+                        step.project_id,
+                        "message_receipt",
+                        [step.sender_id],
+                        {"message_id": step.message_id, "agent": step.agent, "state": step.state, "at": step.at},
+                    )
+                    for step in steps
+                )
+            )
+            await self._store.receipts.told(steps)
+        except Exception:
+            log.warning("telling %d receipt step(s) failed; the sweep tells them", len(steps), exc_info=True)
+
+    async def sweep(self) -> None:
+        """Tell the steps whose teller died (any server's), once they are old enough to be abandoned."""
+        steps = await self._store.receipts.untold(self._untold_after_s)
+        if steps:
+            await self._tell(steps)
+
+    def start(self) -> None:
+        """Start the sweep in the background."""
+        self._sweeper.start()
+
+    async def stop(self) -> None:
+        """Stop the sweep; let the tellings under way finish (the sweep of another server covers the rest)."""
+        await self._sweeper.stop()
+        if self._telling:
+            await asyncio.wait(set(self._telling), timeout=5)
+
+    async def with_summaries(self, views: list[dict[str, Any]], docs: list[dict[str, Any]], agent_id: str) -> None:
+        """Add ``receipts`` (counts per state) to the views of the messages ``agent_id`` sent."""
+        sent = [doc for doc in docs if doc["from_id"] == agent_id]
+        if not sent:
+            return
+        found = await self._store.receipts.of_messages(sent[0]["project_id"], [doc["id"] for doc in sent])
+        by_id = {doc["id"]: doc for doc in sent}
+        for view in views:
+            doc = by_id.get(view["id"])
+            if doc is not None:
+                view["receipts"] = store_receipts.summary(len(doc["recipients"]), found[doc["id"]])

@@ -1,0 +1,84 @@
+"""Claude Code's channel: a new message reaches a running session as ``notifications/claude/channel``.
+
+Driven by a raw JSON-RPC client (as Claude Code drives the server), in both protocol
+generations mcp 2.x serves: the ``initialize`` handshake and the 2026 per-request envelope.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp_raw import LEGACY, MCP_COMMAND, MODERN, raw_mcp
+from test_mcp_e2e import provision_workspaces
+
+from nexysync import AsyncClient, KeyRing
+
+pytestmark = pytest.mark.e2e
+
+IDENTIFIER = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+@pytest.mark.parametrize("era", [LEGACY, MODERN])
+async def test_a_new_message_reaches_the_session_as_a_channel_event_and_is_delivered_not_read(
+    dev_server: Any, tmp_path: Path, era: str
+) -> None:
+    workspaces = provision_workspaces(dev_server.base_url, tmp_path)
+    ring = KeyRing([base64.b64decode(workspaces.enc_key)])
+    async with (
+        raw_mcp(workspaces.dirs["bob"], era) as bob,
+        AsyncClient(base_url=workspaces.api_url, api_key=workspaces.api_keys["alice"], key_ring=ring) as alice,
+    ):
+        assert bob.opened["capabilities"]["experimental"]["claude/channel"] == {}
+        assert "<channel" in bob.opened["instructions"] and "reply_to" in bob.opened["instructions"]
+        await bob.live()
+        sent = await alice.messages.send(
+            "bob", topic="Schema review", payload="Is `user.email` unique?", type="request", priority="urgent"
+        )
+        told_at = time.monotonic()
+        event = await bob.notification("notifications/claude/channel", {"message_id": sent.id}, timeout=1.0)
+        print(f"{era}: channel event {1000 * (event.at - told_at):.1f} ms after the send answered")
+        assert event.at - told_at < 1.0
+        content, meta = event.params["content"], event.params["meta"]
+        assert "Schema review" in content and "Is `user.email` unique?" in content
+        assert "from alice" in content and "request" in content and "urgent" in content
+        assert f"reply_to={sent.id}" in content
+        assert meta == {"message_id": sent.id, "from": "alice", "type": "request", "priority": "urgent"}
+        assert all(IDENTIFIER.match(key) and isinstance(value, str) for key, value in meta.items())
+        # The push fetched it (delivered); nobody read it yet.
+        (receipt,) = (await alice.messages.receipts(sent.id)).data
+        assert str(receipt.state) == "delivered"
+
+        long = await alice.messages.send("bob", topic="Log", payload="x" * 10_000, reply_to=sent.id)
+        event = await bob.notification("notifications/claude/channel", {"message_id": long.id}, timeout=10.0)
+        assert event.params["meta"]["reply_to"] == sent.id
+        assert f"read the rest with ns_message action=read id={long.id}" in event.params["content"]
+        assert len(event.params["content"]) < 5000
+
+
+def test_the_server_also_answers_when_stdin_is_a_file_not_a_pipe(tmp_path: Path) -> None:
+    requests = tmp_path / "requests.jsonl"
+    initialize = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "file", "version": "1"}}
+    requests.write_text(
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize})
+        + "\n"
+        + json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        + "\n"
+        + json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        + "\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("NEXYSYNC_")}
+    with requests.open("rb") as stdin:
+        done = subprocess.run(
+            [MCP_COMMAND], stdin=stdin, capture_output=True, cwd=tmp_path, env=env, timeout=60, check=False
+        )
+    answers = {line["id"]: line for line in map(json.loads, done.stdout.splitlines()) if "id" in line}
+    assert answers[1]["result"]["capabilities"]["experimental"] == {"claude/channel": {}}
+    assert {tool["name"] for tool in answers[2]["result"]["tools"]} >= {"ns_message", "ns_kv"}

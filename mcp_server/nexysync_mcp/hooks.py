@@ -141,13 +141,14 @@ class _Decryptor:
         self._project_id = project_id
 
     def field(self, message: dict[str, Any], name: str) -> str:
+        from nexysync import decrypt_record
+
         try:
-            plain = self._ring.decrypt(
-                message[name], project_id=self._project_id, kind="message", record_id=message["id"], field=name
-            )
+            # The SDK's own check: a v2 envelope must also match the sender and routing shown.
+            plain = decrypt_record(self._ring, self._project_id, "Message", message)[name]
         except Exception as exc:  # shown as what it is: the AI must not mistake it for content
             return f"[cannot decrypt with this workspace's key: {exc}]"
-        return plain.decode("utf-8", errors="replace")
+        return str(plain)
 
 
 def _project_id(key: dict[str, Any], state: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from nexysync._errors import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from nexysync._operations import decrypt_record
 from nexysync._pages import DecryptedPage, UndecryptableRecord
 from nexysync._pagination import AsyncPager, SyncPager
 from nexysync._raw import AsyncClientWithRawResponse, ClientWithRawResponse
@@ -77,6 +78,7 @@ __all__ = [
     "UndecryptableRecord",
     "UnprocessableEntityError",
     "__version__",
+    "decrypt_record",
     "find_key_file",
     "load_key_file",
     "new_ulid",

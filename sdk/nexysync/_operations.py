@@ -31,6 +31,7 @@ from nexysync_generated import ENCRYPTION_PLANS, OPERATIONS, EncryptedAt, Operat
 __all__ = [
     "Cipher",
     "PreparedCall",
+    "decrypt_record",
     "parse_response",
     "prepare_call",
 ]
@@ -150,6 +151,27 @@ def open_body(places: tuple[EncryptedAt, ...], data: Any, cipher: Cipher, record
         own = record_id if "[]" not in where.at else None
         for found in _records_at(data, where.at):
             open_record(where.record, found, cipher, own)
+
+
+def decrypt_record(key_ring: KeyRing, project_id: str, schema: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of one record as the API sends it, its encrypted fields decrypted by the encryption plan.
+
+    For code that reads the API without a client (a hook that must start fast): the same checks
+    as the client's, the author and routing of a v2 envelope included.
+
+    Args:
+        key_ring: The project keys.
+        project_id: The record's project.
+        schema: The record's wire model name, e.g. ``Message`` or ``KvEntry``.
+        record: The record as received.
+
+    Raises:
+        KeyError: ``schema`` has no encrypted fields.
+        DecryptionError: a field is not an envelope or fails to decrypt.
+    """
+    plain = copy.deepcopy(dict(record))
+    open_record(RECORD_PLANS[schema], plain, Cipher(key_ring, project_id))
+    return plain
 
 
 def page_records(places: tuple[EncryptedAt, ...]) -> RecordPlan | None:

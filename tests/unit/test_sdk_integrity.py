@@ -334,3 +334,16 @@ def test_the_async_client_encrypts_decrypts_and_touches_files_off_the_event_loop
     assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()
     assert all(threads.values()), threads
     assert not (threads["seal"] | threads["feed"] | threads["finish"]) & loop_thread
+
+
+def test_decrypt_record_applies_the_same_checks_without_a_client() -> None:
+    """Decrypt a listed message as the CLI's hooks do, and refuse it once its sender is relabelled."""
+    from nexysync import decrypt_record
+
+    server = MessageServer()
+    sent = client_for(server).messages.send("bob", topic="Deploy", payload="ship it")
+    record = server.messages[sent.id]
+    plain = decrypt_record(KeyRing([KEY]), PROJECT, "Message", record)
+    assert (plain["topic"], plain["payload"]) == ("Deploy", "ship it") and record["payload"].startswith("v2.")
+    with pytest.raises(DecryptionError):
+        decrypt_record(KeyRing([KEY]), PROJECT, "Message", {**record, "from": "mallory"})

@@ -84,7 +84,11 @@ _RFC3339_RE = re.compile(
 
 
 def parse_rfc3339(text: str) -> datetime:
-    """Parse an RFC 3339 date-time into an aware datetime.
+    """Parse an RFC 3339 date-time into an aware datetime, clamped to 1970 .. 9999 in UTC.
+
+    Every RFC 3339 date-time is valid input (the contract says ``format: date-time``), but the
+    store's sort keys start at 1970 and a datetime ends at 9999: a bound before or after those
+    means "from the start" or "nothing yet", so it is clamped rather than refused.
 
     Raises:
         ValueError: the text is not an RFC 3339 date-time.
@@ -93,10 +97,9 @@ def parse_rfc3339(text: str) -> datetime:
         raise ValueError("not an RFC 3339 date-time")
     value = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     try:
-        # 9999-12-31T23:59:59-23:59 is well-formed but past what a datetime holds in UTC.
         moment = value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("the date-time is out of range") from exc
-    if not _EARLIEST <= moment <= _LATEST:
-        raise ValueError("the date-time is out of range (1970 to 9999)")
-    return moment
+    except OverflowError:
+        # 9999-12-31T23:59:59-23:59 and 0001-01-01T00:00:00+23:59 are well-formed, but past what
+        # a datetime holds in UTC.
+        return _LATEST if value.year == 9999 else _EARLIEST
+    return min(max(moment, _EARLIEST), _LATEST)

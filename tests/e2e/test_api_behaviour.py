@@ -712,6 +712,10 @@ def test_inbox_since_keeps_messages_stored_at_or_after_the_time(team: dict[str, 
     assert _listed(bob, since=in_paris) == [second["id"], third["id"]]
     assert _listed(bob, since=(since - timedelta(days=1)).isoformat()) == [first["id"], second["id"], third["id"]]
     assert _listed(bob, since=(since + timedelta(days=1)).isoformat()) == []
+    # Any RFC 3339 bound is valid: one before the store's first millisecond (1970) lists all, one
+    # past what a datetime holds lists nothing, and neither is refused.
+    assert _listed(bob, since="1135-08-25T18:51:59.60614Z") == [first["id"], second["id"], third["id"]]
+    assert _listed(bob, since="9999-12-31T23:59:59-23:59") == []
 
 
 def test_mark_read_false_looks_without_marking_and_bad_values_are_refused(team: dict[str, Any]) -> None:

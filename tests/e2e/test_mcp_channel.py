@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pty
 import re
 import subprocess
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -63,22 +65,40 @@ async def test_a_new_message_reaches_the_session_as_a_channel_event_and_is_deliv
         assert len(event.params["content"]) < 5000
 
 
-def test_the_server_also_answers_when_stdin_is_a_file_not_a_pipe(tmp_path: Path) -> None:
-    requests = tmp_path / "requests.jsonl"
-    initialize = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "file", "version": "1"}}
-    requests.write_text(
-        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize})
-        + "\n"
-        + json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        + "\n"
-        + json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
-        + "\n"
-    )
+def test_the_server_also_answers_when_stdin_is_a_terminal_not_a_pipe(tmp_path: Path) -> None:
+    # A terminal is not a pipe, so the server keeps mcp's own threaded stdin there. (A file would
+    # test the same fallback, but its end comes at once, and a client that closes stdin has left:
+    # the answers still in flight may then be dropped, so it cannot tell a working server apart.)
+    initialize = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "tty", "version": "1"}}
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": initialize},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    ]
     env = {key: value for key, value in os.environ.items() if not key.startswith("NEXYSYNC_")}
-    with requests.open("rb") as stdin:
-        done = subprocess.run(
-            [MCP_COMMAND], stdin=stdin, capture_output=True, cwd=tmp_path, env=env, timeout=60, check=False
-        )
-    answers = {line["id"]: line for line in map(json.loads, done.stdout.splitlines()) if "id" in line}
+    controller, terminal = pty.openpty()
+    attributes = termios.tcgetattr(terminal)
+    attributes[3] &= ~termios.ECHO  # the requests are not echoed back into the terminal
+    termios.tcsetattr(terminal, termios.TCSANOW, attributes)
+    process = subprocess.Popen(
+        [MCP_COMMAND], stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path, env=env
+    )
+    os.close(terminal)
+    answers: dict[int, Any] = {}
+    try:
+        assert os.isatty(controller)
+        for request in requests:
+            os.write(controller, (json.dumps(request) + "\n").encode())
+        assert process.stdout is not None
+        while len(answers) < 2:
+            line = process.stdout.readline()
+            assert line, f"the server ended before answering; it answered {sorted(answers)}"
+            message = json.loads(line)
+            if "id" in message:
+                answers[message["id"]] = message
+    finally:
+        os.close(controller)
+        process.kill()
+        process.wait(timeout=30)
     assert answers[1]["result"]["capabilities"]["experimental"] == {"claude/channel": {}}
     assert {tool["name"] for tool in answers[2]["result"]["tools"]} >= {"ns_message", "ns_kv"}

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon
 import falcon.asgi
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+
+from .store.failures import DatabaseDidNotWrite
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,14 @@ _DEFAULT_CODES = {
     429: "RATE_LIMITED",
     500: "INTERNAL_ERROR",
     503: "UNAVAILABLE",
+    507: "INSUFFICIENT_STORAGE",
 }
+
+#: The code of every 503 caused by the database: unreachable, or unable to write (disk full).
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+# MongoDB's OutOfDiskSpace; the embedded database (SQLite) reports a failed or full disk by message.
+_OUT_OF_DISK_SPACE = 14031
+_DISK_FULL_MESSAGES = ("disk i/o error", "database or disk is full", "no space left", "file too large")
 
 
 class Problem(falcon.HTTPError):
@@ -69,6 +80,59 @@ def unauthorized(detail: str, code: str = "UNAUTHORIZED") -> Problem:
 def not_found(what: str, code: str = "NOT_FOUND") -> Problem:
     """Return a 404 problem for a resource the caller cannot see (or that does not exist)."""
     return Problem(404, code, f"{what} was not found.")
+
+
+def database_trouble(exc: BaseException) -> str | None:
+    """Say why ``exc`` means the database cannot serve now, or return ``None`` if it does not.
+
+    Unreachable (down, restarting, partitioned) and unable to write (its disk is full) are both
+    passing: the request changed nothing it has answered for, and the same request, retried
+    later, can succeed. Anything else a database error says is a fault of ours (a 500).
+    """
+    if isinstance(exc, ConnectionFailure):
+        return "The database does not answer"
+    if isinstance(exc, DatabaseDidNotWrite):
+        return _disk_full(_OUT_OF_DISK_SPACE, None)
+    if isinstance(exc, BulkWriteError):
+        errors = exc.details.get("writeErrors", [])
+        return next(filter(None, (_disk_full(e.get("code"), e.get("errmsg")) for e in errors)), None)
+    if isinstance(exc, OperationFailure):
+        return _disk_full(exc.code, str(exc))
+    return None
+
+
+def _disk_full(code: object, message: object) -> str | None:
+    text = str(message or "").lower()
+    if code == _OUT_OF_DISK_SPACE or any(part in text for part in _DISK_FULL_MESSAGES):
+        return "The database cannot write (its disk is full or failing)"
+    return None
+
+
+def database_unavailable(reason: str, retry_after_s: int) -> Problem:
+    """Return the 503 for a database that cannot serve now; the client should retry after ``retry_after_s``."""
+    return Problem(
+        503,
+        DATABASE_UNAVAILABLE,
+        f"{reason}; retry after {retry_after_s} s.",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def database_error_handler(retry_after_s: int) -> Callable[..., Awaitable[None]]:
+    """Return an error handler that answers 503 for a database outage and 500 for other database errors."""
+
+    async def handle(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: PyMongoError, params: dict) -> None:
+        reason = database_trouble(ex)
+        if reason is None:
+            await handle_unexpected(req, resp, ex, params)
+            return
+        log.warning("%s %s: database unavailable (%s)", req.method, req.path, ex)
+        error = database_unavailable(reason, retry_after_s)
+        resp.status = error.status_code
+        resp.set_header("Retry-After", str(retry_after_s))
+        serialize_problem(req, resp, error)
+
+    return handle
 
 
 def problem_body(req: falcon.asgi.Request, error: falcon.HTTPError) -> dict[str, Any]:

@@ -151,7 +151,8 @@ def _check(response: httpx.Response) -> None:
 
 
 def _retryable(response: httpx.Response) -> bool:
-    return response.status_code >= 500
+    # 507: the volume is full and the file was withdrawn; a retry of the same URL cannot succeed.
+    return response.status_code >= 500 and response.status_code != 507
 
 
 def _check_upload(response: httpx.Response, *, retried: bool) -> None:

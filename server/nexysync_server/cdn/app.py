@@ -12,14 +12,15 @@ from typing import Any
 
 import falcon
 import falcon.asgi
+from pymongo.errors import PyMongoError
 
-from ..errors import Problem, handle_unexpected, serialize_problem
+from ..errors import Problem, database_error_handler, handle_unexpected, serialize_problem
 from ..ids import ULID_RE
 from ..middleware import RequestId
 from ..settings import Settings
 from ..store import Store, files
 from ..store.events import EVERYONE
-from .blobs import Blobs
+from .blobs import Blobs, volume_full
 from .ranges import Unsatisfiable, parse_range
 from .signing import ExpiredUrl, InvalidUrl, UrlSigner
 from .sweeper import Sweeper
@@ -94,8 +95,9 @@ class Blob:
             raise _already_uploaded()
         if req.content_length is not None and req.content_length > size:
             raise _too_large(size)
-        handle, temp = self._blobs.open_temp(project_id, file_id)
+        temp: Path | None = None
         try:
+            handle, temp = self._blobs.open_temp(project_id, file_id)
             received = await _receive(req, handle, size)
             if received < size:
                 raise Problem(
@@ -106,8 +108,13 @@ class Blob:
             # Content already in place from an upload whose server died before marking it ready
             # is kept, and the file is made ready now (see Blobs.commit).
             await asyncio.to_thread(self._blobs.commit, temp, project_id, file_id)
+        except OSError as exc:
+            if not volume_full(exc):
+                raise
+            raise await self._volume_full(project_id, file_id) from exc
         finally:
-            temp.unlink(missing_ok=True)
+            if temp is not None:
+                temp.unlink(missing_ok=True)
         ready = await self._store.files.mark_ready(project_id, file_id)
         if ready is None:
             current = await self._store.files.get(project_id, file_id)
@@ -120,6 +127,24 @@ class Blob:
         await self._announce(ready)
         resp.status = falcon.HTTP_201
         resp.media = {"id": file_id, "size": size, "status": files.READY}
+
+    async def _volume_full(self, project_id: str, file_id: str) -> Problem:
+        """Withdraw the pending file whose upload found no room, give its storage back; return the 507.
+
+        Its partial content is already gone (the temp file is removed). Withdrawn rather than left
+        pending, so the project's quota does not count a file that is not there; the client
+        announces it again once there is room.
+        """
+        withdrawn = await self._store.files.withdraw(project_id, file_id)
+        if withdrawn is not None:
+            await self._store.usage.release_storage(project_id, withdrawn["size"])
+        log.error("the file volume %s is full: the upload of file %s was refused", self._blobs.root, file_id)
+        return Problem(
+            507,
+            "FILES_VOLUME_FULL",
+            "The file volume is full: nothing of this upload was kept and the file was withdrawn (its storage "
+            "is given back). Announce the file again later.",
+        )
 
     async def _announce(self, ready: dict[str, Any]) -> None:
         await self._store.events.announce(self._store.files.col, ready, "new_file", [EVERYONE], files.routing(ready))
@@ -220,6 +245,7 @@ def create_cdn_app(settings: Settings | None = None) -> Cdn:
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(PyMongoError, database_error_handler(settings.database_retry_after_s))
     app.add_route("/health", Health(store))
     app.add_route("/blobs/{project_id}/{file_id}", Blob(store, blobs, signer_for(settings)))
     return app

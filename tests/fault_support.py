@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import IO, Any
 
 import httpx
 
+from nexysync.crypto import KeyRing, new_key
 from nexysync_server.embedded import free_port
 
 START_DEADLINE_S = 60.0
@@ -171,8 +174,8 @@ def api_env(mongo_uri: str, db_name: str, **extra: str) -> dict[str, str]:
     }
 
 
-def seed_team(base_url: str, slugs: list[str]) -> tuple[str, dict[str, str]]:
-    """Register an owner, make a project and one agent per slug; return the project id and the API keys."""
+def seed_team(base_url: str, slugs: list[str]) -> tuple[str, dict[str, str], KeyRing]:
+    """Register an owner, make a project and one agent per slug; return the project id, the API keys and a key ring."""
     with httpx.Client(base_url=base_url, timeout=10) as http:
         tokens = http.post(
             "/v1/auth/register",
@@ -193,4 +196,63 @@ def seed_team(base_url: str, slugs: list[str]) -> tuple[str, dict[str, str]]:
             created = http.post(f"/v1/projects/{project_id}/agents", json={"slug": slug, "name": slug})
             created.raise_for_status()
             keys[slug] = created.json()["api_key"]
-    return project_id, keys
+    return project_id, keys, KeyRing([new_key()])
+
+
+class Receiver:
+    """An agent's application: its SDK stream read in a thread, each message kept once, keyed by id.
+
+    Attributes:
+        seqs: The ``seq`` of every event the stream handed over, in arrival order.
+        announced: Message id -> how many ``new_message`` events named it (more than one is a
+            re-announcement: a retry of a send whose first try stored the message but died
+            before its event; the application keeps the message once).
+    """
+
+    def __init__(self, client: Any, *, watchdog_s: float = 10.0) -> None:
+        self.seqs: list[int] = []
+        self.announced: dict[str, int] = {}
+        self.resets = 0
+        self.error: BaseException | None = None
+        self._stream = client.stream(watchdog_s=watchdog_s)
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="receiver", daemon=True)
+
+    def start(self) -> Receiver:
+        """Fix the stream's position (nothing sent from now on is missed), then read it in the background."""
+        self._stream.open()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            for event in self._stream:
+                with self._lock:
+                    self.seqs.append(event.seq)
+                    if event.type == "reset":
+                        self.resets += 1
+                    elif event.type == "new_message":
+                        message_id = str(event.data["id"])
+                        self.announced[message_id] = self.announced.get(message_id, 0) + 1
+        except BaseException as exc:
+            self.error = exc
+
+    def has_all(self, ids: set[str]) -> bool:
+        """Tell whether every one of ``ids`` has reached the application."""
+        with self._lock:
+            return ids <= self.announced.keys()
+
+    def out_of_order(self) -> int:
+        """Count events handed over at or below the ``seq`` of an earlier one (repeats included)."""
+        with self._lock:
+            return sum(1 for before, after in itertools.pairwise(self.seqs) if after <= before)
+
+    def reannounced(self) -> int:
+        """Count the extra announcements of messages the application already had."""
+        with self._lock:
+            return sum(count - 1 for count in self.announced.values())
+
+    def stop(self) -> None:
+        """Close the stream and wait for the reader."""
+        self._stream.close()
+        self._thread.join(timeout=30)

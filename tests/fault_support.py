@@ -214,6 +214,7 @@ class Receiver:
         self.announced: dict[str, int] = {}
         self.resets = 0
         self.error: BaseException | None = None
+        self.client = client
         self._stream = client.stream(watchdog_s=watchdog_s)
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="receiver", daemon=True)
@@ -237,15 +238,25 @@ class Receiver:
         except BaseException as exc:
             self.error = exc
 
+    def received(self) -> set[str]:
+        """Return the ids of the messages that have reached the application."""
+        with self._lock:
+            return set(self.announced)
+
     def has_all(self, ids: set[str]) -> bool:
         """Tell whether every one of ``ids`` has reached the application."""
         with self._lock:
             return ids <= self.announced.keys()
 
     def out_of_order(self) -> int:
-        """Count events handed over at or below the ``seq`` of an earlier one (repeats included)."""
+        """Count events handed over below the ``seq`` of an earlier one (repeats not included)."""
         with self._lock:
-            return sum(1 for before, after in itertools.pairwise(self.seqs) if after <= before)
+            return sum(1 for before, after in itertools.pairwise(self.seqs) if after < before)
+
+    def duplicates(self) -> int:
+        """Count events handed over twice (the same ``seq`` again)."""
+        with self._lock:
+            return len(self.seqs) - len(set(self.seqs))
 
     def reannounced(self) -> int:
         """Count the extra announcements of messages the application already had."""
@@ -255,4 +266,5 @@ class Receiver:
     def stop(self) -> None:
         """Close the stream and wait for the reader."""
         self._stream.close()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from fault_support import Receiver, Served, alive, api_env, seed_team, wait_for
 
+from fault_support import Receiver, Served, alive, api_env, seed_team, wait_for
 from nexysync import APIError, Client
 from nexysync_server.embedded import EmbeddedMongo
 from nexysync_server.ids import new_id
@@ -42,12 +42,14 @@ def test_sigkilled_workers_lose_no_acknowledged_message_and_streams_resume(tmp_p
             stop = threading.Event()
 
             def sender() -> None:
-                with Client(base_url=api.base_url, api_key=keys["alice"], key_ring=ring, project_id=project_id) as alice:
+                with Client(
+                    base_url=api.base_url, api_key=keys["alice"], key_ring=ring, project_id=project_id
+                ) as alice:
                     while not stop.is_set():
                         message_id = new_id()
                         try:
                             # The client's own retry, with the same id, past the SDK's retries.
-                            wait_for(lambda: _try_send(alice, message_id), "the send is acknowledged", 60, 0.2)
+                            wait_for(lambda m=message_id: _try_send(alice, m), "the send is acknowledged", 60, 0.2)
                         except BaseException as exc:
                             failures.append(exc)
                             return
@@ -74,6 +76,7 @@ def test_sigkilled_workers_lose_no_acknowledged_message_and_streams_resume(tmp_p
                 receiver.stop()
                 assert receiver.error is None, receiver.error
                 assert receiver.out_of_order() == 0
+                assert receiver.duplicates() == 0
                 stored = {message.id for message in bob.messages.list(limit=100)}
                 assert set(acknowledged) <= stored
                 print(f"{len(acknowledged)} sends, 2 workers killed, {receiver.reannounced()} re-announced")

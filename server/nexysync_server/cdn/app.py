@@ -20,6 +20,7 @@ from ..middleware import RequestId
 from ..settings import Settings
 from ..store import Store, files
 from ..store.events import EVERYONE
+from ..store.failures import DatabaseDidNotWrite
 from .blobs import Blobs, volume_full
 from .ranges import Unsatisfiable, parse_range
 from .signing import ExpiredUrl, InvalidUrl, UrlSigner
@@ -121,6 +122,10 @@ class Blob:
             if current is not None and current["status"] == files.READY:
                 await self._announce(current)  # a concurrent retry made it ready
                 raise _already_uploaded()
+            if current is not None:
+                # Still pending, yet not made ready: the database answered without writing (the
+                # embedded one does so on a full disk). The content stays for the retry.
+                raise DatabaseDidNotWrite("marking the file ready")
             # Deleted (or expired) while it was uploading: its content must not outlive it.
             self._blobs.delete(project_id, file_id)
             raise _not_found()

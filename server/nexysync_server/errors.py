@@ -85,9 +85,9 @@ def not_found(what: str, code: str = "NOT_FOUND") -> Problem:
 def database_trouble(exc: BaseException) -> str | None:
     """Say why ``exc`` means the database cannot serve now, or return ``None`` if it does not.
 
-    Unreachable (down, restarting, partitioned) and unable to write (its disk is full) are both
-    passing: the request changed nothing it has answered for, and the same request, retried
-    later, can succeed. Anything else a database error says is a fault of ours (a 500).
+    Unreachable (down, restarting, partitioned) and unable to write (its disk is full) both pass:
+    the same request retried later (writes are idempotent by their ids and Idempotency-Key)
+    succeeds once. Anything else a database error says is a fault of ours (a 500).
     """
     if isinstance(exc, ConnectionFailure):
         return "The database does not answer"

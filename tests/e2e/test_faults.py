@@ -50,7 +50,8 @@ async def test_database_death_answers_503_fast_keeps_streams_and_resumes_in_orde
                 before = await team.send(http, "alice", "bob")
                 assert [frame.data["data"]["id"] for frame in await stream.messages(1)] == [before]
 
-                os.kill(database.pid or 0, signal.SIGKILL)
+                assert database.pid is not None
+                os.kill(database.pid, signal.SIGKILL)
                 wait_for(lambda: not database.running, "the database is dead", 10)
 
                 body = team.body("bob")

@@ -370,13 +370,16 @@ class Soak:
         self.figures.rss_mib.append(self._worker_rss_mib())
 
     def _kill_database(self, rand: random.Random) -> None:
-        os.kill(self.database.pid or 0, signal.SIGKILL)
+        pid = self.database.pid
+        assert pid is not None, "the database is not running"
+        os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not self.database.running, "the database is dead", 10)
         time.sleep(rand.uniform(0.2, 1.5))  # the outage
         self.database.restart()
 
     def _fill_database_disk(self, rand: random.Random) -> None:
-        pid = self.database.pid or 0
+        pid = self.database.pid
+        assert pid is not None, "the database is not running"
         limit_file_size(pid, 0)
         time.sleep(rand.uniform(0.5, 2.0))
         limit_file_size(pid, None)

@@ -148,7 +148,8 @@ def test_restart_after_a_sigkill_serves_the_same_file_on_the_same_port(tmp_path:
         port, first_pid = server.port, server.pid
         with MongoClient(server.uri, serverSelectionTimeoutMS=5000) as client:
             client.t.c.insert_one({"_id": "kept"})
-        os.kill(first_pid or 0, signal.SIGKILL)
+        assert first_pid is not None
+        os.kill(first_pid, signal.SIGKILL)
         wait_for(lambda: not server.running, "the killed server is seen as exited")
         assert server.exit_code == -signal.SIGKILL
         with pytest.raises(EmbeddedMongoError):

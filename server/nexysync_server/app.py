@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> Api:
         hub,
         middleware=[
             RequestId(),
-            Lifespan(store, hub, watcher, presence, limiter),
+            Lifespan(settings, store, hub, watcher, presence, limiter),
             Authentication(settings, store, limiter),
         ],
     )

@@ -14,9 +14,9 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+from pymongo.errors import PyMongoError
 
-from .store.failures import DatabaseDidNotWrite
+from .store.failures import database_trouble
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,6 @@ _DEFAULT_CODES = {
 
 #: The code of every 503 caused by the database: unreachable, or unable to write (disk full).
 DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
-# MongoDB's OutOfDiskSpace; the embedded database (SQLite) reports a failed or full disk by message.
-_OUT_OF_DISK_SPACE = 14031
-_DISK_FULL_MESSAGES = ("disk i/o error", "database or disk is full", "no space left", "file too large")
 
 
 class Problem(falcon.HTTPError):
@@ -80,32 +77,6 @@ def unauthorized(detail: str, code: str = "UNAUTHORIZED") -> Problem:
 def not_found(what: str, code: str = "NOT_FOUND") -> Problem:
     """Return a 404 problem for a resource the caller cannot see (or that does not exist)."""
     return Problem(404, code, f"{what} was not found.")
-
-
-def database_trouble(exc: BaseException) -> str | None:
-    """Say why ``exc`` means the database cannot serve now, or return ``None`` if it does not.
-
-    Unreachable (down, restarting, partitioned) and unable to write (its disk is full) both pass:
-    the same request retried later (writes are idempotent by their ids and Idempotency-Key)
-    succeeds once. Anything else a database error says is a fault of ours (a 500).
-    """
-    if isinstance(exc, ConnectionFailure):
-        return "The database does not answer"
-    if isinstance(exc, DatabaseDidNotWrite):
-        return _disk_full(_OUT_OF_DISK_SPACE, None)
-    if isinstance(exc, BulkWriteError):
-        errors = exc.details.get("writeErrors", [])
-        return next(filter(None, (_disk_full(e.get("code"), e.get("errmsg")) for e in errors)), None)
-    if isinstance(exc, OperationFailure):
-        return _disk_full(exc.code, str(exc))
-    return None
-
-
-def _disk_full(code: object, message: object) -> str | None:
-    text = str(message or "").lower()
-    if code == _OUT_OF_DISK_SPACE or any(part in text for part in _DISK_FULL_MESSAGES):
-        return "The database cannot write (its disk is full or failing)"
-    return None
 
 
 def database_unavailable(reason: str, retry_after_s: int) -> Problem:

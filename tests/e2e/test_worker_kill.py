@@ -7,6 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fault_support import Receiver, Served, alive, api_env, seed_team, wait_for
@@ -82,5 +83,38 @@ def test_sigkilled_workers_lose_no_acknowledged_message_and_streams_resume(tmp_p
                 print(f"{len(acknowledged)} sends, 2 workers killed, {receiver.reannounced()} re-announced")
             # gunicorn replaced both workers.
             wait_for(lambda: len(api.worker_pids()) == 2, "gunicorn runs two workers again", 60)
+        finally:
+            api.kill()
+
+
+def test_a_worker_replaced_while_the_database_is_down_starts_and_the_server_stays_up(tmp_path: Path) -> None:
+    with EmbeddedMongo(tmp_path / "db") as database:
+        api = Served("serve", tmp_path / "logs", api_env(database.uri, "replaced"), workers=2)
+        try:
+            api.start()
+            project_id, keys, ring = seed_team(api.base_url, ["alice", "bob"])
+            assert database.pid is not None
+            os.kill(database.pid, signal.SIGKILL)
+            wait_for(lambda: not database.running, "the database is dead", 10)
+            old = api.worker_pids()
+            os.kill(old[0], signal.SIGKILL)
+            replacement = wait_for(lambda: set(api.worker_pids()) - set(old), "gunicorn boots a replacement", 30).pop()
+
+            def started() -> bool:
+                output = api.output()
+                # Gunicorn stops the whole server when a worker fails to boot: that must not happen.
+                assert f"[{replacement}] [ERROR] Application startup failed" not in output, output
+                return f"[{replacement}] [INFO] Application startup complete" in output
+
+            wait_for(started, "the replacement worker has started", 30)
+            refused = httpx.get(f"{api.base_url}/v1/health/ready", timeout=5)
+            assert refused.status_code == 503 and refused.json()["code"] == "DATABASE_UNAVAILABLE"
+
+            database.restart()
+            # Every worker, the replacement too, serves again: readiness answers 200 many times in a row.
+            wait_for(lambda: all(api.ready() for _ in range(10)), "every worker is ready", 60)
+            with Client(base_url=api.base_url, api_key=keys["alice"], key_ring=ring, project_id=project_id) as alice:
+                assert alice.messages.send("bob", topic="t", payload="after").payload == "after"
+            assert api.process is not None and api.process.poll() is None
         finally:
             api.kill()

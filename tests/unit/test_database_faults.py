@@ -20,9 +20,9 @@ from pymongo.errors import (
 from nexysync_server import cli
 from nexysync_server.cdn.blobs import volume_full
 from nexysync_server.embedded import EmbeddedMongoError
-from nexysync_server.errors import database_trouble, database_unavailable
+from nexysync_server.errors import database_unavailable
 from nexysync_server.realtime.watcher import Watcher
-from nexysync_server.store.failures import DatabaseDidNotWrite
+from nexysync_server.store.failures import DatabaseDidNotWrite, database_trouble
 
 
 @pytest.mark.parametrize(

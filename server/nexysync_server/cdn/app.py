@@ -14,13 +14,14 @@ import falcon
 import falcon.asgi
 from pymongo.errors import PyMongoError
 
-from ..errors import Problem, database_error_handler, handle_unexpected, serialize_problem
+from ..errors import Problem, database_error_handler, database_unavailable, handle_unexpected, serialize_problem
 from ..ids import ULID_RE
 from ..middleware import RequestId
 from ..settings import Settings
 from ..store import Store, files
 from ..store.events import EVERYONE
 from ..store.failures import DatabaseDidNotWrite
+from ..store.indexing import Indexes
 from .blobs import Blobs, volume_full
 from .ranges import Unsatisfiable, parse_range
 from .signing import ExpiredUrl, InvalidUrl, UrlSigner
@@ -47,20 +48,35 @@ def _not_found() -> Problem:
 
 
 class _Lifespan:
-    """Open the database and start the sweep; stop it and close the database at shutdown."""
+    """Open the database and start the sweep; stop it and close the database at shutdown.
 
-    def __init__(self, store: Store, sweeper: Sweeper) -> None:
+    Like the API, the CDN starts while its database is unavailable and answers 503 until it has
+    made its indexes (see :mod:`nexysync_server.store.indexing`).
+    """
+
+    def __init__(self, store: Store, sweeper: Sweeper, retry_after_s: int) -> None:
         self._store = store
         self._sweeper = sweeper
+        self._retry_after_s = retry_after_s
+        self._indexes = Indexes(self._ensure_indexes)
+
+    async def _ensure_indexes(self) -> None:
+        await self._store.files.ensure_indexes()
+        await self._store.events.ensure_indexes()
+
+    async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Refuse every request until the indexes are made."""
+        if not self._indexes.ready:
+            raise database_unavailable("This CDN has not reached its database since it started", self._retry_after_s)
 
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Create the indexes the CDN reads by, then start sweeping."""
-        await self._store.files.ensure_indexes()
-        await self._store.events.ensure_indexes()
+        await self._indexes.start()
         self._sweeper.start()
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Stop sweeping and close the database."""
+        await self._indexes.stop()
         await self._sweeper.stop()
         await self._store.close()
 
@@ -246,7 +262,7 @@ def create_cdn_app(settings: Settings | None = None) -> Cdn:
     store = Store(settings)
     blobs = Blobs(settings.files_dir)
     sweeper = Sweeper(store, blobs, settings.file_sweep_interval_s, settings.file_pending_ttl_s)
-    app = Cdn(middleware=[RequestId(), _Lifespan(store, sweeper)])
+    app = Cdn(middleware=[RequestId(), _Lifespan(store, sweeper, settings.database_retry_after_s)])
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_unexpected)

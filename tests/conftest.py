@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from nexysync_server.embedded import EmbeddedMongo, free_port
+from server_env import TEST_SERVER_ENV
 
 DEV_START_DEADLINE_S = 60.0
 DEV_STOP_DEADLINE_S = 30.0
@@ -64,6 +65,7 @@ class DevServer:
         assert Path(command).exists(), f"nexysync-server is not installed next to {sys.executable}"
         # The server must not pick up settings from the shell that runs the tests.
         env = {key: value for key, value in os.environ.items() if not key.startswith("NEXYSYNC_")}
+        env.update(TEST_SERVER_ENV)
         env.update(self.settings)
         stdout, stderr = self.stdout_path.open("wb"), self.stderr_path.open("wb")
         self._files = [stdout, stderr]
@@ -128,6 +130,22 @@ def dev_servers(tmp_path: Path) -> Iterator[Callable[..., DevServer]]:
 
     def start(data_dir: Path, settings: dict[str, str] | None = None) -> DevServer:
         server = DevServer(data_dir, tmp_path / "logs", settings)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def module_dev_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., DevServer]]:
+    """Like ``dev_servers``, for servers that several tests of one module share."""
+    root = tmp_path_factory.mktemp("module-dev")
+    started: list[DevServer] = []
+
+    def start(settings: dict[str, str] | None = None) -> DevServer:
+        server = DevServer(root / f"data-{len(started)}", root / "logs", settings)
         started.append(server)
         return server.start()
 

@@ -172,7 +172,19 @@ class Usage(BaseModel):
     day: Annotated[date, Field(description='The current UTC day.')]
     messages_today: int
     messages_per_day_limit: int
-    storage_bytes: int
+    message_bytes_today: Annotated[
+        int,
+        Field(
+            description='Bytes of message content (the envelopes of topic, payload and metadata) sent today.'
+        ),
+    ]
+    message_bytes_per_day_limit: int
+    storage_bytes: Annotated[
+        int,
+        Field(
+            description='Bytes stored by files, code references and kv values together.'
+        ),
+    ]
     storage_limit_bytes: int
     agents: int
     agents_limit: int
@@ -541,11 +553,17 @@ class Thread(BaseModel):
     root_id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
+            description='The earliest message of the thread the caller may see.',
             pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
         ),
     ]
     data: list[Message]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description='Pass as `cursor` for the rest of the thread; null on its last page.'
+        ),
+    ] = None
 
 
 class EventType(StrEnum):
@@ -556,6 +574,8 @@ class EventType(StrEnum):
     new_ref = 'new_ref'
     new_file = 'new_file'
     reset = 'reset'
+    resume = 'resume'
+    key_revoked = 'key_revoked'
 
 
 class Event(BaseModel):
@@ -574,7 +594,7 @@ class Event(BaseModel):
     data: Annotated[
         dict[str, Any],
         Field(
-            description='new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\n'
+            description='new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n'
         ),
     ]
 

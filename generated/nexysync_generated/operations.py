@@ -832,7 +832,7 @@ OPERATIONS: dict[str, Operation] = {
         method='PUT',
         path='/v1/messages/{message_id}/pin',
         tag='messages',
-        summary='Pin a message.',
+        summary='Pin a message for the caller.',
         security='AgentKey',
         path_params=(
             Parameter(
@@ -915,7 +915,7 @@ OPERATIONS: dict[str, Operation] = {
         method='GET',
         path='/v1/messages/{message_id}/thread',
         tag='messages',
-        summary='Get the whole thread a message belongs to, from its root.',
+        summary='Get the thread a message belongs to, from its root, a page at a time.',
         security='AgentKey',
         path_params=(
             Parameter(
@@ -928,7 +928,9 @@ OPERATIONS: dict[str, Operation] = {
                 },
             ),
         ),
-        query_params=(),
+        query_params=(
+            Parameter(name='cursor', required=False, schema={'pattern': '^[0-9A-HJKMNP-TV-Z]{26}$', 'type': 'string'}),
+        ),
         header_params=(),
         request_body=None,
         request_body_required=False,
@@ -936,8 +938,8 @@ OPERATIONS: dict[str, Operation] = {
         responses={200: 'Thread'},
         response_media_types={200: 'application/json'},
         success_statuses=(200,),
-        is_list_page=False,
-        page_item=None,
+        is_list_page=True,
+        page_item='Message',
         request_encrypted_fields=(),
         response_encrypted_fields=('metadata', 'payload', 'topic'),
     ),
@@ -946,7 +948,7 @@ OPERATIONS: dict[str, Operation] = {
         method='DELETE',
         path='/v1/messages/{message_id}/pin',
         tag='messages',
-        summary='Unpin a message.',
+        summary='Unpin a message for the caller.',
         security='AgentKey',
         path_params=(
             Parameter(

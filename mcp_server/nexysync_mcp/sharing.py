@@ -1,7 +1,9 @@
 """The tools ``ns_kv``, ``ns_ref`` and ``ns_file``: the project's shared state, plaintext for the AI.
 
 Keys of the store, reference content and file content are encrypted by the SDK; the AI reads and
-writes plain text, and files go between the workspace's disk and the CDN.
+writes plain text, and files go between the workspace's disk and the CDN, only where
+:mod:`nexysync_mcp.workspace` allows (uploads from the workspace, downloads into
+``.nexysync/downloads/``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from nexysync.crypto import plaintext_file_size
 from nexysync_mcp.arguments import Arguments, Param, ToolSpec, required_action
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure
 from nexysync_mcp.output import dumps, iso_time
+from nexysync_mcp.workspace import DOWNLOADS, Workspace, exists_message, write_replacing
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
     from nexysync_generated.models import File, KvEntry, Ref
     from nexysync_mcp.agent import AgentLink
 
-__all__ = ["SPECS", "Sharing", "file_view", "ref_view", "safe_name", "save_path", "undecryptable_lines"]
+__all__ = ["DOWNLOADS", "SPECS", "Sharing", "file_view", "ref_view", "safe_name", "undecryptable_lines"]
 
 KV_ACTIONS = ("set", "get", "list", "delete")
 REF_ACTIONS = ("share", "list", "read", "delete")
@@ -45,8 +48,6 @@ LIST_LIMIT = 100
 VALUE_PREVIEW_CHARS = 120
 #: Files up to this size that are UTF-8 text are answered inline by ``ns_file read``.
 INLINE_BYTES = 64 * 1024
-#: Where ``ns_file read`` saves what it does not answer inline, under the workspace.
-DOWNLOADS = Path(".nexysync") / "downloads"
 #: Longest file name written (most file systems allow 255 bytes).
 NAME_MAX_CHARS = 120
 
@@ -95,13 +96,13 @@ SPECS: tuple[ToolSpec, ...] = (
     ToolSpec(
         name="ns_file",
         description=(
-            "Files shared with the project's agents (end-to-end encrypted). upload: local path, optional name; "
-            "list; read: id; small UTF-8 text is answered inline, anything else (or with path) saved to path "
-            "(default .nexysync/downloads/<name>); delete: id (your own)."
+            "Files shared with the project's agents (end-to-end encrypted). upload: path of a file in the "
+            "workspace, optional name; list; read: id; small UTF-8 text is answered inline, anything else (or "
+            "with path) saved under .nexysync/downloads/ (path: a name there); delete: id (your own)."
         ),
         params=(
             Param("action", "What to do.", enum=FILE_ACTIONS),
-            Param("path", "Local file, relative to the workspace: to upload, or where read saves it."),
+            Param("path", "upload: a file in the workspace (relative to it); read: a name under .nexysync/downloads/."),
             Param("name", "Name others see (upload); default: the file's own."),
             Param("id", "File id (read, delete)."),
             Param("overwrite", "Let read replace an existing file at path.", "boolean"),
@@ -115,11 +116,6 @@ def _key(args: Arguments) -> str:
     if not _KEY_RE.match(key) or set(key) == {"."}:
         raise ToolFailure(f"`key` must be 1 to 200 letters, digits and . _ : - (not only dots); got {key!r}.")
     return key
-
-
-def _from_workspace(path: str) -> Path:
-    """Return a path as given, a relative one taken from the working directory (the workspace)."""
-    return Path(os.path.expanduser(path)).absolute()
 
 
 def entry_view(entry: KvEntry, *, whole: bool = True) -> dict[str, Any]:
@@ -185,23 +181,6 @@ def safe_name(name: str, fallback: str) -> str:
     return base
 
 
-def save_path(name: str, file_id: str, path: str | None) -> Path:
-    """Return where ``ns_file read`` saves a file: ``path`` (a directory takes the name), else the downloads folder.
-
-    Raises:
-        ToolFailure: the file name, made safe, would still leave the chosen directory.
-    """
-    directory = Path.cwd() / DOWNLOADS
-    if path:
-        directory = _from_workspace(path)
-        if not (directory.is_dir() or path.endswith(("/", os.sep))):
-            return directory
-    chosen = directory / safe_name(name, f"file-{file_id}")
-    if chosen.parent != directory or chosen.name in ("", ".", ".."):
-        raise ToolFailure(f"Refusing to save file {file_id} under the unsafe name {name!r}.")
-    return chosen
-
-
 def undecryptable_lines(errors: Iterable[UndecryptableRecord]) -> list[str]:
     """Return one line per record a list left out because it could not be decrypted."""
     lines: list[str] = []
@@ -247,6 +226,11 @@ class Sharing:
 
     def __init__(self, link: AgentLink) -> None:
         self._link = link
+
+    def _workspace(self) -> Workspace:
+        """Return the workspace: the one of the key file in use, else the working directory."""
+        credentials = self._link.credentials
+        return Workspace.locate(credentials.source if credentials else None)
 
     # -- ns_kv ---------------------------------------------------------------------------------
 
@@ -358,13 +342,11 @@ class Sharing:
 
     async def _upload(self, client: AsyncClient, args: Arguments) -> str:
         given = args.required_text("path")
-        path = _from_workspace(given)
-        if not path.is_file():
-            raise ToolFailure(f"No file at {given!r} ({path}).")
-        name = args.text("name") or path.name
+        name = args.text("name") or Path(given).expanduser().name
         content_type = mimetypes.guess_type(name)[0]
         try:
-            file = await client.files.upload(path, name=name, content_type=content_type)
+            with self._workspace().open_upload(given) as handle:
+                file = await client.files.upload(handle, name=name, content_type=content_type)
         except OSError as error:
             raise ToolFailure(f"Cannot read {given!r}: {error.strerror or error}.") from error
         except APIStatusError as error:
@@ -386,19 +368,23 @@ class Sharing:
             text = _text(content)
             if text is not None:
                 return dumps({**view, "content": text})
-        target = save_path(meta.name, file_id, path)
-        if target.exists() and not overwrite:
-            raise ToolFailure(f"{target} exists; give another path, or overwrite=true to replace it.")
+        fallback = safe_name(meta.name, f"file-{file_id}")
+        target = self._workspace().save_path(meta.name, file_id, path, safe_name=fallback)
+        if os.path.lexists(target) and not overwrite:
+            raise ToolFailure(exists_message(target))
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if content is not None:
-                _write(target, content, overwrite=overwrite)
+            if content is not None and overwrite:
+                write_replacing(target, content)
+            elif content is not None:
+                with target.open("xb") as handle:  # exclusive: never replaces a file that appeared meanwhile
+                    handle.write(content)
             elif overwrite:
+                # The SDK writes a temp file and renames it over the target: a link is replaced, not followed.
                 await client.files.download(file_id, to=target)
             else:
                 await _download_new(client, file_id, target)
         except FileExistsError as error:
-            raise ToolFailure(f"{target} exists; give another path, or overwrite=true to replace it.") from error
+            raise ToolFailure(exists_message(target)) from error
         except OSError as error:
             raise ToolFailure(f"Cannot save file {file_id} to {target}: {error.strerror or error}.") from error
         return dumps({**view, "saved_to": str(target)})
@@ -415,18 +401,12 @@ async def _kv_changed(client: AsyncClient, key: str, version: int | None) -> str
     return f"kv key {key!r} changed since version {version} (now {now}): get it again and retry."
 
 
-def _write(target: Path, content: bytes, *, overwrite: bool) -> None:
-    """Write ``content`` to ``target``; without ``overwrite`` only if it does not exist (atomically)."""
-    with target.open("wb" if overwrite else "xb") as handle:
-        handle.write(content)
-
-
 async def _download_new(client: AsyncClient, file_id: str, target: Path) -> None:
     """Download into a file that must not exist yet; a failed download leaves nothing behind."""
     try:
         handle = target.open("xb")  # exclusive: a file (or link) that appeared meanwhile is never replaced
     except FileExistsError as error:
-        raise ToolFailure(f"{target} exists; give another path, or overwrite=true to replace it.") from error
+        raise ToolFailure(exists_message(target)) from error
     try:
         with handle:
             await client.files.download(file_id, to=handle)

@@ -19,7 +19,14 @@ from nexysync._config import ENV_API_KEY, ENV_API_URL, ENV_ENC_KEY, load_key_fil
 from nexysync._errors import KeyFileError
 from nexysync._operations import Cipher, PreparedCall, needs_cipher, parse_response, prepare_call
 from nexysync._stream import AsyncStream, Stream
-from nexysync._transport import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncTransport, SyncTransport, TimeoutTypes
+from nexysync._transport import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    AsyncTransport,
+    SyncTransport,
+    TimeoutTypes,
+    VerifyTypes,
+)
 from nexysync.crypto import KeyRing, decode_key
 from nexysync_generated import OPERATIONS
 
@@ -177,6 +184,9 @@ class Client(_ClientCore):
         timeout: Default timeout per request, in seconds.
         max_retries: Retries on connection errors, 408, 409, 429 and 5xx.
         http_client: Your own ``httpx.Client``; the SDK never closes it.
+        verify: How the SDK's own HTTP client checks the server's certificate: True (the system's
+            trust store; ``SSL_CERT_FILE`` names another bundle), the path of a CA bundle (PEM, e.g.
+            a private CA in front of HAProxy), an ``ssl.SSLContext``, or False. Unused with ``http_client``.
         sleep: How to wait between retries (for tests).
         default_headers: Extra headers on every request.
         refresh_token: A human session's saved refresh token: with it, an expired access token
@@ -199,6 +209,7 @@ class Client(_ClientCore):
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.Client | None = None,
+        verify: VerifyTypes = True,
         sleep: Callable[[float], None] = time.sleep,
         default_headers: Mapping[str, str] | None = None,
         refresh_token: str | None = None,
@@ -216,6 +227,7 @@ class Client(_ClientCore):
             timeout=timeout,
             max_retries=max_retries,
             http_client=http_client,
+            verify=verify,
             sleep=sleep,
             headers=default_headers,
         )
@@ -441,6 +453,7 @@ class AsyncClient(_ClientCore):
         timeout: Default timeout per request, in seconds.
         max_retries: Retries on connection errors, 408, 409, 429 and 5xx.
         http_client: Your own ``httpx.AsyncClient``; the SDK never closes it.
+        verify: TLS certificate check, as for :class:`Client`.
         sleep: How to wait between retries (for tests).
         default_headers: Extra headers on every request.
         refresh_token: A human session's saved refresh token (see :class:`Client`).
@@ -457,6 +470,7 @@ class AsyncClient(_ClientCore):
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.AsyncClient | None = None,
+        verify: VerifyTypes = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         default_headers: Mapping[str, str] | None = None,
         refresh_token: str | None = None,
@@ -474,6 +488,7 @@ class AsyncClient(_ClientCore):
             timeout=timeout,
             max_retries=max_retries,
             http_client=http_client,
+            verify=verify,
             sleep=sleep,
             headers=default_headers,
         )

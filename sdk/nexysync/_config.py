@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from nexysync._errors import KeyFileError
 from nexysync.crypto import KeyRing, decode_key
 
-__all__ = ["KeyFile", "find_key_file", "load_key_file"]
+__all__ = ["KeyFile", "check_key_file_private", "find_key_file", "load_key_file"]
 
 KEY_FILE_PARTS = (".nexysync", "key")
 ENV_API_URL = "NEXYSYNC_API_URL"
@@ -56,6 +57,53 @@ def find_key_file(start: Path | None = None) -> Path | None:
     return None
 
 
+def check_key_file_private(path: Path, info: os.stat_result) -> None:
+    """Refuse a key file that another user owns, or that users other than its owner may read or change.
+
+    A key file names the API the agent trusts and holds its secrets, so one that came from
+    someone else (a repository that committed ``.nexysync/``: git checks files out 0644) would
+    point this agent at a stranger's server, and one others may read gives its keys away.
+
+    Windows has no POSIX owner or mode bits (``st_mode`` there says nothing of other users' access,
+    which ACLs decide), so the check is skipped where ``os.getuid`` does not exist.
+
+    Args:
+        path: The key file, named in the error.
+        info: Its ``stat`` (taken from the open file, so it describes what is read).
+
+    Raises:
+        KeyFileError: owned by another user, or with any group or other permission bit set.
+    """
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:
+        return
+    uid = getuid()
+    if info.st_uid != uid:
+        raise KeyFileError(
+            f"key file {path} belongs to another user (uid {info.st_uid}, you are {uid}), so it may point this "
+            f"agent at someone else's server: if it is yours, run `chown $(id -u) {path}`; otherwise delete it "
+            "and run `nexysync init`"
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        raise KeyFileError(
+            f"key file {path} has mode {mode:04o}, so other users may read or change it: if it is yours, run "
+            f"`chmod 600 {path}`; if it came with a cloned repository, delete it and run `nexysync init`"
+        )
+
+
+def _read_key_file(path: Path) -> str:
+    """Return a key file's text after checking, on the open file, that it is the user's own and private."""
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            check_key_file_private(path, os.fstat(handle.fileno()))
+            return handle.read()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise KeyFileError(f"key file {path} is not valid JSON: {exc}") from exc
+
+
 def _decode_key(text: Any, where: str) -> bytes:
     if not isinstance(text, str):
         raise KeyFileError(f"{where} must be a base64 string")
@@ -74,8 +122,9 @@ def load_key_file(path: str | os.PathLike[str] | None = None, *, env: dict[str, 
         env: The environment to read (``os.environ`` when None).
 
     Raises:
-        KeyFileError: no file and no env vars, unreadable JSON, a missing field, or a key that is
-            not standard base64 of 32 bytes.
+        KeyFileError: no file and no env vars, a file of another user or that others may read
+            (see :func:`check_key_file_private`), unreadable JSON, a missing field, or a key that
+            is not standard base64 of 32 bytes.
     """
     environ = dict(os.environ if env is None else env)
     data: dict[str, Any] = {}
@@ -87,10 +136,9 @@ def load_key_file(path: str | os.PathLike[str] | None = None, *, env: dict[str, 
     else:
         found = find_key_file()
     if found is not None:
+        text = _read_key_file(found)
         try:
-            loaded = json.loads(found.read_text("utf-8"))
-        except OSError as exc:
-            raise KeyFileError(f"cannot read key file {found}: {exc}") from exc
+            loaded = json.loads(text)
         except ValueError as exc:
             raise KeyFileError(f"key file {found} is not valid JSON: {exc}") from exc
         if not isinstance(loaded, dict):

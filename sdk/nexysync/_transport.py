@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -33,6 +35,16 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 USER_AGENT = "nexysync-python"
 
 TimeoutTypes = float | httpx.Timeout | None
+#: How to check the server's TLS certificate: True (the default trust store, or ``SSL_CERT_FILE``),
+#: the path of a CA bundle (PEM) to trust instead, an ``ssl.SSLContext``, or False (no check).
+VerifyTypes = ssl.SSLContext | str | os.PathLike[str] | bool
+
+
+def ssl_verify(verify: VerifyTypes) -> ssl.SSLContext | bool:
+    """Turn a ``verify`` argument into what httpx takes (a CA bundle path becomes a context)."""
+    if isinstance(verify, str | os.PathLike):
+        return ssl.create_default_context(cafile=os.fspath(verify))
+    return verify
 
 
 def _retry_after(response: httpx.Response | None) -> float | None:
@@ -150,6 +162,7 @@ class SyncTransport(_TransportBase):
         timeout: Default timeout per request, in seconds (or an ``httpx.Timeout``).
         max_retries: Retries after the first attempt.
         http_client: A caller's own client; the transport then never closes it.
+        verify: TLS certificate check of a client the transport makes (see ``VerifyTypes``).
         sleep: How to wait between attempts (injectable for tests).
         headers: Extra headers for every request.
     """
@@ -162,12 +175,13 @@ class SyncTransport(_TransportBase):
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.Client | None = None,
+        verify: VerifyTypes = True,
         sleep: Callable[[float], None] = time.sleep,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(base_url=base_url, token=token, timeout=timeout, max_retries=max_retries, headers=headers)
         self._owns_client = http_client is None
-        self.http = http_client if http_client is not None else httpx.Client()
+        self.http = http_client if http_client is not None else httpx.Client(verify=ssl_verify(verify))
         self.sleep = sleep
 
     def copy(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> SyncTransport:
@@ -249,12 +263,13 @@ class AsyncTransport(_TransportBase):
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.AsyncClient | None = None,
+        verify: VerifyTypes = True,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(base_url=base_url, token=token, timeout=timeout, max_retries=max_retries, headers=headers)
         self._owns_client = http_client is None
-        self.http = http_client if http_client is not None else httpx.AsyncClient()
+        self.http = http_client if http_client is not None else httpx.AsyncClient(verify=ssl_verify(verify))
         self.sleep = sleep
 
     def copy(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> AsyncTransport:

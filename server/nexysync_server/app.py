@@ -13,15 +13,18 @@ from pymongo.errors import PyMongoError
 
 from nexysync_generated import load_spec, spec_path
 
+from .authlimits import AuthLimits
 from .cdn.app import signer_for
 from .errors import database_error_handler, handle_unexpected, serialize_problem
 from .middleware import Authentication, Lifespan, RequestId
 from .quotas import Quotas
 from .ratelimit import RateLimiter
 from .realtime.hub import Hub
+from .realtime.keycheck import KeyCheck
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
 from .resources import Context, agents, auth, files, health, kv, me, messages, projects, realtime, refs
+from .security import PasswordHasher
 from .settings import Settings
 from .store import Store
 from .validation import SchemaValidator
@@ -63,20 +66,28 @@ def create_app(settings: Settings | None = None) -> Api:
         settings = dataclasses.replace(settings, cdn_secret=secrets.token_urlsafe(32))
     spec_text = spec_path().read_text(encoding="utf-8")
     store = Store(settings)
+    auth_limits = AuthLimits(store.db, settings, store.audit)
     ctx = Context(
-        settings=settings, store=store, validator=SchemaValidator(load_spec()), quotas=Quotas(settings, store)
+        settings=settings,
+        store=store,
+        validator=SchemaValidator(load_spec()),
+        quotas=Quotas(settings, store),
+        auth_limits=auth_limits,
+        hasher=PasswordHasher(settings.password_hash_memory_kib, settings.password_hash_iterations),
     )
 
-    hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s)
+    hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s, settings.stream_queue_max)
+    key_check = KeyCheck(hub, store.agents, settings.key_check_interval_s)
     watcher = Watcher(store.events.col, hub)
     presence = Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s)
     limiter = RateLimiter(store.db, settings.rate_limit_per_minute)
+    human_limiter = RateLimiter(store.db, settings.human_rate_limit_per_minute, "user", "human-rate-limit")
     app = Api(
         hub,
         middleware=[
             RequestId(),
-            Lifespan(settings, store, hub, watcher, presence, limiter),
-            Authentication(settings, store, limiter),
+            Lifespan(settings, store, hub, watcher, presence, [limiter, human_limiter], auth_limits, key_check),
+            Authentication(settings, store, limiter, human_limiter, auth_limits),
         ],
     )
     app.req_options.strip_url_path_trailing_slash = True
@@ -95,12 +106,12 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/auth/refresh", auth.Refresh(ctx))
     app.add_route("/v1/auth/logout", auth.Logout(ctx))
     app.add_route("/v1/projects", projects.Collection(ctx))
-    app.add_route("/v1/projects/{project_id}", projects.Item(ctx))
+    app.add_route("/v1/projects/{project_id}", projects.Item(ctx, hub))
     app.add_route("/v1/projects/{project_id}/usage", projects.Usage(ctx))
     app.add_route("/v1/projects/{project_id}/audit", projects.Audit(ctx))
     app.add_route("/v1/projects/{project_id}/agents", agents.Collection(ctx))
-    app.add_route("/v1/projects/{project_id}/agents/{agent_id}", agents.Item(ctx))
-    app.add_route("/v1/projects/{project_id}/agents/{agent_id}/rotate-key", agents.RotateKey(ctx))
+    app.add_route("/v1/projects/{project_id}/agents/{agent_id}", agents.Item(ctx, hub))
+    app.add_route("/v1/projects/{project_id}/agents/{agent_id}/rotate-key", agents.RotateKey(ctx, hub))
     app.add_route("/v1/projects/{project_id}/agents/{agent_id}/clone", agents.Clone(ctx))
     app.add_route("/v1/me", me.Me(ctx))
     app.add_route("/v1/agents", me.Directory(ctx))

@@ -20,6 +20,7 @@ from types import FrameType
 
 import uvicorn
 
+from .cdn.signing import redact_access_logs
 from .embedded import EmbeddedMongo, EmbeddedMongoError
 from .serving import DrainingServer
 from .settings import Settings
@@ -264,7 +265,8 @@ def _dev(args: argparse.Namespace) -> int:
             # stopped after the API has drained and the process still exits 0.
             signal.signal(signal.SIGINT, note_signal)
             signal.signal(signal.SIGTERM, note_signal)
-            return _run_api(app, args.host, args.port, mongo, received, _Cdn(cdn, cdn_sock, cdn_url, files_dir))
+            cdn_parts = _Cdn(cdn, cdn_sock, cdn_url, files_dir)
+            return _run_api(app, args.host, args.port, mongo, received, cdn_parts, settings.forwarded_allow_ips)
     except KeyboardInterrupt:
         print("nexysync-server dev: stopped before the API started.", file=sys.stderr)
         return 0
@@ -305,7 +307,15 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: list[int], cdn: _Cdn) -> int:
+def _run_api(
+    app: object,
+    host: str,
+    port: int,
+    mongo: EmbeddedMongo,
+    received: list[int],
+    cdn: _Cdn,
+    forwarded_allow_ips: str,
+) -> int:
     """Serve ``app`` with uvicorn until a signal stops it; return the exit code.
 
     Args:
@@ -315,8 +325,17 @@ def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: 
         mongo: The running database, for the banner.
         received: Signals that arrived before uvicorn took over signal handling.
         cdn: The CDN to serve beside the API, in the same event loop.
+        forwarded_allow_ips: The proxies whose X-Forwarded-For is believed, as ``serve`` takes them
+            (``NEXYSYNC_FORWARDED_ALLOW_IPS``): per-address limits and audit entries use that address.
     """
-    cdn_server = _QuietServer(uvicorn.Config(cdn.app, lifespan="on", timeout_graceful_shutdown=10))  # type: ignore[arg-type]
+    cdn_server = _QuietServer(
+        uvicorn.Config(
+            cdn.app,  # type: ignore[arg-type]
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+            forwarded_allow_ips=forwarded_allow_ips,
+        )
+    )
 
     class DevServer(DrainingServer):
         """A uvicorn server that prints the URLs once it really listens."""
@@ -358,6 +377,7 @@ def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: 
         lifespan="on",
         # Streams are drained at once on stop; this bounds whatever else is still open.
         timeout_graceful_shutdown=10,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
     server = DevServer(config)
 
@@ -373,6 +393,8 @@ def _run_api(app: object, host: str, port: int, mongo: EmbeddedMongo, received: 
     async def serve_all() -> None:
         # After uvicorn's Config set up its loggers (it replaces their filters then).
         logging.getLogger("uvicorn.error").addFilter(_CdnInfoFilter())
+        # Signed CDN URLs are credentials: their signatures never reach the access log.
+        redact_access_logs()
         cdn_task = asyncio.create_task(serve_cdn())
         supervisor = asyncio.create_task(supervise_database(mongo, lambda: server.should_exit))
         try:

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
+from nexysync_server.cdn.signing import RedactSignatures
+
 __all__ = [
     "ACCESS_LOG_FORMAT",
     "accesslog",
@@ -202,4 +204,6 @@ def post_worker_init(worker: Any) -> None:
     worker.wsgi = RequestIdCapture(worker.wsgi)
     for handler in worker.log.access_log.handlers:
         handler.addFilter(RequestIdFilter())
+        # Signed CDN URLs are credentials: their signatures never reach the log.
+        handler.addFilter(RedactSignatures())
         handler.setFormatter(logging.Formatter(ACCESS_LOG_FORMAT))

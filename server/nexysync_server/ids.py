@@ -75,6 +75,9 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+# What ULID timestamps (and so ``since`` filters) can express: from the epoch on.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 _RFC3339_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$",
 )
@@ -89,4 +92,11 @@ def parse_rfc3339(text: str) -> datetime:
     if not _RFC3339_RE.match(text):
         raise ValueError("not an RFC 3339 date-time")
     value = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-    return value.astimezone(UTC)
+    try:
+        # 9999-12-31T23:59:59-23:59 is well-formed but past what a datetime holds in UTC.
+        moment = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the date-time is out of range") from exc
+    if not _EARLIEST <= moment <= _LATEST:
+        raise ValueError("the date-time is out of range (1970 to 9999)")
+    return moment

@@ -9,10 +9,12 @@ from typing import Any
 import falcon.asgi
 import jwt
 
+from .authlimits import AuthLimits
 from .errors import database_unavailable, unauthorized
 from .ids import iso, new_id, utcnow
 from .ratelimit import RateLimiter
 from .realtime.hub import Hub
+from .realtime.keycheck import KeyCheck
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
 from .security import API_KEY_RE, api_key_prefix, read_access_token
@@ -50,12 +52,24 @@ class Authentication:
     Args:
         settings: Token secret and last-seen interval.
         store: Where users and agents are.
+        limiter: Requests per agent per minute.
+        human_limiter: Requests per user per minute on the human-token routes.
+        auth_limits: Refused API keys per client IP.
     """
 
-    def __init__(self, settings: Settings, store: Store, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        limiter: RateLimiter,
+        human_limiter: RateLimiter,
+        auth_limits: AuthLimits,
+    ) -> None:
         self._settings = settings
         self._store = store
         self._limiter = limiter
+        self._human_limiter = human_limiter
+        self._auth_limits = auth_limits
         # agent id -> monotonic time of the last last_seen_at write from this process; writing
         # once a minute keeps a write off the path of every request.
         self._last_touch: dict[str, float] = {}
@@ -68,11 +82,27 @@ class Authentication:
         if scheme is None:
             return
         token = _bearer(req)
+        ip = req.remote_addr or ""
+        audit = self._store.audit
         if scheme == "human":
-            req.context.user_id = self._user_from(token)
+            user_id = self._user_from(token)
+            req.context.user_id = user_id
+
+            async def user_refused() -> None:
+                await audit.record(
+                    None, f"user:{user_id}", "limit.user_requests", f"user:{user_id}", "RATE_LIMITED", ip
+                )
+
+            await self._human_limiter.hit(f"user:{user_id}", on_first_refusal=user_refused)
         else:
-            req.context.agent = await self._agent_from(req, token)
-            await self._limiter.hit(req.context.agent["_id"])
+            agent = await self._agent_from(req, token)
+            req.context.agent = agent
+            actor = f"agent:{agent['slug']}"
+
+            async def agent_refused() -> None:
+                await audit.record(agent["project_id"], actor, "limit.agent_requests", actor, "RATE_LIMITED", ip)
+
+            await self._limiter.hit(agent["_id"], on_first_refusal=agent_refused)
 
     def _user_from(self, token: str) -> str:
         if API_KEY_RE.match(token):
@@ -91,9 +121,13 @@ class Authentication:
             raise unauthorized("This operation needs an agent API key (nsync_<slug>_<40 hex>).", "INVALID_API_KEY")
         agent = await self._store.agents.by_key(token)
         if agent is None:
+            ip = req.remote_addr or ""
+            # Key guessing counts as auth requests of its address: past the limit it is a 429, and
+            # the audit log gets no more entries than the limit allows.
+            await self._auth_limits.auth_request(ip)
             # On record for operators: which key (its public prefix only) was refused, from where.
             await self._store.audit.record(
-                None, "anonymous", "auth.api_key", f"key:{api_key_prefix(token)}", "refused", req.remote_addr or ""
+                None, "anonymous", "auth.api_key", f"key:{api_key_prefix(token)}", "refused", ip
             )
             raise unauthorized("The API key is not valid (deleted, rotated or mistyped).", "INVALID_API_KEY")
         now = time.monotonic()
@@ -124,19 +158,31 @@ class Lifespan:
     """
 
     def __init__(
-        self, settings: Settings, store: Store, hub: Hub, watcher: Watcher, presence: Presence, limiter: RateLimiter
+        self,
+        settings: Settings,
+        store: Store,
+        hub: Hub,
+        watcher: Watcher,
+        presence: Presence,
+        limiters: list[RateLimiter],
+        auth_limits: AuthLimits,
+        key_check: KeyCheck,
     ) -> None:
         self._retry_after_s = settings.database_retry_after_s
         self._store = store
         self._hub = hub
         self._watcher = watcher
         self._presence = presence
-        self._limiter = limiter
+        self._limiters = limiters
+        self._auth_limits = auth_limits
+        self._key_check = key_check
         self._indexes = Indexes(self._ensure_indexes)
 
     async def _ensure_indexes(self) -> None:
         await self._store.ensure_indexes()
-        await self._limiter.ensure_indexes()
+        await self._auth_limits.ensure_indexes()
+        for limiter in self._limiters:
+            await limiter.ensure_indexes()
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Refuse what needs the database until this process has made its indexes."""
@@ -146,18 +192,22 @@ class Lifespan:
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Create every index before the first request, then start the background tasks."""
         await self._indexes.start()
+        for limiter in self._limiters:
+            limiter.start()
         self._store.usage.start()
-        self._limiter.start()
         self._hub.start()
         self._watcher.start()
         self._presence.start()
+        self._key_check.start()
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Stop the background tasks, write what is held in memory, close the database."""
         await self._indexes.stop()
+        await self._key_check.stop()
         await self._presence.stop()
         await self._watcher.stop()
         await self._hub.stop()
         await self._store.usage.stop()
-        await self._limiter.stop()
+        for limiter in self._limiters:
+            await limiter.stop()
         await self._store.close()

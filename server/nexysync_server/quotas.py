@@ -1,8 +1,11 @@
-"""Per-project quotas: messages per day, agents, and storage for code references and files.
+"""Quotas: per project, messages (a count and bytes) per day, agents, and storage for every
+stored byte (files, code references, kv values); per user, projects.
 
-Counts live in MongoDB, so they hold across workers. A check reads today's message count at
-most once a second per process (plus what this process counted since): across workers a
-project can overshoot by what the others sent in that second, which keeps a read off every send.
+Counts live in MongoDB, so they hold across workers. Storage, agents and projects are reserved
+with one conditional ``$inc`` each, exact under any concurrency (the first reservation too). A
+send is reserved in this process's memory at once (so this process never overshoots) and checked
+against today's count as stored, read at most once a second: across workers a project can
+overshoot by what the others sent in that second, which keeps a database write off every send.
 """
 
 from __future__ import annotations
@@ -10,13 +13,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .cache import TtlCache
 from .errors import Problem
 from .settings import Settings
 from .store import Store
 from .store.usage import today
-
-_COUNT_TTL_S = 1.0
 
 
 def _exceeded(what: str, limit: int) -> Problem:
@@ -36,22 +36,52 @@ class Quotas:
     def __init__(self, settings: Settings, store: Store) -> None:
         self._settings = settings
         self._store = store
-        self._stored_today: TtlCache[tuple[str, str], int] = TtlCache(ttl_s=_COUNT_TTL_S)
 
-    async def check_message(self, project_id: str) -> None:
-        """Refuse a send when the project has used its messages for today."""
-        key = (project_id, today())
-        stored = self._stored_today.get(key)
-        if stored is None:
-            stored = await self._store.usage.stored_messages(project_id)
-            self._stored_today.put(key, stored)
-        if stored + self._store.usage.pending_messages(project_id) >= self._settings.quota_messages_per_day:
-            raise _exceeded("messages per day", self._settings.quota_messages_per_day)
+    async def reserve_message(self, project_id: str, size: int) -> None:
+        """Count a send of ``size`` bytes, or refuse it when the project has used today's messages or bytes.
 
-    async def check_agent(self, project_id: str) -> None:
-        """Refuse a new agent when the project has as many as it may."""
-        if await self._store.agents.count(project_id) >= self._settings.quota_agents:
-            raise _exceeded("agents", self._settings.quota_agents)
+        Call :meth:`release_message` with the same size when the send stored nothing.
+        """
+        usage = self._store.usage
+        count, sent_bytes = await usage.counted_today(project_id)
+        settings = self._settings
+        if count >= settings.quota_messages_per_day:
+            raise _exceeded("messages per day", settings.quota_messages_per_day)
+        if sent_bytes + size > settings.quota_message_mb_per_day * 1024 * 1024:
+            raise _exceeded("MB of messages per day", settings.quota_message_mb_per_day)
+        # No await since the check: no other send of this process can slip in between.
+        usage.add_messages(project_id, 1, size)
+
+    def release_message(self, project_id: str, size: int) -> None:
+        """Give back a send reserved with :meth:`reserve_message` that stored nothing."""
+        self._store.usage.add_messages(project_id, -1, -size)
+
+    async def reserve_project(self, user_id: str) -> None:
+        """Count one more project of ``user_id``, or refuse it when the user owns as many as allowed."""
+        limit = self._settings.quota_projects_per_user
+        owned = await self._store.projects.count_owned(user_id)
+        if not await self._store.usage.reserve_project(user_id, limit, owned):
+            raise Problem(
+                403, "QUOTA_EXCEEDED", f"This account owns {limit} projects, as many as it may; delete one first."
+            )
+
+    async def release_project(self, user_id: str) -> None:
+        """Give back one project of ``user_id``."""
+        await self._store.usage.release_project(user_id)
+
+    async def reserve_agent(self, project_id: str) -> None:
+        """Count one more agent of the project, or refuse it when the project has as many as it may.
+
+        Call :meth:`release_agent` when the agent is deleted, or when creating it failed.
+        """
+        limit = self._settings.quota_agents
+        count = await self._store.agents.count(project_id)
+        if not await self._store.usage.reserve_agent(project_id, limit, count):
+            raise _exceeded("agents", limit)
+
+    async def release_agent(self, project_id: str) -> None:
+        """Give back one agent of the project."""
+        await self._store.usage.release_agent(project_id)
 
     async def reserve_storage(self, project_id: str, size: int) -> None:
         """Count ``size`` more stored bytes, or refuse when the project's storage quota would pass.
@@ -99,6 +129,8 @@ class Quotas:
             "day": today(),
             "messages_today": await self._store.usage.messages_today(project_id),
             "messages_per_day_limit": settings.quota_messages_per_day,
+            "message_bytes_today": await self._store.usage.message_bytes_today(project_id),
+            "message_bytes_per_day_limit": settings.quota_message_mb_per_day * 1024 * 1024,
             "storage_bytes": await self._store.usage.storage_bytes(project_id),
             "storage_limit_bytes": settings.quota_storage_mb * 1024 * 1024,
             "agents": await self._store.agents.count(project_id),

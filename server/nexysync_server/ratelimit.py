@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -26,28 +27,45 @@ _KEEP_WINDOWS = 5
 
 
 class RateLimiter:
-    """Fixed one-minute windows per agent.
+    """Fixed one-minute windows per caller.
 
     Args:
         db: Where the shared counters live (collection ``rate_limits``).
-        per_minute: Requests an agent may make per minute.
+        per_minute: Requests a caller may make per minute.
+        caller: What a caller is, for the refusal's text ("agent", "user").
+        name: The background flusher's name.
     """
 
-    def __init__(self, db: AsyncDatabase, per_minute: int) -> None:
+    def __init__(self, db: AsyncDatabase, per_minute: int, caller: str = "agent", name: str = "rate-limit") -> None:
         self.col = db["rate_limits"]
         self._limit = per_minute
+        self._caller = caller
         self._pending: Counter[tuple[str, int]] = Counter()
         self._shared: dict[tuple[str, int], int] = {}
-        self._flusher = Periodic("rate-limit-flusher", self.flush, _FLUSH_S)
+        self._flusher = Periodic(f"{name}-flusher", self.flush, _FLUSH_S)
         #: The window whose old counters were last deleted: they age only when the window moves.
         self._swept_window: int | None = None
+        #: Callers refused in a window already (by this process): their refusal is on record.
+        self._refused: set[tuple[str, int]] = set()
 
     async def ensure_indexes(self) -> None:
         """Create the window index used to delete old counters."""
         await self.col.create_index("window")
 
-    async def hit(self, agent_id: str, now: float | None = None) -> None:
-        """Count one request of ``agent_id``, or refuse it with 429 when over the limit."""
+    async def hit(
+        self,
+        agent_id: str,
+        now: float | None = None,
+        on_first_refusal: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Count one request of ``agent_id`` (any caller id), or refuse it with 429 when over the limit.
+
+        Args:
+            agent_id: The caller.
+            now: The time (for tests).
+            on_first_refusal: Called on the caller's first refusal of a window in this process
+                (to put it on record once, not once per try).
+        """
         moment = time.time() if now is None else now
         window = int(moment // _WINDOW_S)
         key = (agent_id, window)
@@ -57,10 +75,13 @@ class RateLimiter:
         used = self._shared[key] + self._pending[key]
         reset_s = max(1, int((window + 1) * _WINDOW_S - moment + 0.999))
         if used >= self._limit:
+            if on_first_refusal is not None and key not in self._refused:
+                self._refused.add(key)
+                await on_first_refusal()
             raise Problem(
                 429,
                 "RATE_LIMITED",
-                f"This agent made {self._limit} requests this minute; retry in {reset_s} s.",
+                f"This {self._caller} made {self._limit} requests this minute; retry in {reset_s} s.",
                 headers={
                     "Retry-After": str(reset_s),
                     "RateLimit-Limit": str(self._limit),
@@ -93,6 +114,7 @@ class RateLimiter:
         current = int(time.time() // _WINDOW_S)
         for key in [key for key in self._shared if key[1] < current - 1]:
             del self._shared[key]
+        self._refused = {key for key in self._refused if key[1] >= current - 1}
         if current != self._swept_window:
             await self.col.delete_many({"window": {"$lt": current - _KEEP_WINDOWS}})
             self._swept_window = current

@@ -11,18 +11,18 @@ from datetime import datetime, timedelta
 
 import jwt
 from cryptography.exceptions import InvalidKey
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-# scrypt cost: 2**14 with r=8 takes 16 MiB and ~40 ms here; OWASP's floor for scrypt.
-_SCRYPT_N = 2**14
-_SCRYPT_R = 8
-_SCRYPT_P = 1
+# The scrypt cost of hashes made before Argon2id; still verified, and rehashed at the next login.
 _SALT_BYTES = 16
 _HASH_BYTES = 32
 
 API_KEY_RE = re.compile(r"^nsync_([a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)_([0-9a-f]{40})$")
 _JWT_ALGORITHM = "HS256"
 _JWT_ISSUER = "nexysync"
+#: Argon2id's floor: lanes x 8 KiB of memory.
+_MIN_MEMORY_KIB = 8
 
 
 def _b64(data: bytes) -> str:
@@ -33,34 +33,75 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def hash_password(password: str) -> str:
-    """Hash a password with scrypt; the result names its parameters so they can change later."""
+class PasswordHasher:
+    """Hash passwords with Argon2id at a configured cost; verify those and older scrypt hashes.
+
+    A hash names its scheme and parameters (``argon2id$<memory KiB>$<passes>$<lanes>$salt$digest``,
+    or ``scrypt$<n>$<r>$<p>$salt$digest``), so the cost can rise later: :meth:`needs_rehash` tells
+    which stored hashes to replace at their owner's next successful login.
+
+    Args:
+        memory_kib: Argon2id memory per hash (OWASP: 19 MiB with 2 passes).
+        iterations: Argon2id passes.
+    """
+
+    def __init__(self, memory_kib: int = 19456, iterations: int = 2) -> None:
+        if memory_kib < _MIN_MEMORY_KIB or iterations < 1:
+            raise ValueError("Argon2id needs at least 8 KiB of memory and one pass")
+        self._memory_kib = memory_kib
+        self._iterations = iterations
+        self._lanes = 1
+        # A real hash to check against when the account does not exist, so a login for an unknown
+        # email takes as long as one with a wrong password and does not reveal which emails exist.
+        self.dummy_hash = self.hash(secrets.token_urlsafe(16))
+
+    def _params(self) -> str:
+        return f"{self._memory_kib}${self._iterations}${self._lanes}"
+
+    def hash(self, password: str) -> str:
+        """Hash a password (it blocks for the whole cost: run it in a thread)."""
+        salt = os.urandom(_SALT_BYTES)
+        kdf = Argon2id(
+            salt=salt,
+            length=_HASH_BYTES,
+            iterations=self._iterations,
+            lanes=self._lanes,
+            memory_cost=self._memory_kib,
+        )
+        return f"argon2id${self._params()}${_b64(salt)}${_b64(kdf.derive(password.encode()))}"
+
+    def verify(self, password: str, stored: str) -> bool:
+        """Tell whether ``password`` matches the ``stored`` hash, in constant time (it blocks, too)."""
+        try:
+            scheme, first, second, third, salt, digest = stored.split("$")
+            if scheme == "argon2id":
+                kdf: Argon2id | Scrypt = Argon2id(
+                    salt=_unb64(salt),
+                    length=_HASH_BYTES,
+                    iterations=int(second),
+                    lanes=int(third),
+                    memory_cost=int(first),
+                )
+            elif scheme == "scrypt":
+                kdf = Scrypt(salt=_unb64(salt), length=_HASH_BYTES, n=int(first), r=int(second), p=int(third))
+            else:
+                return False
+            kdf.verify(password.encode(), _unb64(digest))
+        except (InvalidKey, ValueError, TypeError):
+            # A wrong password, or a stored hash that is not one of ours: never a match.
+            return False
+        return True
+
+    def needs_rehash(self, stored: str) -> bool:
+        """Tell whether a stored hash was made with another scheme or cost than this hasher's."""
+        return not stored.startswith(f"argon2id${self._params()}$")
+
+
+def scrypt_hash(password: str, n: int = 2**14, r: int = 8, p: int = 1) -> str:
+    """Hash a password the way accounts made before Argon2id were (for tests of the upgrade)."""
     salt = os.urandom(_SALT_BYTES)
-    kdf = Scrypt(salt=salt, length=_HASH_BYTES, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
-    digest = kdf.derive(password.encode())
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(digest)}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """Tell whether ``password`` matches the ``stored`` hash, in constant time."""
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    try:
-        kdf = Scrypt(salt=_unb64(salt), length=_HASH_BYTES, n=int(n), r=int(r), p=int(p))
-        kdf.verify(password.encode(), _unb64(digest))
-    except (InvalidKey, ValueError, TypeError):
-        # A wrong password, or a stored hash that is not one of ours: never a match.
-        return False
-    return True
-
-
-# A real hash to check against when the account does not exist, so a login for an unknown
-# email takes as long as one with a wrong password and does not reveal which emails exist.
-DUMMY_PASSWORD_HASH = hash_password(secrets.token_urlsafe(16))
+    digest = Scrypt(salt=salt, length=_HASH_BYTES, n=n, r=r, p=p).derive(password.encode())
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
 
 
 def sha256_hex(value: str) -> str:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 _PREFIX = "NEXYSYNC_"
+#: The shortest secret accepted for signing (HS256 tokens, CDN URLs): 256 bits, as RFC 7518 asks.
+MIN_SECRET_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,40 @@ class Settings:
     file_retention_days: float = 30.0
     file_pending_ttl_s: float = 3600.0
     file_sweep_interval_s: float = 60.0
+    # Abuse resistance (see README "Security model"): limits on every way in, quotas on every byte.
+    # Password hashing: Argon2id at OWASP's first recommendation (19 MiB, 2 passes, 1 lane).
+    password_hash_memory_kib: int = 19456
+    password_hash_iterations: int = 2
+    login_failures_per_account: int = 10
+    login_failures_per_account_ip: int = 5
+    login_failure_window_s: int = 900
+    auth_requests_per_ip_per_minute: int = 60
+    registrations_per_ip_per_hour: int = 10
+    human_rate_limit_per_minute: int = 300
+    quota_message_mb_per_day: int = 50
+    quota_projects_per_user: int = 10
+    max_streams_per_agent: int = 10
+    stream_queue_max: int = 1000
+    key_check_interval_s: float = 2.0
+    read_budget_bytes: int = 4_194_304
+    cdn_body_timeout_s: float = 30.0
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        """Refuse a signing secret that is set but shorter than :data:`MIN_SECRET_BYTES`.
+
+        An empty secret means "not configured" (``dev`` makes one; ``serve`` refuses to start).
+
+        Raises:
+            ValueError: a secret is too short to resist guessing offline.
+        """
+        for name in ("jwt_secret", "cdn_secret"):
+            value = getattr(self, name)
+            if value and len(value.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"{_PREFIX}{name.upper()} is {len(value.encode())} bytes; use at least {MIN_SECRET_BYTES} random "
+                    "bytes, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

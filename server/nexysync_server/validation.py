@@ -7,6 +7,7 @@ The server validates with the JSON Schemas of ``openapi.yaml`` itself (shipped i
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import falcon.asgi
@@ -15,6 +16,8 @@ import jsonschema_rs
 from .errors import Problem
 
 _MAX_ERRORS = 20
+#: The deepest nesting of arrays and objects a body may have; no operation needs more than a few.
+MAX_JSON_DEPTH = 32
 _MAX_MESSAGE = 300
 # How the contract's Envelope pattern starts, as it appears in a validation message.
 _ENVELOPE_PATTERN = "^v1\\.[0-9a-f]{8}"
@@ -85,6 +88,32 @@ async def read_json(req: falcon.asgi.Request, max_bytes: int) -> Any:
     if not raw:
         raise Problem(400, "BODY_REQUIRED", "This operation needs a JSON body.")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        document = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise _too_deep() from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(400, "MALFORMED_JSON", f"The body is not valid JSON: {exc}.") from exc
+    if _depth_exceeds(document, MAX_JSON_DEPTH):
+        raise _too_deep()
+    return document
+
+
+def _too_deep() -> Problem:
+    return Problem(400, "JSON_TOO_DEEP", f"The body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.")
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Tell whether ``document`` nests containers deeper than ``limit`` (iteratively: no recursion)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Iterable[Any] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False

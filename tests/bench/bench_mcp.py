@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import sys
 import tempfile
 import time
@@ -57,6 +58,8 @@ async def bench(calls: int, rounds: int) -> None:
                 }
             )
         )
+        # The SDK refuses a key file others may read, as `nexysync init` never writes one.
+        os.chmod(workspace / ".nexysync" / "key", 0o600)
         params = StdioServerParameters(command=MCP_COMMAND, cwd=workspace)
         sdk = AsyncClient(base_url=api.base_url, api_key=api_key, key_ring=KeyRing([enc_key]), project_id=project_id)
         with (workspace / "mcp.err").open("w") as errlog:

@@ -63,9 +63,11 @@ def run_cli(
     )
 
 
-def run_json(args: Sequence[str], *, config_dir: Path, cwd: Path | None = None) -> Any:
+def run_json(
+    args: Sequence[str], *, config_dir: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Any:
     """Run ``nexysync --json ARGS``, require success, and return the parsed stdout."""
-    done = run_cli(["--json", *args], config_dir=config_dir, cwd=cwd)
+    done = run_cli(["--json", *args], config_dir=config_dir, cwd=cwd, env=env)
     assert done.returncode == 0, f"nexysync {' '.join(args)} failed ({done.returncode}):\n{done.stderr}"
     return json.loads(done.stdout)
 
@@ -168,8 +170,9 @@ def provision_project(
     config_dir = root / "nexysync-config"
     email = f"cli-{secrets.token_hex(5)}@example.test"
     run_json(
-        ["register", "--api-url", api_url, "--email", email, "--name", "CLI owner", "--password", PASSWORD],
+        ["register", "--api-url", api_url, "--email", email, "--name", "CLI owner"],
         config_dir=config_dir,
+        env={"NEXYSYNC_PASSWORD": PASSWORD},
     )
     name = f"cli-e2e-{secrets.token_hex(3)}"
     project = run_json(["projects", "create", name], config_dir=config_dir)

@@ -777,17 +777,20 @@ def test_reactions_are_kept_once_per_agent_and_emoji_and_none_is_lost(team: dict
     assert all(abs(when(r["created_at"]) - datetime.now(UTC)) < timedelta(minutes=1) for r in stored)
 
 
-def test_pin_and_unpin(team: dict[str, Any]) -> None:
+def test_pins_are_each_agents_own(team: dict[str, Any]) -> None:
     alice, bob = team["alice"], team["bob"]
     message = alice.send(to="bob")
     assert message["pinned"] is False
 
     pinned = bob.http.put(f"/v1/messages/{message['id']}/pin")
     assert pinned.status_code == 200 and pinned.json()["pinned"] is True
-    assert alice.http.get(f"/v1/messages/{message['id']}").json()["pinned"] is True
     assert bob.http.put(f"/v1/messages/{message['id']}/pin").json()["pinned"] is True
+    # Bob's pin is Bob's: the sender's view is unchanged, and the sender cannot take it away.
+    assert alice.http.get(f"/v1/messages/{message['id']}").json()["pinned"] is False
+    assert alice.http.delete(f"/v1/messages/{message['id']}/pin").json()["pinned"] is False
+    assert bob.http.get(f"/v1/messages/{message['id']}").json()["pinned"] is True
 
-    unpinned = alice.http.delete(f"/v1/messages/{message['id']}/pin")
+    unpinned = bob.http.delete(f"/v1/messages/{message['id']}/pin")
     assert unpinned.status_code == 200 and unpinned.json()["pinned"] is False
     assert bob.http.get(f"/v1/messages/{message['id']}").json()["pinned"] is False
     assert_problem(bob.http.put(f"/v1/messages/{ulid()}/pin"), 404, "MESSAGE_NOT_FOUND")

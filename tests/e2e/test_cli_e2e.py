@@ -154,8 +154,9 @@ def test_key_rotation_reaches_both_workspaces(team: CliProject) -> None:
 
 def test_wrong_password_is_one_clear_line_and_exit_1(team: CliProject) -> None:
     done = run_cli(
-        ["login", "--api-url", team.api_url, "--email", team.email, "--password", "not-the-password"],
+        ["login", "--api-url", team.api_url, "--email", team.email, "--password-file", "-"],
         config_dir=team.config_dir,
+        stdin="not-the-password\n",
     )
     assert done.returncode == 1
     assert done.stdout == ""
@@ -175,8 +176,9 @@ def test_unknown_project_and_missing_server_are_clear_errors(team: CliProject, t
     assert not (tmp_path / ".nexysync").exists()
     closed = f"http://127.0.0.1:{free_port()}"
     down = run_cli(
-        ["--json", "login", "--api-url", closed, "--email", team.email, "--password", PASSWORD],
+        ["--json", "login", "--api-url", closed, "--email", team.email],
         config_dir=team.config_dir,
+        env={"NEXYSYNC_PASSWORD": PASSWORD},
     )
     assert down.returncode == 1
     error = json.loads(down.stderr)["error"]
@@ -192,8 +194,11 @@ def test_logout_revokes_the_session(team: CliProject) -> None:
 
 def test_a_second_machine_needs_the_exported_key(team: CliProject, tmp_path: Path) -> None:
     other = tmp_path / "other-machine"
+    password_file = tmp_path / "password.txt"
+    password_file.write_text(PASSWORD + "\n")
     login = run_cli(
-        ["login", "--api-url", team.api_url, "--email", team.email, "--password", PASSWORD], config_dir=other
+        ["login", "--api-url", team.api_url, "--email", team.email, "--password-file", str(password_file)],
+        config_dir=other,
     )
     assert login.returncode == 0, login.stderr
     carol = tmp_path / "carol"

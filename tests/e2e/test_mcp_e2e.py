@@ -360,6 +360,16 @@ async def test_files_travel_inline_when_small_text_and_to_disk_otherwise(workspa
         assert target.read_bytes() == blob
         text, is_error = await bob.call("ns_file", action="read", id=binary["id"])
         assert is_error and text == f"{target} exists; give another path, or overwrite=true to replace it."
+        # What a prompt-injected teammate might ask for: another workspace's key, a save outside the downloads.
+        text, is_error = await alice.call("ns_file", action="upload", path="../bob/.nexysync/key")
+        assert (
+            is_error
+            and text.startswith("Refusing to upload '../bob/.nexysync/key'")
+            and "outside the workspace" in text
+        )
+        text, is_error = await bob.call("ns_file", action="read", id=binary["id"], path="../escape.bin", overwrite=True)
+        assert is_error and text.startswith("Refusing to save to '../escape.bin'")
+        assert not (bob_dir.parent / "escape.bin").exists()
 
         text, is_error = await bob.call("ns_file", action="delete", id=binary["id"])
         assert (text, is_error) == (f"Only the agent that uploaded file {binary['id']} may delete it.", True)

@@ -16,6 +16,7 @@ from pymongo import MongoClient
 from realtime_support import Team
 
 from nexysync_server.embedded import free_port
+from server_env import TEST_SERVER_ENV
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +42,7 @@ def test_an_agent_over_its_limit_gets_429_and_others_do_not(dev_servers: Callabl
 
 def test_the_limit_is_shared_by_servers_on_one_database(mongo_uri: str, tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("NEXYSYNC_")}
-    env |= {
+    env |= TEST_SERVER_ENV | {
         "NEXYSYNC_MONGODB_URI": mongo_uri,
         "NEXYSYNC_JWT_SECRET": "shared-secret-for-rate-limit-e2e-tests-012",
         "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "8",

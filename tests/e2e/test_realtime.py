@@ -20,6 +20,7 @@ import pytest
 from realtime_support import EventStream, Team
 
 from nexysync_server.embedded import free_port
+from server_env import TEST_SERVER_ENV
 
 pytestmark = pytest.mark.e2e
 
@@ -259,6 +260,7 @@ def server_processes(mongo_uri: str, tmp_path: Path) -> Iterator[Callable[..., s
     def start(args: list[str], settings: dict[str, str] | None = None) -> str:
         # The servers must not pick up settings from the shell that runs the tests.
         env = {key: value for key, value in os.environ.items() if not key.startswith("NEXYSYNC_")}
+        env |= TEST_SERVER_ENV
         env |= {"NEXYSYNC_MONGODB_URI": mongo_uri, "NEXYSYNC_JWT_SECRET": "shared-secret-for-realtime-e2e-tests-0123"}
         env |= settings or {}
         port = free_port()

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from nexysync_server.embedded import free_port
+from server_env import TEST_SERVER_ENV
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +36,7 @@ def test_serve_runs_gunicorn_logs_request_ids_and_stops_gracefully(mongo_uri: st
     base_url = f"http://127.0.0.1:{port}"
     env = {key: value for key, value in os.environ.items() if not key.startswith("NEXYSYNC_")}
     env |= {
+        **TEST_SERVER_ENV,
         "NEXYSYNC_MONGODB_URI": mongo_uri,
         "NEXYSYNC_DB_NAME": "serve_e2e",
         "NEXYSYNC_JWT_SECRET": "a-test-secret-that-is-long-enough-for-hs256",

@@ -90,3 +90,17 @@ def test_ranges(header: str | None, expected: tuple[int, int] | None) -> None:
 def test_unsatisfiable_ranges(header: str, size: int) -> None:
     with pytest.raises(Unsatisfiable):
         parse_range(header, size)
+
+
+def test_access_log_records_lose_the_signature_of_signed_urls() -> None:
+    import logging
+
+    from nexysync_server.cdn.signing import RedactSignatures
+
+    sig = "ab" * 32
+    # uvicorn's access record: client, method, path with query, HTTP version, status.
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', None, None)
+    record.args = ("127.0.0.1:5", "PUT", f"/blobs/P/F?expires=1&size=2&sig={sig}", "1.1", 201)
+    assert RedactSignatures().filter(record)
+    line = record.getMessage()
+    assert sig not in line and "sig=REDACTED" in line and "expires=1&size=2" in line

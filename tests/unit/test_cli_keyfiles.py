@@ -144,7 +144,8 @@ def test_keys_export_import_round_trip_through_the_cli(
     # The other machine: a config dir of its own, which knows nothing of the project yet.
     other = tmp_path / "other-machine"
     monkeypatch.setenv("NEXYSYNC_CONFIG_DIR", str(other))
-    assert main(["keys", "import", line, "--json"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(line + "\n"))
+    assert main(["keys", "import", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["project_id"] == PROJECT
     assert result["key_ids"] == [key_id(OLD), key_id(NEWER)]
@@ -213,7 +214,9 @@ def test_import_updates_the_key_files_of_a_known_project(
     isolated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, path = provisioned(isolated, tmp_path / "ws", [OLD])
-    assert main(["keys", "import", export_line(ProjectKeys(PROJECT, [OLD, NEWER]))]) == 0
+    line_file = tmp_path / "line.txt"
+    line_file.write_text(export_line(ProjectKeys(PROJECT, [OLD, NEWER])) + "\n")
+    assert main(["keys", "import", "--file", str(line_file)]) == 0
     capsys.readouterr()
     assert load_key_file(path, env={}).keys == (OLD, NEWER)
 

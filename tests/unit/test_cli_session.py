@@ -217,7 +217,7 @@ def test_missing_password_without_terminal_is_a_clear_error(
 ) -> None:
     monkeypatch.setattr("sys.stdin.isatty", lambda: False, raising=False)
     assert main(["login", "--email", "me@example.test", "--api-url", URL]) == 1
-    assert "pass --password or set NEXYSYNC_PASSWORD" in capsys.readouterr().err
+    assert "set NEXYSYNC_PASSWORD or pass --password-file FILE ('-' reads stdin)" in capsys.readouterr().err
 
 
 def test_connection_errors_name_the_api() -> None:

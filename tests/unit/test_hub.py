@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from nexysync_server.ids import iso, utcnow
-from nexysync_server.realtime.hub import Hub
+from nexysync_server.realtime.hub import KEY_REVOKED, OVERFLOW, REVOKED, Hub
 from nexysync_server.store.events import contiguous
 
 
@@ -118,3 +118,36 @@ async def test_drain_ends_every_listener_after_its_queued_events() -> None:
     assert listener.queue.get_nowait()["seq"] == 1
     assert listener.queue.get_nowait() is None
     assert hub.draining
+
+
+async def test_a_listener_that_falls_behind_is_ended_with_overflow_and_keeps_no_backlog() -> None:
+    hub = Hub(FakeEvents([], latest=0), gap_wait_s=2.0, sweep_interval_s=1.0, queue_max=3)  # type: ignore[arg-type]
+    slow, _ = await hub.subscribe("p", "a")
+    for seq in range(1, 11):
+        hub.publish(_event(seq))
+    # Nothing was read: the queue holds only the marker (the events are in the log for the resume).
+    assert slow.queue.get_nowait() == OVERFLOW
+    assert slow.queue.empty()
+    fast, _ = await hub.subscribe("p", "b")
+    hub.publish(_event(11))
+    assert _drain(fast.queue) == [11]
+
+
+async def test_a_key_revoked_event_ends_only_the_streams_of_that_key_in_seq_order() -> None:
+    hub = Hub(FakeEvents([], latest=0), gap_wait_s=2.0, sweep_interval_s=1.0)  # type: ignore[arg-type]
+    old, _ = await hub.subscribe("p", "a", "old-hash")
+    new, _ = await hub.subscribe("p", "a", "new-hash")
+    other, _ = await hub.subscribe("p", "b", "b-hash")
+    revoke = _event(2) | {"type": KEY_REVOKED, "recipients": [], "data": {"agent_id": "a", "key_hash": "old-hash"}}
+    for event in (_event(3), revoke, _event(1)):
+        hub.publish(event)
+    # Released in seq order: 1, then the revocation, which drops what the old key's stream had
+    # not read yet and ends it, so event 3 (written after it) never reaches it.
+    assert old.queue.get_nowait() == REVOKED
+    assert old.queue.empty()
+    assert _drain(new.queue) == [1, 3]
+    assert _drain(other.queue) == [1, 3]
+
+    everyone = _event(4) | {"type": KEY_REVOKED, "recipients": [], "data": {"agent_id": "*", "key_hash": None}}
+    hub.publish(everyone)
+    assert new.queue.get_nowait() == REVOKED and other.queue.get_nowait() == REVOKED

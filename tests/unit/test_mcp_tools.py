@@ -35,8 +35,9 @@ from nexysync_mcp.errors import ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
 from nexysync_mcp.notify import announcement, event_announcement
 from nexysync_mcp.server import mcp_tool
-from nexysync_mcp.sharing import DOWNLOADS, INLINE_BYTES, safe_name, save_path
+from nexysync_mcp.sharing import DOWNLOADS, INLINE_BYTES, safe_name
 from nexysync_mcp.tools import SPECS, Reply, Tools, message_view, preview_view
+from nexysync_mcp.workspace import Workspace
 
 ULID = "01JAAAAAAAAAAAAAAAAAAAAAA{}"
 NOW = "2026-01-01T00:00:00Z"
@@ -458,14 +459,19 @@ def test_a_long_remote_name_is_cut_but_keeps_its_extension() -> None:
     assert len(name) <= 120 and name.endswith(".json")
 
 
-def test_a_download_never_leaves_the_chosen_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    assert save_path("../../../.bashrc", "F", None) == tmp_path / DOWNLOADS / ".bashrc"
-    (tmp_path / "out").mkdir()
-    assert save_path("../x/../../y.bin", "F", "out") == tmp_path / "out" / "y.bin"
-    assert save_path("../y.bin", "F", "new-dir/") == tmp_path / "new-dir" / "y.bin"
+def test_a_download_never_leaves_the_chosen_directory(tmp_path: Path) -> None:
+    workspace = Workspace(root=tmp_path.resolve())
+    downloads = workspace.downloads
+
+    def save_path(name: str, path: str | None) -> Path:
+        return workspace.save_path(name, "F", path, safe_name=safe_name(name, "file-F"))
+
+    assert save_path("../../../.bashrc", None) == downloads / ".bashrc"
+    (downloads / "out").mkdir()
+    assert save_path("../x/../../y.bin", "out") == downloads / "out" / "y.bin"
+    assert save_path("../y.bin", "new-dir/") == downloads / "new-dir" / "y.bin"
     # A path that is no directory is where the file goes, whatever its remote name.
-    assert save_path("../y.bin", "F", "copy.bin") == tmp_path / "copy.bin"
+    assert save_path("../y.bin", "copy.bin") == downloads / "copy.bin"
 
 
 def kv_entry(key: str, version: int, value: str = "v") -> KvEntry:
@@ -581,7 +587,8 @@ async def test_a_text_file_read_to_a_path_is_saved_there(tmp_path: Path, monkeyp
     monkeypatch.chdir(tmp_path)
     tools = tools_with(SimpleNamespace(files=FakeFiles(b"text")))
     answer = json.loads((await tools.call("ns_file", {"action": "read", "id": ULID.format(7), "path": "a.txt"})).text)
-    assert answer["saved_to"] == str(tmp_path / "a.txt") and (tmp_path / "a.txt").read_bytes() == b"text"
+    saved = tmp_path.resolve() / DOWNLOADS / "a.txt"
+    assert answer["saved_to"] == str(saved) and saved.read_bytes() == b"text"
 
 
 async def test_file_errors_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def write_key(directory: Path, **fields: Any) -> Path:
-    """Write ``directory/.nexysync/key`` with the given fields and return its path."""
+    """Write ``directory/.nexysync/key`` (mode 0600, as ``nexysync init`` does) and return its path."""
     path = directory / ".nexysync" / "key"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(fields))
+    os.chmod(path, 0o600)
     return path
 
 
@@ -115,6 +117,7 @@ def test_malformed_key_files_give_clear_errors(tmp_path: Path, change: dict[str,
 def test_a_key_file_that_is_not_json_is_named(tmp_path: Path) -> None:
     path = tmp_path / "key"
     path.write_text("{not json")
+    os.chmod(path, 0o600)
     with pytest.raises(KeyFileError, match=f"{path} is not valid JSON"):
         load_key_file(path)
 
@@ -126,3 +129,52 @@ def test_a_bad_env_key_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NEXYSYNC_ENC_KEY")
     with pytest.raises(KeyFileError, match="NEXYSYNC_API_URL"):
         Client(api_key="k")
+
+
+posix_only = pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes only")
+
+
+@posix_only
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660])
+def test_a_key_file_others_may_read_or_change_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
+    # As `git clone` checks out a committed .nexysync/key: mode 0644, so anyone may read it.
+    path = write_key(tmp_path, **minimal())
+    os.chmod(path, mode)
+    with pytest.raises(KeyFileError) as caught:
+        load_key_file(path)
+    assert f"has mode {mode:04o}" in str(caught.value) and f"chmod 600 {path}" in str(caught.value)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        Client.from_key_file(path)
+
+
+@posix_only
+def test_a_key_file_found_upward_is_checked_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_key(tmp_path, **minimal())
+    os.chmod(path, 0o644)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(KeyFileError, match="other users may read or change it"):
+        load_key_file()
+    os.chmod(path, 0o600)
+    assert load_key_file().api_url == "http://127.0.0.1:9"
+    os.chmod(path, 0o400)
+    assert load_key_file().keys == (KEY,), "read-only for its owner is private too"
+
+
+@posix_only
+def test_a_key_file_of_another_user_is_refused_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_key(tmp_path, **minimal())
+    real_uid = os.getuid()
+    # Checked against the current user: a process running as another uid sees this file as foreign.
+    monkeypatch.setattr(os, "getuid", lambda: real_uid + 1)
+    with pytest.raises(KeyFileError) as caught:
+        load_key_file(path)
+    message = str(caught.value)
+    assert f"belongs to another user (uid {real_uid}, you are {real_uid + 1})" in message
+    assert f"chown $(id -u) {path}" in message and "delete it" in message
+
+
+def test_where_posix_modes_do_not_exist_the_check_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_key(tmp_path, **minimal())
+    os.chmod(path, 0o644)
+    monkeypatch.delattr(os, "getuid", raising=False)
+    assert load_key_file(path).keys == (KEY,)

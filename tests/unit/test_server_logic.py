@@ -24,12 +24,12 @@ from nexysync_server.errors import Problem
 from nexysync_server.ids import iso, new_id, parse_rfc3339
 from nexysync_server.security import (
     API_KEY_RE,
+    PasswordHasher,
     api_key_prefix,
-    hash_password,
     make_access_token,
     new_api_key,
     read_access_token,
-    verify_password,
+    scrypt_hash,
 )
 from nexysync_server.store.messages import body_fingerprint, status_for
 from nexysync_server.validation import SchemaValidator
@@ -38,6 +38,9 @@ CROCKFORD_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 SECRET = "unit-test-secret-0123456789abcdef0123456789"
 PROJECT = "01J0000000000000000000000P"
+# A cheap cost keeps these tests fast; the default's cost has its own test.
+HASHER = PasswordHasher(memory_kib=64, iterations=1)
+hash_password, verify_password = HASHER.hash, HASHER.verify
 RECORD = "01J0000000000000000000000M"
 SPEC: dict[str, Any] = load_spec()
 ENVELOPE_RE = re.compile(SPEC["components"]["schemas"]["Envelope"]["pattern"])
@@ -129,11 +132,26 @@ def test_parse_rfc3339_rejects_what_is_not_a_date_time(text: str) -> None:
 def test_password_hash_round_trip_and_wrong_password() -> None:
     stored = hash_password("correct horse battery")
 
-    assert stored.startswith("scrypt$")
+    assert stored.startswith("argon2id$64$1$1$")
     assert "correct horse battery" not in stored
     assert verify_password("correct horse battery", stored)
     assert not verify_password("correct horse batterY", stored)
     assert not verify_password("", stored)
+
+
+def test_the_default_cost_is_owasps_argon2id_recommendation() -> None:
+    # OWASP Password Storage Cheat Sheet: Argon2id, m=19 MiB, t=2, p=1.
+    assert PasswordHasher().hash("x").startswith("argon2id$19456$2$1$")
+
+
+def test_old_scrypt_hashes_still_verify_and_ask_for_a_rehash() -> None:
+    old = scrypt_hash("correct horse battery")
+
+    assert verify_password("correct horse battery", old)
+    assert not verify_password("wrong", old)
+    assert HASHER.needs_rehash(old)
+    assert HASHER.needs_rehash(PasswordHasher(memory_kib=128, iterations=1).hash("x"))
+    assert not HASHER.needs_rehash(hash_password("x"))
 
 
 def test_password_hashes_are_salted() -> None:

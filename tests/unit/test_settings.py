@@ -24,7 +24,7 @@ def test_variables_are_parsed_to_each_field_type() -> None:
     settings = Settings.from_env(
         {
             "NEXYSYNC_MONGODB_URI": "mongodb://db.example:27017/?replicaSet=rs0",
-            "NEXYSYNC_JWT_SECRET": "s3cret",
+            "NEXYSYNC_JWT_SECRET": "s3cret-" * 5,
             "NEXYSYNC_ACCESS_TOKEN_TTL_S": "60",
             "NEXYSYNC_HEARTBEAT_S": "2.5",
             "NEXYSYNC_QUOTA_AGENTS": "3",
@@ -32,7 +32,7 @@ def test_variables_are_parsed_to_each_field_type() -> None:
     )
 
     assert settings.mongodb_uri == "mongodb://db.example:27017/?replicaSet=rs0"
-    assert settings.jwt_secret == "s3cret"
+    assert settings.jwt_secret == "s3cret-" * 5
     assert settings.access_token_ttl_s == 60
     assert settings.heartbeat_s == 2.5
     assert settings.quota_agents == 3
@@ -76,3 +76,10 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     missing = {f"NEXYSYNC_{field.name.upper()}" for field in fields(Settings)} - documented
 
     assert not missing, f"README.md's configuration table lacks {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", ["NEXYSYNC_JWT_SECRET", "NEXYSYNC_CDN_SECRET"])
+def test_a_secret_shorter_than_32_bytes_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="at least 32"):
+        Settings.from_env({name: "s" * 31})
+    assert Settings.from_env({name: "s" * 32})

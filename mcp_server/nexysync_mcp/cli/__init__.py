@@ -25,6 +25,7 @@ from nexysync_mcp.cli.commands.init import run_init
 from nexysync_mcp.cli.context import ENV_PASSWORD, Context
 from nexysync_mcp.cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError, describe
 from nexysync_mcp.cli.output import Output
+from nexysync_mcp.cli.secret_input import RefusedOnCommandLine, StdinOnly
 
 __all__ = ["build_parser", "main"]
 
@@ -61,14 +62,25 @@ def _command(
 def _add_account(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    password_help = f"the password (default: ${ENV_PASSWORD}, else a prompt)"
+    def password_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--password-file",
+            metavar="FILE",
+            help=f"read the password from FILE's first line ('-': stdin); default: ${ENV_PASSWORD}, else a prompt",
+        )
+        parser.add_argument(
+            "--password",
+            action=RefusedOnCommandLine,
+            instead=f"leave it out to be asked, set {ENV_PASSWORD}, or pass --password-file FILE ('-' reads stdin)",
+        )
+
     register = _command(commands, "register", account.run_register, "create an account and sign in", common)
     register.add_argument("--email", help="your email (asked when left out)")
     register.add_argument("--name", help="your display name (default: the email's local part)")
-    register.add_argument("--password", help=password_help)
+    password_options(register)
     login = _command(commands, "login", account.run_login, "sign in and keep the session on this machine", common)
     login.add_argument("--email", help="your email (asked when left out)")
-    login.add_argument("--password", help=password_help)
+    password_options(login)
     _command(commands, "logout", account.run_logout, "revoke the session and forget it here", common)
     _command(commands, "whoami", account.run_whoami, "show who is signed in", common)
 
@@ -137,7 +149,14 @@ def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser], com
         help="merge the MCP server into this editor's project config (repeatable); printed otherwise",
     )
     init.add_argument("--mcp-command", help="how editors start the MCP server (default: nexysync-mcp)")
-    init.add_argument("--enc-key", help="use your own project key (standard base64 of 32 bytes) on first init")
+    init.add_argument(
+        "--enc-key-file",
+        metavar="FILE",
+        help="use your own project key (standard base64 of 32 bytes), read from FILE ('-': stdin, or a prompt)",
+    )
+    init.add_argument(
+        "--enc-key", action=RefusedOnCommandLine, instead="pass --enc-key-file FILE ('-' reads stdin, or asks)"
+    )
     init.add_argument("--new-key", action="store_true", help="make a new project key even though other agents exist")
     init.add_argument("--force", action="store_true", help="replace a key file of another project")
 
@@ -155,7 +174,21 @@ def _add_keys(commands: argparse._SubParsersAction[argparse.ArgumentParser], com
     )
     export.add_argument("--project", "-p", required=True, help="project id or name")
     imported = _command(sub, "import", keys.run_keys_import, "store a key ring exported on another machine", common)
-    imported.add_argument("line", nargs="?", help="the export line; '-' or left out reads it from stdin or a prompt")
+    imported.description = (
+        "Store the key ring of a line printed by `nexysync keys export`: pasted at the prompt, piped in on "
+        "stdin, or read from --file (never given as an argument, where `ps` and the shell history would keep it)."
+    )
+    imported.add_argument(
+        "line",
+        nargs="?",
+        metavar="-",
+        action=StdinOnly,
+        what="the key export line",
+        instead="run `nexysync keys import` and paste the line when asked, pipe it in "
+        "(`nexysync keys import < line.txt`), or pass --file FILE",
+        help="read the export line from stdin (the default when stdin is not a terminal; a prompt otherwise)",
+    )
+    imported.add_argument("--file", metavar="FILE", help="read the export line from FILE")
     rotate = _command(
         sub, "rotate", keys.run_keys_rotate, "make a new key that encrypts from now on; update key files", common
     )

@@ -16,6 +16,8 @@ from nexysync_mcp.cli.errors import CliError
 from nexysync_mcp.cli.files import config_dir
 from nexysync_mcp.cli.keyfiles import ProjectKeyStore
 from nexysync_mcp.cli.output import Output
+from nexysync_mcp.cli.secret_input import read_secret
+from nexysync_mcp.cli.terminal import strip_controls
 
 __all__ = ["ENV_PASSWORD", "Context"]
 
@@ -66,16 +68,22 @@ class Context:
         return self._owner
 
     def password(self, *, confirm: bool = False) -> str:
-        """Return the password: ``--password``, else ``$NEXYSYNC_PASSWORD``, else a prompt.
+        """Return the password: ``--password-file``, else ``$NEXYSYNC_PASSWORD``, else a prompt.
 
         Raises:
             CliError: no password given and no terminal to ask on.
         """
-        given = getattr(self.args, "password", None) or os.environ.get(ENV_PASSWORD)
+        source: str | None = getattr(self.args, "password_file", None)
+        if source:
+            # Kept as given: spaces at either end may be part of a password.
+            return read_secret(source, "password", prompt="Password: ", strip=False)
+        given = os.environ.get(ENV_PASSWORD)
         if given:
-            return str(given)
+            return given
         if not sys.stdin.isatty():
-            raise CliError(f"no password: pass --password or set {ENV_PASSWORD}", code="NO_PASSWORD")
+            raise CliError(
+                f"no password: set {ENV_PASSWORD} or pass --password-file FILE ('-' reads stdin)", code="NO_PASSWORD"
+            )
         first = getpass.getpass("Password: ")
         if confirm and getpass.getpass("Password again: ") != first:
             raise CliError("the passwords differ", code="PASSWORD_MISMATCH")
@@ -85,7 +93,7 @@ class Context:
         """Ask a yes/no question on the terminal; False when there is none to ask on."""
         if not sys.stdin.isatty():
             return False
-        answer = input(f"{question} [y/N] ")
+        answer = input(f"{strip_controls(question)} [y/N] ")
         return answer.strip().lower() in {"y", "yes"}
 
     def close(self) -> None:

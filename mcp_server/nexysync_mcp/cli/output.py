@@ -1,4 +1,9 @@
-"""Write results for people (progress lines, tables) or for scripts (``--json``)."""
+"""Write results for people (progress lines, tables) or for scripts (``--json``).
+
+Everything goes through :class:`Output`, which is also where other agents' text is made safe for a
+terminal (see :mod:`nexysync_mcp.cli.terminal`): a payload can never carry an escape sequence to
+the screen, whichever command prints it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,14 @@ from typing import Any, TextIO
 from pydantic import BaseModel
 
 from nexysync_mcp.cli.errors import Failure
+from nexysync_mcp.cli.terminal import escape_c1, strip_controls
 
 __all__ = ["Output", "to_json"]
+
+
+def _json_line(data: Any) -> str:
+    """Return one JSON document on one line, with nothing a terminal would act on."""
+    return escape_c1(json.dumps(to_json(data), ensure_ascii=False))
 
 
 def to_json(value: Any) -> Any:
@@ -45,21 +56,23 @@ class Output:
     def progress(self, text: str) -> None:
         """Tell a person what is happening (nothing in JSON mode)."""
         if not self.json_mode:
-            print(text, file=self.stderr, flush=True)
+            print(strip_controls(text), file=self.stderr, flush=True)
 
     def warn(self, text: str) -> None:
         """Warn about something worth knowing even when it succeeded (also in JSON mode, on stderr)."""
-        print(f"warning: {text}", file=self.stderr, flush=True)
+        print(f"warning: {strip_controls(text)}", file=self.stderr, flush=True)
 
     def result(self, data: Any, text: str | None = None) -> None:
         """Give the command's result: ``data`` as JSON, or ``text`` for a person."""
         if self.json_mode:
-            print(json.dumps(to_json(data), ensure_ascii=False), file=self.stdout, flush=True)
+            print(_json_line(data), file=self.stdout, flush=True)
         elif text is not None:
-            print(text, file=self.stdout, flush=True)
+            print(strip_controls(text), file=self.stdout, flush=True)
 
     def table(self, rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
         """Return rows as left-aligned columns under a header (for the ``text`` of :meth:`result`)."""
+        # Cleaned before measuring, so an escape sequence in a name cannot skew the columns.
+        rows = [[strip_controls(cell) for cell in row] for row in rows]
         widths = [len(name) for name in header]
         for row in rows:
             widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
@@ -77,7 +90,7 @@ class Output:
                 error["status"] = failure.status
             if failure.request_id:
                 error["request_id"] = failure.request_id
-            print(json.dumps({"error": error}, ensure_ascii=False), file=self.stderr, flush=True)
+            print(_json_line({"error": error}), file=self.stderr, flush=True)
             return
         suffix = f" (request id {failure.request_id})" if failure.request_id else ""
-        print(f"nexysync {command}: {failure.message}{suffix}", file=self.stderr, flush=True)
+        print(strip_controls(f"nexysync {command}: {failure.message}{suffix}"), file=self.stderr, flush=True)

@@ -6,7 +6,8 @@ import asyncio
 import dataclasses
 import logging
 import secrets
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Bytes read from the volume per chunk of a download.
 READ_CHUNK = 256 * 1024
+#: An upload's lease on its file is this many body timeouts long, renewed as chunks arrive.
+_LEASE_TIMEOUTS = 4
 
 
 class Cdn(falcon.asgi.App):
@@ -84,10 +87,11 @@ class _Lifespan:
 class Blob:
     """``/blobs/{project_id}/{file_id}``: PUT the content once, GET it (with Range) while it is kept."""
 
-    def __init__(self, store: Store, blobs: Blobs, signer: UrlSigner) -> None:
+    def __init__(self, store: Store, blobs: Blobs, signer: UrlSigner, body_timeout_s: float) -> None:
         self._store = store
         self._blobs = blobs
         self._signer = signer
+        self._body_timeout_s = body_timeout_s
 
     def _verify(self, req: falcon.asgi.Request, method: str, project_id: str, file_id: str) -> int:
         query = {key: value for key, value in req.params.items() if isinstance(value, str)}
@@ -112,26 +116,42 @@ class Blob:
             raise _already_uploaded()
         if req.content_length is not None and req.content_length > size:
             raise _too_large(size)
-        temp: Path | None = None
+        files_store = self._store.files
+        lease_s = self._body_timeout_s * _LEASE_TIMEOUTS
+        token = await files_store.claim_upload(project_id, file_id, lease_s)
+        if token is None:
+            raise Problem(
+                409, "UPLOAD_IN_PROGRESS", "Another upload of this file is in progress; retry once it has ended."
+            )
+
+        async def renew() -> None:
+            await files_store.renew_upload(project_id, file_id, token, lease_s)
+
         try:
-            handle, temp = self._blobs.open_temp(project_id, file_id)
-            received = await _receive(req, handle, size)
-            if received < size:
-                raise Problem(
-                    400, "UPLOAD_INCOMPLETE", f"The upload ended after {received} of the declared {size} bytes."
-                )
-            # On disk (data and name) before the database calls it ready: a crash after the
-            # 201 must not leave a "ready" file whose content was only in the page cache.
-            # Content already in place from an upload whose server died before marking it ready
-            # is kept, and the file is made ready now (see Blobs.commit).
-            await asyncio.to_thread(self._blobs.commit, temp, project_id, file_id)
-        except OSError as exc:
-            if not volume_full(exc):
-                raise
-            raise await self._volume_full(project_id, file_id) from exc
+            # The temp file lives exactly as long as this connection's upload: removed on every
+            # way out (done, refused, stalled, cut, cancelled).
+            temp: Path | None = None
+            try:
+                handle, temp = self._blobs.open_temp(project_id, file_id)
+                received = await _receive(req, handle, size, self._body_timeout_s, renew)
+                if received < size:
+                    raise Problem(
+                        400, "UPLOAD_INCOMPLETE", f"The upload ended after {received} of the declared {size} bytes."
+                    )
+                # On disk (data and name) before the database calls it ready: a crash after the
+                # 201 must not leave a "ready" file whose content was only in the page cache.
+                # Content already in place from an upload whose server died before marking it ready
+                # is kept, and the file is made ready now (see Blobs.commit).
+                await asyncio.to_thread(self._blobs.commit, temp, project_id, file_id)
+            except OSError as exc:
+                if not volume_full(exc):
+                    raise
+                raise await self._volume_full(project_id, file_id) from exc
+            finally:
+                if temp is not None:
+                    temp.unlink(missing_ok=True)
         finally:
-            if temp is not None:
-                temp.unlink(missing_ok=True)
+            await files_store.release_upload(project_id, file_id, token)
         ready = await self._store.files.mark_ready(project_id, file_id)
         if ready is None:
             current = await self._store.files.get(project_id, file_id)
@@ -204,17 +224,40 @@ def _too_large(size: int) -> Problem:
     return Problem(413, "UPLOAD_TOO_LARGE", f"The upload is larger than the declared {size} bytes.")
 
 
-async def _receive(req: falcon.asgi.Request, handle: Any, size: int) -> int:
-    """Write the request body to ``handle`` chunk by chunk; stop past ``size``. Return the byte count."""
+async def _receive(
+    req: falcon.asgi.Request, handle: Any, size: int, timeout_s: float, renew: Callable[[], Awaitable[None]]
+) -> int:
+    """Write the request body to ``handle`` chunk by chunk; stop past ``size``. Return the byte count.
+
+    Raises:
+        Problem: 413 past ``size``; 408 when no byte came for ``timeout_s`` (a stalled upload
+            would otherwise hold its temp file and its lease for as long as the client likes).
+    """
     received = 0
+    chunks = aiter(req.stream)
+    renewed = time.monotonic()
     with handle:
-        async for chunk in req.stream:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), timeout_s)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise Problem(
+                    408,
+                    "UPLOAD_TIMEOUT",
+                    f"No byte of the upload arrived for {timeout_s:g} s; it was cut. Upload again.",
+                    headers={"Connection": "close"},
+                ) from None
             received += len(chunk)
             if received > size:
                 raise _too_large(size)
             # Plain writes of the (at most 64 KiB) chunks the server hands over: they land in the
             # page cache at once, which costs less than a thread hop per chunk.
             handle.write(chunk)
+            if time.monotonic() - renewed > timeout_s:
+                renewed = time.monotonic()
+                await renew()
     return received
 
 
@@ -268,5 +311,7 @@ def create_cdn_app(settings: Settings | None = None) -> Cdn:
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(PyMongoError, database_error_handler(settings.database_retry_after_s))
     app.add_route("/health", Health(store))
-    app.add_route("/blobs/{project_id}/{file_id}", Blob(store, blobs, signer_for(settings)))
+    app.add_route(
+        "/blobs/{project_id}/{file_id}", Blob(store, blobs, signer_for(settings), settings.cdn_body_timeout_s)
+    )
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -17,6 +18,37 @@ from urllib.parse import urlencode
 
 _SIG_RE = re.compile(r"^[0-9a-f]{64}$")
 _INT_RE = re.compile(r"^[0-9]{1,15}$")
+_SIG_PARAM_RE = re.compile(r"(?i)\b(sig=)[^&\s\"]*")
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with the value of every ``sig=`` parameter replaced by ``REDACTED``."""
+    return _SIG_PARAM_RE.sub(r"\1REDACTED", text)
+
+
+class RedactSignatures(logging.Filter):
+    """Blank the signatures of signed URLs in log records (uvicorn's access lines carry the query).
+
+    A signed URL is a bearer credential until it expires: whoever reads the access log could
+    otherwise download (or upload) the file.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's arguments (or message) in place; never drop it."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True
+
+
+def redact_access_logs(loggers: tuple[str, ...] = ("uvicorn.access", "gunicorn.access")) -> None:
+    """Install :class:`RedactSignatures` on the access loggers and on their handlers."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        logger.addFilter(RedactSignatures())
+        for handler in logger.handlers:
+            handler.addFilter(RedactSignatures())
 
 
 class InvalidUrl(Exception):

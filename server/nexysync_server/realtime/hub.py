@@ -5,6 +5,12 @@ only), the change-stream watcher (every process), and the sweeper, which reads t
 ``seq`` to fill gaps and to cover a watcher that missed something. The same event may arrive
 several times and out of order; the hub releases each ``seq`` once, after every smaller one.
 A ``seq`` that stays missing for ``gap_wait_s`` was lost by its writer and is skipped.
+
+Each listener's queue is bounded: a stream that falls that far behind is ended with
+:data:`OVERFLOW` instead of growing without end, and its client resumes from the log with
+Last-Event-ID, losing nothing. A ``key_revoked`` event (written when a key is rotated or its agent
+or project deleted) ends the streams of that key with :data:`REVOKED`, in ``seq`` order, so no
+event after it reaches them.
 """
 
 from __future__ import annotations
@@ -27,15 +33,53 @@ log = logging.getLogger(__name__)
 _OPEN_WINDOW = 256
 _SWEEP_BATCH = 500
 
+#: Queue markers that end a stream: it fell too far behind, or its key was revoked.
+OVERFLOW = "overflow"
+REVOKED = "revoked"
+#: The event type that revokes a key; addressed to nobody, so no client is ever sent it.
+KEY_REVOKED = "key_revoked"
+#: ``agent_id`` of a ``key_revoked`` event that revokes every key of the project (it was deleted).
+ALL_AGENTS = "*"
+
 
 @dataclass(eq=False)
 class Listener:
-    """One stream's subscription: the events addressed to its agent, in order."""
+    """One stream's subscription: the events addressed to its agent, in order.
+
+    ``queue`` holds events in order, then possibly one marker that ends the stream: ``None`` (the
+    server is stopping), :data:`OVERFLOW` or :data:`REVOKED`.
+    """
 
     project_id: str
     agent_id: str
-    # Events in order; ``None`` means the server is stopping and the stream must end.
-    queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
+    key_hash: str = ""
+    queue_max: int = 0
+    queue: asyncio.Queue[dict[str, Any] | str | None] = field(init=False)
+    ended: bool = False
+
+    def __post_init__(self) -> None:
+        # One place more than events, so the marker that ends the stream always fits.
+        self.queue = asyncio.Queue(self.queue_max + 1 if self.queue_max else 0)
+
+    def offer(self, event: dict[str, Any]) -> None:
+        """Queue an event; end the stream with :data:`OVERFLOW` when its queue is full."""
+        if self.ended:
+            return
+        if self.queue_max and self.queue.qsize() >= self.queue_max:
+            self.end(OVERFLOW)
+            return
+        self.queue.put_nowait(event)
+
+    def end(self, marker: str | None) -> None:
+        """End the stream after what it has queued (``None``), or at once, dropping the queue (a reason)."""
+        if self.ended:
+            return
+        self.ended = True
+        if marker is not None:
+            # What was queued is not sent: the client gets it again from the log when it resumes.
+            while not self.queue.empty():
+                self.queue.get_nowait()
+        self.queue.put_nowait(marker)
 
 
 @dataclass(eq=False)
@@ -53,10 +97,12 @@ class Hub:
         events: The event log.
         gap_wait_s: How long to wait for a missing ``seq`` before taking it as lost.
         sweep_interval_s: How often to read the log for events the watcher did not bring.
+        queue_max: The most events a stream may have waiting (0: no bound).
     """
 
-    def __init__(self, events: EventStore, gap_wait_s: float, sweep_interval_s: float) -> None:
+    def __init__(self, events: EventStore, gap_wait_s: float, sweep_interval_s: float, queue_max: int = 0) -> None:
         self._events = events
+        self._queue_max = queue_max
         self._gap_wait_s = gap_wait_s
         self._sweep_interval_s = sweep_interval_s
         self._feeds: dict[str, _Feed] = {}
@@ -68,7 +114,7 @@ class Hub:
         self._has_listeners = asyncio.Event()
         self.draining = False
 
-    async def subscribe(self, project_id: str, agent_id: str) -> tuple[Listener, int]:
+    async def subscribe(self, project_id: str, agent_id: str, key_hash: str = "") -> tuple[Listener, int]:
         """Register a listener; return it and the ``seq`` up to which events are settled.
 
         Every event above that ``seq`` will reach the listener's queue (if addressed to its
@@ -83,7 +129,7 @@ class Hub:
                 if feed is None:
                     feed = await self._open(project_id)
                     self._feeds[project_id] = feed
-        listener = Listener(project_id, agent_id)
+        listener = Listener(project_id, agent_id, key_hash, self._queue_max)
         feed.listeners.add(listener)
         self._has_listeners.set()
         return listener, feed.delivered
@@ -93,6 +139,14 @@ class Hub:
         event = await self._events.append(project_id, kind, recipients, data)
         self.publish(event)
         return event
+
+    async def revoke(self, project_id: str, agent_id: str = ALL_AGENTS, key_hash: str | None = None) -> None:
+        """End the open streams of a revoked key (or of a whole project) on every worker.
+
+        Call it after the key stopped working: it is written to the event log, so every event
+        after it in ``seq`` order finds those streams closed.
+        """
+        await self.emit(project_id, KEY_REVOKED, [], {"agent_id": agent_id, "key_hash": key_hash})
 
     def unsubscribe(self, listener: Listener) -> None:
         """Remove a listener; forget the project when it was the last one."""
@@ -109,9 +163,12 @@ class Hub:
     def drain(self) -> None:
         """End every stream of this process: each listener gets ``None`` after its queued events."""
         self.draining = True
-        for feed in self._feeds.values():
-            for listener in feed.listeners:
-                listener.queue.put_nowait(None)
+        for listener in self.listeners():
+            listener.end(None)
+
+    def listeners(self) -> list[Listener]:
+        """Return every listener of this process."""
+        return [listener for feed in self._feeds.values() for listener in feed.listeners]
 
     def has_listeners(self) -> bool:
         """Tell whether any stream of this process is open."""
@@ -136,9 +193,12 @@ class Hub:
         while (feed.delivered + 1) in feed.pending:
             event = feed.pending.pop(feed.delivered + 1)
             feed.delivered = event["seq"]
+            if event["type"] == KEY_REVOKED:
+                _revoke(feed.listeners, event["data"])
+                continue
             for listener in feed.listeners:
                 if visible_to(event, listener.agent_id):
-                    listener.queue.put_nowait(event)
+                    listener.offer(event)
         if feed.pending:
             if feed.gap_since is None:
                 feed.gap_since = time.monotonic()
@@ -205,3 +265,12 @@ class Hub:
             feed.delivered = lost_upto
             feed.gap_since = None
             self._release(feed)
+
+
+def _revoke(listeners: set[Listener], data: dict[str, Any]) -> None:
+    """End the streams a ``key_revoked`` event names: one key of an agent, or every agent's."""
+    for listener in listeners:
+        if data.get("agent_id") == ALL_AGENTS or (
+            listener.agent_id == data.get("agent_id") and listener.key_hash == data.get("key_hash")
+        ):
+            listener.end(REVOKED)

@@ -20,6 +20,10 @@ from .hub import Hub
 log = logging.getLogger(__name__)
 
 
+class TooManyStreams(Exception):
+    """The agent holds as many streams as it may (on all workers together)."""
+
+
 class Presence:
     """Hold this process's stream leases and announce online/offline transitions.
 
@@ -39,9 +43,22 @@ class Presence:
         self._tasks: set[asyncio.Task[None]] = set()
         self._upkeep = Periodic("presence", self._maintain, lease_s / 3)
 
-    async def connect(self, agent: dict[str, Any]) -> str:
-        """Take a lease for a new stream; announce the agent if it just came online."""
+    async def connect(self, agent: dict[str, Any], max_streams: int = 0) -> str:
+        """Take a lease for a new stream; announce the agent if it just came online.
+
+        Args:
+            agent: The streaming agent.
+            max_streams: The most streams the agent may hold on all workers (0: no limit). The
+                lease is taken first and counted after, so racing opens can only refuse too many,
+                never let too many in.
+
+        Raises:
+            TooManyStreams: the agent holds ``max_streams`` already.
+        """
         lease_id = await self._store.hold(agent, self._lease_s)
+        if max_streams and await self._store.live_leases(agent["_id"]) > max_streams:
+            await self._store.release(lease_id)
+            raise TooManyStreams(agent["_id"])
         self._held[lease_id] = agent
         if await self._store.flip(agent, online=True):
             await self._announce(agent, online=True)

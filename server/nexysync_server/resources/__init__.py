@@ -7,7 +7,9 @@ from typing import Any
 
 import falcon.asgi
 
+from ..authlimits import AuthLimits
 from ..quotas import Quotas
+from ..security import PasswordHasher
 from ..settings import Settings
 from ..store import Store
 from ..validation import SchemaValidator, read_json
@@ -15,12 +17,14 @@ from ..validation import SchemaValidator, read_json
 
 @dataclass(slots=True)
 class Context:
-    """What every resource needs: settings, the store, the contract's validator and the quotas."""
+    """What every resource needs: settings, the store, the contract's validator, quotas and limits."""
 
     settings: Settings
     store: Store
     validator: SchemaValidator
     quotas: Quotas
+    auth_limits: AuthLimits
+    hasher: PasswordHasher
 
     async def body(self, req: falcon.asgi.Request, schema_name: str) -> Any:
         """Read the JSON body and check it against the contract's schema ``schema_name``."""
@@ -36,7 +40,16 @@ async def audit(
     user_id = getattr(req.context, "user_id", None)
     agent = getattr(req.context, "agent", None)
     actor = f"user:{user_id}" if user_id else f"agent:{agent['slug']}" if agent else "anonymous"
-    await ctx.store.audit.record(project_id, actor, action, target, outcome, req.remote_addr or "")
+    await ctx.store.audit.record(project_id, actor, action, target, outcome, client_ip(req))
+
+
+def client_ip(req: falcon.asgi.Request) -> str:
+    """Return the client's address: the peer's, or X-Forwarded-For's when the peer is a trusted proxy.
+
+    uvicorn rewrites the peer address from X-Forwarded-For only for the proxies listed in
+    ``NEXYSYNC_FORWARDED_ALLOW_IPS`` (``serve`` and ``dev`` alike), so a client cannot pick its own.
+    """
+    return req.remote_addr or ""
 
 
 def page_body(data: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:

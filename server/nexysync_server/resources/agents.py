@@ -9,6 +9,7 @@ import falcon.asgi
 
 from .. import params
 from ..errors import Problem, not_found
+from ..realtime.hub import Hub
 from ..store import agents
 from . import Context, audit, page_body
 from .projects import owned_project
@@ -40,13 +41,18 @@ class Collection:
         """Create an agent; its API key is in this response and nowhere else."""
         await owned_project(self._ctx, req, project_id)
         body = await self._ctx.body(req, "AgentCreate")
-        await self._ctx.quotas.check_agent(project_id)
+        quotas = self._ctx.quotas
+        await quotas.reserve_agent(project_id)
         try:
             agent, api_key = await self._ctx.store.agents.create(
                 project_id, body["slug"], body["name"], body.get("role", ""), body.get("capabilities", [])
             )
         except agents.SlugTaken as exc:
+            await quotas.release_agent(project_id)
             raise _slug_taken(body["slug"]) from exc
+        except BaseException:
+            await quotas.release_agent(project_id)
+            raise
         await audit(self._ctx, req, project_id, "agent.create", f"agent:{agent['slug']}")
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/projects/{project_id}/agents/{agent['_id']}"
@@ -58,8 +64,9 @@ class Item:
 
     auth = "human"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, hub: Hub) -> None:
         self._ctx = ctx
+        self._hub = hub
 
     async def on_patch(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, agent_id: str
@@ -80,8 +87,11 @@ class Item:
         """Delete an agent; its key stops working at once."""
         await owned_project(self._ctx, req, project_id)
         params.path_id(agent_id, "Agent")
-        if not await self._ctx.store.agents.delete(project_id, agent_id):
+        deleted = await self._ctx.store.agents.delete(project_id, agent_id)
+        if deleted is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
+        await self._ctx.quotas.release_agent(project_id)
+        await self._hub.revoke(project_id, agent_id, deleted["key_hash"])
         await audit(self._ctx, req, project_id, "agent.delete", f"agent:{agent_id}")
         resp.status = falcon.HTTP_204
 
@@ -91,8 +101,9 @@ class RotateKey:
 
     auth = "human"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, hub: Hub) -> None:
         self._ctx = ctx
+        self._hub = hub
 
     async def on_post(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, agent_id: str
@@ -103,8 +114,10 @@ class RotateKey:
         rotated = await self._ctx.store.agents.rotate_key(project_id, agent_id)
         if rotated is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
-        await audit(self._ctx, req, project_id, "agent.rotate_key", f"agent:{rotated[0]['slug']}")
-        resp.media = _with_key(*rotated)
+        agent, api_key, old_hash = rotated
+        await self._hub.revoke(project_id, agent_id, old_hash)
+        await audit(self._ctx, req, project_id, "agent.rotate_key", f"agent:{agent['slug']}")
+        resp.media = _with_key(agent, api_key)
 
 
 class Clone:
@@ -129,13 +142,18 @@ class Clone:
         if await self._ctx.store.projects.get_owned(target_id, req.context.user_id) is None:
             # 403, not 404: the path named an agent that exists; what is refused is the target.
             raise Problem(403, "TARGET_PROJECT_FORBIDDEN", "Agents can be cloned only into another project you own.")
-        await self._ctx.quotas.check_agent(target_id)
+        quotas = self._ctx.quotas
+        await quotas.reserve_agent(target_id)
         try:
             agent, api_key = await self._ctx.store.agents.create(
                 target_id, source["slug"], source["name"], source["role"], source["capabilities"]
             )
         except agents.SlugTaken as exc:
+            await quotas.release_agent(target_id)
             raise _slug_taken(source["slug"]) from exc
+        except BaseException:
+            await quotas.release_agent(target_id)
+            raise
         target = f"agent:{agent['slug']}"
         await audit(self._ctx, req, project_id, "agent.clone", f"{target} -> project:{target_id}")
         await audit(self._ctx, req, target_id, "agent.clone", f"{target} <- project:{project_id}")

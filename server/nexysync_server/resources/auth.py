@@ -10,9 +10,9 @@ import falcon.asgi
 
 from ..errors import Problem, unauthorized
 from ..ids import utcnow
-from ..security import DUMMY_PASSWORD_HASH, hash_password, make_access_token, verify_password
+from ..security import make_access_token
 from ..store import users
-from . import Context, audit
+from . import Context, audit, client_ip
 
 
 async def _tokens(ctx: Context, user: dict[str, Any], family_id: str | None = None) -> dict[str, Any]:
@@ -34,10 +34,18 @@ class Register:
         self._ctx = ctx
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """Create an account and sign it in."""
+        """Create an account and sign it in.
+
+        A taken email is answered 409 (a person needs to know to sign in instead), after the
+        same hashing work as a new one, and registrations per address are limited: probing
+        which emails have accounts costs the same time either way and runs out fast.
+        """
+        ip = client_ip(req)
+        await self._ctx.auth_limits.auth_request(ip)
         body = await self._ctx.body(req, "RegisterRequest")
-        # scrypt is deliberately slow; keep it off the event loop.
-        password_hash = await asyncio.to_thread(hash_password, body["password"])
+        await self._ctx.auth_limits.registration(ip)
+        # Hashing is deliberately slow; keep it off the event loop.
+        password_hash = await asyncio.to_thread(self._ctx.hasher.hash, body["password"])
         try:
             user = await self._ctx.store.users.create(body["email"], body["name"], password_hash)
         except users.EmailTaken as exc:
@@ -53,14 +61,26 @@ class Login:
         self._ctx = ctx
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """Check email and password and start a token family."""
+        """Check email and password and start a token family; upgrade an old password hash."""
+        ip = client_ip(req)
+        limits = self._ctx.auth_limits
+        await limits.auth_request(ip)
         body = await self._ctx.body(req, "LoginRequest")
-        user = await self._ctx.store.users.by_email(body["email"])
-        stored = user["password_hash"] if user else DUMMY_PASSWORD_HASH
-        matches = await asyncio.to_thread(verify_password, body["password"], stored)
+        email = body["email"]
+        # Before the password is checked: a spent account refuses the right password too.
+        await limits.check_login(email, ip)
+        hasher = self._ctx.hasher
+        user = await self._ctx.store.users.by_email(email)
+        stored = user["password_hash"] if user else hasher.dummy_hash
+        matches = await asyncio.to_thread(hasher.verify, body["password"], stored)
         if user is None or not matches:
-            await audit(self._ctx, req, None, "auth.login", f"email:{body['email'].lower()}", "refused")
+            await limits.login_failed(email, ip)
+            await audit(self._ctx, req, None, "auth.login", f"email:{email.lower()}", "refused")
             raise unauthorized("The email or the password is wrong.", "INVALID_CREDENTIALS")
+        if hasher.needs_rehash(stored):
+            # The password is at hand only now: store it at today's cost.
+            fresh = await asyncio.to_thread(hasher.hash, body["password"])
+            await self._ctx.store.users.replace_password_hash(user["_id"], stored, fresh)
         resp.media = await _tokens(self._ctx, user)
 
 
@@ -72,6 +92,7 @@ class Refresh:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Trade a live refresh token for a new pair of the same family."""
+        await self._ctx.auth_limits.auth_request(client_ip(req))
         body = await self._ctx.body(req, "RefreshRequest")
         record, reused = await self._ctx.store.tokens.consume(body["refresh_token"])
         if reused:
@@ -95,6 +116,7 @@ class Logout:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Revoke the token's family; answer the same whether or not the token was known."""
+        await self._ctx.auth_limits.auth_request(client_ip(req))
         body = await self._ctx.body(req, "RefreshRequest")
         await self._ctx.store.tokens.revoke_family_of(body["refresh_token"])
         resp.status = falcon.HTTP_204

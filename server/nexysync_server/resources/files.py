@@ -15,6 +15,7 @@ from .. import params
 from ..cdn.signing import UrlSigner, blob_path
 from ..errors import Problem, not_found
 from ..store import files
+from ..urls import absolute
 from . import Context, page_body
 
 
@@ -23,21 +24,25 @@ def _conflict(file_id: str) -> Problem:
 
 
 class _Urls:
-    """Signed CDN URLs for files."""
+    """Signed CDN URLs for files.
+
+    A ``NEXYSYNC_CDN_URL`` that is a path (``/``: the proxy routes ``/blobs/`` to the CDN on the
+    API's own host) gives URLs on the origin the client reached, https behind HAProxy.
+    """
 
     def __init__(self, signer: UrlSigner) -> None:
         self._signer = signer
 
-    def upload(self, doc: dict[str, Any]) -> str:
-        return self._signer.url("PUT", blob_path(doc["project_id"], doc["id"]), doc["size"])
+    def upload(self, req: falcon.asgi.Request, doc: dict[str, Any]) -> str:
+        return absolute(req, self._signer.url("PUT", blob_path(doc["project_id"], doc["id"]), doc["size"]))
 
-    def download(self, doc: dict[str, Any]) -> str | None:
+    def download(self, req: falcon.asgi.Request, doc: dict[str, Any]) -> str | None:
         if doc["status"] != files.READY:
             return None
-        return self._signer.url("GET", blob_path(doc["project_id"], doc["id"]), doc["size"])
+        return absolute(req, self._signer.url("GET", blob_path(doc["project_id"], doc["id"]), doc["size"]))
 
-    def public(self, doc: dict[str, Any]) -> dict[str, Any]:
-        return files.public(doc, self.download(doc))
+    def public(self, req: falcon.asgi.Request, doc: dict[str, Any]) -> dict[str, Any]:
+        return files.public(doc, self.download(req, doc))
 
 
 async def _file(ctx: Context, req: falcon.asgi.Request, file_id: str) -> dict[str, Any]:
@@ -63,7 +68,7 @@ class Collection:
         docs, next_cursor = await self._ctx.store.files.list_ready(
             req.context.agent["project_id"], params.limit(req), params.cursor(req)
         )
-        resp.media = page_body([self._urls.public(doc) for doc in docs], next_cursor)
+        resp.media = page_body([self._urls.public(req, doc) for doc in docs], next_cursor)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Announce a file (idempotent by client-made id) and answer a signed upload URL."""
@@ -87,7 +92,7 @@ class Collection:
                 resp.location = f"/v1/files/{body['id']}"
         if not files.is_same(stored, uploader["_id"], body):
             raise _conflict(body["id"])
-        resp.media = {"file": self._urls.public(stored), "upload_url": self._urls.upload(stored)}
+        resp.media = {"file": self._urls.public(req, stored), "upload_url": self._urls.upload(req, stored)}
 
 
 class Item:
@@ -101,7 +106,7 @@ class Item:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, file_id: str) -> None:
         """Return a file with a fresh download URL (once it is ready)."""
-        resp.media = self._urls.public(await _file(self._ctx, req, file_id))
+        resp.media = self._urls.public(req, await _file(self._ctx, req, file_id))
 
     async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, file_id: str) -> None:
         """Delete a file the caller uploaded, with its content; give its storage back."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -62,7 +63,11 @@ class Collection:
         """List entries in key order."""
         prefix = params.matching(req, "prefix", _KEY_RE, "the start of a key")
         docs, next_cursor = await self._ctx.store.kv.list(
-            req.context.agent["project_id"], prefix, params.limit(req), params.cursor(req, _KEY_RE)
+            req.context.agent["project_id"],
+            prefix,
+            params.limit(req),
+            params.cursor(req, _KEY_RE),
+            self._ctx.settings.read_budget_bytes,
         )
         resp.media = page_body([kv.public(doc) for doc in docs], next_cursor)
 
@@ -96,9 +101,11 @@ class Item:
             raise Problem(400, "INVALID_PARAMETER", "Idempotency-Key must be 1 to 128 printable ASCII characters.")
         body = await self._ctx.body(req, "KvPut")
         agent = req.context.agent
+        project_id = agent["project_id"]
+        quotas = self._ctx.quotas
         try:
             entry, created = await self._ctx.store.kv.put(
-                agent["project_id"],
+                project_id,
                 key,
                 body["value"],
                 agent["slug"],
@@ -106,6 +113,8 @@ class Item:
                 if_exists=must_exist,
                 if_absent=none_match is not None,
                 write_key=write_key,
+                reserve=functools.partial(quotas.reserve_storage, project_id),
+                release=functools.partial(quotas.release_storage, project_id),
             )
         except kv.PreconditionFailed as exc:
             raise _changed(key) from exc
@@ -133,6 +142,7 @@ class Item:
             raise _changed(key) from exc
         if deleted is None:
             raise not_found(f"Entry '{key}'", "KV_NOT_FOUND")
+        await self._ctx.quotas.release_storage(project_id, int(deleted.get("counted_bytes", 0)))
         deleted["updated_by"] = req.context.agent["slug"]
         await self._hub.emit(project_id, "kv_update", [EVERYONE], _update(deleted, deleted=True))
         resp.status = falcon.HTTP_204

@@ -46,6 +46,7 @@ class Collection:
             pinned=params.boolean(req, "pinned"),
             limit=params.limit(req),
             cursor=params.cursor(req),
+            budget=self._ctx.settings.read_budget_bytes,
         )
         resp.media = page_body([messages.public(doc, agent["_id"]) for doc in docs], next_cursor)
 
@@ -66,22 +67,29 @@ class Collection:
             parent = await store.messages.get(project_id, body["reply_to"])
             if parent is None or not messages.visible_to(parent, sender["_id"]):
                 raise not_found(f"Message {body['reply_to']} (reply_to)", "REPLY_TO_NOT_FOUND")
-        await self._ctx.quotas.check_message(project_id)
         ttl_hours = await store.projects.message_ttl_hours(project_id)
         if ttl_hours is None:
             raise not_found("Project", "PROJECT_NOT_FOUND")
+        size = messages.content_size(body)
+        quotas = self._ctx.quotas
+        await quotas.reserve_message(project_id, size)
         try:
             message, created, event = await store.messages.insert(
                 project_id=project_id, sender=sender, body=body, recipients=recipients, ttl_hours=ttl_hours
             )
         except messages.IdConflict as exc:
+            quotas.release_message(project_id, size)
             self._hub.publish(exc.filler)  # so that this process's streams need not wait for it
             raise Problem(
                 409, "ID_CONFLICT", f"Message {body.get('id')} was already sent with a different body."
             ) from exc
+        except BaseException:
+            quotas.release_message(project_id, size)
+            raise
         self._hub.publish(event)
-        if created:
-            store.usage.add_messages(project_id)
+        if not created:
+            quotas.release_message(project_id, size)  # a retry: counted when it was first stored
+        else:
             resp.status = falcon.HTTP_201
             resp.location = f"/v1/messages/{message['id']}"
         resp.media = messages.public(message, sender["_id"])
@@ -141,11 +149,18 @@ class Thread:
         self._ctx = ctx
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str) -> None:
-        """Return the thread from its root, as far as the caller may see it."""
+        """Return a page of the thread from its root, as far as the caller may see it."""
+        cursor = params.cursor(req)
         message = await _visible_message(self._ctx, req, message_id)
         agent_id = req.context.agent["_id"]
-        root_id, members = await self._ctx.store.messages.thread(message, agent_id)
-        resp.media = {"root_id": root_id, "data": [messages.public(doc, agent_id) for doc in members]}
+        root_id, members, next_cursor = await self._ctx.store.messages.thread(
+            message, agent_id, budget=self._ctx.settings.read_budget_bytes, cursor=cursor
+        )
+        resp.media = {
+            "root_id": root_id,
+            "data": [messages.public(doc, agent_id) for doc in members],
+            "next_cursor": next_cursor,
+        }
 
 
 class Reactions:
@@ -186,5 +201,6 @@ class Pin:
 
     async def _set(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str, pinned: bool) -> None:
         message = await _visible_message(self._ctx, req, message_id)
-        message = await self._ctx.store.messages.set_pinned(message, pinned)
-        resp.media = messages.public(message, req.context.agent["_id"])
+        agent_id = req.context.agent["_id"]
+        message = await self._ctx.store.messages.set_pinned(message, agent_id, pinned)
+        resp.media = messages.public(message, agent_id)

@@ -9,6 +9,7 @@ import falcon.asgi
 
 from .. import params
 from ..errors import Problem, not_found
+from ..realtime.hub import Hub
 from ..store import audit as audit_store
 from ..store import projects
 from . import Context, audit, page_body
@@ -42,7 +43,13 @@ class Collection:
         """Create a project."""
         body = await self._ctx.body(req, "ProjectCreate")
         ttl = body.get("default_ttl_hours", self._ctx.settings.default_message_ttl_hours)
-        project = await self._ctx.store.projects.create(req.context.user_id, body["name"], ttl)
+        user_id = req.context.user_id
+        await self._ctx.quotas.reserve_project(user_id)
+        try:
+            project = await self._ctx.store.projects.create(user_id, body["name"], ttl)
+        except BaseException:
+            await self._ctx.quotas.release_project(user_id)
+            raise
         await audit(self._ctx, req, project["_id"], "project.create", f"project:{project['_id']}")
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/projects/{project['_id']}"
@@ -54,8 +61,9 @@ class Item:
 
     auth = "human"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, hub: Hub) -> None:
         self._ctx = ctx
+        self._hub = hub
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
         """Get one project."""
@@ -78,7 +86,10 @@ class Item:
             raise Problem(
                 400, "CONFIRMATION_REQUIRED", "Deleting a project removes all its data; repeat with ?confirm=true."
             )
+        # Every key of the project dies with it: end their streams first, in the log's order.
+        await self._hub.revoke(project_id)
         await self._ctx.store.delete_project_data(project_id)
+        await self._ctx.quotas.release_project(req.context.user_id)
         # Kept outside the deleted project, so that the deletion itself stays on record.
         await audit(self._ctx, req, None, "project.delete", f"project:{project_id}")
         resp.status = falcon.HTTP_204

@@ -15,8 +15,8 @@ from falcon.asgi import SSEvent
 from .. import params
 from ..errors import Problem
 from ..ids import iso, utcnow
-from ..realtime.hub import Hub, Listener
-from ..realtime.presence import Presence
+from ..realtime.hub import OVERFLOW, REVOKED, Hub, Listener
+from ..realtime.presence import Presence, TooManyStreams
 from ..store.events import contiguous, public, visible_to
 from . import Context
 
@@ -48,6 +48,11 @@ def _sse(event: dict[str, Any]) -> SSEvent:
     return SSEvent(event=event["type"], event_id=str(event["seq"]), json=public(event))
 
 
+def _resume(seq: int) -> SSEvent:
+    """Tell a client that fell too far behind to reconnect with Last-Event-ID ``seq``: it loses nothing."""
+    return _sse({"seq": seq, "type": "resume", "created_at": iso(utcnow()), "data": {"last_event_id": seq}})
+
+
 def _reset(seq: int, oldest: int | None, latest: int) -> SSEvent:
     """Tell the client that events before ``seq`` are gone: it should re-list its inbox."""
     data = {"oldest_seq": oldest, "latest_seq": latest}
@@ -71,9 +76,20 @@ class Stream:
         if self._hub.draining:
             raise Problem(503, "SERVER_DRAINING", "This server is stopping; reconnect.", headers={"Retry-After": "1"})
         agent = req.context.agent
-        listener, settled = await self._hub.subscribe(agent["project_id"], agent["_id"])
+        settings = self._ctx.settings
+        listener, settled = await self._hub.subscribe(agent["project_id"], agent["_id"], agent["key_hash"])
         try:
-            lease_id = await self._presence.connect(agent)
+            lease_id = await self._presence.connect(agent, settings.max_streams_per_agent)
+        except TooManyStreams as exc:
+            self._hub.unsubscribe(listener)
+            retry_s = str(max(1, int(settings.presence_lease_s)))
+            raise Problem(
+                429,
+                "STREAM_LIMIT",
+                f"This agent holds {settings.max_streams_per_agent} open streams, as many as it may; "
+                "close one (a stream that died is let go within a heartbeat or a lease).",
+                headers={"Retry-After": retry_s},
+            ) from exc
         except BaseException:
             self._hub.unsubscribe(listener)
             raise
@@ -116,16 +132,26 @@ class Stream:
                 if remaining <= 0:
                     return
                 try:
-                    event = await asyncio.wait_for(listener.queue.get(), min(settings.heartbeat_s, remaining))
+                    item = await asyncio.wait_for(listener.queue.get(), min(settings.heartbeat_s, remaining))
                 except TimeoutError:
                     # A heartbeat: keeps proxies from closing an idle stream, and is how a dead
                     # client is noticed (the server learns of a closed socket only when it writes).
                     yield SSEvent(comment="heartbeat")
                     continue
-                if event is None:
+                if item is None:
                     # The server is stopping: end cleanly so the client reconnects at once.
                     yield SSEvent(comment="server stopping; reconnect with Last-Event-ID")
                     return
+                if item == OVERFLOW:
+                    # Too far behind to buffer: what it missed is in the log, from ``sent`` on.
+                    yield _resume(sent)
+                    return
+                if item == REVOKED:
+                    yield SSEvent(comment="the API key was revoked")
+                    return
+                if not isinstance(item, dict):
+                    raise TypeError(f"unexpected stream marker {item!r}")
+                event = item
                 if event["seq"] <= sent:
                     continue
                 sent = event["seq"]

@@ -51,6 +51,7 @@ class Collection:
             language=params.matching(req, "language", _LANGUAGE_RE, "1 to 32 of a-z, 0-9 and + # . -"),
             limit=params.limit(req),
             cursor=params.cursor(req),
+            budget=self._ctx.settings.read_budget_bytes,
         )
         resp.media = page_body([refs.public(doc) for doc in docs], next_cursor)
 

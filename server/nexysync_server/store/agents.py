@@ -94,6 +94,11 @@ class AgentStore:
         # Each caller gets its own copy: callers change the document they get (last_seen_at).
         return [dict(found[h]) if h in found else None for h in hashes]
 
+    async def live_key_hashes(self, key_hashes: set[str]) -> set[str]:
+        """Return which of ``key_hashes`` still belong to an agent (one query)."""
+        cursor = self.col.find({"key_hash": {"$in": list(key_hashes)}}, {"key_hash": 1})
+        return {doc["key_hash"] async for doc in cursor}
+
     async def get(self, project_id: str, agent_id: str) -> dict[str, Any] | None:
         """Find an agent of a project."""
         return await self.col.find_one({"_id": agent_id, "project_id": project_id})
@@ -130,14 +135,18 @@ class AgentStore:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def rotate_key(self, project_id: str, agent_id: str) -> tuple[dict[str, Any], str] | None:
-        """Replace an agent's key; the old one stops matching at once. ``None`` if not found."""
+    async def rotate_key(self, project_id: str, agent_id: str) -> tuple[dict[str, Any], str, str] | None:
+        """Replace an agent's key; the old one stops matching at once.
+
+        Returns:
+            The agent, its new key and the hash of the key it replaced; ``None`` if not found.
+        """
         agent = await self.get(project_id, agent_id)
         if agent is None:
             return None
         api_key = new_api_key(agent["slug"])
         updated = await self.col.find_one_and_update(
-            {"_id": agent_id, "project_id": project_id},
+            {"_id": agent_id, "project_id": project_id, "key_hash": agent["key_hash"]},
             {
                 "$set": {
                     "key_hash": sha256_hex(api_key),
@@ -148,20 +157,20 @@ class AgentStore:
             return_document=ReturnDocument.AFTER,
         )
         if updated is None:
-            return None
-        return updated, api_key
+            return None  # deleted, or rotated by someone else, meanwhile
+        return updated, api_key, agent["key_hash"]
 
     async def touch(self, agent_id: str, when: str) -> None:
         """Record that an agent was seen at ``when``."""
         await self.col.update_one({"_id": agent_id}, {"$set": {"last_seen_at": when}})
 
-    async def delete(self, project_id: str, agent_id: str) -> bool:
-        """Delete an agent; tell whether it existed."""
+    async def delete(self, project_id: str, agent_id: str) -> dict[str, Any] | None:
+        """Delete an agent; return what was deleted, or ``None`` if it did not exist."""
         agent = await self.col.find_one_and_delete({"_id": agent_id, "project_id": project_id})
         if agent is None:
-            return False
+            return None
         self._ids_by_slug.drop((project_id, agent["slug"]))
-        return True
+        return agent
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every agent of a project."""

@@ -14,7 +14,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from ..ids import iso, utcnow
+from ..ids import iso, new_id, utcnow
 from .pages import page
 
 PENDING = "pending"
@@ -131,6 +131,41 @@ class FileStore:
     async def withdraw(self, project_id: str, file_id: str) -> dict[str, Any] | None:
         """Delete a file's record while it is still pending; return it, or ``None`` (not pending, or gone)."""
         return await self.col.find_one_and_delete({"_id": _doc_id(project_id, file_id), "status": PENDING})
+
+    async def claim_upload(self, project_id: str, file_id: str, lease_s: float) -> str | None:
+        """Take the right to upload a pending file's content for ``lease_s``; return its token, or ``None``.
+
+        One upload at a time per file, across every CDN worker: a second one while the first's
+        lease runs is refused. A holder that dies lets the lease run out, so the file is never stuck.
+        """
+        token = new_id()
+        now = utcnow()
+        claimed = await self.col.find_one_and_update(
+            {
+                "_id": _doc_id(project_id, file_id),
+                "status": PENDING,
+                "$or": [{"upload_until": {"$exists": False}}, {"upload_until": {"$lt": iso(now)}}],
+            },
+            {"$set": {"upload_token": token, "upload_until": iso(now + timedelta(seconds=lease_s))}},
+            {"_id": 1},
+        )
+        return token if claimed is not None else None
+
+    async def renew_upload(self, project_id: str, file_id: str, token: str, lease_s: float) -> None:
+        """Push back the end of an upload's lease (the upload is still receiving)."""
+        until = iso(utcnow() + timedelta(seconds=lease_s))
+        await self.col.update_one(
+            {"_id": _doc_id(project_id, file_id), "upload_token": token}, {"$set": {"upload_until": until}}
+        )
+
+    async def release_upload(self, project_id: str, file_id: str, token: str) -> None:
+        """End an upload's lease (it finished or failed), so that a retry may upload at once."""
+        # A time long past: the lease is over. (A date-like string: the embedded database compares
+        # those as times, and others not with them.)
+        await self.col.update_one(
+            {"_id": _doc_id(project_id, file_id), "upload_token": token},
+            {"$set": {"upload_until": "1970-01-01T00:00:00.000Z"}},
+        )
 
     async def delete(self, project_id: str, file_id: str) -> dict[str, Any] | None:
         """Delete a file's record; return it, or ``None`` if another deleter was first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -15,6 +16,13 @@ from .pages import page
 # The highest character a key may hold ('z'); a prefix range ends just above it.
 _AFTER_LAST_KEY_CHAR = "{"
 _WRITE_ATTEMPTS = 10
+
+#: Takes bytes from the project's storage quota (raising when they are not there), or gives them back.
+Storage = Callable[[int], Awaitable[None]]
+
+
+async def _no_quota(size: int) -> None:
+    return None
 
 
 class PreconditionFailed(Exception):
@@ -62,8 +70,14 @@ class KvStore:
         if_exists: bool = False,
         if_absent: bool = False,
         write_key: str | None = None,
+        reserve: Storage = _no_quota,
+        release: Storage = _no_quota,
     ) -> tuple[dict[str, Any], bool]:
         """Create or replace an entry; return it and whether it was created.
+
+        The value's bytes count toward the project's storage: a new entry reserves them all, a
+        replacement only what it adds (and gives back what it sheds), each entry keeping in
+        ``counted_bytes`` what it holds of the quota, so a failed write gives back exactly what it took.
 
         A write with the ``write_key`` (the request's Idempotency-Key) of the entry's last write,
         the same value and the same author is a retry of that write: it gets the stored entry,
@@ -78,6 +92,8 @@ class KvStore:
             if_exists: Replace only if the entry exists (``If-Match: *``).
             if_absent: Create only (``If-None-Match: *``).
             write_key: The request's idempotency key, kept with the entry.
+            reserve: Takes bytes from the storage quota; raises when they are not there.
+            release: Gives bytes back to the storage quota.
 
         Raises:
             PreconditionFailed: a condition does not hold.
@@ -86,7 +102,15 @@ class KvStore:
         # What every write sets. ``seq`` is that of this version's kv_update, once it is stored
         # (see EventStore.announce).
         now = iso(utcnow())
-        written = {"value": value, "updated_by": author, "updated_at": now, "write_key": write_key, "seq": None}
+        size = len(value)
+        written = {
+            "value": value,
+            "updated_by": author,
+            "updated_at": now,
+            "write_key": write_key,
+            "seq": None,
+            "counted_bytes": size,
+        }
         missed_version: int | None = None
         for _ in range(_WRITE_ATTEMPTS):
             current = await self.col.find_one({"_id": doc_id})
@@ -102,22 +126,40 @@ class KvStore:
                 if if_version is not None or if_exists:
                     raise PreconditionFailed(key)
                 entry = {"_id": doc_id, "project_id": project_id, "key": key, "version": 1, **written}
+                await reserve(size)
                 try:
                     await self.col.insert_one(entry)
                 except DuplicateKeyError:
+                    await release(size)
                     if if_absent:
                         raise PreconditionFailed(key) from None
                     continue  # created meanwhile: replace it on the next round
+                except BaseException:
+                    await release(size)
+                    raise
                 return entry, True
             if if_version is not None and current["version"] != if_version:
                 raise PreconditionFailed(key)
-            updated = await self.col.find_one_and_update(
-                {"_id": doc_id, "version": current["version"]},
-                {"$set": written, "$inc": {"version": 1}},
-                return_document=ReturnDocument.AFTER,
-            )
+            # Entries written before values counted toward storage hold nothing of it.
+            grows = size - int(current.get("counted_bytes", 0))
+            if grows > 0:
+                await reserve(grows)
+            try:
+                updated = await self.col.find_one_and_update(
+                    {"_id": doc_id, "version": current["version"]},
+                    {"$set": written, "$inc": {"version": 1}},
+                    return_document=ReturnDocument.AFTER,
+                )
+            except BaseException:
+                if grows > 0:
+                    await release(grows)
+                raise
             if updated is not None:
+                if grows < 0:
+                    await release(-grows)
                 return updated, False
+            if grows > 0:
+                await release(grows)
             # Someone else wrote between our read and write (the next read tells, and a
             # conditional write then fails its precondition), or the database did not write.
             missed_version = current["version"]
@@ -138,13 +180,13 @@ class KvStore:
         return deleted
 
     async def list(
-        self, project_id: str, prefix: str | None, limit: int, cursor: str | None
+        self, project_id: str, prefix: str | None, limit: int, cursor: str | None, budget: int = 0
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Page through entries in key order, optionally under a prefix."""
+        """Page through entries in key order, optionally under a prefix, at most ``budget`` bytes of values a page."""
         query: dict[str, Any] = {"project_id": project_id}
         if prefix:
             query["key"] = {"$gte": prefix, "$lt": prefix + _AFTER_LAST_KEY_CHAR}
-        return await page(self.col, query, "key", limit, cursor)
+        return await page(self.col, query, "key", limit, cursor, size=lambda entry: len(entry["value"]), budget=budget)
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every entry of a project."""

@@ -2,7 +2,9 @@
 
 A message document is keyed ``<project_id>:<id>`` so a client-made id can never collide
 with, or reveal, another project's message. Per-recipient state lives in the arrays
-``read_by`` and ``acked_by`` (agent ids), created empty at insert.
+``read_by`` and ``acked_by`` (agent ids), created empty at insert. Pins are each agent's own
+(``pinned_by``): a pin marks a message for its pinner, so one recipient of a broadcast cannot
+pin or unpin it for the others.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ log = logging.getLogger(__name__)
 CONTENT_FIELDS = ("topic", "payload", "metadata")
 _ROUTING_FIELDS = ("to", "broadcast", "type", "priority", "reply_to")
 _MAX_THREAD = 1000
+# What thread membership is worked out from: routing, never content.
+_MEMBER_FIELDS = {"id": 1, "reply_to": 1, "from_id": 1, "recipients": 1, "sk": 1}
+# Full messages of a thread read per round trip.
+_THREAD_BATCH = 8
 _MAX_REACTIONS = 50
 _REACTION_ATTEMPTS = 10
 _DUPLICATE_KEY = 11000
@@ -59,6 +65,11 @@ class TooManyReactions(Exception):
 
 def _key(project_id: str, message_id: str) -> str:
     return f"{project_id}:{message_id}"
+
+
+def content_size(message: dict[str, Any]) -> int:
+    """Return the bytes of a message's content (its envelopes, ASCII): what the daily byte quota counts."""
+    return sum(len(message[name]) for name in CONTENT_FIELDS if message.get(name) is not None)
 
 
 def body_fingerprint(body: dict[str, Any]) -> str:
@@ -105,7 +116,7 @@ def public(message: dict[str, Any], agent_id: str) -> dict[str, Any]:
         "payload": message["payload"],
         "metadata": message["metadata"],
         "status": status_for(message, agent_id),
-        "pinned": bool(message["pinned"]),
+        "pinned": agent_id in message.get("pinned_by", ()),
         "reactions": message["reactions"],
         "created_at": message["created_at"],
         "expires_at": iso(message["expires_at"]),
@@ -196,7 +207,7 @@ class MessageStore:
             # only what was not told. Made empty here: on the embedded database, $addToSet does
             # nothing to a field that is missing.
             "acks_told": [],
-            "pinned": False,
+            "pinned_by": [],
             "reactions": [],
             "reaction_keys": [],
             "rev": 0,
@@ -321,8 +332,9 @@ class MessageStore:
         pinned: bool | None,
         limit: int,
         cursor: str | None,
+        budget: int = 0,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Page through the messages addressed to an agent, in storage order."""
+        """Page through the messages addressed to an agent in storage order, up to ``budget`` content bytes a page."""
         query: dict[str, Any] = {"project_id": project_id, "recipients": agent_id}
         if since is not None:
             # On the sort key, not on created_at: the embedded database compares date-like
@@ -340,9 +352,11 @@ class MessageStore:
             query["from"] = sender_slug
         if message_type is not None:
             query["type"] = message_type
-        if pinned is not None:
-            query["pinned"] = pinned
-        return await page(self.col, query, "sk", limit, cursor)
+        if pinned is True:
+            query["pinned_by"] = agent_id
+        elif pinned is False:
+            query["pinned_by"] = {"$nin": [agent_id]}
+        return await page(self.col, query, "sk", limit, cursor, size=content_size, budget=budget)
 
     async def mark_read(self, message: dict[str, Any], agent_id: str) -> dict[str, Any]:
         """Mark a message read for a recipient; return it as stored now."""
@@ -380,10 +394,17 @@ class MessageStore:
         keys = [_key(project_id, message_id) for message_id in ids]
         await self.col.update_many({"_id": {"$in": keys}}, {"$addToSet": {"acks_told": agent_id}})
 
-    async def set_pinned(self, message: dict[str, Any], pinned: bool) -> dict[str, Any]:
-        """Pin or unpin a message; return it as stored now."""
+    async def set_pinned(self, message: dict[str, Any], agent_id: str, pinned: bool) -> dict[str, Any]:
+        """Pin or unpin a message for one agent only; return it as stored now."""
+        if pinned and "pinned_by" not in message:
+            # Stored before pins were per agent: $addToSet does nothing to a missing field here.
+            update: dict[str, Any] = {"$set": {"pinned_by": [agent_id]}}
+        elif pinned:
+            update = {"$addToSet": {"pinned_by": agent_id}}
+        else:
+            update = {"$pull": {"pinned_by": agent_id}}
         updated = await self.col.find_one_and_update(
-            {"_id": message["_id"]}, {"$set": {"pinned": pinned}}, return_document=ReturnDocument.AFTER
+            {"_id": message["_id"]}, update, return_document=ReturnDocument.AFTER
         )
         return updated or message
 
@@ -425,32 +446,57 @@ class MessageStore:
             current = fresh
         raise RuntimeError(f"reaction on message {message['id']} lost {_REACTION_ATTEMPTS} races in a row")
 
-    async def thread(self, message: dict[str, Any], agent_id: str) -> tuple[str, list[dict[str, Any]]]:
-        """Return the root id of a message's thread and the thread's messages the agent may see.
+    async def thread(
+        self, message: dict[str, Any], agent_id: str, *, budget: int = 0, cursor: str | None = None
+    ) -> tuple[str, list[dict[str, Any]], str | None]:
+        """Return a page of the thread of a message, as far as the agent may see it.
 
-        The thread is every message reachable from the root through ``reply_to``, oldest first.
+        The thread is every message reachable from the root through ``reply_to``. Membership is
+        worked out on routing fields alone (never content); then the visible members' full
+        documents are read, oldest first, a few at a time, until ``budget`` bytes of content.
+
+        Args:
+            message: A message of the thread the agent may see.
+            agent_id: The reader.
+            budget: The most bytes of content a page holds (at least one message; 0: no bound).
+            cursor: The ``next_cursor`` of the previous page.
+
+        Returns:
+            ``(root_id, messages, next_cursor)``: ``root_id`` is the earliest message of the
+            thread the agent may see, so no id it may not see is named.
         """
         project_id = message["project_id"]
-        root = message
-        seen = {root["id"]}
-        while root["reply_to"] and len(seen) < _MAX_THREAD:
-            parent = await self.get(project_id, root["reply_to"])
+        node = {name: message[name] for name in _MEMBER_FIELDS}
+        seen = {node["id"]}
+        while node["reply_to"] and len(seen) < _MAX_THREAD:
+            parent = await self.col.find_one({"_id": _key(project_id, node["reply_to"])}, _MEMBER_FIELDS)
             if parent is None or parent["id"] in seen:
                 break
             seen.add(parent["id"])
-            root = parent
-        members = {root["id"]: root}
-        frontier = [root["id"]]
+            node = parent
+        members = {node["id"]: node}
+        frontier = [node["id"]]
         while frontier and len(members) < _MAX_THREAD:
-            children = self.col.find({"project_id": project_id, "reply_to": {"$in": frontier}})
+            children = self.col.find({"project_id": project_id, "reply_to": {"$in": frontier}}, _MEMBER_FIELDS)
             frontier = []
             async for child in children:
                 if child["id"] not in members:
                     members[child["id"]] = child
                     frontier.append(child["id"])
-        visible = [doc for doc in members.values() if visible_to(doc, agent_id)]
-        visible.sort(key=lambda doc: doc["sk"])
-        return root["id"], visible
+        visible = sorted((doc for doc in members.values() if visible_to(doc, agent_id)), key=lambda doc: doc["sk"])
+        root_id = visible[0]["id"] if visible else message["id"]
+        wanted = [doc for doc in visible if cursor is None or doc["sk"] > cursor]
+        page_docs: list[dict[str, Any]] = []
+        spent = 0
+        for start in range(0, len(wanted), _THREAD_BATCH):
+            keys = [_key(project_id, doc["id"]) for doc in wanted[start : start + _THREAD_BATCH]]
+            batch = [doc async for doc in self.col.find({"_id": {"$in": keys}}).sort("sk", 1)]
+            for doc in batch:
+                spent += content_size(doc)
+                if budget and page_docs and spent > budget:
+                    return root_id, page_docs, page_docs[-1]["sk"]
+                page_docs.append(doc)
+        return root_id, page_docs, None
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every message of a project."""

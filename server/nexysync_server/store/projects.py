@@ -70,6 +70,10 @@ class ProjectStore:
             self._ttl_hours.put(project_id, hours)
         return hours
 
+    async def count_owned(self, owner_id: str) -> int:
+        """Count a user's projects."""
+        return await self.col.count_documents({"owner_id": owner_id})
+
     async def list_owned(
         self, owner_id: str, limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:

@@ -154,14 +154,15 @@ class RefStore:
         language: str | None,
         limit: int,
         cursor: str | None,
+        budget: int = 0,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Page through the references an agent may see, in storage order."""
+        """Page through the references an agent may see, in storage order, at most ``budget`` bytes a page."""
         query: dict[str, Any] = {"project_id": project_id, "readers": {"$in": [agent_id, EVERYONE]}}
         if author_slug is not None:
             query["from"] = author_slug
         if language is not None:
             query["language"] = language
-        return await page(self.col, query, "sk", limit, cursor)
+        return await page(self.col, query, "sk", limit, cursor, size=lambda ref: ref["size_bytes"], budget=budget)
 
     async def delete(self, project_id: str, ref_id: str, author_id: str) -> dict[str, Any] | None:
         """Delete a reference if ``author_id`` shared it; return what was deleted, or ``None``."""

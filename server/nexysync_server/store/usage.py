@@ -7,14 +7,19 @@ workers' counts show up within a second.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from ..background import Periodic
+from ..cache import TtlCache
 from ..ids import utcnow
 
 FLUSH_INTERVAL_S = 1.0
+#: How old the stored daily counts a quota check reads may be.
+STORED_TTL_S = 1.0
 
 
 def today() -> str:
@@ -26,50 +31,99 @@ def _storage_id(project_id: str) -> str:
     return f"{project_id}:storage"
 
 
+def _projects_id(user_id: str) -> str:
+    return f"user:{user_id}:projects"
+
+
 class UsageStore:
     """The ``usage_daily`` collection: one document per project and UTC day, plus its storage counter."""
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.col = db["usage_daily"]
         self._pending: Counter[tuple[str, str]] = Counter()
+        self._pending_bytes: Counter[tuple[str, str]] = Counter()
+        # (count, bytes) being written by a flush right now: still this process's to count.
+        self._in_flight: dict[tuple[str, str], tuple[int, int]] = {}
+        # Today's (count, bytes) as stored, read at most once a second per project.
+        self._stored: TtlCache[tuple[str, str], tuple[int, int]] = TtlCache(ttl_s=STORED_TTL_S)
         self._flusher = Periodic("usage-flusher", self.flush, FLUSH_INTERVAL_S)
 
     async def ensure_indexes(self) -> None:
         """Create the per-project index used when a project is deleted."""
         await self.col.create_index("project_id")
 
-    def add_messages(self, project_id: str, count: int = 1) -> None:
-        """Count ``count`` more messages for today (written within a second)."""
-        self._pending[(project_id, today())] += count
+    def add_messages(self, project_id: str, count: int = 1, size: int = 0) -> None:
+        """Count ``count`` more messages of ``size`` bytes in all for today (written within a second).
+
+        A negative count and size give back what was counted for a send that stored nothing.
+        """
+        key = (project_id, today())
+        self._pending[key] += count
+        self._pending_bytes[key] += size
 
     async def messages_today(self, project_id: str) -> int:
         """Return how many messages the project sent today."""
-        return await self.stored_messages(project_id) + self.pending_messages(project_id)
+        return (await self.stored_messages(project_id))[0] + self.pending_messages(project_id)[0]
 
-    async def stored_messages(self, project_id: str) -> int:
-        """Return today's count as written to the database (by every worker)."""
+    async def message_bytes_today(self, project_id: str) -> int:
+        """Return how many bytes of messages the project sent today."""
+        return (await self.stored_messages(project_id))[1] + self.pending_messages(project_id)[1]
+
+    async def stored_messages(self, project_id: str) -> tuple[int, int]:
+        """Return today's message count and bytes as written to the database (by every worker)."""
         doc = await self.col.find_one({"_id": f"{project_id}:{today()}"})
-        return int(doc["messages"]) if doc else 0
+        return (int(doc.get("messages", 0)), int(doc.get("message_bytes", 0))) if doc else (0, 0)
 
-    def pending_messages(self, project_id: str) -> int:
-        """Return what this process counted today and has not written yet."""
-        return self._pending.get((project_id, today()), 0)
+    def pending_messages(self, project_id: str) -> tuple[int, int]:
+        """Return the count and bytes this process counted today and has not written yet."""
+        key = (project_id, today())
+        flying = self._in_flight.get(key, (0, 0))
+        return self._pending.get(key, 0) + flying[0], self._pending_bytes.get(key, 0) + flying[1]
+
+    async def counted_today(self, project_id: str) -> tuple[int, int]:
+        """Return today's message count and bytes for a quota check: stored (at most a second old) plus unwritten.
+
+        A flush moves this process's counts into the stored ones without a moment where they are
+        in neither (which would let a burst of sends through): counts being written stay counted
+        as this process's, and are added to the cached stored counts once written.
+        """
+        key = (project_id, today())
+        stored = self._stored.get(key)
+        if stored is None:
+            stored = await self.stored_messages(project_id)
+            self._stored.put(key, stored)
+        pending = self.pending_messages(project_id)
+        return stored[0] + pending[0], stored[1] + pending[1]
 
     async def flush(self) -> None:
         """Write the counts held in memory."""
         pending, self._pending = self._pending, Counter()
-        for index, ((project_id, day), count) in enumerate(pending.items()):
+        pending_bytes, self._pending_bytes = self._pending_bytes, Counter()
+        keys = list(dict.fromkeys([*pending, *pending_bytes]))
+        for key in keys:
+            self._in_flight[key] = (pending[key], pending_bytes[key])
+        for index, key in enumerate(keys):
+            project_id, day = key
+            increments = {"messages": pending[key], "message_bytes": pending_bytes[key]}
             try:
                 await self.col.update_one(
                     {"_id": f"{project_id}:{day}", "project_id": project_id, "day": day},
-                    {"$inc": {"messages": count}},
+                    {"$inc": increments},
                     upsert=True,
                 )
             except Exception:
                 # Keep what was not written, to try again on the next flush.
-                for key, left in list(pending.items())[index:]:
-                    self._pending[key] += left
+                for left in keys[index:]:
+                    self._pending[left] += pending[left]
+                    self._pending_bytes[left] += pending_bytes[left]
+                    self._in_flight.pop(left, None)
                 raise
+            written = self._in_flight.pop(key)
+            cached = self._stored.get(key)
+            if cached is not None:
+                # Read before this write, most likely; if after, this counts it twice for under
+                # a second, which refuses early rather than late.
+                self._stored.put(key, (cached[0] + written[0], cached[1] + written[1]))
 
     def start(self) -> None:
         """Start flushing every second in the background."""
@@ -83,27 +137,65 @@ class UsageStore:
     async def reserve_storage(self, project_id: str, size: int, limit: int) -> bool:
         """Add ``size`` bytes to the project's storage if it stays within ``limit``; tell whether it did.
 
-        One conditional ``$inc``, so two workers reserving at once cannot both pass the limit.
+        One conditional ``$inc``, so two workers reserving at once cannot both pass the limit; the
+        first reservation too, as the counter is made (at zero) before it is ever reserved from.
         """
         if size > limit:
             return False
         key = _storage_id(project_id)
+        return await self._reserve({"_id": key, "project_id": project_id}, "storage_bytes", size, limit, 0)
+
+    async def _reserve(self, counter: dict[str, str], field: str, amount: int, limit: int, start: int) -> bool:
+        """Add ``amount`` to a counter's ``field`` if it stays within ``limit``; make the counter at ``start`` first."""
         done = await self.col.update_one(
-            {"_id": key, "storage_bytes": {"$lte": limit - size}}, {"$inc": {"storage_bytes": size}}
+            {"_id": counter["_id"], field: {"$lte": limit - amount}}, {"$inc": {field: amount}}
         )
         if done.matched_count:
             return True
-        if await self.col.find_one({"_id": key}, {"_id": 1}) is not None:
+        if await self.col.find_one({"_id": counter["_id"]}, {"_id": 1}) is not None:
             return False
-        # The project's first stored bytes: create its counter. A racing creator's upsert becomes
-        # an increment of this one, which can pass the limit only by that first upload.
-        await self.col.update_one(
-            {"_id": key, "project_id": project_id}, {"$inc": {"storage_bytes": size}}, upsert=True
+        # Racing first reservers all get here: one insert wins, the others find it made, and
+        # every one of them then takes its share through the conditional $inc alone.
+        with contextlib.suppress(DuplicateKeyError):
+            await self.col.insert_one({**counter, field: start})
+        done = await self.col.update_one(
+            {"_id": counter["_id"], field: {"$lte": limit - amount}}, {"$inc": {field: amount}}
         )
-        return True
+        return bool(done.matched_count)
+
+    async def reserve_project(self, user_id: str, limit: int, owned: int) -> bool:
+        """Count one more project of ``user_id`` if it stays within ``limit``; tell whether it did.
+
+        Args:
+            user_id: The owner.
+            limit: The most projects a user may own.
+            owned: How many the user owns now: the counter's start for accounts older than it.
+        """
+        return await self._reserve({"_id": _projects_id(user_id)}, "projects", 1, limit, owned)
+
+    async def reserve_agent(self, project_id: str, limit: int, existing: int) -> bool:
+        """Count one more agent of the project if it stays within ``limit``; tell whether it did.
+
+        Args:
+            project_id: The project.
+            limit: The most agents a project may have.
+            existing: How many it has now: the counter's start for projects older than it.
+        """
+        counter = {"_id": f"{project_id}:agents", "project_id": project_id}
+        return await self._reserve(counter, "agents", 1, limit, existing)
+
+    async def release_agent(self, project_id: str) -> None:
+        """Give back one agent of the project (deleted, or its creation failed)."""
+        await self.col.update_one({"_id": f"{project_id}:agents"}, {"$inc": {"agents": -1}})
+
+    async def release_project(self, user_id: str) -> None:
+        """Give back one project of ``user_id`` (deleted, or its creation failed)."""
+        await self.col.update_one({"_id": _projects_id(user_id)}, {"$inc": {"projects": -1}})
 
     async def release_storage(self, project_id: str, size: int) -> None:
-        """Give back ``size`` bytes of the project's storage (a file or reference was deleted)."""
+        """Give back ``size`` bytes of the project's storage (a file, reference or value was deleted)."""
+        if size <= 0:
+            return
         await self.col.update_one({"_id": _storage_id(project_id)}, {"$inc": {"storage_bytes": -size}})
 
     async def storage_bytes(self, project_id: str) -> int:
@@ -115,4 +207,9 @@ class UsageStore:
         """Delete a project's counters, including any not written yet."""
         for key in [key for key in self._pending if key[0] == project_id]:
             del self._pending[key]
+        for key in [key for key in self._pending_bytes if key[0] == project_id]:
+            del self._pending_bytes[key]
+        for key in [key for key in self._in_flight if key[0] == project_id]:
+            del self._in_flight[key]
+        self._stored.drop((project_id, today()))
         await self.col.delete_many({"project_id": project_id})

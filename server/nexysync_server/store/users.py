@@ -52,6 +52,10 @@ class UserStore:
         """Find a user by email, case-insensitively."""
         return await self.col.find_one({"email": email.lower()})
 
+    async def replace_password_hash(self, user_id: str, old: str, new: str) -> None:
+        """Store a rehashed password, unless the hash changed meanwhile (a concurrent login did it)."""
+        await self.col.update_one({"_id": user_id, "password_hash": old}, {"$set": {"password_hash": new}})
+
     async def get(self, user_id: str) -> dict[str, Any] | None:
         """Find a user by id."""
         return await self.col.find_one({"_id": user_id})

@@ -25,6 +25,7 @@ from nexysync_mcp.cli.keyfiles import (
     write_key_file,
 )
 from nexysync_mcp.cli.lookup import find_agent, find_project, list_agents
+from nexysync_mcp.cli.secret_input import read_secret
 
 __all__ = ["run_init"]
 
@@ -50,11 +51,12 @@ def _project_keys(
     """
     store = ctx.project_keys
     known = store.load(project.id)
-    given: str | None = ctx.args.enc_key
+    source: str | None = ctx.args.enc_key_file
+    given = read_secret(source, "project key", prompt="Project key (base64): ") if source else None
     if known is not None:
-        if given is not None and decode_key(given, "--enc-key") not in known.keys:
+        if given is not None and decode_key(given, "--enc-key-file") not in known.keys:
             raise CliError(
-                "--enc-key differs from the key this machine holds for the project; use `nexysync keys import`",
+                "--enc-key-file differs from the key this machine holds for the project; use `nexysync keys import`",
                 code="KEY_MISMATCH",
             )
         if known.name != project.name or known.api_url != owner.api_url:
@@ -62,7 +64,9 @@ def _project_keys(
             store.save(known)
         return known, "existing"
     if given is not None:
-        created = ProjectKeys(project.id, [decode_key(given, "--enc-key")], name=project.name, api_url=owner.api_url)
+        created = ProjectKeys(
+            project.id, [decode_key(given, "--enc-key-file")], name=project.name, api_url=owner.api_url
+        )
         store.save(created)
         return created, "given"
     others = [agent.slug for agent in agents if agent.slug != slug]
@@ -70,8 +74,8 @@ def _project_keys(
         raise CliError(
             f"project {project.name!r} already has agents ({', '.join(sorted(others))}) but this machine holds no "
             f"key for it. On a machine that has it run `nexysync keys export --project {project.id}`, then here "
-            "`nexysync keys import <line>`; or pass --new-key to start a new key (the other agents will not "
-            "read this agent's messages until they get it).",
+            "`nexysync keys import` (paste the line when asked); or pass --new-key to start a new key (the other "
+            "agents will not read this agent's messages until they get it).",
             code="NO_PROJECT_KEY",
         )
     return store.create(project.id, name=project.name, api_url=owner.api_url), "new"

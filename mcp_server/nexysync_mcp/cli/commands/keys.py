@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import sys
 from pathlib import Path
 
 from nexysync.crypto import new_key
@@ -17,6 +15,7 @@ from nexysync_mcp.cli.keyfiles import (
     rewrite_key_ring,
 )
 from nexysync_mcp.cli.lookup import find_project
+from nexysync_mcp.cli.secret_input import STDIN, read_secret
 
 __all__ = ["run_keys_export", "run_keys_import", "run_keys_list", "run_keys_rotate", "update_key_files"]
 
@@ -104,13 +103,9 @@ def run_keys_export(ctx: Context) -> int:
 
 
 def _read_line(ctx: Context) -> str:
-    given: str | None = ctx.args.line
-    if given and given != "-":
-        return given
-    if given == "-" or not sys.stdin.isatty():
-        return sys.stdin.readline().strip()
-    # Not echoed, and so kept out of the terminal's scrollback and the shell history.
-    return getpass.getpass("Key export line: ").strip()
+    """Return the export line: from ``--file``, else stdin (asked for, unechoed, on a terminal)."""
+    source: str = ctx.args.file or STDIN
+    return read_secret(source, "key export line", prompt="Key export line: ")
 
 
 def run_keys_import(ctx: Context) -> int:

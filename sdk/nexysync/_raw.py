@@ -311,6 +311,11 @@ class ProjectsWithRawResponse(_RawView):
         self.delete = _raw(projects.delete)
         self.usage = _raw(projects.usage)
         self.audit = _raw(projects.audit)
+        self.messages = _raw(projects.messages)
+        self.presence = _raw(projects.presence)
+        self.kv = _raw(projects.kv)
+        self.refs = _raw(projects.refs)
+        self.files = _raw(projects.files)
 
 
 class AsyncProjectsWithRawResponse(_RawView):
@@ -325,6 +330,11 @@ class AsyncProjectsWithRawResponse(_RawView):
         self.delete = _araw(projects.delete)
         self.usage = _araw(projects.usage)
         self.audit = _araw(projects.audit)
+        self.messages = _araw(projects.messages)
+        self.presence = _araw(projects.presence)
+        self.kv = _araw(projects.kv)
+        self.refs = _araw(projects.refs)
+        self.files = _araw(projects.files)
 
 
 class ProjectAgentsWithRawResponse(_RawView):

@@ -15,6 +15,7 @@ from nexysync_generated import load_spec, spec_path
 
 from .authlimits import AuthLimits
 from .cdn.app import signer_for
+from .console.assets import Assets
 from .errors import database_error_handler, handle_unexpected, serialize_problem
 from .middleware import Authentication, Lifespan, RequestId
 from .quotas import Quotas
@@ -23,7 +24,7 @@ from .realtime.hub import Hub
 from .realtime.keycheck import KeyCheck
 from .realtime.presence import Presence
 from .realtime.watcher import Watcher
-from .resources import Context, agents, auth, files, health, kv, me, messages, projects, realtime, refs
+from .resources import Context, agents, auth, files, health, kv, me, messages, owner, projects, realtime, refs
 from .security import PasswordHasher
 from .settings import Settings
 from .store import Store
@@ -132,4 +133,14 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/files", files.Collection(ctx, signer))
     app.add_route("/v1/files/{file_id}", files.Item(ctx, signer))
     app.add_route("/v1/events", realtime.Events(ctx))
+    # The owner's read-only view of a whole project (the console reads these).
+    app.add_route("/v1/projects/{project_id}/messages", owner.Messages(ctx))
+    app.add_route("/v1/projects/{project_id}/stream", owner.OwnerStream(ctx, hub))
+    app.add_route("/v1/projects/{project_id}/presence", owner.Presence(ctx))
+    app.add_route("/v1/projects/{project_id}/kv", owner.Kv(ctx))
+    app.add_route("/v1/projects/{project_id}/refs", owner.Refs(ctx))
+    app.add_route("/v1/projects/{project_id}/files", owner.Files(ctx, signer))
+    console = Assets(settings.cdn_url)
+    app.add_route("/console", console)
+    app.add_route("/console/{name}", console, suffix="asset")
     return app

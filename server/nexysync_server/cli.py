@@ -202,6 +202,7 @@ def _banner(api_host: str, api_port: int, mongo: EmbeddedMongo, cdn_url: str, fi
         "NexySync dev server is running.\n"
         f"  API:      {base}/v1\n"
         f"  Spec:     {base}/v1/openapi.yaml\n"
+        f"  Console:  {base}/console/\n"
         f"  CDN:      {cdn_url}\n"
         f"  Files:    {files_dir}\n"
         f"  Database: {mongo.uri}\n"

@@ -38,7 +38,7 @@ START_DEADLINE_S = 60.0
 # Above gunicorn's graceful_timeout (30 s): a slot that is stopping gets that long to drain.
 STOP_DEADLINE_S = 45.0
 JWT_SECRET = "haproxy-e2e-jwt-secret-long-enough-for-hs256"
-CDN_SECRET = "haproxy-e2e-cdn-secret"
+CDN_SECRET = "haproxy-e2e-cdn-secret-long-enough-for-hmac-sha256"
 
 
 class StackError(RuntimeError):

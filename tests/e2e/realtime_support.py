@@ -28,14 +28,16 @@ class Frame:
 
 
 class EventStream:
-    """``GET /v1/stream`` read frame by frame (an async context manager; leaving it drops the connection)."""
+    """``GET /v1/stream`` (or the stream at ``path``) frame by frame; an async context manager that drops it on exit."""
 
-    def __init__(self, base_url: str, api_key: str, last_event_id: int | None = None, **params: str) -> None:
+    def __init__(
+        self, base_url: str, api_key: str, last_event_id: int | None = None, path: str = "/v1/stream", **params: str
+    ) -> None:
         self._client = httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10, read=None))
         headers = {"Authorization": f"Bearer {api_key}"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
-        self._request = self._client.stream("GET", "/v1/stream", headers=headers, params=params)
+        self._request = self._client.stream("GET", path, headers=headers, params=params)
         self.response: httpx.Response | None = None
         self._lines: Any = None
 
@@ -107,10 +109,11 @@ class Team:
         self.base_url = base_url
         self.ring = KeyRing([new_key()])
         http = httpx.Client(base_url=base_url, timeout=10)
+        self.email = f"rt-{secrets.token_hex(5)}@example.test"
         tokens = http.post(
             "/v1/auth/register",
             json={
-                "email": f"rt-{secrets.token_hex(5)}@example.test",
+                "email": self.email,
                 "name": "Realtime",
                 "password": "realtime-pass",
                 "tos_accepted": True,

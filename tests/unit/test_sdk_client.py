@@ -40,7 +40,8 @@ from nexysync_generated import OPERATIONS
 PROJECT = "01JAAAAAAAAAAAAAAAAAAAAAAA"
 AGENT = "01JBBBBBBBBBBBBBBBBBBBBBBB"
 NOW = "2026-01-01T00:00:00Z"
-NOT_SDK = {"meta_openapi", "health_live", "health_ready", "stream_open"}
+# Streams are followed with client.stream(); the owner's stream is the console's (a browser's).
+NOT_SDK = {"meta_openapi", "health_live", "health_ready", "stream_open", "owner_stream_open"}
 ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 

@@ -3,12 +3,48 @@
 from __future__ import annotations
 
 import builtins  # `builtins.list` in annotations: the resources have a method named `list`
+import datetime as dt
 
 from nexysync._pagination import AsyncPager, SyncPager
 from nexysync.resources._base import AsyncResource, SyncResource, compact, operation
-from nexysync_generated.models import Agent, AgentWithKey, AuditEntry, Project, Usage
+from nexysync_generated.models import (
+    Agent,
+    AgentWithKey,
+    AuditEntry,
+    File,
+    KvEntry,
+    Message,
+    PresenceList,
+    Project,
+    Ref,
+    Usage,
+)
 
 __all__ = ["AsyncProjectAgents", "AsyncProjects", "ProjectAgents", "Projects"]
+
+
+def _owner_messages_query(
+    agent: str | None,
+    since: dt.datetime | None,
+    status: str | None,
+    from_: str | None,
+    type: str | None,
+    pinned: bool | None,
+    limit: int | None,
+) -> dict[str, object]:
+    return {
+        "agent": agent,
+        "since": since,
+        "status": status,
+        "from": from_,
+        "type": type,
+        "pinned": pinned,
+        "limit": limit,
+    }
+
+
+# The owner's read view of a whole project (what the console reads). Its content is decrypted
+# like an agent's: the client needs the project's key ring and ``project_id`` (the one it reads).
 
 
 def _pa(project_id: str, agent_id: str | None = None) -> dict[str, str]:
@@ -59,6 +95,47 @@ class Projects(SyncResource):
         """Page through the project's audit log, oldest first."""
         return self._pager("projects_audit", path_params=_pa(project_id), limit=limit)
 
+    @operation("owner_messages_list")
+    def messages(
+        self,
+        project_id: str,
+        *,
+        agent: str | None = None,
+        since: dt.datetime | None = None,
+        status: str | None = None,
+        from_: str | None = None,
+        type: str | None = None,
+        pinned: bool | None = None,
+        limit: int | None = None,
+    ) -> SyncPager[Message]:
+        """List every message of the project (the owner's view), decrypted; ``agent``: sent or received by it."""
+        query = _owner_messages_query(agent, since, status, from_, type, pinned, limit)
+        return self._pager("owner_messages_list", path_params=_pa(project_id), **query)
+
+    @operation("owner_presence_list")
+    def presence(self, project_id: str) -> PresenceList:
+        """Return the project's agents that are online."""
+        result: PresenceList = self._client.call("owner_presence_list", path_params=_pa(project_id))
+        return result
+
+    @operation("owner_kv_list")
+    def kv(self, project_id: str, *, prefix: str | None = None, limit: int | None = None) -> SyncPager[KvEntry]:
+        """List the project's key-value entries, values decrypted."""
+        return self._pager("owner_kv_list", path_params=_pa(project_id), prefix=prefix, limit=limit)
+
+    @operation("owner_refs_list")
+    def refs(
+        self, project_id: str, *, from_: str | None = None, language: str | None = None, limit: int | None = None
+    ) -> SyncPager[Ref]:
+        """List every code reference of the project (direct ones too), decrypted."""
+        query = {"from": from_, "language": language, "limit": limit}
+        return self._pager("owner_refs_list", path_params=_pa(project_id), **query)
+
+    @operation("owner_files_list")
+    def files(self, project_id: str, *, limit: int | None = None) -> SyncPager[File]:
+        """List the project's ready files (names decrypted), each with a signed download URL."""
+        return self._pager("owner_files_list", path_params=_pa(project_id), limit=limit)
+
 
 class AsyncProjects(AsyncResource):
     """The signed-in human's projects (async)."""
@@ -105,6 +182,47 @@ class AsyncProjects(AsyncResource):
     def audit(self, project_id: str, *, limit: int | None = None) -> AsyncPager[AuditEntry]:
         """Page through the project's audit log, oldest first (``async for``)."""
         return self._pager("projects_audit", path_params=_pa(project_id), limit=limit)
+
+    @operation("owner_messages_list")
+    def messages(
+        self,
+        project_id: str,
+        *,
+        agent: str | None = None,
+        since: dt.datetime | None = None,
+        status: str | None = None,
+        from_: str | None = None,
+        type: str | None = None,
+        pinned: bool | None = None,
+        limit: int | None = None,
+    ) -> AsyncPager[Message]:
+        """List every message of the project (the owner's view), decrypted; ``agent``: sent or received by it."""
+        query = _owner_messages_query(agent, since, status, from_, type, pinned, limit)
+        return self._pager("owner_messages_list", path_params=_pa(project_id), **query)
+
+    @operation("owner_presence_list")
+    async def presence(self, project_id: str) -> PresenceList:
+        """Return the project's agents that are online."""
+        result: PresenceList = await self._client.call("owner_presence_list", path_params=_pa(project_id))
+        return result
+
+    @operation("owner_kv_list")
+    def kv(self, project_id: str, *, prefix: str | None = None, limit: int | None = None) -> AsyncPager[KvEntry]:
+        """List the project's key-value entries, values decrypted."""
+        return self._pager("owner_kv_list", path_params=_pa(project_id), prefix=prefix, limit=limit)
+
+    @operation("owner_refs_list")
+    def refs(
+        self, project_id: str, *, from_: str | None = None, language: str | None = None, limit: int | None = None
+    ) -> AsyncPager[Ref]:
+        """List every code reference of the project (direct ones too), decrypted."""
+        query = {"from": from_, "language": language, "limit": limit}
+        return self._pager("owner_refs_list", path_params=_pa(project_id), **query)
+
+    @operation("owner_files_list")
+    def files(self, project_id: str, *, limit: int | None = None) -> AsyncPager[File]:
+        """List the project's ready files (names decrypted), each with a signed download URL."""
+        return self._pager("owner_files_list", path_params=_pa(project_id), limit=limit)
 
 
 class ProjectAgents(SyncResource):

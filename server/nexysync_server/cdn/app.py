@@ -192,6 +192,9 @@ class Blob:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, file_id: str) -> None:
         """Stream the content, or the one byte range asked for."""
+        # The URL's signature is the credential (no cookies), so any origin may read it: the
+        # console downloads and decrypts files in the browser, from the API's origin.
+        resp.set_header("Access-Control-Allow-Origin", "*")
         self._verify(req, "GET", project_id, file_id)
         doc = await self._store.files.get(project_id, file_id)
         path = self._blobs.path(project_id, file_id)

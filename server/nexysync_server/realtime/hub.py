@@ -44,14 +44,14 @@ ALL_AGENTS = "*"
 
 @dataclass(eq=False)
 class Listener:
-    """One stream's subscription: the events addressed to its agent, in order.
+    """One stream's subscription: the events addressed to its agent (all, for the owner: ``None``), in order.
 
     ``queue`` holds events in order, then possibly one marker that ends the stream: ``None`` (the
     server is stopping), :data:`OVERFLOW` or :data:`REVOKED`.
     """
 
     project_id: str
-    agent_id: str
+    agent_id: str | None
     key_hash: str = ""
     queue_max: int = 0
     queue: asyncio.Queue[dict[str, Any] | str | None] = field(init=False)
@@ -114,7 +114,7 @@ class Hub:
         self._has_listeners = asyncio.Event()
         self.draining = False
 
-    async def subscribe(self, project_id: str, agent_id: str, key_hash: str = "") -> tuple[Listener, int]:
+    async def subscribe(self, project_id: str, agent_id: str | None, key_hash: str = "") -> tuple[Listener, int]:
         """Register a listener; return it and the ``seq`` up to which events are settled.
 
         Every event above that ``seq`` will reach the listener's queue (if addressed to its

@@ -23,7 +23,7 @@ def _conflict(file_id: str) -> Problem:
     return Problem(409, "ID_CONFLICT", f"File {file_id} was already announced with a different body.")
 
 
-class _Urls:
+class FileUrls:
     """Signed CDN URLs for files.
 
     A ``NEXYSYNC_CDN_URL`` that is a path (``/``: the proxy routes ``/blobs/`` to the CDN on the
@@ -61,14 +61,11 @@ class Collection:
 
     def __init__(self, ctx: Context, signer: UrlSigner) -> None:
         self._ctx = ctx
-        self._urls = _Urls(signer)
+        self._urls = FileUrls(signer)
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the project's ready files in id order, each with a fresh download URL."""
-        docs, next_cursor = await self._ctx.store.files.list_ready(
-            req.context.agent["project_id"], params.limit(req), params.cursor(req)
-        )
-        resp.media = page_body([self._urls.public(req, doc) for doc in docs], next_cursor)
+        resp.media = await files_page(self._ctx, req, req.context.agent["project_id"], self._urls)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Announce a file (idempotent by client-made id) and answer a signed upload URL."""
@@ -102,7 +99,7 @@ class Item:
 
     def __init__(self, ctx: Context, signer: UrlSigner) -> None:
         self._ctx = ctx
-        self._urls = _Urls(signer)
+        self._urls = FileUrls(signer)
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, file_id: str) -> None:
         """Return a file with a fresh download URL (once it is ready)."""
@@ -121,3 +118,9 @@ class Item:
             self._ctx.store.blobs.delete(agent["project_id"], file_id)
         await self._ctx.quotas.release_storage(agent["project_id"], deleted["size"])
         resp.status = falcon.HTTP_204
+
+
+async def files_page(ctx: Context, req: falcon.asgi.Request, project_id: str, urls: FileUrls) -> dict[str, Any]:
+    """Return a page of a project's ready files in id order, each with a fresh download URL."""
+    docs, next_cursor = await ctx.store.files.list_ready(project_id, params.limit(req), params.cursor(req))
+    return page_body([urls.public(req, doc) for doc in docs], next_cursor)

@@ -61,15 +61,16 @@ class Collection:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List entries in key order."""
-        prefix = params.matching(req, "prefix", _KEY_RE, "the start of a key")
-        docs, next_cursor = await self._ctx.store.kv.list(
-            req.context.agent["project_id"],
-            prefix,
-            params.limit(req),
-            params.cursor(req, _KEY_RE),
-            self._ctx.settings.read_budget_bytes,
-        )
-        resp.media = page_body([kv.public(doc) for doc in docs], next_cursor)
+        resp.media = await entries_page(self._ctx, req, req.context.agent["project_id"])
+
+
+async def entries_page(ctx: Context, req: falcon.asgi.Request, project_id: str) -> dict[str, Any]:
+    """Return a page of a project's entries in key order, as ``?prefix=&limit=&cursor=`` ask."""
+    prefix = params.matching(req, "prefix", _KEY_RE, "the start of a key")
+    docs, next_cursor = await ctx.store.kv.list(
+        project_id, prefix, params.limit(req), params.cursor(req, _KEY_RE), ctx.settings.read_budget_bytes
+    )
+    return page_body([kv.public(doc) for doc in docs], next_cursor)
 
 
 class Item:

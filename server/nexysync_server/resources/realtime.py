@@ -26,7 +26,7 @@ _REPLAY_PAGE = 500
 _MAX_AGENTS = 1000
 
 
-def _last_event_id(req: falcon.asgi.Request) -> int | None:
+def last_event_id(req: falcon.asgi.Request) -> int | None:
     """Read the resume point: the Last-Event-ID header, else ``?last_event_id=`` (both checked)."""
     header = req.get_header("Last-Event-ID")
     if header is not None and not params.SEQ_RE.match(header):
@@ -35,7 +35,7 @@ def _last_event_id(req: falcon.asgi.Request) -> int | None:
     return int(header) if header is not None else from_query
 
 
-def _max_duration(req: falcon.asgi.Request, limit: float) -> float:
+def max_duration(req: falcon.asgi.Request, limit: float) -> float:
     raw = req.get_param("max_duration_s")
     if raw is None:
         return limit
@@ -71,8 +71,8 @@ class Stream:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Open the stream: replay what the caller missed, then follow live."""
-        last = _last_event_id(req)
-        duration = _max_duration(req, self._ctx.settings.stream_max_duration_s)
+        last = last_event_id(req)
+        duration = max_duration(req, self._ctx.settings.stream_max_duration_s)
         if self._hub.draining:
             raise Problem(503, "SERVER_DRAINING", "This server is stopping; reconnect.", headers={"Retry-After": "1"})
         agent = req.context.agent
@@ -203,18 +203,22 @@ class PresenceList:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List agents holding a stream, then agents seen recently through requests."""
-        project_id = req.context.agent["project_id"]
-        store = self._ctx.store
-        streaming = await store.presence.streaming(project_id)
-        horizon = iso(utcnow() - timedelta(seconds=self._ctx.settings.presence_window_s))
-        data = []
-        agents, _ = await store.agents.list(project_id, _MAX_AGENTS, None)
-        for agent in agents:
-            last_seen = agent.get("last_seen_at")
-            if agent["slug"] in streaming:
-                data.append(
-                    {"agent": agent["slug"], "via": "stream", "last_seen_at": last_seen or streaming[agent["slug"]]}
-                )
-            elif last_seen and last_seen >= horizon:
-                data.append({"agent": agent["slug"], "via": "request", "last_seen_at": last_seen})
-        resp.media = {"data": data}
+        resp.media = {"data": await online_agents(self._ctx, req.context.agent["project_id"])}
+
+
+async def online_agents(ctx: Context, project_id: str) -> list[dict[str, Any]]:
+    """Return the project's online agents: those holding a stream, and those seen recently through requests."""
+    store = ctx.store
+    streaming = await store.presence.streaming(project_id)
+    horizon = iso(utcnow() - timedelta(seconds=ctx.settings.presence_window_s))
+    data = []
+    agents, _ = await store.agents.list(project_id, _MAX_AGENTS, None)
+    for agent in agents:
+        last_seen = agent.get("last_seen_at")
+        if agent["slug"] in streaming:
+            data.append(
+                {"agent": agent["slug"], "via": "stream", "last_seen_at": last_seen or streaming[agent["slug"]]}
+            )
+        elif last_seen and last_seen >= horizon:
+            data.append({"agent": agent["slug"], "via": "request", "last_seen_at": last_seen})
+    return data

@@ -44,16 +44,7 @@ class Collection:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the references the caller may see, in storage order."""
         agent = req.context.agent
-        docs, next_cursor = await self._ctx.store.refs.list(
-            agent["project_id"],
-            agent["_id"],
-            author_slug=params.slug(req, "from"),
-            language=params.matching(req, "language", _LANGUAGE_RE, "1 to 32 of a-z, 0-9 and + # . -"),
-            limit=params.limit(req),
-            cursor=params.cursor(req),
-            budget=self._ctx.settings.read_budget_bytes,
-        )
-        resp.media = page_body([refs.public(doc) for doc in docs], next_cursor)
+        resp.media = await refs_page(self._ctx, req, agent["project_id"], agent["_id"])
 
     async def _announce(self, ref: dict[str, Any]) -> None:
         store = self._ctx.store
@@ -122,3 +113,17 @@ class Item:
             raise not_found("Reference", "REF_NOT_FOUND")  # deleted meanwhile, and its storage given back then
         await self._ctx.quotas.release_storage(agent["project_id"], deleted["size_bytes"])
         resp.status = falcon.HTTP_204
+
+
+async def refs_page(ctx: Context, req: falcon.asgi.Request, project_id: str, reader_id: str | None) -> dict[str, Any]:
+    """Return a page of the references ``reader_id`` may see (all of them for ``None``, the owner)."""
+    docs, next_cursor = await ctx.store.refs.list(
+        project_id,
+        reader_id,
+        author_slug=params.slug(req, "from"),
+        language=params.matching(req, "language", _LANGUAGE_RE, "1 to 32 of a-z, 0-9 and + # . -"),
+        limit=params.limit(req),
+        cursor=params.cursor(req),
+        budget=ctx.settings.read_budget_bytes,
+    )
+    return page_body([refs.public(doc) for doc in docs], next_cursor)

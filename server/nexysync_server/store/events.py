@@ -38,9 +38,15 @@ def public(event: dict[str, Any]) -> dict[str, Any]:
     return {"seq": event["seq"], "type": event["type"], "created_at": event["created_at"], "data": event["data"]}
 
 
-def visible_to(event: dict[str, Any], agent_id: str) -> bool:
-    """Tell whether an event is addressed to an agent (directly or to everyone)."""
+def visible_to(event: dict[str, Any], agent_id: str | None) -> bool:
+    """Tell whether an event is addressed to an agent (directly or to everyone).
+
+    ``agent_id`` ``None`` is the project's owner, who sees every event addressed to anyone
+    (fillers, addressed to nobody, stay hidden).
+    """
     recipients = event["recipients"]
+    if agent_id is None:
+        return bool(recipients)
     return agent_id in recipients or EVERYONE in recipients
 
 

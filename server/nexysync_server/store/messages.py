@@ -137,9 +137,54 @@ def routing(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def furthest_status(message: dict[str, Any]) -> str:
+    """Return the furthest state any recipient has reached (the owner's view of a message)."""
+    if message["acked_by"]:
+        return "acked"
+    return "read" if message["read_by"] else "unread"
+
+
+def owner_public(message: dict[str, Any], agent_id: str | None) -> dict[str, Any]:
+    """Return a message as the project's owner sees it: its state for ``agent_id``, else :func:`furthest_status`."""
+    if agent_id is not None:
+        return public(message, agent_id)
+    return {**public(message, ""), "status": furthest_status(message), "pinned": bool(message.get("pinned_by"))}
+
+
 def visible_to(message: dict[str, Any], agent_id: str) -> bool:
     """Tell whether an agent may see a message: it sent it or is one of its recipients."""
     return message["from_id"] == agent_id or agent_id in message["recipients"]
+
+
+def _status_filter(agent_id: str, status: str | None) -> dict[str, Any]:
+    """Return the query terms for messages in ``status`` (unread, read, acked) for a recipient."""
+    if status == "unread":
+        return {"read_by": {"$nin": [agent_id]}, "acked_by": {"$nin": [agent_id]}}
+    if status == "read":
+        return {"read_by": agent_id, "acked_by": {"$nin": [agent_id]}}
+    if status == "acked":
+        return {"acked_by": agent_id}
+    return {}
+
+
+def _routing_filter(
+    sender_slug: str | None, message_type: str | None, pinned: bool | None, agent_id: str | None
+) -> dict[str, Any]:
+    """Return the query terms of the list filters on plaintext routing: sender, type, pinned.
+
+    ``pinned`` is ``agent_id``'s own pin; for ``None`` (the owner), whether anyone pinned it.
+    """
+    terms: dict[str, Any] = {}
+    if sender_slug is not None:
+        terms["from"] = sender_slug
+    if message_type is not None:
+        terms["type"] = message_type
+    if pinned is not None and agent_id is not None:
+        terms["pinned_by"] = agent_id if pinned else {"$nin": [agent_id]}
+    elif pinned is not None:
+        # The empty and not-empty tests that MongoDB and the embedded database answer alike.
+        terms["pinned_by"] = {"$elemMatch": {"$exists": True}} if pinned else {"$size": 0}
+    return terms
 
 
 class MessageStore:
@@ -159,6 +204,8 @@ class MessageStore:
         """Create the inbox, thread and TTL indexes."""
         await self.col.create_index([("project_id", 1), ("recipients", 1), ("sk", 1)])
         await self.col.create_index([("project_id", 1), ("reply_to", 1)])
+        # The owner's view of the whole project (GET /v1/projects/{id}/messages), in storage order.
+        await self.col.create_index([("project_id", 1), ("sk", 1)])
         await self.col.create_index("expires_at", expireAfterSeconds=0)
 
     async def insert(
@@ -340,22 +387,8 @@ class MessageStore:
             # On the sort key, not on created_at: the embedded database compares date-like
             # strings to the second only.
             query["sk"] = {"$gte": ulid_floor(since)}
-        if status == "unread":
-            query["read_by"] = {"$nin": [agent_id]}
-            query["acked_by"] = {"$nin": [agent_id]}
-        elif status == "read":
-            query["read_by"] = agent_id
-            query["acked_by"] = {"$nin": [agent_id]}
-        elif status == "acked":
-            query["acked_by"] = agent_id
-        if sender_slug is not None:
-            query["from"] = sender_slug
-        if message_type is not None:
-            query["type"] = message_type
-        if pinned is True:
-            query["pinned_by"] = agent_id
-        elif pinned is False:
-            query["pinned_by"] = {"$nin": [agent_id]}
+        query.update(_status_filter(agent_id, status))
+        query.update(_routing_filter(sender_slug, message_type, pinned, agent_id))
         return await page(self.col, query, "sk", limit, cursor, size=content_size, budget=budget)
 
     async def mark_read(self, message: dict[str, Any], agent_id: str) -> dict[str, Any]:
@@ -497,6 +530,57 @@ class MessageStore:
                     return root_id, page_docs, page_docs[-1]["sk"]
                 page_docs.append(doc)
         return root_id, page_docs, None
+
+    async def project_page(
+        self,
+        project_id: str,
+        *,
+        agent_id: str | None,
+        since: datetime | None,
+        status: str | None,
+        sender_slug: str | None,
+        message_type: str | None,
+        pinned: bool | None,
+        limit: int,
+        cursor: str | None,
+        budget: int = 0,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Page through every message of a project in storage order (the owner's view), up to ``budget`` bytes a page.
+
+        Args:
+            project_id: The project.
+            agent_id: Only messages this agent sent or received; ``status`` is then its state.
+            since: Only messages stored at or after this time.
+            status: Only messages in this state: for ``agent_id`` if given, else the furthest
+                state any recipient reached (see :func:`furthest_status`).
+            sender_slug: Only messages from this slug.
+            message_type: Only messages of this type.
+            pinned: Only pinned or unpinned messages.
+            limit: Page size.
+            cursor: The previous page's ``next_cursor``.
+            budget: At most this many content bytes a page (0: no bound).
+        """
+        query: dict[str, Any] = {"project_id": project_id}
+        if agent_id is not None:
+            query["$or"] = [{"from_id": agent_id}, {"recipients": agent_id}]
+        if since is not None:
+            query["sk"] = {"$gte": ulid_floor(since)}
+        if agent_id is not None and status is not None:
+            # Its state as a recipient: what it sent has no such state, so status keeps it out.
+            query["recipients"] = agent_id
+            query.update(_status_filter(agent_id, status))
+        elif status is not None:
+            # "$size 0" and "$elemMatch $exists" are the empty and not-empty tests that MongoDB and
+            # the embedded database answer alike there ("a.0" $exists finds nothing on the embedded
+            # one, and its $expr ignores the other terms of the query).
+            not_empty = {"$elemMatch": {"$exists": True}}
+            if status == "acked":
+                query["acked_by"] = not_empty
+            else:
+                query["acked_by"] = {"$size": 0}
+                query["read_by"] = not_empty if status == "read" else {"$size": 0}
+        query.update(_routing_filter(sender_slug, message_type, pinned, agent_id))
+        return await page(self.col, query, "sk", limit, cursor, size=content_size, budget=budget)
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every message of a project."""

@@ -148,7 +148,7 @@ class RefStore:
     async def list(
         self,
         project_id: str,
-        agent_id: str,
+        agent_id: str | None,
         *,
         author_slug: str | None,
         language: str | None,
@@ -156,8 +156,13 @@ class RefStore:
         cursor: str | None,
         budget: int = 0,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Page through the references an agent may see, in storage order, at most ``budget`` bytes a page."""
-        query: dict[str, Any] = {"project_id": project_id, "readers": {"$in": [agent_id, EVERYONE]}}
+        """Page through the references an agent may see (all of them for ``None``, the owner), in storage order.
+
+        At most ``budget`` bytes a page.
+        """
+        query: dict[str, Any] = {"project_id": project_id}
+        if agent_id is not None:
+            query["readers"] = {"$in": [agent_id, EVERYONE]}
         if author_slug is not None:
             query["from"] = author_slug
         if language is not None:

@@ -57,7 +57,7 @@ def children(pid: int) -> list[int]:
     """Return the process ids of ``pid``'s children (a gunicorn arbiter's workers)."""
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except FileNotFoundError:
+    except OSError:  # gone (FileNotFoundError), or being reaped as we read (ProcessLookupError)
         return []
     return [int(part) for part in text.split()]
 
@@ -66,7 +66,7 @@ def alive(pid: int) -> bool:
     """Tell whether a process exists and is not a zombie."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
+    except (OSError, IndexError):  # gone, or being reaped as we read (ProcessLookupError)
         return False
     return state != "Z"
 

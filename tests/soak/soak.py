@@ -399,7 +399,7 @@ class Soak:
         assert self.api is not None
         sizes = []
         for pid in self.api.worker_pids():
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 status = Path(f"/proc/{pid}/status").read_text()
                 match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
                 if match:

@@ -197,7 +197,10 @@ class Agent:
                 result = call()
             except APIError as error:
                 status = getattr(error, "status", None)
-                if status not in RETRYABLE or time.monotonic() - started > GIVE_UP_S:
+                # An upload whose answer was lost while the database was down may still hold its
+                # lease (its release failed too): the error says to retry, and a new upload can.
+                waits = status in RETRYABLE or getattr(error, "code", None) == "UPLOAD_IN_PROGRESS"
+                if not waits or time.monotonic() - started > GIVE_UP_S:
                     raise
                 self.soak.note_retry()
                 time.sleep(0.1 + 0.2 * self.rand.random())

@@ -105,6 +105,10 @@ def should_retry(status: int | None, code: str | None = None) -> bool:
         return True
     if status == 409:
         return code not in FINAL_CONFLICT_CODES
+    if status == 507:
+        # The CDN's files volume is full and the upload was withdrawn: the same request cannot
+        # succeed until an operator frees space.
+        return False
     return status in RETRY_STATUSES or status >= 500
 
 

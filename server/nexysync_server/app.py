@@ -9,13 +9,14 @@ from typing import Any
 
 import falcon
 import falcon.asgi
+from pymongo.errors import PyMongoError
 
 from nexysync_generated import load_spec, spec_path
 
 from .authlimits import AuthLimits
 from .cdn.app import signer_for
 from .console.assets import Assets
-from .errors import handle_unexpected, serialize_problem
+from .errors import database_error_handler, handle_unexpected, serialize_problem
 from .middleware import Authentication, Lifespan, RequestId
 from .quotas import Quotas
 from .ratelimit import RateLimiter
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> Api:
         hub,
         middleware=[
             RequestId(),
-            Lifespan(store, hub, watcher, presence, [limiter, human_limiter], auth_limits, key_check, receipts),
+            Lifespan(settings, store, hub, watcher, presence, [limiter, human_limiter], auth_limits, key_check, receipts),
             Authentication(settings, store, limiter, human_limiter, auth_limits),
         ],
     )
@@ -97,6 +98,8 @@ def create_app(settings: Settings | None = None) -> Api:
     # Falcon picks the most specific handler, so HTTPError (and Problem) still go through its
     # own handler and our serializer; this one only sees unexpected exceptions.
     app.add_error_handler(Exception, handle_unexpected)
+    # A database that is down or cannot write answers 503 with Retry-After, never a hang or a 500.
+    app.add_error_handler(PyMongoError, database_error_handler(settings.database_retry_after_s))
 
     app.add_route("/v1/openapi.yaml", health.Spec(spec_text))
     app.add_route("/v1/health/live", health.Live())

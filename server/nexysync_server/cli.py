@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -42,6 +42,12 @@ FILES_DIR = "files"
 _CDN_START_DEADLINE_S = 30.0
 # Two SIGINTs closer than this come from one Ctrl-C delivered twice, not from a user pressing it again.
 _SAME_KEYPRESS_S = 1.0
+# How often `dev` checks that its database still runs, and how it backs off restarting one that
+# keeps dying: doubling from the first delay up to the last; a run this long resets the backoff.
+_DATABASE_CHECK_S = 0.2
+_RESTART_FIRST_S = 0.5
+_RESTART_MAX_S = 10.0
+_RESTART_STABLE_S = 30.0
 
 
 class CliError(Exception):
@@ -391,11 +397,15 @@ def _run_api(
         # Signed CDN URLs are credentials: their signatures never reach the access log.
         redact_access_logs()
         cdn_task = asyncio.create_task(serve_cdn())
+        supervisor = asyncio.create_task(supervise_database(mongo, lambda: server.should_exit))
         try:
             await server.serve()
         finally:
             cdn_server.should_exit = True
             await cdn_task
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
 
     try:
         asyncio.run(serve_all())
@@ -406,6 +416,43 @@ def _run_api(
         return code
     print("nexysync-server dev: API stopped; stopping the database.", file=sys.stderr, flush=True)
     return 0
+
+
+async def supervise_database(mongo: EmbeddedMongo, stopping: Callable[[], bool]) -> None:
+    """Restart the embedded database whenever it exits, on the same file and port, with backoff.
+
+    The API needs nothing from this: while the database is down its requests answer 503
+    DATABASE_UNAVAILABLE, and once the database answers again pymongo reconnects by itself.
+
+    Args:
+        mongo: The running database.
+        stopping: Tells whether ``dev`` is shutting down (then a database that exits is not restarted).
+    """
+    delay = _RESTART_FIRST_S
+    started_at = time.monotonic()
+    while True:
+        while mongo.running or stopping():
+            await asyncio.sleep(_DATABASE_CHECK_S)
+        if time.monotonic() - started_at >= _RESTART_STABLE_S:
+            delay = _RESTART_FIRST_S
+        print(
+            f"nexysync-server dev: the database (nx-27017) exited with code {mongo.exit_code}; restarting it on "
+            f"{mongo.uri} in {delay:g} s (its log: {mongo.console_path}).",
+            file=sys.stderr,
+            flush=True,
+        )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _RESTART_MAX_S)
+        if stopping():
+            continue
+        try:
+            # Blocks until it answers ping (or fails): off the event loop, which keeps serving.
+            await asyncio.to_thread(mongo.restart)
+        except EmbeddedMongoError as exc:
+            print(f"nexysync-server dev: the database did not restart: {exc}", file=sys.stderr, flush=True)
+            continue
+        started_at = time.monotonic()
+        print(f"nexysync-server dev: the database is back (pid {mongo.pid}).", file=sys.stderr, flush=True)
 
 
 # --- serve and cdn -----------------------------------------------------------------------------

@@ -175,6 +175,34 @@ class EmbeddedMongo:
         """Whether the child process is alive."""
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def exit_code(self) -> int | None:
+        """The child's exit code once it has exited on its own (negative: killed by that signal), else ``None``."""
+        return self._process.poll() if self._process is not None else None
+
+    def restart(self) -> EmbeddedMongo:
+        """Start the server again after it exited: the same database file, the same port.
+
+        Returns:
+            ``self``, for chaining.
+
+        Raises:
+            EmbeddedMongoError: it is still running, was never started, or did not come back; the
+                message carries the tail of its output.
+        """
+        if self.running:
+            raise EmbeddedMongoError(f"nx-27017 for {self._data_dir} is still running")
+        if self._port is None:
+            raise EmbeddedMongoError("nx-27017 was never started, so it has no port to restart on")
+        self.stop()  # closes what is left of the exited child: its pipe and console file
+        try:
+            self._spawn()
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
     def start(self) -> EmbeddedMongo:
         """Start the server and wait until it answers ``ping``.
 

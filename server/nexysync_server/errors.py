@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import falcon
 import falcon.asgi
+from pymongo.errors import PyMongoError
+
+from .store.failures import database_trouble
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,11 @@ _DEFAULT_CODES = {
     429: "RATE_LIMITED",
     500: "INTERNAL_ERROR",
     503: "UNAVAILABLE",
+    507: "INSUFFICIENT_STORAGE",
 }
+
+#: The code of every 503 caused by the database: unreachable, or unable to write (disk full).
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
 
 
 class Problem(falcon.HTTPError):
@@ -69,6 +77,33 @@ def unauthorized(detail: str, code: str = "UNAUTHORIZED") -> Problem:
 def not_found(what: str, code: str = "NOT_FOUND") -> Problem:
     """Return a 404 problem for a resource the caller cannot see (or that does not exist)."""
     return Problem(404, code, f"{what} was not found.")
+
+
+def database_unavailable(reason: str, retry_after_s: int) -> Problem:
+    """Return the 503 for a database that cannot serve now; the client should retry after ``retry_after_s``."""
+    return Problem(
+        503,
+        DATABASE_UNAVAILABLE,
+        f"{reason}; retry after {retry_after_s} s.",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+def database_error_handler(retry_after_s: int) -> Callable[..., Awaitable[None]]:
+    """Return an error handler that answers 503 for a database outage and 500 for other database errors."""
+
+    async def handle(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: PyMongoError, params: dict) -> None:
+        reason = database_trouble(ex)
+        if reason is None:
+            await handle_unexpected(req, resp, ex, params)
+            return
+        log.warning("%s %s: database unavailable (%s)", req.method, req.path, ex)
+        error = database_unavailable(reason, retry_after_s)
+        resp.status = error.status_code
+        resp.set_header("Retry-After", str(retry_after_s))
+        serialize_problem(req, resp, error)
+
+    return handle
 
 
 def problem_body(req: falcon.asgi.Request, error: falcon.HTTPError) -> dict[str, Any]:

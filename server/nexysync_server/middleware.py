@@ -10,7 +10,7 @@ import falcon.asgi
 import jwt
 
 from .authlimits import AuthLimits
-from .errors import unauthorized
+from .errors import database_unavailable, unauthorized
 from .ids import iso, new_id, utcnow
 from .ratelimit import RateLimiter
 from .realtime.hub import Hub
@@ -21,8 +21,11 @@ from .realtime.watcher import Watcher
 from .security import API_KEY_RE, api_key_prefix, read_access_token
 from .settings import Settings
 from .store import Store
+from .store.indexing import Indexes
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Answered even while the database is unavailable.
+_WITHOUT_DATABASE = frozenset({"/v1/health/live", "/v1/openapi.yaml"})
 
 
 class RequestId:
@@ -149,10 +152,15 @@ def _bearer(req: falcon.asgi.Request) -> str:
 
 
 class Lifespan:
-    """Open the database, create its indexes and start the background tasks; stop them at shutdown."""
+    """Open the database, create its indexes and start the background tasks; stop them at shutdown.
+
+    A process whose database is unavailable at start-up starts all the same and answers 503
+    ``DATABASE_UNAVAILABLE`` (but for liveness and the contract) until its indexes are made.
+    """
 
     def __init__(
         self,
+        settings: Settings,
         store: Store,
         hub: Hub,
         watcher: Watcher,
@@ -162,6 +170,7 @@ class Lifespan:
         key_check: KeyCheck,
         receipts: Receipts,
     ) -> None:
+        self._retry_after_s = settings.database_retry_after_s
         self._store = store
         self._hub = hub
         self._watcher = watcher
@@ -170,13 +179,23 @@ class Lifespan:
         self._auth_limits = auth_limits
         self._key_check = key_check
         self._receipts = receipts
+        self._indexes = Indexes(self._ensure_indexes)
 
-    async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
-        """Create every index before the first request, then start the background tasks."""
+    async def _ensure_indexes(self) -> None:
         await self._store.ensure_indexes()
         await self._auth_limits.ensure_indexes()
         for limiter in self._limiters:
             await limiter.ensure_indexes()
+
+    async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Refuse what needs the database until this process has made its indexes."""
+        if not self._indexes.ready and req.path not in _WITHOUT_DATABASE:
+            raise database_unavailable("This server has not reached its database since it started", self._retry_after_s)
+
+    async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        """Create every index before the first request, then start the background tasks."""
+        await self._indexes.start()
+        for limiter in self._limiters:
             limiter.start()
         self._store.usage.start()
         self._hub.start()
@@ -187,6 +206,7 @@ class Lifespan:
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Stop the background tasks, write what is held in memory, close the database."""
+        await self._indexes.stop()
         await self._receipts.stop()
         await self._key_check.stop()
         await self._presence.stop()

@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from .background import Periodic
 from .errors import Problem
+from .store.failures import DatabaseDidNotWrite
 
 _WINDOW_S = 60
 _FLUSH_S = 1.0
@@ -102,6 +103,8 @@ class RateLimiter:
                     upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
+                if doc is None:
+                    raise DatabaseDidNotWrite("a rate-limit counter's upsert")
             except Exception:
                 # Keep what was not written, to add on the next flush (as the usage counters do).
                 for key, left in items[index:]:

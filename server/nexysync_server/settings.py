@@ -20,6 +20,14 @@ class Settings:
 
     mongodb_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     db_name: str = "nexysync"
+    # Failing fast while the database is down: how long a request waits for a reachable
+    # database (server selection), to connect (also the monitor's check, so not too tight for a
+    # busy database), and for one answer on an open connection.
+    mongodb_select_timeout_ms: int = 1000
+    mongodb_connect_timeout_ms: int = 3000
+    mongodb_socket_timeout_ms: int = 10_000
+    # The Retry-After (seconds) of a 503 DATABASE_UNAVAILABLE.
+    database_retry_after_s: int = 1
     jwt_secret: str = ""
     access_token_ttl_s: int = 900
     refresh_token_ttl_days: int = 30

@@ -141,3 +141,22 @@ def test_the_database_stops_when_its_owner_is_killed(tmp_path: Path) -> None:
         if owner.poll() is None:
             owner.kill()
             owner.wait()
+
+
+def test_restart_after_a_sigkill_serves_the_same_file_on_the_same_port(tmp_path: Path) -> None:
+    with EmbeddedMongo(tmp_path) as server:
+        port, first_pid = server.port, server.pid
+        with MongoClient(server.uri, serverSelectionTimeoutMS=5000) as client:
+            client.t.c.insert_one({"_id": "kept"})
+        assert first_pid is not None
+        os.kill(first_pid, signal.SIGKILL)
+        wait_for(lambda: not server.running, "the killed server is seen as exited")
+        assert server.exit_code == -signal.SIGKILL
+        with pytest.raises(EmbeddedMongoError):
+            EmbeddedMongo(tmp_path / "other").restart()  # never started: no port to come back on
+        server.restart()
+        assert server.port == port and server.pid != first_pid and server.exit_code is None
+        with MongoClient(server.uri, serverSelectionTimeoutMS=5000) as client:
+            assert client.t.c.find_one({"_id": "kept"}) == {"_id": "kept"}
+        with pytest.raises(EmbeddedMongoError, match="still running"):
+            server.restart()

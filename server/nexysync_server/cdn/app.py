@@ -13,14 +13,17 @@ from typing import Any
 
 import falcon
 import falcon.asgi
+from pymongo.errors import PyMongoError
 
-from ..errors import Problem, handle_unexpected, serialize_problem
+from ..errors import Problem, database_error_handler, database_unavailable, handle_unexpected, serialize_problem
 from ..ids import ULID_RE
 from ..middleware import RequestId
 from ..settings import Settings
 from ..store import Store, files
 from ..store.events import EVERYONE
-from .blobs import Blobs
+from ..store.failures import DatabaseDidNotWrite
+from ..store.indexing import Indexes
+from .blobs import Blobs, volume_full
 from .ranges import Unsatisfiable, parse_range
 from .signing import ExpiredUrl, InvalidUrl, UrlSigner
 from .sweeper import Sweeper
@@ -48,20 +51,35 @@ def _not_found() -> Problem:
 
 
 class _Lifespan:
-    """Open the database and start the sweep; stop it and close the database at shutdown."""
+    """Open the database and start the sweep; stop it and close the database at shutdown.
 
-    def __init__(self, store: Store, sweeper: Sweeper) -> None:
+    Like the API, the CDN starts while its database is unavailable and answers 503 until it has
+    made its indexes (see :mod:`nexysync_server.store.indexing`).
+    """
+
+    def __init__(self, store: Store, sweeper: Sweeper, retry_after_s: int) -> None:
         self._store = store
         self._sweeper = sweeper
+        self._retry_after_s = retry_after_s
+        self._indexes = Indexes(self._ensure_indexes)
+
+    async def _ensure_indexes(self) -> None:
+        await self._store.files.ensure_indexes()
+        await self._store.events.ensure_indexes()
+
+    async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Refuse every request until the indexes are made."""
+        if not self._indexes.ready:
+            raise database_unavailable("This CDN has not reached its database since it started", self._retry_after_s)
 
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Create the indexes the CDN reads by, then start sweeping."""
-        await self._store.files.ensure_indexes()
-        await self._store.events.ensure_indexes()
+        await self._indexes.start()
         self._sweeper.start()
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Stop sweeping and close the database."""
+        await self._indexes.stop()
         await self._sweeper.stop()
         await self._store.close()
 
@@ -112,8 +130,9 @@ class Blob:
         try:
             # The temp file lives exactly as long as this connection's upload: removed on every
             # way out (done, refused, stalled, cut, cancelled).
-            handle, temp = self._blobs.open_temp(project_id, file_id)
+            temp: Path | None = None
             try:
+                handle, temp = self._blobs.open_temp(project_id, file_id)
                 received = await _receive(req, handle, size, self._body_timeout_s, renew)
                 if received < size:
                     raise Problem(
@@ -124,8 +143,13 @@ class Blob:
                 # Content already in place from an upload whose server died before marking it ready
                 # is kept, and the file is made ready now (see Blobs.commit).
                 await asyncio.to_thread(self._blobs.commit, temp, project_id, file_id)
+            except OSError as exc:
+                if not volume_full(exc):
+                    raise
+                raise await self._volume_full(project_id, file_id) from exc
             finally:
-                temp.unlink(missing_ok=True)
+                if temp is not None:
+                    temp.unlink(missing_ok=True)
         finally:
             await files_store.release_upload(project_id, file_id, token)
         ready = await self._store.files.mark_ready(project_id, file_id)
@@ -134,12 +158,34 @@ class Blob:
             if current is not None and current["status"] == files.READY:
                 await self._announce(current)  # a concurrent retry made it ready
                 raise _already_uploaded()
+            if current is not None:
+                # Still pending, yet not made ready: the database answered without writing (the
+                # embedded one does so on a full disk). The content stays for the retry.
+                raise DatabaseDidNotWrite("marking the file ready")
             # Deleted (or expired) while it was uploading: its content must not outlive it.
             self._blobs.delete(project_id, file_id)
             raise _not_found()
         await self._announce(ready)
         resp.status = falcon.HTTP_201
         resp.media = {"id": file_id, "size": size, "status": files.READY}
+
+    async def _volume_full(self, project_id: str, file_id: str) -> Problem:
+        """Withdraw the pending file whose upload found no room, give its storage back; return the 507.
+
+        Its partial content is already gone (the temp file is removed). Withdrawn rather than left
+        pending, so the project's quota does not count a file that is not there; the client
+        announces it again once there is room.
+        """
+        withdrawn = await self._store.files.withdraw(project_id, file_id)
+        if withdrawn is not None:
+            await self._store.usage.release_storage(project_id, withdrawn["size"])
+        log.error("the file volume %s is full: the upload of file %s was refused", self._blobs.root, file_id)
+        return Problem(
+            507,
+            "FILES_VOLUME_FULL",
+            "The file volume is full: nothing of this upload was kept and the file was withdrawn (its storage "
+            "is given back). Announce the file again later.",
+        )
 
     async def _announce(self, ready: dict[str, Any]) -> None:
         await self._store.events.announce(self._store.files.col, ready, "new_file", [EVERYONE], files.routing(ready))
@@ -262,10 +308,11 @@ def create_cdn_app(settings: Settings | None = None) -> Cdn:
     store = Store(settings)
     blobs = Blobs(settings.files_dir)
     sweeper = Sweeper(store, blobs, settings.file_sweep_interval_s, settings.file_pending_ttl_s)
-    app = Cdn(middleware=[RequestId(), _Lifespan(store, sweeper)])
+    app = Cdn(middleware=[RequestId(), _Lifespan(store, sweeper, settings.database_retry_after_s)])
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(PyMongoError, database_error_handler(settings.database_retry_after_s))
     app.add_route("/health", Health(store))
     app.add_route(
         "/blobs/{project_id}/{file_id}", Blob(store, blobs, signer_for(settings), settings.cdn_body_timeout_s)

@@ -3,10 +3,14 @@
 An upload is written to a temp file beside its final place and linked there only when it is
 complete, so a reader never sees a partial blob and a crashed upload leaves only a temp file
 (swept later). ``os.link`` rather than ``rename``: it refuses to replace a blob that exists.
+
+A full volume (no space, a quota, a file-size limit) is told apart from other I/O errors by
+:func:`volume_full`: it is a condition of the machine the client can wait out, not a fault.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -17,6 +21,13 @@ from typing import BinaryIO
 from ..ids import ULID_RE
 
 _TEMP_PREFIX = ".upload-"
+# No space left, a disk quota, and a file-size limit (RLIMIT_FSIZE): each means "no room here".
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def volume_full(exc: BaseException) -> bool:
+    """Tell whether ``exc`` says the volume has no room (rather than some other failure)."""
+    return isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
 
 
 def _fsync_directory(directory: Path) -> None:

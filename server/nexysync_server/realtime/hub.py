@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
 from ..background import Periodic
 from ..ids import utcnow
 from ..store.events import EventStore, contiguous, visible_to
@@ -234,8 +236,16 @@ class Hub:
                 continue
             try:
                 await self.sweep(project_id)
+            except PyMongoError as exc:
+                # The database is down or restarting: one line per attempt, not a traceback.
+                log.warning("reading the event log of project %s failed (%s); retrying", project_id, exc)
             except Exception:
                 log.exception("reading the event log of project %s failed; retrying", project_id)
+
+    async def catch_up(self) -> None:
+        """Read every followed project's log after what was released (the watcher was away)."""
+        for project_id in list(self._feeds):
+            await self.sweep(project_id)
 
     async def sweep(self, project_id: str) -> None:
         """Read the project's log after what was delivered: fill gaps, skip lost ``seq``s."""

@@ -2,7 +2,10 @@
 
 One watcher per process, whatever the number of streams. Where the database cannot do change
 streams (or the stream breaks), the hub's sweeper still reads the log by ``seq`` every
-``event_poll_interval_s``, so delivery slows down but nothing is lost; the watcher retries.
+``event_poll_interval_s``, so delivery slows down but nothing is lost; the watcher retries with
+backoff. When a change stream opens again after a failure (the database restarted, say), the
+watcher first has the hub read every followed project's log after the last ``seq`` it released,
+so what was written while it was away comes at once and in order, not at the next sweep.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from .hub import Hub
 
 log = logging.getLogger(__name__)
 
-_RETRY_S = 2.0
+# Backoff between attempts to open a change stream: doubling from the first to the last.
+_RETRY_FIRST_S = 0.25
+_RETRY_MAX_S = 2.0
 _MAX_AWAIT_MS = 1000
 # Back-off between empty polls: short while events flow, longer when idle. Events written by
 # this process reach its own streams without the watcher, so this bounds only cross-process delay.
@@ -49,27 +54,40 @@ class Watcher:
         self._task = None
 
     async def _run(self) -> None:
+        delay = _RETRY_FIRST_S
+        failed = False
         while True:
             # Nothing to deliver while no stream of this process listens: do not poll at all.
             await self._hub.wait_for_listeners()
             try:
-                await self._follow()
+                await self._follow(resuming=failed)
+                failed, delay = False, _RETRY_FIRST_S
                 continue
             except asyncio.CancelledError:
                 raise
             except PyMongoError as exc:
-                log.warning("event change stream failed (%s); the sweeper covers, retrying in %.0f s", exc, _RETRY_S)
+                log.warning("event change stream failed (%s); the sweeper covers, retrying in %.2g s", exc, delay)
             except Exception:
-                log.exception("event watcher failed; the sweeper covers, retrying in %.0f s", _RETRY_S)
-            await asyncio.sleep(_RETRY_S)
+                log.exception("event watcher failed; the sweeper covers, retrying in %.2g s", delay)
+            failed = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
 
-    async def _follow(self) -> None:
+    async def _follow(self, *, resuming: bool) -> None:
         """Publish inserts until no stream listens any more.
 
         Events written while nobody listened are not needed: a stream that opens reads the log
         from where its feed starts.
+
+        Args:
+            resuming: The last change stream failed: once the new one is open, catch up from the log.
         """
         async with await self._events.watch(max_await_time_ms=_MAX_AWAIT_MS) as stream:
+            if resuming:
+                # Opened first, read second: an event written in between is both read and
+                # watched, and the hub releases it once; none falls between the two.
+                await self._hub.catch_up()
+                log.info("event change stream resumed after a failure; caught up from the log")
             idle_s = _IDLE_MIN_S
             while self._hub.has_listeners():
                 change = await stream.try_next()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon.asgi
 
-from ..errors import Problem
+from ..errors import database_unavailable
 from . import Context
 
 
@@ -23,9 +23,9 @@ class Ready:
         self._ctx = ctx
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """Answer ok only when MongoDB answers a ping."""
+        """Answer ok only when MongoDB answers a ping (which fails within the server-selection timeout)."""
         if not await self._ctx.store.ping():
-            raise Problem(503, "DATABASE_UNAVAILABLE", "The database does not answer.")
+            raise database_unavailable("The database does not answer", self._ctx.settings.database_retry_after_s)
         resp.media = {"status": "ok"}
 
 

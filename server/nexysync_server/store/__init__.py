@@ -39,8 +39,16 @@ class Store:
     """
 
     def __init__(self, settings: Settings) -> None:
+        # Short timeouts: while the database is down a request fails within about a second
+        # (503 DATABASE_UNAVAILABLE, see errors.py) instead of hanging for pymongo's default 30 s.
+        # The socket timeout only bounds a database that accepts but never answers; it stays
+        # above the watcher's change-stream wait.
         self.client: AsyncMongoClient = AsyncMongoClient(
-            settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000
+            settings.mongodb_uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=settings.mongodb_select_timeout_ms,
+            connectTimeoutMS=settings.mongodb_connect_timeout_ms,
+            socketTimeoutMS=settings.mongodb_socket_timeout_ms,
         )
         self.db: AsyncDatabase = self.client[settings.db_name]
         self.users = UserStore(self.db)

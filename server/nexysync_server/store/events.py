@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ..ids import iso, parse_rfc3339, utcnow
 from .batching import Batcher
+from .failures import DatabaseDidNotWrite
 
 EVERYONE = "*"
 # The type of an event that only fills a reserved seq (the write it was for did not happen);
@@ -127,6 +128,8 @@ class EventStore:
                     upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
+                if counter is None:
+                    raise DatabaseDidNotWrite("the seq counter's upsert")
                 firsts[project_id] = int(counter["seq"]) - count + 1
         except BaseException:
             # Another project's numbers failed: what was taken already is written, as fillers.

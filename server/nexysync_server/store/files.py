@@ -128,6 +128,10 @@ class FileStore:
             return_document=ReturnDocument.AFTER,
         )
 
+    async def withdraw(self, project_id: str, file_id: str) -> dict[str, Any] | None:
+        """Delete a file's record while it is still pending; return it, or ``None`` (not pending, or gone)."""
+        return await self.col.find_one_and_delete({"_id": _doc_id(project_id, file_id), "status": PENDING})
+
     async def claim_upload(self, project_id: str, file_id: str, lease_s: float) -> str | None:
         """Take the right to upload a pending file's content for ``lease_s``; return its token, or ``None``.
 

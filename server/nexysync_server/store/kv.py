@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, utcnow
+from .failures import DatabaseDidNotWrite
 from .pages import page
 
 # The highest character a key may hold ('z'); a prefix range ends just above it.
@@ -110,8 +111,13 @@ class KvStore:
             "seq": None,
             "counted_bytes": size,
         }
+        missed_version: int | None = None
         for _ in range(_WRITE_ATTEMPTS):
             current = await self.col.find_one({"_id": doc_id})
+            if current is not None and current["version"] == missed_version:
+                # Our update at this version matched nothing, yet nobody wrote a newer one: the
+                # database answered without writing (the embedded one does so on a full disk).
+                raise DatabaseDidNotWrite(f"the update of kv entry {key!r}")
             if current is not None and write_key is not None and _repeats(current, write_key, value, author):
                 return current, False
             if current is not None and if_absent:
@@ -154,8 +160,9 @@ class KvStore:
                 return updated, False
             if grows > 0:
                 await release(grows)
-            if if_version is not None:
-                raise PreconditionFailed(key)  # someone else wrote between our read and write
+            # Someone else wrote between our read and write (the next read tells, and a
+            # conditional write then fails its precondition), or the database did not write.
+            missed_version = current["version"]
         raise RuntimeError(f"entry {key!r} kept changing under {_WRITE_ATTEMPTS} writes in a row")
 
     async def delete(self, project_id: str, key: str, if_version: int | None = None) -> dict[str, Any] | None:

@@ -152,12 +152,13 @@ class UsageStore:
         )
         if done.matched_count:
             return True
-        if await self.col.find_one({"_id": counter["_id"]}, {"_id": 1}) is not None:
-            return False
+        # The counter may not exist yet, or may have been made by a racing first reserver since
+        # our $inc: either way, try once more once it exists (a full counter refuses again).
         # Racing first reservers all get here: one insert wins, the others find it made, and
         # every one of them then takes its share through the conditional $inc alone.
-        with contextlib.suppress(DuplicateKeyError):
-            await self.col.insert_one({**counter, field: start})
+        if await self.col.find_one({"_id": counter["_id"]}, {"_id": 1}) is None:
+            with contextlib.suppress(DuplicateKeyError):
+                await self.col.insert_one({**counter, field: start})
         done = await self.col.update_one(
             {"_id": counter["_id"], field: {"$lte": limit - amount}}, {"$inc": {field: amount}}
         )

@@ -1,0 +1,46 @@
+"""Which database failures are passing (down, restarting, disk full), and the one the store detects itself."""
+
+from __future__ import annotations
+
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
+
+# MongoDB's OutOfDiskSpace; the embedded database (SQLite) reports a failed or full disk by message.
+_OUT_OF_DISK_SPACE = 14031
+_DISK_FULL_MESSAGES = ("disk i/o error", "database or disk is full", "no space left", "file too large")
+
+
+class DatabaseDidNotWrite(OperationFailure):
+    """The database answered a write without doing it.
+
+    The embedded nx-27017 turns any failure inside ``findAndModify`` (a full disk, for one) into
+    "no document", which for an upsert that returns the new document cannot be a real answer.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"the database answered {what} without writing it (is its disk full?)")
+
+
+def database_trouble(exc: BaseException) -> str | None:
+    """Say why ``exc`` means the database cannot serve now, or return ``None`` if it does not.
+
+    Unreachable (down, restarting, partitioned) and unable to write (its disk is full) both pass:
+    the same request retried later (writes are idempotent by their ids and Idempotency-Key)
+    succeeds once. Anything else a database error says is a fault of ours (a 500).
+    """
+    if isinstance(exc, ConnectionFailure):
+        return "The database does not answer"
+    if isinstance(exc, DatabaseDidNotWrite):
+        return _disk_full(_OUT_OF_DISK_SPACE, None)
+    if isinstance(exc, BulkWriteError):
+        errors = exc.details.get("writeErrors", [])
+        return next(filter(None, (_disk_full(e.get("code"), e.get("errmsg")) for e in errors)), None)
+    if isinstance(exc, OperationFailure):
+        return _disk_full(exc.code, str(exc))
+    return None
+
+
+def _disk_full(code: object, message: object) -> str | None:
+    text = str(message or "").lower()
+    if code == _OUT_OF_DISK_SPACE or any(part in text for part in _DISK_FULL_MESSAGES):
+        return "The database cannot write (its disk is full or failing)"
+    return None

@@ -1,0 +1,194 @@
+"""Faults a production server meets: the database dying or filling up, the files volume filling up.
+
+Each test injects the fault into real processes and checks what a client sees: a clear, quick,
+retryable error while it lasts, nothing half-written, and everything working again afterwards
+with no event lost, repeated or out of order. (A killed worker and a mix of all of these are in
+tests/e2e/test_worker_kill.py and tests/soak/.)
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from realtime_support import EventStream, Team
+
+from fault_support import Served, alive, api_env, limit_file_size, wait_for
+from nexysync import APIStatusError, Client
+from nexysync_server.embedded import EmbeddedMongo
+
+pytestmark = pytest.mark.e2e
+
+# A request while the database is down must be answered within about a second; pymongo's own
+# default waits 30 s (and this server's earlier 5 s). The bound only catches a hang; the time
+# taken is printed.
+FAIL_FAST_BOUND_S = 4.0
+
+
+async def test_database_death_answers_503_fast_keeps_streams_and_resumes_in_order(tmp_path: Path) -> None:
+    with EmbeddedMongo(tmp_path / "db") as database:
+        env = api_env(database.uri, "death", NEXYSYNC_HEARTBEAT_S="0.3")
+        # The stream is on one API process and the sends go through another, so what reaches the
+        # stream comes through its watcher (and sweeper), which must survive the database's death.
+        listener, writer = Served("serve", tmp_path / "logs", env), Served("serve", tmp_path / "logs", env)
+        try:
+            listener.start()
+            writer.start()
+            team = Team(listener.base_url, ["alice", "bob"])
+            team.base_url = writer.base_url
+            alice = {"Authorization": f"Bearer {team.keys['alice']}"}
+            async with (
+                httpx.AsyncClient(timeout=FAIL_FAST_BOUND_S) as http,
+                EventStream(listener.base_url, team.keys["bob"]) as stream,
+            ):
+                before = await team.send(http, "alice", "bob")
+                assert [frame.data["data"]["id"] for frame in await stream.messages(1)] == [before]
+
+                assert database.pid is not None
+                os.kill(database.pid, signal.SIGKILL)
+                wait_for(lambda: not database.running, "the database is dead", 10)
+
+                body = team.body("bob")
+                started = time.monotonic()
+                refused = await http.post(f"{writer.base_url}/v1/messages", json=body, headers=alice)
+                send_s = time.monotonic() - started
+                assert refused.status_code == 503, refused.text
+                assert refused.headers["content-type"] == "application/problem+json"
+                assert refused.json()["code"] == "DATABASE_UNAVAILABLE"
+                assert int(refused.headers["Retry-After"]) >= 1
+                started = time.monotonic()
+                ready = await http.get(f"{listener.base_url}/v1/health/ready")
+                ready_s = time.monotonic() - started
+                assert ready.status_code == 503
+                assert ready.json()["code"] == "DATABASE_UNAVAILABLE"
+                print(f"database down: send answered 503 in {send_s:.2f} s, ready answered 503 in {ready_s:.2f} s")
+
+                # The open stream lives on through the outage: heartbeats keep coming.
+                heartbeats = 0
+                while heartbeats < 3:
+                    frame = await stream.frame(timeout=10)
+                    assert frame.kind == "comment", frame
+                    heartbeats += frame.comment == "heartbeat"
+
+                database.restart()
+                wait_for(lambda: listener.ready() and writer.ready(), "both API processes are ready again", 30)
+                # The refused send left nothing behind, and its retry (same id) is stored once.
+                missing = await http.get(f"{writer.base_url}/v1/messages/{body['id']}", headers=alice)
+                assert missing.status_code == 404, missing.text
+                retried = await http.post(f"{writer.base_url}/v1/messages", json=body, headers=alice)
+                assert retried.status_code == 201, retried.text
+                after = await team.send(http, "alice", "bob")
+
+                frames = await stream.messages(2, timeout=30)
+                assert [frame.data["data"]["id"] for frame in frames] == [body["id"], after]
+                assert frames[0].id is not None and frames[1].id is not None and frames[0].id < frames[1].id
+        finally:
+            listener.kill()
+            writer.kill()
+
+
+def test_dev_restarts_its_dead_database_and_the_api_recovers(
+    dev_servers: Callable[..., object], tmp_path: Path
+) -> None:
+    dev = dev_servers(tmp_path / "data")
+    team = Team(dev.base_url, ["alice"])  # type: ignore[attr-defined]
+    alice = {"Authorization": f"Bearer {team.keys['alice']}"}
+    first_pid = dev.database_pid()  # type: ignore[attr-defined]
+
+    os.kill(first_pid, signal.SIGKILL)
+    wait_for(lambda: "restarting it on" in dev.output(), "dev says it restarts the database", 15)  # type: ignore[attr-defined]
+
+    def api_back() -> bool:
+        try:
+            return httpx.get(f"{dev.base_url}/v1/me", headers=alice, timeout=5).status_code == 200  # type: ignore[attr-defined]
+        except httpx.TransportError:
+            return False
+
+    # The same key works: the new database process serves the same file, and the API reconnected.
+    wait_for(api_back, "the API answers again on the restarted database", 60)
+    second_pid = dev.database_pid()  # type: ignore[attr-defined]
+    assert second_pid != first_pid and alive(second_pid)
+    wait_for(lambda: "the database is back" in dev.output(), "dev says the database is back", 15)  # type: ignore[attr-defined]
+
+    # Ctrl-C still stops both.
+    assert dev.stop(signal.SIGINT) == 0  # type: ignore[attr-defined]
+    wait_for(lambda: not alive(second_pid), "the restarted database stops with dev", 15)
+
+
+async def test_database_disk_full_answers_503_writes_nothing_and_recovers(
+    dev_servers: Callable[..., object], tmp_path: Path
+) -> None:
+    dev = dev_servers(tmp_path / "data")
+    base_url = dev.base_url  # type: ignore[attr-defined]
+    team = Team(base_url, ["alice", "bob"])
+    alice = {"Authorization": f"Bearer {team.keys['alice']}"}
+    database_pid = dev.database_pid()  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(timeout=FAIL_FAST_BOUND_S) as http, EventStream(base_url, team.keys["bob"]) as stream:
+        before = await team.send(http, "alice", "bob")
+        value = team.ring.encrypt(b"v", project_id=team.project_id, kind="kv", record_id="k", field="value")
+        created = await http.put(f"{base_url}/v1/kv/k", json={"value": value}, headers=alice)
+        assert created.status_code == 201, created.text
+        limit_file_size(database_pid, 0)  # the database's disk is full: it cannot write a byte
+        try:
+            body = team.body("bob")
+            refused = await http.post(f"{base_url}/v1/messages", json=body, headers=alice)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["code"] == "DATABASE_UNAVAILABLE"
+            assert "Retry-After" in refused.headers
+            # An update (the embedded database answers its findAndModify without writing) and a new entry.
+            for key in ("k", "fresh"):
+                kv = await http.put(f"{base_url}/v1/kv/{key}", json={"value": value}, headers=alice)
+                assert kv.status_code == 503, kv.text
+            # Nothing half-written: the refused message is not there for anyone.
+            missing = await http.get(f"{base_url}/v1/messages/{body['id']}", headers=alice)
+            assert missing.status_code == 404, missing.text
+        finally:
+            limit_file_size(database_pid, None)  # space is back
+        retried = await http.post(f"{base_url}/v1/messages", json=body, headers=alice)
+        assert retried.status_code == 201, retried.text
+        after = await team.send(http, "alice", "bob")
+        kv = await http.put(f"{base_url}/v1/kv/k", json={"value": value}, headers=alice)
+        assert kv.status_code == 200, kv.text
+        assert kv.headers["ETag"].strip('"') == "2"  # the refused write made no version
+        # No seq the full disk swallowed holds the stream back: everything comes, once, in order.
+        ids = [frame.data["data"]["id"] for frame in await stream.messages(3, timeout=30)]
+        assert ids == [before, body["id"], after]
+
+
+def test_files_volume_full_answers_507_keeps_nothing_and_gives_the_quota_back(
+    dev_servers: Callable[..., object], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    dev = dev_servers(data_dir)
+    team = Team(dev.base_url, ["alice"])  # type: ignore[attr-defined]
+    size = 2 * 1024 * 1024
+    with Client(
+        base_url=dev.base_url,  # type: ignore[attr-defined]
+        api_key=team.keys["alice"],
+        key_ring=team.ring,
+        project_id=team.project_id,
+    ) as alice:
+        used_before = alice.quota.get().storage_bytes
+        # The dev process (API and CDN) may write files of up to 1 MiB: its logs stay far below,
+        # an upload of 2 MiB runs out of room halfway.
+        limit_file_size(dev.process.pid, 1024 * 1024)  # type: ignore[attr-defined]
+        try:
+            with pytest.raises(APIStatusError) as refused:
+                alice.files.upload(io.BytesIO(os.urandom(size)), name="big.bin")
+            assert refused.value.status == 507
+            assert refused.value.code == "FILES_VOLUME_FULL"
+            assert alice.quota.get().storage_bytes == used_before
+            assert list(alice.files.list()) == []
+            project_dir = data_dir / "files" / team.project_id
+            assert not project_dir.exists() or list(project_dir.iterdir()) == []
+        finally:
+            limit_file_size(dev.process.pid, None)  # type: ignore[attr-defined]
+        stored = alice.files.upload(io.BytesIO(os.urandom(size)), name="big.bin")
+        assert stored.status.value == "ready"
+        assert alice.quota.get().storage_bytes > used_before

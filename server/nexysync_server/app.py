@@ -89,7 +89,9 @@ def create_app(settings: Settings | None = None) -> Api:
         hub,
         middleware=[
             RequestId(),
-            Lifespan(settings, store, hub, watcher, presence, [limiter, human_limiter], auth_limits, key_check, receipts),
+            Lifespan(
+                settings, store, hub, watcher, presence, [limiter, human_limiter], auth_limits, key_check, receipts
+            ),
             Authentication(settings, store, limiter, human_limiter, auth_limits),
         ],
     )

@@ -1,26 +1,45 @@
-import sys, collections, re
-self_t = collections.Counter(); incl = collections.Counter(); total = 0
-for line in open(sys.argv[1]):
-    stack, _, n = line.rstrip().rpartition(" ")
-    pass
-    n = int(n); total += n
-    frames = stack.split(";")[1:]
-    if not frames: continue
-    self_t[re.sub(r":\d+\)", ")", frames[-1])] += n
-    seen = set()
-    for f in frames:
-        f = re.sub(r":\d+\)", ")", f)
-        if f not in seen: incl[f] += n; seen.add(f)
-print("API samples", total)
-print("-- self top 12")
-for f, n in self_t.most_common(12): print(f"{100*n/total:5.1f}% {f}")
-print("-- inclusive, nexysync/pymongo/falcon/jsonschema frames top 25")
-k = [(f, n) for f, n in incl.most_common() if any(s in f for s in ("nexysync_server", "pymongo", "jsonschema", "falcon", "logging", "json"))]
-for f, n in k[:25]: print(f"{100*n/total:5.1f}% {f}")
-print("-- inclusive nexysync_server frames")
-for f, n in [(f, n) for f, n in incl.most_common() if "nexysync_server" in f][:22]: print(f"{100*n/total:5.1f}% {f}")
-th = collections.Counter()
-for line in open(sys.argv[1]):
-    stack, _, n = line.rstrip().rpartition(" ")
-    if "_worker" in stack: th[";".join(stack.split(";")[-3:])] += int(n)
-print("-- thread pool stacks", th.most_common(3))
+"""Summarise a py-spy ``--format raw`` profile: the top self-time and inclusive entries.
+
+Run: ``python tests/bench/profile_top.py profile.raw`` on a file written by
+``py-spy record --pid <API pid> -f raw -o profile.raw``.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import sys
+
+_LINE = re.compile(r":\d+\)")
+
+
+def summarise(path: str) -> None:
+    """Print the top self-time frames and the inclusive share of the server's own frames."""
+    self_time: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            stack, _, count = line.rstrip().rpartition(" ")
+            if not count.isdigit():
+                continue
+            samples = int(count)
+            frames = [_LINE.sub(")", frame) for frame in stack.split(";")[1:]]
+            if not frames:
+                continue
+            total += samples
+            self_time[frames[-1]] += samples
+            for frame in set(frames):
+                inclusive[frame] += samples
+    print(f"samples: {total}")
+    print("-- self time, top 12")
+    for frame, samples in self_time.most_common(12):
+        print(f"{100 * samples / total:5.1f}% {frame}")
+    print("-- inclusive, the server's own frames, top 20")
+    own = [(frame, samples) for frame, samples in inclusive.most_common() if "nexysync_server" in frame]
+    for frame, samples in own[:20]:
+        print(f"{100 * samples / total:5.1f}% {frame}")
+
+
+if __name__ == "__main__":
+    summarise(sys.argv[1])

@@ -45,8 +45,8 @@ class Store:
         self.db: AsyncDatabase = self.client[settings.db_name]
         self.users = UserStore(self.db)
         self.tokens = RefreshTokenStore(self.db)
-        self.projects = ProjectStore(self.db)
-        self.agents = AgentStore(self.db)
+        self.projects = ProjectStore(self.db, settings.cache_ttl_s)
+        self.agents = AgentStore(self.db, settings.cache_ttl_s)
         self.events = EventStore(self.db, settings.event_ttl_days)
         self.messages = MessageStore(self.db, self.events)
         self.receipts = ReceiptStore(self.db)

@@ -46,6 +46,9 @@ class AgentStore:
         # :meth:`forget`) and at the latest when the entry expires: that TTL is the stated bound.
         self._by_key_hash: TtlCache[str, dict[str, Any]] = TtlCache(ttl_s=cache_ttl_s)
         self._ids_by_slug: TtlCache[tuple[str, str], str] = TtlCache(ttl_s=cache_ttl_s)
+        # (project, agent id) -> slug and last_seen_at, for each send's ``recipients``; last_seen_at
+        # is written once a minute at most, so a lag of the TTL tells nothing new.
+        self._briefs: TtlCache[tuple[str, str], dict[str, Any]] = TtlCache(ttl_s=cache_ttl_s)
         # Concurrent look-ups that miss the cache share one query.
         self._key_lookups: Batcher[str, dict[str, Any] | None] = Batcher(self._find_by_key_hashes)
 
@@ -110,6 +113,7 @@ class AgentStore:
         """
         # A revocation also means an agent may be gone: slugs are cheap to read again.
         self._ids_by_slug.clear()
+        self._briefs.clear()
         if key_hash is None:
             self._by_key_hash.clear()
         else:
@@ -149,9 +153,22 @@ class AgentStore:
         return [doc["_id"] async for doc in cursor]
 
     async def briefs(self, project_id: str, agent_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Return slug and ``last_seen_at`` of a project's agents by id (those that still exist)."""
-        cursor = self.col.find({"project_id": project_id, "_id": {"$in": agent_ids}}, {"slug": 1, "last_seen_at": 1})
-        return {doc["_id"]: doc async for doc in cursor}
+        """Return slug and ``last_seen_at`` of a project's agents by id (those that still exist; cached)."""
+        found: dict[str, dict[str, Any]] = {}
+        missing = []
+        for agent_id in agent_ids:
+            brief = self._briefs.get((project_id, agent_id))
+            if brief is None:
+                missing.append(agent_id)
+            else:
+                found[agent_id] = brief
+        if missing:
+            epoch = self._briefs.epoch
+            query = {"project_id": project_id, "_id": {"$in": missing}}
+            async for doc in self.col.find(query, {"slug": 1, "last_seen_at": 1}):
+                found[doc["_id"]] = doc
+                self._briefs.put((project_id, doc["_id"]), doc, epoch)
+        return found
 
     async def list(self, project_id: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """Page through a project's agents, oldest first."""
@@ -201,6 +218,7 @@ class AgentStore:
     async def touch(self, agent_id: str, when: str) -> None:
         """Record that an agent was seen at ``when``."""
         await self.col.update_one({"_id": agent_id}, {"$set": {"last_seen_at": when}})
+        self._briefs.clear()  # keyed by project too; touches are once a minute per agent
 
     async def delete(self, project_id: str, agent_id: str) -> dict[str, Any] | None:
         """Delete an agent; return what was deleted, or ``None`` if it did not exist."""
@@ -209,6 +227,7 @@ class AgentStore:
             return None
         self._ids_by_slug.drop((project_id, agent["slug"]))
         self._by_key_hash.drop(agent["key_hash"])
+        self._briefs.drop((project_id, agent_id))
         return agent
 
     async def delete_project(self, project_id: str) -> None:

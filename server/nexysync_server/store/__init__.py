@@ -51,7 +51,7 @@ class Store:
         self.messages = MessageStore(self.db, self.events)
         self.receipts = ReceiptStore(self.db)
         self.usage = UsageStore(self.db)
-        self.presence = PresenceStore(self.db)
+        self.presence = PresenceStore(self.db, settings.cache_ttl_s)
         self.kv = KvStore(self.db)
         self.refs = RefStore(self.db)
         self.audit = AuditStore(self.db)

@@ -113,7 +113,8 @@ class Collection:
         # in this order is the answer (as when they ran one after another), and a reservation
         # that happened is given back whatever failed, cancellation included.
         try:
-            outcomes = await asyncio.gather(recipients_of(), check_parent(), ttl_of(), reserve(), return_exceptions=True)
+            lookups = (recipients_of(), check_parent(), ttl_of(), reserve())
+            outcomes = await asyncio.gather(*lookups, return_exceptions=True)
         except BaseException:
             if reserved:
                 quotas.release_message(project_id, size)

@@ -149,10 +149,7 @@ class ReceiptStore:
         else:
             raise RuntimeError(f"receipts of agent {agent_id} lost {_ATTEMPTS} races in a row")
         return [
-            step
-            for key, start in moved_from.items()
-            for step in _untold(current[key])
-            if _RANK[step.state] > start
+            step for key, start in moved_from.items() for step in _untold(current[key]) if _RANK[step.state] > start
         ]
 
     @staticmethod

@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Api:
     )
 
     hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s, settings.stream_queue_max)
+    hub.on_revoked(store.agents.forget)  # another worker's revocation reaches this one's key cache
     key_check = KeyCheck(hub, store.agents, settings.key_check_interval_s)
     watcher = Watcher(store.events.col, hub)
     presence = Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s)

@@ -15,12 +15,17 @@ class TtlCache(Generic[K, V]):
 
     Each worker has its own cache, so a change made through another worker shows here only once
     the entry expires: use it only where that lag is harmless, and say so where it is used.
+
+    A read that races a change must not put back what the change removed: take :attr:`epoch`
+    before reading the database and pass it to :meth:`put`; a :meth:`drop` or :meth:`clear`
+    meanwhile makes that ``put`` a no-op, so this process never serves what it changed.
     """
 
     def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
         self._ttl_s = ttl_s
         self._max = max_entries
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self.epoch = 0
 
     def get(self, key: K) -> V | None:
         """Return the live value for ``key``, or ``None``."""
@@ -33,8 +38,12 @@ class TtlCache(Generic[K, V]):
             return None
         return value
 
-    def put(self, key: K, value: V) -> None:
-        """Remember ``value`` for ``key``."""
+    def put(self, key: K, value: V, epoch: int | None = None) -> None:
+        """Remember ``value`` for ``key``, unless something was dropped since ``epoch`` was read."""
+        if epoch is not None and epoch != self.epoch:
+            return
+        if self._ttl_s <= 0:
+            return
         self._entries[key] = (time.monotonic() + self._ttl_s, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max:
@@ -42,4 +51,10 @@ class TtlCache(Generic[K, V]):
 
     def drop(self, key: K) -> None:
         """Forget ``key`` (after this process changed what it maps to)."""
+        self.epoch += 1
         self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget everything (after a change whose keys are not known here)."""
+        self.epoch += 1
+        self._entries.clear()

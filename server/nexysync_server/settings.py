@@ -73,6 +73,9 @@ class Settings:
     max_streams_per_agent: int = 10
     stream_queue_max: int = 1000
     key_check_interval_s: float = 2.0
+    # Send path (issue 15): how long a worker keeps agent keys, slugs and project settings; the
+    # bound on another worker's revocation showing here (this worker's own changes apply at once).
+    cache_ttl_s: float = 0.5
     read_budget_bytes: int = 4_194_304
     cdn_body_timeout_s: float = 30.0
     forwarded_allow_ips: str = "127.0.0.1"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,7 @@ class Hub:
         tick = min(sweep_interval_s, gap_wait_s / 4)
         self._sweeper = Periodic("event-sweeper", self._sweep_due, tick)
         self._has_listeners = asyncio.Event()
+        self._revoked_callbacks: list[Callable[[str | None], None]] = []
         self.draining = False
 
     async def subscribe(self, project_id: str, agent_id: str | None, key_hash: str = "") -> tuple[Listener, int]:
@@ -178,8 +180,20 @@ class Hub:
         """Return once a stream of this process is open."""
         await self._has_listeners.wait()
 
+    def on_revoked(self, callback: Callable[[str | None], None]) -> None:
+        """Call ``callback(key_hash)`` for every ``key_revoked`` event seen (``None``: the whole project).
+
+        Caches of keys and slugs hang here, so another worker's revocation reaches them as soon
+        as its event does, whether or not this process has a stream of that project.
+        """
+        self._revoked_callbacks.append(callback)
+
     def publish(self, event: dict[str, Any]) -> None:
         """Take an event from any source; release it and whatever it unblocks, in order."""
+        if event["type"] == KEY_REVOKED:
+            data = event.get("data") or {}
+            for callback in self._revoked_callbacks:
+                callback(None if data.get("agent_id") == ALL_AGENTS else data.get("key_hash"))
         feed = self._feeds.get(event["project_id"])
         if feed is None:
             return

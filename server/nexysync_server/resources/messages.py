@@ -80,23 +80,51 @@ class Collection:
         store = self._ctx.store
         sender = req.context.agent
         project_id = sender["project_id"]
-        if body.get("broadcast"):
-            recipients = await store.agents.ids_except(project_id, sender["_id"])
-        else:
+        size = messages.content_size(body)
+        quotas = self._ctx.quotas
+        reserved = False
+
+        async def recipients_of() -> list[str]:
+            if body.get("broadcast"):
+                return await store.agents.ids_except(project_id, sender["_id"])
             recipient_id = await store.agents.id_for_slug(project_id, body["to"])
             if recipient_id is None:
                 raise not_found(f"Agent '{body['to']}'", "RECIPIENT_NOT_FOUND")
-            recipients = [recipient_id]
-        if body.get("reply_to"):
-            parent = await store.messages.get(project_id, body["reply_to"])
-            if parent is None or not messages.visible_to(parent, sender["_id"]):
-                raise not_found(f"Message {body['reply_to']} (reply_to)", "REPLY_TO_NOT_FOUND")
-        ttl_hours = await store.projects.message_ttl_hours(project_id)
-        if ttl_hours is None:
-            raise not_found("Project", "PROJECT_NOT_FOUND")
-        size = messages.content_size(body)
-        quotas = self._ctx.quotas
-        await quotas.reserve_message(project_id, size)
+            return [recipient_id]
+
+        async def check_parent() -> None:
+            if body.get("reply_to"):
+                parent = await store.messages.get(project_id, body["reply_to"])
+                if parent is None or not messages.visible_to(parent, sender["_id"]):
+                    raise not_found(f"Message {body['reply_to']} (reply_to)", "REPLY_TO_NOT_FOUND")
+
+        async def ttl_of() -> int:
+            hours = await store.projects.message_ttl_hours(project_id)
+            if hours is None:
+                raise not_found("Project", "PROJECT_NOT_FOUND")
+            return hours
+
+        async def reserve() -> None:
+            nonlocal reserved
+            await quotas.reserve_message(project_id, size)
+            reserved = True  # no await since the reservation: a cancellation cannot fall between
+
+        # The four are independent reads: one round trip's wait instead of four. The first failure
+        # in this order is the answer (as when they ran one after another), and a reservation
+        # that happened is given back whatever failed, cancellation included.
+        try:
+            lookups = (recipients_of(), check_parent(), ttl_of(), reserve())
+            outcomes = await asyncio.gather(*lookups, return_exceptions=True)
+        except BaseException:
+            if reserved:
+                quotas.release_message(project_id, size)
+            raise
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                if reserved:
+                    quotas.release_message(project_id, size)
+                raise outcome
+        recipients, _, ttl_hours, _ = outcomes
         insert = store.messages.insert(
             project_id=project_id, sender=sender, body=body, recipients=recipients, ttl_hours=ttl_hours
         )

@@ -38,12 +38,18 @@ def public(agent: dict[str, Any]) -> dict[str, Any]:
 class AgentStore:
     """The ``agents`` collection."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, cache_ttl_s: float = 0.5) -> None:
         self.col = db["agents"]
-        # (project, slug) -> agent id, to address a message without a read per send. A slug
-        # deleted or re-made through another worker is seen here within the TTL.
-        self._ids_by_slug: TtlCache[tuple[str, str], str] = TtlCache(ttl_s=5.0)
-        # Every agent request looks up its key: concurrent look-ups share one query.
+        # Every agent request looks up its key and every send its recipient's slug, so both are
+        # kept for ``cache_ttl_s``. A change through this process drops its entries at once (exact
+        # here); another worker's change shows here when its ``key_revoked`` event arrives (see
+        # :meth:`forget`) and at the latest when the entry expires: that TTL is the stated bound.
+        self._by_key_hash: TtlCache[str, dict[str, Any]] = TtlCache(ttl_s=cache_ttl_s)
+        self._ids_by_slug: TtlCache[tuple[str, str], str] = TtlCache(ttl_s=cache_ttl_s)
+        # (project, agent id) -> slug and last_seen_at, for each send's ``recipients``; last_seen_at
+        # is written once a minute at most, so a lag of the TTL tells nothing new.
+        self._briefs: TtlCache[tuple[str, str], dict[str, Any]] = TtlCache(ttl_s=cache_ttl_s)
+        # Concurrent look-ups that miss the cache share one query.
         self._key_lookups: Batcher[str, dict[str, Any] | None] = Batcher(self._find_by_key_hashes)
 
     async def ensure_indexes(self) -> None:
@@ -84,8 +90,34 @@ class AgentStore:
         return agent, api_key
 
     async def by_key(self, api_key: str) -> dict[str, Any] | None:
-        """Find the agent an API key belongs to (read from the database, never from a cache)."""
-        return await self._key_lookups.submit(sha256_hex(api_key))
+        """Find the agent an API key belongs to (a copy the caller may change).
+
+        A key rotated or deleted through this process fails at once; through another worker,
+        within the cache TTL (sooner when its ``key_revoked`` event reaches :meth:`forget`).
+        Unknown keys are never cached, so a guess always costs a query (and counts as one).
+        """
+        key_hash = sha256_hex(api_key)
+        cached = self._by_key_hash.get(key_hash)
+        if cached is not None:
+            return dict(cached)
+        epoch = self._by_key_hash.epoch
+        agent = await self._key_lookups.submit(key_hash)
+        if agent is not None:
+            self._by_key_hash.put(key_hash, dict(agent), epoch)
+        return agent
+
+    def forget(self, key_hash: str | None = None) -> None:
+        """Drop what is cached of a revoked key (every key and slug when ``key_hash`` is ``None``).
+
+        The hub calls it for each ``key_revoked`` event it sees, including other workers'.
+        """
+        # A revocation also means an agent may be gone: slugs are cheap to read again.
+        self._ids_by_slug.clear()
+        self._briefs.clear()
+        if key_hash is None:
+            self._by_key_hash.clear()
+        else:
+            self._by_key_hash.drop(key_hash)
 
     async def _find_by_key_hashes(self, hashes: list[str]) -> list[dict[str, Any] | BaseException | None]:
         if len(hashes) == 1:
@@ -104,14 +136,15 @@ class AgentStore:
         return await self.col.find_one({"_id": agent_id, "project_id": project_id})
 
     async def id_for_slug(self, project_id: str, slug: str) -> str | None:
-        """Return the id of a project's agent by slug (cached for a few seconds), or ``None``."""
+        """Return the id of a project's agent by slug (cached for the cache TTL), or ``None``."""
         agent_id = self._ids_by_slug.get((project_id, slug))
         if agent_id is None:
+            epoch = self._ids_by_slug.epoch
             agent = await self.col.find_one({"project_id": project_id, "slug": slug}, {"_id": 1})
             if agent is None:
                 return None
             agent_id = agent["_id"]
-            self._ids_by_slug.put((project_id, slug), agent_id)
+            self._ids_by_slug.put((project_id, slug), agent_id, epoch)
         return agent_id
 
     async def ids_except(self, project_id: str, agent_id: str) -> list[str]:
@@ -120,9 +153,22 @@ class AgentStore:
         return [doc["_id"] async for doc in cursor]
 
     async def briefs(self, project_id: str, agent_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Return slug and ``last_seen_at`` of a project's agents by id (those that still exist)."""
-        cursor = self.col.find({"project_id": project_id, "_id": {"$in": agent_ids}}, {"slug": 1, "last_seen_at": 1})
-        return {doc["_id"]: doc async for doc in cursor}
+        """Return slug and ``last_seen_at`` of a project's agents by id (those that still exist; cached)."""
+        found: dict[str, dict[str, Any]] = {}
+        missing = []
+        for agent_id in agent_ids:
+            brief = self._briefs.get((project_id, agent_id))
+            if brief is None:
+                missing.append(agent_id)
+            else:
+                found[agent_id] = brief
+        if missing:
+            epoch = self._briefs.epoch
+            query = {"project_id": project_id, "_id": {"$in": missing}}
+            async for doc in self.col.find(query, {"slug": 1, "last_seen_at": 1}):
+                found[doc["_id"]] = doc
+                self._briefs.put((project_id, doc["_id"]), doc, epoch)
+        return found
 
     async def list(self, project_id: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """Page through a project's agents, oldest first."""
@@ -134,11 +180,14 @@ class AgentStore:
 
     async def update(self, project_id: str, agent_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
         """Apply ``changes`` (name, role, capabilities); ``None`` if not found."""
-        return await self.col.find_one_and_update(
+        updated = await self.col.find_one_and_update(
             {"_id": agent_id, "project_id": project_id},
             {"$set": {**changes, "updated_at": iso(utcnow())}},
             return_document=ReturnDocument.AFTER,
         )
+        if updated is not None:
+            self._by_key_hash.drop(updated["key_hash"])  # this process shows the new name at once
+        return updated
 
     async def rotate_key(self, project_id: str, agent_id: str) -> tuple[dict[str, Any], str, str] | None:
         """Replace an agent's key; the old one stops matching at once.
@@ -161,6 +210,7 @@ class AgentStore:
             },
             return_document=ReturnDocument.AFTER,
         )
+        self._by_key_hash.drop(agent["key_hash"])
         if updated is None:
             return None  # deleted, or rotated by someone else, meanwhile
         return updated, api_key, agent["key_hash"]
@@ -168,6 +218,7 @@ class AgentStore:
     async def touch(self, agent_id: str, when: str) -> None:
         """Record that an agent was seen at ``when``."""
         await self.col.update_one({"_id": agent_id}, {"$set": {"last_seen_at": when}})
+        self._briefs.clear()  # keyed by project too; touches are once a minute per agent
 
     async def delete(self, project_id: str, agent_id: str) -> dict[str, Any] | None:
         """Delete an agent; return what was deleted, or ``None`` if it did not exist."""
@@ -175,8 +226,11 @@ class AgentStore:
         if agent is None:
             return None
         self._ids_by_slug.drop((project_id, agent["slug"]))
+        self._by_key_hash.drop(agent["key_hash"])
+        self._briefs.drop((project_id, agent_id))
         return agent
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every agent of a project."""
         await self.col.delete_many({"project_id": project_id})
+        self.forget()

@@ -14,6 +14,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from ..cache import TtlCache
 from ..ids import iso, new_id, utcnow
 
 # Leases are also dropped by a TTL index a day after they were made, whatever happened.
@@ -23,9 +24,12 @@ _GARBAGE_AFTER = timedelta(days=1)
 class PresenceStore:
     """The ``presence_leases`` and ``presence_state`` collections."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, cache_ttl_s: float = 0.5) -> None:
         self.leases = db["presence_leases"]
         self.state = db["presence_state"]
+        # agent id -> whether it holds a stream, for each send's ``recipients[].online``: exact for
+        # streams of this process (dropped when one opens or closes), within ``cache_ttl_s`` for others.
+        self._streaming: TtlCache[str, bool] = TtlCache(ttl_s=cache_ttl_s)
 
     async def ensure_indexes(self) -> None:
         """Create the lookup indexes and the garbage TTL index."""
@@ -50,6 +54,7 @@ class PresenceStore:
                 "gc_at": now + _GARBAGE_AFTER,
             }
         )
+        self._streaming.drop(agent["_id"])
         return lease_id
 
     async def renew(self, lease_ids: list[str], lease_s: float) -> None:
@@ -61,6 +66,7 @@ class PresenceStore:
     async def release(self, lease_id: str) -> bool:
         """Drop a lease; tell whether this call dropped it."""
         result = await self.leases.delete_one({"_id": lease_id})
+        self._streaming.clear()  # the lease's agent is not known here; closes are rare
         return result.deleted_count == 1
 
     async def live_leases(self, agent_id: str) -> int:
@@ -82,9 +88,17 @@ class PresenceStore:
         return online
 
     async def streaming_among(self, agent_ids: list[str]) -> set[str]:
-        """Return which of these agents hold a live stream, on any worker."""
-        query = {"agent_id": {"$in": agent_ids}, "expires": {"$gt": iso(utcnow())}}
-        return {lease["agent_id"] async for lease in self.leases.find(query, {"agent_id": 1})}
+        """Return which of these agents hold a live stream, on any worker (cached, see ``__init__``)."""
+        known = {agent_id: self._streaming.get(agent_id) for agent_id in agent_ids}
+        missing = [agent_id for agent_id, streaming in known.items() if streaming is None]
+        if missing:
+            epoch = self._streaming.epoch
+            query = {"agent_id": {"$in": missing}, "expires": {"$gt": iso(utcnow())}}
+            live = {lease["agent_id"] async for lease in self.leases.find(query, {"agent_id": 1})}
+            for agent_id in missing:
+                known[agent_id] = agent_id in live
+                self._streaming.put(agent_id, agent_id in live, epoch)
+        return {agent_id for agent_id, streaming in known.items() if streaming}
 
     async def flip(self, agent: dict[str, Any], online: bool) -> bool:
         """Set an agent's state; tell whether this call changed it (and so must announce it)."""

@@ -27,11 +27,11 @@ def public(project: dict[str, Any]) -> dict[str, Any]:
 class ProjectStore:
     """The ``projects`` collection."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, cache_ttl_s: float = 0.5) -> None:
         self.col = db["projects"]
-        # project -> message TTL in hours, read on every send. A change through another worker
-        # applies to that worker's sends within the cache TTL.
-        self._ttl_hours: TtlCache[str, int] = TtlCache(ttl_s=5.0)
+        # project -> message TTL in hours, read on every send. A change through this process
+        # applies at once; through another worker, to this one's sends within ``cache_ttl_s``.
+        self._ttl_hours: TtlCache[str, int] = TtlCache(ttl_s=cache_ttl_s)
 
     async def ensure_indexes(self) -> None:
         """Create the owner index used to list a user's projects."""
@@ -60,14 +60,15 @@ class ProjectStore:
         return await self.col.find_one({"_id": project_id}, {"_id": 1}) is not None
 
     async def message_ttl_hours(self, project_id: str) -> int | None:
-        """Return how long the project keeps messages (cached for a few seconds); ``None`` if it is gone."""
+        """Return how long the project keeps messages (cached for the cache TTL); ``None`` if it is gone."""
         hours = self._ttl_hours.get(project_id)
         if hours is None:
+            epoch = self._ttl_hours.epoch
             project = await self.col.find_one({"_id": project_id}, {"default_ttl_hours": 1})
             if project is None:
                 return None
             hours = int(project["default_ttl_hours"])
-            self._ttl_hours.put(project_id, hours)
+            self._ttl_hours.put(project_id, hours, epoch)
         return hours
 
     async def count_owned(self, owner_id: str) -> int:
@@ -82,14 +83,16 @@ class ProjectStore:
 
     async def update(self, project_id: str, owner_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
         """Apply ``changes`` (name, default_ttl_hours) to an owned project; ``None`` if not found."""
-        self._ttl_hours.drop(project_id)
-        return await self.col.find_one_and_update(
+        updated = await self.col.find_one_and_update(
             {"_id": project_id, "owner_id": owner_id},
             {"$set": {**changes, "updated_at": iso(utcnow())}},
             return_document=ReturnDocument.AFTER,
         )
+        # After the write, so that a send reading meanwhile cannot put the old value back.
+        self._ttl_hours.drop(project_id)
+        return updated
 
     async def delete(self, project_id: str) -> None:
         """Delete the project record."""
-        self._ttl_hours.drop(project_id)
         await self.col.delete_one({"_id": project_id})
+        self._ttl_hours.drop(project_id)

@@ -8,10 +8,10 @@ it was read at; a step that skips others (a first fetch that also reads) records
 one time.
 
 ``told_rank`` is the furthest step the sender was told of (``message_receipt`` events, one per
-step, in order). Whoever moves a copy tells the steps past ``told_rank`` and then records the
-telling; a copy found moved but not told (a server that died in between) is told by the next
-request that moves it, or by the sweep (:meth:`ReceiptStore.untold`): the sender hears of each
-step at least once, and a retry does not tell it again.
+step, in order). Whoever moves a copy tells the steps it moved it through and then records the
+telling; a copy found moved but not told (a server that died in between, or one still telling)
+is left to the sweep (:meth:`ReceiptStore.untold`): the sender hears of each step at least once,
+and neither a retry nor a quick next request tells it again.
 """
 
 from __future__ import annotations
@@ -114,8 +114,8 @@ class ReceiptStore:
         Messages the agent is not a recipient of are ignored.
 
         Returns:
-            Every step of these copies the sender was not told of (moved now or before): tell
-            them, then call :meth:`told`.
+            The steps this call moved these copies through: tell them, then call :meth:`told`
+            (steps whose teller died are the sweep's, see :meth:`untold`).
         """
         rank = _RANK[state]
         agent_id = agent["_id"]
@@ -129,12 +129,18 @@ class ReceiptStore:
             current = {doc["_id"]: doc async for doc in self.col.find({"_id": {"$in": pending}})}
         # else: a single copy (a message fetched on its push) is usually fetched for the first
         # time, so it is inserted at once, and read first only if it exists.
+        # key -> the rank this call moved the copy from: only those steps are this call's to tell.
+        # A step moved by an earlier request is that request's (it may be telling it right now),
+        # and one whose teller died is the sweep's; returning it here told it twice.
+        moved_from: dict[str, int] = {}
         for _ in range(_ATTEMPTS):
             fresh = [key for key in pending if key not in current]
             behind = [key for key in pending if key in current and current[key]["rank"] < rank]
+            starts = {key: 0 for key in fresh} | {key: current[key]["rank"] for key in behind}
             new_docs = [self._new(key, targets[key], agent, rank, now) for key in fresh]
             lost = await self._insert(new_docs, current)
             lost += await self._forward([current[key] for key in behind], rank, now, current)
+            moved_from |= {key: start for key, start in starts.items() if key not in lost}
             if not lost:
                 break
             # Stored already, or moved by another request first: read them again and go on from there.
@@ -142,7 +148,9 @@ class ReceiptStore:
             pending = lost
         else:
             raise RuntimeError(f"receipts of agent {agent_id} lost {_ATTEMPTS} races in a row")
-        return [step for key in targets if (doc := current.get(key)) is not None for step in _untold(doc)]
+        return [
+            step for key, start in moved_from.items() for step in _untold(current[key]) if _RANK[step.state] > start
+        ]
 
     @staticmethod
     def _new(key: str, message: dict[str, Any], agent: dict[str, Any], rank: int, now: str) -> dict[str, Any]:

@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/events", realtime.Events(ctx))
     # The owner's read-only view of a whole project (the console reads these).
     app.add_route("/v1/projects/{project_id}/messages", owner.Messages(ctx))
+    app.add_route("/v1/projects/{project_id}/messages/{message_id}/receipts", owner.MessageReceipts(ctx))
     app.add_route("/v1/projects/{project_id}/stream", owner.OwnerStream(ctx, hub))
     app.add_route("/v1/projects/{project_id}/presence", owner.Presence(ctx))
     app.add_route("/v1/projects/{project_id}/kv", owner.Kv(ctx))

@@ -185,3 +185,42 @@ def test_the_sdk_reads_the_owner_view_decrypted(dev_server: Any) -> None:
         assert list(owner.projects.kv(team.project_id)) == []
     finally:
         owner.close()
+
+
+def test_the_owner_reads_a_messages_receipts_and_no_one_else_does(dev_server: Any) -> None:
+    team = Team(dev_server.base_url, ["alice", "bob", "carol"])
+    stranger = Team(dev_server.base_url, ["dave"])
+    everyone = _send(team, "alice", None)
+    read = httpx.get(
+        f"{team.base_url}/v1/messages/{everyone['id']}", headers={"Authorization": f"Bearer {team.keys['bob']}"}
+    )
+    assert read.status_code == 200, read.text
+    url = f"/v1/projects/{team.project_id}/messages/{everyone['id']}/receipts"
+
+    got = team.owner.get(url)
+    assert got.status_code == 200, got.text
+    receipts = {r["agent"]: r for r in got.json()["data"]}
+    assert {agent: r["state"] for agent, r in receipts.items()} == {"bob": "read", "carol": "queued"}
+    assert receipts["bob"]["read_at"] is not None and receipts["carol"]["read_at"] is None
+    # The agent endpoint gives the sender the same body.
+    agent_view = httpx.get(
+        f"{team.base_url}/v1/messages/{everyone['id']}/receipts",
+        headers={"Authorization": f"Bearer {team.keys['alice']}"},
+    )
+    assert agent_view.json() == got.json()
+    owner = Client(base_url=team.base_url)
+    owner.auth.login(email=team.email, password="realtime-pass")
+    try:
+        sdk_view = owner.projects.message_receipts(team.project_id, everyone["id"])
+        assert [(r.agent, r.state) for r in sdk_view.data] == [("bob", "read"), ("carol", "queued")]
+    finally:
+        owner.close()
+
+    other = stranger.owner.get(url)
+    assert other.status_code == 404 and other.json()["code"] == "PROJECT_NOT_FOUND"
+    # Another project's message id, asked for under the owner's own project, is not found either.
+    theirs = _send(stranger, "dave", None)["id"]
+    missing = team.owner.get(f"/v1/projects/{team.project_id}/messages/{theirs}/receipts")
+    assert missing.status_code == 404 and missing.json()["code"] == "MESSAGE_NOT_FOUND"
+    agent = httpx.get(f"{team.base_url}{url}", headers={"Authorization": f"Bearer {team.keys['alice']}"})
+    assert agent.status_code == 401 and agent.json()["code"] == "WRONG_CREDENTIAL_KIND"

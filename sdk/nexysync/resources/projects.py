@@ -16,6 +16,7 @@ from nexysync_generated.models import (
     Message,
     PresenceList,
     Project,
+    ReceiptList,
     Ref,
     Usage,
 )
@@ -112,6 +113,13 @@ class Projects(SyncResource):
         query = _owner_messages_query(agent, since, status, from_, type, pinned, limit)
         return self._pager("owner_messages_list", path_params=_pa(project_id), **query)
 
+    @operation("owner_message_receipts")
+    def message_receipts(self, project_id: str, message_id: str) -> ReceiptList:
+        """Return where each recipient's copy of a project's message is: queued, delivered, read or acked."""
+        path = {**_pa(project_id), "message_id": message_id}
+        result: ReceiptList = self._client.call("owner_message_receipts", path_params=path)
+        return result
+
     @operation("owner_presence_list")
     def presence(self, project_id: str) -> PresenceList:
         """Return the project's agents that are online."""
@@ -199,6 +207,13 @@ class AsyncProjects(AsyncResource):
         """List every message of the project (the owner's view), decrypted; ``agent``: sent or received by it."""
         query = _owner_messages_query(agent, since, status, from_, type, pinned, limit)
         return self._pager("owner_messages_list", path_params=_pa(project_id), **query)
+
+    @operation("owner_message_receipts")
+    async def message_receipts(self, project_id: str, message_id: str) -> ReceiptList:
+        """Return where each recipient's copy of a project's message is: queued, delivered, read or acked."""
+        path = {**_pa(project_id), "message_id": message_id}
+        result: ReceiptList = await self._client.call("owner_message_receipts", path_params=path)
+        return result
 
     @operation("owner_presence_list")
     async def presence(self, project_id: str) -> PresenceList:

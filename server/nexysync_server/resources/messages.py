@@ -174,6 +174,21 @@ class Item:
         (resp.media,) = await _views(self._receipts, [message], agent["_id"])
 
 
+async def receipt_list(ctx: Context, message: dict[str, Any]) -> dict[str, Any]:
+    """Return a message's ``ReceiptList`` body: one receipt per recipient still in the project, in order."""
+    store = ctx.store
+    briefs, docs = await asyncio.gather(
+        store.agents.briefs(message["project_id"], message["recipients"]), store.receipts.of_message(message)
+    )
+    return {
+        "data": [
+            store_receipts.public(message, briefs[agent_id]["slug"], docs.get(agent_id))
+            for agent_id in message["recipients"]
+            if agent_id in briefs
+        ]
+    }
+
+
 class MessageReceipts:
     """``GET /v1/messages/{message_id}/receipts``."""
 
@@ -185,17 +200,7 @@ class MessageReceipts:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str) -> None:
         """List where each recipient's copy is (queued, delivered, read, acked), with times; for any party."""
         message = await _visible_message(self._ctx, req, message_id)
-        store = self._ctx.store
-        briefs, docs = await asyncio.gather(
-            store.agents.briefs(message["project_id"], message["recipients"]), store.receipts.of_message(message)
-        )
-        resp.media = {
-            "data": [
-                store_receipts.public(message, briefs[agent_id]["slug"], docs.get(agent_id))
-                for agent_id in message["recipients"]
-                if agent_id in briefs
-            ]
-        }
+        resp.media = await receipt_list(self._ctx, message)
 
 
 class Ack:

@@ -14,12 +14,13 @@ import falcon.asgi
 
 from .. import params
 from ..cdn.signing import UrlSigner
-from ..errors import Problem
+from ..errors import Problem, not_found
 from ..realtime.hub import Hub
 from ..store import messages
 from . import Context, audit, page_body
 from .files import FileUrls, files_page
 from .kv import entries_page
+from .messages import receipt_list
 from .projects import owned_project
 from .realtime import Stream, last_event_id, max_duration, online_agents
 from .refs import refs_page
@@ -65,6 +66,26 @@ class Messages:
             budget=self._ctx.settings.read_budget_bytes,
         )
         resp.media = page_body([messages.owner_public(doc, agent_id) for doc in docs], next_cursor)
+
+
+class MessageReceipts:
+    """``GET /v1/projects/{project_id}/messages/{message_id}/receipts``: where each recipient's copy is."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(
+        self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, message_id: str
+    ) -> None:
+        """List each recipient's receipt (queued, delivered, read, acked, with times), as agents see them."""
+        await owned_project(self._ctx, req, project_id)
+        params.path_id(message_id, "Message")
+        message = await self._ctx.store.messages.get(project_id, message_id)
+        if message is None:
+            raise not_found("Message", "MESSAGE_NOT_FOUND")
+        resp.media = await receipt_list(self._ctx, message)
 
 
 class _NoPresence:

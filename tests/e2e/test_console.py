@@ -143,6 +143,26 @@ def test_an_sdk_message_appears_decrypted_live_and_keys_never_leave_the_browser(
     assert not watched.problems, watched.problems
 
 
+def test_the_detail_pane_shows_receipts_moving_to_read_live(owner: Owner, watched: Watched) -> None:
+    page = watched.page
+    alice, bob = owner.agents["alice"], owner.agents["bob"]
+    asked = alice.messages.send(to="bob", topic="Receipt please", payload="<b>tell me</b> when read")
+    sign_in_and_import(page, owner)
+    _row(page, "Receipt please").click()
+    receipt = page.locator("#receipt-rows tr[data-agent=bob]")
+    expect(receipt).to_have_attribute("data-state", "queued", timeout=DEADLINE_MS)
+    assert receipt.locator("td").nth(3).inner_text() == "—"  # not read yet
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+
+    bob.messages.get(asked.id)  # marks it read: delivered, then read
+    expect(receipt).to_have_attribute("data-state", "read", timeout=DEADLINE_MS)
+    expect(receipt.locator("td").nth(1)).to_have_text("read")
+    expect(receipt.locator("td").nth(3)).not_to_have_text("—")  # its read time
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+    assert page.locator("#detail .payload").inner_text() == "<b>tell me</b> when read"  # text, not markup
+    assert not watched.problems, watched.problems
+
+
 def test_a_remembered_key_stays_non_extractable_in_indexeddb(owner: Owner, watched: Watched) -> None:
     page = watched.page
     owner.agents["alice"].messages.send(to="bob", topic="Kept", payload="after a reload")

@@ -41,6 +41,9 @@ const state = {
   presenceTimer: null,
   loaded: new Set(), // tabs loaded once (reloaded on their events)
   auditCursor: null,
+  // The selected message's receipts: rows (agent slug -> receipt) once fetched, and the
+  // message_receipt events that arrived while the fetch ran (applied on top; they are monotone).
+  receipts: { id: null, rows: null, pending: [] },
   stats: { decrypted: 0, decryptMs: 0, firstRenderMs: null },
 };
 
@@ -128,7 +131,7 @@ async function openProject(project) {
 function closeProject() {
   state.stream?.stop();
   clearInterval(state.presenceTimer);
-  Object.assign(state, { project: null, ring: null, stream: null, selected: null, replyTo: null, filterAgent: "" });
+  Object.assign(state, { project: null, ring: null, stream: null, selected: null, receipts: { id: null, rows: null, pending: [] }, replyTo: null, filterAgent: "" });
   state.records = [];
   state.byId.clear();
   state.children.clear();
@@ -422,6 +425,62 @@ function select(id) {
   state.selected = id;
   list.render();
   renderDetail();
+  loadReceipts(id).catch(failed);
+}
+
+// --- Receipts: where each recipient's copy of the selected message is ------------------------
+
+const RECEIPT_STATES = ["queued", "delivered", "read", "acked"];
+
+/** Move one receipt forward by a message_receipt event; never back, each step keeps its time. */
+function advanceReceipt(receipt, event) {
+  if (RECEIPT_STATES.indexOf(event.state) > RECEIPT_STATES.indexOf(receipt.state)) receipt.state = event.state;
+  if (event.state !== "queued") receipt[`${event.state}_at`] ??= event.at;
+}
+
+async function loadReceipts(id) {
+  state.receipts = { id, rows: null, pending: [] };
+  const page = await state.session.request(`projects/${state.project.id}/messages/${id}/receipts`);
+  if (state.receipts.id !== id) return; // another message was opened meanwhile
+  const rows = new Map(page.data.map((r) => [r.agent, r]));
+  for (const event of state.receipts.pending) if (rows.has(event.agent)) advanceReceipt(rows.get(event.agent), event);
+  state.receipts = { id, rows, pending: [] };
+  renderDetail();
+}
+
+function onReceipt(event) {
+  if (event.message_id !== state.receipts.id) return;
+  const rows = state.receipts.rows;
+  if (!rows) state.receipts.pending.push(event);
+  else if (rows.has(event.agent)) {
+    advanceReceipt(rows.get(event.agent), event);
+    renderDetail();
+  }
+}
+
+function receiptsView(id) {
+  if (state.receipts.id !== id || !state.receipts.rows) return h("p", { className: "muted small" }, "loading receipts…");
+  const when = (iso) => (iso ? formatTime(iso) : "—");
+  return h(
+    "table",
+    { className: "grid receipts" },
+    h("thead", null, h("tr", null, ["Recipient", "State", "Delivered", "Read", "Acked"].map((name) => h("th", null, name)))),
+    h(
+      "tbody",
+      { id: "receipt-rows" },
+      [...state.receipts.rows.values()].map((r) =>
+        h(
+          "tr",
+          { dataset: { agent: r.agent, state: r.state } },
+          h("td", null, r.agent),
+          h("td", { className: `receipt ${r.state}` }, r.state),
+          h("td", null, when(r.delivered_at)),
+          h("td", null, when(r.read_at)),
+          h("td", null, when(r.acked_at)),
+        ),
+      ),
+    ),
+  );
 }
 
 function threadRoot(id) {
@@ -448,7 +507,6 @@ function threadTree(id, depth = 0, seen = new Set()) {
   );
 }
 
-// Receipts (per-recipient delivered/read/acked) come with the delivery issue; this is where they show.
 function deliveryView(m) {
   return h("p", { className: "muted small" }, `State: ${m.status}`, m.pinned ? " · pinned" : "", m.reactions.length ? ` · ${m.reactions.map((r) => `${r.emoji} ${r.agent}`).join(", ")}` : "");
 }
@@ -471,6 +529,8 @@ function renderDetail() {
     body,
     h("p", { className: "muted small" }, `${routeOf(m)} · ${m.type} · ${m.priority} · ${formatTime(m.created_at)} · ${m.id}`),
     deliveryView(m),
+    h("h4", null, "Receipts"),
+    receiptsView(m.id),
     h("button", { type: "button", className: "secondary small", onclick: () => setReply(m.id) }, "Reply"),
     h("h4", null, "Thread"),
     h("ul", { className: "tree" }, root ? threadTree(root.m.id) : null),
@@ -494,9 +554,10 @@ function reloadTabSoon(tab) {
   else state.loaded.delete(tab);
 }
 
-// One entry per event type; a new type (message_receipt, with the delivery issue) is one more line.
+// One entry per event type.
 const EVENT_HANDLERS = {
   new_message: () => catchUp().catch(failed),
+  message_receipt: (data) => onReceipt(data),
   message_acked: (data) => {
     for (const id of data.ids || []) {
       const record = state.byId.get(id);

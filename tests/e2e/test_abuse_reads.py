@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from realtime_support import Team
+
+from nexysync import AsyncClient, Client
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +62,21 @@ def test_a_thread_of_big_messages_comes_in_pages_within_the_byte_budget(server: 
     pages = _pages(bob, f"/v1/messages/{replies[-1]}/thread")
     assert all(len(page) <= 2 for page in pages)
     assert [message for page in pages for message in page] == [root, *replies]
+
+
+async def test_the_sdk_reads_a_paged_thread_whole_sync_and_async(server: Any) -> None:
+    # The server pages a long thread by its read budget; the SDK's thread() must not stop at
+    # the first page, or a long thread would silently lose its later messages.
+    team = Team(server.base_url, ["alice", "bob"])
+    root = _send(team, "alice", "bob", size=BIG)
+    replies = [_send(team, "bob", "alice", reply_to=root, size=BIG) for _ in range(4)]
+    with Client(base_url=team.base_url, api_key=team.keys["bob"], key_ring=team.ring) as client:
+        thread = await asyncio.to_thread(client.messages.thread, replies[-1])
+    assert [message.id for message in thread.data] == [root, *replies] and thread.next_cursor is None
+    assert thread.data[-1].payload == "p" * BIG and thread.undecryptable == []
+    async with AsyncClient(base_url=team.base_url, api_key=team.keys["bob"], key_ring=team.ring) as client:
+        athread = await client.messages.thread(replies[-1])
+    assert [message.id for message in athread.data] == [root, *replies]
 
 
 def test_an_inbox_page_of_big_messages_stays_within_the_byte_budget(server: Any) -> None:

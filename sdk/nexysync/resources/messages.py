@@ -110,6 +110,13 @@ def _about(event_type: str, data: dict[str, Any], message_id: str) -> bool:
     return event_type == "reset" or (event_type == "message_receipt" and data.get("message_id") == message_id)
 
 
+def _extend_thread(thread: Thread, page: Thread) -> None:
+    """Add the next page of a thread to what was read of it (its messages, what failed, its cursor)."""
+    thread.data.extend(page.data)
+    thread.undecryptable.extend(page.undecryptable)
+    thread.next_cursor = page.next_cursor
+
+
 class Messages(SyncResource):
     """Messages between the agents of a project; content is encrypted and decrypted for you."""
 
@@ -207,11 +214,17 @@ class Messages(SyncResource):
     def thread(self, message_id: str) -> Thread:
         """Return the whole thread a message belongs to, decrypted.
 
-        A list of messages like a page of :meth:`list`: a message of it that fails to decrypt is
-        left out of ``data`` and listed in ``thread.undecryptable`` (and logged), not raised.
+        The server sends a long thread in pages (each within its read budget); this follows
+        ``next_cursor`` to the end, so nothing of the thread is left out. A message of it that
+        fails to decrypt is left out of ``data`` and listed in ``thread.undecryptable`` (and
+        logged), not raised, as in a page of :meth:`list`.
         """
-        result: Thread = self._client.call("messages_thread", path_params={"message_id": message_id})
-        return result
+        path = {"message_id": message_id}
+        thread: Thread = self._client.call("messages_thread", path_params=path)
+        while thread.next_cursor:
+            page: Thread = self._client.call("messages_thread", path_params=path, query={"cursor": thread.next_cursor})
+            _extend_thread(thread, page)
+        return thread
 
     @operation("messages_react")
     def react(self, message_id: str, emoji: str) -> Message:
@@ -386,9 +399,15 @@ class AsyncMessages(AsyncResource):
 
     @operation("messages_thread")
     async def thread(self, message_id: str) -> Thread:
-        """Return the whole thread a message belongs to, decrypted, as :meth:`Messages.thread` (``undecryptable``)."""
-        result: Thread = await self._client.call("messages_thread", path_params={"message_id": message_id})
-        return result
+        """Return the whole thread a message belongs to, decrypted, as :meth:`Messages.thread` (every page)."""
+        path = {"message_id": message_id}
+        thread: Thread = await self._client.call("messages_thread", path_params=path)
+        while thread.next_cursor:
+            page: Thread = await self._client.call(
+                "messages_thread", path_params=path, query={"cursor": thread.next_cursor}
+            )
+            _extend_thread(thread, page)
+        return thread
 
     @operation("messages_react")
     async def react(self, message_id: str, emoji: str) -> Message:

@@ -115,15 +115,13 @@ class Collection:
         try:
             lookups = (recipients_of(), check_parent(), ttl_of(), reserve())
             outcomes = await asyncio.gather(*lookups, return_exceptions=True)
+            failure = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
+            if failure is not None:
+                raise failure
         except BaseException:
             if reserved:
                 quotas.release_message(project_id, size)
             raise
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                if reserved:
-                    quotas.release_message(project_id, size)
-                raise outcome
         recipients, _, ttl_hours, _ = outcomes
         insert = store.messages.insert(
             project_id=project_id, sender=sender, body=body, recipients=recipients, ttl_hours=ttl_hours

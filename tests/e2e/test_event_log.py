@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, InsertOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import AutoReconnect, ClientBulkWriteException, InvalidOperation
 
 from nexysync_server.ids import new_id
 from nexysync_server.store.events import FILLER, EventStore
@@ -58,6 +59,25 @@ async def test_racing_writers_get_dense_unique_seqs(mongo_uri: str) -> None:
 Sent = tuple[dict[str, Any], bool, dict[str, Any]]
 
 
+@pytest.fixture(params=[False, True], ids=["one command", "before MongoDB 8.0"])
+def older_server(request: pytest.FixtureRequest) -> bool:
+    """Whether the database is taken to lack client-level bulkWrite (MongoDB before 8.0)."""
+    return bool(request.param)
+
+
+@pytest.fixture
+def messages(older_server: bool, db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch) -> MessageStore:
+    """A message store writing messages and events in one bulkWrite, or, as on a server without it, in two commands."""
+    store = MessageStore(db, EventStore(db, ttl_days=1))
+    if older_server:
+
+        async def too_old(*args: Any, **kwargs: Any) -> Any:
+            raise InvalidOperation("MongoClient.bulk_write requires MongoDB server version 8.0+.")
+
+        monkeypatch.setattr(db.client, "bulk_write", too_old)
+    return store
+
+
 def _body(message_id: str, payload: str = "v1.00000000.AAAA") -> dict[str, str]:
     return {"id": message_id, "to": "bob", "type": "request", "topic": "v1.00000000.AAAA", "payload": payload}
 
@@ -69,10 +89,9 @@ async def _send(store: MessageStore, project_id: str, body: dict[str, str]) -> S
 
 
 async def test_concurrent_sends_store_each_message_with_its_event_and_fill_the_seq_of_a_retry(
-    db: AsyncDatabase,
+    messages: MessageStore,
 ) -> None:
-    events = EventStore(db, ttl_days=1)
-    store = MessageStore(db, events)
+    store, events = messages, messages._events
     await events.ensure_indexes()
     await store.ensure_indexes()
     project_id = f"sends-{secrets.token_hex(4)}"
@@ -105,28 +124,36 @@ async def test_concurrent_sends_store_each_message_with_its_event_and_fill_the_s
 
 
 async def test_a_retry_announces_a_message_whose_event_was_never_stored(
-    db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+    messages: MessageStore, older_server: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    events = EventStore(db, ttl_days=1)
-    store = MessageStore(db, events)
+    store, events = messages, messages._events
     project_id = f"crash-{secrets.token_hex(4)}"
     message_id = new_id()
 
     def send() -> Coroutine[Any, Any, Sent]:
         return _send(store, project_id, _body(message_id))
 
-    real_write = events.write
-
-    async def server_dies(batch: list[dict[str, Any]]) -> None:
+    async def server_dies(batch: list[dict[str, Any]], **kwargs: Any) -> None:
         raise ConnectionError("the server died between storing the message and its event")
 
+    async def dies_after_the_message(models: list[InsertOne[Any]], **kwargs: Any) -> None:
+        # The one command ran its first write (the message) when the connection broke.
+        await store.col.insert_one(models[0]._doc)
+        lost = AutoReconnect("connection closed")
+        raise ClientBulkWriteException({"error": lost, "writeErrors": [], "writeConcernErrors": []}, False) from lost
+
     # The first try stores the message, then fails before its event is written.
+    real_write, real_bulk_write = events.write, store.col.database.client.bulk_write
     monkeypatch.setattr(events, "write", server_dies)
+    if not older_server:
+        monkeypatch.setattr(store.col.database.client, "bulk_write", dies_after_the_message)
     with pytest.raises(ConnectionError):
         await send()
     assert await store.col.count_documents({"project_id": project_id}) == 1
     assert await events.after(project_id, 0, 10) == []
     monkeypatch.setattr(events, "write", real_write)
+    if not older_server:
+        monkeypatch.setattr(store.col.database.client, "bulk_write", real_bulk_write)
 
     # The client's retry finds the message stored and announces it, since nobody was told.
     message, created, event = await send()
@@ -140,6 +167,57 @@ async def test_a_retry_announces_a_message_whose_event_was_never_stored(
     assert not created and event["type"] == FILLER
     announced = [e for e in await events.after(project_id, 0, 10) if e["type"] == "new_message"]
     assert len(announced) == 1
+
+
+async def test_a_send_whose_connection_broke_after_its_event_keeps_that_event(
+    db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The one command stored the message and its event, and the answer was lost: the fillers
+    # written after it must not fail on, or replace, what is stored, and a retry announces nothing.
+    store = MessageStore(db, EventStore(db, ttl_days=1))
+    events = store._events
+    project_id = f"lost-answer-{secrets.token_hex(4)}"
+    message_id = new_id()
+    real = db.client.bulk_write
+
+    async def answer_lost(models: list[InsertOne[Any]], **kwargs: Any) -> None:
+        await real(models, **kwargs)
+        lost = AutoReconnect("connection closed before the reply")
+        raise ClientBulkWriteException({"error": lost, "writeErrors": [], "writeConcernErrors": []}, False) from lost
+
+    monkeypatch.setattr(db.client, "bulk_write", answer_lost)
+    with pytest.raises(AutoReconnect):
+        await _send(store, project_id, _body(message_id))
+    monkeypatch.undo()
+    stored = await events.after(project_id, 0, 10)
+    assert [(e["seq"], e["type"], e["data"].get("id")) for e in stored] == [(1, "new_message", message_id)]
+
+    _, created, event = await _send(store, project_id, _body(message_id))
+    assert not created and event["type"] == FILLER
+    assert [e["type"] for e in await events.after(project_id, 0, 10)] == ["new_message", FILLER]
+
+
+async def test_an_event_write_that_fails_after_its_messages_is_written_again(
+    db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The messages of the one command were stored and its first event failed alone: that event and
+    # those after it are written by the follow-up, as the new_message events they are.
+    store = MessageStore(db, EventStore(db, ttl_days=1))
+    events = store._events
+    project_id = f"event-failed-{secrets.token_hex(4)}"
+    ids = [new_id(), new_id()]
+
+    async def first_event_fails(models: list[InsertOne[Any]], **kwargs: Any) -> None:
+        half = len(models) // 2
+        await store.col.insert_many([model._doc for model in models[:half]])
+        error = {"idx": half, "code": 91, "errmsg": "shutting down"}
+        raise ClientBulkWriteException({"error": None, "writeErrors": [error], "writeConcernErrors": []}, False)
+
+    monkeypatch.setattr(db.client, "bulk_write", first_event_fails)
+    sent = await asyncio.gather(*(_send(store, project_id, _body(i)) for i in ids))
+    assert all(created and event["type"] == "new_message" for _, created, event in sent)
+    stored = await events.after(project_id, 0, 10)
+    assert sorted((e["type"], e["data"]["id"]) for e in stored) == sorted(("new_message", i) for i in ids)
 
 
 async def test_announce_tells_once_per_record_even_after_its_event_expired(db: AsyncDatabase) -> None:
@@ -159,10 +237,9 @@ async def test_announce_tells_once_per_record_even_after_its_event_expired(db: A
 
 
 async def test_a_failed_retry_look_up_fails_the_retry_alone_and_every_seq_is_written(
-    db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+    messages: MessageStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    events = EventStore(db, ttl_days=1)
-    store = MessageStore(db, events)
+    store, events = messages, messages._events
     project_id = f"lookup-{secrets.token_hex(4)}"
 
     def send(message_id: str) -> Coroutine[Any, Any, Sent]:

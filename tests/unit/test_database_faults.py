@@ -144,6 +144,63 @@ async def test_the_watcher_catches_up_from_the_log_once_it_reconnects(failures: 
     assert hub.published == [7]
 
 
+class _Scripted:
+    """A change stream answering from a script: an event's seq, or ``None`` (nothing new yet)."""
+
+    def __init__(self, hub: _NewsHub, script: list[int | None]) -> None:
+        self._hub = hub
+        self._script = script
+
+    async def __aenter__(self) -> _Scripted:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def watch(self, **options: Any) -> _Scripted:
+        return self
+
+    async def try_next(self) -> dict[str, Any] | None:
+        if not self._script:
+            self._hub.listening = False
+            return None
+        seq = self._script.pop(0)
+        return None if seq is None else {"operationType": "insert", "fullDocument": {"project_id": "p", "seq": seq}}
+
+
+class _NewsHub(_Hub):
+    """A hub that had the events below 100 already (this process wrote them)."""
+
+    def publish(self, event: dict[str, Any]) -> bool:  # type: ignore[override]
+        super().publish(event)
+        return event["seq"] >= 100
+
+
+async def test_the_watcher_polls_fast_for_other_processes_events_and_backs_off_for_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = _NewsHub()
+    # Three events this process wrote, each followed by an empty poll; then one from elsewhere.
+    stream = _Scripted(hub, [1, None, 2, None, 3, None, 100, None])
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        waits.append(delay)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    watcher = Watcher(stream, hub)  # type: ignore[arg-type]
+    watcher.start()
+    try:
+        await asyncio.wait_for(hub.done.wait(), 10)
+    finally:
+        await watcher.stop()
+    assert hub.published == [1, 2, 3, 100]
+    # Its own events do not make it poll the database faster; one from elsewhere does.
+    assert waits[:4] == [0.005, 0.01, 0.02, 0.005]
+
+
 class _Mongo:
     """Stands in for EmbeddedMongo: dies when told, restarts (failing ``flaky`` times first)."""
 

@@ -188,20 +188,26 @@ class Hub:
         """
         self._revoked_callbacks.append(callback)
 
-    def publish(self, event: dict[str, Any]) -> None:
-        """Take an event from any source; release it and whatever it unblocks, in order."""
+    def publish(self, event: dict[str, Any]) -> bool:
+        """Take an event from any source; release it and whatever it unblocks, in order.
+
+        Returns:
+            Whether it was news to this process's streams: ``False`` when none follows its project
+            or the event came already (this process wrote it, or another source was first).
+        """
         if event["type"] == KEY_REVOKED:
             data = event.get("data") or {}
             for callback in self._revoked_callbacks:
                 callback(None if data.get("agent_id") == ALL_AGENTS else data.get("key_hash"))
         feed = self._feeds.get(event["project_id"])
         if feed is None:
-            return
+            return False
         seq = event["seq"]
         if seq <= feed.delivered or seq in feed.pending:
-            return
+            return False
         feed.pending[seq] = event
         self._release(feed)
+        return True
 
     def _release(self, feed: _Feed) -> None:
         while (feed.delivered + 1) in feed.pending:

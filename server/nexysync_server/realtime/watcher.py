@@ -97,7 +97,11 @@ class Watcher:
                     await asyncio.sleep(idle_s)
                     idle_s = min(idle_s * 2, _IDLE_MAX_S)
                     continue
-                idle_s = _IDLE_MIN_S
                 document = change.get("fullDocument")
-                if change.get("operationType") == "insert" and document and "seq" in document:
-                    self._hub.publish(document)
+                if change.get("operationType") != "insert" or not document or "seq" not in document:
+                    continue
+                if self._hub.publish(document):
+                    # Events of other processes are flowing: poll at once again. Events this
+                    # process wrote came to its streams without the watcher; polling fast for
+                    # them would only take the database's time from the writes.
+                    idle_s = _IDLE_MIN_S

@@ -17,10 +17,11 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..ids import iso, parse_rfc3339, utcnow
 from .batching import Batcher
-from .failures import DatabaseDidNotWrite
+from .failures import DUPLICATE_KEY, DatabaseDidNotWrite
 
 EVERYONE = "*"
 # The type of an event that only fills a reserved seq (the write it was for did not happen);
@@ -160,12 +161,30 @@ class EventStore:
             )
         return events
 
-    async def write(self, events: list[dict[str, Any]]) -> None:
-        """Store numbered events."""
-        if len(events) == 1:
-            await self.col.insert_one(events[0])
-        else:
-            await self.col.insert_many(events, ordered=False)
+    async def write(self, events: list[dict[str, Any]], *, stored_ok: bool = False) -> None:
+        """Store numbered events.
+
+        Args:
+            events: The events.
+            stored_ok: Some may be stored already (a write whose outcome is unknown stored them):
+                keep those as stored rather than fail. An event's ``_id`` is its place in the log,
+                so a stored one is never a different event of the same number.
+        """
+        if not events:
+            return
+        try:
+            if len(events) == 1:
+                await self.col.insert_one(events[0])
+            else:
+                await self.col.insert_many(events, ordered=False)
+        except DuplicateKeyError:
+            if not stored_ok:
+                raise
+        except BulkWriteError as exc:
+            details = exc.details
+            duplicates_only = all(error.get("code") == DUPLICATE_KEY for error in details.get("writeErrors", []))
+            if not (stored_ok and duplicates_only and not details.get("writeConcernErrors")):
+                raise
 
     async def announce(
         self,

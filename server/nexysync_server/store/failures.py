@@ -6,6 +6,8 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 
 # MongoDB's OutOfDiskSpace; the embedded database (SQLite) reports a failed or full disk by message.
 _OUT_OF_DISK_SPACE = 14031
+# A unique index refused the write: an id (or a place in the event log) is taken.
+DUPLICATE_KEY = 11000
 _DISK_FULL_MESSAGES = ("disk i/o error", "database or disk is full", "no space left", "file too large")
 
 

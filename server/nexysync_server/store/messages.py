@@ -14,13 +14,14 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import InsertOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
+from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, InvalidOperation, WriteError
 
 from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
 from .events import EventStore, event_key
+from .failures import DUPLICATE_KEY
 from .idempotency import fingerprint, is_retry
 from .pages import page
 
@@ -35,7 +36,6 @@ _MEMBER_FIELDS = {"id": 1, "reply_to": 1, "from_id": 1, "recipients": 1, "sk": 1
 _THREAD_BATCH = 8
 _MAX_REACTIONS = 50
 _REACTION_ATTEMPTS = 10
-_DUPLICATE_KEY = 11000
 
 
 class IdConflict(Exception):
@@ -83,6 +83,13 @@ def body_fingerprint(body: dict[str, Any]) -> str:
 def _same_send(stored: dict[str, Any], message: dict[str, Any]) -> bool:
     """Tell whether a stored message is the one a retry sends again: same sender, same body."""
     return is_retry(stored, message["from_id"], message["fingerprint"])
+
+
+def _write_error(error: dict[str, Any]) -> WriteError:
+    """Return the exception for one failed write of a bulk command: a duplicate id, or another failure."""
+    if error.get("code") == DUPLICATE_KEY:
+        return DuplicateKeyError(error.get("errmsg", "duplicate key"), DUPLICATE_KEY, error)
+    return WriteError(error.get("errmsg", "write failed"), error.get("code"), error)
 
 
 def _announce(event: dict[str, Any], message: dict[str, Any]) -> None:
@@ -193,12 +200,15 @@ class MessageStore:
     def __init__(self, db: AsyncDatabase, events: EventStore) -> None:
         self.col = db["messages"]
         self._events = events
-        # Concurrent sends go out as one batch: their event numbers (one $inc per project), one
-        # insert_many of the messages (unordered: a duplicate id fails alone), one insert_many of
-        # the events; retries add a look-up. One stage rather than three that overlap: the
-        # database runs one command at a time, so it is the size of the batches that decides
-        # the rate.
+        # Concurrent sends go out as one batch: their event numbers (one $inc per project), then
+        # the messages and their events in one client-level bulkWrite (MongoDB 8.0+; the embedded
+        # database has it), or, on an older server, one insert_many of the messages (unordered: a
+        # duplicate id fails alone) and one of the events; retries add a look-up. One stage
+        # rather than three that overlap: the database runs one command at a time, so it is the
+        # number of commands, and the size of the batches, that decides the latency and the rate.
         self._sends: Batcher[dict[str, Any], dict[str, Any]] = Batcher(self._send_batch)
+        # Cleared for good when the server turns out to be older than 8.0.
+        self._one_command = True
 
     async def ensure_indexes(self) -> None:
         """Create the inbox, thread and TTL indexes."""
@@ -277,8 +287,10 @@ class MessageStore:
             doc["seq"] = event["seq"]
         results: list[dict[str, Any] | BaseException] = []
         reannounced: list[tuple[str, int]] = []
+        # How many of ``events``, from the first, are stored already (by the one-command write).
+        stored_events = 0
         try:
-            outcomes = await self._insert_batch(docs)
+            outcomes, stored_events = await self._insert_with_events(docs, events)
             retried = [d for d, outcome in zip(docs, outcomes, strict=True) if isinstance(outcome, DuplicateKeyError)]
             lookup_error: Exception | None = None
             stored: dict[str, dict[str, Any]] = {}
@@ -306,8 +318,10 @@ class MessageStore:
                     results.append(outcome)
         finally:
             # Every number taken is written, as a filler where nothing was announced, so that
-            # readers need not wait for it: also when the insert or the look-up failed.
-            await self._events.write(events)
+            # readers need not wait for it: also when the insert or the look-up failed. After a
+            # one-command write whose outcome is unknown (the connection broke), some may be stored
+            # already, as new_message events of messages stored before them: those stay.
+            await self._events.write(events[stored_events:], stored_ok=True)
         for key, seq in reannounced:
             try:
                 await self.col.update_one({"_id": key}, {"$set": {"seq": seq}})
@@ -338,6 +352,54 @@ class MessageStore:
         announced = await self._events.of_kind(list(keys), "new_message") if keys else set()
         return stored, {message for key, message in keys.items() if key not in announced}
 
+    async def _insert_with_events(
+        self, docs: list[dict[str, Any]], events: list[dict[str, Any]]
+    ) -> tuple[list[BaseException | None], int]:
+        """Store the messages, and if every one is new, their ``new_message`` events, in one command.
+
+        The messages go first and the command is ordered, so an event is never stored for a
+        message that is not; at the first message that fails (a retry's duplicate id), the
+        command stops before any event, and the rest of the messages go as one insert_many.
+
+        Returns:
+            One outcome per message (``None``: stored), and how many of ``events``, from the first,
+            are stored, as ``new_message`` events (announced in place).
+        """
+        if not self._one_command:
+            return await self._insert_batch(docs), 0
+        announced = [dict(event) for event in events]
+        for event, doc in zip(announced, docs, strict=True):
+            _announce(event, doc)
+        models = [InsertOne(doc, namespace=self.col.full_name) for doc in docs]
+        models += [InsertOne(event, namespace=self._events.col.full_name) for event in announced]
+        try:
+            await self.col.database.client.bulk_write(models, ordered=True)
+        except InvalidOperation:
+            # Raised before anything is sent: the server is older than MongoDB 8.0.
+            log.info("the database has no client-level bulkWrite (MongoDB < 8.0): a send takes two commands")
+            self._one_command = False
+            return await self._insert_batch(docs), 0
+        except ClientBulkWriteException as exc:
+            if exc.error is not None or exc.write_concern_errors or not exc.write_errors:
+                # The outcome is unknown: the caller writes the events that may be missing. The
+                # connection's own error goes up, so that an outage still answers 503.
+                if isinstance(exc.error, BaseException):
+                    raise exc.error from exc
+                raise
+            error = exc.write_errors[0]
+            failed = int(error["idx"])
+            if failed >= len(docs):
+                # Every message is stored, and the events before the failed one.
+                for event, written in zip(events, announced, strict=True):
+                    event.update(written)
+                return [None] * len(docs), failed - len(docs)
+            outcome = _write_error(error)
+            rest = await self._insert_batch(docs[failed + 1 :]) if failed + 1 < len(docs) else []
+            return [*([None] * failed), outcome, *rest], 0
+        for event, written in zip(events, announced, strict=True):
+            event.update(written)
+        return [None] * len(docs), len(events)
+
     async def _insert_batch(self, docs: list[dict[str, Any]]) -> list[BaseException | None]:
         if len(docs) == 1:
             try:
@@ -351,16 +413,7 @@ class MessageStore:
             failed = {error["index"]: error for error in exc.details.get("writeErrors", [])}
             if exc.details.get("writeConcernErrors"):
                 raise
-            results: list[BaseException | None] = []
-            for index in range(len(docs)):
-                error = failed.get(index)
-                if error is None:
-                    results.append(None)
-                elif error.get("code") == _DUPLICATE_KEY:
-                    results.append(DuplicateKeyError(error.get("errmsg", "duplicate key"), _DUPLICATE_KEY, error))
-                else:
-                    results.append(WriteError(error.get("errmsg", "write failed"), error.get("code"), error))
-            return results
+            return [None if failed.get(index) is None else _write_error(failed[index]) for index in range(len(docs))]
         return [None] * len(docs)
 
     async def get(self, project_id: str, message_id: str) -> dict[str, Any] | None:

@@ -26,13 +26,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..ids import iso, utcnow
+from .failures import DUPLICATE_KEY
 
 STATES = ("queued", "delivered", "read", "acked")
 _RANK = {state: rank for rank, state in enumerate(STATES)}
 # A copy moved by several requests at once is read again and retried; this many losses in a
 # row means something is wrong, not busy.
 _ATTEMPTS = 10
-_DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +187,7 @@ class ReceiptStore:
             lost = {docs[0]["_id"]}
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            if exc.details.get("writeConcernErrors") or any(e.get("code") != _DUPLICATE_KEY for e in errors):
+            if exc.details.get("writeConcernErrors") or any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
             lost = {docs[error["index"]]["_id"] for error in errors}
         for doc in docs:

@@ -5,8 +5,8 @@ one run and at each concurrency level, (a) sends N messages through ``POST /v1/m
 (b) inserts N comparable documents with raw pymongo. Prints both rates and their ratio, and the CPU
 time each process spent per message: the database, the API, and the load generator (this process).
 On a small machine they share the cores, so that split says where the time goes. Last, (c) raw
-pymongo making the writes a send makes (the seq ``$inc``, the message, its event-log entry) one
-command at a time, and the API's rate against that: what the API costs beyond the design's writes.
+pymongo making the writes a send makes (the seq counter, the message and its event-log entry, in
+one bulkWrite), and the API's rate against that: what the API costs beyond the design's writes.
 
 Run: ``python tests/bench/bench_send.py [--messages N] [--concurrency 8,32,64]`` (or ``tox -e bench``).
 """
@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import time
 
 from _api import cpu_seconds, running_api, seed
-from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 
 from nexysync.crypto import KeyRing, new_key
 from nexysync_server.ids import new_id
@@ -98,24 +99,33 @@ async def _run_raw(uri: str, project_id: str, bodies: list[dict[str, str]], conc
 
 
 async def _run_raw_send_writes(uri: str, project_id: str, bodies: list[dict[str, str]], concurrency: int) -> float:
-    """Write what a send writes, one command at a time: the seq ``$inc``, the message, its event."""
+    """Write what a send writes, as the server does: the seq counter, the message and its event in one bulkWrite.
+
+    The server takes the seq in that command when it can tell the counter's value (it wrote the
+    project's last event); here each send's seq is counted locally, which the database cannot tell apart.
+    """
     client: AsyncMongoClient = AsyncMongoClient(uri)
     # Own collection names: nx-27017 keeps every database in one file, so the API's ``events``
     # would be these ``events``.
     db = client["bench_raw"]
     counters, messages, events = db["send_counters"], db["send_messages"], db["send_events"]
     queue = list(reversed(bodies))
+    seqs = itertools.count(1)
 
     async def worker() -> None:
         while queue:
             body = queue.pop()
-            counter = await counters.find_one_and_update(
-                {"_id": project_id}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-            )
-            await messages.insert_one({"_id": f"{project_id}:{body['id']}", "project_id": project_id, **body})
-            seq = counter["seq"]
+            seq = next(seqs)
+            message = {"_id": f"{project_id}:{body['id']}", "project_id": project_id, "seq": seq, **body}
             event = {"_id": f"{project_id}:{seq:015d}", "project_id": project_id, "seq": seq, "type": "new_message"}
-            await events.insert_one({**event, "data": {"id": body["id"], "to": body["to"], "type": body["type"]}})
+            event["data"] = {"id": body["id"], "to": body["to"], "type": body["type"]}
+            await client.bulk_write(
+                [
+                    UpdateOne({"_id": project_id}, {"$inc": {"seq": 1}}, upsert=True, namespace=counters.full_name),
+                    InsertOne(message, namespace=messages.full_name),
+                    InsertOne(event, namespace=events.full_name),
+                ]
+            )
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -161,8 +171,8 @@ def main() -> None:
             print(f"{concurrency:>11}  {api_rate:>10.1f}  {raw_rate:>10.1f}  {api_rate / raw_rate:>15.2f}", end="")
             print(f"   {api_cpu}   {raw_db:.2f} / {raw_client:.2f}")
             writes[concurrency] = (api_rate, args.messages / writes_s)
-    # What the design itself costs: a send writes a seq, a message and its event-log entry.
-    print("raw pymongo making a send's writes one command at a time (seq $inc, message, event):")
+    # What the design itself costs: a send takes a seq, then writes a message and its event-log entry.
+    print("raw pymongo making a send's writes, one bulkWrite per send (seq counter, message, event):")
     for concurrency, (api_rate, writes_rate) in writes.items():
         print(f"{concurrency:>11}  {writes_rate:>10.1f} msg/s   ratio API / these writes {api_rate / writes_rate:5.2f}")
 

@@ -220,6 +220,66 @@ async def test_an_event_write_that_fails_after_its_messages_is_written_again(
     assert sorted((e["type"], e["data"]["id"]) for e in stored) == sorted(("new_message", i) for i in ids)
 
 
+async def test_sends_from_racing_servers_claim_dense_unique_seqs_each_announced_once(mongo_uri: str) -> None:
+    # Separate clients and stores, as separate server processes: each guesses the counter from its
+    # own last number, and a guess that another one overtook must fall back, never reuse a seq.
+    clients = [AsyncMongoClient(mongo_uri) for _ in range(3)]
+    stores = [MessageStore(c["nexysync_event_log_test"], EventStore(c["nexysync_event_log_test"], 1)) for c in clients]
+    project_id = f"claims-{secrets.token_hex(4)}"
+    try:
+
+        async def sender(store: MessageStore) -> list[str]:
+            ids = [new_id() for _ in range(40)]
+            for message_id in ids:
+                _, created, event = await _send(store, project_id, _body(message_id))
+                assert created and event["type"] == "new_message" and event["data"]["id"] == message_id
+            return ids
+
+        sent = await asyncio.gather(*(sender(stores[i % 3]) for i in range(6)))
+        every_id = sorted(i for ids in sent for i in ids)
+        stored = await stores[0]._events.after(project_id, 0, 10_000)
+        assert [e["seq"] for e in stored] == list(range(1, len(stored) + 1)), "seqs are not dense"
+        announced = sorted(e["data"]["id"] for e in stored if e["type"] == "new_message")
+        assert announced == every_id, "a message was announced twice or not at all"
+        # Each message names the event that announces it (what a retry checks).
+        by_seq = {e["seq"]: e for e in stored}
+        async for message in stores[0].col.find({"project_id": project_id}):
+            assert by_seq[message["seq"]]["data"]["id"] == message["id"]
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_a_lone_sender_numbers_its_sends_in_their_writes_until_another_writer_comes(
+    db: AsyncDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MessageStore(db, EventStore(db, ttl_days=1))
+    events = store._events
+    project_id = f"lone-{secrets.token_hex(4)}"
+    asked: list[str] = []
+    real_ask = events.counters.find_one_and_update
+
+    async def ask(query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        asked.append(query["_id"])
+        return await real_ask(query, *args, **kwargs)
+
+    monkeypatch.setattr(events.counters, "find_one_and_update", ask)
+    for _ in range(10):
+        await _send(store, project_id, _body(new_id()))
+    # Asked once, for the first send; the other nine took their seq in the command that wrote them.
+    assert len(asked) == 1
+    # Another writer (another process's event) moves the counter: the next guess misses and the
+    # send asks instead, with nothing written twice or lost; for a while sends ask first.
+    other = EventStore(db, ttl_days=1)
+    await other.append(project_id, "presence_change", ["*"], {"agent": "carol"})
+    for _ in range(3):
+        await _send(store, project_id, _body(new_id()))
+    assert len(asked) == 4
+    stored = await events.after(project_id, 0, 100)
+    assert [e["seq"] for e in stored] == list(range(1, 15))
+    assert [e["type"] for e in stored].count("new_message") == 13
+
+
 async def test_announce_tells_once_per_record_even_after_its_event_expired(db: AsyncDatabase) -> None:
     events = EventStore(db, ttl_days=1)
     records = db["announced_records"]

@@ -10,11 +10,12 @@ Events carry ids and plaintext routing only, never content, and expire after a T
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -24,6 +25,11 @@ from .batching import Batcher
 from .failures import DUPLICATE_KEY, DatabaseDidNotWrite
 
 EVERYONE = "*"
+# How long a project's seqs are asked for before they are taken again in the writing command,
+# after such a claim found that another process had written in it.
+_CLAIM_PAUSE_S = 2.0
+# Projects whose last seq a process remembers; past that it starts over (a guess is only a guess).
+_MAX_GUESSES = 10_000
 # The type of an event that only fills a reserved seq (the write it was for did not happen);
 # it is addressed to nobody, so no client ever sees it.
 FILLER = "filler"
@@ -93,6 +99,11 @@ class EventStore:
         # Concurrent appends are numbered with one $inc per project and written with one
         # insert_many, as one batch.
         self._appends: Batcher[tuple[str, str, list[str], dict[str, Any]], dict[str, Any]] = Batcher(self._append_batch)
+        # Per project, the highest seq this process has taken, while it may still be the last
+        # one taken by anyone: what :meth:`claim` expects the counter to stand at.
+        self._last_taken: dict[str, int] = {}
+        # Per project, until when (monotonic) not to claim, after a claim found another writer.
+        self._claims_paused: dict[str, float] = {}
 
     async def ensure_indexes(self) -> None:
         """Create the (project, seq) index and the TTL index."""
@@ -132,12 +143,61 @@ class EventStore:
                 if counter is None:
                     raise DatabaseDidNotWrite("the seq counter's upsert")
                 firsts[project_id] = int(counter["seq"]) - count + 1
+                self._took(project_id, int(counter["seq"]))
         except BaseException:
             # Another project's numbers failed: what was taken already is written, as fillers.
             if firsts:
                 await self.write(self._fillers([p for p in project_ids if p in firsts], firsts))
             raise
         return self._fillers(project_ids, firsts)
+
+    def claim(self, project_ids: list[str]) -> tuple[UpdateOne, list[dict[str, Any]]] | None:
+        """Guess the next seqs of one project's events-to-be, to take them in the command that writes them.
+
+        A process that wrote the project's last event can tell the counter's value without
+        asking: the returned update moves the counter on only if it still stands there, and
+        otherwise fails with a duplicate key (its upsert meets the counter's ``_id``), which
+        stops an ordered bulkWrite before anything after it. One round trip then numbers and
+        stores a send, where asking first takes two.
+
+        Returns:
+            The counter's update (for a client-level bulkWrite) and the events-to-be (fillers,
+            as :meth:`number` makes them), or ``None`` when there is no good guess: events of
+            several projects, a project this process has not numbered, or one whose claim found
+            another writer a moment ago (see :meth:`claim_failed`).
+        """
+        project_id = project_ids[0]
+        last = self._last_taken.get(project_id)
+        if last is None or any(other != project_id for other in project_ids):
+            return None
+        if time.monotonic() < self._claims_paused.get(project_id, 0.0):
+            return None
+        update = UpdateOne(
+            {"_id": f"events:{project_id}", "seq": last},
+            {"$inc": {"seq": len(project_ids)}},
+            upsert=True,
+            namespace=self.counters.full_name,
+        )
+        return update, self._fillers(project_ids, {project_id: last + 1})
+
+    def claimed(self, events: list[dict[str, Any]]) -> None:
+        """Note that a claim's seqs (the events :meth:`claim` returned) were taken."""
+        self._took(events[-1]["project_id"], events[-1]["seq"])
+
+    def claim_failed(self, project_id: str) -> None:
+        """Forget the guess for a project whose counter had moved on, and pause its claims.
+
+        Another process writes in the project too: a guess would likely miss again and cost a
+        round trip each time, so for a while seqs are asked for first.
+        """
+        self._last_taken.pop(project_id, None)
+        self._claims_paused[project_id] = time.monotonic() + _CLAIM_PAUSE_S
+
+    def _took(self, project_id: str, seq: int) -> None:
+        if len(self._last_taken) >= _MAX_GUESSES and project_id not in self._last_taken:
+            self._last_taken.clear()
+            self._claims_paused.clear()
+        self._last_taken[project_id] = max(seq, self._last_taken.get(project_id, 0))
 
     def _fillers(self, project_ids: list[str], firsts: dict[str, int]) -> list[dict[str, Any]]:
         """Return filler events for ``project_ids``, numbered from each project's first taken ``seq``."""
@@ -249,5 +309,6 @@ class EventStore:
 
     async def delete_project(self, project_id: str) -> None:
         """Delete a project's events and its counter."""
+        self._last_taken.pop(project_id, None)
         await self.col.delete_many({"project_id": project_id})
         await self.counters.delete_one({"_id": f"events:{project_id}"})

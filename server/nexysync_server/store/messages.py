@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import InsertOne, ReturnDocument
+from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, InvalidOperation, WriteError
 
@@ -59,6 +59,10 @@ class _Duplicate(Exception):
         self.stored = stored
 
 
+class _ClaimMissed(Exception):
+    """The seqs claimed for a send batch were taken by another writer; nothing was written."""
+
+
 class TooManyReactions(Exception):
     """The message has as many reactions as it may hold."""
 
@@ -90,6 +94,12 @@ def _write_error(error: dict[str, Any]) -> WriteError:
     if error.get("code") == DUPLICATE_KEY:
         return DuplicateKeyError(error.get("errmsg", "duplicate key"), DUPLICATE_KEY, error)
     return WriteError(error.get("errmsg", "write failed"), error.get("code"), error)
+
+
+def _name(docs: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    """Name each message's event in it, so that a retry can tell whether the event was stored."""
+    for doc, event in zip(docs, events, strict=True):
+        doc["seq"] = event["seq"]
 
 
 def _announce(event: dict[str, Any], message: dict[str, Any]) -> None:
@@ -281,23 +291,57 @@ class MessageStore:
         return message, True, event
 
     async def _send_batch(self, docs: list[dict[str, Any]]) -> list[dict[str, Any] | BaseException]:
-        events = await self._events.number([doc["project_id"] for doc in docs])
-        for doc, event in zip(docs, events, strict=True):
-            # The message names its event, so that a retry can tell whether the event was stored.
-            doc["seq"] = event["seq"]
-        results: list[dict[str, Any] | BaseException] = []
-        reannounced: list[tuple[str, int]] = []
-        # How many of ``events``, from the first, are stored already (by the one-command write).
-        stored_events = 0
+        project_ids = [doc["project_id"] for doc in docs]
+        claim = self._events.claim(project_ids) if self._one_command else None
+        if claim is not None:
+            counter, events = claim
+            _name(docs, events)
+            try:
+                outcomes, stored_events = await self._insert_with_events(docs, events, counter)
+            except _ClaimMissed:
+                self._events.claim_failed(project_ids[0])
+            except BaseException:
+                # Unknown whether the seqs were taken: no filler may be written for them (they may
+                # be another writer's). A seq taken and left unwritten is skipped by readers after
+                # the gap wait, as when a server dies between taking a number and writing it.
+                self._events.claim_failed(project_ids[0])
+                raise
+            else:
+                self._events.claimed(events)
+                return await self._settle(docs, events, outcomes, stored_events)
+        events = await self._events.number(project_ids)
+        _name(docs, events)
         try:
             outcomes, stored_events = await self._insert_with_events(docs, events)
+        except BaseException:
+            # These numbers are taken: write every one, as fillers where nothing is announced,
+            # keeping what a write whose outcome is unknown (the connection broke) stored.
+            await self._events.write(events, stored_ok=True)
+            raise
+        return await self._settle(docs, events, outcomes, stored_events)
+
+    async def _settle(
+        self,
+        docs: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+        outcomes: list[BaseException | None],
+        stored: int,
+    ) -> list[dict[str, Any] | BaseException]:
+        """Answer each send from its insert's outcome; write the events not stored yet (from ``stored`` on).
+
+        A retry's message (a duplicate id) is looked up: announced if its first try stored it
+        but no event for it, else answered with a filler.
+        """
+        results: list[dict[str, Any] | BaseException] = []
+        reannounced: list[tuple[str, int]] = []
+        try:
             retried = [d for d, outcome in zip(docs, outcomes, strict=True) if isinstance(outcome, DuplicateKeyError)]
             lookup_error: Exception | None = None
-            stored: dict[str, dict[str, Any]] = {}
+            found: dict[str, dict[str, Any]] = {}
             unannounced: set[str] = set()
             if retried:
                 try:
-                    stored, unannounced = await self._unannounced(retried, events)
+                    found, unannounced = await self._unannounced(retried, events)
                 except Exception as exc:
                     lookup_error = exc  # fails the retries alone: the new messages are announced
             for doc, event, outcome in zip(docs, events, outcomes, strict=True):
@@ -305,7 +349,7 @@ class MessageStore:
                     _announce(event, doc)
                     results.append(event)
                 elif isinstance(outcome, DuplicateKeyError):
-                    original = stored.get(doc["_id"])
+                    original = found.get(doc["_id"])
                     if lookup_error is not None:
                         results.append(lookup_error)
                         continue
@@ -318,10 +362,8 @@ class MessageStore:
                     results.append(outcome)
         finally:
             # Every number taken is written, as a filler where nothing was announced, so that
-            # readers need not wait for it: also when the insert or the look-up failed. After a
-            # one-command write whose outcome is unknown (the connection broke), some may be stored
-            # already, as new_message events of messages stored before them: those stay.
-            await self._events.write(events[stored_events:], stored_ok=True)
+            # readers need not wait for it: also when the look-up failed.
+            await self._events.write(events[stored:])
         for key, seq in reannounced:
             try:
                 await self.col.update_one({"_id": key}, {"$set": {"seq": seq}})
@@ -353,7 +395,7 @@ class MessageStore:
         return stored, {message for key, message in keys.items() if key not in announced}
 
     async def _insert_with_events(
-        self, docs: list[dict[str, Any]], events: list[dict[str, Any]]
+        self, docs: list[dict[str, Any]], events: list[dict[str, Any]], counter: UpdateOne | None = None
     ) -> tuple[list[BaseException | None], int]:
         """Store the messages, and if every one is new, their ``new_message`` events, in one command.
 
@@ -361,16 +403,27 @@ class MessageStore:
         message that is not; at the first message that fails (a retry's duplicate id), the
         command stops before any event, and the rest of the messages go as one insert_many.
 
+        Args:
+            docs: The messages, named after their events.
+            events: Their numbered events-to-be.
+            counter: The claim of the events' seqs (see :meth:`EventStore.claim`), run first.
+
         Returns:
             One outcome per message (``None``: stored), and how many of ``events``, from the first,
             are stored, as ``new_message`` events (announced in place).
+
+        Raises:
+            _ClaimMissed: the counter had moved on; nothing was written.
         """
         if not self._one_command:
+            if counter is not None:
+                raise _ClaimMissed
             return await self._insert_batch(docs), 0
         announced = [dict(event) for event in events]
         for event, doc in zip(announced, docs, strict=True):
             _announce(event, doc)
-        models = [InsertOne(doc, namespace=self.col.full_name) for doc in docs]
+        models: list[InsertOne[Any] | UpdateOne] = [] if counter is None else [counter]
+        models += [InsertOne(doc, namespace=self.col.full_name) for doc in docs]
         models += [InsertOne(event, namespace=self._events.col.full_name) for event in announced]
         try:
             await self.col.database.client.bulk_write(models, ordered=True)
@@ -378,16 +431,23 @@ class MessageStore:
             # Raised before anything is sent: the server is older than MongoDB 8.0.
             log.info("the database has no client-level bulkWrite (MongoDB < 8.0): a send takes two commands")
             self._one_command = False
+            if counter is not None:
+                raise _ClaimMissed from None
             return await self._insert_batch(docs), 0
         except ClientBulkWriteException as exc:
             if exc.error is not None or exc.write_concern_errors or not exc.write_errors:
-                # The outcome is unknown: the caller writes the events that may be missing. The
-                # connection's own error goes up, so that an outage still answers 503.
+                # The outcome is unknown; the caller decides what to write. The connection's own
+                # error goes up, so that an outage still answers 503.
                 if isinstance(exc.error, BaseException):
                     raise exc.error from exc
                 raise
             error = exc.write_errors[0]
-            failed = int(error["idx"])
+            failed = int(error["idx"]) - (0 if counter is None else 1)
+            if failed < 0:
+                # The claim: taken by another writer (the upsert met the counter), or not written.
+                if error.get("code") == DUPLICATE_KEY:
+                    raise _ClaimMissed from None
+                raise _write_error(error) from None
             if failed >= len(docs):
                 # Every message is stored, and the events before the failed one.
                 for event, written in zip(events, announced, strict=True):

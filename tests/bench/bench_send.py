@@ -111,13 +111,14 @@ async def _run_raw_send_writes(uri: str, project_id: str, bodies: list[dict[str,
     counters, messages, events = db["send_counters"], db["send_messages"], db["send_events"]
     queue = list(reversed(bodies))
     seqs = itertools.count(1)
+    run = new_id()  # each concurrency level writes its own events
 
     async def worker() -> None:
         while queue:
             body = queue.pop()
             seq = next(seqs)
             message = {"_id": f"{project_id}:{body['id']}", "project_id": project_id, "seq": seq, **body}
-            event = {"_id": f"{project_id}:{seq:015d}", "project_id": project_id, "seq": seq, "type": "new_message"}
+            event = {"_id": f"{run}:{seq:015d}", "project_id": project_id, "seq": seq, "type": "new_message"}
             event["data"] = {"id": body["id"], "to": body["to"], "type": body["type"]}
             await client.bulk_write(
                 [

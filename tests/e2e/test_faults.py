@@ -192,3 +192,48 @@ def test_files_volume_full_answers_507_keeps_nothing_and_gives_the_quota_back(
         stored = alice.files.upload(io.BytesIO(os.urandom(size)), name="big.bin")
         assert stored.status.value == "ready"
         assert alice.quota.get().storage_bytes > used_before
+
+
+async def test_a_full_database_disk_is_a_503_not_a_not_found_or_a_silent_no_op(
+    dev_servers: Callable[..., object], tmp_path: Path
+) -> None:
+    # The embedded database answers a findAndModify whose write failed with "no document", which
+    # read as 404 (delete, rotate, update) or as done (pin, read receipt) while nothing changed.
+    dev = dev_servers(tmp_path / "data")
+    base_url = dev.base_url  # type: ignore[attr-defined]
+    team = Team(base_url, ["alice", "bob", "carol"])
+    alice, bob = ({"Authorization": f"Bearer {team.keys[slug]}"} for slug in ("alice", "bob"))
+    project = f"/v1/projects/{team.project_id}"
+    carol = next(a for a in team.owner.get(f"{project}/agents").json()["data"] if a["slug"] == "carol")
+    value = team.ring.encrypt(b"v", project_id=team.project_id, kind="kv", record_id="k", field="value")
+    async with httpx.AsyncClient(base_url=base_url, timeout=FAIL_FAST_BOUND_S) as http:
+        message_id = await team.send(http, "alice", "bob")
+        assert (await http.put("/v1/kv/k", json={"value": value}, headers=alice)).status_code == 201
+        owner = team.owner.headers
+        agent = f"{project}/agents/{carol['id']}"
+        attempts: dict[str, Callable[[], object]] = {
+            "rotate an agent's key": lambda: http.post(f"{agent}/rotate-key", headers=owner),
+            "rename it": lambda: http.patch(agent, json={"name": "C"}, headers=owner),
+            "rename the project": lambda: http.patch(project, json={"name": "renamed"}, headers=owner),
+            "delete a kv entry": lambda: http.delete("/v1/kv/k", headers=alice),
+            "pin a message": lambda: http.put(f"/v1/messages/{message_id}/pin", headers=bob),
+            "read a message (its read receipt)": lambda: http.get(f"/v1/messages/{message_id}", headers=bob),
+            "delete the agent": lambda: http.delete(agent, headers=owner),
+        }
+        limit_file_size(dev.database_pid(), 0)  # type: ignore[attr-defined]
+        try:
+            for what, attempt in attempts.items():
+                answer = await attempt()  # type: ignore[misc]
+                assert answer.status_code == 503, f"{what}: {answer.status_code} {answer.text}"
+                assert answer.json()["code"] == "DATABASE_UNAVAILABLE", what
+        finally:
+            limit_file_size(dev.database_pid(), None)  # type: ignore[attr-defined]
+        # Nothing changed meanwhile, and each one works now.
+        read = (await http.get(f"/v1/messages/{message_id}", headers=alice)).json()
+        assert read["status"] == "sent"
+        receipts = (await http.get(f"/v1/messages/{message_id}/receipts", headers=alice)).json()["data"]
+        assert [r["state"] for r in receipts] == ["queued"], receipts
+        assert (await http.get("/v1/kv/k", headers=alice)).status_code == 200
+        for what, attempt in attempts.items():
+            answer = await attempt()  # type: ignore[misc]
+            assert answer.status_code in (200, 204), f"{what}: {answer.status_code} {answer.text}"

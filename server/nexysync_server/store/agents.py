@@ -12,6 +12,7 @@ from ..cache import TtlCache
 from ..ids import iso, new_id, utcnow
 from ..security import api_key_prefix, new_api_key, sha256_hex
 from .batching import Batcher
+from .failures import find_one_and_delete, find_one_and_update
 from .pages import page
 
 
@@ -180,7 +181,8 @@ class AgentStore:
 
     async def update(self, project_id: str, agent_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
         """Apply ``changes`` (name, role, capabilities); ``None`` if not found."""
-        updated = await self.col.find_one_and_update(
+        updated = await find_one_and_update(
+            self.col,
             {"_id": agent_id, "project_id": project_id},
             {"$set": {**changes, "updated_at": iso(utcnow())}},
             return_document=ReturnDocument.AFTER,
@@ -199,7 +201,8 @@ class AgentStore:
         if agent is None:
             return None
         api_key = new_api_key(agent["slug"])
-        updated = await self.col.find_one_and_update(
+        updated = await find_one_and_update(
+            self.col,
             {"_id": agent_id, "project_id": project_id, "key_hash": agent["key_hash"]},
             {
                 "$set": {
@@ -222,7 +225,7 @@ class AgentStore:
 
     async def delete(self, project_id: str, agent_id: str) -> dict[str, Any] | None:
         """Delete an agent; return what was deleted, or ``None`` if it did not exist."""
-        agent = await self.col.find_one_and_delete({"_id": agent_id, "project_id": project_id})
+        agent = await find_one_and_delete(self.col, {"_id": agent_id, "project_id": project_id})
         if agent is None:
             return None
         self._ids_by_slug.drop((project_id, agent["slug"]))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 
 # MongoDB's OutOfDiskSpace; the embedded database (SQLite) reports a failed or full disk by message.
@@ -46,3 +50,35 @@ def _disk_full(code: object, message: object) -> str | None:
     if code == _OUT_OF_DISK_SPACE or any(part in text for part in _DISK_FULL_MESSAGES):
         return "The database cannot write (its disk is full or failing)"
     return None
+
+
+async def find_one_and_update(
+    col: AsyncCollection, query: Mapping[str, Any], update: Mapping[str, Any], **options: Any
+) -> dict[str, Any] | None:
+    """Run ``col.find_one_and_update`` (not an upsert), telling "nothing matched" from "not written".
+
+    The embedded database answers a ``findAndModify`` whose write failed (a full disk) with no
+    document, as if nothing matched; MongoDB raises. So a ``None`` is checked with a read of the
+    same query: a document that matches means the write was not done. A writer that makes a
+    document match between the two calls makes the check say so too; the request then answers a
+    503 that its retry gets past.
+
+    Raises:
+        DatabaseDidNotWrite: a document matches, yet none came back.
+    """
+    found = await col.find_one_and_update(query, update, **options)
+    if found is None and await col.find_one(query, {"_id": 1}) is not None:
+        raise DatabaseDidNotWrite(f"an update in {col.name}")
+    return found
+
+
+async def find_one_and_delete(col: AsyncCollection, query: Mapping[str, Any], **options: Any) -> dict[str, Any] | None:
+    """Run ``col.find_one_and_delete``, telling "nothing matched" from "not deleted" (see :func:`find_one_and_update`).
+
+    Raises:
+        DatabaseDidNotWrite: a document matches, yet none came back.
+    """
+    found = await col.find_one_and_delete(query, **options)
+    if found is None and await col.find_one(query, {"_id": 1}) is not None:
+        raise DatabaseDidNotWrite(f"a delete in {col.name}")
+    return found

@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, utcnow
+from .failures import find_one_and_delete, find_one_and_update
 from .pages import page
 
 PENDING = "pending"
@@ -122,7 +123,8 @@ class FileStore:
 
     async def mark_ready(self, project_id: str, file_id: str) -> dict[str, Any] | None:
         """Turn a pending file ready; return it, or ``None`` if it is not pending (gone, or done already)."""
-        return await self.col.find_one_and_update(
+        return await find_one_and_update(
+            self.col,
             {"_id": _doc_id(project_id, file_id), "status": PENDING},
             {"$set": {"status": READY, "ready_at": iso(utcnow())}},
             return_document=ReturnDocument.AFTER,
@@ -130,7 +132,7 @@ class FileStore:
 
     async def withdraw(self, project_id: str, file_id: str) -> dict[str, Any] | None:
         """Delete a file's record while it is still pending; return it, or ``None`` (not pending, or gone)."""
-        return await self.col.find_one_and_delete({"_id": _doc_id(project_id, file_id), "status": PENDING})
+        return await find_one_and_delete(self.col, {"_id": _doc_id(project_id, file_id), "status": PENDING})
 
     async def claim_upload(self, project_id: str, file_id: str, lease_s: float) -> str | None:
         """Take the right to upload a pending file's content for ``lease_s``; return its token, or ``None``.
@@ -169,7 +171,7 @@ class FileStore:
 
     async def delete(self, project_id: str, file_id: str) -> dict[str, Any] | None:
         """Delete a file's record; return it, or ``None`` if another deleter was first."""
-        return await self.col.find_one_and_delete({"_id": _doc_id(project_id, file_id)})
+        return await find_one_and_delete(self.col, {"_id": _doc_id(project_id, file_id)})
 
     async def due(self, limit: int = 500) -> list[dict[str, Any]]:
         """Return files past their retention, and pending files whose upload never completed."""

@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, utcnow
-from .failures import DatabaseDidNotWrite
+from .failures import DatabaseDidNotWrite, find_one_and_delete
 from .pages import page
 
 # The highest character a key may hold ('z'); a prefix range ends just above it.
@@ -174,7 +174,7 @@ class KvStore:
         query: dict[str, Any] = {"_id": f"{project_id}:{key}"}
         if if_version is not None:
             query["version"] = if_version
-        deleted = await self.col.find_one_and_delete(query)
+        deleted = await find_one_and_delete(self.col, query)
         if deleted is None and if_version is not None and await self.get(project_id, key) is not None:
             raise PreconditionFailed(key)
         return deleted

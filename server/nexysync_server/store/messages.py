@@ -21,7 +21,7 @@ from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKe
 from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
 from .events import EventStore, event_key
-from .failures import DUPLICATE_KEY
+from .failures import DUPLICATE_KEY, find_one_and_update
 from .idempotency import fingerprint, is_retry
 from .pages import page
 
@@ -508,8 +508,11 @@ class MessageStore:
         """Mark a message read for a recipient; return it as stored now."""
         if agent_id not in message["recipients"] or agent_id in message["read_by"]:
             return message
-        updated = await self.col.find_one_and_update(
-            {"_id": message["_id"]}, {"$addToSet": {"read_by": agent_id}}, return_document=ReturnDocument.AFTER
+        updated = await find_one_and_update(
+            self.col,
+            {"_id": message["_id"]},
+            {"$addToSet": {"read_by": agent_id}},
+            return_document=ReturnDocument.AFTER,
         )
         return updated or message
 
@@ -549,8 +552,8 @@ class MessageStore:
             update = {"$addToSet": {"pinned_by": agent_id}}
         else:
             update = {"$pull": {"pinned_by": agent_id}}
-        updated = await self.col.find_one_and_update(
-            {"_id": message["_id"]}, update, return_document=ReturnDocument.AFTER
+        updated = await find_one_and_update(
+            self.col, {"_id": message["_id"]}, update, return_document=ReturnDocument.AFTER
         )
         return updated or message
 
@@ -572,7 +575,8 @@ class MessageStore:
             if len(current["reaction_keys"]) >= _MAX_REACTIONS:
                 raise TooManyReactions(current["id"])
             reaction = {"emoji": emoji, "agent": agent_slug, "created_at": iso(utcnow())}
-            updated = await self.col.find_one_and_update(
+            updated = await find_one_and_update(
+                self.col,
                 {"_id": current["_id"], "rev": current["rev"]},
                 {
                     "$set": {

@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ..cache import TtlCache
 from ..ids import iso, new_id, utcnow
+from .failures import find_one_and_update
 from .pages import page
 
 
@@ -83,7 +84,8 @@ class ProjectStore:
 
     async def update(self, project_id: str, owner_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
         """Apply ``changes`` (name, default_ttl_hours) to an owned project; ``None`` if not found."""
-        updated = await self.col.find_one_and_update(
+        updated = await find_one_and_update(
+            self.col,
             {"_id": project_id, "owner_id": owner_id},
             {"$set": {**changes, "updated_at": iso(utcnow())}},
             return_document=ReturnDocument.AFTER,

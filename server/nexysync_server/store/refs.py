@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, ulid_time
 from .events import EVERYONE
+from .failures import find_one_and_delete
 from .idempotency import fingerprint, is_retry
 from .pages import page
 
@@ -171,7 +172,7 @@ class RefStore:
 
     async def delete(self, project_id: str, ref_id: str, author_id: str) -> dict[str, Any] | None:
         """Delete a reference if ``author_id`` shared it; return what was deleted, or ``None``."""
-        return await self.col.find_one_and_delete({"_id": _key(project_id, ref_id), "from_id": author_id})
+        return await find_one_and_delete(self.col, {"_id": _key(project_id, ref_id), "from_id": author_id})
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every reference of a project."""

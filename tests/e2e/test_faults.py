@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,6 +24,7 @@ from realtime_support import EventStream, Team
 from fault_support import Served, alive, api_env, limit_file_size, wait_for
 from nexysync import APIStatusError, Client
 from nexysync_server.embedded import EmbeddedMongo
+from nexysync_server.ids import new_id
 
 pytestmark = pytest.mark.e2e
 
@@ -237,3 +240,49 @@ async def test_a_full_database_disk_is_a_503_not_a_not_found_or_a_silent_no_op(
         for what, attempt in attempts.items():
             answer = await attempt()  # type: ignore[misc]
             assert answer.status_code in (200, 204), f"{what}: {answer.status_code} {answer.text}"
+
+
+def test_an_upload_the_database_dropped_can_be_retried_once_it_is_back(
+    dev_servers: Callable[..., object], tmp_path: Path
+) -> None:
+    # The database stops answering while an upload runs: the upload fails, and so does the
+    # release of its lease. The retry, once the database is back, must not meet 409
+    # UPLOAD_IN_PROGRESS for the rest of the lease (16 s here) for an upload that ended.
+    dev = dev_servers(
+        tmp_path / "data", {"NEXYSYNC_CDN_BODY_TIMEOUT_S": "4", "NEXYSYNC_MONGODB_SOCKET_TIMEOUT_MS": "1000"}
+    )
+    team = Team(dev.base_url, ["alice"])  # type: ignore[attr-defined]
+    size = 10_000
+    file_id = new_id()
+    name = team.ring.encrypt(b"f.bin", project_id=team.project_id, kind="file", record_id=file_id, field="name")
+    created = httpx.post(
+        f"{team.base_url}/v1/files",
+        json={"id": file_id, "name": name, "size": size},
+        headers={"Authorization": f"Bearer {team.keys['alice']}"},
+    )
+    assert created.status_code == 201, created.text
+    url = urlsplit(created.json()["upload_url"])
+    # All of the body but its last byte, then nothing: the CDN cuts it after the body timeout.
+    stalled = socket.create_connection((url.hostname, url.port), timeout=30)
+    head = f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {size}\r\n\r\n"
+    stalled.sendall(head.encode() + b"x" * (size - 1))
+    files_dir = Path(dev.banner()["Files"])  # type: ignore[attr-defined]
+    wait_for(lambda: list(files_dir.glob("*/.upload-*")), "the upload has its temp file", 15)
+    database_pid = dev.database_pid()  # type: ignore[attr-defined]
+    os.kill(database_pid, signal.SIGSTOP)  # the database stops answering (its connections stay open)
+    try:
+        answer = b""
+        while chunk := stalled.recv(4096):
+            answer += chunk
+        # The client is told what happened to its upload, not the release's failure after it.
+        assert b" 408 " in answer.split(b"\r\n")[0], answer[:300]
+    finally:
+        stalled.close()
+        os.kill(database_pid, signal.SIGCONT)
+    back = time.monotonic()
+    # Retried as a client would (the SDK retries a 409 too), for far less than the lease.
+    while (retried := httpx.put(url.geturl(), content=b"z" * size)).status_code != 201:
+        assert retried.status_code in (409, 503), retried.text
+        assert time.monotonic() - back < 6, f"still {retried.json()['code']} {time.monotonic() - back:.1f} s later"
+        time.sleep(0.2)
+    print(f"the retry uploaded {time.monotonic() - back:.2f} s after the database came back")

@@ -19,6 +19,7 @@ from pymongo.errors import (
 
 from nexysync_server import cli
 from nexysync_server.cdn.blobs import volume_full
+from nexysync_server.cdn.leases import LeaseReleases
 from nexysync_server.embedded import EmbeddedMongoError
 from nexysync_server.errors import database_unavailable
 from nexysync_server.realtime.watcher import Watcher
@@ -252,3 +253,35 @@ async def test_dev_restarts_its_database_with_backoff_but_not_while_stopping(
     assert "exited with code -9; restarting it on" in err
     assert "did not restart: port busy" in err
     assert "the database is back" in err
+
+
+class _Leases:
+    """A files store whose release fails with ``errors`` in turn, then works."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.released: list[tuple[str, str, str]] = []
+
+    async def release_upload(self, project_id: str, file_id: str, token: str) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.released.append((project_id, file_id, token))
+
+
+async def test_a_lease_release_the_database_missed_is_done_once_it_answers_or_dropped_once_moot() -> None:
+    files = _Leases(AutoReconnect("down"), AutoReconnect("still down"))
+    releases = LeaseReleases(files)  # type: ignore[arg-type]
+    await releases.release("p", "f", "t", lease_s=60)
+    assert releases.kept == 1 and files.released == []
+    await releases.retry()  # the database is still away: kept
+    assert releases.kept == 1
+    await releases.retry()
+    assert releases.kept == 0 and files.released == [("p", "f", "t")]
+    # A release whose lease ran out meanwhile is not tried again; another failure is not hidden.
+    moot = _Leases(AutoReconnect("down"))
+    releases = LeaseReleases(moot)  # type: ignore[arg-type]
+    await releases.release("p", "f", "t", lease_s=0)
+    await releases.retry()
+    assert releases.kept == 0 and moot.released == []
+    with pytest.raises(ValueError):
+        await LeaseReleases(_Leases(ValueError("a bug"))).release("p", "f", "t", lease_s=60)  # type: ignore[arg-type]

@@ -24,6 +24,7 @@ from ..store.events import EVERYONE
 from ..store.failures import DatabaseDidNotWrite
 from ..store.indexing import Indexes
 from .blobs import Blobs, volume_full
+from .leases import LeaseReleases
 from .ranges import Unsatisfiable, parse_range
 from .signing import ExpiredUrl, InvalidUrl, UrlSigner
 from .sweeper import Sweeper
@@ -57,9 +58,10 @@ class _Lifespan:
     made its indexes (see :mod:`nexysync_server.store.indexing`).
     """
 
-    def __init__(self, store: Store, sweeper: Sweeper, retry_after_s: int) -> None:
+    def __init__(self, store: Store, sweeper: Sweeper, releases: LeaseReleases, retry_after_s: int) -> None:
         self._store = store
         self._sweeper = sweeper
+        self._releases = releases
         self._retry_after_s = retry_after_s
         self._indexes = Indexes(self._ensure_indexes)
 
@@ -76,22 +78,27 @@ class _Lifespan:
         """Create the indexes the CDN reads by, then start sweeping."""
         await self._indexes.start()
         self._sweeper.start()
+        self._releases.start()
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
         """Stop sweeping and close the database."""
         await self._indexes.stop()
         await self._sweeper.stop()
+        await self._releases.stop()
         await self._store.close()
 
 
 class Blob:
     """``/blobs/{project_id}/{file_id}``: PUT the content once, GET it (with Range) while it is kept."""
 
-    def __init__(self, store: Store, blobs: Blobs, signer: UrlSigner, body_timeout_s: float) -> None:
+    def __init__(
+        self, store: Store, blobs: Blobs, signer: UrlSigner, body_timeout_s: float, releases: LeaseReleases
+    ) -> None:
         self._store = store
         self._blobs = blobs
         self._signer = signer
         self._body_timeout_s = body_timeout_s
+        self._releases = releases
 
     def _verify(self, req: falcon.asgi.Request, method: str, project_id: str, file_id: str) -> int:
         query = {key: value for key, value in req.params.items() if isinstance(value, str)}
@@ -151,7 +158,7 @@ class Blob:
                 if temp is not None:
                     temp.unlink(missing_ok=True)
         finally:
-            await files_store.release_upload(project_id, file_id, token)
+            await self._releases.release(project_id, file_id, token, lease_s)
         ready = await self._store.files.mark_ready(project_id, file_id)
         if ready is None:
             current = await self._store.files.get(project_id, file_id)
@@ -308,13 +315,14 @@ def create_cdn_app(settings: Settings | None = None) -> Cdn:
     store = Store(settings)
     blobs = Blobs(settings.files_dir)
     sweeper = Sweeper(store, blobs, settings.file_sweep_interval_s, settings.file_pending_ttl_s)
-    app = Cdn(middleware=[RequestId(), _Lifespan(store, sweeper, settings.database_retry_after_s)])
+    releases = LeaseReleases(store.files)
+    app = Cdn(middleware=[RequestId(), _Lifespan(store, sweeper, releases, settings.database_retry_after_s)])
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(PyMongoError, database_error_handler(settings.database_retry_after_s))
     app.add_route("/health", Health(store))
     app.add_route(
-        "/blobs/{project_id}/{file_id}", Blob(store, blobs, signer_for(settings), settings.cdn_body_timeout_s)
+        "/blobs/{project_id}/{file_id}", Blob(store, blobs, signer_for(settings), settings.cdn_body_timeout_s, releases)
     )
     return app

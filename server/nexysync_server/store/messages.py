@@ -210,12 +210,14 @@ class MessageStore:
     def __init__(self, db: AsyncDatabase, events: EventStore) -> None:
         self.col = db["messages"]
         self._events = events
-        # Concurrent sends go out as one batch: their event numbers (one $inc per project), then
-        # the messages and their events in one client-level bulkWrite (MongoDB 8.0+; the embedded
-        # database has it), or, on an older server, one insert_many of the messages (unordered: a
-        # duplicate id fails alone) and one of the events; retries add a look-up. One stage
-        # rather than three that overlap: the database runs one command at a time, so it is the
-        # number of commands, and the size of the batches, that decides the latency and the rate.
+        # Concurrent sends go out as one batch, in one client-level bulkWrite (MongoDB 8.0+; the
+        # embedded database has it): the claim of their event numbers when this process took the
+        # project's last one (see EventStore.claim), the messages, their events. Without a claim
+        # the numbers are asked for first (one $inc per project); on a server older than 8.0 the
+        # messages (unordered: a duplicate id fails alone) and the events are one insert_many
+        # each. Retries add a look-up. One stage rather than several that overlap: the database
+        # runs one command at a time, so the number of commands and the size of the batches
+        # decide the latency and the rate.
         self._sends: Batcher[dict[str, Any], dict[str, Any]] = Batcher(self._send_batch)
         # Cleared for good when the server turns out to be older than 8.0.
         self._one_command = True
@@ -301,9 +303,9 @@ class MessageStore:
             except _ClaimMissed:
                 self._events.claim_failed(project_ids[0])
             except BaseException:
-                # Unknown whether the seqs were taken: no filler may be written for them (they may
-                # be another writer's). A seq taken and left unwritten is skipped by readers after
-                # the gap wait, as when a server dies between taking a number and writing it.
+                # Maybe unknown whether the seqs were taken: no filler may be written for them
+                # (they may be another writer's). A seq taken and left unwritten is skipped by
+                # readers after the gap wait, as when a server dies between numbering and writing.
                 self._events.claim_failed(project_ids[0])
                 raise
             else:

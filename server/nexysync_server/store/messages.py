@@ -437,13 +437,15 @@ class MessageStore:
                 raise _ClaimMissed from None
             return await self._insert_batch(docs), 0
         except ClientBulkWriteException as exc:
-            if exc.error is not None or exc.write_concern_errors or not exc.write_errors:
+            # The write errors as the server sent them (dicts; pymongo's annotation says otherwise).
+            errors: list[dict[str, Any]] = exc.details.get("writeErrors") or []
+            if exc.error is not None or exc.write_concern_errors or not errors:
                 # The outcome is unknown; the caller decides what to write. The connection's own
                 # error goes up, so that an outage still answers 503.
                 if isinstance(exc.error, BaseException):
                     raise exc.error from exc
                 raise
-            error = exc.write_errors[0]
+            error = errors[0]
             failed = int(error["idx"]) - (0 if counter is None else 1)
             if failed < 0:
                 # The claim: taken by another writer (the upsert met the counter), or not written.

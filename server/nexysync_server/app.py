@@ -34,7 +34,7 @@ from .validation import SchemaValidator
 log = logging.getLogger(__name__)
 
 
-class Api(falcon.asgi.App):
+class Api(falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]):
     """The NexySync API: a Falcon ASGI app that can drain its event streams before it stops.
 
     Args:

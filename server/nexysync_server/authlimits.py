@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -65,7 +66,7 @@ class AuthLimits:
         audit: Where the first refusal of each window is recorded.
     """
 
-    def __init__(self, db: AsyncDatabase, settings: Settings, audit: AuditStore) -> None:
+    def __init__(self, db: AsyncDatabase[Any], settings: Settings, audit: AuditStore) -> None:
         self.col = db["auth_limits"]
         self._audit = audit
         window = settings.login_failure_window_s

@@ -65,7 +65,8 @@ class Problem(falcon.HTTPError):
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(status, description=detail, headers=headers)
-        self.code = code
+        # Falcon's HTTPError has an int ``code`` of its own that it never reads; ours is the problem's.
+        self.code = code  # type: ignore[assignment]
         self.errors = errors
 
 
@@ -92,7 +93,9 @@ def database_unavailable(reason: str, retry_after_s: int) -> Problem:
 def database_error_handler(retry_after_s: int) -> Callable[..., Awaitable[None]]:
     """Return an error handler that answers 503 for a database outage and 500 for other database errors."""
 
-    async def handle(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: PyMongoError, params: dict) -> None:
+    async def handle(
+        req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: PyMongoError, params: dict[str, Any]
+    ) -> None:
         reason = database_trouble(ex)
         if reason is None:
             await handle_unexpected(req, resp, ex, params)
@@ -135,7 +138,9 @@ def serialize_problem(req: falcon.asgi.Request, resp: falcon.asgi.Response, erro
     resp.text = json.dumps(problem_body(req, error))
 
 
-async def handle_unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: dict) -> None:
+async def handle_unexpected(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: dict[str, Any]
+) -> None:
     """Log an unexpected exception and answer 500 problem+json without leaking internals."""
     log.exception(
         "unhandled error on %s %s (request %s)", req.method, req.path, getattr(req.context, "request_id", "-")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -36,7 +37,9 @@ class RateLimiter:
         name: The background flusher's name.
     """
 
-    def __init__(self, db: AsyncDatabase, per_minute: int, caller: str = "agent", name: str = "rate-limit") -> None:
+    def __init__(
+        self, db: AsyncDatabase[Any], per_minute: int, caller: str = "agent", name: str = "rate-limit"
+    ) -> None:
         self.col = db["rate_limits"]
         self._limit = per_minute
         self._caller = caller

@@ -13,8 +13,8 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
-from gunicorn.arbiter import Arbiter
-from uvicorn_worker import UvicornWorker
+from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
+from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]
 
 # Left for responses still open after the drain, under gunicorn's graceful_timeout.
 _GRACE_MARGIN_S = 5
@@ -42,7 +42,7 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-class Worker(UvicornWorker):
+class Worker(UvicornWorker):  # type: ignore[misc]  # (UvicornWorker is untyped)
     """A gunicorn worker like ``uvicorn_worker.UvicornWorker`` whose server drains streams on stop."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 _PREFIX = "NEXYSYNC_"
 #: The shortest secret accepted for signing (HS256 tokens, CDN URLs): 256 bits, as RFC 7518 asks.
@@ -109,7 +110,7 @@ class Settings:
             raw = env.get(_PREFIX + field.name.upper())
             if raw is None:
                 continue
-            kind = type(field.default)
+            kind: type[Any] = type(field.default)
             try:
                 values[field.name] = kind(raw) if kind is not str else raw
             except ValueError as exc:

@@ -37,7 +37,7 @@ READ_CHUNK = 256 * 1024
 _LEASE_TIMEOUTS = 4
 
 
-class Cdn(falcon.asgi.App):
+class Cdn(falcon.asgi.App[falcon.asgi.Request, falcon.asgi.Response]):
     """The NexySync CDN: a Falcon ASGI app with nothing to drain (its responses end by themselves)."""
 
 

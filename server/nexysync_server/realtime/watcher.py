@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
@@ -39,7 +40,7 @@ class Watcher:
         hub: Where events go.
     """
 
-    def __init__(self, events: AsyncCollection, hub: Hub) -> None:
+    def __init__(self, events: AsyncCollection[Any], hub: Hub) -> None:
         self._events = events
         self._hub = hub
         self._task: asyncio.Task[None] | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import falcon
 import falcon.asgi
@@ -122,7 +122,7 @@ class Collection:
             if reserved:
                 quotas.release_message(project_id, size)
             raise
-        recipients, _, ttl_hours, _ = outcomes
+        recipients, ttl_hours = cast(list[str], outcomes[0]), cast(int, outcomes[2])
         insert = store.messages.insert(
             project_id=project_id, sender=sender, body=body, recipients=recipients, ttl_hours=ttl_hours
         )

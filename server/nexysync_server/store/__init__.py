@@ -11,6 +11,8 @@ and ``$setOnInsert`` / ``replace_one(upsert=True)`` are not used.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -43,14 +45,14 @@ class Store:
         # (503 DATABASE_UNAVAILABLE, see errors.py) instead of hanging for pymongo's default 30 s.
         # The socket timeout only bounds a database that accepts but never answers; it stays
         # above the watcher's change-stream wait.
-        self.client: AsyncMongoClient = AsyncMongoClient(
+        self.client: AsyncMongoClient[Any] = AsyncMongoClient(
             settings.mongodb_uri,
             tz_aware=True,
             serverSelectionTimeoutMS=settings.mongodb_select_timeout_ms,
             connectTimeoutMS=settings.mongodb_connect_timeout_ms,
             socketTimeoutMS=settings.mongodb_socket_timeout_ms,
         )
-        self.db: AsyncDatabase = self.client[settings.db_name]
+        self.db: AsyncDatabase[Any] = self.client[settings.db_name]
         self.users = UserStore(self.db)
         self.tokens = RefreshTokenStore(self.db)
         self.projects = ProjectStore(self.db, settings.cache_ttl_s)

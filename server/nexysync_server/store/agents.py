@@ -39,7 +39,7 @@ def public(agent: dict[str, Any]) -> dict[str, Any]:
 class AgentStore:
     """The ``agents`` collection."""
 
-    def __init__(self, db: AsyncDatabase, cache_ttl_s: float = 0.5) -> None:
+    def __init__(self, db: AsyncDatabase[Any], cache_ttl_s: float = 0.5) -> None:
         self.col = db["agents"]
         # Every agent request looks up its key and every send its recipient's slug, so both are
         # kept for ``cache_ttl_s``. A change through this process drops its entries at once (exact

@@ -29,7 +29,7 @@ def public(entry: dict[str, Any]) -> dict[str, Any]:
 class AuditStore:
     """The ``audit`` collection."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.col = db["audit"]
 
     async def ensure_indexes(self) -> None:

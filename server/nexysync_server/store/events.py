@@ -92,7 +92,7 @@ class EventStore:
         ttl_days: How long events are kept.
     """
 
-    def __init__(self, db: AsyncDatabase, ttl_days: float) -> None:
+    def __init__(self, db: AsyncDatabase[Any], ttl_days: float) -> None:
         self.col = db["events"]
         self.counters = db["counters"]
         self._ttl = timedelta(days=ttl_days)
@@ -248,7 +248,7 @@ class EventStore:
 
     async def announce(
         self,
-        records: AsyncCollection,
+        records: AsyncCollection[Any],
         record: dict[str, Any],
         kind: str,
         recipients: list[str],

@@ -53,7 +53,7 @@ def _disk_full(code: object, message: object) -> str | None:
 
 
 async def find_one_and_update(
-    col: AsyncCollection, query: Mapping[str, Any], update: Mapping[str, Any], **options: Any
+    col: AsyncCollection[Any], query: Mapping[str, Any], update: Mapping[str, Any], **options: Any
 ) -> dict[str, Any] | None:
     """Run ``col.find_one_and_update`` (not an upsert), telling "nothing matched" from "not written".
 
@@ -72,7 +72,9 @@ async def find_one_and_update(
     return found
 
 
-async def find_one_and_delete(col: AsyncCollection, query: Mapping[str, Any], **options: Any) -> dict[str, Any] | None:
+async def find_one_and_delete(
+    col: AsyncCollection[Any], query: Mapping[str, Any], **options: Any
+) -> dict[str, Any] | None:
     """Run ``col.find_one_and_delete``, telling "nothing matched" from "not deleted" (see :func:`find_one_and_update`).
 
     Raises:

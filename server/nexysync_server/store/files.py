@@ -55,7 +55,7 @@ def routing(doc: dict[str, Any]) -> dict[str, Any]:
 
 def is_same(doc: dict[str, Any], uploader_id: str, body: dict[str, Any]) -> bool:
     """Tell whether an announcement repeats the stored one (a retry) rather than reusing its id."""
-    return (
+    return bool(
         doc["from_id"] == uploader_id
         and doc["name"] == body["name"]
         and doc["size"] == body["size"]
@@ -72,7 +72,7 @@ class FileStore:
         pending_ttl_s: How long an upload may stay incomplete before the file is dropped.
     """
 
-    def __init__(self, db: AsyncDatabase, retention_days: float, pending_ttl_s: float) -> None:
+    def __init__(self, db: AsyncDatabase[Any], retention_days: float, pending_ttl_s: float) -> None:
         self.col = db["files"]
         self._retention = timedelta(days=retention_days)
         self._pending_ttl = timedelta(seconds=pending_ttl_s)

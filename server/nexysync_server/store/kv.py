@@ -48,7 +48,7 @@ def _repeats(entry: dict[str, Any], write_key: str, value: str, author: str) -> 
 class KvStore:
     """The ``kv`` collection."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.col = db["kv"]
 
     async def ensure_indexes(self) -> None:

@@ -207,7 +207,7 @@ def _routing_filter(
 class MessageStore:
     """The ``messages`` collection."""
 
-    def __init__(self, db: AsyncDatabase, events: EventStore) -> None:
+    def __init__(self, db: AsyncDatabase[Any], events: EventStore) -> None:
         self.col = db["messages"]
         self._events = events
         # Concurrent sends go out as one batch, in one client-level bulkWrite (MongoDB 8.0+; the

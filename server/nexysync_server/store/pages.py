@@ -12,7 +12,7 @@ _BUDGET_BATCH = 8
 
 
 async def page(
-    col: AsyncCollection,
+    col: AsyncCollection[Any],
     query: dict[str, Any],
     key: str,
     limit: int,

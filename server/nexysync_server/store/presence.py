@@ -24,7 +24,7 @@ _GARBAGE_AFTER = timedelta(days=1)
 class PresenceStore:
     """The ``presence_leases`` and ``presence_state`` collections."""
 
-    def __init__(self, db: AsyncDatabase, cache_ttl_s: float = 0.5) -> None:
+    def __init__(self, db: AsyncDatabase[Any], cache_ttl_s: float = 0.5) -> None:
         self.leases = db["presence_leases"]
         self.state = db["presence_state"]
         # agent id -> whether it holds a stream, for each send's ``recipients[].online``: exact for

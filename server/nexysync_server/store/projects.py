@@ -28,7 +28,7 @@ def public(project: dict[str, Any]) -> dict[str, Any]:
 class ProjectStore:
     """The ``projects`` collection."""
 
-    def __init__(self, db: AsyncDatabase, cache_ttl_s: float = 0.5) -> None:
+    def __init__(self, db: AsyncDatabase[Any], cache_ttl_s: float = 0.5) -> None:
         self.col = db["projects"]
         # project -> message TTL in hours, read on every send. A change through this process
         # applies at once; through another worker, to this one's sends within ``cache_ttl_s``.

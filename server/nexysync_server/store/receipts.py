@@ -98,7 +98,7 @@ def summary(recipients: int, docs: Iterable[dict[str, Any]]) -> dict[str, int]:
 class ReceiptStore:
     """The ``receipts`` collection."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.col = db["receipts"]
 
     async def ensure_indexes(self) -> None:

@@ -76,7 +76,7 @@ def routing(ref: dict[str, Any]) -> dict[str, Any]:
 
 def audience(ref: dict[str, Any]) -> list[str]:
     """Return whom a reference's ``new_ref`` event is for: its recipient, or everyone."""
-    return ref["readers"][:1]
+    return list(ref["readers"][:1])
 
 
 def visible_to(ref: dict[str, Any], agent_id: str) -> bool:
@@ -87,7 +87,7 @@ def visible_to(ref: dict[str, Any], agent_id: str) -> bool:
 class RefStore:
     """The ``refs`` collection."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.col = db["refs"]
 
     async def ensure_indexes(self) -> None:

@@ -18,7 +18,7 @@ class RefreshTokenStore:
     the same family. Presenting a killed token again means it was copied: the whole family dies.
     """
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.col = db["refresh_tokens"]
 
     async def ensure_indexes(self) -> None:
@@ -80,4 +80,4 @@ def _expired(record: dict[str, Any]) -> bool:
     expires = record["expires_at"]
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=UTC)
-    return expires < utcnow()
+    return bool(expires < utcnow())

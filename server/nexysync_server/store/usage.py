@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -38,7 +39,7 @@ def _projects_id(user_id: str) -> str:
 class UsageStore:
     """The ``usage_daily`` collection: one document per project and UTC day, plus its storage counter."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.col = db["usage_daily"]
         self._pending: Counter[tuple[str, str]] = Counter()
         self._pending_bytes: Counter[tuple[str, str]] = Counter()

@@ -22,7 +22,7 @@ def public(user: dict[str, Any]) -> dict[str, Any]:
 class UserStore:
     """The ``users`` collection."""
 
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.col = db["users"]
 
     async def ensure_indexes(self) -> None:

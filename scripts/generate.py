@@ -997,7 +997,19 @@ def write_package(out_dir: Path, spec_path: Path = SPEC_PATH) -> list[Path]:
     Returns:
         The paths written.
     """
-    files = render_files(spec_path.read_bytes())
+    return write_files(out_dir, render_files(spec_path.read_bytes()))
+
+
+def write_files(out_dir: Path, files: Mapping[str, bytes]) -> list[Path]:
+    """Write generated files into ``out_dir``, only those whose contents changed; warn of files it does not make.
+
+    Args:
+        out_dir: The directory; created when missing.
+        files: File name to contents.
+
+    Returns:
+        The paths written.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name, content in files.items():
@@ -1011,6 +1023,413 @@ def write_package(out_dir: Path, spec_path: Path = SPEC_PATH) -> list[Path]:
     if stale:
         print(f"warning: {out_dir} holds files the generator does not make: {', '.join(stale)}", file=sys.stderr)
     return written
+
+
+# ---------------------------------------------------------------------------------------------
+# The SDK's resource layer: sdk/nexysync/_generated/, from the spec and scripts/templates/resources.yaml.
+
+SDK_GENERATED = REPO_ROOT / "sdk" / "nexysync" / "_generated"
+RESOURCES_CONFIG = TEMPLATES / "resources.yaml"
+#: Python keywords a parameter cannot be named (``from`` becomes ``from_``, as the models alias it).
+_RENAMED = {"from": "from_", "in": "in_", "async": "async_", "class": "class_", "with": "with_"}
+_BLOCK = re.compile(r"^[ ]*# >>> ([\w-]+)[^\n]*\n(.*?)^[ ]*# <<< \1\n", re.MULTILINE | re.DOTALL)
+
+
+def template_blocks(name: str) -> tuple[str, dict[str, str]]:
+    """Split a template of ``scripts/templates`` into its module head and its named blocks.
+
+    A block runs from a ``# >>> name`` line to its ``# <<< name`` line; the head is what comes
+    before the first block. A block inside another is taken out of it, leaving a ``# name`` line
+    where it stood (the generator puts the filled copies of the inner block there).
+
+    Args:
+        name: The template's file name.
+
+    Returns:
+        The head and each block's text by name.
+    """
+    text = render_template(name)
+    first = _BLOCK.search(text)
+    head = text if first is None else text[: first.start()]
+    blocks: dict[str, str] = {}
+
+    def collect(source: str) -> None:
+        for match in _BLOCK.finditer(source):
+            inner = match.group(2)
+            collect(inner)
+            blocks[match.group(1)] = _BLOCK.sub(
+                lambda m: m.group(0)[: m.group(0).index("#")] + f"# {m.group(1)}\n", inner
+            )
+
+    collect(text)
+    return head, blocks
+
+
+def _fill(block: str, values: Mapping[str, str]) -> str:
+    """Replace each placeholder of a template block by its value, the longest placeholders first."""
+    for placeholder in sorted(values, key=len, reverse=True):
+        block = block.replace(placeholder, values[placeholder])
+    return block
+
+
+def _annotation(schema: Any) -> str:
+    """Return the Python annotation of a JSON schema (``$ref``s inlined), as the SDK's signatures use it."""
+    if not isinstance(schema, Mapping):
+        return "Any"
+    for keyword in ("anyOf", "oneOf"):
+        if keyword in schema:
+            branches = [b for b in schema[keyword] if not (isinstance(b, Mapping) and b.get("type") == "null")]
+            inner = " | ".join(dict.fromkeys(_annotation(b) for b in branches)) or "None"
+            return inner if len(branches) == len(schema[keyword]) else f"{inner} | None"
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        inner = " | ".join(_annotation({**schema, "type": k}) for k in kind if k != "null") or "None"
+        return f"{inner} | None" if "null" in kind else inner
+    if kind == "string":
+        return "dt.datetime" if schema.get("format") == "date-time" else "str"
+    if kind == "array":
+        return f"builtins.list[{_annotation(schema.get('items'))}]"
+    return {"integer": "int", "number": "float", "boolean": "bool", "object": "dict[str, Any]"}.get(kind, "Any")
+
+
+@dataclass
+class _Param:
+    """One parameter of a generated method: where it goes on the wire and how it is declared."""
+
+    wire: str
+    where: str  # path, query, header or body
+    name: str
+    annotation: str
+    required: bool
+    default: str | None = None
+    convert: str | None = None
+    omit_default: bool = False
+
+    def declaration(self) -> str:
+        """Return the parameter as the signature declares it."""
+        if self.default is None:
+            return f"{self.name}: {self.annotation}"
+        annotation = self.annotation
+        if self.default == "None" and "None" not in annotation.split(" | ") and annotation != "Any":
+            annotation += " | None"
+        return f"{self.name}: {annotation} = {self.default}"
+
+    def value(self) -> str:
+        """Return the expression of the value sent."""
+        value = self.convert.replace("{}", self.name) if self.convert else self.name
+        return f"None if {self.name} is {self.default} else {value}" if self.omit_default else value
+
+
+def _request_record(plans: Mapping[str, _Call], op_id: str) -> dict[str, Any] | None:
+    """Return the record plan of an operation's encrypted request body, as keyword arguments, or None."""
+    plan = plans.get(op_id)
+    places = dict(plan.kwargs)["request"] if plan is not None else ()
+    return dict(dict(places[0].kwargs)["record"].kwargs) if places else None
+
+
+@dataclass
+class _Method:
+    """One operation method of a generated resource."""
+
+    name: str
+    operation_id: str
+    shape: str  # call, none, replay or page
+    result: str
+    params: list[_Param]
+    positional: int
+    request: str
+    prelude: str
+    doc: str
+    replay: str
+
+
+def build_method(
+    reader: SpecReader, operations: Mapping[str, Any], plans: Mapping[str, _Call], name: str, config: Mapping[str, Any]
+) -> _Method:
+    """Describe the method ``name`` of a resource from its operation in the spec and its lines of resources.yaml.
+
+    Args:
+        reader: The spec reader.
+        operations: Each operationId's ``(path, path item, operation)``.
+        plans: The encryption plans (see :func:`build_encryption_plans`).
+        name: The method's name.
+        config: Its entry in resources.yaml.
+
+    Returns:
+        What the templates need.
+
+    Raises:
+        SpecError: The entry names an unknown operation or parameter.
+    """
+    op_id = config["operation"]
+    if op_id not in operations:
+        raise SpecError(f"resources.yaml: {name} names an unknown operation {op_id!r}")
+    _, path_item, operation = operations[op_id]
+    entry = dict(dict(build_operations_cached(reader.spec))[op_id].kwargs)
+    page = bool(entry["is_list_page"]) and config.get("page", True) is not False
+    params: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for raw in [*(path_item.get("parameters") or []), *(operation.get("parameters") or [])]:
+        param = reader.deref(raw)
+        params[(param["in"], param["name"])] = param
+    hidden = {"Idempotency-Key", *(config.get("const") or {})}
+    if entry["is_list_page"]:
+        hidden.add("cursor")
+    found = [_Param(p.kwargs[0][1], "path", p.kwargs[0][1], "str", True) for p in entry["path_params"]]
+    body = reader.deref(operation.get("requestBody")) or {}
+    _, body_schema = _pick_media_type(body.get("content") or {})
+    if body_schema is not None:
+        record = _request_record(plans, op_id) or {}
+        client_id = record.get("id_name") if record.get("id_in") == "body" else None
+        schema = reader.deref(body_schema)
+        required = set(schema.get("required") or ())
+        for prop, prop_schema in _schema_properties(reader, schema).items():
+            json_value = prop in record.get("json_fields", ())
+            annotation = "Any" if json_value else _annotation(reader.inline_schema(prop_schema))
+            found.append(_Param(prop, "body", prop, annotation, prop in required and prop != client_id))
+    for (where, wire), param in params.items():
+        if where in ("query", "header") and wire not in hidden:
+            python = wire.lower().replace("-", "_")
+            annotation = _annotation(reader.inline_schema(param.get("schema") or {}))
+            found.append(_Param(wire, where, python, annotation, bool(param.get("required"))))
+    shaped = config.get("params") or {}
+    unknown = set(shaped) - {_RENAMED.get(p.name, p.name) for p in found}
+    if unknown:
+        raise SpecError(f"resources.yaml: {op_id} shapes parameters it does not have: {sorted(unknown)}")
+    for param in found:
+        param.name = _RENAMED.get(param.name, param.name)
+        shape = shaped.get(param.name) or {}
+        param.annotation = shape.get("type", param.annotation)
+        param.default = shape.get("default", None if param.required else "None")
+        param.convert = shape.get("convert")
+        param.omit_default = bool(shape.get("omit_default"))
+    by_name = {p.name: p for p in found}
+    leading = [p for p in found if p.where == "path"] + [by_name[n] for n in config.get("positional") or ()]
+    # Keyword-only: the required ones first, then the rest, each in the spec's order.
+    ordered = leading + sorted((p for p in found if p not in leading), key=lambda p: p.default is not None)
+    model = entry["responses"].get(min(entry["responses"])) if entry["responses"] else None
+    twins = plaintext_models(reader.spec)
+    if page:
+        item = entry["page_item"]
+        result, shape_name = _model_annotation(item, twins), "page"
+    elif model is None:
+        result, shape_name = "None", "none"
+    else:
+        result, shape_name = _model_annotation(model, twins), "replay" if config.get("replay") else "call"
+    return _Method(
+        name=name,
+        operation_id=op_id,
+        shape=shape_name,
+        result=result,
+        params=ordered,
+        positional=len(leading),
+        request=_request_arguments(ordered, config.get("const") or {}),
+        prelude=config.get("check", ""),
+        doc=config.get("doc") or entry["summary"] or name,
+        replay=config.get("replay", ""),
+    )
+
+
+def _model_annotation(name: str, twins: Mapping[str, Any]) -> str:
+    """Return how a generated module names a model: its plaintext twin (``types.``) when it has one."""
+    return f"types.{name}" if name in twins else f"models.{name}"
+
+
+def _request_arguments(params: list[_Param], const: Mapping[str, Any]) -> str:
+    """Return the keyword arguments of ``client.call`` that send a method's parameters."""
+    groups: dict[str, list[str]] = {"path": [], "query": [], "header": [], "body": []}
+    for param in params:
+        groups[param.where].append(f"{param.wire!r}: {param.value()}")
+    groups["query"] += [f"{wire!r}: {value!r}" for wire, value in const.items()]
+    keywords = {"path": "path_params", "query": "query", "header": "headers"}
+    parts = [
+        f"{keywords[where]}={{{', '.join(items)}}}" for where, items in groups.items() if items and where != "body"
+    ]
+    if groups["body"]:
+        parts.append(f"body=compact({{{', '.join(groups['body'])}}})")
+    return ", ".join(parts)
+
+
+def _signature(method: _Method) -> str:
+    """Return a method's parameters after ``self``: path and positional ones, then keyword-only ones."""
+    head = [p.declaration() for p in method.params[: method.positional]]
+    tail = [p.declaration() for p in method.params[method.positional :]]
+    return ", ".join([*head, *(["*", *tail] if tail else [])])
+
+
+def _docstring(text: str, indent: str) -> str:
+    """Return a docstring literal for a body indented by ``indent``."""
+    first, *rest = text.strip().splitlines()
+    if not rest:
+        return f'"""{first}"""'
+    body = "\n".join(f"{indent}{line}" if line.strip() else "" for line in rest)
+    return f'"""{first}\n{body}\n{indent}"""'
+
+
+_BUILD_CACHE: dict[int, list[_Call]] = {}
+
+
+def build_operations_cached(spec: Mapping[str, Any]) -> dict[str, _Call]:
+    """Return :func:`build_operations` by operationId, built once per spec object."""
+    key = id(spec)
+    if key not in _BUILD_CACHE:
+        _BUILD_CACHE[key] = build_operations(spec)
+    return {dict(call.kwargs)["operation_id"]: call for call in _BUILD_CACHE[key]}
+
+
+def load_resources_config() -> dict[str, Any]:
+    """Return scripts/templates/resources.yaml, parsed."""
+    config: dict[str, Any] = yaml.safe_load(RESOURCES_CONFIG.read_bytes())
+    return config
+
+
+def _operations_by_id(reader: SpecReader) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for path, path_item in (reader.spec.get("paths") or {}).items():
+        path_item = reader.deref(path_item)
+        for method in HTTP_METHODS:
+            if method in path_item:
+                found[path_item[method]["operationId"]] = (path, path_item, path_item[method])
+    return found
+
+
+def render_resource_module(attribute: str, resource: Mapping[str, Any], methods: list[_Method]) -> str:
+    """Return the source of one generated resource module: sync, async and both raw-response classes.
+
+    Args:
+        attribute: The client attribute, e.g. ``messages``.
+        resource: Its entry in resources.yaml.
+        methods: Its operation methods.
+
+    Returns:
+        The module's source, before ruff tidies and formats it.
+    """
+    head, blocks = template_blocks("_resource.py")
+    cls = resource["class"]
+    doc = resource["doc"]
+    head = head.replace('"""The resource module\'s docstring."""', f'"""``client.{attribute}``: {doc}"""')
+    names = sorted([cls, f"Async{cls}", f"{cls}WithRawResponse", f"Async{cls}WithRawResponse"])
+    out = [HEADER, head, f"__all__ = {names!r}\n\n\n".replace("'", '"')]
+    for kind in ("sync", "async", "raw", "async-raw"):
+        class_values = {"TheResource": cls, "The resource's docstring": doc.rstrip(".")}
+        out.append(_fill(blocks[f"{kind}-class"], class_values))
+        for method in methods:
+            shape = method.shape
+            if kind in ("raw", "async-raw"):
+                shape = "page" if shape == "page" else "call"
+            block = blocks[f"{kind}-{shape}"]
+            prelude = f"        {method.prelude}\n" if method.prelude else ""
+            values = {
+                "TheResult": method.result,
+                "the_none_method": method.name,
+                "the_replay_method": method.name,
+                "the_page_method": method.name,
+                "the_method": method.name,
+                '"the_operation"': repr(method.operation_id).replace("'", '"'),
+                "*the_params: Any": _signature(method),
+                "**the_request": method.request,
+                "the_same": method.replay,
+                '"""The method\'s docstring."""': _docstring(method.doc, "        "),
+                '"""The method\'s docstring (``async for``)."""': _docstring(method.doc, "        "),
+                "TheResource": cls,
+            }
+            text = _fill(block, values).replace("        the_prelude()\n", prelude)
+            text = re.sub(r"\(self, \)", "(self)", text).replace(", )", ")").replace("(, ", "(")
+            out.append(text)
+        out.append("\n\n")
+    return "".join(out)
+
+
+def render_clients_module(config: Mapping[str, Any]) -> str:
+    """Return the source of ``_generated/_clients.py``: the clients' resources and their raw-response views.
+
+    Args:
+        config: resources.yaml, parsed.
+
+    Returns:
+        The module's source, before ruff tidies and formats it.
+    """
+    head, blocks = template_blocks("_clients.py")
+    resources = config["resources"]
+    imports = []
+    for attribute, resource in resources.items():
+        cls = resource["class"]
+        imports.append(f"from nexysync._generated.{attribute} import Async{cls}WithRawResponse, {cls}WithRawResponse\n")
+        module, _, name = (resource.get("extend") or f"nexysync._generated.{attribute}.{cls}").rpartition(".")
+        imports.append(f"from {module} import Async{name}, {name}\n")
+    out = [HEADER, head.replace("# generated imports\n", "".join(imports))]
+    for section in ("sync", "async"):
+        text = blocks[f"{section}-client"]
+        for part in ("attributes", "attach", "raw"):
+            lines = "".join(
+                _fill(blocks[f"{section}-{part}"], {"the_resource": attribute, "TheResource": resource["class"]})
+                for attribute, resource in resources.items()
+            )
+            marker = re.search(rf"^[ ]*# {section}-{part}\n", text, re.MULTILINE)
+            if marker is None:
+                raise SpecError(f"template _clients.py lost its block {section}-{part}")
+            text = text[: marker.start()] + lines + text[marker.end() :]
+        out.append(text)
+    return "".join(out)
+
+
+def render_sdk_layer(spec: Mapping[str, Any]) -> dict[str, str]:
+    """Return the generated modules of the SDK's resource layer by file name, formatted.
+
+    Raises:
+        SpecError: resources.yaml and the spec disagree (an operation mapped twice, none at all, ...).
+    """
+    config = load_resources_config()
+    reader = SpecReader(spec)
+    operations = _operations_by_id(reader)
+    plans = build_encryption_plans(spec)
+    seen: dict[str, str] = {}
+    files: dict[str, str] = {
+        "__init__.py": HEADER + '"""The SDK\'s resource layer, generated from openapi.yaml: never edited by hand."""\n'
+    }
+    for attribute, resource in config["resources"].items():
+        methods = []
+        for name, entry in resource["methods"].items():
+            op_id = entry["operation"]
+            if op_id in seen:
+                raise SpecError(f"resources.yaml maps {op_id} twice ({seen[op_id]} and {attribute}.{name})")
+            seen[op_id] = f"{attribute}.{name}"
+            methods.append(build_method(reader, operations, plans, name, entry))
+        files[f"{attribute}.py"] = render_resource_module(attribute, resource, methods)
+    missing = set(operations) - set(seen) - set(config.get("unmapped") or ())
+    if missing:
+        raise SpecError(f"resources.yaml gives no SDK method to {sorted(missing)} (or list them as unmapped)")
+    files["_clients.py"] = render_clients_module(config)
+    return ruff_tidy(files)
+
+
+def ruff_tidy(files: Mapping[str, str]) -> dict[str, str]:
+    """Remove unused imports, sort them and format, with the pinned ruff and the repository's settings.
+
+    Args:
+        files: Module sources by file name.
+
+    Returns:
+        The same modules, as ``tox -e lint`` wants them.
+    """
+    ruff_format("")  # checks the pinned version
+    with tempfile.TemporaryDirectory(prefix="nexysync-ruff-") as tmp:
+        # Placed where they live, so that ruff tells first-party imports apart as in the repository.
+        root = Path(tmp) / "sdk" / "nexysync" / "_generated"
+        root.mkdir(parents=True)
+        for name, source in files.items():
+            (root / name).write_text(source, "utf-8")
+        config = ["--config", str(REPO_ROOT / "pyproject.toml")]
+        for command in (["check", "--fix-only", "--select", "F401,I", "--quiet"], ["format", "--quiet"]):
+            result = subprocess.run(
+                [sys.executable, "-m", "ruff", *command, *config, str(root)],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"ruff {command[0]} failed:\n{result.stderr}{result.stdout}")
+        return {name: (root / name).read_text("utf-8") for name in files}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1028,12 +1447,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sdk-types", type=Path, default=SDK_TYPES, help=f"the SDK's plaintext models (default: {SDK_TYPES})"
     )
+    parser.add_argument(
+        "--sdk-resources", type=Path, default=SDK_GENERATED, help=f"the SDK's resource layer (default: {SDK_GENERATED})"
+    )
     args = parser.parse_args(argv)
     written = write_package(args.out, args.spec)
-    types_source = render_sdk_types(yaml.safe_load(args.spec.read_bytes())).encode("utf-8")
+    spec = yaml.safe_load(args.spec.read_bytes())
+    types_source = render_sdk_types(spec).encode("utf-8")
     if not args.sdk_types.exists() or args.sdk_types.read_bytes() != types_source:
         args.sdk_types.write_bytes(types_source)
         written.append(args.sdk_types)
+    written += write_files(
+        args.sdk_resources, {name: text.encode("utf-8") for name, text in render_sdk_layer(spec).items()}
+    )
     for path in written:
         print(f"wrote {path}")
     print(f"{args.out}: {len(written)} file(s) changed")

@@ -1,21 +1,31 @@
-"""Generate the ``nexysync_generated`` package, and the SDK's plaintext models, from ``openapi.yaml``.
+"""Generate the ``nexysync_generated`` package, and the SDK's generated modules, from ``openapi.yaml``.
 
-Run ``python scripts/generate.py [--out DIR] [--sdk-types FILE]``. It writes, into the package directory:
+Run ``python scripts/generate.py [--out DIR] [--sdk-types FILE] [--sdk-resources DIR]``. It writes,
+into the package directory:
 
 - ``models.py``: pydantic v2 models made by datamodel-code-generator (pinned version);
 - ``operations.py``: the operation table, one entry per operationId, as plain data;
 - ``encryption.py``: the encryption plan of every operation that encrypts or decrypts;
-- ``_types.py``: the frozen dataclasses the table and the plan are made of, and ``__init__.py``,
-  both from ``scripts/templates/`` (real modules, linted like the rest);
+- ``_types.py``: the frozen dataclasses the table and the plan are made of, and ``__init__.py``;
 - ``py.typed``;
 - ``openapi.yaml`` (a byte-for-byte copy of the contract) and ``openapi.json`` (the same document
   as JSON, so the package can load it without a YAML parser);
 
-and ``sdk/nexysync/types.py``: the plaintext models the SDK returns (an encrypted field with its
-decrypted type), formatted by the pinned ruff.
+and, into the SDK (which depends on the package, so they cannot live in it):
 
-The output depends only on ``openapi.yaml`` and the pinned generator version: no timestamps, no
-absolute paths, so ``tests/unit/test_generated.py`` can regenerate it and demand zero difference.
+- ``sdk/nexysync/types.py``: the plaintext models the SDK returns (an encrypted field with its
+  decrypted type);
+- ``sdk/nexysync/_generated/``: the resource layer, one module per resource with its sync class,
+  its async class and their raw-response wrappers, plus ``_clients.py`` (the clients' resources),
+  from the operation table and ``scripts/templates/resources.yaml`` (the SDK's names for them).
+
+Every module starts from a template in ``scripts/templates/``: real Python files that ruff lints,
+in which ``# >>> name`` ... ``# <<< name`` mark the blocks the generator copies and fills. The last
+step runs the pinned ruff over the output (unused imports out, then ``ruff format``).
+
+The output depends only on ``openapi.yaml``, the templates and the pinned tool versions: no
+timestamps, no absolute paths, so ``tests/unit/test_generated.py`` can regenerate it and demand
+zero difference.
 """
 
 from __future__ import annotations
@@ -48,7 +58,6 @@ RECORD_ID_KEY = "x-nexysync-record-id"
 AUTHOR_KEY = "x-nexysync-author"
 ROUTING_KEY = "x-nexysync-routing"
 PLAINTEXT_KEY = "x-nexysync-plaintext"
-LINE_LENGTH = 120
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 JSON_MEDIA_TYPE = "application/json"
 SCHEMA_REF_PREFIX = "#/components/schemas/"
@@ -696,23 +705,16 @@ def build_encryption_plans(spec: Mapping[str, Any]) -> dict[str, _Call]:
 
 
 def render_encryption(spec: Mapping[str, Any]) -> str:
-    """Return the source of encryption.py, the encryption plan of every operation.
+    """Return the source of encryption.py, the encryption plan of every operation (before ruff formats it).
 
     Args:
         spec: The parsed OpenAPI document.
 
     Returns:
-        The module's source.
+        The module's source, from ``scripts/templates/encryption.py``.
     """
-    head = "ENCRYPTION_PLANS: dict[str, OperationPlan] = "
-    return (
-        HEADER
-        + '"""The encryption plan of the NexySync API: what each operation encrypts, with which kind and id."""\n\n'
-        + "from __future__ import annotations\n\n"
-        + "from nexysync_generated._types import EncryptedAt, OperationPlan, RecordPlan\n\n"
-        + '__all__ = ["ENCRYPTION_PLANS", "EncryptedAt", "OperationPlan", "RecordPlan"]\n\n'
-        + "#: For each operation with encrypted content, where its records are and how they are bound.\n"
-        + f"{head}{render(build_encryption_plans(spec), 0, len(head))}\n"
+    return HEADER + _assign(
+        render_template("encryption.py"), "ENCRYPTION_PLANS", _render_flat(build_encryption_plans(spec))
     )
 
 
@@ -775,13 +777,13 @@ def _twin_annotation(prop: Any, twins: Mapping[str, Any]) -> str | None:
 
 
 def render_sdk_types(spec: Mapping[str, Any]) -> str:
-    """Return the source of ``sdk/nexysync/types.py``: the plaintext models the SDK returns.
+    """Return the source of ``sdk/nexysync/types.py``: the plaintext models the SDK returns (before ruff tidies it).
 
     Args:
         spec: The parsed OpenAPI document.
 
     Returns:
-        The module's source, formatted as ruff formats it.
+        The module's source, from ``scripts/templates/_sdk_types.py``.
     """
     twins = plaintext_models(spec)
     responses = _response_models(spec)
@@ -792,52 +794,29 @@ def render_sdk_types(spec: Mapping[str, Any]) -> str:
         for status, places in dict(plan.kwargs)["responses"].items()
         if len(places) == 1 and dict(places[0].kwargs)["at"] == ("data", "[]")
     }
+    skeleton, blocks = template_skeleton("_sdk_types.py")
     classes = []
     for name, fields in twins.items():
-        if name in pages:
-            bases = f"models.{name}, DecryptedPage"
-            what = "its records decrypted; those that fail are in `undecryptable`"
-        else:
-            bases, what = f"models.{name}", "its encrypted fields decrypted"
-        # A decrypted value, or a list of twins (list is invariant), differs from the wire type by design.
-        body = "".join(
-            f"\n    {prop}: {annotation}"
-            + ("" if annotation.split(" ")[0] in twins else "  # type: ignore[assignment]")
-            for prop, annotation in sorted(fields.items())
-        )
-        classes.append(f'class {name}({bases}):\n    """`{name}` with {what}."""\n{body}\n')
-    names = ", ".join(f'"{name}"' for name in ["PLAINTEXT_MODELS", *twins])
-    table = "".join(f'\n    "{name}": {name},' for name in twins)
-    return ruff_format(
-        HEADER
-        + '"""The plaintext models: what the SDK returns once it has decrypted a response.\n\n'
-        + "Each subclasses the wire model generated from openapi.yaml. An encrypted field holds its\n"
-        + "decrypted value (text, or any JSON value where the spec says `x-nexysync-plaintext: json`),\n"
-        + "and a list of encrypted records is a :class:`~nexysync.DecryptedPage`.\n"
-        + '"""\n\n'
-        + "from __future__ import annotations\n\n"
-        + "from pydantic import BaseModel, JsonValue\n\n"
-        + "from nexysync._pages import DecryptedPage\n"
-        + "from nexysync_generated import models\n\n"
-        + f"__all__ = [{names}]\n\n\n"
-        + "\n\n".join(classes)
-        + "\n\n#: The plaintext twin of each wire model that has one, by the wire model's name.\n"
-        + f"PLAINTEXT_MODELS: dict[str, type[BaseModel]] = {{{table}\n}}\n"
-    )
+        block = blocks["page"].replace("ThePage", name) if name in pages else blocks["twin"].replace("TheModel", name)
+        lines = []
+        for prop, annotation in sorted(fields.items()):
+            line = _fill(blocks["field"], {"the_field": prop, "TheAnnotation": annotation})
+            # A decrypted value, or a list of twins (list is invariant), differs from the wire type by design.
+            lines.append(
+                line.replace("  # type: ignore[assignment]", "") if annotation.split(" ")[0] in twins else line
+            )
+        classes.append(_insert(block, "field", "".join(lines)))
+    source = _insert(skeleton, "twin", "".join(classes))
+    source = source.replace('__all__ = ["PLAINTEXT_MODELS"]', f"__all__ = {['PLAINTEXT_MODELS', *twins]!r}")
+    table = "{" + ", ".join(f"{name!r}: {name}" for name in twins) + "}"
+    return HEADER + _assign(_insert(source, "page", ""), "PLAINTEXT_MODELS", table)
 
 
-def ruff_format(source: str) -> str:
-    """Format Python source with the pinned ruff, as ``tox -e lint`` checks it.
-
-    Args:
-        source: The module's source.
-
-    Returns:
-        The formatted source.
+def check_ruff_version() -> None:
+    """Fail unless the pinned ruff is installed (another version formats differently).
 
     Raises:
         SystemExit: ruff is missing or at another version.
-        RuntimeError: ruff refused the source.
     """
     try:
         installed = importlib.metadata.version("ruff")
@@ -845,53 +824,11 @@ def ruff_format(source: str) -> str:
         raise SystemExit(f"ruff=={RUFF_VERSION} is required but not installed") from exc
     if installed != RUFF_VERSION:
         raise SystemExit(f"ruff=={RUFF_VERSION} is required (found {installed}); another version formats differently")
-    command = [sys.executable, "-m", "ruff", "format", "--isolated", "--line-length", str(LINE_LENGTH), "-"]
-    result = subprocess.run(command, input=source, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"ruff format failed:\n{result.stderr}")
-    return result.stdout
 
 
 def _response_models(spec: Mapping[str, Any]) -> dict[str, dict[int, str | None]]:
     """Return each operation's response model names by status."""
     return {dict(call.kwargs)["operation_id"]: dict(call.kwargs)["responses"] for call in build_operations(spec)}
-
-
-def render(value: Any, indent: int = 0, prefix: int = 0, suffix: str = "") -> str:
-    """Render a value as a Python expression that fits the line length where it can.
-
-    Args:
-        value: A str, int, bool, None, tuple, list, dict or ``_Call``.
-        indent: The indentation of the line the expression starts on.
-        prefix: How many characters precede the expression on that line after the indentation.
-        suffix: What follows the expression on its last line (e.g. ``","``), counted for width.
-
-    Returns:
-        The source text, without the leading indentation.
-
-    Raises:
-        TypeError: The value has a type this renderer does not know.
-    """
-    flat = _render_flat(value)
-    fits = indent + prefix + len(flat) + len(suffix) <= LINE_LENGTH
-    if fits or not isinstance(value, tuple | list | dict | _Call) or not value:
-        return flat
-    inner = indent + 4
-    pad = " " * inner
-    lines: list[str]
-    if isinstance(value, _Call):
-        opening, closing = f"{value.name}(", ")"
-        lines = [f"{pad}{key}={render(item, inner, len(key) + 1, ',')}," for key, item in value.kwargs]
-    elif isinstance(value, dict):
-        opening, closing = "{", "}"
-        lines = []
-        for key, item in value.items():
-            head = f"{_render_flat(key)}: "
-            lines.append(f"{pad}{head}{render(item, inner, len(head), ',')},")
-    else:
-        opening, closing = ("(", ")") if isinstance(value, tuple) else ("[", "]")
-        lines = [f"{pad}{render(item, inner, 0, ',')}," for item in value]
-    return "\n".join([opening, *lines, " " * indent + closing])
 
 
 def _render_flat(value: Any) -> str:
@@ -921,28 +858,29 @@ def _render_flat(value: Any) -> str:
 
 
 def render_operations(spec: Mapping[str, Any]) -> str:
-    """Return the source of operations.py.
+    """Return the source of operations.py (before ruff formats it).
 
     Args:
         spec: The parsed OpenAPI document.
 
     Returns:
-        The module's source.
+        The module's source, from ``scripts/templates/operations.py``.
     """
     table = {call.kwargs[0][1]: call for call in build_operations(spec)}
-    operations_head = "OPERATIONS: dict[str, Operation] = "
-    fields_head = "MODEL_ENCRYPTED_FIELDS: dict[str, tuple[str, ...]] = "
-    return (
-        HEADER
-        + '"""The operation table of the NexySync API: one entry per operationId."""\n\n'
-        + "from __future__ import annotations\n\n"
-        + "from nexysync_generated._types import Operation, Parameter\n\n"
-        + '__all__ = ["MODEL_ENCRYPTED_FIELDS", "OPERATIONS", "Operation", "Parameter"]\n\n'
-        + "#: Every operation, keyed by operationId.\n"
-        + f"{operations_head}{render(table, 0, len(operations_head))}\n\n"
-        + "#: For each model with encrypted properties, the names of its own encrypted properties.\n"
-        + f"{fields_head}{render(model_encrypted_fields(spec), 0, len(fields_head))}\n"
-    )
+    source = _assign(render_template("operations.py"), "OPERATIONS", _render_flat(table))
+    return HEADER + _assign(source, "MODEL_ENCRYPTED_FIELDS", _render_flat(model_encrypted_fields(spec)))
+
+
+def _assign(source: str, name: str, expression: str) -> str:
+    """Put ``expression`` as the value of the template's module-level ``name: ... = {}``.
+
+    Raises:
+        SpecError: The template has no such assignment.
+    """
+    pattern = re.compile(rf"^({re.escape(name)}: [^\n]* = )\{{\}}$", re.MULTILINE)
+    if not pattern.search(source):
+        raise SpecError(f"the template has no `{name}: ... = {{}}` to fill")
+    return pattern.sub(lambda match: match.group(1) + expression, source, count=1)
 
 
 def render_template(name: str) -> str:
@@ -979,9 +917,10 @@ def render_files(spec_bytes: bytes) -> dict[str, bytes]:
         "models.py": generate_models(spec_bytes),
         "operations.py": render_operations(spec),
         "encryption.py": render_encryption(spec),
-        "py.typed": "",
-        "openapi.json": json.dumps(spec, indent=2, ensure_ascii=False) + "\n",
     }
+    # Formatting is the last step: the modules are as ruff formats them, whatever rendered them.
+    files = {**ruff_tidy(files, "nexysync_generated", fix=False), "py.typed": ""}
+    files["openapi.json"] = json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
     rendered = {name: text.encode("utf-8") for name, text in files.items()}
     rendered["openapi.yaml"] = spec_bytes
     return dict(sorted(rendered.items()))
@@ -1033,6 +972,28 @@ RESOURCES_CONFIG = TEMPLATES / "resources.yaml"
 #: Python keywords a parameter cannot be named (``from`` becomes ``from_``, as the models alias it).
 _RENAMED = {"from": "from_", "in": "in_", "async": "async_", "class": "class_", "with": "with_"}
 _BLOCK = re.compile(r"^[ ]*# >>> ([\w-]+)[^\n]*\n(.*?)^[ ]*# <<< \1\n", re.MULTILINE | re.DOTALL)
+
+
+def _insert(source: str, marker: str, text: str) -> str:
+    """Put ``text`` where the ``# marker`` line of a template's skeleton or block stands.
+
+    Raises:
+        SpecError: There is no such line.
+    """
+    found = re.search(rf"^[ ]*# {re.escape(marker)}\n", source, re.MULTILINE)
+    if found is None:
+        raise SpecError(f"the template has no `# {marker}` line")
+    return source[: found.start()] + text + source[found.end() :]
+
+
+def template_skeleton(name: str) -> tuple[str, dict[str, str]]:
+    """Return a template with each top-level block replaced by its ``# name`` line, and the blocks.
+
+    The ``template-only`` block (stand-ins that let ruff read the template) is dropped.
+    """
+    _, blocks = template_blocks(name)
+    text = _BLOCK.sub(lambda m: "" if m.group(1) == "template-only" else f"# {m.group(1)}\n", render_template(name))
+    return text, blocks
 
 
 def template_blocks(name: str) -> tuple[str, dict[str, str]]:
@@ -1402,24 +1363,29 @@ def render_sdk_layer(spec: Mapping[str, Any]) -> dict[str, str]:
     return ruff_tidy(files)
 
 
-def ruff_tidy(files: Mapping[str, str]) -> dict[str, str]:
-    """Remove unused imports, sort them and format, with the pinned ruff and the repository's settings.
+def ruff_tidy(files: Mapping[str, str], where: str = "sdk/nexysync/_generated", *, fix: bool = True) -> dict[str, str]:
+    """Format generated modules with the pinned ruff and the repository's settings (after removing unused imports).
 
     Args:
         files: Module sources by file name.
+        where: The directory they live in, relative to the repository (for first-party imports).
+        fix: Also remove unused imports and sort them (``ruff check --fix`` with F401 and I).
 
     Returns:
         The same modules, as ``tox -e lint`` wants them.
+
+    Raises:
+        RuntimeError: ruff refused a module.
     """
-    ruff_format("")  # checks the pinned version
+    check_ruff_version()
     with tempfile.TemporaryDirectory(prefix="nexysync-ruff-") as tmp:
-        # Placed where they live, so that ruff tells first-party imports apart as in the repository.
-        root = Path(tmp) / "sdk" / "nexysync" / "_generated"
+        root = Path(tmp) / where
         root.mkdir(parents=True)
         for name, source in files.items():
             (root / name).write_text(source, "utf-8")
         config = ["--config", str(REPO_ROOT / "pyproject.toml")]
-        for command in (["check", "--fix-only", "--select", "F401,I", "--quiet"], ["format", "--quiet"]):
+        commands = [["check", "--fix-only", "--select", "F401,I", "--quiet"]] if fix else []
+        for command in [*commands, ["format", "--quiet"]]:
             result = subprocess.run(
                 [sys.executable, "-m", "ruff", *command, *config, str(root)],
                 cwd=tmp,
@@ -1453,7 +1419,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     written = write_package(args.out, args.spec)
     spec = yaml.safe_load(args.spec.read_bytes())
-    types_source = render_sdk_types(spec).encode("utf-8")
+    types_source = ruff_tidy({"types.py": render_sdk_types(spec)}, "sdk/nexysync")["types.py"].encode("utf-8")
     if not args.sdk_types.exists() or args.sdk_types.read_bytes() != types_source:
         args.sdk_types.write_bytes(types_source)
         written.append(args.sdk_types)

@@ -337,6 +337,22 @@ def test_an_encrypted_field_without_a_plan_fails_generation(spec: dict[str, Any]
         generator.build_encryption_plans(inline)
 
 
+def test_the_sdk_layer_is_made_from_the_spec_and_refuses_an_operation_without_a_method(spec: dict[str, Any]) -> None:
+    """Generate the resource modules from the spec: a new parameter shows up; an unmapped operation fails."""
+    generator = _load_generator()
+    widened = copy.deepcopy(spec)
+    widened["paths"]["/v1/kv"]["get"]["parameters"].append(
+        {"name": "owner", "in": "query", "schema": {"type": "string"}, "description": "Only this writer's."}
+    )
+    kv = generator.render_sdk_layer(widened)["kv.py"]
+    # Declared and sent by the sync, async and both raw-response methods.
+    assert kv.count("owner: str | None = None") == 4 and kv.count('"owner": owner') == 4
+    unmapped = copy.deepcopy(spec)
+    unmapped["paths"]["/v1/widgets"] = {"get": {**spec["paths"]["/v1/quota"]["get"], "operationId": "widgets_list"}}
+    with pytest.raises(generator.SpecError, match="widgets_list"):
+        generator.render_sdk_layer(unmapped)
+
+
 def _rename_schema(document: Any, old: str, new: str) -> Any:
     """Return a copy of a spec in which component schema ``old`` is called ``new``, every $ref too."""
     if isinstance(document, dict):

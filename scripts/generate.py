@@ -1344,9 +1344,7 @@ def render_sdk_layer(spec: Mapping[str, Any]) -> dict[str, str]:
     operations = _operations_by_id(reader)
     plans = build_encryption_plans(spec)
     seen: dict[str, str] = {}
-    files: dict[str, str] = {
-        "__init__.py": HEADER + '"""The SDK\'s resource layer, generated from openapi.yaml: never edited by hand."""\n'
-    }
+    files: dict[str, str] = {"__init__.py": HEADER + render_template("_sdk_generated_init.py")}
     for attribute, resource in config["resources"].items():
         methods = []
         for name, entry in resource["methods"].items():

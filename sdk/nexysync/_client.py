@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from functools import cached_property
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from pydantic import BaseModel
@@ -63,9 +63,70 @@ def _base_url(base_url: str | None) -> str:
 
 
 class _ClientCore:
-    """What both clients share: the session and the request preparation."""
+    """What both clients share: the session, the request preparation and the configuration."""
 
     _session: Session
+    _transport: SyncTransport | AsyncTransport
+
+    @staticmethod
+    def _new_session(
+        api_key: str | None,
+        refresh_token: str | None,
+        project_id: str | None,
+        key_ring: KeyRing | None,
+        on_tokens: Callable[[str | None, str | None], None] | None,
+    ) -> Session:
+        return Session(
+            token=api_key or os.environ.get(ENV_API_KEY),
+            refresh_token=refresh_token,
+            project_id=project_id,
+            ring=key_ring if key_ring is not None else _env_ring(),
+            on_tokens=on_tokens,
+        )
+
+    @classmethod
+    def from_key_file(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Self:
+        """Build a client from ``.nexysync/key`` (searched upward from the cwd) and ``NEXYSYNC_*`` env vars.
+
+        Args:
+            path: An explicit key file.
+            **kwargs: Other arguments of the client (timeout, max_retries, http_client, ...).
+
+        Raises:
+            KeyFileError: no usable key file or env vars.
+        """
+        config = load_key_file(path)
+        make: Any = cls  # Client or AsyncClient: both take these arguments
+        client: Self = make(
+            base_url=config.api_url,
+            api_key=config.api_key,
+            key_ring=config.key_ring(),
+            project_id=config.project_id,
+            **kwargs,
+        )
+        return client
+
+    @property
+    def base_url(self) -> str:
+        """The API root."""
+        return self._transport.base_url
+
+    @property
+    def last_request_id(self) -> str | None:
+        """The ``X-Request-Id`` of the last response, for support requests."""
+        return self._transport.last_request_id
+
+    def with_options(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> Self:
+        """Return a client that shares this one's connection and session, with other retry or timeout settings."""
+        other = object.__new__(type(self))
+        other._session = self._session
+        other._transport = self._transport.copy(max_retries=max_retries, timeout=timeout)
+        other._transport._owns_client = False
+        other._attach_resources()
+        return other
+
+    def _attach_resources(self) -> None:
+        raise NotImplementedError  # the generated ClientResources / AsyncClientResources attach them
 
     @property
     def key_ring(self) -> KeyRing | None:
@@ -167,6 +228,8 @@ class Client(ClientResources, _ClientCore):
         ...     client.messages.send(to="reviewer", topic="PR #4", payload="Please review.")
     """
 
+    _transport: SyncTransport
+
     def __init__(
         self,
         *,
@@ -183,13 +246,7 @@ class Client(ClientResources, _ClientCore):
         refresh_token: str | None = None,
         on_tokens: Callable[[str | None, str | None], None] | None = None,
     ) -> None:
-        self._session = Session(
-            token=api_key or os.environ.get(ENV_API_KEY),
-            refresh_token=refresh_token,
-            project_id=project_id,
-            ring=key_ring if key_ring is not None else _env_ring(),
-            on_tokens=on_tokens,
-        )
+        self._session = self._new_session(api_key, refresh_token, project_id, key_ring, on_tokens)
         url = _base_url(base_url)
         self._transport = SyncTransport(
             base_url=url,
@@ -203,50 +260,11 @@ class Client(ClientResources, _ClientCore):
         )
         self._attach_resources()
 
-    @classmethod
-    def from_key_file(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Client:
-        """Build a client from ``.nexysync/key`` (searched upward from the cwd) and ``NEXYSYNC_*`` env vars.
-
-        Args:
-            path: An explicit key file.
-            **kwargs: Other :class:`Client` arguments (timeout, max_retries, http_client, ...).
-
-        Raises:
-            KeyFileError: no usable key file or env vars.
-        """
-        config = load_key_file(path)
-        return cls(
-            base_url=config.api_url,
-            api_key=config.api_key,
-            key_ring=config.key_ring(),
-            project_id=config.project_id,
-            **kwargs,
-        )
-
-    @property
-    def base_url(self) -> str:
-        """The API root."""
-        return self._transport.base_url
-
-    @property
-    def last_request_id(self) -> str | None:
-        """The ``X-Request-Id`` of the last response, for support requests."""
-        return self._transport.last_request_id
-
     def get_project_id(self) -> str:
         """Return the agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
         if self._session.project_id is None:
             return self._adopt_identity(self.call("me_get"))
         return self._session.project_id
-
-    def with_options(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> Client:
-        """Return a client that shares this one's connection and session, with other retry or timeout settings."""
-        other = object.__new__(Client)
-        other._session = self._session
-        other._transport = self._transport.copy(max_retries=max_retries, timeout=timeout)
-        other._transport._owns_client = False
-        other._attach_resources()
-        return other
 
     @cached_property
     def with_raw_response(self) -> ClientWithRawResponse:
@@ -413,6 +431,8 @@ class AsyncClient(AsyncClientResources, _ClientCore):
         on_tokens: Called with ``(access_token, refresh_token)`` whenever they change (see :class:`Client`).
     """
 
+    _transport: AsyncTransport
+
     def __init__(
         self,
         *,
@@ -429,13 +449,7 @@ class AsyncClient(AsyncClientResources, _ClientCore):
         refresh_token: str | None = None,
         on_tokens: Callable[[str | None, str | None], None] | None = None,
     ) -> None:
-        self._session = Session(
-            token=api_key or os.environ.get(ENV_API_KEY),
-            refresh_token=refresh_token,
-            project_id=project_id,
-            ring=key_ring if key_ring is not None else _env_ring(),
-            on_tokens=on_tokens,
-        )
+        self._session = self._new_session(api_key, refresh_token, project_id, key_ring, on_tokens)
         url = _base_url(base_url)
         self._transport = AsyncTransport(
             base_url=url,
@@ -449,46 +463,11 @@ class AsyncClient(AsyncClientResources, _ClientCore):
         )
         self._attach_resources()
 
-    @classmethod
-    def from_key_file(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> AsyncClient:
-        """Build a client from ``.nexysync/key`` and ``NEXYSYNC_*`` env vars, as :meth:`Client.from_key_file`.
-
-        Raises:
-            KeyFileError: no usable key file or env vars.
-        """
-        config = load_key_file(path)
-        return cls(
-            base_url=config.api_url,
-            api_key=config.api_key,
-            key_ring=config.key_ring(),
-            project_id=config.project_id,
-            **kwargs,
-        )
-
-    @property
-    def base_url(self) -> str:
-        """The API root."""
-        return self._transport.base_url
-
-    @property
-    def last_request_id(self) -> str | None:
-        """The ``X-Request-Id`` of the last response, for support requests."""
-        return self._transport.last_request_id
-
     async def get_project_id(self) -> str:
         """Return the agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
         if self._session.project_id is None:
             return self._adopt_identity(await self.call("me_get"))
         return self._session.project_id
-
-    def with_options(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> AsyncClient:
-        """Return a client that shares this one's connection and session, with other retry or timeout settings."""
-        other = object.__new__(AsyncClient)
-        other._session = self._session
-        other._transport = self._transport.copy(max_retries=max_retries, timeout=timeout)
-        other._transport._owns_client = False
-        other._attach_resources()
-        return other
 
     @cached_property
     def with_raw_response(self) -> AsyncClientWithRawResponse:

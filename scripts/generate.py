@@ -1104,15 +1104,33 @@ class _Method:
     replay: str
 
 
-def build_method(
-    reader: SpecReader, operations: Mapping[str, Any], plans: Mapping[str, _Call], name: str, config: Mapping[str, Any]
-) -> _Method:
+@dataclass(frozen=True)
+class _SpecView:
+    """What the SDK layer is made from, read once: the spec, its operations, their table entries and plans."""
+
+    reader: SpecReader
+    operations: dict[str, Mapping[str, Any]]
+    table: dict[str, dict[str, Any]]
+    plans: dict[str, _Call]
+    twins: dict[str, dict[str, str]]
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any]) -> _SpecView:
+        """Read ``spec``."""
+        reader = SpecReader(spec)
+        operations = {}
+        for path_item in (spec.get("paths") or {}).values():
+            path_item = reader.deref(path_item)
+            operations.update({path_item[m]["operationId"]: path_item[m] for m in HTTP_METHODS if m in path_item})
+        table = {dict(call.kwargs)["operation_id"]: dict(call.kwargs) for call in build_operations(spec)}
+        return cls(reader, operations, table, build_encryption_plans(spec), plaintext_models(spec))
+
+
+def build_method(view: _SpecView, name: str, config: Mapping[str, Any]) -> _Method:
     """Describe the method ``name`` of a resource from its operation in the spec and its lines of resources.yaml.
 
     Args:
-        reader: The spec reader.
-        operations: Each operationId's ``(path, path item, operation)``.
-        plans: The encryption plans (see :func:`build_encryption_plans`).
+        view: The spec, read.
         name: The method's name.
         config: Its entry in resources.yaml.
 
@@ -1123,35 +1141,30 @@ def build_method(
         SpecError: The entry names an unknown operation or parameter.
     """
     op_id = config["operation"]
-    if op_id not in operations:
+    if op_id not in view.operations:
         raise SpecError(f"resources.yaml: {name} names an unknown operation {op_id!r}")
-    _, path_item, operation = operations[op_id]
-    entry = dict(dict(build_operations_cached(reader.spec))[op_id].kwargs)
-    page = bool(entry["is_list_page"]) and config.get("page", True) is not False
-    params: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for raw in [*(path_item.get("parameters") or []), *(operation.get("parameters") or [])]:
-        param = reader.deref(raw)
-        params[(param["in"], param["name"])] = param
+    entry = view.table[op_id]
     hidden = {"Idempotency-Key", *(config.get("const") or {})}
     if entry["is_list_page"]:
-        hidden.add("cursor")
+        hidden.add("cursor")  # the pager follows it
     found = [_Param(p.kwargs[0][1], "path", p.kwargs[0][1], "str", True) for p in entry["path_params"]]
-    body = reader.deref(operation.get("requestBody")) or {}
+    body = view.reader.deref(view.operations[op_id].get("requestBody")) or {}
     _, body_schema = _pick_media_type(body.get("content") or {})
     if body_schema is not None:
-        record = _request_record(plans, op_id) or {}
+        record = _request_record(view.plans, op_id) or {}
+        # A client-made record id is made by the SDK unless the caller gives one.
         client_id = record.get("id_name") if record.get("id_in") == "body" else None
-        schema = reader.deref(body_schema)
+        schema = view.reader.deref(body_schema)
         required = set(schema.get("required") or ())
-        for prop, prop_schema in _schema_properties(reader, schema).items():
+        for prop, prop_schema in _schema_properties(view.reader, schema).items():
             json_value = prop in record.get("json_fields", ())
-            annotation = "Any" if json_value else _annotation(reader.inline_schema(prop_schema))
+            annotation = "Any" if json_value else _annotation(view.reader.inline_schema(prop_schema))
             found.append(_Param(prop, "body", prop, annotation, prop in required and prop != client_id))
-    for (where, wire), param in params.items():
-        if where in ("query", "header") and wire not in hidden:
-            python = wire.lower().replace("-", "_")
-            annotation = _annotation(reader.inline_schema(param.get("schema") or {}))
-            found.append(_Param(wire, where, python, annotation, bool(param.get("required"))))
+    for where in ("query", "header"):
+        for param in (dict(p.kwargs) for p in entry[f"{where}_params"]):
+            if param["name"] not in hidden:
+                python = param["name"].lower().replace("-", "_")
+                found.append(_Param(param["name"], where, python, _annotation(param["schema"]), param["required"]))
     shaped = config.get("params") or {}
     unknown = set(shaped) - {_RENAMED.get(p.name, p.name) for p in found}
     if unknown:
@@ -1167,15 +1180,13 @@ def build_method(
     leading = [p for p in found if p.where == "path"] + [by_name[n] for n in config.get("positional") or ()]
     # Keyword-only: the required ones first, then the rest, each in the spec's order.
     ordered = leading + sorted((p for p in found if p not in leading), key=lambda p: p.default is not None)
-    model = entry["responses"].get(min(entry["responses"])) if entry["responses"] else None
-    twins = plaintext_models(reader.spec)
-    if page:
-        item = entry["page_item"]
-        result, shape_name = _model_annotation(item, twins), "page"
+    model = entry["responses"][min(entry["responses"])] if entry["responses"] else None
+    if entry["is_list_page"] and config.get("page", True) is not False:
+        result, shape_name = _model_annotation(entry["page_item"], view.twins), "page"
     elif model is None:
         result, shape_name = "None", "none"
     else:
-        result, shape_name = _model_annotation(model, twins), "replay" if config.get("replay") else "call"
+        result, shape_name = _model_annotation(model, view.twins), "replay" if config.get("replay") else "call"
     return _Method(
         name=name,
         operation_id=op_id,
@@ -1226,31 +1237,10 @@ def _docstring(text: str, indent: str) -> str:
     return f'"""{first}\n{body}\n{indent}"""'
 
 
-_BUILD_CACHE: dict[int, list[_Call]] = {}
-
-
-def build_operations_cached(spec: Mapping[str, Any]) -> dict[str, _Call]:
-    """Return :func:`build_operations` by operationId, built once per spec object."""
-    key = id(spec)
-    if key not in _BUILD_CACHE:
-        _BUILD_CACHE[key] = build_operations(spec)
-    return {dict(call.kwargs)["operation_id"]: call for call in _BUILD_CACHE[key]}
-
-
 def load_resources_config() -> dict[str, Any]:
     """Return scripts/templates/resources.yaml, parsed."""
     config: dict[str, Any] = yaml.safe_load(RESOURCES_CONFIG.read_bytes())
     return config
-
-
-def _operations_by_id(reader: SpecReader) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for path, path_item in (reader.spec.get("paths") or {}).items():
-        path_item = reader.deref(path_item)
-        for method in HTTP_METHODS:
-            if method in path_item:
-                found[path_item[method]["operationId"]] = (path, path_item, path_item[method])
-    return found
 
 
 def render_resource_module(attribute: str, resource: Mapping[str, Any], methods: list[_Method]) -> str:
@@ -1340,9 +1330,7 @@ def render_sdk_layer(spec: Mapping[str, Any]) -> dict[str, str]:
         SpecError: resources.yaml and the spec disagree (an operation mapped twice, none at all, ...).
     """
     config = load_resources_config()
-    reader = SpecReader(spec)
-    operations = _operations_by_id(reader)
-    plans = build_encryption_plans(spec)
+    view = _SpecView.of(spec)
     seen: dict[str, str] = {}
     files: dict[str, str] = {"__init__.py": HEADER + render_template("_sdk_generated_init.py")}
     for attribute, resource in config["resources"].items():
@@ -1352,9 +1340,9 @@ def render_sdk_layer(spec: Mapping[str, Any]) -> dict[str, str]:
             if op_id in seen:
                 raise SpecError(f"resources.yaml maps {op_id} twice ({seen[op_id]} and {attribute}.{name})")
             seen[op_id] = f"{attribute}.{name}"
-            methods.append(build_method(reader, operations, plans, name, entry))
+            methods.append(build_method(view, name, entry))
         files[f"{attribute}.py"] = render_resource_module(attribute, resource, methods)
-    missing = set(operations) - set(seen) - set(config.get("unmapped") or ())
+    missing = set(view.operations) - set(seen) - set(config.get("unmapped") or ())
     if missing:
         raise SpecError(f"resources.yaml gives no SDK method to {sorted(missing)} (or list them as unmapped)")
     files["_clients.py"] = render_clients_module(config)

@@ -1281,6 +1281,7 @@ def render_resource_module(attribute: str, resource: Mapping[str, Any], methods:
                 "the_same": method.replay,
                 '"""The method\'s docstring."""': _docstring(method.doc, "        "),
                 '"""The method\'s docstring (``async for``)."""': _docstring(method.doc, "        "),
+                "The method's summary.": method.doc.strip().splitlines()[0],
                 "TheResource": cls,
             }
             text = _fill(block, values).replace("        the_prelude()\n", prelude)

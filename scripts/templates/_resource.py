@@ -135,14 +135,20 @@ class TheResourceWithRawResponse:
     # <<< raw-class
     # >>> raw-call
     def the_method(self, *the_params: Any) -> RawResponse:
-        """The method's docstring."""
+        """The method's summary.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         the_prelude()
         return self._client.call_raw("the_operation", **the_request)
 
     # <<< raw-call
     # >>> raw-page
     def the_page_method(self, *the_params: Any) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """The method's summary.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         the_prelude()
         return RawPager(self._client.call_raw, "the_operation", **the_request)
 
@@ -159,14 +165,20 @@ class AsyncTheResourceWithRawResponse:
     # <<< async-raw-class
     # >>> async-raw-call
     async def the_method(self, *the_params: Any) -> RawResponse:
-        """The method's docstring."""
+        """The method's summary.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         the_prelude()
         return await self._client.call_raw("the_operation", **the_request)
 
     # <<< async-raw-call
     # >>> async-raw-page
     def the_page_method(self, *the_params: Any) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """The method's summary.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         the_prelude()
         return AsyncRawPager(self._client.call_raw, "the_operation", **the_request)
 

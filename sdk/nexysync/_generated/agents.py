@@ -41,7 +41,10 @@ class AgentsWithRawResponse:
         self._client: Client = resource._client
 
     def list(self, *, limit: int | None = None) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """List the agents of the caller's project, with when each was last seen.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(self._client.call_raw, "agents_directory", query={"limit": limit})
 
 
@@ -52,5 +55,8 @@ class AsyncAgentsWithRawResponse:
         self._client: AsyncClient = resource._client
 
     def list(self, *, limit: int | None = None) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """List the agents of the caller's project, with when each was last seen.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(self._client.call_raw, "agents_directory", query={"limit": limit})

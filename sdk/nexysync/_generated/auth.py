@@ -96,24 +96,36 @@ class AuthWithRawResponse:
         self._client: Client = resource._client
 
     def register(self, *, email: str, name: str, password: str, tos_accepted: bool = True) -> RawResponse:
-        """Create an account (accepting the terms of service) and sign the client in."""
+        """Create an account (accepting the terms of service) and sign the client in.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "auth_register",
             body=compact({"email": email, "name": name, "password": password, "tos_accepted": tos_accepted}),
         )
 
     def login(self, *, email: str, password: str) -> RawResponse:
-        """Sign the client in with email and password."""
+        """Sign the client in with email and password.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("auth_login", body=compact({"email": email, "password": password}))
 
     def refresh(self, refresh_token: str | None = None) -> RawResponse:
-        """Trade the refresh token (the session's by default) for new tokens; the old one stops working."""
+        """Trade the refresh token (the session's by default) for new tokens; the old one stops working.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "auth_refresh", body=compact({"refresh_token": _resource.refresh_token(self._client, refresh_token)})
         )
 
     def logout(self, refresh_token: str | None = None) -> RawResponse:
-        """Revoke the refresh token (the session's by default) and sign the client out."""
+        """Revoke the refresh token (the session's by default) and sign the client out.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "auth_logout", body=compact({"refresh_token": _resource.refresh_token(self._client, refresh_token)})
         )
@@ -126,24 +138,36 @@ class AsyncAuthWithRawResponse:
         self._client: AsyncClient = resource._client
 
     async def register(self, *, email: str, name: str, password: str, tos_accepted: bool = True) -> RawResponse:
-        """Create an account (accepting the terms of service) and sign the client in."""
+        """Create an account (accepting the terms of service) and sign the client in.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "auth_register",
             body=compact({"email": email, "name": name, "password": password, "tos_accepted": tos_accepted}),
         )
 
     async def login(self, *, email: str, password: str) -> RawResponse:
-        """Sign the client in with email and password."""
+        """Sign the client in with email and password.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("auth_login", body=compact({"email": email, "password": password}))
 
     async def refresh(self, refresh_token: str | None = None) -> RawResponse:
-        """Trade the refresh token (the session's by default) for new tokens; the old one stops working."""
+        """Trade the refresh token (the session's by default) for new tokens; the old one stops working.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "auth_refresh", body=compact({"refresh_token": _resource.refresh_token(self._client, refresh_token)})
         )
 
     async def logout(self, refresh_token: str | None = None) -> RawResponse:
-        """Revoke the refresh token (the session's by default) and sign the client out."""
+        """Revoke the refresh token (the session's by default) and sign the client out.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "auth_logout", body=compact({"refresh_token": _resource.refresh_token(self._client, refresh_token)})
         )

@@ -43,7 +43,10 @@ class EventsWithRawResponse:
         self._client: Client = resource._client
 
     def list(self, *, after: int | None = None, limit: int | None = None) -> RawResponse:
-        """Return the events after ``after`` (a ``seq``); pass ``page.last_seq`` next time."""
+        """Return the events after ``after`` (a ``seq``); pass ``page.last_seq`` next time.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("events_list", query={"after": after, "limit": limit})
 
 
@@ -54,5 +57,8 @@ class AsyncEventsWithRawResponse:
         self._client: AsyncClient = resource._client
 
     async def list(self, *, after: int | None = None, limit: int | None = None) -> RawResponse:
-        """Return the events after ``after`` (a ``seq``); pass ``page.last_seq`` next time."""
+        """Return the events after ``after`` (a ``seq``); pass ``page.last_seq`` next time.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("events_list", query={"after": after, "limit": limit})

@@ -92,22 +92,31 @@ class FilesWithRawResponse:
     def create(self, *, name: str, size: int, id: str | None = None, content_type: str | None = None) -> RawResponse:
         """Announce a file of ``size`` encrypted bytes; return it (pending) and its signed upload URL.
 
-        Most callers want ``upload``, which does this and the upload.
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return self._client.call_raw(
             "files_create", body=compact({"name": name, "size": size, "id": id, "content_type": content_type})
         )
 
     def list(self, *, limit: int | None = None) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """List the project's ready files, oldest first, each with a fresh download URL.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(self._client.call_raw, "files_list", query={"limit": limit})
 
     def get(self, file_id: str) -> RawResponse:
-        """Get a file's metadata and, once it is ready, a fresh signed download URL."""
+        """Get a file's metadata and, once it is ready, a fresh signed download URL.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("files_get", path_params={"file_id": file_id})
 
     def delete(self, file_id: str) -> RawResponse:
-        """Delete a file the caller uploaded, its content with it; its storage is given back."""
+        """Delete a file the caller uploaded, its content with it; its storage is given back.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("files_delete", path_params={"file_id": file_id})
 
 
@@ -122,20 +131,29 @@ class AsyncFilesWithRawResponse:
     ) -> RawResponse:
         """Announce a file of ``size`` encrypted bytes; return it (pending) and its signed upload URL.
 
-        Most callers want ``upload``, which does this and the upload.
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return await self._client.call_raw(
             "files_create", body=compact({"name": name, "size": size, "id": id, "content_type": content_type})
         )
 
     def list(self, *, limit: int | None = None) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """List the project's ready files, oldest first, each with a fresh download URL.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(self._client.call_raw, "files_list", query={"limit": limit})
 
     async def get(self, file_id: str) -> RawResponse:
-        """Get a file's metadata and, once it is ready, a fresh signed download URL."""
+        """Get a file's metadata and, once it is ready, a fresh signed download URL.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("files_get", path_params={"file_id": file_id})
 
     async def delete(self, file_id: str) -> RawResponse:
-        """Delete a file the caller uploaded, its content with it; its storage is given back."""
+        """Delete a file the caller uploaded, its content with it; its storage is given back.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("files_delete", path_params={"file_id": file_id})

@@ -118,7 +118,10 @@ class KvWithRawResponse:
         self._client: Client = resource._client
 
     def get(self, key: str) -> RawResponse:
-        """Get an entry."""
+        """Get an entry.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("kv_get", path_params={"key": key})
 
     def put(
@@ -126,14 +129,7 @@ class KvWithRawResponse:
     ) -> RawResponse:
         """Create or replace an entry.
 
-        Args:
-            key: The entry's key (letters, digits and ``. _ : -``; not encrypted).
-            value: The value (encrypted).
-            if_match: Replace only if the entry is still at this version (else 412).
-            if_none_match: Create only; 412 if the key exists.
-
-        Raises:
-            PreconditionFailedError: a condition did not hold.
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return self._client.call_raw(
             "kv_put",
@@ -143,13 +139,19 @@ class KvWithRawResponse:
         )
 
     def delete(self, key: str, *, if_match: int | str | None = None) -> RawResponse:
-        """Delete an entry, optionally only if it is unchanged (If-Match)."""
+        """Delete an entry, optionally only if it is unchanged (If-Match).
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "kv_delete", path_params={"key": key}, headers={"If-Match": _resource.etag(if_match)}
         )
 
     def list(self, *, prefix: str | None = None, limit: int | None = None) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """List entries (optionally those whose key starts with ``prefix``), values decrypted.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(self._client.call_raw, "kv_list", query={"prefix": prefix, "limit": limit})
 
 
@@ -160,7 +162,10 @@ class AsyncKvWithRawResponse:
         self._client: AsyncClient = resource._client
 
     async def get(self, key: str) -> RawResponse:
-        """Get an entry."""
+        """Get an entry.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("kv_get", path_params={"key": key})
 
     async def put(
@@ -168,14 +173,7 @@ class AsyncKvWithRawResponse:
     ) -> RawResponse:
         """Create or replace an entry.
 
-        Args:
-            key: The entry's key (letters, digits and ``. _ : -``; not encrypted).
-            value: The value (encrypted).
-            if_match: Replace only if the entry is still at this version (else 412).
-            if_none_match: Create only; 412 if the key exists.
-
-        Raises:
-            PreconditionFailedError: a condition did not hold.
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return await self._client.call_raw(
             "kv_put",
@@ -185,11 +183,17 @@ class AsyncKvWithRawResponse:
         )
 
     async def delete(self, key: str, *, if_match: int | str | None = None) -> RawResponse:
-        """Delete an entry, optionally only if it is unchanged (If-Match)."""
+        """Delete an entry, optionally only if it is unchanged (If-Match).
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "kv_delete", path_params={"key": key}, headers={"If-Match": _resource.etag(if_match)}
         )
 
     def list(self, *, prefix: str | None = None, limit: int | None = None) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """List entries (optionally those whose key starts with ``prefix``), values decrypted.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(self._client.call_raw, "kv_list", query={"prefix": prefix, "limit": limit})

@@ -64,13 +64,19 @@ class MeResourceWithRawResponse:
         self._client: Client = resource._client
 
     def get(self) -> RawResponse:
-        """Get the calling agent."""
+        """Get the calling agent.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("me_get")
 
     def update(
         self, *, name: str | None = None, role: str | None = None, capabilities: builtins.list[str] | None = None
     ) -> RawResponse:
-        """Change the calling agent's name, role or capabilities (what is not given is kept)."""
+        """Change the calling agent's name, role or capabilities (what is not given is kept).
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "me_update", body=compact({"name": name, "role": role, "capabilities": capabilities})
         )
@@ -83,13 +89,19 @@ class AsyncMeResourceWithRawResponse:
         self._client: AsyncClient = resource._client
 
     async def get(self) -> RawResponse:
-        """Get the calling agent."""
+        """Get the calling agent.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("me_get")
 
     async def update(
         self, *, name: str | None = None, role: str | None = None, capabilities: builtins.list[str] | None = None
     ) -> RawResponse:
-        """Change the calling agent's name, role or capabilities (what is not given is kept)."""
+        """Change the calling agent's name, role or capabilities (what is not given is kept).
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "me_update", body=compact({"name": name, "role": role, "capabilities": capabilities})
         )

@@ -319,25 +319,7 @@ class MessagesWithRawResponse:
     ) -> RawResponse:
         """Send a direct message (to an agent's slug) or a broadcast.
 
-        Sending again with the same ``id`` and the same content returns the stored message
-        instead of making a second one.
-
-        Args:
-            to: The recipient's slug; leave out for a broadcast.
-            topic: A short subject (encrypted).
-            payload: The content (encrypted).
-            type: ``request``, ``response`` or ``notification``.
-            broadcast: Send to every agent of the project.
-            priority: ``normal``, ``urgent`` or ``blocking``.
-            reply_to: The id of the message this replies to.
-            metadata: Any JSON value (encrypted).
-            id: A ULID of your own; by default a fresh one.
-
-        Returns:
-            The stored message, decrypted.
-
-        Raises:
-            ConflictError: ``id`` was already used for a message with other content.
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         _resource.one_recipient(to, broadcast)
         return self._client.call_raw(
@@ -367,7 +349,10 @@ class MessagesWithRawResponse:
         pinned: bool | None = None,
         limit: int | None = None,
     ) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """List the caller's messages, pages fetched as you iterate.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(
             self._client.call_raw,
             "messages_list",
@@ -377,9 +362,7 @@ class MessagesWithRawResponse:
     def get(self, message_id: str, *, mark_read: bool = True) -> RawResponse:
         """Return one message, decrypted (bound to the id asked for).
 
-        Args:
-            message_id: The message.
-            mark_read: Mark it read for the caller; pass False to look without marking.
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return self._client.call_raw(
             "messages_get",
@@ -388,31 +371,46 @@ class MessagesWithRawResponse:
         )
 
     def ack(self, ids: builtins.list[str]) -> RawResponse:
-        """Acknowledge messages by id (1 to 100)."""
+        """Acknowledge messages by id (1 to 100).
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("messages_ack", body=compact({"ids": ids}))
 
     def thread(self, message_id: str) -> RawResponse:
-        """Return one page of the thread a message belongs to, decrypted."""
+        """Return one page of the thread a message belongs to, decrypted.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("messages_thread", path_params={"message_id": message_id})
 
     def react(self, message_id: str, emoji: str) -> RawResponse:
-        """Add the caller's reaction to a message."""
+        """Add the caller's reaction to a message.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "messages_react", path_params={"message_id": message_id}, body=compact({"emoji": emoji})
         )
 
     def pin(self, message_id: str) -> RawResponse:
-        """Pin a message for the caller."""
+        """Pin a message for the caller.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("messages_pin", path_params={"message_id": message_id})
 
     def unpin(self, message_id: str) -> RawResponse:
-        """Unpin a message for the caller."""
+        """Unpin a message for the caller.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("messages_unpin", path_params={"message_id": message_id})
 
     def receipts(self, message_id: str) -> RawResponse:
         """Return where each recipient's copy of a message is: queued, delivered, read or acked, with times.
 
-        Any party to the message may ask (the sender, or a recipient).
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return self._client.call_raw("messages_receipts", path_params={"message_id": message_id})
 
@@ -438,25 +436,7 @@ class AsyncMessagesWithRawResponse:
     ) -> RawResponse:
         """Send a direct message (to an agent's slug) or a broadcast.
 
-        Sending again with the same ``id`` and the same content returns the stored message
-        instead of making a second one.
-
-        Args:
-            to: The recipient's slug; leave out for a broadcast.
-            topic: A short subject (encrypted).
-            payload: The content (encrypted).
-            type: ``request``, ``response`` or ``notification``.
-            broadcast: Send to every agent of the project.
-            priority: ``normal``, ``urgent`` or ``blocking``.
-            reply_to: The id of the message this replies to.
-            metadata: Any JSON value (encrypted).
-            id: A ULID of your own; by default a fresh one.
-
-        Returns:
-            The stored message, decrypted.
-
-        Raises:
-            ConflictError: ``id`` was already used for a message with other content.
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         _resource.one_recipient(to, broadcast)
         return await self._client.call_raw(
@@ -486,7 +466,10 @@ class AsyncMessagesWithRawResponse:
         pinned: bool | None = None,
         limit: int | None = None,
     ) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """List the caller's messages, pages fetched as you iterate.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(
             self._client.call_raw,
             "messages_list",
@@ -496,9 +479,7 @@ class AsyncMessagesWithRawResponse:
     async def get(self, message_id: str, *, mark_read: bool = True) -> RawResponse:
         """Return one message, decrypted (bound to the id asked for).
 
-        Args:
-            message_id: The message.
-            mark_read: Mark it read for the caller; pass False to look without marking.
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return await self._client.call_raw(
             "messages_get",
@@ -507,30 +488,45 @@ class AsyncMessagesWithRawResponse:
         )
 
     async def ack(self, ids: builtins.list[str]) -> RawResponse:
-        """Acknowledge messages by id (1 to 100)."""
+        """Acknowledge messages by id (1 to 100).
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("messages_ack", body=compact({"ids": ids}))
 
     async def thread(self, message_id: str) -> RawResponse:
-        """Return one page of the thread a message belongs to, decrypted."""
+        """Return one page of the thread a message belongs to, decrypted.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("messages_thread", path_params={"message_id": message_id})
 
     async def react(self, message_id: str, emoji: str) -> RawResponse:
-        """Add the caller's reaction to a message."""
+        """Add the caller's reaction to a message.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "messages_react", path_params={"message_id": message_id}, body=compact({"emoji": emoji})
         )
 
     async def pin(self, message_id: str) -> RawResponse:
-        """Pin a message for the caller."""
+        """Pin a message for the caller.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("messages_pin", path_params={"message_id": message_id})
 
     async def unpin(self, message_id: str) -> RawResponse:
-        """Unpin a message for the caller."""
+        """Unpin a message for the caller.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("messages_unpin", path_params={"message_id": message_id})
 
     async def receipts(self, message_id: str) -> RawResponse:
         """Return where each recipient's copy of a message is: queued, delivered, read or acked, with times.
 
-        Any party to the message may ask (the sender, or a recipient).
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return await self._client.call_raw("messages_receipts", path_params={"message_id": message_id})

@@ -48,7 +48,10 @@ class PresenceResourceWithRawResponse:
         self._client: Client = resource._client
 
     def list(self) -> RawResponse:
-        """List the agents of the caller's project that are online."""
+        """List the agents of the caller's project that are online.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("presence_list")
 
 
@@ -59,5 +62,8 @@ class AsyncPresenceResourceWithRawResponse:
         self._client: AsyncClient = resource._client
 
     async def list(self) -> RawResponse:
-        """List the agents of the caller's project that are online."""
+        """List the agents of the caller's project that are online.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("presence_list")

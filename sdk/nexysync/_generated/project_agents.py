@@ -169,7 +169,10 @@ class ProjectAgentsWithRawResponse:
         role: str | None = None,
         capabilities: builtins.list[str] | None = None,
     ) -> RawResponse:
-        """Create an agent and its API key."""
+        """Create an agent and its API key.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "agents_create",
             path_params={"project_id": project_id},
@@ -177,7 +180,10 @@ class ProjectAgentsWithRawResponse:
         )
 
     def list(self, project_id: str, *, limit: int | None = None) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """List a project's agents.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(
             self._client.call_raw, "agents_list", path_params={"project_id": project_id}, query={"limit": limit}
         )
@@ -191,7 +197,10 @@ class ProjectAgentsWithRawResponse:
         role: str | None = None,
         capabilities: builtins.list[str] | None = None,
     ) -> RawResponse:
-        """Change an agent's name, role or capabilities."""
+        """Change an agent's name, role or capabilities.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "agents_update",
             path_params={"project_id": project_id, "agent_id": agent_id},
@@ -199,15 +208,24 @@ class ProjectAgentsWithRawResponse:
         )
 
     def delete(self, project_id: str, agent_id: str) -> RawResponse:
-        """Delete an agent; its key stops working at once."""
+        """Delete an agent; its key stops working at once.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("agents_delete", path_params={"project_id": project_id, "agent_id": agent_id})
 
     def rotate_key(self, project_id: str, agent_id: str) -> RawResponse:
-        """Replace an agent's API key; the old key fails at once."""
+        """Replace an agent's API key; the old key fails at once.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("agents_rotate_key", path_params={"project_id": project_id, "agent_id": agent_id})
 
     def clone(self, project_id: str, agent_id: str, *, target_project_id: str) -> RawResponse:
-        """Copy an agent into another project of the same owner, with a new key."""
+        """Copy an agent into another project of the same owner, with a new key.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "agents_clone",
             path_params={"project_id": project_id, "agent_id": agent_id},
@@ -230,7 +248,10 @@ class AsyncProjectAgentsWithRawResponse:
         role: str | None = None,
         capabilities: builtins.list[str] | None = None,
     ) -> RawResponse:
-        """Create an agent and its API key."""
+        """Create an agent and its API key.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "agents_create",
             path_params={"project_id": project_id},
@@ -238,7 +259,10 @@ class AsyncProjectAgentsWithRawResponse:
         )
 
     def list(self, project_id: str, *, limit: int | None = None) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """List a project's agents.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(
             self._client.call_raw, "agents_list", path_params={"project_id": project_id}, query={"limit": limit}
         )
@@ -252,7 +276,10 @@ class AsyncProjectAgentsWithRawResponse:
         role: str | None = None,
         capabilities: builtins.list[str] | None = None,
     ) -> RawResponse:
-        """Change an agent's name, role or capabilities."""
+        """Change an agent's name, role or capabilities.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "agents_update",
             path_params={"project_id": project_id, "agent_id": agent_id},
@@ -260,19 +287,28 @@ class AsyncProjectAgentsWithRawResponse:
         )
 
     async def delete(self, project_id: str, agent_id: str) -> RawResponse:
-        """Delete an agent; its key stops working at once."""
+        """Delete an agent; its key stops working at once.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "agents_delete", path_params={"project_id": project_id, "agent_id": agent_id}
         )
 
     async def rotate_key(self, project_id: str, agent_id: str) -> RawResponse:
-        """Replace an agent's API key; the old key fails at once."""
+        """Replace an agent's API key; the old key fails at once.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "agents_rotate_key", path_params={"project_id": project_id, "agent_id": agent_id}
         )
 
     async def clone(self, project_id: str, agent_id: str, *, target_project_id: str) -> RawResponse:
-        """Copy an agent into another project of the same owner, with a new key."""
+        """Copy an agent into another project of the same owner, with a new key.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "agents_clone",
             path_params={"project_id": project_id, "agent_id": agent_id},

@@ -260,21 +260,33 @@ class ProjectsWithRawResponse:
         self._client: Client = resource._client
 
     def create(self, *, name: str, default_ttl_hours: int | None = None) -> RawResponse:
-        """Create a project."""
+        """Create a project.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "projects_create", body=compact({"name": name, "default_ttl_hours": default_ttl_hours})
         )
 
     def list(self, *, limit: int | None = None) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """List the caller's projects.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(self._client.call_raw, "projects_list", query={"limit": limit})
 
     def get(self, project_id: str) -> RawResponse:
-        """Get a project."""
+        """Get a project.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("projects_get", path_params={"project_id": project_id})
 
     def update(self, project_id: str, *, name: str | None = None, default_ttl_hours: int | None = None) -> RawResponse:
-        """Rename a project or change its message retention."""
+        """Rename a project or change its message retention.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "projects_update",
             path_params={"project_id": project_id},
@@ -282,15 +294,24 @@ class ProjectsWithRawResponse:
         )
 
     def delete(self, project_id: str) -> RawResponse:
-        """Delete a project and all of its data."""
+        """Delete a project and all of its data.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("projects_delete", path_params={"project_id": project_id}, query={"confirm": True})
 
     def usage(self, project_id: str) -> RawResponse:
-        """Get a project's usage and limits."""
+        """Get a project's usage and limits.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("projects_usage", path_params={"project_id": project_id})
 
     def audit(self, project_id: str, *, limit: int | None = None) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """Page through the project's audit log (management actions), oldest first.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(
             self._client.call_raw, "projects_audit", path_params={"project_id": project_id}, query={"limit": limit}
         )
@@ -307,7 +328,10 @@ class ProjectsWithRawResponse:
         pinned: bool | None = None,
         limit: int | None = None,
     ) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """List every message of the project, as ciphertext, oldest first.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(
             self._client.call_raw,
             "owner_messages_list",
@@ -324,17 +348,26 @@ class ProjectsWithRawResponse:
         )
 
     def message_receipts(self, project_id: str, message_id: str) -> RawResponse:
-        """Say where each recipient's copy of a project's message is (queued, delivered, read, acked)."""
+        """Say where each recipient's copy of a project's message is (queued, delivered, read, acked).
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw(
             "owner_message_receipts", path_params={"project_id": project_id, "message_id": message_id}
         )
 
     def presence(self, project_id: str) -> RawResponse:
-        """List the project's agents that are online."""
+        """List the project's agents that are online.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("owner_presence_list", path_params={"project_id": project_id})
 
     def kv(self, project_id: str, *, prefix: str | None = None, limit: int | None = None) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """List the project's key-value entries in key order (values are envelopes).
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(
             self._client.call_raw,
             "owner_kv_list",
@@ -345,7 +378,10 @@ class ProjectsWithRawResponse:
     def refs(
         self, project_id: str, *, from_: str | None = None, language: str | None = None, limit: int | None = None
     ) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """List every code reference of the project (direct ones too), in storage order.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(
             self._client.call_raw,
             "owner_refs_list",
@@ -354,7 +390,10 @@ class ProjectsWithRawResponse:
         )
 
     def files(self, project_id: str, *, limit: int | None = None) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """List the project's ready files in id order, each with a signed download URL.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(
             self._client.call_raw, "owner_files_list", path_params={"project_id": project_id}, query={"limit": limit}
         )
@@ -367,23 +406,35 @@ class AsyncProjectsWithRawResponse:
         self._client: AsyncClient = resource._client
 
     async def create(self, *, name: str, default_ttl_hours: int | None = None) -> RawResponse:
-        """Create a project."""
+        """Create a project.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "projects_create", body=compact({"name": name, "default_ttl_hours": default_ttl_hours})
         )
 
     def list(self, *, limit: int | None = None) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """List the caller's projects.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(self._client.call_raw, "projects_list", query={"limit": limit})
 
     async def get(self, project_id: str) -> RawResponse:
-        """Get a project."""
+        """Get a project.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("projects_get", path_params={"project_id": project_id})
 
     async def update(
         self, project_id: str, *, name: str | None = None, default_ttl_hours: int | None = None
     ) -> RawResponse:
-        """Rename a project or change its message retention."""
+        """Rename a project or change its message retention.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "projects_update",
             path_params={"project_id": project_id},
@@ -391,17 +442,26 @@ class AsyncProjectsWithRawResponse:
         )
 
     async def delete(self, project_id: str) -> RawResponse:
-        """Delete a project and all of its data."""
+        """Delete a project and all of its data.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "projects_delete", path_params={"project_id": project_id}, query={"confirm": True}
         )
 
     async def usage(self, project_id: str) -> RawResponse:
-        """Get a project's usage and limits."""
+        """Get a project's usage and limits.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("projects_usage", path_params={"project_id": project_id})
 
     def audit(self, project_id: str, *, limit: int | None = None) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """Page through the project's audit log (management actions), oldest first.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(
             self._client.call_raw, "projects_audit", path_params={"project_id": project_id}, query={"limit": limit}
         )
@@ -418,7 +478,10 @@ class AsyncProjectsWithRawResponse:
         pinned: bool | None = None,
         limit: int | None = None,
     ) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """List every message of the project, as ciphertext, oldest first.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(
             self._client.call_raw,
             "owner_messages_list",
@@ -435,17 +498,26 @@ class AsyncProjectsWithRawResponse:
         )
 
     async def message_receipts(self, project_id: str, message_id: str) -> RawResponse:
-        """Say where each recipient's copy of a project's message is (queued, delivered, read, acked)."""
+        """Say where each recipient's copy of a project's message is (queued, delivered, read, acked).
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw(
             "owner_message_receipts", path_params={"project_id": project_id, "message_id": message_id}
         )
 
     async def presence(self, project_id: str) -> RawResponse:
-        """List the project's agents that are online."""
+        """List the project's agents that are online.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("owner_presence_list", path_params={"project_id": project_id})
 
     def kv(self, project_id: str, *, prefix: str | None = None, limit: int | None = None) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """List the project's key-value entries in key order (values are envelopes).
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(
             self._client.call_raw,
             "owner_kv_list",
@@ -456,7 +528,10 @@ class AsyncProjectsWithRawResponse:
     def refs(
         self, project_id: str, *, from_: str | None = None, language: str | None = None, limit: int | None = None
     ) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """List every code reference of the project (direct ones too), in storage order.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(
             self._client.call_raw,
             "owner_refs_list",
@@ -465,7 +540,10 @@ class AsyncProjectsWithRawResponse:
         )
 
     def files(self, project_id: str, *, limit: int | None = None) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """List the project's ready files in id order, each with a signed download URL.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(
             self._client.call_raw, "owner_files_list", path_params={"project_id": project_id}, query={"limit": limit}
         )

@@ -43,7 +43,10 @@ class QuotaWithRawResponse:
         self._client: Client = resource._client
 
     def get(self) -> RawResponse:
-        """Get the caller's project usage against its limits."""
+        """Get the caller's project usage against its limits.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("quota_get")
 
 
@@ -54,5 +57,8 @@ class AsyncQuotaWithRawResponse:
         self._client: AsyncClient = resource._client
 
     async def get(self) -> RawResponse:
-        """Get the caller's project usage against its limits."""
+        """Get the caller's project usage against its limits.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("quota_get")

@@ -165,18 +165,7 @@ class RefsWithRawResponse:
     ) -> RawResponse:
         """Share a code reference with one agent, or with the whole project.
 
-        Args:
-            title: What the reference is (encrypted).
-            content: The code (encrypted; at most about 190 KiB of text).
-            source_file: Where the code comes from, e.g. ``src/app.py:10-42`` (encrypted).
-            language: The code's language in lowercase (``python``, ``c++``; not encrypted).
-            to: The recipient's slug; leave out to share with every agent of the project.
-            id: A ULID of your own; by default a fresh one. Sharing again with the same id and
-                the same content returns the stored reference instead of making a second one.
-
-        Raises:
-            ConflictError: ``id`` was already used for a reference with other content.
-            PermissionDeniedError: the project's storage quota is full (``QUOTA_EXCEEDED``).
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return self._client.call_raw(
             "refs_share",
@@ -193,15 +182,24 @@ class RefsWithRawResponse:
         )
 
     def list(self, *, from_: str | None = None, language: str | None = None, limit: int | None = None) -> RawPager:
-        """The method's docstring (its pages unparsed: ``first_page()``)."""
+        """List the code references the caller may see, oldest first.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return RawPager(self._client.call_raw, "refs_list", query={"from": from_, "language": language, "limit": limit})
 
     def get(self, ref_id: str) -> RawResponse:
-        """Get a code reference the caller may see."""
+        """Get a code reference the caller may see.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("refs_get", path_params={"ref_id": ref_id})
 
     def delete(self, ref_id: str) -> RawResponse:
-        """Delete a code reference the caller shared; its storage is given back."""
+        """Delete a code reference the caller shared; its storage is given back.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return self._client.call_raw("refs_delete", path_params={"ref_id": ref_id})
 
 
@@ -223,18 +221,7 @@ class AsyncRefsWithRawResponse:
     ) -> RawResponse:
         """Share a code reference with one agent, or with the whole project.
 
-        Args:
-            title: What the reference is (encrypted).
-            content: The code (encrypted; at most about 190 KiB of text).
-            source_file: Where the code comes from, e.g. ``src/app.py:10-42`` (encrypted).
-            language: The code's language in lowercase (``python``, ``c++``; not encrypted).
-            to: The recipient's slug; leave out to share with every agent of the project.
-            id: A ULID of your own; by default a fresh one. Sharing again with the same id and
-                the same content returns the stored reference instead of making a second one.
-
-        Raises:
-            ConflictError: ``id`` was already used for a reference with other content.
-            PermissionDeniedError: the project's storage quota is full (``QUOTA_EXCEEDED``).
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return await self._client.call_raw(
             "refs_share",
@@ -251,15 +238,24 @@ class AsyncRefsWithRawResponse:
         )
 
     def list(self, *, from_: str | None = None, language: str | None = None, limit: int | None = None) -> AsyncRawPager:
-        """The method's docstring (its pages unparsed: ``await first_page()``)."""
+        """List the code references the caller may see, oldest first.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
         return AsyncRawPager(
             self._client.call_raw, "refs_list", query={"from": from_, "language": language, "limit": limit}
         )
 
     async def get(self, ref_id: str) -> RawResponse:
-        """Get a code reference the caller may see."""
+        """Get a code reference the caller may see.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("refs_get", path_params={"ref_id": ref_id})
 
     async def delete(self, ref_id: str) -> RawResponse:
-        """Delete a code reference the caller shared; its storage is given back."""
+        """Delete a code reference the caller shared; its storage is given back.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
         return await self._client.call_raw("refs_delete", path_params={"ref_id": ref_id})

@@ -96,10 +96,8 @@ class AsyncPager(Generic[T]):
                 yield item
 
 
-class RawPager:
-    """What a list method answers through ``with_raw_response``: its first page, unparsed.
-
-    Following ``next_cursor`` needs parsed pages, so a raw pager has no ``for`` and no ``pages()``.
+class _RawPages:
+    """What both raw pagers hold: the list call of their first page.
 
     Args:
         call_raw: The client's ``call_raw``.
@@ -110,7 +108,7 @@ class RawPager:
 
     def __init__(
         self,
-        call_raw: Callable[..., RawResponse],
+        call_raw: Callable[..., Any],
         operation_id: str,
         *,
         path_params: Mapping[str, Any] | None = None,
@@ -118,30 +116,25 @@ class RawPager:
     ) -> None:
         self._call_raw = call_raw
         self._operation_id = operation_id
-        self._path_params = path_params
-        self._query = query
+        self._arguments = {"path_params": path_params, "query": query}
+
+
+class RawPager(_RawPages):
+    """What a list method answers through ``with_raw_response``: its first page, unparsed.
+
+    Following ``next_cursor`` needs parsed pages, so a raw pager has no ``for`` and no ``pages()``.
+    """
 
     def first_page(self) -> RawResponse:
         """Return the raw response of the first page."""
-        return self._call_raw(self._operation_id, path_params=self._path_params, query=self._query)
+        response: RawResponse = self._call_raw(self._operation_id, **self._arguments)
+        return response
 
 
-class AsyncRawPager:
+class AsyncRawPager(_RawPages):
     """The async twin of :class:`RawPager`: ``await pager.first_page()``."""
-
-    def __init__(
-        self,
-        call_raw: Callable[..., Awaitable[RawResponse]],
-        operation_id: str,
-        *,
-        path_params: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._call_raw = call_raw
-        self._operation_id = operation_id
-        self._path_params = path_params
-        self._query = query
 
     async def first_page(self) -> RawResponse:
         """Return the raw response of the first page."""
-        return await self._call_raw(self._operation_id, path_params=self._path_params, query=self._query)
+        response: RawResponse = await self._call_raw(self._operation_id, **self._arguments)
+        return response

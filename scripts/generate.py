@@ -1078,7 +1078,10 @@ class _Param:
     def value(self) -> str:
         """Return the expression of the value sent."""
         value = self.convert.replace("{}", self.name) if self.convert else self.name
-        return f"None if {self.name} is {self.default} else {value}" if self.omit_default else value
+        if not self.omit_default:
+            return value
+        same = "is" if self.default in ("True", "False", "None") else "=="
+        return f"None if {self.name} {same} {self.default} else {value}"
 
 
 def _request_record(plans: Mapping[str, _Call], op_id: str) -> dict[str, Any] | None:
@@ -1177,6 +1180,8 @@ def build_method(view: _SpecView, name: str, config: Mapping[str, Any]) -> _Meth
         param.convert = shape.get("convert")
         param.omit_default = bool(shape.get("omit_default"))
     by_name = {p.name: p for p in found}
+    if set(config.get("positional") or ()) - set(by_name):
+        raise SpecError(f"resources.yaml: {op_id} has no parameter {sorted(set(config['positional']) - set(by_name))}")
     leading = [p for p in found if p.where == "path"] + [by_name[n] for n in config.get("positional") or ()]
     # Keyword-only: the required ones first, then the rest, each in the spec's order.
     ordered = leading + sorted((p for p in found if p not in leading), key=lambda p: p.default is not None)

@@ -1262,7 +1262,8 @@ def render_resource_module(attribute: str, resource: Mapping[str, Any], methods:
     head, blocks = template_blocks("_resource.py")
     cls = resource["class"]
     doc = resource["doc"]
-    head = head.replace('"""The resource module\'s docstring."""', f'"""``client.{attribute}``: {doc}"""')
+    summary = f"``client.{attribute}``: {doc[:1].lower()}{doc[1:]}"
+    head = head.replace('"""The resource module\'s docstring."""', f'"""{summary}"""')
     names = sorted([cls, f"Async{cls}", f"{cls}WithRawResponse", f"Async{cls}WithRawResponse"])
     out = [HEADER, head, f"__all__ = {names!r}\n\n\n".replace("'", '"')]
     for kind in ("sync", "async", "raw", "async-raw"):

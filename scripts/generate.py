@@ -1153,10 +1153,10 @@ def build_method(view: _SpecView, name: str, config: Mapping[str, Any]) -> _Meth
     found = [_Param(p.kwargs[0][1], "path", p.kwargs[0][1], "str", True) for p in entry["path_params"]]
     body = view.reader.deref(view.operations[op_id].get("requestBody")) or {}
     _, body_schema = _pick_media_type(body.get("content") or {})
+    record = _request_record(view.plans, op_id) or {}
+    # A client-made record id is made by the SDK unless the caller gives one.
+    client_id = record.get("id_name") if record.get("id_in") == "body" else None
     if body_schema is not None:
-        record = _request_record(view.plans, op_id) or {}
-        # A client-made record id is made by the SDK unless the caller gives one.
-        client_id = record.get("id_name") if record.get("id_in") == "body" else None
         schema = view.reader.deref(body_schema)
         required = set(schema.get("required") or ())
         for prop, prop_schema in _schema_properties(view.reader, schema).items():
@@ -1183,8 +1183,9 @@ def build_method(view: _SpecView, name: str, config: Mapping[str, Any]) -> _Meth
     if set(config.get("positional") or ()) - set(by_name):
         raise SpecError(f"resources.yaml: {op_id} has no parameter {sorted(set(config['positional']) - set(by_name))}")
     leading = [p for p in found if p.where == "path"] + [by_name[n] for n in config.get("positional") or ()]
-    # Keyword-only: the required ones first, then the rest, each in the spec's order.
-    ordered = leading + sorted((p for p in found if p not in leading), key=lambda p: p.default is not None)
+    # Keyword-only: the required ones first, then the rest, each in the spec's order; a client-made id last.
+    rest = [p for p in found if p not in leading]
+    ordered = leading + sorted(rest, key=lambda p: (p.default is not None, p.where == "body" and p.wire == client_id))
     model = entry["responses"][min(entry["responses"])] if entry["responses"] else None
     if entry["is_list_page"] and config.get("page", True) is not False:
         result, shape_name = _model_annotation(entry["page_item"], view.twins), "page"

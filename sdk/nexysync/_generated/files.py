@@ -22,14 +22,14 @@ class Files(SyncAPIResource):
 
     @operation("files_create")
     def create(
-        self, *, name: str, size: int, id: str | None = None, content_type: str | None = None
+        self, *, name: str, size: int, content_type: str | None = None, id: str | None = None
     ) -> types.FileUpload:
         """Announce a file of ``size`` encrypted bytes; return it (pending) and its signed upload URL.
 
         Most callers want ``upload``, which does this and the upload.
         """
         result: types.FileUpload = self._client.call(
-            "files_create", body=compact({"name": name, "size": size, "id": id, "content_type": content_type})
+            "files_create", body=compact({"name": name, "size": size, "content_type": content_type, "id": id})
         )
         return result
 
@@ -55,14 +55,14 @@ class AsyncFiles(AsyncAPIResource):
 
     @operation("files_create")
     async def create(
-        self, *, name: str, size: int, id: str | None = None, content_type: str | None = None
+        self, *, name: str, size: int, content_type: str | None = None, id: str | None = None
     ) -> types.FileUpload:
         """Announce a file of ``size`` encrypted bytes; return it (pending) and its signed upload URL.
 
         Most callers want ``upload``, which does this and the upload.
         """
         result: types.FileUpload = await self._client.call(
-            "files_create", body=compact({"name": name, "size": size, "id": id, "content_type": content_type})
+            "files_create", body=compact({"name": name, "size": size, "content_type": content_type, "id": id})
         )
         return result
 
@@ -89,13 +89,13 @@ class FilesWithRawResponse:
     def __init__(self, resource: Files) -> None:
         self._client: Client = resource._client
 
-    def create(self, *, name: str, size: int, id: str | None = None, content_type: str | None = None) -> RawResponse:
+    def create(self, *, name: str, size: int, content_type: str | None = None, id: str | None = None) -> RawResponse:
         """Announce a file of ``size`` encrypted bytes; return it (pending) and its signed upload URL.
 
         Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return self._client.call_raw(
-            "files_create", body=compact({"name": name, "size": size, "id": id, "content_type": content_type})
+            "files_create", body=compact({"name": name, "size": size, "content_type": content_type, "id": id})
         )
 
     def list(self, *, limit: int | None = None) -> RawPager:
@@ -127,14 +127,14 @@ class AsyncFilesWithRawResponse:
         self._client: AsyncClient = resource._client
 
     async def create(
-        self, *, name: str, size: int, id: str | None = None, content_type: str | None = None
+        self, *, name: str, size: int, content_type: str | None = None, id: str | None = None
     ) -> RawResponse:
         """Announce a file of ``size`` encrypted bytes; return it (pending) and its signed upload URL.
 
         Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return await self._client.call_raw(
-            "files_create", body=compact({"name": name, "size": size, "id": id, "content_type": content_type})
+            "files_create", body=compact({"name": name, "size": size, "content_type": content_type, "id": id})
         )
 
     def list(self, *, limit: int | None = None) -> AsyncRawPager:

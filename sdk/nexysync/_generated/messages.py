@@ -31,11 +31,11 @@ class Messages(SyncAPIResource):
         topic: str,
         payload: str,
         broadcast: bool = False,
-        id: str | None = None,
         type: str = "notification",
         priority: str | None = None,
         reply_to: str | None = None,
         metadata: Any = None,
+        id: str | None = None,
     ) -> types.Message:
         """Send a direct message (to an agent's slug) or a broadcast.
 
@@ -70,11 +70,11 @@ class Messages(SyncAPIResource):
                     "topic": topic,
                     "payload": payload,
                     "broadcast": None if broadcast is False else broadcast,
-                    "id": id,
                     "type": type,
                     "priority": priority,
                     "reply_to": reply_to,
                     "metadata": metadata,
+                    "id": id,
                 }
             ),
         )
@@ -169,11 +169,11 @@ class AsyncMessages(AsyncAPIResource):
         topic: str,
         payload: str,
         broadcast: bool = False,
-        id: str | None = None,
         type: str = "notification",
         priority: str | None = None,
         reply_to: str | None = None,
         metadata: Any = None,
+        id: str | None = None,
     ) -> types.Message:
         """Send a direct message (to an agent's slug) or a broadcast.
 
@@ -208,11 +208,11 @@ class AsyncMessages(AsyncAPIResource):
                     "topic": topic,
                     "payload": payload,
                     "broadcast": None if broadcast is False else broadcast,
-                    "id": id,
                     "type": type,
                     "priority": priority,
                     "reply_to": reply_to,
                     "metadata": metadata,
+                    "id": id,
                 }
             ),
         )
@@ -311,11 +311,11 @@ class MessagesWithRawResponse:
         topic: str,
         payload: str,
         broadcast: bool = False,
-        id: str | None = None,
         type: str = "notification",
         priority: str | None = None,
         reply_to: str | None = None,
         metadata: Any = None,
+        id: str | None = None,
     ) -> RawResponse:
         """Send a direct message (to an agent's slug) or a broadcast.
 
@@ -330,11 +330,11 @@ class MessagesWithRawResponse:
                     "topic": topic,
                     "payload": payload,
                     "broadcast": None if broadcast is False else broadcast,
-                    "id": id,
                     "type": type,
                     "priority": priority,
                     "reply_to": reply_to,
                     "metadata": metadata,
+                    "id": id,
                 }
             ),
         )
@@ -428,11 +428,11 @@ class AsyncMessagesWithRawResponse:
         topic: str,
         payload: str,
         broadcast: bool = False,
-        id: str | None = None,
         type: str = "notification",
         priority: str | None = None,
         reply_to: str | None = None,
         metadata: Any = None,
+        id: str | None = None,
     ) -> RawResponse:
         """Send a direct message (to an agent's slug) or a broadcast.
 
@@ -447,11 +447,11 @@ class AsyncMessagesWithRawResponse:
                     "topic": topic,
                     "payload": payload,
                     "broadcast": None if broadcast is False else broadcast,
-                    "id": id,
                     "type": type,
                     "priority": priority,
                     "reply_to": reply_to,
                     "metadata": metadata,
+                    "id": id,
                 }
             ),
         )

@@ -26,10 +26,10 @@ class Refs(SyncAPIResource):
         title: str,
         content: str,
         *,
-        id: str | None = None,
         source_file: str | None = None,
         language: str | None = None,
         to: str | None = None,
+        id: str | None = None,
     ) -> types.Ref:
         """Share a code reference with one agent, or with the whole project.
 
@@ -54,10 +54,10 @@ class Refs(SyncAPIResource):
                 {
                     "title": title,
                     "content": content,
-                    "id": id,
                     "source_file": source_file,
                     "language": language,
                     "to": to,
+                    "id": id,
                 }
             ),
         )
@@ -91,10 +91,10 @@ class AsyncRefs(AsyncAPIResource):
         title: str,
         content: str,
         *,
-        id: str | None = None,
         source_file: str | None = None,
         language: str | None = None,
         to: str | None = None,
+        id: str | None = None,
     ) -> types.Ref:
         """Share a code reference with one agent, or with the whole project.
 
@@ -119,10 +119,10 @@ class AsyncRefs(AsyncAPIResource):
                 {
                     "title": title,
                     "content": content,
-                    "id": id,
                     "source_file": source_file,
                     "language": language,
                     "to": to,
+                    "id": id,
                 }
             ),
         )
@@ -158,10 +158,10 @@ class RefsWithRawResponse:
         title: str,
         content: str,
         *,
-        id: str | None = None,
         source_file: str | None = None,
         language: str | None = None,
         to: str | None = None,
+        id: str | None = None,
     ) -> RawResponse:
         """Share a code reference with one agent, or with the whole project.
 
@@ -173,10 +173,10 @@ class RefsWithRawResponse:
                 {
                     "title": title,
                     "content": content,
-                    "id": id,
                     "source_file": source_file,
                     "language": language,
                     "to": to,
+                    "id": id,
                 }
             ),
         )
@@ -214,10 +214,10 @@ class AsyncRefsWithRawResponse:
         title: str,
         content: str,
         *,
-        id: str | None = None,
         source_file: str | None = None,
         language: str | None = None,
         to: str | None = None,
+        id: str | None = None,
     ) -> RawResponse:
         """Share a code reference with one agent, or with the whole project.
 
@@ -229,10 +229,10 @@ class AsyncRefsWithRawResponse:
                 {
                     "title": title,
                     "content": content,
-                    "id": id,
                     "source_file": source_file,
                     "language": language,
                     "to": to,
+                    "id": id,
                 }
             ),
         )

@@ -1,21 +1,31 @@
-"""Generate the ``nexysync_generated`` package, and the SDK's plaintext models, from ``openapi.yaml``.
+"""Generate the ``nexysync_generated`` package, and the SDK's generated modules, from ``openapi.yaml``.
 
-Run ``python scripts/generate.py [--out DIR] [--sdk-types FILE]``. It writes, into the package directory:
+Run ``python scripts/generate.py [--out DIR] [--sdk-types FILE] [--sdk-resources DIR]``. It writes,
+into the package directory:
 
 - ``models.py``: pydantic v2 models made by datamodel-code-generator (pinned version);
 - ``operations.py``: the operation table, one entry per operationId, as plain data;
 - ``encryption.py``: the encryption plan of every operation that encrypts or decrypts;
-- ``_types.py``: the frozen dataclasses the table and the plan are made of, and ``__init__.py``,
-  both from ``scripts/templates/`` (real modules, linted like the rest);
+- ``_types.py``: the frozen dataclasses the table and the plan are made of, and ``__init__.py``;
 - ``py.typed``;
 - ``openapi.yaml`` (a byte-for-byte copy of the contract) and ``openapi.json`` (the same document
   as JSON, so the package can load it without a YAML parser);
 
-and ``sdk/nexysync/types.py``: the plaintext models the SDK returns (an encrypted field with its
-decrypted type), formatted by the pinned ruff.
+and, into the SDK (which depends on the package, so they cannot live in it):
 
-The output depends only on ``openapi.yaml`` and the pinned generator version: no timestamps, no
-absolute paths, so ``tests/unit/test_generated.py`` can regenerate it and demand zero difference.
+- ``sdk/nexysync/types.py``: the plaintext models the SDK returns (an encrypted field with its
+  decrypted type);
+- ``sdk/nexysync/_generated/``: the resource layer, one module per resource with its sync class,
+  its async class and their raw-response wrappers, plus ``_clients.py`` (the clients' resources),
+  from the operation table and ``scripts/templates/resources.yaml`` (the SDK's names for them).
+
+Every module starts from a template in ``scripts/templates/``: real Python files that ruff lints,
+in which ``# >>> name`` ... ``# <<< name`` mark the blocks the generator copies and fills. The last
+step runs the pinned ruff over the output (unused imports out, then ``ruff format``).
+
+The output depends only on ``openapi.yaml``, the templates and the pinned tool versions: no
+timestamps, no absolute paths, so ``tests/unit/test_generated.py`` can regenerate it and demand
+zero difference.
 """
 
 from __future__ import annotations
@@ -48,7 +58,6 @@ RECORD_ID_KEY = "x-nexysync-record-id"
 AUTHOR_KEY = "x-nexysync-author"
 ROUTING_KEY = "x-nexysync-routing"
 PLAINTEXT_KEY = "x-nexysync-plaintext"
-LINE_LENGTH = 120
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 JSON_MEDIA_TYPE = "application/json"
 SCHEMA_REF_PREFIX = "#/components/schemas/"
@@ -696,23 +705,16 @@ def build_encryption_plans(spec: Mapping[str, Any]) -> dict[str, _Call]:
 
 
 def render_encryption(spec: Mapping[str, Any]) -> str:
-    """Return the source of encryption.py, the encryption plan of every operation.
+    """Return the source of encryption.py, the encryption plan of every operation (before ruff formats it).
 
     Args:
         spec: The parsed OpenAPI document.
 
     Returns:
-        The module's source.
+        The module's source, from ``scripts/templates/encryption.py``.
     """
-    head = "ENCRYPTION_PLANS: dict[str, OperationPlan] = "
-    return (
-        HEADER
-        + '"""The encryption plan of the NexySync API: what each operation encrypts, with which kind and id."""\n\n'
-        + "from __future__ import annotations\n\n"
-        + "from nexysync_generated._types import EncryptedAt, OperationPlan, RecordPlan\n\n"
-        + '__all__ = ["ENCRYPTION_PLANS", "EncryptedAt", "OperationPlan", "RecordPlan"]\n\n'
-        + "#: For each operation with encrypted content, where its records are and how they are bound.\n"
-        + f"{head}{render(build_encryption_plans(spec), 0, len(head))}\n"
+    return HEADER + _assign(
+        render_template("encryption.py"), "ENCRYPTION_PLANS", _render_flat(build_encryption_plans(spec))
     )
 
 
@@ -775,13 +777,13 @@ def _twin_annotation(prop: Any, twins: Mapping[str, Any]) -> str | None:
 
 
 def render_sdk_types(spec: Mapping[str, Any]) -> str:
-    """Return the source of ``sdk/nexysync/types.py``: the plaintext models the SDK returns.
+    """Return the source of ``sdk/nexysync/types.py``: the plaintext models the SDK returns (before ruff tidies it).
 
     Args:
         spec: The parsed OpenAPI document.
 
     Returns:
-        The module's source, formatted as ruff formats it.
+        The module's source, from ``scripts/templates/_sdk_types.py``.
     """
     twins = plaintext_models(spec)
     responses = _response_models(spec)
@@ -792,52 +794,29 @@ def render_sdk_types(spec: Mapping[str, Any]) -> str:
         for status, places in dict(plan.kwargs)["responses"].items()
         if len(places) == 1 and dict(places[0].kwargs)["at"] == ("data", "[]")
     }
+    skeleton, blocks = template_skeleton("_sdk_types.py")
     classes = []
     for name, fields in twins.items():
-        if name in pages:
-            bases = f"models.{name}, DecryptedPage"
-            what = "its records decrypted; those that fail are in `undecryptable`"
-        else:
-            bases, what = f"models.{name}", "its encrypted fields decrypted"
-        # A decrypted value, or a list of twins (list is invariant), differs from the wire type by design.
-        body = "".join(
-            f"\n    {prop}: {annotation}"
-            + ("" if annotation.split(" ")[0] in twins else "  # type: ignore[assignment]")
-            for prop, annotation in sorted(fields.items())
-        )
-        classes.append(f'class {name}({bases}):\n    """`{name}` with {what}."""\n{body}\n')
-    names = ", ".join(f'"{name}"' for name in ["PLAINTEXT_MODELS", *twins])
-    table = "".join(f'\n    "{name}": {name},' for name in twins)
-    return ruff_format(
-        HEADER
-        + '"""The plaintext models: what the SDK returns once it has decrypted a response.\n\n'
-        + "Each subclasses the wire model generated from openapi.yaml. An encrypted field holds its\n"
-        + "decrypted value (text, or any JSON value where the spec says `x-nexysync-plaintext: json`),\n"
-        + "and a list of encrypted records is a :class:`~nexysync.DecryptedPage`.\n"
-        + '"""\n\n'
-        + "from __future__ import annotations\n\n"
-        + "from pydantic import BaseModel, JsonValue\n\n"
-        + "from nexysync._pages import DecryptedPage\n"
-        + "from nexysync_generated import models\n\n"
-        + f"__all__ = [{names}]\n\n\n"
-        + "\n\n".join(classes)
-        + "\n\n#: The plaintext twin of each wire model that has one, by the wire model's name.\n"
-        + f"PLAINTEXT_MODELS: dict[str, type[BaseModel]] = {{{table}\n}}\n"
-    )
+        block = blocks["page"].replace("ThePage", name) if name in pages else blocks["twin"].replace("TheModel", name)
+        lines = []
+        for prop, annotation in sorted(fields.items()):
+            line = _fill(blocks["field"], {"the_field": prop, "TheAnnotation": annotation})
+            # A decrypted value, or a list of twins (list is invariant), differs from the wire type by design.
+            lines.append(
+                line.replace("  # type: ignore[assignment]", "") if annotation.split(" ")[0] in twins else line
+            )
+        classes.append(_insert(block, "field", "".join(lines)))
+    source = _insert(skeleton, "twin", "".join(classes))
+    source = source.replace('__all__ = ["PLAINTEXT_MODELS"]', f"__all__ = {['PLAINTEXT_MODELS', *twins]!r}")
+    table = "{" + ", ".join(f"{name!r}: {name}" for name in twins) + "}"
+    return HEADER + _assign(_insert(source, "page", ""), "PLAINTEXT_MODELS", table)
 
 
-def ruff_format(source: str) -> str:
-    """Format Python source with the pinned ruff, as ``tox -e lint`` checks it.
-
-    Args:
-        source: The module's source.
-
-    Returns:
-        The formatted source.
+def check_ruff_version() -> None:
+    """Fail unless the pinned ruff is installed (another version formats differently).
 
     Raises:
         SystemExit: ruff is missing or at another version.
-        RuntimeError: ruff refused the source.
     """
     try:
         installed = importlib.metadata.version("ruff")
@@ -845,53 +824,11 @@ def ruff_format(source: str) -> str:
         raise SystemExit(f"ruff=={RUFF_VERSION} is required but not installed") from exc
     if installed != RUFF_VERSION:
         raise SystemExit(f"ruff=={RUFF_VERSION} is required (found {installed}); another version formats differently")
-    command = [sys.executable, "-m", "ruff", "format", "--isolated", "--line-length", str(LINE_LENGTH), "-"]
-    result = subprocess.run(command, input=source, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"ruff format failed:\n{result.stderr}")
-    return result.stdout
 
 
 def _response_models(spec: Mapping[str, Any]) -> dict[str, dict[int, str | None]]:
     """Return each operation's response model names by status."""
     return {dict(call.kwargs)["operation_id"]: dict(call.kwargs)["responses"] for call in build_operations(spec)}
-
-
-def render(value: Any, indent: int = 0, prefix: int = 0, suffix: str = "") -> str:
-    """Render a value as a Python expression that fits the line length where it can.
-
-    Args:
-        value: A str, int, bool, None, tuple, list, dict or ``_Call``.
-        indent: The indentation of the line the expression starts on.
-        prefix: How many characters precede the expression on that line after the indentation.
-        suffix: What follows the expression on its last line (e.g. ``","``), counted for width.
-
-    Returns:
-        The source text, without the leading indentation.
-
-    Raises:
-        TypeError: The value has a type this renderer does not know.
-    """
-    flat = _render_flat(value)
-    fits = indent + prefix + len(flat) + len(suffix) <= LINE_LENGTH
-    if fits or not isinstance(value, tuple | list | dict | _Call) or not value:
-        return flat
-    inner = indent + 4
-    pad = " " * inner
-    lines: list[str]
-    if isinstance(value, _Call):
-        opening, closing = f"{value.name}(", ")"
-        lines = [f"{pad}{key}={render(item, inner, len(key) + 1, ',')}," for key, item in value.kwargs]
-    elif isinstance(value, dict):
-        opening, closing = "{", "}"
-        lines = []
-        for key, item in value.items():
-            head = f"{_render_flat(key)}: "
-            lines.append(f"{pad}{head}{render(item, inner, len(head), ',')},")
-    else:
-        opening, closing = ("(", ")") if isinstance(value, tuple) else ("[", "]")
-        lines = [f"{pad}{render(item, inner, 0, ',')}," for item in value]
-    return "\n".join([opening, *lines, " " * indent + closing])
 
 
 def _render_flat(value: Any) -> str:
@@ -921,28 +858,29 @@ def _render_flat(value: Any) -> str:
 
 
 def render_operations(spec: Mapping[str, Any]) -> str:
-    """Return the source of operations.py.
+    """Return the source of operations.py (before ruff formats it).
 
     Args:
         spec: The parsed OpenAPI document.
 
     Returns:
-        The module's source.
+        The module's source, from ``scripts/templates/operations.py``.
     """
     table = {call.kwargs[0][1]: call for call in build_operations(spec)}
-    operations_head = "OPERATIONS: dict[str, Operation] = "
-    fields_head = "MODEL_ENCRYPTED_FIELDS: dict[str, tuple[str, ...]] = "
-    return (
-        HEADER
-        + '"""The operation table of the NexySync API: one entry per operationId."""\n\n'
-        + "from __future__ import annotations\n\n"
-        + "from nexysync_generated._types import Operation, Parameter\n\n"
-        + '__all__ = ["MODEL_ENCRYPTED_FIELDS", "OPERATIONS", "Operation", "Parameter"]\n\n'
-        + "#: Every operation, keyed by operationId.\n"
-        + f"{operations_head}{render(table, 0, len(operations_head))}\n\n"
-        + "#: For each model with encrypted properties, the names of its own encrypted properties.\n"
-        + f"{fields_head}{render(model_encrypted_fields(spec), 0, len(fields_head))}\n"
-    )
+    source = _assign(render_template("operations.py"), "OPERATIONS", _render_flat(table))
+    return HEADER + _assign(source, "MODEL_ENCRYPTED_FIELDS", _render_flat(model_encrypted_fields(spec)))
+
+
+def _assign(source: str, name: str, expression: str) -> str:
+    """Put ``expression`` as the value of the template's module-level ``name: ... = {}``.
+
+    Raises:
+        SpecError: The template has no such assignment.
+    """
+    pattern = re.compile(rf"^({re.escape(name)}: [^\n]* = )\{{\}}$", re.MULTILINE)
+    if not pattern.search(source):
+        raise SpecError(f"the template has no `{name}: ... = {{}}` to fill")
+    return pattern.sub(lambda match: match.group(1) + expression, source, count=1)
 
 
 def render_template(name: str) -> str:
@@ -979,9 +917,10 @@ def render_files(spec_bytes: bytes) -> dict[str, bytes]:
         "models.py": generate_models(spec_bytes),
         "operations.py": render_operations(spec),
         "encryption.py": render_encryption(spec),
-        "py.typed": "",
-        "openapi.json": json.dumps(spec, indent=2, ensure_ascii=False) + "\n",
     }
+    # Formatting is the last step: the modules are as ruff formats them, whatever rendered them.
+    files = {**ruff_tidy(files, "nexysync_generated", fix=False), "py.typed": ""}
+    files["openapi.json"] = json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
     rendered = {name: text.encode("utf-8") for name, text in files.items()}
     rendered["openapi.yaml"] = spec_bytes
     return dict(sorted(rendered.items()))
@@ -997,7 +936,19 @@ def write_package(out_dir: Path, spec_path: Path = SPEC_PATH) -> list[Path]:
     Returns:
         The paths written.
     """
-    files = render_files(spec_path.read_bytes())
+    return write_files(out_dir, render_files(spec_path.read_bytes()))
+
+
+def write_files(out_dir: Path, files: Mapping[str, bytes]) -> list[Path]:
+    """Write generated files into ``out_dir``, only those whose contents changed; warn of files it does not make.
+
+    Args:
+        out_dir: The directory; created when missing.
+        files: File name to contents.
+
+    Returns:
+        The paths written.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name, content in files.items():
@@ -1011,6 +962,434 @@ def write_package(out_dir: Path, spec_path: Path = SPEC_PATH) -> list[Path]:
     if stale:
         print(f"warning: {out_dir} holds files the generator does not make: {', '.join(stale)}", file=sys.stderr)
     return written
+
+
+# ---------------------------------------------------------------------------------------------
+# The SDK's resource layer: sdk/nexysync/_generated/, from the spec and scripts/templates/resources.yaml.
+
+SDK_GENERATED = REPO_ROOT / "sdk" / "nexysync" / "_generated"
+RESOURCES_CONFIG = TEMPLATES / "resources.yaml"
+#: Python keywords a parameter cannot be named (``from`` becomes ``from_``, as the models alias it).
+_RENAMED = {"from": "from_", "in": "in_", "async": "async_", "class": "class_", "with": "with_"}
+_BLOCK = re.compile(r"^[ ]*# >>> ([\w-]+)[^\n]*\n(.*?)^[ ]*# <<< \1\n", re.MULTILINE | re.DOTALL)
+
+
+def _insert(source: str, marker: str, text: str) -> str:
+    """Put ``text`` where the ``# marker`` line of a template's skeleton or block stands.
+
+    Raises:
+        SpecError: There is no such line.
+    """
+    found = re.search(rf"^[ ]*# {re.escape(marker)}\n", source, re.MULTILINE)
+    if found is None:
+        raise SpecError(f"the template has no `# {marker}` line")
+    return source[: found.start()] + text + source[found.end() :]
+
+
+def template_skeleton(name: str) -> tuple[str, dict[str, str]]:
+    """Return a template with each top-level block replaced by its ``# name`` line, and the blocks.
+
+    The ``template-only`` block (stand-ins that let ruff read the template) is dropped.
+    """
+    _, blocks = template_blocks(name)
+    text = _BLOCK.sub(lambda m: "" if m.group(1) == "template-only" else f"# {m.group(1)}\n", render_template(name))
+    return text, blocks
+
+
+def template_blocks(name: str) -> tuple[str, dict[str, str]]:
+    """Split a template of ``scripts/templates`` into its module head and its named blocks.
+
+    A block runs from a ``# >>> name`` line to its ``# <<< name`` line; the head is what comes
+    before the first block. A block inside another is taken out of it, leaving a ``# name`` line
+    where it stood (the generator puts the filled copies of the inner block there).
+
+    Args:
+        name: The template's file name.
+
+    Returns:
+        The head and each block's text by name.
+    """
+    text = render_template(name)
+    first = _BLOCK.search(text)
+    head = text if first is None else text[: first.start()]
+    blocks: dict[str, str] = {}
+
+    def collect(source: str) -> None:
+        for match in _BLOCK.finditer(source):
+            inner = match.group(2)
+            collect(inner)
+            blocks[match.group(1)] = _BLOCK.sub(
+                lambda m: m.group(0)[: m.group(0).index("#")] + f"# {m.group(1)}\n", inner
+            )
+
+    collect(text)
+    return head, blocks
+
+
+def _fill(block: str, values: Mapping[str, str]) -> str:
+    """Replace each placeholder of a template block by its value, the longest placeholders first."""
+    for placeholder in sorted(values, key=len, reverse=True):
+        block = block.replace(placeholder, values[placeholder])
+    return block
+
+
+def _annotation(schema: Any) -> str:
+    """Return the Python annotation of a JSON schema (``$ref``s inlined), as the SDK's signatures use it."""
+    if not isinstance(schema, Mapping):
+        return "Any"
+    for keyword in ("anyOf", "oneOf"):
+        if keyword in schema:
+            branches = [b for b in schema[keyword] if not (isinstance(b, Mapping) and b.get("type") == "null")]
+            inner = " | ".join(dict.fromkeys(_annotation(b) for b in branches)) or "None"
+            return inner if len(branches) == len(schema[keyword]) else f"{inner} | None"
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        inner = " | ".join(_annotation({**schema, "type": k}) for k in kind if k != "null") or "None"
+        return f"{inner} | None" if "null" in kind else inner
+    if kind == "string":
+        return "dt.datetime" if schema.get("format") == "date-time" else "str"
+    if kind == "array":
+        return f"builtins.list[{_annotation(schema.get('items'))}]"
+    return {"integer": "int", "number": "float", "boolean": "bool", "object": "dict[str, Any]"}.get(kind, "Any")
+
+
+@dataclass
+class _Param:
+    """One parameter of a generated method: where it goes on the wire and how it is declared."""
+
+    wire: str
+    where: str  # path, query, header or body
+    name: str
+    annotation: str
+    required: bool
+    default: str | None = None
+    convert: str | None = None
+    omit_default: bool = False
+
+    def declaration(self) -> str:
+        """Return the parameter as the signature declares it."""
+        if self.default is None:
+            return f"{self.name}: {self.annotation}"
+        annotation = self.annotation
+        if self.default == "None" and "None" not in annotation.split(" | ") and annotation != "Any":
+            annotation += " | None"
+        return f"{self.name}: {annotation} = {self.default}"
+
+    def value(self) -> str:
+        """Return the expression of the value sent."""
+        value = self.convert.replace("{}", self.name) if self.convert else self.name
+        if not self.omit_default:
+            return value
+        same = "is" if self.default in ("True", "False", "None") else "=="
+        return f"None if {self.name} {same} {self.default} else {value}"
+
+
+def _request_record(plans: Mapping[str, _Call], op_id: str) -> dict[str, Any] | None:
+    """Return the record plan of an operation's encrypted request body, as keyword arguments, or None."""
+    plan = plans.get(op_id)
+    places = dict(plan.kwargs)["request"] if plan is not None else ()
+    return dict(dict(places[0].kwargs)["record"].kwargs) if places else None
+
+
+@dataclass
+class _Method:
+    """One operation method of a generated resource."""
+
+    name: str
+    operation_id: str
+    shape: str  # call, none, replay or page
+    result: str
+    params: list[_Param]
+    positional: int
+    request: str
+    prelude: str
+    doc: str
+    replay: str
+
+
+@dataclass(frozen=True)
+class _SpecView:
+    """What the SDK layer is made from, read once: the spec, its operations, their table entries and plans."""
+
+    reader: SpecReader
+    operations: dict[str, Mapping[str, Any]]
+    table: dict[str, dict[str, Any]]
+    plans: dict[str, _Call]
+    twins: dict[str, dict[str, str]]
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any]) -> _SpecView:
+        """Read ``spec``."""
+        reader = SpecReader(spec)
+        operations = {}
+        for path_item in (spec.get("paths") or {}).values():
+            path_item = reader.deref(path_item)
+            operations.update({path_item[m]["operationId"]: path_item[m] for m in HTTP_METHODS if m in path_item})
+        table = {dict(call.kwargs)["operation_id"]: dict(call.kwargs) for call in build_operations(spec)}
+        return cls(reader, operations, table, build_encryption_plans(spec), plaintext_models(spec))
+
+
+def build_method(view: _SpecView, name: str, config: Mapping[str, Any]) -> _Method:
+    """Describe the method ``name`` of a resource from its operation in the spec and its lines of resources.yaml.
+
+    Args:
+        view: The spec, read.
+        name: The method's name.
+        config: Its entry in resources.yaml.
+
+    Returns:
+        What the templates need.
+
+    Raises:
+        SpecError: The entry names an unknown operation or parameter.
+    """
+    op_id = config["operation"]
+    if op_id not in view.operations:
+        raise SpecError(f"resources.yaml: {name} names an unknown operation {op_id!r}")
+    entry = view.table[op_id]
+    hidden = {"Idempotency-Key", *(config.get("const") or {})}
+    if entry["is_list_page"]:
+        hidden.add("cursor")  # the pager follows it
+    found = [_Param(p.kwargs[0][1], "path", p.kwargs[0][1], "str", True) for p in entry["path_params"]]
+    body = view.reader.deref(view.operations[op_id].get("requestBody")) or {}
+    _, body_schema = _pick_media_type(body.get("content") or {})
+    record = _request_record(view.plans, op_id) or {}
+    # A client-made record id is made by the SDK unless the caller gives one.
+    client_id = record.get("id_name") if record.get("id_in") == "body" else None
+    if body_schema is not None:
+        schema = view.reader.deref(body_schema)
+        required = set(schema.get("required") or ())
+        for prop, prop_schema in _schema_properties(view.reader, schema).items():
+            json_value = prop in record.get("json_fields", ())
+            annotation = "Any" if json_value else _annotation(view.reader.inline_schema(prop_schema))
+            found.append(_Param(prop, "body", prop, annotation, prop in required and prop != client_id))
+    for where in ("query", "header"):
+        for param in (dict(p.kwargs) for p in entry[f"{where}_params"]):
+            if param["name"] not in hidden:
+                python = param["name"].lower().replace("-", "_")
+                found.append(_Param(param["name"], where, python, _annotation(param["schema"]), param["required"]))
+    shaped = config.get("params") or {}
+    unknown = set(shaped) - {_RENAMED.get(p.name, p.name) for p in found}
+    if unknown:
+        raise SpecError(f"resources.yaml: {op_id} shapes parameters it does not have: {sorted(unknown)}")
+    for param in found:
+        param.name = _RENAMED.get(param.name, param.name)
+        shape = shaped.get(param.name) or {}
+        param.annotation = shape.get("type", param.annotation)
+        param.default = shape.get("default", None if param.required else "None")
+        param.convert = shape.get("convert")
+        param.omit_default = bool(shape.get("omit_default"))
+    by_name = {p.name: p for p in found}
+    if set(config.get("positional") or ()) - set(by_name):
+        raise SpecError(f"resources.yaml: {op_id} has no parameter {sorted(set(config['positional']) - set(by_name))}")
+    leading = [p for p in found if p.where == "path"] + [by_name[n] for n in config.get("positional") or ()]
+    # Keyword-only: the required ones first, then the rest, each in the spec's order; a client-made id last.
+    rest = [p for p in found if p not in leading]
+    ordered = leading + sorted(rest, key=lambda p: (p.default is not None, p.where == "body" and p.wire == client_id))
+    model = entry["responses"][min(entry["responses"])] if entry["responses"] else None
+    if entry["is_list_page"] and config.get("page", True) is not False:
+        result, shape_name = _model_annotation(entry["page_item"], view.twins), "page"
+    elif model is None:
+        result, shape_name = "None", "none"
+    else:
+        result, shape_name = _model_annotation(model, view.twins), "replay" if config.get("replay") else "call"
+    return _Method(
+        name=name,
+        operation_id=op_id,
+        shape=shape_name,
+        result=result,
+        params=ordered,
+        positional=len(leading),
+        request=_request_arguments(ordered, config.get("const") or {}),
+        prelude=config.get("check", ""),
+        doc=config.get("doc") or entry["summary"] or name,
+        replay=config.get("replay", ""),
+    )
+
+
+def _model_annotation(name: str, twins: Mapping[str, Any]) -> str:
+    """Return how a generated module names a model: its plaintext twin (``types.``) when it has one."""
+    return f"types.{name}" if name in twins else f"models.{name}"
+
+
+def _request_arguments(params: list[_Param], const: Mapping[str, Any]) -> str:
+    """Return the keyword arguments of ``client.call`` that send a method's parameters."""
+    groups: dict[str, list[str]] = {"path": [], "query": [], "header": [], "body": []}
+    for param in params:
+        groups[param.where].append(f"{param.wire!r}: {param.value()}")
+    groups["query"] += [f"{wire!r}: {value!r}" for wire, value in const.items()]
+    keywords = {"path": "path_params", "query": "query", "header": "headers"}
+    parts = [
+        f"{keywords[where]}={{{', '.join(items)}}}" for where, items in groups.items() if items and where != "body"
+    ]
+    if groups["body"]:
+        parts.append(f"body=compact({{{', '.join(groups['body'])}}})")
+    return ", ".join(parts)
+
+
+def _signature(method: _Method) -> str:
+    """Return a method's parameters after ``self``: path and positional ones, then keyword-only ones."""
+    head = [p.declaration() for p in method.params[: method.positional]]
+    tail = [p.declaration() for p in method.params[method.positional :]]
+    return ", ".join([*head, *(["*", *tail] if tail else [])])
+
+
+def _docstring(text: str, indent: str) -> str:
+    """Return a docstring literal for a body indented by ``indent``."""
+    first, *rest = text.strip().splitlines()
+    if not rest:
+        return f'"""{first}"""'
+    body = "\n".join(f"{indent}{line}" if line.strip() else "" for line in rest)
+    return f'"""{first}\n{body}\n{indent}"""'
+
+
+def load_resources_config() -> dict[str, Any]:
+    """Return scripts/templates/resources.yaml, parsed."""
+    config: dict[str, Any] = yaml.safe_load(RESOURCES_CONFIG.read_bytes())
+    return config
+
+
+def render_resource_module(attribute: str, resource: Mapping[str, Any], methods: list[_Method]) -> str:
+    """Return the source of one generated resource module: sync, async and both raw-response classes.
+
+    Args:
+        attribute: The client attribute, e.g. ``messages``.
+        resource: Its entry in resources.yaml.
+        methods: Its operation methods.
+
+    Returns:
+        The module's source, before ruff tidies and formats it.
+    """
+    head, blocks = template_blocks("_resource.py")
+    cls = resource["class"]
+    doc = resource["doc"]
+    summary = f"``client.{attribute}``: {doc[:1].lower()}{doc[1:]}"
+    head = head.replace('"""The resource module\'s docstring."""', f'"""{summary}"""')
+    names = sorted([cls, f"Async{cls}", f"{cls}WithRawResponse", f"Async{cls}WithRawResponse"])
+    out = [HEADER, head, f"__all__ = {names!r}\n\n\n".replace("'", '"')]
+    for kind in ("sync", "async", "raw", "async-raw"):
+        class_values = {"TheResource": cls, "The resource's docstring": doc.rstrip(".")}
+        out.append(_fill(blocks[f"{kind}-class"], class_values))
+        for method in methods:
+            shape = method.shape
+            if kind in ("raw", "async-raw"):
+                shape = "page" if shape == "page" else "call"
+            block = blocks[f"{kind}-{shape}"]
+            prelude = f"        {method.prelude}\n" if method.prelude else ""
+            values = {
+                "TheResult": method.result,
+                "the_none_method": method.name,
+                "the_replay_method": method.name,
+                "the_page_method": method.name,
+                "the_method": method.name,
+                '"the_operation"': repr(method.operation_id).replace("'", '"'),
+                "*the_params: Any": _signature(method),
+                "**the_request": method.request,
+                "the_same": method.replay,
+                '"""The method\'s docstring."""': _docstring(method.doc, "        "),
+                '"""The method\'s docstring (``async for``)."""': _docstring(method.doc, "        "),
+                "The method's summary.": method.doc.strip().splitlines()[0],
+                "TheResource": cls,
+            }
+            text = _fill(block, values).replace("        the_prelude()\n", prelude)
+            text = re.sub(r"\(self, \)", "(self)", text).replace(", )", ")").replace("(, ", "(")
+            out.append(text)
+        out.append("\n\n")
+    return "".join(out)
+
+
+def render_clients_module(config: Mapping[str, Any]) -> str:
+    """Return the source of ``_generated/_clients.py``: the clients' resources and their raw-response views.
+
+    Args:
+        config: resources.yaml, parsed.
+
+    Returns:
+        The module's source, before ruff tidies and formats it.
+    """
+    head, blocks = template_blocks("_clients.py")
+    resources = config["resources"]
+    imports = []
+    for attribute, resource in resources.items():
+        cls = resource["class"]
+        imports.append(f"from nexysync._generated.{attribute} import Async{cls}WithRawResponse, {cls}WithRawResponse\n")
+        module, _, name = (resource.get("extend") or f"nexysync._generated.{attribute}.{cls}").rpartition(".")
+        imports.append(f"from {module} import Async{name}, {name}\n")
+    out = [HEADER, head.replace("# generated imports\n", "".join(imports))]
+    for section in ("sync", "async"):
+        text = blocks[f"{section}-client"]
+        for part in ("attributes", "attach", "raw"):
+            lines = "".join(
+                _fill(blocks[f"{section}-{part}"], {"the_resource": attribute, "TheResource": resource["class"]})
+                for attribute, resource in resources.items()
+            )
+            marker = re.search(rf"^[ ]*# {section}-{part}\n", text, re.MULTILINE)
+            if marker is None:
+                raise SpecError(f"template _clients.py lost its block {section}-{part}")
+            text = text[: marker.start()] + lines + text[marker.end() :]
+        out.append(text)
+    return "".join(out)
+
+
+def render_sdk_layer(spec: Mapping[str, Any]) -> dict[str, str]:
+    """Return the generated modules of the SDK's resource layer by file name, formatted.
+
+    Raises:
+        SpecError: resources.yaml and the spec disagree (an operation mapped twice, none at all, ...).
+    """
+    config = load_resources_config()
+    view = _SpecView.of(spec)
+    seen: dict[str, str] = {}
+    files: dict[str, str] = {"__init__.py": HEADER + render_template("_sdk_generated_init.py")}
+    for attribute, resource in config["resources"].items():
+        methods = []
+        for name, entry in resource["methods"].items():
+            op_id = entry["operation"]
+            if op_id in seen:
+                raise SpecError(f"resources.yaml maps {op_id} twice ({seen[op_id]} and {attribute}.{name})")
+            seen[op_id] = f"{attribute}.{name}"
+            methods.append(build_method(view, name, entry))
+        files[f"{attribute}.py"] = render_resource_module(attribute, resource, methods)
+    missing = set(view.operations) - set(seen) - set(config.get("unmapped") or ())
+    if missing:
+        raise SpecError(f"resources.yaml gives no SDK method to {sorted(missing)} (or list them as unmapped)")
+    files["_clients.py"] = render_clients_module(config)
+    return ruff_tidy(files)
+
+
+def ruff_tidy(files: Mapping[str, str], where: str = "sdk/nexysync/_generated", *, fix: bool = True) -> dict[str, str]:
+    """Format generated modules with the pinned ruff and the repository's settings (after removing unused imports).
+
+    Args:
+        files: Module sources by file name.
+        where: The directory they live in, relative to the repository (for first-party imports).
+        fix: Also remove unused imports and sort them (``ruff check --fix`` with F401 and I).
+
+    Returns:
+        The same modules, as ``tox -e lint`` wants them.
+
+    Raises:
+        RuntimeError: ruff refused a module.
+    """
+    check_ruff_version()
+    with tempfile.TemporaryDirectory(prefix="nexysync-ruff-") as tmp:
+        root = Path(tmp) / where
+        root.mkdir(parents=True)
+        for name, source in files.items():
+            (root / name).write_text(source, "utf-8")
+        config = ["--config", str(REPO_ROOT / "pyproject.toml")]
+        commands = [["check", "--fix-only", "--select", "F401,I", "--quiet"]] if fix else []
+        for command in [*commands, ["format", "--quiet"]]:
+            result = subprocess.run(
+                [sys.executable, "-m", "ruff", *command, *config, str(root)],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"ruff {command[0]} failed:\n{result.stderr}{result.stdout}")
+        return {name: (root / name).read_text("utf-8") for name in files}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1028,12 +1407,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sdk-types", type=Path, default=SDK_TYPES, help=f"the SDK's plaintext models (default: {SDK_TYPES})"
     )
+    parser.add_argument(
+        "--sdk-resources", type=Path, default=SDK_GENERATED, help=f"the SDK's resource layer (default: {SDK_GENERATED})"
+    )
     args = parser.parse_args(argv)
     written = write_package(args.out, args.spec)
-    types_source = render_sdk_types(yaml.safe_load(args.spec.read_bytes())).encode("utf-8")
+    spec = yaml.safe_load(args.spec.read_bytes())
+    types_source = ruff_tidy({"types.py": render_sdk_types(spec)}, "sdk/nexysync")["types.py"].encode("utf-8")
     if not args.sdk_types.exists() or args.sdk_types.read_bytes() != types_source:
         args.sdk_types.write_bytes(types_source)
         written.append(args.sdk_types)
+    written += write_files(
+        args.sdk_resources, {name: text.encode("utf-8") for name, text in render_sdk_layer(spec).items()}
+    )
     for path in written:
         print(f"wrote {path}")
     print(f"{args.out}: {len(written)} file(s) changed")

@@ -10,19 +10,19 @@ __all__ = ["ENCRYPTION_PLANS", "EncryptedAt", "OperationPlan", "RecordPlan"]
 
 #: For each operation with encrypted content, where its records are and how they are bound.
 ENCRYPTION_PLANS: dict[str, OperationPlan] = {
-    'files_create': OperationPlan(
-        operation_id='files_create',
+    "files_create": OperationPlan(
+        operation_id="files_create",
         request=(
             EncryptedAt(
                 at=(),
                 record=RecordPlan(
-                    schema='FileCreate',
-                    kind='file',
-                    id_in='body',
-                    id_name='id',
-                    fields=('name',),
+                    schema="FileCreate",
+                    kind="file",
+                    id_in="body",
+                    id_name="id",
+                    fields=("name",),
                     json_fields=(),
-                    author='from',
+                    author="from",
                     routing=(),
                 ),
             ),
@@ -30,133 +30,133 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
         responses={
             200: (
                 EncryptedAt(
-                    at=('file',),
+                    at=("file",),
                     record=RecordPlan(
-                        schema='File',
-                        kind='file',
-                        id_in='body',
-                        id_name='id',
-                        fields=('name',),
+                        schema="File",
+                        kind="file",
+                        id_in="body",
+                        id_name="id",
+                        fields=("name",),
                         json_fields=(),
-                        author='from',
+                        author="from",
                         routing=(),
                     ),
                 ),
             ),
             201: (
                 EncryptedAt(
-                    at=('file',),
+                    at=("file",),
                     record=RecordPlan(
-                        schema='File',
-                        kind='file',
-                        id_in='body',
-                        id_name='id',
-                        fields=('name',),
+                        schema="File",
+                        kind="file",
+                        id_in="body",
+                        id_name="id",
+                        fields=("name",),
                         json_fields=(),
-                        author='from',
+                        author="from",
                         routing=(),
                     ),
                 ),
             ),
         },
     ),
-    'files_get': OperationPlan(
-        operation_id='files_get',
+    "files_get": OperationPlan(
+        operation_id="files_get",
         request=(),
         responses={
             200: (
                 EncryptedAt(
                     at=(),
                     record=RecordPlan(
-                        schema='File',
-                        kind='file',
-                        id_in='body',
-                        id_name='id',
-                        fields=('name',),
+                        schema="File",
+                        kind="file",
+                        id_in="body",
+                        id_name="id",
+                        fields=("name",),
                         json_fields=(),
-                        author='from',
+                        author="from",
                         routing=(),
                     ),
                 ),
-            ),
+            )
         },
     ),
-    'files_list': OperationPlan(
-        operation_id='files_list',
+    "files_list": OperationPlan(
+        operation_id="files_list",
         request=(),
         responses={
             200: (
                 EncryptedAt(
-                    at=('data', '[]'),
+                    at=("data", "[]"),
                     record=RecordPlan(
-                        schema='File',
-                        kind='file',
-                        id_in='body',
-                        id_name='id',
-                        fields=('name',),
+                        schema="File",
+                        kind="file",
+                        id_in="body",
+                        id_name="id",
+                        fields=("name",),
                         json_fields=(),
-                        author='from',
+                        author="from",
                         routing=(),
                     ),
                 ),
-            ),
+            )
         },
     ),
-    'kv_get': OperationPlan(
-        operation_id='kv_get',
+    "kv_get": OperationPlan(
+        operation_id="kv_get",
         request=(),
         responses={
             200: (
                 EncryptedAt(
                     at=(),
                     record=RecordPlan(
-                        schema='KvEntry',
-                        kind='kv',
-                        id_in='body',
-                        id_name='key',
-                        fields=('value',),
+                        schema="KvEntry",
+                        kind="kv",
+                        id_in="body",
+                        id_name="key",
+                        fields=("value",),
                         json_fields=(),
-                        author='updated_by',
+                        author="updated_by",
                         routing=(),
                     ),
                 ),
-            ),
+            )
         },
     ),
-    'kv_list': OperationPlan(
-        operation_id='kv_list',
+    "kv_list": OperationPlan(
+        operation_id="kv_list",
         request=(),
         responses={
             200: (
                 EncryptedAt(
-                    at=('data', '[]'),
+                    at=("data", "[]"),
                     record=RecordPlan(
-                        schema='KvEntry',
-                        kind='kv',
-                        id_in='body',
-                        id_name='key',
-                        fields=('value',),
+                        schema="KvEntry",
+                        kind="kv",
+                        id_in="body",
+                        id_name="key",
+                        fields=("value",),
                         json_fields=(),
-                        author='updated_by',
+                        author="updated_by",
                         routing=(),
                     ),
                 ),
-            ),
+            )
         },
     ),
-    'kv_put': OperationPlan(
-        operation_id='kv_put',
+    "kv_put": OperationPlan(
+        operation_id="kv_put",
         request=(
             EncryptedAt(
                 at=(),
                 record=RecordPlan(
-                    schema='KvPut',
-                    kind='kv',
-                    id_in='path',
-                    id_name='key',
-                    fields=('value',),
+                    schema="KvPut",
+                    kind="kv",
+                    id_in="path",
+                    id_name="key",
+                    fields=("value",),
                     json_fields=(),
-                    author='updated_by',
+                    author="updated_by",
                     routing=(),
                 ),
             ),
@@ -166,13 +166,13 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
                 EncryptedAt(
                     at=(),
                     record=RecordPlan(
-                        schema='KvEntry',
-                        kind='kv',
-                        id_in='body',
-                        id_name='key',
-                        fields=('value',),
+                        schema="KvEntry",
+                        kind="kv",
+                        id_in="body",
+                        id_name="key",
+                        fields=("value",),
                         json_fields=(),
-                        author='updated_by',
+                        author="updated_by",
                         routing=(),
                     ),
                 ),
@@ -181,117 +181,117 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
                 EncryptedAt(
                     at=(),
                     record=RecordPlan(
-                        schema='KvEntry',
-                        kind='kv',
-                        id_in='body',
-                        id_name='key',
-                        fields=('value',),
+                        schema="KvEntry",
+                        kind="kv",
+                        id_in="body",
+                        id_name="key",
+                        fields=("value",),
                         json_fields=(),
-                        author='updated_by',
+                        author="updated_by",
                         routing=(),
                     ),
                 ),
             ),
         },
     ),
-    'messages_get': OperationPlan(
-        operation_id='messages_get',
+    "messages_get": OperationPlan(
+        operation_id="messages_get",
         request=(),
         responses={
             200: (
                 EncryptedAt(
                     at=(),
                     record=RecordPlan(
-                        schema='Message',
-                        kind='message',
-                        id_in='body',
-                        id_name='id',
-                        fields=('metadata', 'payload', 'topic'),
-                        json_fields=('metadata',),
-                        author='from',
-                        routing=(('to', '*'), ('reply_to', '-')),
+                        schema="Message",
+                        kind="message",
+                        id_in="body",
+                        id_name="id",
+                        fields=("metadata", "payload", "topic"),
+                        json_fields=("metadata",),
+                        author="from",
+                        routing=(("to", "*"), ("reply_to", "-")),
                     ),
                 ),
-            ),
+            )
         },
     ),
-    'messages_list': OperationPlan(
-        operation_id='messages_list',
+    "messages_list": OperationPlan(
+        operation_id="messages_list",
         request=(),
         responses={
             200: (
                 EncryptedAt(
-                    at=('data', '[]'),
+                    at=("data", "[]"),
                     record=RecordPlan(
-                        schema='Message',
-                        kind='message',
-                        id_in='body',
-                        id_name='id',
-                        fields=('metadata', 'payload', 'topic'),
-                        json_fields=('metadata',),
-                        author='from',
-                        routing=(('to', '*'), ('reply_to', '-')),
+                        schema="Message",
+                        kind="message",
+                        id_in="body",
+                        id_name="id",
+                        fields=("metadata", "payload", "topic"),
+                        json_fields=("metadata",),
+                        author="from",
+                        routing=(("to", "*"), ("reply_to", "-")),
                     ),
                 ),
-            ),
+            )
         },
     ),
-    'messages_pin': OperationPlan(
-        operation_id='messages_pin',
-        request=(),
-        responses={
-            200: (
-                EncryptedAt(
-                    at=(),
-                    record=RecordPlan(
-                        schema='Message',
-                        kind='message',
-                        id_in='body',
-                        id_name='id',
-                        fields=('metadata', 'payload', 'topic'),
-                        json_fields=('metadata',),
-                        author='from',
-                        routing=(('to', '*'), ('reply_to', '-')),
-                    ),
-                ),
-            ),
-        },
-    ),
-    'messages_react': OperationPlan(
-        operation_id='messages_react',
+    "messages_pin": OperationPlan(
+        operation_id="messages_pin",
         request=(),
         responses={
             200: (
                 EncryptedAt(
                     at=(),
                     record=RecordPlan(
-                        schema='Message',
-                        kind='message',
-                        id_in='body',
-                        id_name='id',
-                        fields=('metadata', 'payload', 'topic'),
-                        json_fields=('metadata',),
-                        author='from',
-                        routing=(('to', '*'), ('reply_to', '-')),
+                        schema="Message",
+                        kind="message",
+                        id_in="body",
+                        id_name="id",
+                        fields=("metadata", "payload", "topic"),
+                        json_fields=("metadata",),
+                        author="from",
+                        routing=(("to", "*"), ("reply_to", "-")),
                     ),
                 ),
-            ),
+            )
         },
     ),
-    'messages_send': OperationPlan(
-        operation_id='messages_send',
+    "messages_react": OperationPlan(
+        operation_id="messages_react",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=(),
+                    record=RecordPlan(
+                        schema="Message",
+                        kind="message",
+                        id_in="body",
+                        id_name="id",
+                        fields=("metadata", "payload", "topic"),
+                        json_fields=("metadata",),
+                        author="from",
+                        routing=(("to", "*"), ("reply_to", "-")),
+                    ),
+                ),
+            )
+        },
+    ),
+    "messages_send": OperationPlan(
+        operation_id="messages_send",
         request=(
             EncryptedAt(
                 at=(),
                 record=RecordPlan(
-                    schema='MessageCreate',
-                    kind='message',
-                    id_in='body',
-                    id_name='id',
-                    fields=('metadata', 'payload', 'topic'),
-                    json_fields=('metadata',),
-                    author='from',
-                    routing=(('to', '*'), ('reply_to', '-')),
+                    schema="MessageCreate",
+                    kind="message",
+                    id_in="body",
+                    id_name="id",
+                    fields=("metadata", "payload", "topic"),
+                    json_fields=("metadata",),
+                    author="from",
+                    routing=(("to", "*"), ("reply_to", "-")),
                 ),
             ),
         ),
@@ -300,14 +300,14 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
                 EncryptedAt(
                     at=(),
                     record=RecordPlan(
-                        schema='Message',
-                        kind='message',
-                        id_in='body',
-                        id_name='id',
-                        fields=('metadata', 'payload', 'topic'),
-                        json_fields=('metadata',),
-                        author='from',
-                        routing=(('to', '*'), ('reply_to', '-')),
+                        schema="Message",
+                        kind="message",
+                        id_in="body",
+                        id_name="id",
+                        fields=("metadata", "payload", "topic"),
+                        json_fields=("metadata",),
+                        author="from",
+                        routing=(("to", "*"), ("reply_to", "-")),
                     ),
                 ),
             ),
@@ -315,201 +315,201 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
                 EncryptedAt(
                     at=(),
                     record=RecordPlan(
-                        schema='Message',
-                        kind='message',
-                        id_in='body',
-                        id_name='id',
-                        fields=('metadata', 'payload', 'topic'),
-                        json_fields=('metadata',),
-                        author='from',
-                        routing=(('to', '*'), ('reply_to', '-')),
+                        schema="Message",
+                        kind="message",
+                        id_in="body",
+                        id_name="id",
+                        fields=("metadata", "payload", "topic"),
+                        json_fields=("metadata",),
+                        author="from",
+                        routing=(("to", "*"), ("reply_to", "-")),
                     ),
                 ),
             ),
         },
     ),
-    'messages_thread': OperationPlan(
-        operation_id='messages_thread',
+    "messages_thread": OperationPlan(
+        operation_id="messages_thread",
         request=(),
         responses={
             200: (
                 EncryptedAt(
-                    at=('data', '[]'),
+                    at=("data", "[]"),
                     record=RecordPlan(
-                        schema='Message',
-                        kind='message',
-                        id_in='body',
-                        id_name='id',
-                        fields=('metadata', 'payload', 'topic'),
-                        json_fields=('metadata',),
-                        author='from',
-                        routing=(('to', '*'), ('reply_to', '-')),
+                        schema="Message",
+                        kind="message",
+                        id_in="body",
+                        id_name="id",
+                        fields=("metadata", "payload", "topic"),
+                        json_fields=("metadata",),
+                        author="from",
+                        routing=(("to", "*"), ("reply_to", "-")),
                     ),
                 ),
-            ),
+            )
         },
     ),
-    'messages_unpin': OperationPlan(
-        operation_id='messages_unpin',
-        request=(),
-        responses={
-            200: (
-                EncryptedAt(
-                    at=(),
-                    record=RecordPlan(
-                        schema='Message',
-                        kind='message',
-                        id_in='body',
-                        id_name='id',
-                        fields=('metadata', 'payload', 'topic'),
-                        json_fields=('metadata',),
-                        author='from',
-                        routing=(('to', '*'), ('reply_to', '-')),
-                    ),
-                ),
-            ),
-        },
-    ),
-    'owner_files_list': OperationPlan(
-        operation_id='owner_files_list',
-        request=(),
-        responses={
-            200: (
-                EncryptedAt(
-                    at=('data', '[]'),
-                    record=RecordPlan(
-                        schema='File',
-                        kind='file',
-                        id_in='body',
-                        id_name='id',
-                        fields=('name',),
-                        json_fields=(),
-                        author='from',
-                        routing=(),
-                    ),
-                ),
-            ),
-        },
-    ),
-    'owner_kv_list': OperationPlan(
-        operation_id='owner_kv_list',
-        request=(),
-        responses={
-            200: (
-                EncryptedAt(
-                    at=('data', '[]'),
-                    record=RecordPlan(
-                        schema='KvEntry',
-                        kind='kv',
-                        id_in='body',
-                        id_name='key',
-                        fields=('value',),
-                        json_fields=(),
-                        author='updated_by',
-                        routing=(),
-                    ),
-                ),
-            ),
-        },
-    ),
-    'owner_messages_list': OperationPlan(
-        operation_id='owner_messages_list',
-        request=(),
-        responses={
-            200: (
-                EncryptedAt(
-                    at=('data', '[]'),
-                    record=RecordPlan(
-                        schema='Message',
-                        kind='message',
-                        id_in='body',
-                        id_name='id',
-                        fields=('metadata', 'payload', 'topic'),
-                        json_fields=('metadata',),
-                        author='from',
-                        routing=(('to', '*'), ('reply_to', '-')),
-                    ),
-                ),
-            ),
-        },
-    ),
-    'owner_refs_list': OperationPlan(
-        operation_id='owner_refs_list',
-        request=(),
-        responses={
-            200: (
-                EncryptedAt(
-                    at=('data', '[]'),
-                    record=RecordPlan(
-                        schema='Ref',
-                        kind='ref',
-                        id_in='body',
-                        id_name='id',
-                        fields=('content', 'source_file', 'title'),
-                        json_fields=(),
-                        author='from',
-                        routing=(('to', '*'),),
-                    ),
-                ),
-            ),
-        },
-    ),
-    'refs_get': OperationPlan(
-        operation_id='refs_get',
+    "messages_unpin": OperationPlan(
+        operation_id="messages_unpin",
         request=(),
         responses={
             200: (
                 EncryptedAt(
                     at=(),
                     record=RecordPlan(
-                        schema='Ref',
-                        kind='ref',
-                        id_in='body',
-                        id_name='id',
-                        fields=('content', 'source_file', 'title'),
-                        json_fields=(),
-                        author='from',
-                        routing=(('to', '*'),),
+                        schema="Message",
+                        kind="message",
+                        id_in="body",
+                        id_name="id",
+                        fields=("metadata", "payload", "topic"),
+                        json_fields=("metadata",),
+                        author="from",
+                        routing=(("to", "*"), ("reply_to", "-")),
                     ),
                 ),
-            ),
+            )
         },
     ),
-    'refs_list': OperationPlan(
-        operation_id='refs_list',
+    "owner_files_list": OperationPlan(
+        operation_id="owner_files_list",
         request=(),
         responses={
             200: (
                 EncryptedAt(
-                    at=('data', '[]'),
+                    at=("data", "[]"),
                     record=RecordPlan(
-                        schema='Ref',
-                        kind='ref',
-                        id_in='body',
-                        id_name='id',
-                        fields=('content', 'source_file', 'title'),
+                        schema="File",
+                        kind="file",
+                        id_in="body",
+                        id_name="id",
+                        fields=("name",),
                         json_fields=(),
-                        author='from',
-                        routing=(('to', '*'),),
+                        author="from",
+                        routing=(),
                     ),
                 ),
-            ),
+            )
         },
     ),
-    'refs_share': OperationPlan(
-        operation_id='refs_share',
+    "owner_kv_list": OperationPlan(
+        operation_id="owner_kv_list",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=("data", "[]"),
+                    record=RecordPlan(
+                        schema="KvEntry",
+                        kind="kv",
+                        id_in="body",
+                        id_name="key",
+                        fields=("value",),
+                        json_fields=(),
+                        author="updated_by",
+                        routing=(),
+                    ),
+                ),
+            )
+        },
+    ),
+    "owner_messages_list": OperationPlan(
+        operation_id="owner_messages_list",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=("data", "[]"),
+                    record=RecordPlan(
+                        schema="Message",
+                        kind="message",
+                        id_in="body",
+                        id_name="id",
+                        fields=("metadata", "payload", "topic"),
+                        json_fields=("metadata",),
+                        author="from",
+                        routing=(("to", "*"), ("reply_to", "-")),
+                    ),
+                ),
+            )
+        },
+    ),
+    "owner_refs_list": OperationPlan(
+        operation_id="owner_refs_list",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=("data", "[]"),
+                    record=RecordPlan(
+                        schema="Ref",
+                        kind="ref",
+                        id_in="body",
+                        id_name="id",
+                        fields=("content", "source_file", "title"),
+                        json_fields=(),
+                        author="from",
+                        routing=(("to", "*"),),
+                    ),
+                ),
+            )
+        },
+    ),
+    "refs_get": OperationPlan(
+        operation_id="refs_get",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=(),
+                    record=RecordPlan(
+                        schema="Ref",
+                        kind="ref",
+                        id_in="body",
+                        id_name="id",
+                        fields=("content", "source_file", "title"),
+                        json_fields=(),
+                        author="from",
+                        routing=(("to", "*"),),
+                    ),
+                ),
+            )
+        },
+    ),
+    "refs_list": OperationPlan(
+        operation_id="refs_list",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=("data", "[]"),
+                    record=RecordPlan(
+                        schema="Ref",
+                        kind="ref",
+                        id_in="body",
+                        id_name="id",
+                        fields=("content", "source_file", "title"),
+                        json_fields=(),
+                        author="from",
+                        routing=(("to", "*"),),
+                    ),
+                ),
+            )
+        },
+    ),
+    "refs_share": OperationPlan(
+        operation_id="refs_share",
         request=(
             EncryptedAt(
                 at=(),
                 record=RecordPlan(
-                    schema='RefCreate',
-                    kind='ref',
-                    id_in='body',
-                    id_name='id',
-                    fields=('content', 'source_file', 'title'),
+                    schema="RefCreate",
+                    kind="ref",
+                    id_in="body",
+                    id_name="id",
+                    fields=("content", "source_file", "title"),
                     json_fields=(),
-                    author='from',
-                    routing=(('to', '*'),),
+                    author="from",
+                    routing=(("to", "*"),),
                 ),
             ),
         ),
@@ -518,14 +518,14 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
                 EncryptedAt(
                     at=(),
                     record=RecordPlan(
-                        schema='Ref',
-                        kind='ref',
-                        id_in='body',
-                        id_name='id',
-                        fields=('content', 'source_file', 'title'),
+                        schema="Ref",
+                        kind="ref",
+                        id_in="body",
+                        id_name="id",
+                        fields=("content", "source_file", "title"),
                         json_fields=(),
-                        author='from',
-                        routing=(('to', '*'),),
+                        author="from",
+                        routing=(("to", "*"),),
                     ),
                 ),
             ),
@@ -533,14 +533,14 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
                 EncryptedAt(
                     at=(),
                     record=RecordPlan(
-                        schema='Ref',
-                        kind='ref',
-                        id_in='body',
-                        id_name='id',
-                        fields=('content', 'source_file', 'title'),
+                        schema="Ref",
+                        kind="ref",
+                        id_in="body",
+                        id_name="id",
+                        fields=("content", "source_file", "title"),
                         json_fields=(),
-                        author='from',
-                        routing=(('to', '*'),),
+                        author="from",
+                        routing=(("to", "*"),),
                     ),
                 ),
             ),

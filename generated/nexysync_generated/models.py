@@ -19,7 +19,7 @@ class FieldError(BaseModel):
 
 
 class Status(StrEnum):
-    ok = 'ok'
+    ok = "ok"
 
 
 class Health(BaseModel):
@@ -33,40 +33,38 @@ class Ulid(RootModel[str]):
     root: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
 
 
 class RegisterRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
-    email: Annotated[str, Field(max_length=254, pattern='^[^@\\s]+@[^@\\s]+$')]
+    email: Annotated[str, Field(max_length=254, pattern="^[^@\\s]+@[^@\\s]+$")]
     name: Annotated[str, Field(max_length=100, min_length=1)]
     password: Annotated[str, Field(max_length=256, min_length=8)]
-    tos_accepted: Annotated[
-        Literal[True], Field(description='The terms of service must be accepted.')
-    ]
+    tos_accepted: Annotated[Literal[True], Field(description="The terms of service must be accepted.")]
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
-    email: Annotated[str, Field(max_length=254, pattern='^[^@\\s]+@[^@\\s]+$')]
+    email: Annotated[str, Field(max_length=254, pattern="^[^@\\s]+@[^@\\s]+$")]
     password: Annotated[str, Field(max_length=256, min_length=8)]
 
 
 class RefreshRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
-    refresh_token: Annotated[str, Field(pattern='^[A-Za-z0-9_-]{43}$')]
+    refresh_token: Annotated[str, Field(pattern="^[A-Za-z0-9_-]{43}$")]
 
 
 class User(BaseModel):
@@ -76,8 +74,8 @@ class User(BaseModel):
     id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     email: str
@@ -86,7 +84,7 @@ class User(BaseModel):
 
 
 class TokenType(StrEnum):
-    Bearer = 'Bearer'
+    Bearer = "Bearer"
 
 
 class AuthTokens(BaseModel):
@@ -94,35 +92,33 @@ class AuthTokens(BaseModel):
         populate_by_name=True,
     )
     access_token: str
-    refresh_token: Annotated[str, Field(pattern='^[A-Za-z0-9_-]{43}$')]
+    refresh_token: Annotated[str, Field(pattern="^[A-Za-z0-9_-]{43}$")]
     token_type: TokenType
-    expires_in: Annotated[
-        int, Field(description='Seconds until the access token expires.')
-    ]
+    expires_in: Annotated[int, Field(description="Seconds until the access token expires.")]
     user: User
 
 
 class ProjectCreate(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     name: Annotated[str, Field(max_length=100, min_length=1)]
     default_ttl_hours: Annotated[
         int | None,
-        Field(description='How long messages are kept, in hours.', ge=1, le=8760),
+        Field(description="How long messages are kept, in hours.", ge=1, le=8760),
     ] = None
 
 
 class ProjectUpdate(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     name: Annotated[str | None, Field(max_length=100, min_length=1)] = None
     default_ttl_hours: Annotated[
         int | None,
-        Field(description='How long messages are kept, in hours.', ge=1, le=8760),
+        Field(description="How long messages are kept, in hours.", ge=1, le=8760),
     ] = None
 
 
@@ -133,16 +129,16 @@ class Project(BaseModel):
     id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     name: str
     owner_id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     default_ttl_hours: int
@@ -165,25 +161,21 @@ class Usage(BaseModel):
     project_id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
-    day: Annotated[date, Field(description='The current UTC day.')]
+    day: Annotated[date, Field(description="The current UTC day.")]
     messages_today: int
     messages_per_day_limit: int
     message_bytes_today: Annotated[
         int,
-        Field(
-            description='Bytes of message content (the envelopes of topic, payload and metadata) sent today.'
-        ),
+        Field(description="Bytes of message content (the envelopes of topic, payload and metadata) sent today."),
     ]
     message_bytes_per_day_limit: int
     storage_bytes: Annotated[
         int,
-        Field(
-            description='Bytes stored by files, code references and kv values together.'
-        ),
+        Field(description="Bytes stored by files, code references and kv values together."),
     ]
     storage_limit_bytes: int
     agents: int
@@ -196,14 +188,14 @@ class Capability(RootModel[str]):
 
 class AgentCreate(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     slug: Annotated[
         str,
         Field(
-            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ]
     name: Annotated[str, Field(max_length=100, min_length=1)]
@@ -213,7 +205,7 @@ class AgentCreate(BaseModel):
 
 class AgentUpdate(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     name: Annotated[str | None, Field(max_length=100, min_length=1)] = None
@@ -223,14 +215,14 @@ class AgentUpdate(BaseModel):
 
 class AgentClone(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     target_project_id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
 
@@ -242,22 +234,22 @@ class Agent(BaseModel):
     id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     project_id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     slug: Annotated[
         str,
         Field(
-            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ]
     name: str
@@ -265,9 +257,7 @@ class Agent(BaseModel):
     capabilities: list[str]
     key_prefix: Annotated[
         str,
-        Field(
-            description='The first characters of the current API key, to tell keys apart.'
-        ),
+        Field(description="The first characters of the current API key, to tell keys apart."),
     ]
     created_at: AwareDatetime
     updated_at: AwareDatetime
@@ -283,7 +273,7 @@ class AgentWithKey(BaseModel):
         str,
         Field(
             description="Shown once; store it in the agent's key file.",
-            pattern='^nsync_[a-z0-9-]+_[0-9a-f]{40}$',
+            pattern="^nsync_[a-z0-9-]+_[0-9a-f]{40}$",
         ),
     ]
 
@@ -304,47 +294,47 @@ class Me(BaseModel):
     project_id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
 
 
 class MessageType(StrEnum):
-    request = 'request'
-    response = 'response'
-    notification = 'notification'
+    request = "request"
+    response = "response"
+    notification = "notification"
 
 
 class MessagePriority(StrEnum):
-    normal = 'normal'
-    urgent = 'urgent'
-    blocking = 'blocking'
+    normal = "normal"
+    urgent = "urgent"
+    blocking = "blocking"
 
 
 class MessageStatus(StrEnum):
-    unread = 'unread'
-    read = 'read'
-    acked = 'acked'
+    unread = "unread"
+    read = "read"
+    acked = "acked"
 
 
 class MessageCreate1(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     id: Annotated[
         str | None,
         Field(
-            description='Client-made id; makes the send idempotent and is bound into the ciphertext.',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="Client-made id; makes the send idempotent and is bound into the ciphertext.",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ] = None
     to: Annotated[
         str,
         Field(
-            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ]
     broadcast: Literal[False] | None = None
@@ -353,49 +343,49 @@ class MessageCreate1(BaseModel):
     reply_to: Annotated[
         str | None,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ] = None
     topic: Annotated[
         str,
         Field(
-            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
-            json_schema_extra={'x-nexysync-encrypted': True},
+            description="AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).",
+            json_schema_extra={"x-nexysync-encrypted": True},
             max_length=400000,
-            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
         ),
     ]
     payload: Annotated[
         str,
         Field(
-            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
-            json_schema_extra={'x-nexysync-encrypted': True},
+            description="AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).",
+            json_schema_extra={"x-nexysync-encrypted": True},
             max_length=400000,
-            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
         ),
     ]
     metadata: Annotated[
         str | None,
         Field(
-            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
-            json_schema_extra={'x-nexysync-encrypted': True},
+            description="AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).",
+            json_schema_extra={"x-nexysync-encrypted": True},
             max_length=400000,
-            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
         ),
     ] = None
 
 
 class MessageCreate2(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     id: Annotated[
         str | None,
         Field(
-            description='Client-made id; makes the send idempotent and is bound into the ciphertext.',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="Client-made id; makes the send idempotent and is bound into the ciphertext.",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ] = None
     to: Any | None = None
@@ -405,35 +395,35 @@ class MessageCreate2(BaseModel):
     reply_to: Annotated[
         str | None,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ] = None
     topic: Annotated[
         str,
         Field(
-            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
-            json_schema_extra={'x-nexysync-encrypted': True},
+            description="AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).",
+            json_schema_extra={"x-nexysync-encrypted": True},
             max_length=400000,
-            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
         ),
     ]
     payload: Annotated[
         str,
         Field(
-            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
-            json_schema_extra={'x-nexysync-encrypted': True},
+            description="AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).",
+            json_schema_extra={"x-nexysync-encrypted": True},
             max_length=400000,
-            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
         ),
     ]
     metadata: Annotated[
         str | None,
         Field(
-            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
-            json_schema_extra={'x-nexysync-encrypted': True},
+            description="AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).",
+            json_schema_extra={"x-nexysync-encrypted": True},
             max_length=400000,
-            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
         ),
     ] = None
 
@@ -450,25 +440,25 @@ class Reaction(BaseModel):
     agent: Annotated[
         str,
         Field(
-            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ]
     created_at: AwareDatetime
 
 
 class Status1(StrEnum):
-    unread = 'unread'
-    read = 'read'
-    acked = 'acked'
-    sent = 'sent'
+    unread = "unread"
+    read = "read"
+    acked = "acked"
+    sent = "sent"
 
 
 class ReceiptState(StrEnum):
-    queued = 'queued'
-    delivered = 'delivered'
-    read = 'read'
-    acked = 'acked'
+    queued = "queued"
+    delivered = "delivered"
+    read = "read"
+    acked = "acked"
 
 
 class ReceiptSummary(BaseModel):
@@ -488,15 +478,13 @@ class RecipientPresence(BaseModel):
     agent: Annotated[
         str,
         Field(
-            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ]
     online: Annotated[
         bool,
-        Field(
-            description='The recipient holds a stream now, so its client hears of the message at once.'
-        ),
+        Field(description="The recipient holds a stream now, so its client hears of the message at once."),
     ]
     last_seen_at: AwareDatetime | None
 
@@ -508,8 +496,8 @@ class Receipt(BaseModel):
     agent: Annotated[
         str,
         Field(
-            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ]
     state: ReceiptState
@@ -528,7 +516,7 @@ class ReceiptList(BaseModel):
 
 class AckRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     ids: Annotated[list[Ulid], Field(max_length=100, min_length=1)]
@@ -544,23 +532,23 @@ class AckResult(BaseModel):
 
 class ReactionCreate(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     emoji: Annotated[str, Field(max_length=32, min_length=1)]
 
 
 class EventType(StrEnum):
-    new_message = 'new_message'
-    message_acked = 'message_acked'
-    message_receipt = 'message_receipt'
-    presence_change = 'presence_change'
-    kv_update = 'kv_update'
-    new_ref = 'new_ref'
-    new_file = 'new_file'
-    reset = 'reset'
-    resume = 'resume'
-    key_revoked = 'key_revoked'
+    new_message = "new_message"
+    message_acked = "message_acked"
+    message_receipt = "message_receipt"
+    presence_change = "presence_change"
+    kv_update = "kv_update"
+    new_ref = "new_ref"
+    new_file = "new_file"
+    reset = "reset"
+    resume = "resume"
+    key_revoked = "key_revoked"
 
 
 class Event(BaseModel):
@@ -579,7 +567,7 @@ class Event(BaseModel):
     data: Annotated[
         dict[str, Any],
         Field(
-            description='new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n'
+            description="new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n"
         ),
     ]
 
@@ -593,18 +581,16 @@ class ServerSentEvent(BaseModel):
         str,
         Field(
             description="The event's `seq`; send it back as Last-Event-ID.",
-            pattern='^[0-9]+$',
+            pattern="^[0-9]+$",
         ),
     ]
-    retry: Annotated[
-        int | None, Field(description='Milliseconds to wait before reconnecting.')
-    ] = None
+    retry: Annotated[int | None, Field(description="Milliseconds to wait before reconnecting.")] = None
     data: Annotated[
         str,
         Field(
             json_schema_extra={
-                'contentMediaType': 'application/json',
-                'contentSchema': {'$ref': '#/components/schemas/Event'},
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": "#/components/schemas/Event"},
             }
         ),
     ]
@@ -615,18 +601,16 @@ class EventPage(BaseModel):
         populate_by_name=True,
     )
     data: list[Event]
-    last_seq: Annotated[int, Field(description='Pass as `after` next time.')]
+    last_seq: Annotated[int, Field(description="Pass as `after` next time.")]
     reset: Annotated[
         bool,
-        Field(
-            description='True when events after `after` have expired; re-list the inbox.'
-        ),
+        Field(description="True when events after `after` have expired; re-list the inbox."),
     ]
 
 
 class Via(StrEnum):
-    stream = 'stream'
-    request = 'request'
+    stream = "stream"
+    request = "request"
 
 
 class Presence(BaseModel):
@@ -636,8 +620,8 @@ class Presence(BaseModel):
     agent: Annotated[
         str,
         Field(
-            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ]
     last_seen_at: AwareDatetime
@@ -653,16 +637,16 @@ class PresenceList(BaseModel):
 
 class KvPut(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     value: Annotated[
         str,
         Field(
-            description='AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).',
-            json_schema_extra={'x-nexysync-encrypted': True},
+            description="AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).",
+            json_schema_extra={"x-nexysync-encrypted": True},
             max_length=400000,
-            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
         ),
     ]
 
@@ -674,17 +658,17 @@ class KvEntry(BaseModel):
     key: Annotated[
         str,
         Field(
-            description='Plaintext (it routes): letters, digits and the characters . _ : -',
-            pattern='^[A-Za-z0-9._:-]{1,200}$',
+            description="Plaintext (it routes): letters, digits and the characters . _ : -",
+            pattern="^[A-Za-z0-9._:-]{1,200}$",
         ),
     ]
-    value: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
+    value: Annotated[str, Field(json_schema_extra={"x-nexysync-encrypted": True})]
     version: Annotated[int, Field(ge=1)]
     updated_by: Annotated[
         str,
         Field(
-            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ]
     updated_at: AwareDatetime
@@ -700,55 +684,55 @@ class KvList(BaseModel):
 
 class RefCreate(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     id: Annotated[
         str,
         Field(
-            description='Client-made id; makes the share idempotent and is bound into the ciphertext.',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="Client-made id; makes the share idempotent and is bound into the ciphertext.",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     title: Annotated[
         str,
         Field(
             description="An Envelope of a short text (a reference's title or source file), at most 4 KiB of envelope.",
-            json_schema_extra={'x-nexysync-encrypted': True},
+            json_schema_extra={"x-nexysync-encrypted": True},
             max_length=4096,
-            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
         ),
     ]
     content: Annotated[
         str,
         Field(
             description="An Envelope of a reference's code, at most 256 KiB of envelope.",
-            json_schema_extra={'x-nexysync-encrypted': True},
+            json_schema_extra={"x-nexysync-encrypted": True},
             max_length=262144,
-            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
         ),
     ]
     source_file: Annotated[
         str | None,
         Field(
             description="An Envelope of a short text (a reference's title or source file), at most 4 KiB of envelope.",
-            json_schema_extra={'x-nexysync-encrypted': True},
+            json_schema_extra={"x-nexysync-encrypted": True},
             max_length=4096,
-            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
         ),
     ] = None
     language: Annotated[
         str | None,
         Field(
-            description='Plaintext (it filters): the language of the code, lowercase, e.g. python, c++, c#, objective-c.',
-            pattern='^[a-z0-9+#.-]{1,32}$',
+            description="Plaintext (it filters): the language of the code, lowercase, e.g. python, c++, c#, objective-c.",
+            pattern="^[a-z0-9+#.-]{1,32}$",
         ),
     ] = None
     to: Annotated[
         str | None,
         Field(
-            description='The one agent the reference is for; leave out to share it with the whole project.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            description="The one agent the reference is for; leave out to share it with the whole project.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ] = None
 
@@ -760,36 +744,32 @@ class Ref(BaseModel):
     id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     project_id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     from_: Annotated[
         str,
         Field(
-            alias='from',
-            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            alias="from",
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ]
     to: Annotated[
         str | None,
-        Field(
-            description="The recipient's slug; null when shared with the whole project."
-        ),
+        Field(description="The recipient's slug; null when shared with the whole project."),
     ]
-    title: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
-    content: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
-    source_file: Annotated[
-        str | None, Field(json_schema_extra={'x-nexysync-encrypted': True})
-    ]
+    title: Annotated[str, Field(json_schema_extra={"x-nexysync-encrypted": True})]
+    content: Annotated[str, Field(json_schema_extra={"x-nexysync-encrypted": True})]
+    source_file: Annotated[str | None, Field(json_schema_extra={"x-nexysync-encrypted": True})]
     language: str | None
     size_bytes: Annotated[
         int,
@@ -811,45 +791,45 @@ class RefList(BaseModel):
 
 class FileCreate(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra="forbid",
         populate_by_name=True,
     )
     id: Annotated[
         str,
         Field(
-            description='Client-made id; makes the call idempotent and is bound into the ciphertext (name and content).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="Client-made id; makes the call idempotent and is bound into the ciphertext (name and content).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     name: Annotated[
         str,
         Field(
             description="An Envelope of a short text (a reference's title or source file), at most 4 KiB of envelope.",
-            json_schema_extra={'x-nexysync-encrypted': True},
+            json_schema_extra={"x-nexysync-encrypted": True},
             max_length=4096,
-            pattern='^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$',
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
         ),
     ]
     size: Annotated[
         int,
         Field(
-            description='Bytes of the ciphertext stream that will be uploaded (what the CDN accepts, exactly).',
+            description="Bytes of the ciphertext stream that will be uploaded (what the CDN accepts, exactly).",
             ge=0,
         ),
     ]
     content_type: Annotated[
         str | None,
         Field(
-            description='Plaintext media type of the content, e.g. text/plain; sent back as given.',
+            description="Plaintext media type of the content, e.g. text/plain; sent back as given.",
             max_length=255,
-            pattern='^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$',
+            pattern="^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$",
         ),
     ] = None
 
 
 class Status2(StrEnum):
-    pending = 'pending'
-    ready = 'ready'
+    pending = "pending"
+    ready = "ready"
 
 
 class File(BaseModel):
@@ -859,43 +839,41 @@ class File(BaseModel):
     id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     project_id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
-    name: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
+    name: Annotated[str, Field(json_schema_extra={"x-nexysync-encrypted": True})]
     size: Annotated[
         int,
-        Field(description='Bytes of the encrypted content stored on the CDN.', ge=0),
+        Field(description="Bytes of the encrypted content stored on the CDN.", ge=0),
     ]
     content_type: str | None
     status: Annotated[
         Status2,
-        Field(description='`pending` until its content is uploaded, then `ready`.'),
+        Field(description="`pending` until its content is uploaded, then `ready`."),
     ]
     from_: Annotated[
         str,
         Field(
-            alias='from',
-            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            alias="from",
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ]
     created_at: AwareDatetime
-    expires_at: Annotated[
-        AwareDatetime, Field(description='When the file and its content are deleted.')
-    ]
+    expires_at: Annotated[AwareDatetime, Field(description="When the file and its content are deleted.")]
     download_url: Annotated[
         AnyUrl | None,
         Field(
-            description='A signed CDN URL to GET the encrypted content (Range supported), valid for a few minutes; null while pending.'
+            description="A signed CDN URL to GET the encrypted content (Range supported), valid for a few minutes; null while pending."
         ),
     ]
 
@@ -908,7 +886,7 @@ class FileUpload(BaseModel):
     upload_url: Annotated[
         AnyUrl,
         Field(
-            description='A signed CDN URL to PUT exactly `file.size` bytes to, valid for a few minutes. The CDN\nanswers 201 when the file is ready, 413 past the declared size, 400 for a short body,\n403 when the URL is tampered with or expired, 409 when the content is already there.\n'
+            description="A signed CDN URL to PUT exactly `file.size` bytes to, valid for a few minutes. The CDN\nanswers 201 when the file is ready, 413 past the declared size, 400 for a short body,\n403 when the URL is tampered with or expired, 409 when the content is already there.\n"
         ),
     ]
 
@@ -922,8 +900,8 @@ class FileList(BaseModel):
 
 
 class Outcome(StrEnum):
-    ok = 'ok'
-    refused = 'refused'
+    ok = "ok"
+    refused = "refused"
 
 
 class AuditEntry(BaseModel):
@@ -933,13 +911,13 @@ class AuditEntry(BaseModel):
     id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     at: AwareDatetime
-    actor: Annotated[str, Field(description='`user:<id>` or `agent:<slug>`.')]
-    action: Annotated[str, Field(description='e.g. project.create, agent.rotate_key.')]
+    actor: Annotated[str, Field(description="`user:<id>` or `agent:<slug>`.")]
+    action: Annotated[str, Field(description="e.g. project.create, agent.rotate_key.")]
     target: str
     outcome: Outcome
     source_ip: str
@@ -964,14 +942,12 @@ class Problem(BaseModel):
     code: Annotated[
         str,
         Field(
-            description='Stable machine-readable error code.',
-            pattern='^[A-Z][A-Z0-9_]*$',
+            description="Stable machine-readable error code.",
+            pattern="^[A-Z][A-Z0-9_]*$",
         ),
     ]
     request_id: str
-    errors: Annotated[
-        list[FieldError] | None, Field(description='Field-level validation errors.')
-    ] = None
+    errors: Annotated[list[FieldError] | None, Field(description="Field-level validation errors.")] = None
 
 
 class Message(BaseModel):
@@ -981,42 +957,36 @@ class Message(BaseModel):
     id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     project_id: Annotated[
         str,
         Field(
-            description='A ULID (26 Crockford base32 characters).',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     from_: Annotated[
         str,
         Field(
-            alias='from',
-            description='Lowercase letters, digits and inner dashes, 1 to 32 characters.',
-            pattern='^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$',
+            alias="from",
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
         ),
     ]
-    to: Annotated[
-        str | None, Field(description="The recipient's slug; null for a broadcast.")
-    ]
+    to: Annotated[str | None, Field(description="The recipient's slug; null for a broadcast.")]
     broadcast: bool
     type: MessageType
     priority: MessagePriority
     reply_to: str | None
-    topic: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
-    payload: Annotated[str, Field(json_schema_extra={'x-nexysync-encrypted': True})]
-    metadata: Annotated[
-        str | None, Field(json_schema_extra={'x-nexysync-encrypted': True})
-    ]
+    topic: Annotated[str, Field(json_schema_extra={"x-nexysync-encrypted": True})]
+    payload: Annotated[str, Field(json_schema_extra={"x-nexysync-encrypted": True})]
+    metadata: Annotated[str | None, Field(json_schema_extra={"x-nexysync-encrypted": True})]
     status: Annotated[
         Status1,
-        Field(
-            description="The message's state for the caller; `sent` when the caller sent it."
-        ),
+        Field(description="The message's state for the caller; `sent` when the caller sent it."),
     ]
     pinned: bool
     reactions: list[Reaction]
@@ -1024,15 +994,11 @@ class Message(BaseModel):
     expires_at: AwareDatetime
     receipts: Annotated[
         ReceiptSummary | None,
-        Field(
-            description="In the sender's view only, how many copies are in each state."
-        ),
+        Field(description="In the sender's view only, how many copies are in each state."),
     ] = None
     recipients: Annotated[
         list[RecipientPresence] | None,
-        Field(
-            description='In the answer to a send only, whether each recipient holds a stream now.'
-        ),
+        Field(description="In the answer to a send only, whether each recipient holds a stream now."),
     ] = None
 
 
@@ -1051,14 +1017,12 @@ class Thread(BaseModel):
     root_id: Annotated[
         str,
         Field(
-            description='The earliest message of the thread the caller may see.',
-            pattern='^[0-9A-HJKMNP-TV-Z]{26}$',
+            description="The earliest message of the thread the caller may see.",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
         ),
     ]
     data: list[Message]
     next_cursor: Annotated[
         str | None,
-        Field(
-            description='Pass as `cursor` for the rest of the thread; null on its last page.'
-        ),
+        Field(description="Pass as `cursor` for the rest of the thread; null on its last page."),
     ] = None

@@ -31,10 +31,10 @@ from nexysync._errors import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from nexysync._generated._clients import AsyncClientWithRawResponse, ClientWithRawResponse
 from nexysync._operations import decrypt_record
 from nexysync._pages import DecryptedPage, UndecryptableRecord
 from nexysync._pagination import AsyncPager, SyncPager
-from nexysync._raw import AsyncClientWithRawResponse, ClientWithRawResponse
 from nexysync._stream import AsyncStream, AsyncStreamEvent, Stream, StreamEvent
 from nexysync._ulid import new_ulid
 from nexysync.crypto import KeyRing

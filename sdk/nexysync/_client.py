@@ -7,18 +7,24 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Self
 
 import httpx
 from pydantic import BaseModel
 
-from nexysync import resources
 from nexysync._auth import BearerAuth, Session
 from nexysync._config import ENV_API_KEY, ENV_API_URL, ENV_ENC_KEY, load_key_file
 from nexysync._errors import KeyFileError
-from nexysync._operations import Cipher, PreparedCall, needs_cipher, parse_response, prepare_call
+from nexysync._generated._clients import (
+    AsyncClientResources,
+    AsyncClientWithRawResponse,
+    ClientResources,
+    ClientWithRawResponse,
+)
+from nexysync._operations import Cipher, PreparedCall, needs_cipher, prepare_call
+from nexysync._response import RawResponse
 from nexysync._stream import AsyncStream, Stream
 from nexysync._transport import (
     DEFAULT_MAX_RETRIES,
@@ -31,14 +37,11 @@ from nexysync._transport import (
 from nexysync.crypto import KeyRing, decode_key
 from nexysync_generated import ENCRYPTION_PLANS, OPERATIONS
 
-if TYPE_CHECKING:
-    from nexysync._raw import AsyncClientWithRawResponse, ClientWithRawResponse
-
 __all__ = ["AsyncClient", "Client", "RawResponse"]
 
 #: An agent API key names its agent: ``nsync_<slug>_<40 hex>`` (a slug has no underscore).
 _AGENT_KEY = re.compile(r"nsync_([a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)_")
-#: Operations whose success signs the session in or out (also through ``with_raw_response``).
+#: Operations whose success signs the session in or out (through ``with_raw_response`` too).
 _TOKEN_OPERATIONS = frozenset({"auth_login", "auth_register", "auth_refresh", "auth_logout"})
 
 
@@ -59,49 +62,71 @@ def _base_url(base_url: str | None) -> str:
     return url
 
 
-@dataclass(frozen=True)
-class RawResponse:
-    """The unparsed answer to one operation call, from ``call_raw``.
-
-    Attributes:
-        http_response: The ``httpx.Response`` (its body already read).
-        call: The prepared call it answers (operation, path, encrypted body).
-    """
-
-    http_response: httpx.Response
-    call: PreparedCall
-    _cipher: Cipher | None
-
-    @property
-    def status_code(self) -> int:
-        """The HTTP status."""
-        return self.http_response.status_code
-
-    @property
-    def headers(self) -> httpx.Headers:
-        """The response headers (``ETag``, ``Location``, ``RateLimit``, ...)."""
-        return self.http_response.headers
-
-    @property
-    def request_id(self) -> str | None:
-        """The server's ``X-Request-Id``."""
-        request_id: str | None = self.http_response.headers.get("X-Request-Id")
-        return request_id
-
-    def parse(self) -> Any:
-        """Return the body parsed into its model and decrypted, as ``call`` would.
-
-        Raises:
-            APIStatusError: (a subclass of it) when the status is not a success of the operation.
-            DecryptionError: an envelope failed to decrypt.
-        """
-        return parse_response(self.call, self.http_response, self._cipher)
-
-
 class _ClientCore:
-    """What both clients share: the session and the request preparation."""
+    """What both clients share: the session, the request preparation and the configuration."""
 
     _session: Session
+    _transport: SyncTransport | AsyncTransport
+
+    @staticmethod
+    def _new_session(
+        api_key: str | None,
+        refresh_token: str | None,
+        project_id: str | None,
+        key_ring: KeyRing | None,
+        on_tokens: Callable[[str | None, str | None], None] | None,
+    ) -> Session:
+        return Session(
+            token=api_key or os.environ.get(ENV_API_KEY),
+            refresh_token=refresh_token,
+            project_id=project_id,
+            ring=key_ring if key_ring is not None else _env_ring(),
+            on_tokens=on_tokens,
+        )
+
+    @classmethod
+    def from_key_file(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Self:
+        """Build a client from ``.nexysync/key`` (searched upward from the cwd) and ``NEXYSYNC_*`` env vars.
+
+        Args:
+            path: An explicit key file.
+            **kwargs: Other arguments of the client (timeout, max_retries, http_client, ...).
+
+        Raises:
+            KeyFileError: no usable key file or env vars.
+        """
+        config = load_key_file(path)
+        make: Any = cls  # Client or AsyncClient: both take these arguments
+        client: Self = make(
+            base_url=config.api_url,
+            api_key=config.api_key,
+            key_ring=config.key_ring(),
+            project_id=config.project_id,
+            **kwargs,
+        )
+        return client
+
+    @property
+    def base_url(self) -> str:
+        """The API root."""
+        return self._transport.base_url
+
+    @property
+    def last_request_id(self) -> str | None:
+        """The ``X-Request-Id`` of the last response, for support requests."""
+        return self._transport.last_request_id
+
+    def with_options(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> Self:
+        """Return a client that shares this one's connection and session, with other retry or timeout settings."""
+        other = object.__new__(type(self))
+        other._session = self._session
+        other._transport = self._transport.copy(max_retries=max_retries, timeout=timeout)
+        other._transport._owns_client = False
+        other._attach_resources()
+        return other
+
+    def _attach_resources(self) -> None:
+        raise NotImplementedError  # the generated ClientResources / AsyncClientResources attach them
 
     @property
     def key_ring(self) -> KeyRing | None:
@@ -162,18 +187,19 @@ class _ClientCore:
         """The human session's current refresh token (it changes at every refresh), or None."""
         return self._session.refresh_token
 
-    def _adopt_tokens(self, operation_id: str, result: Any) -> None:
-        session = self._session
-        if operation_id == "me_get":
-            self._adopt_identity(result)
-            return
-        if operation_id in {"auth_login", "auth_register", "auth_refresh"}:
-            session.adopt(result.access_token, result.refresh_token)
-        elif operation_id == "auth_logout":
-            session.adopt(None, None)
+    def _adopt_tokens(self, operation_id: str, raw: RawResponse) -> RawResponse:
+        """Sign the session in or out when a token operation succeeded (raw or not); return ``raw``."""
+        if operation_id not in _TOKEN_OPERATIONS or not raw.http_response.is_success:
+            return raw
+        if operation_id == "auth_logout":
+            self._session.adopt(None, None)
+        else:
+            result = raw.parse()
+            self._session.adopt(result.access_token, result.refresh_token)
+        return raw
 
 
-class Client(_ClientCore):
+class Client(ClientResources, _ClientCore):
     """Synchronous NexySync client.
 
     Agents authenticate with an API key and, to read and write content, hold the project key
@@ -202,6 +228,8 @@ class Client(_ClientCore):
         ...     client.messages.send(to="reviewer", topic="PR #4", payload="Please review.")
     """
 
+    _transport: SyncTransport
+
     def __init__(
         self,
         *,
@@ -218,13 +246,7 @@ class Client(_ClientCore):
         refresh_token: str | None = None,
         on_tokens: Callable[[str | None, str | None], None] | None = None,
     ) -> None:
-        self._session = Session(
-            token=api_key or os.environ.get(ENV_API_KEY),
-            refresh_token=refresh_token,
-            project_id=project_id,
-            ring=key_ring if key_ring is not None else _env_ring(),
-            on_tokens=on_tokens,
-        )
+        self._session = self._new_session(api_key, refresh_token, project_id, key_ring, on_tokens)
         url = _base_url(base_url)
         self._transport = SyncTransport(
             base_url=url,
@@ -238,67 +260,13 @@ class Client(_ClientCore):
         )
         self._attach_resources()
 
-    def _attach_resources(self) -> None:
-        self.messages = resources.Messages(self)
-        self.me = resources.MeResource(self)
-        self.agents = resources.Agents(self)
-        self.events = resources.Events(self)
-        self.presence = resources.PresenceResource(self)
-        self.kv = resources.Kv(self)
-        self.files = resources.Files(self)
-        self.refs = resources.Refs(self)
-        self.quota = resources.Quota(self)
-        self.auth = resources.Auth(self)
-        self.projects = resources.Projects(self)
-        self.project_agents = resources.ProjectAgents(self)
-
-    @classmethod
-    def from_key_file(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Client:
-        """Build a client from ``.nexysync/key`` (searched upward from the cwd) and ``NEXYSYNC_*`` env vars.
-
-        Args:
-            path: An explicit key file.
-            **kwargs: Other :class:`Client` arguments (timeout, max_retries, http_client, ...).
-
-        Raises:
-            KeyFileError: no usable key file or env vars.
-        """
-        config = load_key_file(path)
-        return cls(
-            base_url=config.api_url,
-            api_key=config.api_key,
-            key_ring=config.key_ring(),
-            project_id=config.project_id,
-            **kwargs,
-        )
-
-    @property
-    def base_url(self) -> str:
-        """The API root."""
-        return self._transport.base_url
-
-    @property
-    def last_request_id(self) -> str | None:
-        """The ``X-Request-Id`` of the last response, for support requests."""
-        return self._transport.last_request_id
-
     def get_project_id(self) -> str:
         """Return the agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
         if self._session.project_id is None:
-            # Client.call, not self.me.get(): through with_raw_response that answers a RawResponse.
-            return self._adopt_identity(Client.call(self, "me_get"))
+            return self._adopt_identity(self.call("me_get"))
         return self._session.project_id
 
-    def with_options(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> Client:
-        """Return a client that shares this one's connection and session, with other retry or timeout settings."""
-        other = object.__new__(Client)
-        other._session = self._session
-        other._transport = self._transport.copy(max_retries=max_retries, timeout=timeout)
-        other._transport._owns_client = False
-        other._attach_resources()
-        return other
-
-    @property
+    @cached_property
     def with_raw_response(self) -> ClientWithRawResponse:
         """This client, with every resource method returning a :class:`RawResponse` instead.
 
@@ -308,21 +276,16 @@ class Client(_ClientCore):
         ``APIStatusError`` when the status is an error). A list method's pager gives the raw first
         page with ``.first_page()``. It shares this client's connection, session and options.
 
-        Typing: each method of the view takes the parameters of the resource method it stands for
-        (they are carried over from its signature, not copied) and is typed to return
-        :class:`RawResponse`, or a pager with only ``first_page()`` for a list. Methods that are not
-        one operation (``messages.wait``, ``files.upload``, ``files.download``) are not in the type.
+        Each resource of the view (``MessagesWithRawResponse``, ...) is generated with the
+        operation methods of the resource, the same parameters, answering :class:`RawResponse`,
+        or a pager with only ``first_page()`` for a list. Methods that are more than one operation
+        (``messages.wait``, ``files.upload``, ``files.download``) are not on it.
 
         Example:
             >>> raw = client.with_raw_response.messages.send(to="bob", topic="t", payload="hi")  # doctest: +SKIP
             >>> raw.headers["RateLimit"], raw.parse().payload  # doctest: +SKIP
         """
-        view = object.__new__(_RawResponseClient)
-        view._session = self._session
-        view._transport = self._transport
-        view._attach_resources()
-        # The view's type describes this client (see nexysync._raw); it is not built at run time.
-        return cast("ClientWithRawResponse", view)
+        return ClientWithRawResponse(self)
 
     def call_raw(
         self,
@@ -340,7 +303,7 @@ class Client(_ClientCore):
         see the wire form; ``.parse()`` gives what :meth:`call` returns.
         """
         if self._needs_project(operation_id):
-            self._adopt_identity(Client.call(self, "me_get"))
+            self._adopt_identity(self.call("me_get"))
         call, cipher = self._prepare(
             operation_id, self._session.project_id, path_params, query, body, headers, idempotency_key
         )
@@ -353,7 +316,7 @@ class Client(_ClientCore):
             headers=call.headers,
         )
         response.close()
-        return RawResponse(response, call, cipher)
+        return self._adopt_tokens(operation_id, RawResponse(response, call, cipher))
 
     def call(
         self,
@@ -393,7 +356,8 @@ class Client(_ClientCore):
             idempotency_key=idempotency_key,
         )
         result = raw.parse()
-        self._adopt_tokens(operation_id, result)
+        if operation_id == "me_get":
+            self._adopt_identity(result)
         return result
 
     def stream(self, *, last_event_id: int | str | None = None, **options: Any) -> Stream:
@@ -449,7 +413,7 @@ class Client(_ClientCore):
         self.close()
 
 
-class AsyncClient(_ClientCore):
+class AsyncClient(AsyncClientResources, _ClientCore):
     """Asynchronous NexySync client, with the same surface as :class:`Client` (awaitable methods).
 
     Args:
@@ -467,6 +431,8 @@ class AsyncClient(_ClientCore):
         on_tokens: Called with ``(access_token, refresh_token)`` whenever they change (see :class:`Client`).
     """
 
+    _transport: AsyncTransport
+
     def __init__(
         self,
         *,
@@ -483,13 +449,7 @@ class AsyncClient(_ClientCore):
         refresh_token: str | None = None,
         on_tokens: Callable[[str | None, str | None], None] | None = None,
     ) -> None:
-        self._session = Session(
-            token=api_key or os.environ.get(ENV_API_KEY),
-            refresh_token=refresh_token,
-            project_id=project_id,
-            ring=key_ring if key_ring is not None else _env_ring(),
-            on_tokens=on_tokens,
-        )
+        self._session = self._new_session(api_key, refresh_token, project_id, key_ring, on_tokens)
         url = _base_url(base_url)
         self._transport = AsyncTransport(
             base_url=url,
@@ -503,63 +463,13 @@ class AsyncClient(_ClientCore):
         )
         self._attach_resources()
 
-    def _attach_resources(self) -> None:
-        self.messages = resources.AsyncMessages(self)
-        self.me = resources.AsyncMeResource(self)
-        self.agents = resources.AsyncAgents(self)
-        self.events = resources.AsyncEvents(self)
-        self.presence = resources.AsyncPresenceResource(self)
-        self.kv = resources.AsyncKv(self)
-        self.files = resources.AsyncFiles(self)
-        self.refs = resources.AsyncRefs(self)
-        self.quota = resources.AsyncQuota(self)
-        self.auth = resources.AsyncAuth(self)
-        self.projects = resources.AsyncProjects(self)
-        self.project_agents = resources.AsyncProjectAgents(self)
-
-    @classmethod
-    def from_key_file(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> AsyncClient:
-        """Build a client from ``.nexysync/key`` and ``NEXYSYNC_*`` env vars, as :meth:`Client.from_key_file`.
-
-        Raises:
-            KeyFileError: no usable key file or env vars.
-        """
-        config = load_key_file(path)
-        return cls(
-            base_url=config.api_url,
-            api_key=config.api_key,
-            key_ring=config.key_ring(),
-            project_id=config.project_id,
-            **kwargs,
-        )
-
-    @property
-    def base_url(self) -> str:
-        """The API root."""
-        return self._transport.base_url
-
-    @property
-    def last_request_id(self) -> str | None:
-        """The ``X-Request-Id`` of the last response, for support requests."""
-        return self._transport.last_request_id
-
     async def get_project_id(self) -> str:
         """Return the agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
         if self._session.project_id is None:
-            # AsyncClient.call, not self.me.get(): through with_raw_response that answers a RawResponse.
-            return self._adopt_identity(await AsyncClient.call(self, "me_get"))
+            return self._adopt_identity(await self.call("me_get"))
         return self._session.project_id
 
-    def with_options(self, *, max_retries: int | None = None, timeout: TimeoutTypes = None) -> AsyncClient:
-        """Return a client that shares this one's connection and session, with other retry or timeout settings."""
-        other = object.__new__(AsyncClient)
-        other._session = self._session
-        other._transport = self._transport.copy(max_retries=max_retries, timeout=timeout)
-        other._transport._owns_client = False
-        other._attach_resources()
-        return other
-
-    @property
+    @cached_property
     def with_raw_response(self) -> AsyncClientWithRawResponse:
         """This client, its resource methods returning :class:`RawResponse` (see :attr:`Client.with_raw_response`).
 
@@ -567,11 +477,7 @@ class AsyncClient(_ClientCore):
         ``.parse()`` gives the decrypted model the normal call returns. Typed as the sync view: the
         resource method's parameters, answering an awaitable :class:`RawResponse`.
         """
-        view = object.__new__(_AsyncRawResponseClient)
-        view._session = self._session
-        view._transport = self._transport
-        view._attach_resources()
-        return cast("AsyncClientWithRawResponse", view)
+        return AsyncClientWithRawResponse(self)
 
     async def call_raw(
         self,
@@ -585,7 +491,7 @@ class AsyncClient(_ClientCore):
     ) -> RawResponse:
         """Send one operation; return the response unchecked, as :meth:`Client.call_raw`."""
         if self._needs_project(operation_id):
-            self._adopt_identity(await AsyncClient.call(self, "me_get"))
+            self._adopt_identity(await self.call("me_get"))
         call, cipher = self._prepare(
             operation_id, self._session.project_id, path_params, query, body, headers, idempotency_key
         )
@@ -599,7 +505,7 @@ class AsyncClient(_ClientCore):
         )
         await response.aread()
         await response.aclose()
-        return RawResponse(response, call, cipher)
+        return self._adopt_tokens(operation_id, RawResponse(response, call, cipher))
 
     async def call(
         self,
@@ -626,7 +532,8 @@ class AsyncClient(_ClientCore):
             idempotency_key=idempotency_key,
         )
         result = raw.parse()
-        self._adopt_tokens(operation_id, result)
+        if operation_id == "me_get":
+            self._adopt_identity(result)
         return result
 
     def stream(self, *, last_event_id: int | str | None = None, **options: Any) -> AsyncStream:
@@ -665,57 +572,3 @@ class AsyncClient(_ClientCore):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-
-
-class _RawResponseClient(Client):
-    """The view behind :attr:`Client.with_raw_response`: every operation answers a :class:`RawResponse`."""
-
-    def call(
-        self,
-        operation_id: str,
-        *,
-        path_params: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        body: Mapping[str, Any] | BaseModel | None = None,
-        headers: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> RawResponse:
-        """Send one operation and return its :class:`RawResponse` (unchecked, not parsed)."""
-        raw = self.call_raw(
-            operation_id,
-            path_params=path_params,
-            query=query,
-            body=body,
-            headers=headers,
-            idempotency_key=idempotency_key,
-        )
-        if operation_id in _TOKEN_OPERATIONS and raw.http_response.is_success:
-            self._adopt_tokens(operation_id, raw.parse())
-        return raw
-
-
-class _AsyncRawResponseClient(AsyncClient):
-    """The view behind :attr:`AsyncClient.with_raw_response`: every operation answers a :class:`RawResponse`."""
-
-    async def call(
-        self,
-        operation_id: str,
-        *,
-        path_params: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        body: Mapping[str, Any] | BaseModel | None = None,
-        headers: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> RawResponse:
-        """Send one operation and return its :class:`RawResponse` (unchecked, not parsed)."""
-        raw = await self.call_raw(
-            operation_id,
-            path_params=path_params,
-            query=query,
-            body=body,
-            headers=headers,
-            idempotency_key=idempotency_key,
-        )
-        if operation_id in _TOKEN_OPERATIONS and raw.http_response.is_success:
-            self._adopt_tokens(operation_id, raw.parse())
-        return raw

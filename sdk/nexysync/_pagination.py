@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from nexysync._pages import DecryptedPage, UndecryptableRecord
 
-__all__ = ["AsyncPager", "SyncPager"]
+if TYPE_CHECKING:
+    from nexysync._response import RawResponse
+
+__all__ = ["AsyncPager", "AsyncRawPager", "RawPager", "SyncPager"]
 
 T = TypeVar("T")
 
@@ -91,3 +94,47 @@ class AsyncPager(Generic[T]):
         async for page in self.pages():
             for item in page.data:
                 yield item
+
+
+class _RawPages:
+    """What both raw pagers hold: the list call of their first page.
+
+    Args:
+        call_raw: The client's ``call_raw``.
+        operation_id: The list operation.
+        path_params: Its path parameters.
+        query: Its query parameters (without the cursor).
+    """
+
+    def __init__(
+        self,
+        call_raw: Callable[..., Any],
+        operation_id: str,
+        *,
+        path_params: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._call_raw = call_raw
+        self._operation_id = operation_id
+        self._arguments = {"path_params": path_params, "query": query}
+
+
+class RawPager(_RawPages):
+    """What a list method answers through ``with_raw_response``: its first page, unparsed.
+
+    Following ``next_cursor`` needs parsed pages, so a raw pager has no ``for`` and no ``pages()``.
+    """
+
+    def first_page(self) -> RawResponse:
+        """Return the raw response of the first page."""
+        response: RawResponse = self._call_raw(self._operation_id, **self._arguments)
+        return response
+
+
+class AsyncRawPager(_RawPages):
+    """The async twin of :class:`RawPager`: ``await pager.first_page()``."""
+
+    async def first_page(self) -> RawResponse:
+        """Return the raw response of the first page."""
+        response: RawResponse = await self._call_raw(self._operation_id, **self._arguments)
+        return response

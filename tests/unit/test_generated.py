@@ -19,6 +19,7 @@ SPEC_PATH = REPO_ROOT / "openapi.yaml"
 PACKAGE_DIR = REPO_ROOT / "generated" / "nexysync_generated"
 GENERATOR = REPO_ROOT / "scripts" / "generate.py"
 SDK_TYPES = REPO_ROOT / "sdk" / "nexysync" / "types.py"
+SDK_GENERATED = REPO_ROOT / "sdk" / "nexysync" / "_generated"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 try:
@@ -76,10 +77,15 @@ def spec() -> dict[str, Any]:
 
 
 def test_committed_package_matches_a_fresh_generation(tmp_path: Path) -> None:
-    """Regenerate into a temp dir (from another cwd) and demand byte-identical files, the SDK's types.py too."""
+    """Regenerate into a temp dir (from another cwd) and demand byte-identical files, the SDK's too.
+
+    The SDK's generated files are its plaintext models (types.py) and its resource layer
+    (sdk/nexysync/_generated/: every resource's sync, async and raw-response classes).
+    """
     out = tmp_path / "nexysync_generated"
+    command = [sys.executable, str(GENERATOR), "--out", str(out), "--sdk-types", str(tmp_path / "types.py")]
     result = subprocess.run(
-        [sys.executable, str(GENERATOR), "--out", str(out), "--sdk-types", str(tmp_path / "types.py")],
+        [*command, "--sdk-resources", str(tmp_path / "sdk_generated")],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -87,8 +93,17 @@ def test_committed_package_matches_a_fresh_generation(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, f"scripts/generate.py failed:\n{result.stderr}{result.stdout}"
 
-    fresh = {**_package_files(out), "../../sdk/nexysync/types.py": (tmp_path / "types.py").read_bytes()}
-    committed = {**_package_files(PACKAGE_DIR), "../../sdk/nexysync/types.py": SDK_TYPES.read_bytes()}
+    sdk = "../../sdk/nexysync/"
+    fresh = {
+        **_package_files(out),
+        f"{sdk}types.py": (tmp_path / "types.py").read_bytes(),
+        **{f"{sdk}_generated/{name}": data for name, data in _package_files(tmp_path / "sdk_generated").items()},
+    }
+    committed = {
+        **_package_files(PACKAGE_DIR),
+        f"{sdk}types.py": SDK_TYPES.read_bytes(),
+        **{f"{sdk}_generated/{name}": data for name, data in _package_files(SDK_GENERATED).items()},
+    }
     problems: list[str] = []
     for name in sorted(fresh.keys() - committed.keys()):
         problems.append(f"missing from generated/nexysync_generated: {name}")
@@ -320,6 +335,22 @@ def test_an_encrypted_field_without_a_plan_fails_generation(spec: dict[str, Any]
     }
     with pytest.raises(generator.SpecError, match="inline schema"):
         generator.build_encryption_plans(inline)
+
+
+def test_the_sdk_layer_is_made_from_the_spec_and_refuses_an_operation_without_a_method(spec: dict[str, Any]) -> None:
+    """Generate the resource modules from the spec: a new parameter shows up; an unmapped operation fails."""
+    generator = _load_generator()
+    widened = copy.deepcopy(spec)
+    widened["paths"]["/v1/kv"]["get"]["parameters"].append(
+        {"name": "owner", "in": "query", "schema": {"type": "string"}, "description": "Only this writer's."}
+    )
+    kv = generator.render_sdk_layer(widened)["kv.py"]
+    # Declared and sent by the sync, async and both raw-response methods.
+    assert kv.count("owner: str | None = None") == 4 and kv.count('"owner": owner') == 4
+    unmapped = copy.deepcopy(spec)
+    unmapped["paths"]["/v1/widgets"] = {"get": {**spec["paths"]["/v1/quota"]["get"], "operationId": "widgets_list"}}
+    with pytest.raises(generator.SpecError, match="widgets_list"):
+        generator.render_sdk_layer(unmapped)
 
 
 def _rename_schema(document: Any, old: str, new: str) -> Any:

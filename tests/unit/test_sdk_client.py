@@ -24,6 +24,7 @@ from nexysync import (
     APITimeoutError,
     AsyncClient,
     AuthenticationError,
+    BadRequestError,
     Client,
     ConflictError,
     DecryptionError,
@@ -32,6 +33,7 @@ from nexysync import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RawResponse,
     UnprocessableEntityError,
 )
 from nexysync._transport import backoff_delay
@@ -158,12 +160,21 @@ def test_every_operation_has_an_sdk_method_on_both_clients() -> None:
 
 
 def test_sync_and_async_resources_have_the_same_surface() -> None:
+    # Every resource, files and refs included: the same public methods with the same parameters.
     sync_client, _ = make_client(FakeServer())
     async_client = AsyncClient(base_url="http://api.test", api_key="k")
-    for name in ("messages", "me", "agents", "events", "presence", "kv", "quota", "auth", "projects", "project_agents"):
-        sync_names = {n for n, _ in inspect.getmembers(getattr(sync_client, name)) if not n.startswith("_")}
-        async_names = {n for n, _ in inspect.getmembers(getattr(async_client, name)) if not n.startswith("_")}
+    names = {name for name in vars(sync_client) if not name.startswith("_")}
+    assert names == {name for name in vars(async_client) if not name.startswith("_")}
+    assert {"files", "refs", "messages", "kv"} <= names
+    for name in names - {"with_raw_response"}:
+        sync_resource, async_resource = getattr(sync_client, name), getattr(async_client, name)
+        sync_names = {n for n, _ in inspect.getmembers(sync_resource) if not n.startswith("_")}
+        async_names = {n for n, _ in inspect.getmembers(async_resource) if not n.startswith("_")}
         assert sync_names == async_names, name
+        for member in sync_names:
+            sync_signature = inspect.signature(getattr(sync_resource, member))
+            async_signature = inspect.signature(getattr(async_resource, member))
+            assert sync_signature.parameters == async_signature.parameters, f"{name}.{member}"
 
 
 def test_public_names_are_exported() -> None:
@@ -178,32 +189,101 @@ def operation_methods(resource: object) -> set[str]:
     return {name for name, method in inspect.getmembers(resource, callable) if hasattr(method, "__operation_id__")}
 
 
+def _sample(parameter: inspect.Parameter) -> Any:
+    """Return a value a generated method accepts for ``parameter`` (by its annotation)."""
+    annotation = str(parameter.annotation)
+    if "list" in annotation:
+        return ["x"]
+    if annotation.startswith("bool"):
+        return True
+    if annotation.startswith("int"):
+        return 1
+    if "datetime" in annotation:
+        return datetime(2026, 1, 1, tzinfo=UTC)
+    return "01JCCCCCCCCCCCCCCCCCCCCCCC"
+
+
+def _call_with_samples(method: Any) -> Any:
+    arguments: dict[str, Any] = {}
+    positional: list[Any] = []
+    for parameter in inspect.signature(method).parameters.values():
+        if parameter.name == "broadcast":
+            continue  # `to` is given: a broadcast too would be refused before sending
+        value = _sample(parameter)
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            arguments[parameter.name] = value
+        else:
+            positional.append(value)
+    return method(*positional, **arguments)
+
+
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_the_raw_view_types_every_operation_method_of_every_resource(kind: str) -> None:
-    # The typed views name each method once; this keeps them in step with the resources.
-    # At run time the view is the raw-response client (a client still: usable as before); its
-    # type is the class built here over it.
+def test_the_raw_view_has_every_operation_method_of_every_resource_and_each_one_works(kind: str) -> None:
+    # The raw view of each resource is generated with the resource's operation methods, the same
+    # parameters, and nothing else (no wait, upload, download: they are more than one operation).
+    # Each one is called: it must send its one request and answer that request's RawResponse.
+    requests: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return problem(400, "BAD_REQUEST")
+
+    options: dict[str, Any] = {
+        "base_url": "http://api.test",
+        "api_key": "nsync_alice_" + "0" * 40,
+        "key_ring": KeyRing([bytes(range(32))]),
+        "project_id": PROJECT,
+        "max_retries": 0,
+        "refresh_token": "r" * 43,
+    }
     if kind == "sync":
-        client: Client | AsyncClient = make_client(FakeServer())[0]
-        assert isinstance(client.with_raw_response, Client)
-        view: Any = nexysync.ClientWithRawResponse(client.with_raw_response)  # type: ignore[arg-type]
+        client: Any = Client(**options, http_client=httpx.Client(transport=httpx.MockTransport(refuse)))
     else:
-        client = AsyncClient(base_url="http://api.test", api_key="k")
-        assert isinstance(client.with_raw_response, AsyncClient)
-        view = nexysync.AsyncClientWithRawResponse(client.with_raw_response)  # type: ignore[arg-type]
-    resources = {name for name, value in vars(client).items() if not name.startswith("_")}
-    typed = {name for name in vars(view) if not name.startswith("_")}
-    assert typed == resources | {"call", "call_raw"}
-    for name in resources:
-        resource = getattr(view, name)
-        target = resource._target
-        assert type(target) is type(getattr(client, name)) and target._client is not client
-        members = {member for member in vars(resource) if not member.startswith("_")}
-        assert members == operation_methods(target), name
-        for member in members:
-            method = getattr(resource, member)
-            # The very method of the resource bound to the raw client: nothing is re-implemented.
-            assert method.__self__ is target and method.__func__ is getattr(type(target), member)
+        client = AsyncClient(**options, http_client=httpx.AsyncClient(transport=httpx.MockTransport(refuse)))
+    resources = {name for name in vars(client) if not name.startswith("_") and name != "with_raw_response"}
+    view = client.with_raw_response
+    assert {name for name in vars(view) if not name.startswith("_")} == resources
+
+    async def answer(result: Any) -> Any:
+        return await result if inspect.isawaitable(result) else result
+
+    async def scenario() -> None:
+        for name in sorted(resources):
+            resource, raw = getattr(client, name), getattr(view, name)
+            methods = operation_methods(resource)
+            assert {m for m in dir(raw) if not m.startswith("_")} == methods, name
+            for member in sorted(methods):
+                wanted = inspect.signature(getattr(resource, member))
+                got = inspect.signature(getattr(raw, member))
+                assert list(got.parameters.values()) == list(wanted.parameters.values()), f"{name}.{member}"
+                before = len(requests)
+                result = await answer(_call_with_samples(getattr(raw, member)))
+                if hasattr(result, "first_page"):
+                    result = await answer(result.first_page())
+                assert isinstance(result, RawResponse), f"{name}.{member}"
+                assert result.status_code == 400 and len(requests) == before + 1, f"{name}.{member}"
+                operation = OPERATIONS[getattr(resource, member).__operation_id__]
+                assert result.call.operation is operation and requests[-1].method == operation.method
+
+    asyncio.run(scenario())
+
+
+def test_every_raw_method_sends_what_the_normal_method_sends() -> None:
+    bodies: list[tuple[str, str, bytes]] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        bodies.append((request.method, str(request.url), request.content))
+        return problem(400, "BAD_REQUEST")
+
+    client, _ = make_client(record, max_retries=0)
+    with pytest.raises(BadRequestError):
+        client.kv.put("plan", "v", if_match=3)
+    raw = client.with_raw_response.kv.put("plan", "v", if_match=3)
+    assert raw.call.headers == {"If-Match": '"3"'} and bodies[0][:2] == bodies[1][:2]
+    with pytest.raises(BadRequestError):
+        client.projects.delete(PROJECT)
+    assert client.with_raw_response.projects.delete(PROJECT).call.params == {"confirm": "true"}
+    assert bodies[2][:2] == bodies[3][:2]
 
 
 def test_a_raw_view_fetches_the_project_id_parsed_when_not_configured() -> None:

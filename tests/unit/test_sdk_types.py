@@ -68,6 +68,11 @@ GOOD_USE = """
         assert_type(client.with_raw_response.auth.logout(), RawResponse)
         assert_type(client.with_raw_response.project_agents.list("p", limit=5).first_page(), RawResponse)
         assert_type(client.with_raw_response.call("me_get"), RawResponse)
+        # Every resource has its raw view, files and refs included; a thread's is its first page.
+        assert_type(client.with_raw_response.files.create(name="a.txt", size=100), RawResponse)
+        assert_type(client.with_raw_response.refs.get("01J"), RawResponse)
+        assert_type(client.with_raw_response.messages.thread("01J"), RawResponse)
+        assert_type(client.with_raw_response.projects.messages("p", from_="bob").first_page(), RawResponse)
         thread = client.messages.thread("01J")
         assert_type(thread, DecryptedThread)
         assert_type(thread.undecryptable, list[UndecryptableRecord])
@@ -108,6 +113,8 @@ BAD_USE = """
         message: Message = client.with_raw_response.messages.get("01J")  # E: assignment
         client.with_raw_response.messages.wait(reply_to="01J")  # E: attr-defined
         client.with_raw_response.files.upload("a.txt", name="a.txt")  # E: attr-defined
+        client.with_raw_response.files.download("01J", to="a.txt")  # E: attr-defined
+        client.with_raw_response.messages.wait_for("01J")  # E: attr-defined
         for page in client.with_raw_response.messages.list():  # E: attr-defined
             print(page)
         client.with_raw_response.nothing  # E: attr-defined

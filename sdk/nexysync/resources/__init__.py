@@ -1,23 +1,21 @@
-"""The SDK's resources: one group of named methods per area of the API."""
+"""The SDK's resources: one group of named methods per area of the API.
 
-from nexysync.resources.agent_plane import (
-    Agents,
-    AsyncAgents,
-    AsyncEvents,
-    AsyncMeResource,
-    AsyncPresenceResource,
-    AsyncQuota,
-    Events,
-    MeResource,
-    PresenceResource,
-    Quota,
-)
-from nexysync.resources.auth import AsyncAuth, Auth
+The operation methods are generated into ``nexysync._generated`` from openapi.yaml; ``messages``
+and ``files`` add, by hand, what is more than one operation.
+"""
+
+from nexysync._generated.agents import Agents, AsyncAgents
+from nexysync._generated.auth import AsyncAuth, Auth
+from nexysync._generated.events import AsyncEvents, Events
+from nexysync._generated.kv import AsyncKv, Kv
+from nexysync._generated.me import AsyncMeResource, MeResource
+from nexysync._generated.presence import AsyncPresenceResource, PresenceResource
+from nexysync._generated.project_agents import AsyncProjectAgents, ProjectAgents
+from nexysync._generated.projects import AsyncProjects, Projects
+from nexysync._generated.quota import AsyncQuota, Quota
+from nexysync._generated.refs import AsyncRefs, Refs
 from nexysync.resources.files import AsyncFiles, Files
-from nexysync.resources.kv import AsyncKv, Kv
 from nexysync.resources.messages import AsyncMessages, Messages
-from nexysync.resources.projects import AsyncProjectAgents, AsyncProjects, ProjectAgents, Projects
-from nexysync.resources.refs import AsyncRefs, Refs
 
 __all__ = [
     "Agents",

@@ -18,7 +18,7 @@ from typing import IO, BinaryIO
 import httpx
 
 from nexysync._errors import APIConnectionError, APIError, FileNotReadyError, NexySyncError, error_from_response
-from nexysync._pagination import AsyncPager, SyncPager
+from nexysync._generated import files as generated
 from nexysync._transport import should_retry_response
 from nexysync._ulid import new_ulid
 from nexysync.crypto import (
@@ -31,8 +31,7 @@ from nexysync.crypto import (
     encrypted_file_size,
     plaintext_file_size,
 )
-from nexysync.resources._base import AsyncResource, SyncResource, compact, operation
-from nexysync.types import File, FileUpload
+from nexysync.types import File
 
 __all__ = ["AsyncFiles", "FileNotReadyError", "Files", "ProgressCallback", "Source", "Target"]
 
@@ -162,38 +161,8 @@ def _check_upload(response: httpx.Response, *, retried: bool) -> None:
     raise error
 
 
-class Files(SyncResource):
+class Files(generated.Files):
     """Files shared through the CDN; names and content are encrypted."""
-
-    @operation("files_create")
-    def create(self, *, name: str, size: int, content_type: str | None = None, id: str | None = None) -> FileUpload:
-        """Announce a file of ``size`` encrypted bytes; return it (pending) and its signed upload URL.
-
-        Most callers want :meth:`upload`, which does this and the upload.
-        """
-        body = compact(id=id, name=name, size=size, content_type=content_type)
-        result: FileUpload = self._client.call("files_create", body=body)
-        return result
-
-    @operation("files_list")
-    def list(self, *, limit: int | None = None) -> SyncPager[File]:
-        """List the project's ready files, names decrypted, each with a fresh download URL.
-
-        A file name that fails to decrypt (another project key, tampered with) is skipped, not raised:
-        it is listed in ``pager.undecryptable`` (and each page's ``undecryptable``) and logged.
-        """
-        return self._pager("files_list", limit=limit)
-
-    @operation("files_get")
-    def get(self, file_id: str) -> File:
-        """Return a file's metadata (name decrypted) with a fresh download URL once it is ready."""
-        result: File = self._client.call("files_get", path_params={"file_id": file_id})
-        return result
-
-    @operation("files_delete")
-    def delete(self, file_id: str) -> None:
-        """Delete a file the caller uploaded, with its content."""
-        self._client.call("files_delete", path_params={"file_id": file_id})
 
     def upload(
         self,
@@ -313,33 +282,8 @@ def _plain_total(size: int) -> int:
         return size
 
 
-class AsyncFiles(AsyncResource):
+class AsyncFiles(generated.AsyncFiles):
     """Files shared through the CDN (async), as :class:`Files`."""
-
-    @operation("files_create")
-    async def create(
-        self, *, name: str, size: int, content_type: str | None = None, id: str | None = None
-    ) -> FileUpload:
-        """Announce a file, as :meth:`Files.create`."""
-        body = compact(id=id, name=name, size=size, content_type=content_type)
-        result: FileUpload = await self._client.call("files_create", body=body)
-        return result
-
-    @operation("files_list")
-    def list(self, *, limit: int | None = None) -> AsyncPager[File]:
-        """List the project's ready files (``async for``), names decrypted; those that fail are in ``undecryptable``."""
-        return self._pager("files_list", limit=limit)
-
-    @operation("files_get")
-    async def get(self, file_id: str) -> File:
-        """Return a file's metadata with a fresh download URL once it is ready."""
-        result: File = await self._client.call("files_get", path_params={"file_id": file_id})
-        return result
-
-    @operation("files_delete")
-    async def delete(self, file_id: str) -> None:
-        """Delete a file the caller uploaded, with its content."""
-        await self._client.call("files_delete", path_params={"file_id": file_id})
 
     async def upload(
         self,

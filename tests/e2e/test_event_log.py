@@ -220,6 +220,50 @@ async def test_an_event_write_that_fails_after_its_messages_is_written_again(
     assert sorted((e["type"], e["data"]["id"]) for e in stored) == sorted(("new_message", i) for i in ids)
 
 
+async def test_records_are_announced_in_one_command_while_this_process_numbers_the_project(
+    db: AsyncDatabase, older_server: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = EventStore(db, ttl_days=1)
+    records = db["announced_records"]
+    project_id = f"announce-claim-{secrets.token_hex(4)}"
+    asked: list[str] = []
+    real_ask = events.counters.find_one_and_update
+
+    async def ask(query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        asked.append(query["_id"])
+        return await real_ask(query, *args, **kwargs)
+
+    async def too_old(*args: Any, **kwargs: Any) -> Any:
+        raise InvalidOperation("MongoClient.bulk_write requires MongoDB server version 8.0+.")
+
+    monkeypatch.setattr(events.counters, "find_one_and_update", ask)
+    if older_server:
+        monkeypatch.setattr(db.client, "bulk_write", too_old)
+
+    async def announce(n: int) -> dict[str, Any]:
+        record = {"_id": f"{project_id}:r{n}", "project_id": project_id}
+        await records.insert_one(record)
+        event = await events.announce(records, record, "new_ref", ["*"], {"id": f"r{n}"})
+        assert event is not None
+        named = await records.find_one({"_id": record["_id"]})
+        assert named is not None and named["seq"] == event["seq"], "the record does not name its event"
+        return event
+
+    for n in range(5):
+        assert (await announce(n))["seq"] == n + 1
+    # Asked once (the first), then each seq was taken in the command that wrote the event.
+    assert len(asked) == (5 if older_server else 1)
+    # Another process's event: the next claim misses, and the announcement asks instead.
+    await EventStore(db, ttl_days=1).append(project_id, "presence_change", ["*"], {"agent": "carol"})
+    assert (await announce(5))["seq"] == 7
+    assert len(asked) == (6 if older_server else 2)
+    stored = await events.after(project_id, 0, 100)
+    assert [(e["seq"], e["type"]) for e in stored] == [(n, "new_ref") for n in range(1, 6)] + [
+        (6, "presence_change"),
+        (7, "new_ref"),
+    ]
+
+
 async def test_sends_from_racing_servers_claim_dense_unique_seqs_each_announced_once(mongo_uri: str) -> None:
     # Separate clients and stores, as separate server processes: each guesses the counter from its
     # own last number, and a guess that another one overtook must fall back, never reuse a seq.

@@ -10,19 +10,22 @@ Events carry ids and plaintext routing only, never content, and expire after a T
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, InvalidOperation
 
 from ..ids import iso, parse_rfc3339, utcnow
 from .batching import Batcher
 from .failures import DUPLICATE_KEY, DatabaseDidNotWrite
+
+log = logging.getLogger(__name__)
 
 EVERYONE = "*"
 # How long a project's seqs are asked for before they are taken again in the writing command,
@@ -33,6 +36,28 @@ _MAX_GUESSES = 10_000
 # The type of an event that only fills a reserved seq (the write it was for did not happen);
 # it is addressed to nobody, so no client ever sees it.
 FILLER = "filler"
+
+
+def bulk_write_errors(exc: ClientBulkWriteException) -> list[dict[str, Any]]:
+    """Return a client bulkWrite's write errors as the server sent them (dicts; pymongo annotates them otherwise)."""
+    errors: list[dict[str, Any]] = exc.details.get("writeErrors") or []
+    return errors
+
+
+def outcome_known(exc: ClientBulkWriteException) -> bool:
+    """Tell whether a failed ordered bulkWrite says how far it got: a write failed, and the connection held."""
+    return exc.error is None and not exc.write_concern_errors and bool(bulk_write_errors(exc))
+
+
+def claim_missed(exc: ClientBulkWriteException) -> bool:
+    """Tell whether an ordered bulkWrite that starts with a :meth:`EventStore.claim` stopped at the claim.
+
+    Then another writer had moved the counter on, and nothing was written.
+    """
+    if not outcome_known(exc):
+        return False
+    first = bulk_write_errors(exc)[0]
+    return int(first["idx"]) == 0 and first.get("code") == DUPLICATE_KEY
 
 
 def event_key(project_id: str, seq: int) -> str:
@@ -104,6 +129,34 @@ class EventStore:
         self._last_taken: dict[str, int] = {}
         # Per project, until when (monotonic) not to claim, after a claim found another writer.
         self._claims_paused: dict[str, float] = {}
+        # Cleared for good when the server turns out to be older than MongoDB 8.0.
+        self._together = True
+
+    @property
+    def together(self) -> bool:
+        """Tell whether writes to several collections may go as one command (see :meth:`write_together`)."""
+        return self._together
+
+    async def write_together(self, models: list[InsertOne[Any] | UpdateOne]) -> bool:
+        """Run writes to several collections as one ordered client-level bulkWrite (MongoDB 8.0+).
+
+        Returns:
+            ``False`` if the server is older than 8.0 (pymongo says so before sending anything):
+            nothing was written, and :attr:`together` is false from then on.
+
+        Raises:
+            ClientBulkWriteException: a write failed (those before it were done), or the outcome
+                is unknown (``error`` set: the connection broke).
+        """
+        if not self._together:
+            return False
+        try:
+            await self.col.database.client.bulk_write(models, ordered=True)
+        except InvalidOperation:
+            log.info("the database has no client-level bulkWrite (MongoDB < 8.0): writes take a command each")
+            self._together = False
+            return False
+        return True
 
     async def ensure_indexes(self) -> None:
         """Create the (project, seq) index and the TTL index."""
@@ -275,8 +328,29 @@ class EventStore:
         """
         if record.get("seq") is not None:
             return None
-        event = await self.append(record["project_id"], kind, recipients, data)
+        project_id = record["project_id"]
         match = {"_id": record["_id"], **{name: record[name] for name in unchanged}}
+        claim = self.claim([project_id]) if self._together else None
+        if claim is not None:
+            # One command: the claim of the seq, the event, then the record naming it.
+            counter, (event,) = claim
+            event.update(type=kind, recipients=recipients, data=data)
+            named = UpdateOne(match, {"$set": {"seq": event["seq"]}}, namespace=records.full_name)
+            try:
+                done = await self.write_together([counter, InsertOne(event, namespace=self.col.full_name), named])
+            except ClientBulkWriteException as exc:
+                self.claim_failed(project_id)
+                if not claim_missed(exc):
+                    # The seq may be taken and unwritten (skipped by readers after the gap wait),
+                    # or the event stored and the record not named (a retry announces it again).
+                    if isinstance(exc.error, BaseException):
+                        raise exc.error from exc
+                    raise
+            else:
+                if done:
+                    self.claimed([event])
+                    return event
+        event = await self.append(project_id, kind, recipients, data)
         await records.update_one(match, {"$set": {"seq": event["seq"]}})
         return event
 

@@ -16,11 +16,11 @@ from typing import Any
 
 from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, InvalidOperation, WriteError
+from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, WriteError
 
 from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
-from .events import EventStore, event_key
+from .events import EventStore, bulk_write_errors, claim_missed, event_key, outcome_known
 from .failures import DUPLICATE_KEY, find_one_and_update
 from .idempotency import fingerprint, is_retry
 from .pages import page
@@ -219,8 +219,6 @@ class MessageStore:
         # runs one command at a time, so the number of commands and the size of the batches
         # decide the latency and the rate.
         self._sends: Batcher[dict[str, Any], dict[str, Any]] = Batcher(self._send_batch)
-        # Cleared for good when the server turns out to be older than 8.0.
-        self._one_command = True
 
     async def ensure_indexes(self) -> None:
         """Create the inbox, thread and TTL indexes."""
@@ -294,7 +292,7 @@ class MessageStore:
 
     async def _send_batch(self, docs: list[dict[str, Any]]) -> list[dict[str, Any] | BaseException]:
         project_ids = [doc["project_id"] for doc in docs]
-        claim = self._events.claim(project_ids) if self._one_command else None
+        claim = self._events.claim(project_ids) if self._events.together else None
         if claim is not None:
             counter, events = claim
             _name(docs, events)
@@ -417,10 +415,6 @@ class MessageStore:
         Raises:
             _ClaimMissed: the counter had moved on; nothing was written.
         """
-        if not self._one_command:
-            if counter is not None:
-                raise _ClaimMissed
-            return await self._insert_batch(docs), 0
         announced = [dict(event) for event in events]
         for event, doc in zip(announced, docs, strict=True):
             _announce(event, doc)
@@ -428,30 +422,20 @@ class MessageStore:
         models += [InsertOne(doc, namespace=self.col.full_name) for doc in docs]
         models += [InsertOne(event, namespace=self._events.col.full_name) for event in announced]
         try:
-            await self.col.database.client.bulk_write(models, ordered=True)
-        except InvalidOperation:
-            # Raised before anything is sent: the server is older than MongoDB 8.0.
-            log.info("the database has no client-level bulkWrite (MongoDB < 8.0): a send takes two commands")
-            self._one_command = False
-            if counter is not None:
-                raise _ClaimMissed from None
-            return await self._insert_batch(docs), 0
+            together = await self._events.write_together(models)
         except ClientBulkWriteException as exc:
-            # The write errors as the server sent them (dicts; pymongo's annotation says otherwise).
-            errors: list[dict[str, Any]] = exc.details.get("writeErrors") or []
-            if exc.error is not None or exc.write_concern_errors or not errors:
-                # The outcome is unknown; the caller decides what to write. The connection's own
-                # error goes up, so that an outage still answers 503.
+            if not outcome_known(exc):
+                # The caller decides what to write. The connection's own error goes up, so that
+                # an outage still answers 503.
                 if isinstance(exc.error, BaseException):
                     raise exc.error from exc
                 raise
-            error = errors[0]
+            if counter is not None and claim_missed(exc):
+                raise _ClaimMissed from None
+            error = bulk_write_errors(exc)[0]
             failed = int(error["idx"]) - (0 if counter is None else 1)
             if failed < 0:
-                # The claim: taken by another writer (the upsert met the counter), or not written.
-                if error.get("code") == DUPLICATE_KEY:
-                    raise _ClaimMissed from None
-                raise _write_error(error) from None
+                raise _write_error(error) from None  # the claim was not written (a full disk, say)
             if failed >= len(docs):
                 # Every message is stored, and the events before the failed one.
                 for event, written in zip(events, announced, strict=True):
@@ -460,6 +444,11 @@ class MessageStore:
             outcome = _write_error(error)
             rest = await self._insert_batch(docs[failed + 1 :]) if failed + 1 < len(docs) else []
             return [*([None] * failed), outcome, *rest], 0
+        if not together:
+            # An older server: the numbers are asked for first, the writes go one collection at a time.
+            if counter is not None:
+                raise _ClaimMissed
+            return await self._insert_batch(docs), 0
         for event, written in zip(events, announced, strict=True):
             event.update(written)
         return [None] * len(docs), len(events)

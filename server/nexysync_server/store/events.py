@@ -19,11 +19,11 @@ from typing import Any
 from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, InvalidOperation
+from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, InvalidOperation
 
 from ..ids import iso, parse_rfc3339, utcnow
 from .batching import Batcher
-from .failures import DUPLICATE_KEY, DatabaseDidNotWrite
+from .failures import DUPLICATE_KEY, DatabaseDidNotWrite, insert_new
 
 log = logging.getLogger(__name__)
 
@@ -283,21 +283,12 @@ class EventStore:
                 keep those as stored rather than fail. An event's ``_id`` is its place in the log,
                 so a stored one is never a different event of the same number.
         """
-        if not events:
-            return
-        try:
-            if len(events) == 1:
-                await self.col.insert_one(events[0])
-            else:
-                await self.col.insert_many(events, ordered=False)
-        except DuplicateKeyError:
-            if not stored_ok:
-                raise
-        except BulkWriteError as exc:
-            details = exc.details
-            duplicates_only = all(error.get("code") == DUPLICATE_KEY for error in details.get("writeErrors", []))
-            if not (stored_ok and duplicates_only and not details.get("writeConcernErrors")):
-                raise
+        taken = await insert_new(self.col, events)
+        if taken and not stored_ok:
+            seqs = sorted(events[index]["seq"] for index in taken)
+            raise DuplicateKeyError(
+                f"events {seqs} of project {events[0]['project_id']} are stored already", DUPLICATE_KEY
+            )
 
     async def announce(
         self,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, OperationFailure
 
 # MongoDB's OutOfDiskSpace; the embedded database (SQLite) reports a failed or full disk by message.
 _OUT_OF_DISK_SPACE = 14031
@@ -84,3 +84,27 @@ async def find_one_and_delete(
     if found is None and await col.find_one(query, {"_id": 1}) is not None:
         raise DatabaseDidNotWrite(f"a delete in {col.name}")
     return found
+
+
+async def insert_new(col: AsyncCollection[Any], docs: list[dict[str, Any]]) -> set[int]:
+    """Insert documents, each on its own (unordered); return the indexes of those whose ``_id`` was taken.
+
+    Raises:
+        OperationFailure: a write failed for another reason, or the write concern failed (the
+            driver's own exception, raised as it came).
+    """
+    if not docs:
+        return set()
+    try:
+        if len(docs) == 1:
+            await col.insert_one(docs[0])
+        else:
+            await col.insert_many(docs, ordered=False)
+    except DuplicateKeyError:
+        return {0}
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if exc.details.get("writeConcernErrors") or any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return {int(error["index"]) for error in errors}
+    return set()

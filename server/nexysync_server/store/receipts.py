@@ -23,10 +23,9 @@ from datetime import timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..ids import iso, utcnow
-from .failures import DUPLICATE_KEY
+from .failures import insert_new
 
 STATES = ("queued", "delivered", "read", "acked")
 _RANK = {state: rank for rank, state in enumerate(STATES)}
@@ -175,21 +174,7 @@ class ReceiptStore:
 
     async def _insert(self, docs: list[dict[str, Any]], current: dict[str, dict[str, Any]]) -> list[str]:
         """Insert first receipts; return the keys someone else inserted first."""
-        if not docs:
-            return []
-        lost: set[str] = set()
-        try:
-            if len(docs) == 1:
-                await self.col.insert_one(docs[0])
-            else:
-                await self.col.insert_many(docs, ordered=False)
-        except DuplicateKeyError:
-            lost = {docs[0]["_id"]}
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if exc.details.get("writeConcernErrors") or any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            lost = {docs[error["index"]]["_id"] for error in errors}
+        lost = {docs[index]["_id"] for index in await insert_new(self.col, docs)}
         for doc in docs:
             if doc["_id"] not in lost:
                 current[doc["_id"]] = doc

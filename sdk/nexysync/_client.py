@@ -367,7 +367,7 @@ class Client(ClientResources, _ClientCore):
             last_event_id: Resume after this ``seq`` (a saved ``stream.last_event_id``); from now
                 by default.
             **options: :class:`~nexysync._stream.Stream` settings: ``watchdog_s`` (60),
-                ``poll_interval_s`` (2), ``fallback_after`` (3), ``stream_retry_s`` (30), ``sleep``,
+                ``poll_interval_s`` (2), ``fallback_after`` (3), ``stream_retry_s`` (30), ``timeout``, ``sleep``,
                 ``clock``, ``rand``.
 
         Returns:

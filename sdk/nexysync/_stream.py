@@ -146,7 +146,11 @@ class AsyncStreamEvent(_EventBase):
 
 
 class _SSEDecoder:
-    """Turn SSE lines into ``(event type, id, data)`` frames; remembers the ``retry:`` hint."""
+    """Turn SSE lines into ``(event type, id, data)`` frames; remembers the ``retry:`` hint.
+
+    As the SSE standard says, the id is the *last event id*: it stays what the last ``id:`` line
+    set (across frames) until another sets it; only the event type and data are per frame.
+    """
 
     def __init__(self) -> None:
         self.retry_ms: int | None = None
@@ -158,7 +162,7 @@ class _SSEDecoder:
         """Take one line; return a complete frame with data, else None (comments give None)."""
         if line == "":
             frame = (self._event or "message", self._id, "\n".join(self._data)) if self._data else None
-            self._event, self._id, self._data = "", None, []
+            self._event, self._data = "", []
             return frame
         if line.startswith(":"):
             return None
@@ -168,7 +172,7 @@ class _SSEDecoder:
             self._data.append(value)
         elif name == "event":
             self._event = value
-        elif name == "id":
+        elif name == "id" and "\0" not in value:
             self._id = value
         elif name == "retry" and value.isdigit():
             self.retry_ms = int(value)
@@ -186,6 +190,7 @@ class _Core:
         poll_interval_s: float,
         fallback_after: int,
         stream_retry_s: float,
+        timeout: float | None,
         clock: Callable[[], float],
         rand: Callable[[], float],
     ) -> None:
@@ -201,8 +206,8 @@ class _Core:
         self._connect_failures = 0
         self._poll_until: float | None = None
         self._closed = False
-        #: Wall-clock limit (``clock()`` value) set by ``messages.wait``; TimeoutError past it.
-        self._deadline: float | None = None
+        #: The ``clock()`` value past which iterating raises TimeoutError (from ``timeout``).
+        self._deadline: float | None = None if timeout is None else clock() + timeout
         #: How the events arrive now: ``"stream"`` or ``"polling"``.
         self.mode = "stream"
 
@@ -327,6 +332,8 @@ class Stream(_Core):
         poll_interval_s: Time between polls of ``GET /v1/events`` in the fallback.
         fallback_after: Failed stream connections in a row before falling back to polling.
         stream_retry_s: How long to poll before trying the stream again.
+        timeout: Seconds from now after which iterating raises :class:`TimeoutError` (the server
+            is asked to end the stream then, so a blocked read returns in time); none by default.
         sleep: How to wait between attempts (injectable for tests).
         clock: A monotonic clock (injectable for tests).
         rand: Jitter source in ``[0, 1)``.
@@ -341,6 +348,7 @@ class Stream(_Core):
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         fallback_after: int = DEFAULT_FALLBACK_AFTER,
         stream_retry_s: float = DEFAULT_STREAM_RETRY_S,
+        timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
@@ -351,6 +359,7 @@ class Stream(_Core):
             poll_interval_s=poll_interval_s,
             fallback_after=fallback_after,
             stream_retry_s=stream_retry_s,
+            timeout=timeout,
             clock=clock,
             rand=rand,
         )
@@ -512,6 +521,7 @@ class AsyncStream(_Core):
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         fallback_after: int = DEFAULT_FALLBACK_AFTER,
         stream_retry_s: float = DEFAULT_STREAM_RETRY_S,
+        timeout: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
@@ -522,6 +532,7 @@ class AsyncStream(_Core):
             poll_interval_s=poll_interval_s,
             fallback_after=fallback_after,
             stream_retry_s=stream_retry_s,
+            timeout=timeout,
             clock=clock,
             rand=rand,
         )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 _PREFIX = "NEXYSYNC_"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 #: The shortest secret accepted for signing (HS256 tokens, CDN URLs): 256 bits, as RFC 7518 asks.
 MIN_SECRET_BYTES = 32
 
@@ -112,8 +114,26 @@ class Settings:
                 continue
             kind: type[Any] = type(field.default)
             try:
-                values[field.name] = kind(raw) if kind is not str else raw
+                values[field.name] = _parse(kind, raw)
             except ValueError as exc:
                 raise ValueError(f"{_PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(kind: type[Any], raw: str) -> object:
+    """Convert a variable's text to a field's type.
+
+    ``bool("false")`` is true, so booleans are read by word (1/true/yes/on, 0/false/no/off).
+
+    Raises:
+        ValueError: the text is not a value of that type.
+    """
+    if kind is str:
+        return raw
+    if kind is bool:
+        word = raw.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ValueError(raw)
+    return kind(raw)

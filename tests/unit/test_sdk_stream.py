@@ -331,6 +331,26 @@ def test_the_decoder_reads_multiline_data_comments_and_the_retry_hint() -> None:
     assert decoder.retry_ms == 1500
 
 
+def test_the_decoder_keeps_the_last_event_id_until_a_new_one_arrives() -> None:
+    # The SSE standard's "last event ID buffer": a frame without an id: line keeps the last one;
+    # an id with a NUL is ignored; an empty id: line clears it.
+    decoder = _SSEDecoder()
+    lines = ["id: 7", "data: a", "", "data: b", "", "id: 8\0x", "data: c", "", "id:", "data: d", ""]
+    frames = [f for line in lines if (f := decoder.feed(line)) is not None]
+    assert [frame[1] for frame in frames] == ["7", "7", "7", ""]
+
+
+def test_a_stream_with_a_timeout_raises_timeout_error_and_asks_the_server_to_end_in_time() -> None:
+    script = Script([httpx.ConnectError("refused")] * 3)
+    clock = FakeClock()
+    client = make_client(script)
+    stream = client.stream(timeout=3.0, sleep=clock.sleep, clock=clock, poll_interval_s=1.0)
+    with pytest.raises(TimeoutError):
+        next(stream)
+    assert clock.now == pytest.approx(1003.0)
+    assert float(script.stream_requests()[0].url.params["max_duration_s"]) == pytest.approx(3.0)
+
+
 async def test_the_async_stream_resumes_after_a_drop_without_duplicates() -> None:
     streams: list[Any] = [adropped(CONNECTED, frame(1), frame(2)), adropped(CONNECTED, frame(2), frame(3))]
 

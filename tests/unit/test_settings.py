@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
@@ -83,3 +83,20 @@ def test_a_secret_shorter_than_32_bytes_is_refused(name: str) -> None:
     with pytest.raises(ValueError, match="at least 32"):
         Settings.from_env({name: "s" * 31})
     assert Settings.from_env({name: "s" * 32})
+
+
+@dataclass(frozen=True, slots=True)
+class _WithSwitch(Settings):
+    switch: bool = True
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("false", False), ("0", False), ("No", False), ("off", False), ("TRUE", True), ("1", True)]
+)
+def test_a_boolean_setting_is_read_by_word_so_false_is_false(raw: str, expected: bool) -> None:
+    assert _WithSwitch.from_env({"NEXYSYNC_SWITCH": raw}).switch is expected
+
+
+def test_a_boolean_setting_that_is_no_word_is_refused() -> None:
+    with pytest.raises(ValueError, match="NEXYSYNC_SWITCH='maybe' is not a valid bool"):
+        _WithSwitch.from_env({"NEXYSYNC_SWITCH": "maybe"})

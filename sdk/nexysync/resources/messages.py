@@ -114,8 +114,7 @@ class Messages(generated.Messages):
             TimeoutError: none arrived within ``timeout``.
             APIError: the server refused the stream or the fetch.
         """
-        with self._client.stream(**stream_options) as stream:
-            stream._deadline = stream._clock() + timeout
+        with self._client.stream(timeout=timeout, **stream_options) as stream:
             stream.open()
             if reply_to is not None:
                 me = self._client.me.get().agent.slug
@@ -155,8 +154,7 @@ class Messages(generated.Messages):
             APIError: the server refused the stream or the read (404 for a message not yours).
         """
         _check_wait_for(state)
-        with self._client.stream(**stream_options) as stream:
-            stream._deadline = stream._clock() + timeout
+        with self._client.stream(timeout=timeout, **stream_options) as stream:
             stream.open()
             receipts = self.receipts(message_id)
             if _reached(receipts, state, agent):
@@ -199,8 +197,7 @@ class AsyncMessages(generated.AsyncMessages):
             APIError: the server refused the stream or the fetch.
         """
         async with asyncio.timeout(timeout):
-            async with self._client.stream(**stream_options) as stream:
-                stream._deadline = stream._clock() + timeout
+            async with self._client.stream(timeout=timeout, **stream_options) as stream:
                 await stream.open()
                 if reply_to is not None:
                     me = (await self._client.me.get()).agent.slug
@@ -230,8 +227,7 @@ class AsyncMessages(generated.AsyncMessages):
         """
         _check_wait_for(state)
         async with asyncio.timeout(timeout):
-            async with self._client.stream(**stream_options) as stream:
-                stream._deadline = stream._clock() + timeout
+            async with self._client.stream(timeout=timeout, **stream_options) as stream:
                 await stream.open()
                 receipts = await self.receipts(message_id)
                 if _reached(receipts, state, agent):

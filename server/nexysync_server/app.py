@@ -9,26 +9,23 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from pymongo.errors import PyMongoError
 
 from nexysync_generated import load_spec, spec_path
 
-from .authlimits import AuthLimits
 from .cdn.app import signer_for
 from .console.assets import Assets
-from .errors import database_error_handler, handle_unexpected, serialize_problem
-from .middleware import Authentication, Lifespan, RequestId
-from .quotas import Quotas
-from .ratelimit import RateLimiter
+from .errors import database_error_handler, handle_service_error, handle_unexpected, serialize_problem
+from .middleware import Authentication, Component, Lifespan, RequestId
 from .realtime.hub import Hub
 from .realtime.keycheck import KeyCheck
-from .realtime.presence import Presence
-from .realtime.receipts import Receipts
 from .realtime.watcher import Watcher
 from .resources import Context, agents, auth, files, health, kv, me, messages, owner, projects, realtime, refs
 from .security import PasswordHasher
+from .services import Services
+from .services.errors import ServiceError
 from .settings import Settings
 from .store import Store
+from .store.failures import DatabaseError
 from .validation import SchemaValidator
 
 log = logging.getLogger(__name__)
@@ -68,41 +65,39 @@ def create_app(settings: Settings | None = None) -> Api:
         settings = dataclasses.replace(settings, cdn_secret=secrets.token_urlsafe(32))
     spec_text = spec_path().read_text(encoding="utf-8")
     store = Store(settings)
-    auth_limits = AuthLimits(store.db, settings, store.audit)
-    ctx = Context(
-        settings=settings,
-        store=store,
-        validator=SchemaValidator(load_spec()),
-        quotas=Quotas(settings, store),
-        auth_limits=auth_limits,
-        hasher=PasswordHasher(settings.password_hash_memory_kib, settings.password_hash_iterations),
-    )
-
     hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s, settings.stream_queue_max)
     hub.on_revoked(store.agents.forget)  # another worker's revocation reaches this one's key cache
-    key_check = KeyCheck(hub, store.agents, settings.key_check_interval_s)
-    watcher = Watcher(store.events.col, hub)
-    presence = Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s)
-    receipts = Receipts(store, hub, settings.receipt_sweep_interval_s, settings.receipt_sweep_interval_s)
-    limiter = RateLimiter(store.db, settings.rate_limit_per_minute)
-    human_limiter = RateLimiter(store.db, settings.human_rate_limit_per_minute, "user", "human-rate-limit")
+    services = Services.build(settings, store, hub)
+    ctx = Context(
+        settings=settings,
+        services=services,
+        store=store,
+        validator=SchemaValidator(load_spec()),
+        hasher=PasswordHasher(settings.password_hash_memory_kib, settings.password_hash_iterations),
+    )
+    components: list[Component] = [
+        services.agent_limiter,
+        services.user_limiter,
+        store.usage,
+        hub,
+        Watcher(store.events, hub),
+        services.presence,
+        KeyCheck(hub, store.agents, settings.key_check_interval_s),
+        services.receipts,
+    ]
     app = Api(
         hub,
-        middleware=[
-            RequestId(),
-            Lifespan(
-                settings, store, hub, watcher, presence, [limiter, human_limiter], auth_limits, key_check, receipts
-            ),
-            Authentication(settings, store, limiter, human_limiter, auth_limits),
-        ],
+        middleware=[RequestId(), Lifespan(settings, store, components), Authentication(settings, store, services)],
     )
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_problem)
     # Falcon picks the most specific handler, so HTTPError (and Problem) still go through its
     # own handler and our serializer; this one only sees unexpected exceptions.
     app.add_error_handler(Exception, handle_unexpected)
+    # A service's refusal (a domain error) answers its problem, wherever in the request it came.
+    app.add_error_handler(ServiceError, handle_service_error)
     # A database that is down or cannot write answers 503 with Retry-After, never a hang or a 500.
-    app.add_error_handler(PyMongoError, database_error_handler(settings.database_retry_after_s))
+    app.add_error_handler(DatabaseError, database_error_handler(settings.database_retry_after_s))
 
     app.add_route("/v1/openapi.yaml", health.Spec(spec_text))
     app.add_route("/v1/health/live", health.Live())
@@ -122,18 +117,18 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/me", me.Me(ctx))
     app.add_route("/v1/agents", me.Directory(ctx))
     app.add_route("/v1/quota", me.Quota(ctx))
-    app.add_route("/v1/messages", messages.Collection(ctx, hub, receipts))
-    app.add_route("/v1/messages/ack", messages.Ack(ctx, hub, receipts))
-    app.add_route("/v1/messages/{message_id}", messages.Item(ctx, receipts))
+    app.add_route("/v1/messages", messages.Collection(ctx))
+    app.add_route("/v1/messages/ack", messages.Ack(ctx))
+    app.add_route("/v1/messages/{message_id}", messages.Item(ctx))
     app.add_route("/v1/messages/{message_id}/receipts", messages.MessageReceipts(ctx))
-    app.add_route("/v1/messages/{message_id}/thread", messages.Thread(ctx, receipts))
+    app.add_route("/v1/messages/{message_id}/thread", messages.Thread(ctx))
     app.add_route("/v1/messages/{message_id}/reactions", messages.Reactions(ctx))
     app.add_route("/v1/messages/{message_id}/pin", messages.Pin(ctx))
-    app.add_route("/v1/stream", realtime.Stream(ctx, hub, presence))
+    app.add_route("/v1/stream", realtime.Stream(ctx, hub, services.presence))
     app.add_route("/v1/presence", realtime.PresenceList(ctx))
     app.add_route("/v1/kv", kv.Collection(ctx))
-    app.add_route("/v1/kv/{key}", kv.Item(ctx, hub))
-    app.add_route("/v1/refs", refs.Collection(ctx, hub))
+    app.add_route("/v1/kv/{key}", kv.Item(ctx))
+    app.add_route("/v1/refs", refs.Collection(ctx))
     app.add_route("/v1/refs/{ref_id}", refs.Item(ctx))
     signer = signer_for(settings)
     app.add_route("/v1/files", files.Collection(ctx, signer))

@@ -1,8 +1,9 @@
 """Problem details (RFC 9457): the one error format of the API.
 
 Every error leaves as ``application/problem+json`` with a stable ``code``, whatever raised it:
-our own :class:`Problem`, one of Falcon's ``HTTPError`` subclasses (unknown route, wrong
-method) or an unexpected exception.
+our own :class:`Problem`, a service's domain error (:mod:`.services.errors`, mapped here and
+nowhere else), one of Falcon's ``HTTPError`` subclasses (unknown route, wrong method) or an
+unexpected exception.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from pymongo.errors import PyMongoError
 
-from .store.failures import database_trouble
+from .services.errors import (
+    Conflict,
+    Forbidden,
+    LimitReached,
+    NotFound,
+    PreconditionFailed,
+    ServiceError,
+)
+from .store.failures import DatabaseError, database_trouble
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +88,45 @@ def not_found(what: str, code: str = "NOT_FOUND") -> Problem:
     return Problem(404, code, f"{what} was not found.")
 
 
+#: The status of each kind of domain error; the first class an error is an instance of decides.
+_SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (Forbidden, 403),
+    (PreconditionFailed, 412),
+    (LimitReached, 429),
+)
+
+
+def problem_from(error: ServiceError) -> Problem:
+    """Return the problem a domain error answers (a refusal of a limit says when to retry)."""
+    status = next((status for kind, status in _SERVICE_STATUS if isinstance(error, kind)), 400)
+    headers = None
+    if isinstance(error, LimitReached):
+        headers = {
+            "Retry-After": str(error.reset_s),
+            "RateLimit-Limit": str(error.limit),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(error.reset_s),
+        }
+    return Problem(status, error.code, error.detail, headers=headers)
+
+
+async def handle_service_error(
+    req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: ServiceError, params: dict[str, Any]
+) -> None:
+    """Answer a domain error raised anywhere in a request (middleware included) as its problem."""
+    respond(req, resp, problem_from(ex))
+
+
+def respond(req: falcon.asgi.Request, resp: falcon.asgi.Response, error: Problem) -> None:
+    """Write ``error`` as the response: its status, its headers and its problem+json body."""
+    resp.status = error.status_code
+    if error.headers:
+        resp.set_headers(error.headers)
+    serialize_problem(req, resp, error)
+
+
 def database_unavailable(reason: str, retry_after_s: int) -> Problem:
     """Return the 503 for a database that cannot serve now; the client should retry after ``retry_after_s``."""
     return Problem(
@@ -94,17 +141,14 @@ def database_error_handler(retry_after_s: int) -> Callable[..., Awaitable[None]]
     """Return an error handler that answers 503 for a database outage and 500 for other database errors."""
 
     async def handle(
-        req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: PyMongoError, params: dict[str, Any]
+        req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: DatabaseError, params: dict[str, Any]
     ) -> None:
         reason = database_trouble(ex)
         if reason is None:
             await handle_unexpected(req, resp, ex, params)
             return
         log.warning("%s %s: database unavailable (%s)", req.method, req.path, ex)
-        error = database_unavailable(reason, retry_after_s)
-        resp.status = error.status_code
-        resp.set_header("Retry-After", str(retry_after_s))
-        serialize_problem(req, resp, error)
+        respond(req, resp, database_unavailable(reason, retry_after_s))
 
     return handle
 
@@ -145,6 +189,4 @@ async def handle_unexpected(
     log.exception(
         "unhandled error on %s %s (request %s)", req.method, req.path, getattr(req.context, "request_id", "-")
     )
-    error = Problem(500, "INTERNAL_ERROR", "The server failed to handle this request; it has been logged.")
-    resp.status = 500
-    serialize_problem(req, resp, error)
+    respond(req, resp, Problem(500, "INTERNAL_ERROR", "The server failed to handle this request; it has been logged."))

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import falcon.asgi
 import jwt
 
-from .authlimits import AuthLimits
 from .errors import database_unavailable, unauthorized
 from .ids import iso, new_id, utcnow
-from .ratelimit import RateLimiter
-from .realtime.hub import Hub
-from .realtime.keycheck import KeyCheck
-from .realtime.presence import Presence
-from .realtime.receipts import Receipts
-from .realtime.watcher import Watcher
 from .security import API_KEY_RE, api_key_prefix, read_access_token
+from .services import Services
 from .settings import Settings
 from .store import Store
 from .store.indexing import Indexes
@@ -53,24 +48,15 @@ class Authentication:
     Args:
         settings: Token secret and last-seen interval.
         store: Where users and agents are.
-        limiter: Requests per agent per minute.
-        human_limiter: Requests per user per minute on the human-token routes.
-        auth_limits: Refused API keys per client IP.
+        services: The request limits (per agent, per user, refused API keys per client IP).
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        limiter: RateLimiter,
-        human_limiter: RateLimiter,
-        auth_limits: AuthLimits,
-    ) -> None:
+    def __init__(self, settings: Settings, store: Store, services: Services) -> None:
         self._settings = settings
         self._store = store
-        self._limiter = limiter
-        self._human_limiter = human_limiter
-        self._auth_limits = auth_limits
+        self._limiter = services.agent_limiter
+        self._human_limiter = services.user_limiter
+        self._auth_limits = services.auth_limits
         # agent id -> monotonic time of the last last_seen_at write from this process; writing
         # once a minute keeps a write off the path of every request.
         self._last_touch: dict[str, float] = {}
@@ -151,41 +137,33 @@ def _bearer(req: falcon.asgi.Request) -> str:
     return token
 
 
+class Component(Protocol):
+    """A part of the process that runs in the background between start-up and shutdown."""
+
+    def start(self) -> None:
+        """Start (without waiting on the database: it may not answer yet)."""
+
+    async def stop(self) -> None:
+        """Stop, writing what is held in memory."""
+
+
 class Lifespan:
-    """Open the database, create its indexes and start the background tasks; stop them at shutdown.
+    """Open the database, create its indexes and start the background components; stop them at shutdown.
 
     A process whose database is unavailable at start-up starts all the same and answers 503
     ``DATABASE_UNAVAILABLE`` (but for liveness and the contract) until its indexes are made.
+
+    Args:
+        settings: How long a refused client should wait.
+        store: The database, closed last.
+        components: Started in this order once the indexes are under way, stopped in the reverse.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        hub: Hub,
-        watcher: Watcher,
-        presence: Presence,
-        limiters: list[RateLimiter],
-        auth_limits: AuthLimits,
-        key_check: KeyCheck,
-        receipts: Receipts,
-    ) -> None:
+    def __init__(self, settings: Settings, store: Store, components: Sequence[Component]) -> None:
         self._retry_after_s = settings.database_retry_after_s
         self._store = store
-        self._hub = hub
-        self._watcher = watcher
-        self._presence = presence
-        self._limiters = limiters
-        self._auth_limits = auth_limits
-        self._key_check = key_check
-        self._receipts = receipts
-        self._indexes = Indexes(self._ensure_indexes)
-
-    async def _ensure_indexes(self) -> None:
-        await self._store.ensure_indexes()
-        await self._auth_limits.ensure_indexes()
-        for limiter in self._limiters:
-            await limiter.ensure_indexes()
+        self._components = list(components)
+        self._indexes = Indexes(store.ensure_indexes)
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Refuse what needs the database until this process has made its indexes."""
@@ -193,26 +171,14 @@ class Lifespan:
             raise database_unavailable("This server has not reached its database since it started", self._retry_after_s)
 
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
-        """Create every index before the first request, then start the background tasks."""
+        """Create every index before the first request, then start the background components."""
         await self._indexes.start()
-        for limiter in self._limiters:
-            limiter.start()
-        self._store.usage.start()
-        self._hub.start()
-        self._watcher.start()
-        self._presence.start()
-        self._key_check.start()
-        self._receipts.start()
+        for component in self._components:
+            component.start()
 
     async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
-        """Stop the background tasks, write what is held in memory, close the database."""
+        """Stop the background components, write what is held in memory, close the database."""
         await self._indexes.stop()
-        await self._receipts.stop()
-        await self._key_check.stop()
-        await self._presence.stop()
-        await self._watcher.stop()
-        await self._hub.stop()
-        await self._store.usage.stop()
-        for limiter in self._limiters:
-            await limiter.stop()
+        for component in reversed(self._components):
+            await component.stop()
         await self._store.close()

@@ -224,7 +224,7 @@ async def test_records_are_announced_in_one_command_while_this_process_numbers_t
     db: AsyncDatabase, older_server: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events = EventStore(db, ttl_days=1)
-    records = db["announced_records"]
+    records = db["refs"]  # announced as code references (kind "ref")
     project_id = f"announce-claim-{secrets.token_hex(4)}"
     asked: list[str] = []
     real_ask = events.counters.find_one_and_update
@@ -243,7 +243,7 @@ async def test_records_are_announced_in_one_command_while_this_process_numbers_t
     async def announce(n: int) -> dict[str, Any]:
         record = {"_id": f"{project_id}:r{n}", "project_id": project_id}
         await records.insert_one(record)
-        event = await events.announce(records, record, "new_ref", ["*"], {"id": f"r{n}"})
+        event = await events.announce("ref", record, "new_ref", ["*"], {"id": f"r{n}"})
         assert event is not None
         named = await records.find_one({"_id": record["_id"]})
         assert named is not None and named["seq"] == event["seq"], "the record does not name its event"
@@ -326,17 +326,17 @@ async def test_a_lone_sender_numbers_its_sends_in_their_writes_until_another_wri
 
 async def test_announce_tells_once_per_record_even_after_its_event_expired(db: AsyncDatabase) -> None:
     events = EventStore(db, ttl_days=1)
-    records = db["announced_records"]
+    records = db["refs"]  # announced as code references (kind "ref")
     project_id = f"announce-{secrets.token_hex(4)}"
     record = {"_id": f"{project_id}:r1", "project_id": project_id}
     await records.insert_one(record)
-    first = await events.announce(records, record, "new_ref", ["*"], {"id": "r1"})
+    first = await events.announce("ref", record, "new_ref", ["*"], {"id": "r1"})
     assert first is not None and first["type"] == "new_ref"
     stored = await records.find_one({"_id": record["_id"]})
     assert stored is not None and stored["seq"] == first["seq"]
     # A retry that finds the record announced tells nobody again, also once its event is gone.
     await events.col.delete_many({"project_id": project_id})
-    assert await events.announce(records, stored, "new_ref", ["*"], {"id": "r1"}) is None
+    assert await events.announce("ref", stored, "new_ref", ["*"], {"id": "r1"}) is None
     assert await events.after(project_id, 0, 10) == []
 
 

@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from realtime_support import EventStream, Team, no_more_receipts, receipt_events
 
 from nexysync_server.ids import new_id
-from nexysync_server.realtime.receipts import Receipts
+from nexysync_server.services.receipts import Receipts
 from nexysync_server.store.events import EventStore
 from nexysync_server.store.messages import MessageStore
 from nexysync_server.store.receipts import ReceiptStore

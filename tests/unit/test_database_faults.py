@@ -18,11 +18,12 @@ from pymongo.errors import (
 )
 
 from nexysync_server import cli
-from nexysync_server.cdn.blobs import volume_full
 from nexysync_server.cdn.leases import LeaseReleases
 from nexysync_server.embedded import EmbeddedMongoError
 from nexysync_server.errors import database_unavailable
 from nexysync_server.realtime.watcher import Watcher
+from nexysync_server.store.blobs import volume_full
+from nexysync_server.store.events import EventStore
 from nexysync_server.store.failures import DatabaseDidNotWrite, database_trouble
 
 
@@ -107,6 +108,11 @@ class _Events:
         return _Changes(self._hub)
 
 
+def _log(events: object) -> EventStore:
+    """Return the real event log over a fake ``events`` collection (the watcher reads its inserts)."""
+    return EventStore({"events": events, "counters": None}, ttl_days=1)  # type: ignore[arg-type]
+
+
 class _Hub:
     def __init__(self) -> None:
         self.listening = True
@@ -133,7 +139,7 @@ class _Hub:
 async def test_the_watcher_catches_up_from_the_log_once_it_reconnects(failures: int, catch_ups: int) -> None:
     hub = _Hub()
     events = _Events(hub, failures)
-    watcher = Watcher(events, hub)  # type: ignore[arg-type]
+    watcher = Watcher(_log(events), hub)  # type: ignore[arg-type]
     watcher.start()
     try:
         await asyncio.wait_for(hub.done.wait(), 10)
@@ -191,7 +197,7 @@ async def test_the_watcher_polls_fast_for_other_processes_events_and_backs_off_f
         return await real_sleep(0, result)
 
     monkeypatch.setattr(asyncio, "sleep", sleep)
-    watcher = Watcher(stream, hub)  # type: ignore[arg-type]
+    watcher = Watcher(_log(stream), hub)  # type: ignore[arg-type]
     watcher.start()
     try:
         await asyncio.wait_for(hub.done.wait(), 10)

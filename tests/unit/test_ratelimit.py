@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from nexysync_server import ratelimit
-from nexysync_server.ratelimit import RateLimiter
+from nexysync_server.services import limits
+from nexysync_server.services.errors import LimitReached
+from nexysync_server.services.limits import RateLimiter
 
 # A fixed clock, so no minute boundary falls inside a test.
 NOW = 1_800_000_030.0
@@ -15,35 +14,35 @@ NOW = 1_800_000_030.0
 
 @pytest.fixture(autouse=True)
 def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ratelimit.time, "time", lambda: NOW)
+    monkeypatch.setattr(limits.time, "time", lambda: NOW)
 
 
 class FakeCounters:
-    """The few collection calls the limiter makes, counted in memory; can fail its next write."""
+    """The shared request counters, in memory; can fail its next write."""
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.fail_next_write = False
         self.deletes = 0
 
-    async def find_one(self, query: dict[str, Any]) -> dict[str, Any] | None:
-        count = self.counts.get(query["_id"])
-        return None if count is None else {"count": count}
+    async def count(self, caller: str, window: int) -> int:
+        return self.counts.get(f"{caller}:{window}", 0)
 
-    async def find_one_and_update(self, query: dict[str, Any], update: dict[str, Any], **_: Any) -> dict[str, Any]:
+    async def add(self, caller: str, window: int, count: int) -> int:
         if self.fail_next_write:
             self.fail_next_write = False
             raise ConnectionError("database gone")
-        self.counts[query["_id"]] = self.counts.get(query["_id"], 0) + update["$inc"]["count"]
-        return {"count": self.counts[query["_id"]]}
+        key = f"{caller}:{window}"
+        self.counts[key] = self.counts.get(key, 0) + count
+        return self.counts[key]
 
-    async def delete_many(self, query: dict[str, Any]) -> None:
+    async def forget_before(self, window: int) -> None:
         self.deletes += 1
 
 
 async def test_counts_of_a_failed_flush_are_written_by_the_next() -> None:
     counters = FakeCounters()
-    limiter = RateLimiter({"rate_limits": counters}, per_minute=100)  # type: ignore[arg-type]
+    limiter = RateLimiter(counters, per_minute=100)  # type: ignore[arg-type]
     for _ in range(3):
         await limiter.hit("agent-a", NOW)
     counters.fail_next_write = True
@@ -58,7 +57,26 @@ async def test_counts_of_a_failed_flush_are_written_by_the_next() -> None:
 
 async def test_old_windows_are_deleted_once_per_window_not_per_flush() -> None:
     counters = FakeCounters()
-    limiter = RateLimiter({"rate_limits": counters}, per_minute=100)  # type: ignore[arg-type]
+    limiter = RateLimiter(counters, per_minute=100)  # type: ignore[arg-type]
     for _ in range(5):
         await limiter.flush()
     assert counters.deletes == 1
+
+
+async def test_a_caller_past_its_limit_is_refused_until_the_minute_ends_and_recorded_once() -> None:
+    counters = FakeCounters()
+    limiter = RateLimiter(counters, per_minute=2, caller="agent")  # type: ignore[arg-type]
+    recorded: list[str] = []
+
+    async def record() -> None:
+        recorded.append("refused")
+
+    await limiter.hit("agent-a", NOW, record)
+    await limiter.hit("agent-a", NOW, record)
+    for _ in range(2):
+        with pytest.raises(LimitReached) as refused:
+            await limiter.hit("agent-a", NOW, record)
+    assert (refused.value.code, refused.value.limit, refused.value.reset_s) == ("RATE_LIMITED", 2, 30)
+    assert "made 2 requests this minute; retry in 30 s" in refused.value.detail
+    assert recorded == ["refused"]
+    await limiter.hit("agent-b", NOW, record)  # another caller has its own count

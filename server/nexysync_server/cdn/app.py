@@ -13,17 +13,16 @@ from typing import Any
 
 import falcon
 import falcon.asgi
-from pymongo.errors import PyMongoError
 
 from ..errors import Problem, database_error_handler, database_unavailable, handle_unexpected, serialize_problem
 from ..ids import ULID_RE
 from ..middleware import RequestId
+from ..services.announcements import Announcements
 from ..settings import Settings
 from ..store import Store, files
-from ..store.events import EVERYONE
-from ..store.failures import DatabaseDidNotWrite
+from ..store.blobs import Blobs, volume_full
+from ..store.failures import DatabaseDidNotWrite, DatabaseError
 from ..store.indexing import Indexes
-from .blobs import Blobs, volume_full
 from .leases import LeaseReleases
 from .ranges import Unsatisfiable, parse_range
 from .signing import ExpiredUrl, InvalidUrl, UrlSigner
@@ -95,6 +94,7 @@ class Blob:
         self, store: Store, blobs: Blobs, signer: UrlSigner, body_timeout_s: float, releases: LeaseReleases
     ) -> None:
         self._store = store
+        self._announcements = Announcements(store.events)
         self._blobs = blobs
         self._signer = signer
         self._body_timeout_s = body_timeout_s
@@ -195,7 +195,7 @@ class Blob:
         )
 
     async def _announce(self, ready: dict[str, Any]) -> None:
-        await self._store.events.announce(self._store.files.col, ready, "new_file", [EVERYONE], files.routing(ready))
+        await self._announcements.file_ready(ready)
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, file_id: str) -> None:
         """Stream the content, or the one byte range asked for."""
@@ -320,7 +320,7 @@ def create_cdn_app(settings: Settings | None = None) -> Cdn:
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_unexpected)
-    app.add_error_handler(PyMongoError, database_error_handler(settings.database_retry_after_s))
+    app.add_error_handler(DatabaseError, database_error_handler(settings.database_retry_after_s))
     app.add_route("/health", Health(store))
     app.add_route(
         "/blobs/{project_id}/{file_id}", Blob(store, blobs, signer_for(settings), settings.cdn_body_timeout_s, releases)

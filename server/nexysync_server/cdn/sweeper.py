@@ -10,7 +10,7 @@ import logging
 
 from ..background import Periodic
 from ..store import Store
-from .blobs import Blobs
+from ..store.blobs import Blobs
 
 log = logging.getLogger(__name__)
 

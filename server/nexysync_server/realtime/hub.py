@@ -22,11 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo.errors import PyMongoError
-
 from ..background import Periodic
 from ..ids import utcnow
 from ..store.events import EventStore, contiguous, visible_to
+from ..store.failures import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +255,7 @@ class Hub:
                 continue
             try:
                 await self.sweep(project_id)
-            except PyMongoError as exc:
+            except DatabaseError as exc:
                 # The database is down or restarting: one line per attempt, not a traceback.
                 log.warning("reading the event log of project %s failed (%s); retrying", project_id, exc)
             except Exception:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import PyMongoError
 
 from ..background import cancel_and_wait
+from ..store.events import EventStore
+from ..store.failures import DatabaseError
 from .hub import Hub
 
 log = logging.getLogger(__name__)
@@ -25,7 +23,6 @@ log = logging.getLogger(__name__)
 # Backoff between attempts to open a change stream: doubling from the first to the last.
 _RETRY_FIRST_S = 0.25
 _RETRY_MAX_S = 2.0
-_MAX_AWAIT_MS = 1000
 # Back-off between empty polls: short while events flow, longer when idle. Events written by
 # this process reach its own streams without the watcher, so this bounds only cross-process delay.
 _IDLE_MIN_S = 0.005
@@ -33,14 +30,14 @@ _IDLE_MAX_S = 0.05
 
 
 class Watcher:
-    """Run a change stream over ``events`` and publish each insert to the hub.
+    """Follow the event log's inserts and publish each to the hub.
 
     Args:
-        events: The events collection.
+        events: The event log.
         hub: Where events go.
     """
 
-    def __init__(self, events: AsyncCollection[Any], hub: Hub) -> None:
+    def __init__(self, events: EventStore, hub: Hub) -> None:
         self._events = events
         self._hub = hub
         self._task: asyncio.Task[None] | None = None
@@ -66,7 +63,7 @@ class Watcher:
                 continue
             except asyncio.CancelledError:
                 raise
-            except PyMongoError as exc:
+            except DatabaseError as exc:
                 log.warning("event change stream failed (%s); the sweeper covers, retrying in %.2g s", exc, delay)
             except Exception:
                 log.exception("event watcher failed; the sweeper covers, retrying in %.2g s", delay)
@@ -83,7 +80,7 @@ class Watcher:
         Args:
             resuming: The last change stream failed: once the new one is open, catch up from the log.
         """
-        async with await self._events.watch(max_await_time_ms=_MAX_AWAIT_MS) as stream:
+        async with self._events.inserts() as feed:
             if resuming:
                 # Opened first, read second: an event written in between is both read and
                 # watched, and the hub releases it once; none falls between the two.
@@ -91,15 +88,14 @@ class Watcher:
                 log.info("event change stream resumed after a failure; caught up from the log")
             idle_s = _IDLE_MIN_S
             while self._hub.has_listeners():
-                change = await stream.try_next()
-                if change is None:
+                changed, document = await feed.next()
+                if not changed:
                     # A database that honours maxAwaitTimeMS waited already; one that answers
                     # at once (the embedded one) would be polled in a tight loop.
                     await asyncio.sleep(idle_s)
                     idle_s = min(idle_s * 2, _IDLE_MAX_S)
                     continue
-                document = change.get("fullDocument")
-                if change.get("operationType") != "insert" or not document or "seq" not in document:
+                if document is None:
                     continue
                 if self._hub.publish(document):
                     # Events of other processes are flowing: poll at once again. Events this

@@ -1,4 +1,10 @@
-"""HTTP resources: each translates requests into calls of the store, and nothing more."""
+"""HTTP resources: each reads a request, calls a service and renders the answer (:mod:`..views`).
+
+A resource never touches a collection and holds no query and no use case. Refusals found in the
+request itself (a malformed id, a bad header) are ``Problem`` errors; everything else comes from
+the service as a domain error (:mod:`..services.errors`). Account, project, agent and file
+management still call the store for their plain reads and writes.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,8 @@ from typing import Any
 
 import falcon.asgi
 
-from ..authlimits import AuthLimits
-from ..quotas import Quotas
 from ..security import PasswordHasher
+from ..services import Services
 from ..settings import Settings
 from ..store import Store
 from ..validation import SchemaValidator, read_json
@@ -17,13 +22,12 @@ from ..validation import SchemaValidator, read_json
 
 @dataclass(slots=True)
 class Context:
-    """What every resource needs: settings, the store, the contract's validator, quotas and limits."""
+    """What every resource needs: settings, the services, the store, the contract's validator."""
 
     settings: Settings
+    services: Services
     store: Store
     validator: SchemaValidator
-    quotas: Quotas
-    auth_limits: AuthLimits
     hasher: PasswordHasher
 
     async def body(self, req: falcon.asgi.Request, schema_name: str) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from .. import params
+from .. import params, views
 from ..errors import Problem, not_found
 from ..realtime.hub import Hub
 from ..store import agents
@@ -16,7 +16,7 @@ from .projects import owned_project
 
 
 def _with_key(agent: dict[str, Any], api_key: str) -> dict[str, Any]:
-    return {"agent": agents.public(agent), "api_key": api_key}
+    return {"agent": views.agent(agent), "api_key": api_key}
 
 
 def _slug_taken(slug: str) -> Problem:
@@ -35,13 +35,13 @@ class Collection:
         """List a project's agents."""
         await owned_project(self._ctx, req, project_id)
         docs, next_cursor = await self._ctx.store.agents.list(project_id, params.limit(req), params.cursor(req))
-        resp.media = page_body([agents.public(doc) for doc in docs], next_cursor)
+        resp.media = page_body([views.agent(doc) for doc in docs], next_cursor)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
         """Create an agent; its API key is in this response and nowhere else."""
         await owned_project(self._ctx, req, project_id)
         body = await self._ctx.body(req, "AgentCreate")
-        quotas = self._ctx.quotas
+        quotas = self._ctx.services.quotas
         await quotas.reserve_agent(project_id)
         try:
             agent, api_key = await self._ctx.store.agents.create(
@@ -79,7 +79,7 @@ class Item:
         if agent is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
         await audit(self._ctx, req, project_id, "agent.update", f"agent:{agent['slug']}")
-        resp.media = agents.public(agent)
+        resp.media = views.agent(agent)
 
     async def on_delete(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, agent_id: str
@@ -90,7 +90,7 @@ class Item:
         deleted = await self._ctx.store.agents.delete(project_id, agent_id)
         if deleted is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
-        await self._ctx.quotas.release_agent(project_id)
+        await self._ctx.services.quotas.release_agent(project_id)
         await self._hub.revoke(project_id, agent_id, deleted["key_hash"])
         await audit(self._ctx, req, project_id, "agent.delete", f"agent:{agent_id}")
         resp.status = falcon.HTTP_204
@@ -142,7 +142,7 @@ class Clone:
         if await self._ctx.store.projects.get_owned(target_id, req.context.user_id) is None:
             # 403, not 404: the path named an agent that exists; what is refused is the target.
             raise Problem(403, "TARGET_PROJECT_FORBIDDEN", "Agents can be cloned only into another project you own.")
-        quotas = self._ctx.quotas
+        quotas = self._ctx.services.quotas
         await quotas.reserve_agent(target_id)
         try:
             agent, api_key = await self._ctx.store.agents.create(

@@ -8,6 +8,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from .. import views
 from ..errors import Problem, unauthorized
 from ..ids import utcnow
 from ..security import make_access_token
@@ -23,7 +24,7 @@ async def _tokens(ctx: Context, user: dict[str, Any], family_id: str | None = No
         "refresh_token": refresh,
         "token_type": "Bearer",
         "expires_in": settings.access_token_ttl_s,
-        "user": users.public(user),
+        "user": views.user(user),
     }
 
 
@@ -41,9 +42,9 @@ class Register:
         which emails have accounts costs the same time either way and runs out fast.
         """
         ip = client_ip(req)
-        await self._ctx.auth_limits.auth_request(ip)
+        await self._ctx.services.auth_limits.auth_request(ip)
         body = await self._ctx.body(req, "RegisterRequest")
-        await self._ctx.auth_limits.registration(ip)
+        await self._ctx.services.auth_limits.registration(ip)
         # Hashing is deliberately slow; keep it off the event loop.
         password_hash = await asyncio.to_thread(self._ctx.hasher.hash, body["password"])
         try:
@@ -63,7 +64,7 @@ class Login:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Check email and password and start a token family; upgrade an old password hash."""
         ip = client_ip(req)
-        limits = self._ctx.auth_limits
+        limits = self._ctx.services.auth_limits
         await limits.auth_request(ip)
         body = await self._ctx.body(req, "LoginRequest")
         email = body["email"]
@@ -92,7 +93,7 @@ class Refresh:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Trade a live refresh token for a new pair of the same family."""
-        await self._ctx.auth_limits.auth_request(client_ip(req))
+        await self._ctx.services.auth_limits.auth_request(client_ip(req))
         body = await self._ctx.body(req, "RefreshRequest")
         record, reused = await self._ctx.store.tokens.consume(body["refresh_token"])
         if reused:
@@ -116,7 +117,7 @@ class Logout:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Revoke the token's family; answer the same whether or not the token was known."""
-        await self._ctx.auth_limits.auth_request(client_ip(req))
+        await self._ctx.services.auth_limits.auth_request(client_ip(req))
         body = await self._ctx.body(req, "RefreshRequest")
         await self._ctx.store.tokens.revoke_family_of(body["refresh_token"])
         resp.status = falcon.HTTP_204

@@ -11,7 +11,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from .. import params
+from .. import params, views
 from ..cdn.signing import UrlSigner, blob_path
 from ..errors import Problem, not_found
 from ..store import files
@@ -42,7 +42,7 @@ class FileUrls:
         return absolute(req, self._signer.url("GET", blob_path(doc["project_id"], doc["id"]), doc["size"]))
 
     def public(self, req: falcon.asgi.Request, doc: dict[str, Any]) -> dict[str, Any]:
-        return files.public(doc, self.download(req, doc))
+        return views.file(doc, self.download(req, doc))
 
 
 async def _file(ctx: Context, req: falcon.asgi.Request, file_id: str) -> dict[str, Any]:
@@ -81,7 +81,7 @@ class Collection:
         # A retry is answered before the quota is asked: repeating an announcement must not be refused.
         stored = await store.files.get(project_id, body["id"])
         if stored is None:
-            stored, created = await self._ctx.quotas.store_within_storage(
+            stored, created = await self._ctx.services.quotas.store_within_storage(
                 project_id, body["size"], lambda: store.files.create(project_id, uploader, body)
             )
             if created:
@@ -116,7 +116,7 @@ class Item:
             raise not_found("File", "FILE_NOT_FOUND")  # deleted meanwhile, and its storage given back then
         if self._ctx.store.blobs is not None:
             self._ctx.store.blobs.delete(agent["project_id"], file_id)
-        await self._ctx.quotas.release_storage(agent["project_id"], deleted["size"])
+        await self._ctx.services.quotas.release_storage(agent["project_id"], deleted["size"])
         resp.status = falcon.HTTP_204
 
 

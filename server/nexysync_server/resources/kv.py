@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
@@ -11,9 +10,7 @@ import falcon.asgi
 
 from .. import params
 from ..errors import Problem, not_found
-from ..realtime.hub import Hub
-from ..store import kv
-from ..store.events import EVERYONE
+from ..views import kv_entry
 from . import Context, page_body
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
@@ -47,10 +44,6 @@ def _etag(entry: dict[str, object]) -> str:
 _WRITE_KEY_RE = re.compile(r"^[!-~]{1,128}$")
 
 
-def _changed(key: str) -> Problem:
-    return Problem(412, "PRECONDITION_FAILED", f"Entry '{key}' changed since that version (or exists); read it again.")
-
-
 class Collection:
     """``GET /v1/kv``."""
 
@@ -67,10 +60,8 @@ class Collection:
 async def entries_page(ctx: Context, req: falcon.asgi.Request, project_id: str) -> dict[str, Any]:
     """Return a page of a project's entries in key order, as ``?prefix=&limit=&cursor=`` ask."""
     prefix = params.matching(req, "prefix", _KEY_RE, "the start of a key")
-    docs, next_cursor = await ctx.store.kv.list(
-        project_id, prefix, params.limit(req), params.cursor(req, _KEY_RE), ctx.settings.read_budget_bytes
-    )
-    return page_body([kv.public(doc) for doc in docs], next_cursor)
+    docs, next_cursor = await ctx.services.kv.page(project_id, prefix, params.limit(req), params.cursor(req, _KEY_RE))
+    return page_body([kv_entry(doc) for doc in docs], next_cursor)
 
 
 class Item:
@@ -78,17 +69,14 @@ class Item:
 
     auth = "agent"
 
-    def __init__(self, ctx: Context, hub: Hub) -> None:
+    def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._hub = hub
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
         """Return an entry with its ETag."""
-        entry = await self._ctx.store.kv.get(req.context.agent["project_id"], _key(key))
-        if entry is None:
-            raise not_found(f"Entry '{key}'", "KV_NOT_FOUND")
+        entry = await self._ctx.services.kv.get(req.context.agent["project_id"], _key(key))
         resp.set_header("ETag", _etag(entry))
-        resp.media = kv.public(entry)
+        resp.media = kv_entry(entry)
 
     async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
         """Create or replace an entry, if its preconditions hold; announce it."""
@@ -101,54 +89,24 @@ class Item:
         if write_key is not None and not _WRITE_KEY_RE.match(write_key):
             raise Problem(400, "INVALID_PARAMETER", "Idempotency-Key must be 1 to 128 printable ASCII characters.")
         body = await self._ctx.body(req, "KvPut")
-        agent = req.context.agent
-        project_id = agent["project_id"]
-        quotas = self._ctx.quotas
-        try:
-            entry, created = await self._ctx.store.kv.put(
-                project_id,
-                key,
-                body["value"],
-                agent["slug"],
-                if_version=version,
-                if_exists=must_exist,
-                if_absent=none_match is not None,
-                write_key=write_key,
-                reserve=functools.partial(quotas.reserve_storage, project_id),
-                release=functools.partial(quotas.release_storage, project_id),
-            )
-        except kv.PreconditionFailed as exc:
-            raise _changed(key) from exc
-        # Unless the first try of this write did (a retry gets the entry it stored).
-        store = self._ctx.store
-        event = await store.events.announce(
-            store.kv.col, entry, "kv_update", [EVERYONE], _update(entry, deleted=False), unchanged=("version",)
+        entry, created = await self._ctx.services.kv.put(
+            req.context.agent,
+            key,
+            body["value"],
+            if_version=version,
+            if_exists=must_exist,
+            if_absent=none_match is not None,
+            write_key=write_key,
         )
-        if event is not None:
-            self._hub.publish(event)
         if created:
             resp.status = falcon.HTTP_201
             resp.location = f"/v1/kv/{key}"
         resp.set_header("ETag", _etag(entry))
-        resp.media = kv.public(entry)
+        resp.media = kv_entry(entry)
 
     async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
         """Delete an entry, if its precondition holds; announce it."""
         _key(key)
         version, _ = _if_match(req)
-        project_id = req.context.agent["project_id"]
-        try:
-            deleted = await self._ctx.store.kv.delete(project_id, key, version)
-        except kv.PreconditionFailed as exc:
-            raise _changed(key) from exc
-        if deleted is None:
-            raise not_found(f"Entry '{key}'", "KV_NOT_FOUND")
-        await self._ctx.quotas.release_storage(project_id, int(deleted.get("counted_bytes", 0)))
-        deleted["updated_by"] = req.context.agent["slug"]
-        await self._hub.emit(project_id, "kv_update", [EVERYONE], _update(deleted, deleted=True))
+        await self._ctx.services.kv.delete(req.context.agent, key, version)
         resp.status = falcon.HTTP_204
-
-
-def _update(entry: dict[str, Any], *, deleted: bool) -> dict[str, Any]:
-    """Return what a ``kv_update`` event tells: the key, its version, who wrote it; never the value."""
-    return {"key": entry["key"], "version": entry["version"], "updated_by": entry["updated_by"], "deleted": deleted}

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import falcon.asgi
 
-from .. import params
+from .. import params, views
 from ..errors import not_found
-from ..store import agents
 from . import Context, page_body
 
 
@@ -21,7 +20,7 @@ class Me:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Describe the calling agent."""
         agent = req.context.agent
-        resp.media = {"agent": agents.public(agent), "project_id": agent["project_id"]}
+        resp.media = {"agent": views.agent(agent), "project_id": agent["project_id"]}
 
     async def on_patch(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Change the calling agent's name, role or capabilities."""
@@ -30,7 +29,7 @@ class Me:
         agent = await self._ctx.store.agents.update(caller["project_id"], caller["_id"], body)
         if agent is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
-        resp.media = {"agent": agents.public(agent), "project_id": agent["project_id"]}
+        resp.media = {"agent": views.agent(agent), "project_id": agent["project_id"]}
 
 
 class Directory:
@@ -45,7 +44,7 @@ class Directory:
         """List the project's agents with when each was last seen."""
         project_id = req.context.agent["project_id"]
         docs, next_cursor = await self._ctx.store.agents.list(project_id, params.limit(req), params.cursor(req))
-        resp.media = page_body([agents.public(doc) for doc in docs], next_cursor)
+        resp.media = page_body([views.agent(doc) for doc in docs], next_cursor)
 
 
 class Quota:
@@ -58,4 +57,4 @@ class Quota:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Report the same counters as the owner's /usage."""
-        resp.media = await self._ctx.quotas.usage(req.context.agent["project_id"])
+        resp.media = await self._ctx.services.quotas.usage(req.context.agent["project_id"])

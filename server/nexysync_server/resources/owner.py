@@ -12,15 +12,13 @@ from typing import Any
 
 import falcon.asgi
 
-from .. import params
+from .. import params, views
 from ..cdn.signing import UrlSigner
 from ..errors import Problem, not_found
 from ..realtime.hub import Hub
-from ..store import messages
 from . import Context, audit, page_body
 from .files import FileUrls, files_page
 from .kv import entries_page
-from .messages import receipt_list
 from .projects import owned_project
 from .realtime import Stream, last_event_id, max_duration, online_agents
 from .refs import refs_page
@@ -65,7 +63,7 @@ class Messages:
             cursor=cursor,
             budget=self._ctx.settings.read_budget_bytes,
         )
-        resp.media = page_body([messages.owner_public(doc, agent_id) for doc in docs], next_cursor)
+        resp.media = page_body([views.owner_message(doc, agent_id) for doc in docs], next_cursor)
 
 
 class MessageReceipts:
@@ -85,7 +83,7 @@ class MessageReceipts:
         message = await self._ctx.store.messages.get(project_id, message_id)
         if message is None:
             raise not_found("Message", "MESSAGE_NOT_FOUND")
-        resp.media = await receipt_list(self._ctx, message)
+        resp.media = {"data": await self._ctx.services.messaging.receipts(message)}
 
 
 class _NoPresence:

@@ -7,11 +7,9 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from .. import params
+from .. import params, views
 from ..errors import Problem, not_found
 from ..realtime.hub import Hub
-from ..store import audit as audit_store
-from ..store import projects
 from . import Context, audit, page_body
 
 
@@ -37,23 +35,23 @@ class Collection:
         docs, next_cursor = await self._ctx.store.projects.list_owned(
             req.context.user_id, params.limit(req), params.cursor(req)
         )
-        resp.media = page_body([projects.public(doc) for doc in docs], next_cursor)
+        resp.media = page_body([views.project(doc) for doc in docs], next_cursor)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Create a project."""
         body = await self._ctx.body(req, "ProjectCreate")
         ttl = body.get("default_ttl_hours", self._ctx.settings.default_message_ttl_hours)
         user_id = req.context.user_id
-        await self._ctx.quotas.reserve_project(user_id)
+        await self._ctx.services.quotas.reserve_project(user_id)
         try:
             project = await self._ctx.store.projects.create(user_id, body["name"], ttl)
         except BaseException:
-            await self._ctx.quotas.release_project(user_id)
+            await self._ctx.services.quotas.release_project(user_id)
             raise
         await audit(self._ctx, req, project["_id"], "project.create", f"project:{project['_id']}")
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/projects/{project['_id']}"
-        resp.media = projects.public(project)
+        resp.media = views.project(project)
 
 
 class Item:
@@ -67,7 +65,7 @@ class Item:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
         """Get one project."""
-        resp.media = projects.public(await owned_project(self._ctx, req, project_id))
+        resp.media = views.project(await owned_project(self._ctx, req, project_id))
 
     async def on_patch(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
         """Rename a project or change its retention."""
@@ -77,7 +75,7 @@ class Item:
         if project is None:
             raise not_found("Project", "PROJECT_NOT_FOUND")
         await audit(self._ctx, req, project_id, "project.update", f"project:{project_id}")
-        resp.media = projects.public(project)
+        resp.media = views.project(project)
 
     async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
         """Delete a project and everything in it, when asked with ``confirm=true``."""
@@ -89,7 +87,7 @@ class Item:
         # Every key of the project dies with it: end their streams first, in the log's order.
         await self._hub.revoke(project_id)
         await self._ctx.store.delete_project_data(project_id)
-        await self._ctx.quotas.release_project(req.context.user_id)
+        await self._ctx.services.quotas.release_project(req.context.user_id)
         # Kept outside the deleted project, so that the deletion itself stays on record.
         await audit(self._ctx, req, None, "project.delete", f"project:{project_id}")
         resp.status = falcon.HTTP_204
@@ -106,7 +104,7 @@ class Usage:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
         """Report today's messages, storage and agents against their limits."""
         await owned_project(self._ctx, req, project_id)
-        resp.media = await self._ctx.quotas.usage(project_id)
+        resp.media = await self._ctx.services.quotas.usage(project_id)
 
 
 class Audit:
@@ -121,4 +119,4 @@ class Audit:
         """Page through the project's audit log, oldest first."""
         await owned_project(self._ctx, req, project_id)
         docs, next_cursor = await self._ctx.store.audit.list(project_id, params.limit(req), params.cursor(req))
-        resp.media = page_body([audit_store.public(doc) for doc in docs], next_cursor)
+        resp.media = page_body([views.audit_entry(doc) for doc in docs], next_cursor)

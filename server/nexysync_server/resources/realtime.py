@@ -12,12 +12,12 @@ from typing import Any
 import falcon.asgi
 from falcon.asgi import SSEvent
 
-from .. import params
+from .. import params, views
 from ..errors import Problem
 from ..ids import iso, utcnow
 from ..realtime.hub import OVERFLOW, REVOKED, Hub, Listener
-from ..realtime.presence import Presence, TooManyStreams
-from ..store.events import contiguous, public, visible_to
+from ..services.presence import Presence, TooManyStreams
+from ..store.events import contiguous, visible_to
 from . import Context
 
 _DECIMAL_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
@@ -45,7 +45,7 @@ def max_duration(req: falcon.asgi.Request, limit: float) -> float:
 
 
 def _sse(event: dict[str, Any]) -> SSEvent:
-    return SSEvent(event=event["type"], event_id=str(event["seq"]), json=public(event))
+    return SSEvent(event=event["type"], event_id=str(event["seq"]), json=views.event(event))
 
 
 def _resume(seq: int) -> SSEvent:
@@ -187,7 +187,7 @@ class Events:
         page = await events.after(project_id, after, limit)
         taken, passed = contiguous(page, after, utcnow(), self._ctx.settings.event_gap_wait_s)
         resp.media = {
-            "data": [public(event) for event in taken if visible_to(event, agent["_id"])],
+            "data": [views.event(event) for event in taken if visible_to(event, agent["_id"])],
             "last_seq": passed,
             "reset": reset,
         }

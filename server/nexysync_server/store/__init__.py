@@ -16,13 +16,14 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ..cdn.blobs import Blobs
 from ..settings import Settings
 from .agents import AgentStore
 from .audit import AuditStore
+from .blobs import Blobs
 from .events import EventStore
 from .files import FileStore
 from .kv import KvStore
+from .limits import RequestCounters, WindowCounters
 from .messages import MessageStore
 from .presence import PresenceStore
 from .projects import ProjectStore
@@ -65,6 +66,8 @@ class Store:
         self.kv = KvStore(self.db)
         self.refs = RefStore(self.db)
         self.audit = AuditStore(self.db)
+        self.request_counts = RequestCounters(self.db)
+        self.auth_counts = WindowCounters(self.db)
         self.files = FileStore(self.db, settings.file_retention_days, settings.file_pending_ttl_s)
         # File content, when this process has the CDN's volume (always in dev). Without it the
         # CDN's sweep removes the content of deleted files and projects within one interval.
@@ -86,6 +89,8 @@ class Store:
             self.refs,
             self.audit,
             self.files,
+            self.request_counts,
+            self.auth_counts,
         ):
             await part.ensure_indexes()
 

@@ -20,22 +20,6 @@ class SlugTaken(Exception):
     """The project has an agent with this slug already."""
 
 
-def public(agent: dict[str, Any]) -> dict[str, Any]:
-    """Return the API representation of an agent."""
-    return {
-        "id": agent["_id"],
-        "project_id": agent["project_id"],
-        "slug": agent["slug"],
-        "name": agent["name"],
-        "role": agent["role"],
-        "capabilities": agent["capabilities"],
-        "key_prefix": agent["key_prefix"],
-        "created_at": agent["created_at"],
-        "updated_at": agent["updated_at"],
-        "last_seen_at": agent.get("last_seen_at"),
-    }
-
-
 class AgentStore:
     """The ``agents`` collection."""
 

@@ -13,19 +13,6 @@ from .pages import page
 _KEEP = timedelta(days=90)
 
 
-def public(entry: dict[str, Any]) -> dict[str, Any]:
-    """Return the API representation of an audit entry."""
-    return {
-        "id": entry["_id"],
-        "at": entry["at"],
-        "actor": entry["actor"],
-        "action": entry["action"],
-        "target": entry["target"],
-        "outcome": entry["outcome"],
-        "source_ip": entry["source_ip"],
-    }
-
-
 class AuditStore:
     """The ``audit`` collection."""
 

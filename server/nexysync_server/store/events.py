@@ -10,16 +10,19 @@ Events carry ids and plaintext routing only, never content, and expire after a T
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pymongo import InsertOne, ReturnDocument, UpdateOne
+from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, InvalidOperation
+from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, InvalidOperation, WriteError
 
 from ..ids import iso, parse_rfc3339, utcnow
 from .batching import Batcher
@@ -36,6 +39,16 @@ _MAX_GUESSES = 10_000
 # The type of an event that only fills a reserved seq (the write it was for did not happen);
 # it is addressed to nobody, so no client ever sees it.
 FILLER = "filler"
+# How long a change stream waits for a change before it answers "none yet".
+_MAX_AWAIT_MS = 1000
+
+#: The kinds of record announced with an event of their own, and the collection each lives in.
+RecordKind = Literal["kv", "ref", "file"]
+_RECORD_COLLECTIONS: dict[str, str] = {"kv": "kv", "ref": "refs", "file": "files"}
+
+Result = TypeVar("Result")
+#: One outcome per record written with :meth:`EventStore.write_with_records`: ``None`` (stored) or why not.
+Outcomes = list[BaseException | None]
 
 
 def bulk_write_errors(exc: ClientBulkWriteException) -> list[dict[str, Any]]:
@@ -60,14 +73,20 @@ def claim_missed(exc: ClientBulkWriteException) -> bool:
     return int(first["idx"]) == 0 and first.get("code") == DUPLICATE_KEY
 
 
+class _ClaimMissed(Exception):
+    """The seqs claimed for a write were taken by another writer; nothing was written."""
+
+
+def write_error(error: dict[str, Any]) -> WriteError:
+    """Return the exception for one failed write of a bulk command: a duplicate id, or another failure."""
+    if error.get("code") == DUPLICATE_KEY:
+        return DuplicateKeyError(error.get("errmsg", "duplicate key"), DUPLICATE_KEY, error)
+    return WriteError(error.get("errmsg", "write failed"), error.get("code"), error)
+
+
 def event_key(project_id: str, seq: int) -> str:
     """Return the ``_id`` of a project's event ``seq``."""
     return f"{project_id}:{seq:015d}"
-
-
-def public(event: dict[str, Any]) -> dict[str, Any]:
-    """Return the API representation of an event."""
-    return {"seq": event["seq"], "type": event["type"], "created_at": event["created_at"], "data": event["data"]}
 
 
 def visible_to(event: dict[str, Any], agent_id: str | None) -> bool:
@@ -118,6 +137,7 @@ class EventStore:
     """
 
     def __init__(self, db: AsyncDatabase[Any], ttl_days: float) -> None:
+        self._db = db
         self.col = db["events"]
         self.counters = db["counters"]
         self._ttl = timedelta(days=ttl_days)
@@ -132,17 +152,12 @@ class EventStore:
         # Cleared for good when the server turns out to be older than MongoDB 8.0.
         self._together = True
 
-    @property
-    def together(self) -> bool:
-        """Tell whether writes to several collections may go as one command (see :meth:`write_together`)."""
-        return self._together
-
-    async def write_together(self, models: list[InsertOne[Any] | UpdateOne]) -> bool:
+    async def _write_together(self, models: list[InsertOne[Any] | UpdateOne]) -> bool:
         """Run writes to several collections as one ordered client-level bulkWrite (MongoDB 8.0+).
 
         Returns:
             ``False`` if the server is older than 8.0 (pymongo says so before sending anything):
-            nothing was written, and :attr:`together` is false from then on.
+            nothing was written, and every later call says so at once.
 
         Raises:
             ClientBulkWriteException: a write failed (those before it were done), or the outcome
@@ -151,7 +166,7 @@ class EventStore:
         if not self._together:
             return False
         try:
-            await self.col.database.client.bulk_write(models, ordered=True)
+            await self._db.client.bulk_write(models, ordered=True)
         except InvalidOperation:
             log.info("the database has no client-level bulkWrite (MongoDB < 8.0): writes take a command each")
             self._together = False
@@ -290,17 +305,147 @@ class EventStore:
                 f"events {seqs} of project {events[0]['project_id']} are stored already", DUPLICATE_KEY
             )
 
+    async def write_with_records(
+        self,
+        collection: str,
+        docs: list[dict[str, Any]],
+        announce: Callable[[dict[str, Any], dict[str, Any]], None],
+        settle: Callable[[list[dict[str, Any]], Outcomes], Awaitable[list[Result]]],
+    ) -> list[Result]:
+        """Store new records with one event each, numbered in the project's log; the one call a record store makes.
+
+        Each record is named after its event (``seq``), so that a retry can tell whether the event
+        was stored. The records go first and the write is ordered, so an event is never stored
+        for a record that is not. Where this process numbered the project last, one client-level
+        bulkWrite (MongoDB 8.0+) claims the seqs, stores the records and their events; otherwise
+        the seqs are asked for first. On an older server the records go as one insert and the
+        events as another. Every seq taken is stored in the end: as the record's event, or as a
+        filler addressed to nobody, so readers never wait for it.
+
+        Args:
+            collection: The records' collection.
+            docs: The records to insert (each with its ``_id`` and ``project_id``).
+            announce: Makes a numbered event (a filler) the event of a record: ``announce(event, doc)``.
+            settle: Given the events and one outcome per record (``None``: stored; a
+                ``DuplicateKeyError``: its ``_id`` was taken), answers each record; it may
+                announce a stored record with the event of a duplicate (a retry). The events
+                not stored yet are stored after it, also when it fails.
+
+        Returns:
+            What ``settle`` answered.
+        """
+        project_ids = [doc["project_id"] for doc in docs]
+        claim = self.claim(project_ids) if self._together else None
+        if claim is not None:
+            counter, events = claim
+            _name(docs, events)
+            try:
+                outcomes, stored = await self._insert_with_events(collection, docs, events, announce, counter)
+            except _ClaimMissed:
+                self.claim_failed(project_ids[0])
+            except BaseException:
+                # Maybe unknown whether the seqs were taken: no filler may be written for them
+                # (they may be another writer's). A seq taken and left unwritten is skipped by
+                # readers after the gap wait, as when a server dies between numbering and writing.
+                self.claim_failed(project_ids[0])
+                raise
+            else:
+                self.claimed(events)
+                return await self._settle(events, outcomes, stored, settle)
+        events = await self.number(project_ids)
+        _name(docs, events)
+        try:
+            outcomes, stored = await self._insert_with_events(collection, docs, events, announce)
+        except BaseException:
+            # These numbers are taken: write every one, as fillers where nothing is announced,
+            # keeping what a write whose outcome is unknown (the connection broke) stored.
+            await self.write(events, stored_ok=True)
+            raise
+        return await self._settle(events, outcomes, stored, settle)
+
+    async def _settle(
+        self,
+        events: list[dict[str, Any]],
+        outcomes: Outcomes,
+        stored: int,
+        settle: Callable[[list[dict[str, Any]], Outcomes], Awaitable[list[Result]]],
+    ) -> list[Result]:
+        """Have the records answered, then store the events not stored yet (from ``stored`` on)."""
+        try:
+            return await settle(events, outcomes)
+        finally:
+            await self.write(events[stored:])
+
+    async def _insert_with_events(
+        self,
+        collection: str,
+        docs: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+        announce: Callable[[dict[str, Any], dict[str, Any]], None],
+        counter: UpdateOne | None = None,
+    ) -> tuple[Outcomes, int]:
+        """Store the records, and if every one is new, their events, in one command.
+
+        At the first record that fails (a retry's duplicate id), the command stops before any
+        event, and the rest of the records go as one insert.
+
+        Returns:
+            One outcome per record (``None``: stored), and how many of ``events``, from the first,
+            are stored (announced in place).
+
+        Raises:
+            _ClaimMissed: the counter had moved on; nothing was written.
+        """
+        records = self._db[collection]
+        announced = [dict(event) for event in events]
+        for event, doc in zip(announced, docs, strict=True):
+            announce(event, doc)
+        models: list[InsertOne[Any] | UpdateOne] = [] if counter is None else [counter]
+        models += [InsertOne(doc, namespace=records.full_name) for doc in docs]
+        models += [InsertOne(event, namespace=self.col.full_name) for event in announced]
+        try:
+            together = await self._write_together(models)
+        except ClientBulkWriteException as exc:
+            if not outcome_known(exc):
+                # The caller decides what to write. The connection's own error goes up, so that
+                # an outage still answers 503.
+                if isinstance(exc.error, BaseException):
+                    raise exc.error from exc
+                raise
+            if counter is not None and claim_missed(exc):
+                raise _ClaimMissed from None
+            error = bulk_write_errors(exc)[0]
+            failed = int(error["idx"]) - (0 if counter is None else 1)
+            if failed < 0:
+                raise write_error(error) from None  # the claim was not written (a full disk, say)
+            if failed >= len(docs):
+                # Every record is stored, and the events before the failed one.
+                for event, written in zip(events, announced, strict=True):
+                    event.update(written)
+                return [None] * len(docs), failed - len(docs)
+            outcome = write_error(error)
+            rest = await _insert_each(records, docs[failed + 1 :]) if failed + 1 < len(docs) else []
+            return [*([None] * failed), outcome, *rest], 0
+        if not together:
+            # An older server: the numbers are asked for first, the writes go one collection at a time.
+            if counter is not None:
+                raise _ClaimMissed
+            return await _insert_each(records, docs), 0
+        for event, written in zip(events, announced, strict=True):
+            event.update(written)
+        return [None] * len(docs), len(events)
+
     async def announce(
         self,
-        records: AsyncCollection[Any],
+        kind: RecordKind,
         record: dict[str, Any],
-        kind: str,
+        event_type: str,
         recipients: list[str],
         data: dict[str, Any],
         *,
         unchanged: tuple[str, ...] = (),
     ) -> dict[str, Any] | None:
-        """Append ``record``'s ``kind`` event unless one is stored already; return the new event, or ``None``.
+        """Append a stored record's ``event_type`` event unless one is stored already; return it, or ``None``.
 
         The record keeps the ``seq`` of its event, written only once the event is stored, so a
         record with a ``seq`` was announced (even when its event has expired since). A retry of a
@@ -308,9 +453,9 @@ class EventStore:
         tells the others; at worst they hear of the record twice, never not at all.
 
         Args:
-            records: The record's collection.
+            kind: What the record is (``kv``, ``ref``, ``file``): where it is stored.
             record: The stored record (``_id``, ``project_id``, and ``seq`` once announced).
-            kind: The event type.
+            event_type: The event type.
             recipients: Agent ids the event is for (or ``EVERYONE``).
             data: The event's data.
             unchanged: Fields of a record that changes (a kv entry's ``version``) that must still
@@ -319,16 +464,17 @@ class EventStore:
         """
         if record.get("seq") is not None:
             return None
+        records = self._db[_RECORD_COLLECTIONS[kind]]
         project_id = record["project_id"]
         match = {"_id": record["_id"], **{name: record[name] for name in unchanged}}
         claim = self.claim([project_id]) if self._together else None
         if claim is not None:
             # One command: the claim of the seq, the event, then the record naming it.
             counter, (event,) = claim
-            event.update(type=kind, recipients=recipients, data=data)
+            event.update(type=event_type, recipients=recipients, data=data)
             named = UpdateOne(match, {"$set": {"seq": event["seq"]}}, namespace=records.full_name)
             try:
-                done = await self.write_together([counter, InsertOne(event, namespace=self.col.full_name), named])
+                done = await self._write_together([counter, InsertOne(event, namespace=self.col.full_name), named])
             except ClientBulkWriteException as exc:
                 self.claim_failed(project_id)
                 if not claim_missed(exc):
@@ -341,9 +487,19 @@ class EventStore:
                 if done:
                     self.claimed([event])
                     return event
-        event = await self.append(project_id, kind, recipients, data)
+        event = await self.append(project_id, event_type, recipients, data)
         await records.update_one(match, {"$set": {"seq": event["seq"]}})
         return event
+
+    @contextlib.asynccontextmanager
+    async def inserts(self) -> AsyncIterator[InsertFeed]:
+        """Follow the events stored from now on (a change stream), for the realtime watcher.
+
+        Raises:
+            PyMongoError: the database cannot open a change stream (or went away).
+        """
+        async with await self.col.watch(max_await_time_ms=_MAX_AWAIT_MS) as stream:
+            yield InsertFeed(stream)
 
     def still_kept(self, written_at: datetime) -> bool:
         """Tell whether an event written at ``written_at`` is still in the log (not past its TTL)."""
@@ -377,3 +533,48 @@ class EventStore:
         self._last_taken.pop(project_id, None)
         await self.col.delete_many({"project_id": project_id})
         await self.counters.delete_one({"_id": f"events:{project_id}"})
+
+
+class InsertFeed:
+    """The events stored since a change stream opened (see :meth:`EventStore.inserts`)."""
+
+    def __init__(self, stream: AsyncChangeStream[Any]) -> None:
+        self._stream = stream
+
+    async def next(self) -> tuple[bool, dict[str, Any] | None]:
+        """Take the next change, if one came within the wait.
+
+        Returns:
+            Whether a change came, and the event it stored (``None`` for a change that stored none).
+        """
+        change = await self._stream.try_next()
+        if change is None:
+            return False, None
+        document = change.get("fullDocument")
+        if change.get("operationType") != "insert" or not document or "seq" not in document:
+            return True, None
+        return True, document
+
+
+def _name(docs: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+    """Name each record's event in it, so that a retry can tell whether the event was stored."""
+    for doc, event in zip(docs, events, strict=True):
+        doc["seq"] = event["seq"]
+
+
+async def _insert_each(records: AsyncCollection[Any], docs: list[dict[str, Any]]) -> Outcomes:
+    """Insert records each on its own (unordered); return one outcome per record."""
+    if len(docs) == 1:
+        try:
+            await records.insert_one(docs[0])
+        except DuplicateKeyError as exc:
+            return [exc]
+        return [None]
+    try:
+        await records.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        failed = {error["index"]: error for error in exc.details.get("writeErrors", [])}
+        if exc.details.get("writeConcernErrors"):
+            raise
+        return [None if failed.get(index) is None else write_error(failed[index]) for index in range(len(docs))]
+    return [None] * len(docs)

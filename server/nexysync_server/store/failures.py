@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+
+#: Every error the database (through its driver) raises: what code outside the store catches.
+DatabaseError = PyMongoError
 
 # MongoDB's OutOfDiskSpace; the embedded database (SQLite) reports a failed or full disk by message.
 _OUT_OF_DISK_SPACE = 14031

@@ -1,6 +1,6 @@
 """File metadata: encrypted names, sizes of the encrypted content, upload status and expiry.
 
-The content itself lives on the CDN's volume (:mod:`nexysync_server.cdn.blobs`). A file is
+The content itself lives on the CDN's volume (:mod:`nexysync_server.store.blobs`). A file is
 ``pending`` from its announcement until the CDN has the whole upload, then ``ready``. Expiry
 times are ISO 8601 strings (they sort in time order), compared by the sweep.
 """
@@ -24,22 +24,6 @@ READY = "ready"
 
 def _doc_id(project_id: str, file_id: str) -> str:
     return f"{project_id}:{file_id}"
-
-
-def public(doc: dict[str, Any], download_url: str | None = None) -> dict[str, Any]:
-    """Return the API representation of a file (``download_url`` only for a ready one)."""
-    return {
-        "id": doc["id"],
-        "project_id": doc["project_id"],
-        "name": doc["name"],
-        "size": doc["size"],
-        "content_type": doc["content_type"],
-        "status": doc["status"],
-        "from": doc["from"],
-        "created_at": doc["created_at"],
-        "expires_at": doc["expires_at"],
-        "download_url": download_url if doc["status"] == READY else None,
-    }
 
 
 def routing(doc: dict[str, Any]) -> dict[str, Any]:

@@ -29,17 +29,6 @@ class PreconditionFailed(Exception):
     """The entry changed since the version the caller gave, or exists where it must not."""
 
 
-def public(entry: dict[str, Any]) -> dict[str, Any]:
-    """Return the API representation of an entry."""
-    return {
-        "key": entry["key"],
-        "value": entry["value"],
-        "version": entry["version"],
-        "updated_by": entry["updated_by"],
-        "updated_at": entry["updated_at"],
-    }
-
-
 def _repeats(entry: dict[str, Any], write_key: str, value: str, author: str) -> bool:
     """Tell whether a write is a retry of the entry's last one: same idempotency key, value and author."""
     return bool(entry.get("write_key") == write_key and entry["value"] == value and entry["updated_by"] == author)

@@ -14,14 +14,14 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import InsertOne, ReturnDocument, UpdateOne
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, WriteError
+from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
-from .events import EventStore, bulk_write_errors, claim_missed, event_key, outcome_known
-from .failures import DUPLICATE_KEY, find_one_and_update
+from .events import EventStore, Outcomes, event_key
+from .failures import find_one_and_update
 from .idempotency import fingerprint, is_retry
 from .pages import page
 
@@ -59,10 +59,6 @@ class _Duplicate(Exception):
         self.stored = stored
 
 
-class _ClaimMissed(Exception):
-    """The seqs claimed for a send batch were taken by another writer; nothing was written."""
-
-
 class TooManyReactions(Exception):
     """The message has as many reactions as it may hold."""
 
@@ -89,55 +85,9 @@ def _same_send(stored: dict[str, Any], message: dict[str, Any]) -> bool:
     return is_retry(stored, message["from_id"], message["fingerprint"])
 
 
-def _write_error(error: dict[str, Any]) -> WriteError:
-    """Return the exception for one failed write of a bulk command: a duplicate id, or another failure."""
-    if error.get("code") == DUPLICATE_KEY:
-        return DuplicateKeyError(error.get("errmsg", "duplicate key"), DUPLICATE_KEY, error)
-    return WriteError(error.get("errmsg", "write failed"), error.get("code"), error)
-
-
-def _name(docs: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
-    """Name each message's event in it, so that a retry can tell whether the event was stored."""
-    for doc, event in zip(docs, events, strict=True):
-        doc["seq"] = event["seq"]
-
-
 def _announce(event: dict[str, Any], message: dict[str, Any]) -> None:
     """Make a numbered event the ``new_message`` event of ``message``."""
     event.update(type="new_message", recipients=message["recipients"], data=routing(message))
-
-
-def status_for(message: dict[str, Any], agent_id: str) -> str:
-    """Return the message's state for one agent: acked, read or unread for a recipient, else sent."""
-    if agent_id not in message["recipients"]:
-        return "sent"
-    if agent_id in message["acked_by"]:
-        return "acked"
-    if agent_id in message["read_by"]:
-        return "read"
-    return "unread"
-
-
-def public(message: dict[str, Any], agent_id: str) -> dict[str, Any]:
-    """Return the API representation of a message as ``agent_id`` sees it."""
-    return {
-        "id": message["id"],
-        "project_id": message["project_id"],
-        "from": message["from"],
-        "to": message["to"],
-        "broadcast": message["broadcast"],
-        "type": message["type"],
-        "priority": message["priority"],
-        "reply_to": message["reply_to"],
-        "topic": message["topic"],
-        "payload": message["payload"],
-        "metadata": message["metadata"],
-        "status": status_for(message, agent_id),
-        "pinned": agent_id in message.get("pinned_by", ()),
-        "reactions": message["reactions"],
-        "created_at": message["created_at"],
-        "expires_at": iso(message["expires_at"]),
-    }
 
 
 def routing(message: dict[str, Any]) -> dict[str, Any]:
@@ -152,20 +102,6 @@ def routing(message: dict[str, Any]) -> dict[str, Any]:
         "reply_to": message["reply_to"],
         "created_at": message["created_at"],
     }
-
-
-def furthest_status(message: dict[str, Any]) -> str:
-    """Return the furthest state any recipient has reached (the owner's view of a message)."""
-    if message["acked_by"]:
-        return "acked"
-    return "read" if message["read_by"] else "unread"
-
-
-def owner_public(message: dict[str, Any], agent_id: str | None) -> dict[str, Any]:
-    """Return a message as the project's owner sees it: its state for ``agent_id``, else :func:`furthest_status`."""
-    if agent_id is not None:
-        return public(message, agent_id)
-    return {**public(message, ""), "status": furthest_status(message), "pinned": bool(message.get("pinned_by"))}
 
 
 def visible_to(message: dict[str, Any], agent_id: str) -> bool:
@@ -210,14 +146,10 @@ class MessageStore:
     def __init__(self, db: AsyncDatabase[Any], events: EventStore) -> None:
         self.col = db["messages"]
         self._events = events
-        # Concurrent sends go out as one batch, in one client-level bulkWrite (MongoDB 8.0+; the
-        # embedded database has it): the claim of their event numbers when this process took the
-        # project's last one (see EventStore.claim), the messages, their events. Without a claim
-        # the numbers are asked for first (one $inc per project); on a server older than 8.0 the
-        # messages (unordered: a duplicate id fails alone) and the events are one insert_many
-        # each. Retries add a look-up. One stage rather than several that overlap: the database
-        # runs one command at a time, so the number of commands and the size of the batches
-        # decide the latency and the rate.
+        # Concurrent sends go out as one batch, written with their events by the event log in
+        # one command where it can (EventStore.write_with_records). Retries add a look-up. One
+        # stage rather than several that overlap: the database runs one command at a time, so
+        # the number of commands and the size of the batches decide the latency and the rate.
         self._sends: Batcher[dict[str, Any], dict[str, Any]] = Batcher(self._send_batch)
 
     async def ensure_indexes(self) -> None:
@@ -291,85 +223,58 @@ class MessageStore:
         return message, True, event
 
     async def _send_batch(self, docs: list[dict[str, Any]]) -> list[dict[str, Any] | BaseException]:
-        project_ids = [doc["project_id"] for doc in docs]
-        claim = self._events.claim(project_ids) if self._events.together else None
-        if claim is not None:
-            counter, events = claim
-            _name(docs, events)
-            try:
-                outcomes, stored_events = await self._insert_with_events(docs, events, counter)
-            except _ClaimMissed:
-                self._events.claim_failed(project_ids[0])
-            except BaseException:
-                # Maybe unknown whether the seqs were taken: no filler may be written for them
-                # (they may be another writer's). A seq taken and left unwritten is skipped by
-                # readers after the gap wait, as when a server dies between numbering and writing.
-                self._events.claim_failed(project_ids[0])
-                raise
-            else:
-                self._events.claimed(events)
-                return await self._settle(docs, events, outcomes, stored_events)
-        events = await self._events.number(project_ids)
-        _name(docs, events)
-        try:
-            outcomes, stored_events = await self._insert_with_events(docs, events)
-        except BaseException:
-            # These numbers are taken: write every one, as fillers where nothing is announced,
-            # keeping what a write whose outcome is unknown (the connection broke) stored.
-            await self._events.write(events, stored_ok=True)
-            raise
-        return await self._settle(docs, events, outcomes, stored_events)
-
-    async def _settle(
-        self,
-        docs: list[dict[str, Any]],
-        events: list[dict[str, Any]],
-        outcomes: list[BaseException | None],
-        stored: int,
-    ) -> list[dict[str, Any] | BaseException]:
-        """Answer each send from its insert's outcome; write the events not stored yet (from ``stored`` on).
-
-        A retry's message (a duplicate id) is looked up: announced if its first try stored it
-        but no event for it, else answered with a filler.
-        """
-        results: list[dict[str, Any] | BaseException] = []
         reannounced: list[tuple[str, int]] = []
-        try:
-            retried = [d for d, outcome in zip(docs, outcomes, strict=True) if isinstance(outcome, DuplicateKeyError)]
-            lookup_error: Exception | None = None
-            found: dict[str, dict[str, Any]] = {}
-            unannounced: set[str] = set()
-            if retried:
-                try:
-                    found, unannounced = await self._unannounced(retried, events)
-                except Exception as exc:
-                    lookup_error = exc  # fails the retries alone: the new messages are announced
-            for doc, event, outcome in zip(docs, events, outcomes, strict=True):
-                if outcome is None:
-                    _announce(event, doc)
-                    results.append(event)
-                elif isinstance(outcome, DuplicateKeyError):
-                    original = found.get(doc["_id"])
-                    if lookup_error is not None:
-                        results.append(lookup_error)
-                        continue
-                    if original is not None and doc["_id"] in unannounced and _same_send(original, doc):
-                        _announce(event, original)
-                        unannounced.discard(doc["_id"])
-                        reannounced.append((doc["_id"], event["seq"]))
-                    results.append(_Duplicate(event, original))
-                else:
-                    results.append(outcome)
-        finally:
-            # Every number taken is written, as a filler where nothing was announced, so that
-            # readers need not wait for it: also when the look-up failed.
-            await self._events.write(events[stored:])
+
+        async def settle(events: list[dict[str, Any]], outcomes: Outcomes) -> list[dict[str, Any] | BaseException]:
+            return await self._settle(docs, events, outcomes, reannounced)
+
+        results = await self._events.write_with_records(self.col.name, docs, _announce, settle)
         for key, seq in reannounced:
             try:
                 await self.col.update_one({"_id": key}, {"$set": {"seq": seq}})
             except Exception:
                 # Announced and answered all the same; the next retry of it may announce it again.
                 log.warning("message %s was announced again but could not be marked so", key, exc_info=True)
+        return results
+
+    async def _settle(
+        self,
+        docs: list[dict[str, Any]],
+        events: list[dict[str, Any]],
+        outcomes: Outcomes,
+        reannounced: list[tuple[str, int]],
+    ) -> list[dict[str, Any] | BaseException]:
+        """Answer each send from its insert's outcome.
+
+        A retry's message (a duplicate id) is looked up: announced (noted in ``reannounced``) if
+        its first try stored it but no event for it, else answered with a filler.
+        """
+        results: list[dict[str, Any] | BaseException] = []
+        retried = [d for d, outcome in zip(docs, outcomes, strict=True) if isinstance(outcome, DuplicateKeyError)]
+        lookup_error: Exception | None = None
+        found: dict[str, dict[str, Any]] = {}
+        unannounced: set[str] = set()
+        if retried:
+            try:
+                found, unannounced = await self._unannounced(retried, events)
+            except Exception as exc:
+                lookup_error = exc  # fails the retries alone: the new messages are announced
+        for doc, event, outcome in zip(docs, events, outcomes, strict=True):
+            if outcome is None:
+                _announce(event, doc)
+                results.append(event)
+            elif isinstance(outcome, DuplicateKeyError):
+                original = found.get(doc["_id"])
+                if lookup_error is not None:
+                    results.append(lookup_error)
+                    continue
+                if original is not None and doc["_id"] in unannounced and _same_send(original, doc):
+                    _announce(event, original)
+                    unannounced.discard(doc["_id"])
+                    reannounced.append((doc["_id"], event["seq"]))
+                results.append(_Duplicate(event, original))
+            else:
+                results.append(outcome)
         return results
 
     async def _unannounced(
@@ -393,81 +298,6 @@ class MessageStore:
         }
         announced = await self._events.of_kind(list(keys), "new_message") if keys else set()
         return stored, {message for key, message in keys.items() if key not in announced}
-
-    async def _insert_with_events(
-        self, docs: list[dict[str, Any]], events: list[dict[str, Any]], counter: UpdateOne | None = None
-    ) -> tuple[list[BaseException | None], int]:
-        """Store the messages, and if every one is new, their ``new_message`` events, in one command.
-
-        The messages go first and the command is ordered, so an event is never stored for a
-        message that is not; at the first message that fails (a retry's duplicate id), the
-        command stops before any event, and the rest of the messages go as one insert_many.
-
-        Args:
-            docs: The messages, named after their events.
-            events: Their numbered events-to-be.
-            counter: The claim of the events' seqs (see :meth:`EventStore.claim`), run first.
-
-        Returns:
-            One outcome per message (``None``: stored), and how many of ``events``, from the first,
-            are stored, as ``new_message`` events (announced in place).
-
-        Raises:
-            _ClaimMissed: the counter had moved on; nothing was written.
-        """
-        announced = [dict(event) for event in events]
-        for event, doc in zip(announced, docs, strict=True):
-            _announce(event, doc)
-        models: list[InsertOne[Any] | UpdateOne] = [] if counter is None else [counter]
-        models += [InsertOne(doc, namespace=self.col.full_name) for doc in docs]
-        models += [InsertOne(event, namespace=self._events.col.full_name) for event in announced]
-        try:
-            together = await self._events.write_together(models)
-        except ClientBulkWriteException as exc:
-            if not outcome_known(exc):
-                # The caller decides what to write. The connection's own error goes up, so that
-                # an outage still answers 503.
-                if isinstance(exc.error, BaseException):
-                    raise exc.error from exc
-                raise
-            if counter is not None and claim_missed(exc):
-                raise _ClaimMissed from None
-            error = bulk_write_errors(exc)[0]
-            failed = int(error["idx"]) - (0 if counter is None else 1)
-            if failed < 0:
-                raise _write_error(error) from None  # the claim was not written (a full disk, say)
-            if failed >= len(docs):
-                # Every message is stored, and the events before the failed one.
-                for event, written in zip(events, announced, strict=True):
-                    event.update(written)
-                return [None] * len(docs), failed - len(docs)
-            outcome = _write_error(error)
-            rest = await self._insert_batch(docs[failed + 1 :]) if failed + 1 < len(docs) else []
-            return [*([None] * failed), outcome, *rest], 0
-        if not together:
-            # An older server: the numbers are asked for first, the writes go one collection at a time.
-            if counter is not None:
-                raise _ClaimMissed
-            return await self._insert_batch(docs), 0
-        for event, written in zip(events, announced, strict=True):
-            event.update(written)
-        return [None] * len(docs), len(events)
-
-    async def _insert_batch(self, docs: list[dict[str, Any]]) -> list[BaseException | None]:
-        if len(docs) == 1:
-            try:
-                await self.col.insert_one(docs[0])
-            except DuplicateKeyError as exc:
-                return [exc]
-            return [None]
-        try:
-            await self.col.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            failed = {error["index"]: error for error in exc.details.get("writeErrors", [])}
-            if exc.details.get("writeConcernErrors"):
-                raise
-            return [None if failed.get(index) is None else _write_error(failed[index]) for index in range(len(docs))]
-        return [None] * len(docs)
 
     async def get(self, project_id: str, message_id: str) -> dict[str, Any] | None:
         """Find a message of a project by id."""

@@ -13,18 +13,6 @@ from .failures import find_one_and_update
 from .pages import page
 
 
-def public(project: dict[str, Any]) -> dict[str, Any]:
-    """Return the API representation of a project."""
-    return {
-        "id": project["_id"],
-        "name": project["name"],
-        "owner_id": project["owner_id"],
-        "default_ttl_hours": project["default_ttl_hours"],
-        "created_at": project["created_at"],
-        "updated_at": project["updated_at"],
-    }
-
-
 class ProjectStore:
     """The ``projects`` collection."""
 

@@ -16,7 +16,6 @@ and neither a retry nor a quick next request tells it again.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -73,25 +72,9 @@ def _untold(doc: dict[str, Any]) -> list[Step]:
     ]
 
 
-def _times(doc: dict[str, Any] | None) -> dict[str, str | None]:
-    return {f"{state}_at": (doc or {}).get(f"{state}_at") for state in STATES[1:]}
-
-
 def state_of(doc: dict[str, Any] | None) -> str:
     """Return the state a receipt document records (``queued`` when there is none)."""
     return STATES[doc["rank"]] if doc else "queued"
-
-
-def public(message: dict[str, Any], slug: str, doc: dict[str, Any] | None) -> dict[str, Any]:
-    """Return the API representation of one recipient's receipt."""
-    return {"agent": slug, "state": state_of(doc), "queued_at": message["created_at"], **_times(doc)}
-
-
-def summary(recipients: int, docs: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Count a message's copies per state; copies without a receipt document are queued."""
-    counts = Counter(state_of(doc) for doc in docs)
-    counts["queued"] += recipients - sum(counts.values())
-    return {state: counts[state] for state in STATES}
 
 
 class ReceiptStore:

@@ -47,22 +47,6 @@ def body_fingerprint(body: dict[str, Any]) -> str:
     return fingerprint({name: body.get(name) for name in (*_ROUTING_FIELDS, *CONTENT_FIELDS)})
 
 
-def public(ref: dict[str, Any]) -> dict[str, Any]:
-    """Return the API representation of a reference."""
-    return {
-        "id": ref["id"],
-        "project_id": ref["project_id"],
-        "from": ref["from"],
-        "to": ref["to"],
-        "title": ref["title"],
-        "content": ref["content"],
-        "source_file": ref["source_file"],
-        "language": ref["language"],
-        "size_bytes": ref["size_bytes"],
-        "created_at": ref["created_at"],
-    }
-
-
 def routing(ref: dict[str, Any]) -> dict[str, Any]:
     """Return what a ``new_ref`` event tells: ids and plaintext routing, never content."""
     return {

@@ -14,11 +14,6 @@ class EmailTaken(Exception):
     """An account with this email exists already."""
 
 
-def public(user: dict[str, Any]) -> dict[str, Any]:
-    """Return the API representation of a user."""
-    return {"id": user["_id"], "email": user["email"], "name": user["name"], "created_at": user["created_at"]}
-
-
 class UserStore:
     """The ``users`` collection."""
 

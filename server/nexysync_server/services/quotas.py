@@ -13,16 +13,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .errors import Problem
-from .settings import Settings
-from .store import Store
-from .store.usage import today
+from ..settings import Settings
+from ..store import Store
+from ..store.usage import today
+from .errors import QuotaExceeded
 
 
-def _exceeded(what: str, limit: int) -> Problem:
-    return Problem(
-        403, "QUOTA_EXCEEDED", f"The project has reached its quota of {limit} {what}; ask its owner to raise it."
-    )
+def _exceeded(what: str, limit: int) -> QuotaExceeded:
+    return QuotaExceeded(f"The project has reached its quota of {limit} {what}; ask its owner to raise it.")
 
 
 class Quotas:
@@ -61,9 +59,7 @@ class Quotas:
         limit = self._settings.quota_projects_per_user
         owned = await self._store.projects.count_owned(user_id)
         if not await self._store.usage.reserve_project(user_id, limit, owned):
-            raise Problem(
-                403, "QUOTA_EXCEEDED", f"This account owns {limit} projects, as many as it may; delete one first."
-            )
+            raise QuotaExceeded(f"This account owns {limit} projects, as many as it may; delete one first.")
 
     async def release_project(self, user_id: str) -> None:
         """Give back one project of ``user_id``."""
@@ -109,7 +105,8 @@ class Quotas:
                 concurrent retry stored it first, and holds its own reservation).
 
         Raises:
-            Problem: 403 QUOTA_EXCEEDED; and whatever ``write`` raises (the bytes are given back).
+            QuotaExceeded: the storage quota would pass; and whatever ``write`` raises (the bytes
+                are given back).
         """
         await self.reserve_storage(project_id, size)
         try:

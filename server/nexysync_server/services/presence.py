@@ -13,9 +13,9 @@ import logging
 from typing import Any
 
 from ..background import Periodic, cancel_and_wait
+from ..realtime.hub import Hub
 from ..store.events import EVERYONE
 from ..store.presence import PresenceStore
-from .hub import Hub
 
 log = logging.getLogger(__name__)
 

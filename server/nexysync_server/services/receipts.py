@@ -7,10 +7,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from .. import views
 from ..background import Periodic
+from ..realtime.hub import Hub
 from ..store import Store
 from ..store import receipts as store_receipts
-from .hub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +84,14 @@ class Receipts:
         if self._telling:
             await asyncio.wait(set(self._telling), timeout=5)
 
-    async def with_summaries(self, views: list[dict[str, Any]], docs: list[dict[str, Any]], agent_id: str) -> None:
+    async def with_summaries(self, shown: list[dict[str, Any]], docs: list[dict[str, Any]], agent_id: str) -> None:
         """Add ``receipts`` (counts per state) to the views of the messages ``agent_id`` sent."""
         sent = [doc for doc in docs if doc["from_id"] == agent_id]
         if not sent:
             return
         found = await self._store.receipts.of_messages(sent[0]["project_id"], [doc["id"] for doc in sent])
         by_id = {doc["id"]: doc for doc in sent}
-        for view in views:
+        for view in shown:
             doc = by_id.get(view["id"])
             if doc is not None:
-                view["receipts"] = store_receipts.summary(len(doc["recipients"]), found[doc["id"]])
+                view["receipts"] = views.receipt_summary(len(doc["recipients"]), found[doc["id"]])

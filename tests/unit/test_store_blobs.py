@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nexysync_server.cdn.blobs import Blobs
+from nexysync_server.store.blobs import Blobs
 
 PROJECT = "01JAAAAAAAAAAAAAAAAAAAAAAA"
 FILE = "01JBBBBBBBBBBBBBBBBBBBBBBB"

@@ -1,0 +1,62 @@
+"""Use cases of the API: what a request asks for, independent of HTTP.
+
+A service owns one use case family (messaging, kv, refs, announcements, receipts, presence,
+quotas, limits): it reads and writes through the store, publishes through the realtime hub and
+refuses with the domain errors of :mod:`.errors`, which one place
+(:mod:`nexysync_server.errors`) turns into problem+json. Services never import falcon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..realtime.hub import Hub
+from ..settings import Settings
+from ..store import Store
+from .announcements import Announcements
+from .kv import KvService
+from .limits import AuthLimits, RateLimiter
+from .messaging import Messaging
+from .presence import Presence
+from .quotas import Quotas
+from .receipts import Receipts
+from .refs import RefService
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Every service of one API process, wired to one store and one hub."""
+
+    quotas: Quotas
+    announcements: Announcements
+    receipts: Receipts
+    presence: Presence
+    messaging: Messaging
+    kv: KvService
+    refs: RefService
+    #: Requests per agent per minute.
+    agent_limiter: RateLimiter
+    #: Requests per user per minute on the human-token routes.
+    user_limiter: RateLimiter
+    auth_limits: AuthLimits
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store, hub: Hub) -> Services:
+        """Wire the services of a process."""
+        quotas = Quotas(settings, store)
+        announcements = Announcements(store.events, hub)
+        receipts = Receipts(store, hub, settings.receipt_sweep_interval_s, settings.receipt_sweep_interval_s)
+        return cls(
+            quotas=quotas,
+            announcements=announcements,
+            receipts=receipts,
+            presence=Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s),
+            messaging=Messaging(store, hub, receipts, quotas, settings.read_budget_bytes),
+            kv=KvService(store, settings, quotas, announcements),
+            refs=RefService(store, settings, quotas, announcements),
+            agent_limiter=RateLimiter(store.request_counts, settings.rate_limit_per_minute),
+            user_limiter=RateLimiter(
+                store.request_counts, settings.human_rate_limit_per_minute, "user", "human-rate-limit"
+            ),
+            auth_limits=AuthLimits(store.auth_counts, settings, store.audit),
+        )

@@ -1,0 +1,71 @@
+"""Domain errors: the refusals a caller can act on, each with a stable code and a sentence.
+
+They say nothing of HTTP; :func:`nexysync_server.errors.problem_from` gives each its status.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A refusal with a stable UPPER_SNAKE ``code`` and a human ``detail``.
+
+    Args:
+        code: What clients branch on.
+        detail: What happened, in a sentence.
+    """
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+class NotFound(ServiceError):
+    """The thing does not exist, or the caller may not see it (the two are never told apart).
+
+    Args:
+        what: The thing, as the sentence names it (``"Message"``, ``"Agent 'x'"``).
+        code: The code.
+    """
+
+    def __init__(self, what: str, code: str = "NOT_FOUND") -> None:
+        super().__init__(code, f"{what} was not found.")
+
+
+class Conflict(ServiceError):
+    """The request contradicts what is stored (an id reused with another body, say)."""
+
+
+class Forbidden(ServiceError):
+    """The caller may see the thing but not do this to it."""
+
+
+class QuotaExceeded(Forbidden):
+    """A quota is spent.
+
+    Args:
+        detail: Which quota, and what to do.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("QUOTA_EXCEEDED", detail)
+
+
+class PreconditionFailed(ServiceError):
+    """A condition the caller set (a version to match) does not hold."""
+
+
+class LimitReached(ServiceError):
+    """A rate limit is spent until its window ends.
+
+    Args:
+        code: The code.
+        detail: Which limit, in a sentence that already says when to retry.
+        limit: The number the window allows.
+        reset_s: Seconds until the window ends.
+    """
+
+    def __init__(self, code: str, detail: str, limit: int, reset_s: int) -> None:
+        super().__init__(code, detail)
+        self.limit = limit
+        self.reset_s = reset_s

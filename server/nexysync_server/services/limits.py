@@ -1,0 +1,237 @@
+"""The limits on every way in: requests per caller per minute, and the ways in that need no key.
+
+**Requests per caller** (:class:`RateLimiter`): each process counts its requests in memory and
+adds them to the shared per-minute counter once a second, reading back the total; a check
+compares the shared total plus this process's unsent count against the limit. The first request
+of a caller in a minute reads the shared count, so a new worker does not start from zero. Across
+processes the limit can be overshot by what the others served in the last second: the price of
+not writing on every request.
+
+**Sign-ins, registrations and refused credentials** (:class:`AuthLimits`): one counted write
+per request, so every worker and server sees the same counts at once (sign-ins are rare enough):
+
+- failed sign-ins per account, and per account and client IP: once either is spent, the account
+  is refused from there (or from everywhere) until the window ends, *before* the password is
+  checked, so the right password does not help a guesser and a flood costs no hashing;
+- auth requests (register, login, refresh, logout, refused API keys) per client IP;
+- registrations per client IP: with the same answer time for a new and a taken email (the
+  password is hashed either way), this is what keeps ``EMAIL_TAKEN`` from being an oracle at scale.
+
+Every refusal is a :class:`~.errors.LimitReached`; the first refusal of a window is audited, the
+others are not, so a flood cannot fill the audit log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ..background import Periodic
+from ..security import sha256_hex
+from ..settings import Settings
+from ..store.audit import AuditStore
+from ..store.limits import RequestCounters, WindowCounters
+from .errors import LimitReached
+
+_WINDOW_S = 60
+_FLUSH_S = 1.0
+# Counter documents of windows this old are deleted at the next flush.
+_KEEP_WINDOWS = 5
+
+
+class RateLimiter:
+    """Fixed one-minute windows per caller.
+
+    Args:
+        counters: Where the shared counts live.
+        per_minute: Requests a caller may make per minute.
+        caller: What a caller is, for the refusal's text ("agent", "user").
+        name: The background flusher's name.
+    """
+
+    def __init__(
+        self, counters: RequestCounters, per_minute: int, caller: str = "agent", name: str = "rate-limit"
+    ) -> None:
+        self._counters = counters
+        self._limit = per_minute
+        self._caller = caller
+        self._pending: Counter[tuple[str, int]] = Counter()
+        self._shared: dict[tuple[str, int], int] = {}
+        self._flusher = Periodic(f"{name}-flusher", self.flush, _FLUSH_S)
+        #: The window whose old counters were last deleted: they age only when the window moves.
+        self._swept_window: int | None = None
+        #: Callers refused in a window already (by this process): their refusal is on record.
+        self._refused: set[tuple[str, int]] = set()
+
+    async def hit(
+        self,
+        caller_id: str,
+        now: float | None = None,
+        on_first_refusal: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Count one request of ``caller_id``, or refuse it when over the limit.
+
+        Args:
+            caller_id: The caller.
+            now: The time (for tests).
+            on_first_refusal: Called on the caller's first refusal of a window in this process
+                (to put it on record once, not once per try).
+
+        Raises:
+            LimitReached: ``RATE_LIMITED``, until the minute ends.
+        """
+        moment = time.time() if now is None else now
+        window = int(moment // _WINDOW_S)
+        key = (caller_id, window)
+        if key not in self._shared:
+            self._shared[key] = await self._counters.count(caller_id, window)
+        used = self._shared[key] + self._pending[key]
+        reset_s = max(1, int((window + 1) * _WINDOW_S - moment + 0.999))
+        if used >= self._limit:
+            if on_first_refusal is not None and key not in self._refused:
+                self._refused.add(key)
+                await on_first_refusal()
+            raise LimitReached(
+                "RATE_LIMITED",
+                f"This {self._caller} made {self._limit} requests this minute; retry in {reset_s} s.",
+                self._limit,
+                reset_s,
+            )
+        self._pending[key] += 1
+
+    async def flush(self) -> None:
+        """Add this process's counts to the shared counters and read back the totals."""
+        pending, self._pending = self._pending, Counter()
+        items = list(pending.items())
+        for index, ((caller_id, window), count) in enumerate(items):
+            try:
+                self._shared[(caller_id, window)] = await self._counters.add(caller_id, window, count)
+            except Exception:
+                # Keep what was not written, to add on the next flush (as the usage counters do).
+                for key, left in items[index:]:
+                    self._pending[key] += left
+                raise
+        current = int(time.time() // _WINDOW_S)
+        for key in [key for key in self._shared if key[1] < current - 1]:
+            del self._shared[key]
+        self._refused = {key for key in self._refused if key[1] >= current - 1}
+        if current != self._swept_window:
+            await self._counters.forget_before(current - _KEEP_WINDOWS)
+            self._swept_window = current
+
+    def start(self) -> None:
+        """Flush every second in the background."""
+        self._flusher.start()
+
+    async def stop(self) -> None:
+        """Stop flushing; write what is left."""
+        await self._flusher.stop()
+        await self.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    kind: str
+    limit: int
+    window_s: int
+    code: str
+    detail: str
+
+
+def _refusal(rule: _Rule, reset_s: int) -> LimitReached:
+    return LimitReached(rule.code, f"{rule.detail}; retry in {reset_s} s.", rule.limit, reset_s)
+
+
+class AuthLimits:
+    """Count and enforce the limits on unauthenticated ways in.
+
+    Args:
+        counters: Where the counts live.
+        settings: The limits and their windows.
+        audit: Where the first refusal of each window is recorded.
+    """
+
+    def __init__(self, counters: WindowCounters, settings: Settings, audit: AuditStore) -> None:
+        self._counters = counters
+        self._audit = audit
+        window = settings.login_failure_window_s
+        minutes = max(1, window // 60)
+        self._account = _Rule(
+            "login-account",
+            settings.login_failures_per_account,
+            window,
+            "TOO_MANY_FAILED_LOGINS",
+            f"This account had {settings.login_failures_per_account} failed sign-ins in {minutes} minutes",
+        )
+        self._account_ip = _Rule(
+            "login-account-ip",
+            settings.login_failures_per_account_ip,
+            window,
+            "TOO_MANY_FAILED_LOGINS",
+            f"This account had {settings.login_failures_per_account_ip} failed sign-ins from this address "
+            f"in {minutes} minutes",
+        )
+        self._ip = _Rule(
+            "auth-ip",
+            settings.auth_requests_per_ip_per_minute,
+            60,
+            "RATE_LIMITED",
+            f"This address made {settings.auth_requests_per_ip_per_minute} sign-in requests this minute",
+        )
+        self._registrations = _Rule(
+            "register-ip",
+            settings.registrations_per_ip_per_hour,
+            3600,
+            "TOO_MANY_REGISTRATIONS",
+            f"This address registered {settings.registrations_per_ip_per_hour} accounts this hour",
+        )
+
+    async def auth_request(self, ip: str) -> None:
+        """Count one auth request from ``ip``; refuse it past the per-IP limit (:class:`LimitReached`)."""
+        await self._count_or_refuse(self._ip, ip, ip)
+
+    async def registration(self, ip: str) -> None:
+        """Count one registration attempt from ``ip``; refuse it past the per-IP limit (:class:`LimitReached`)."""
+        await self._count_or_refuse(self._registrations, ip, ip)
+
+    async def check_login(self, email: str, ip: str) -> None:
+        """Refuse a sign-in to an account that spent its failures, from anywhere or from ``ip``.
+
+        Raises:
+            LimitReached: ``TOO_MANY_FAILED_LOGINS``.
+        """
+        account = sha256_hex(email.lower())
+        for rule, subject in ((self._account, account), (self._account_ip, f"{account}|{ip}")):
+            key, reset_s = _window(rule, subject)
+            if await self._counters.count(key) >= rule.limit:
+                if await self._counters.refused(key) == 1:
+                    await self._audit.record(None, "anonymous", "auth.login", f"email:{email.lower()}", rule.code, ip)
+                raise _refusal(rule, reset_s)
+
+    async def login_failed(self, email: str, ip: str) -> None:
+        """Count a failed sign-in against the account and against the account from ``ip``."""
+        account = sha256_hex(email.lower())
+        await self._increment(self._account, account)
+        await self._increment(self._account_ip, f"{account}|{ip}")
+
+    async def _count_or_refuse(self, rule: _Rule, subject: str, ip: str) -> None:
+        count, reset_s = await self._increment(rule, subject)
+        if count > rule.limit:
+            if count == rule.limit + 1:
+                await self._audit.record(None, "anonymous", f"limit.{rule.kind}", f"ip:{ip}", rule.code, ip)
+            raise _refusal(rule, reset_s)
+
+    async def _increment(self, rule: _Rule, subject: str) -> tuple[int, int]:
+        """Add one to the subject's counter of the current window; return the new count and seconds left."""
+        key, reset_s = _window(rule, subject)
+        return await self._counters.increment(key, reset_s + rule.window_s), reset_s
+
+
+def _window(rule: _Rule, subject: str) -> tuple[str, int]:
+    """Return the counter key of ``subject``'s current window and the seconds until it ends."""
+    now = time.time()
+    window = int(now // rule.window_s)
+    reset_s = max(1, int((window + 1) * rule.window_s - now + 0.999))
+    return f"{rule.kind}:{subject}:{window}", reset_s

@@ -15,7 +15,7 @@ from typing import IO
 import httpx
 import pytest
 
-from nexysync_server.embedded import EmbeddedMongo, free_port
+from nexysync_server.store.embedded import EmbeddedMongo, free_port
 from server_env import TEST_SERVER_ENV
 
 DEV_START_DEADLINE_S = 60.0

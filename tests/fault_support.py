@@ -27,7 +27,7 @@ from typing import IO, Any
 import httpx
 
 from nexysync.crypto import KeyRing, new_key
-from nexysync_server.embedded import free_port
+from nexysync_server.store.embedded import free_port
 
 START_DEADLINE_S = 60.0
 STOP_DEADLINE_S = 45.0  # above gunicorn's graceful_timeout of 30 s

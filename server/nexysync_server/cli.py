@@ -21,9 +21,9 @@ from types import FrameType
 import uvicorn
 
 from .cdn.signing import redact_access_logs
-from .embedded import EmbeddedMongo, EmbeddedMongoError
 from .serving import DrainingServer
 from .settings import Settings
+from .store.embedded import EmbeddedMongo, EmbeddedMongoError
 
 __all__ = ["main"]
 

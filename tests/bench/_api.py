@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from nexysync_server.embedded import EmbeddedMongo, free_port
 from nexysync_server.ids import new_id
+from nexysync_server.store.embedded import EmbeddedMongo, free_port
 
 READY_DEADLINE_S = 60.0
 

@@ -34,7 +34,7 @@ from _api import CDN_APP, seed, start_api
 
 from nexysync import Client
 from nexysync.crypto import KeyRing, new_key
-from nexysync_server.embedded import EmbeddedMongo, free_port
+from nexysync_server.store.embedded import EmbeddedMongo, free_port
 
 MB = 1_000_000
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from haproxy_support import Stack
 from realtime_support import Team
 
-from nexysync_server.embedded import EmbeddedMongo
+from nexysync_server.store.embedded import EmbeddedMongo
 
 WARMUP = 20
 EVENT_DEADLINE_S = 10.0

@@ -41,8 +41,8 @@ from typing import Any
 import httpx
 
 from nexysync.crypto import KeyRing, new_key
-from nexysync_server.embedded import EmbeddedMongo, free_port
 from nexysync_server.ids import new_id
+from nexysync_server.store.embedded import EmbeddedMongo, free_port
 
 READY_DEADLINE_S = 60.0
 STOP_DEADLINE_S = 20.0

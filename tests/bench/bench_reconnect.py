@@ -24,7 +24,7 @@ from _api import seed_keys, start_api
 
 import nexysync
 from nexysync.crypto import KeyRing, new_key
-from nexysync_server.embedded import EmbeddedMongo, free_port
+from nexysync_server.store.embedded import EmbeddedMongo, free_port
 
 
 async def _collect(stream: nexysync.AsyncStream, arrived: dict[str, float], duplicates: list[str]) -> None:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from nexysync_server.embedded import free_port
+from nexysync_server.store.embedded import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_CFG = REPO / "ops" / "haproxy" / "haproxy.cfg"

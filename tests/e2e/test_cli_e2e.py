@@ -16,7 +16,7 @@ import pytest
 from cli_support import PASSWORD, CliProcess, CliProject, provision_project, run_cli, run_json
 
 from nexysync import AuthenticationError, Client, load_key_file
-from nexysync_server.embedded import free_port
+from nexysync_server.store.embedded import free_port
 
 pytestmark = pytest.mark.e2e
 

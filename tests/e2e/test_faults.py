@@ -23,8 +23,8 @@ from realtime_support import EventStream, Team
 
 from fault_support import Served, alive, api_env, limit_file_size, wait_for
 from nexysync import APIStatusError, Client
-from nexysync_server.embedded import EmbeddedMongo
 from nexysync_server.ids import new_id
+from nexysync_server.store.embedded import EmbeddedMongo
 
 pytestmark = pytest.mark.e2e
 

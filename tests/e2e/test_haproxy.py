@@ -27,7 +27,7 @@ from haproxy_support import CERTBOT_HOOK, HAPROXY_CFG, Stack, StackError, haprox
 from realtime_support import Team
 
 from nexysync import APIConnectionError, AsyncClient, Client
-from nexysync_server.embedded import EmbeddedMongo
+from nexysync_server.store.embedded import EmbeddedMongo
 
 pytestmark = pytest.mark.e2e
 

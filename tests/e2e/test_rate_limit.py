@@ -15,7 +15,7 @@ import pytest
 from pymongo import MongoClient
 from realtime_support import Team
 
-from nexysync_server.embedded import free_port
+from nexysync_server.store.embedded import free_port
 from server_env import TEST_SERVER_ENV
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from realtime_support import EventStream, Team, no_more_receipts, receipt_events
 
-from nexysync_server.embedded import free_port
+from nexysync_server.store.embedded import free_port
 from server_env import TEST_SERVER_ENV
 
 pytestmark = pytest.mark.e2e

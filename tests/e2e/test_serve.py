@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nexysync_server.embedded import free_port
+from nexysync_server.store.embedded import free_port
 from server_env import TEST_SERVER_ENV
 
 pytestmark = pytest.mark.e2e

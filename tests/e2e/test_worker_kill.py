@@ -12,8 +12,8 @@ import pytest
 
 from fault_support import Receiver, Served, alive, api_env, seed_team, wait_for
 from nexysync import APIError, Client
-from nexysync_server.embedded import EmbeddedMongo
 from nexysync_server.ids import new_id
+from nexysync_server.store.embedded import EmbeddedMongo
 
 pytestmark = pytest.mark.e2e
 

@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 
 from fault_support import Receiver, Served, alive, api_env, limit_file_size, seed_team, wait_for
 from nexysync import APIError, Client
-from nexysync_server.embedded import EmbeddedMongo, free_port
 from nexysync_server.ids import new_id
+from nexysync_server.store.embedded import EmbeddedMongo, free_port
 
 T = TypeVar("T")
 

@@ -19,10 +19,10 @@ from pymongo.errors import (
 
 from nexysync_server import cli
 from nexysync_server.cdn.leases import LeaseReleases
-from nexysync_server.embedded import EmbeddedMongoError
 from nexysync_server.errors import database_unavailable
 from nexysync_server.realtime.watcher import Watcher
 from nexysync_server.store.blobs import volume_full
+from nexysync_server.store.embedded import EmbeddedMongoError
 from nexysync_server.store.events import EventStore
 from nexysync_server.store.failures import DatabaseDidNotWrite, database_trouble
 

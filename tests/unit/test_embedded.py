@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from nexysync_server.embedded import DB_FILE_NAME, EmbeddedMongo, EmbeddedMongoError
+from nexysync_server.store.embedded import DB_FILE_NAME, EmbeddedMongo, EmbeddedMongoError
 
 DEADLINE_S = 20.0
 
@@ -120,7 +120,7 @@ def test_a_taken_port_fails_with_the_servers_own_words(tmp_path: Path, mongo: Em
 def test_the_database_stops_when_its_owner_is_killed(tmp_path: Path) -> None:
     owner_code = (
         "import sys, time\n"
-        "from nexysync_server.embedded import EmbeddedMongo\n"
+        "from nexysync_server.store.embedded import EmbeddedMongo\n"
         "server = EmbeddedMongo(sys.argv[1]).start()\n"
         "print(server.pid, server.port, flush=True)\n"
         "time.sleep(3600)\n"

@@ -10,7 +10,7 @@ import pytest
 
 from nexysync_mcp.entry import main as entry_main
 from nexysync_mcp.hooks import main
-from nexysync_server.embedded import free_port
+from nexysync_server.store.embedded import free_port
 
 
 def run(argv: list[str], stdin: str) -> tuple[int, str, str]:

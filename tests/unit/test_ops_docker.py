@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from nexysync_server.embedded import free_port
+from nexysync_server.store.embedded import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "ops" / "Dockerfile"

@@ -26,7 +26,7 @@ class PresenceStore:
 
     def __init__(self, db: AsyncDatabase[Any], cache_ttl_s: float = 0.5) -> None:
         self.leases = db["presence_leases"]
-        self.state = db["presence_state"]
+        self.states = db["presence_state"]
         # agent id -> whether it holds a stream, for each send's ``recipients[].online``: exact for
         # streams of this process (dropped when one opens or closes), within ``cache_ttl_s`` for others.
         self._streaming: TtlCache[str, bool] = TtlCache(ttl_s=cache_ttl_s)
@@ -37,7 +37,7 @@ class PresenceStore:
         await self.leases.create_index("project_id")
         await self.leases.create_index("expires")
         await self.leases.create_index("gc_at", expireAfterSeconds=0)
-        await self.state.create_index("project_id")
+        await self.states.create_index("project_id")
 
     async def hold(self, agent: dict[str, Any], lease_s: float) -> str:
         """Take a lease for one stream of ``agent``; return its id."""
@@ -102,17 +102,17 @@ class PresenceStore:
 
     async def flip(self, agent: dict[str, Any], online: bool) -> bool:
         """Set an agent's state; tell whether this call changed it (and so must announce it)."""
-        current = await self.state.find_one({"_id": agent["_id"]})
+        current = await self.states.find_one({"_id": agent["_id"]})
         if current is not None and bool(current["online"]) == online:
             # The common case (a reconnect while online): one read, no write.
             return False
-        result = await self.state.update_one({"_id": agent["_id"], "online": not online}, {"$set": {"online": online}})
+        result = await self.states.update_one({"_id": agent["_id"], "online": not online}, {"$set": {"online": online}})
         if result.modified_count == 1:
             return True
         if not online:
             return False
         try:
-            await self.state.insert_one({"_id": agent["_id"], "project_id": agent["project_id"], "online": True})
+            await self.states.insert_one({"_id": agent["_id"], "project_id": agent["project_id"], "online": True})
         except DuplicateKeyError:
             return False
         return True
@@ -120,4 +120,4 @@ class PresenceStore:
     async def delete_project(self, project_id: str) -> None:
         """Forget a project's leases and states."""
         await self.leases.delete_many({"project_id": project_id})
-        await self.state.delete_many({"project_id": project_id})
+        await self.states.delete_many({"project_id": project_id})

@@ -1,0 +1,196 @@
+"""The server's layers, checked on its import graph (read from the source, nothing imported).
+
+resources/ (HTTP) → services/ (use cases, no falcon) → store/ (the only code that knows pymongo
+and the collections) and realtime/ (hub, watcher). The README's Architecture section draws it.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = ROOT / "server" / "nexysync_server"
+
+
+@dataclass(frozen=True)
+class Module:
+    """A module of a package: its dotted name, its file and its parsed source."""
+
+    name: str
+    path: Path
+    tree: ast.Module
+
+    def imports(self) -> Iterator[tuple[str, int]]:
+        """Yield every module this one imports (absolute dotted names), with the line of the import."""
+        package = self.name if self.path.name == "__init__.py" else self.name.rpartition(".")[0]
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    yield alias.name, node.lineno
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    target = ".".join([*base, node.module] if node.module else base)
+                else:
+                    target = node.module or ""
+                yield target, node.lineno
+                for alias in node.names:
+                    yield f"{target}.{alias.name}", node.lineno
+
+
+def modules(root: Path) -> list[Module]:
+    """Return every module of the package at ``root``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found.append(Module(".".join(parts), path, ast.parse(path.read_text(encoding="utf-8"))))
+    return found
+
+
+SERVER_MODULES = modules(SERVER)
+
+
+def _in(module: Module, *packages: str) -> bool:
+    return any(module.name == p or module.name.startswith(p + ".") for p in packages)
+
+
+def _importing(layer: tuple[str, ...], forbidden: tuple[str, ...], *, outside: bool = False) -> list[str]:
+    """Return ``file:line imports X`` for each import of a ``forbidden`` module by a module in ``layer``.
+
+    With ``outside``, by a module outside ``layer`` instead.
+    """
+    return [
+        f"{module.path.relative_to(ROOT)}:{line} imports {target}"
+        for module in SERVER_MODULES
+        if _in(module, *layer) != outside
+        for target, line in module.imports()
+        if any(target == f or target.startswith(f + ".") for f in forbidden)
+    ]
+
+
+def test_the_layer_test_sees_the_whole_server() -> None:
+    names = {module.name for module in SERVER_MODULES}
+    assert {"nexysync_server.app", "nexysync_server.store.events", "nexysync_server.services.messaging"} <= names
+    # And it reads imports: the app imports falcon, the store pymongo.
+    app = next(module for module in SERVER_MODULES if module.name == "nexysync_server.app")
+    assert any(target == "falcon" for target, _ in app.imports())
+
+
+def test_only_the_store_imports_pymongo() -> None:
+    assert _importing(("nexysync_server.store",), ("pymongo", "bson"), outside=True) == []
+
+
+def test_services_never_import_falcon_nor_the_http_layer() -> None:
+    http = ("falcon", "nexysync_server.resources", "nexysync_server.errors", "nexysync_server.params")
+    assert _importing(("nexysync_server.services",), http) == []
+
+
+def test_the_store_imports_no_layer_above_it() -> None:
+    above = (
+        "falcon",
+        "nexysync_server.services",
+        "nexysync_server.resources",
+        "nexysync_server.realtime",
+        "nexysync_server.cdn",
+        "nexysync_server.errors",
+        "nexysync_server.views",
+        "nexysync_server.app",
+    )
+    assert _importing(("nexysync_server.store",), above) == []
+
+
+def _collection_attributes() -> set[str]:
+    """Return the attribute names under which the store keeps collections and databases (``self.col = db[...]``)."""
+    names = {"db", "client"}
+    for module in SERVER_MODULES:
+        if not _in(module, "nexysync_server.store"):
+            continue
+        for node in ast.walk(module.tree):
+            if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Subscript)):
+                continue
+            if not (isinstance(node.value.value, ast.Name) and node.value.value.id == "db"):
+                continue
+            names.update(
+                target.attr
+                for target in node.targets
+                if isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "self"
+            )
+    return names
+
+
+def test_resources_and_the_cdn_app_never_touch_a_collection() -> None:
+    collections = _collection_attributes()
+    assert {"col", "counters", "leases", "states"} <= collections
+    touched = [
+        f"{module.path.relative_to(ROOT)}:{node.lineno} uses .{node.attr}"
+        for module in SERVER_MODULES
+        if _in(module, "nexysync_server.resources", "nexysync_server.cdn", "nexysync_server.services")
+        for node in ast.walk(module.tree)
+        if isinstance(node, ast.Attribute) and node.attr in collections
+    ]
+    assert touched == []
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return the strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for successor in graph[node]:
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in on_stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _graph(found: list[Module]) -> dict[str, set[str]]:
+    names = {module.name for module in found}
+    graph: dict[str, set[str]] = {module.name: set() for module in found}
+    for module in found:
+        for target, _ in module.imports():
+            while target and target not in names:
+                target = target.rpartition(".")[0]
+            if target and target != module.name:
+                graph[module.name].add(target)
+    return graph
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("package", ["server/nexysync_server"])
+def test_the_import_graph_has_no_cycles(package: str) -> None:
+    assert _cycles(_graph(modules(ROOT / package))) == []

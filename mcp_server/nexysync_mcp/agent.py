@@ -5,19 +5,18 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nexysync import APIError, AsyncClient, KeyFileError, KeyRing, find_key_file, load_key_file
-from nexysync.crypto import decode_key
+from nexysync import APIError, AsyncClient, KeyFileError
+from nexysync.keyfile import KeyFile, decode_key, find_key_file, load_key_file
 from nexysync_mcp.errors import KEY_MISMATCH, NO_KEY, ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
 
 if TYPE_CHECKING:
     from nexysync_generated.models import Me
 
-__all__ = ["AgentLink", "Credentials", "load_credentials"]
+__all__ = ["AgentLink", "credentials_from_arguments", "load_credentials"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,26 +25,7 @@ ENV_NAMES = ("NEXYSYNC_API_URL", "NEXYSYNC_API_KEY", "NEXYSYNC_ENC_KEY")
 KEY_CHECK_MESSAGES = 10
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """What a client needs: where the API is, the agent's API key and the project keys.
-
-    Attributes:
-        api_url: The API root.
-        api_key: The agent's API key.
-        key_ring: The project keys.
-        project_id: The project, when known without asking the API.
-        source: Where they came from, for ``whoami`` (a key file path, "environment", "ns_auth").
-    """
-
-    api_url: str
-    api_key: str
-    key_ring: KeyRing
-    project_id: str | None
-    source: str
-
-
-def load_credentials(key_file: Path | None = None) -> Credentials | None:
+def load_credentials(key_file: Path | None = None) -> KeyFile | None:
     """Load the agent's credentials from ``key_file``, or ``.nexysync/key`` upward, or the env vars.
 
     Returns:
@@ -57,19 +37,10 @@ def load_credentials(key_file: Path | None = None) -> Credentials | None:
     path = key_file or find_key_file()
     if path is None and not any(os.environ.get(name) for name in ENV_NAMES):
         return None
-    config = load_key_file(path)
-    return Credentials(
-        api_url=config.api_url,
-        api_key=config.api_key,
-        key_ring=config.key_ring(),
-        project_id=config.project_id,
-        source=str(config.path) if config.path else "environment",
-    )
+    return load_key_file(path)
 
 
-def credentials_from_arguments(
-    api_key: str, enc_key: str, api_url: str | None, fallback_url: str | None
-) -> Credentials:
+def credentials_from_arguments(api_key: str, enc_key: str, api_url: str | None, fallback_url: str | None) -> KeyFile:
     """Build credentials from what ``ns_auth`` was given.
 
     Raises:
@@ -82,7 +53,7 @@ def credentials_from_arguments(
     url = api_url or fallback_url or os.environ.get("NEXYSYNC_API_URL")
     if not url:
         raise ToolFailure("api_url is required: no API URL is configured yet.")
-    return Credentials(api_url=url, api_key=api_key.strip(), key_ring=KeyRing([key]), project_id=None, source="ns_auth")
+    return KeyFile(api_key=api_key.strip(), api_url=url, keys=(key,))
 
 
 class AgentLink:
@@ -106,7 +77,9 @@ class AgentLink:
         self._stream_options = stream_options
         self.client: AsyncClient | None = None
         self.inbox: Inbox | None = None
-        self.credentials: Credentials | None = None
+        self.credentials: KeyFile | None = None
+        #: Where the credentials came from, for ``whoami``: a key file's path, "environment" or "ns_auth".
+        self.source: str | None = None
         #: Why no client is configured, as told to the AI.
         self.problem = NO_KEY
 
@@ -121,27 +94,31 @@ class AgentLink:
         if credentials is None:
             logger.info("no NexySync key found; waiting for ns_auth")
             return
-        self._use(credentials)
+        self._use(credentials, source=str(credentials.path) if credentials.path else "environment")
 
     @staticmethod
-    def _client_for(credentials: Credentials) -> AsyncClient:
+    def _client_for(credentials: KeyFile) -> AsyncClient:
         """Build the client for ``credentials``, bound to their project when it is known."""
         return AsyncClient(
             base_url=credentials.api_url,
             api_key=credentials.api_key,
-            key_ring=credentials.key_ring,
+            key_ring=credentials.key_ring(),
             project_id=credentials.project_id,
         )
 
-    def _use(self, credentials: Credentials, *, client: AsyncClient | None = None, slug: str | None = None) -> None:
+    def _use(
+        self, credentials: KeyFile, *, source: str, client: AsyncClient | None = None, slug: str | None = None
+    ) -> None:
         """Make ``credentials`` current, with ``client`` when one was already built for them.
 
         Args:
             credentials: The credentials to use.
+            source: Where they came from.
             client: A client built for exactly these credentials; a new one when None.
             slug: The agent's slug when known, so the inbox need not ask ``GET /v1/me``.
         """
         self.credentials = credentials
+        self.source = source
         self.client = client if client is not None else self._client_for(credentials)
         self.inbox = Inbox(self.client, self._announce, on_event=self._on_event, slug=slug, **self._stream_options)
         self.inbox.start()
@@ -156,7 +133,7 @@ class AgentLink:
             raise ToolFailure(self.problem)
         return self.client
 
-    async def authenticate(self, credentials: Credentials) -> Me:
+    async def authenticate(self, credentials: KeyFile) -> Me:
         """Check the credentials against the API, then use them instead of the current ones.
 
         Raises:
@@ -166,12 +143,12 @@ class AgentLink:
         # client asks once, and the client built with the answer checks the key and is kept, so
         # neither it nor its inbox asks again.
         me = await self._identify(credentials)
-        checked = replace(credentials, project_id=me.project_id)
+        checked = credentials.replace(project_id=me.project_id)
         client = self._client_for(checked)
         try:
             await self._check_key(client, checked.api_url)
             await self.close()
-            self._use(checked, client=client, slug=me.agent.slug)
+            self._use(checked, source="ns_auth", client=client, slug=me.agent.slug)
         except BaseException:
             if self.client is not client:
                 await client.aclose()
@@ -179,14 +156,14 @@ class AgentLink:
         return me
 
     @staticmethod
-    async def _identify(credentials: Credentials) -> Me:
+    async def _identify(credentials: KeyFile) -> Me:
         """Return who the credentials' API key belongs to.
 
         Raises:
             ToolFailure: the API refused the key or cannot be reached.
         """
         # The ring is given, although GET /v1/me is plaintext, so the client does not read NEXYSYNC_ENC_KEY.
-        client = AsyncClient(base_url=credentials.api_url, api_key=credentials.api_key, key_ring=credentials.key_ring)
+        client = AsyncClient(base_url=credentials.api_url, api_key=credentials.api_key, key_ring=credentials.key_ring())
         try:
             return await client.me.get()
         except APIError as error:

@@ -12,8 +12,9 @@ stdout.
   message is unread, so the turn goes on until the AI reads it.
 
 Both run on every prompt and every stop, so the path where nothing is new is one HTTP call,
-made with the standard library only: the SDK (and its crypto) is imported only when there is
-something to decrypt. A hook never gets in the user's way: without a key file, or when the API
+made with the standard library and the SDK's key-file module only (:mod:`nexysync.keyfile`,
+which loads neither the clients nor the crypto): the SDK's crypto is imported only when there
+is something to decrypt. A hook never gets in the user's way: without a key file, or when the API
 cannot be reached, it prints nothing and exits 0 (the reason goes to stderr).
 """
 
@@ -21,13 +22,19 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+
+from nexysync.keyfile import KeyFileError, find_key_file, read_key_file
+
+# ``typing`` is imported only by type checkers (they treat TYPE_CHECKING as true): at run time it
+# would cost every hook run 3 ms, and its names are used in annotations alone.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["main", "prompt_context", "stop_decision"]
 
@@ -57,42 +64,23 @@ def _read_input(stream: Any) -> dict[str, Any]:
 
 
 def _key_file(cwd: str | None) -> Path:
-    start = Path(cwd or os.getcwd()).expanduser()
-    for directory in (start, *start.parents):
-        candidate = directory / ".nexysync" / "key"
-        if candidate.is_file():
-            return candidate
-    raise HookError(f"no .nexysync/key from {start} upward")
+    start = Path(cwd or os.getcwd())
+    found = find_key_file(start)
+    if found is None:
+        raise HookError(f"no .nexysync/key from {start} upward")
+    return found
 
 
 def _load_key(path: Path) -> dict[str, Any]:
     """Read the key file, refusing one that is not the user's own and private, as the SDK does.
 
-    The same rule as ``nexysync._config.check_key_file_private``, written again here because
-    importing the SDK would cost every hook run its start-up time: a key file checked out of a
-    cloned repository (0644) could point the hook at a stranger's API, whose text would then be
-    put into the AI's prompt.
+    A key file checked out of a cloned repository (0644) could point the hook at a stranger's
+    API, whose text would then be put into the AI's prompt.
     """
     try:
-        with path.open("r", encoding="utf-8") as handle:
-            info = os.fstat(handle.fileno())
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HookError(f"cannot read {path}: {exc}") from exc
-    getuid = getattr(os, "getuid", None)  # Windows: no POSIX owner or mode bits to check
-    if getuid is not None and (info.st_uid != getuid() or stat.S_IMODE(info.st_mode) & 0o077):
-        raise HookError(
-            f"{path} is not private to you (mode {stat.S_IMODE(info.st_mode):04o}, owner uid {info.st_uid}): "
-            f"if it is yours, run `chmod 600 {path}`; if it came with a cloned repository, delete it and run "
-            "`nexysync init`"
-        )
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise HookError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise HookError(f"{path} is not a JSON object")
-    return data
+        return read_key_file(path)
+    except KeyFileError as exc:
+        raise HookError(str(exc)) from exc
 
 
 def _load_json(path: Path) -> dict[str, Any]:

@@ -229,8 +229,7 @@ class Sharing:
 
     def _workspace(self) -> Workspace:
         """Return the workspace: the one of the key file in use, else the working directory."""
-        credentials = self._link.credentials
-        return Workspace.locate(credentials.source if credentials else None)
+        return Workspace.locate(self._link.source)
 
     # -- ns_kv ---------------------------------------------------------------------------------
 

@@ -215,7 +215,6 @@ class Tools:
         if action == "whoami":
             me = await client.me.get()
             push = _push_state(self._link.inbox)
-            credentials = self._link.credentials
             return dumps(
                 {
                     "agent": me.agent.slug,
@@ -224,7 +223,7 @@ class Tools:
                     "capabilities": me.agent.capabilities,
                     "project_id": me.project_id,
                     "api_url": client.base_url,
-                    "keys_from": credentials.source if credentials else None,
+                    "keys_from": self._link.source,
                     "push": push,
                     "push_via": self._link.inbox.mode if self._link.inbox else None,
                 }

@@ -62,4 +62,4 @@ def test_a_key_file_others_may_read_is_refused_before_any_request(tmp_path: Path
     key.chmod(0o644)
     for event in ("user-prompt-submit", "stop"):
         code, out, err = run([event], json.dumps({"cwd": str(tmp_path)}))
-        assert (code, out) == (0, "") and "not private to you (mode 0644" in err and "chmod 600" in err
+        assert (code, out) == (0, "") and "has mode 0644" in err and "chmod 600" in err

@@ -163,7 +163,7 @@ async def test_the_workspace_is_the_key_files_even_from_another_cwd(
     machine: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Started with --key-file from elsewhere: relative paths and the limit follow the key file's workspace.
-    machine.link.credentials = SimpleNamespace(source=str(machine.workspace / ".nexysync" / "key"))
+    machine.link.source = str(machine.workspace / ".nexysync" / "key")
     monkeypatch.chdir(machine.outside)
     text, is_error = await call(machine, action="upload", path="notes.txt")
     assert not is_error and machine.files.uploaded == [b"shared notes"]

@@ -1,13 +1,13 @@
-"""Project keys on this machine, agent key files (``.nexysync/key``), and the key export line.
+"""Project keys on this machine, the key files the CLI writes for them, and the key export line.
 
 The project key never leaves the machine through the API. The CLI makes it on the first
 ``nexysync init`` for a project and keeps the project's key ring, oldest key first, in
 ``<config dir>/projects/<project id>.json`` (mode 0600) together with the paths of every key file
 it wrote for that project, so ``nexysync keys rotate`` can update them all.
 
-A key file holds ``enc_key`` (the newest key, the one that encrypts) and ``keyring`` (every key,
-oldest first, the newest included), which is what the SDK's ``load_key_file`` reads back as
-``KeyFile.keys`` with the last key encrypting.
+The key file's format (``enc_key``, the newest key, and ``keyring``, every key oldest first) is
+the SDK's :mod:`nexysync.keyfile`: this module writes key files through it and only adds what
+the CLI keeps around them (the project key store, the export line, ``tail``'s position).
 
 The export line carries a ring to another machine: ``nsk1:<project id>:<payload>`` where the
 payload is unpadded base64url of the JSON object ``{"keys": [<standard base64 key>, ...]}``,
@@ -25,10 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexysync import crypto
+from nexysync import keyfile
 from nexysync.crypto import key_id, new_key
+from nexysync.keyfile import (
+    GITIGNORE_ENTRY,
+    KEY_DIR,
+    KEY_FILE,
+    add_to_gitignore,
+    encode_key,
+    ensure_private_dir,
+    write_key_file,
+)
 from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.files import ensure_private_dir, read_json, write_json
+from nexysync_mcp.cli.files import read_json, write_json
 
 __all__ = [
     "EXPORT_PREFIX",
@@ -51,17 +60,8 @@ __all__ = [
     "write_tail_position",
 ]
 
-KEY_DIR = ".nexysync"
-KEY_FILE = "key"
 TAIL_FILE = "tail.json"
-GITIGNORE_ENTRY = ".nexysync/"
 EXPORT_PREFIX = "nsk1"
-_IGNORED_FORMS = frozenset({".nexysync", ".nexysync/", "/.nexysync", "/.nexysync/", ".nexysync/*", "/.nexysync/*"})
-
-
-def encode_key(key: bytes) -> str:
-    """Return a key as standard base64, as key files hold it."""
-    return base64.b64encode(key).decode("ascii")
 
 
 def decode_key(text: str, where: str) -> bytes:
@@ -71,7 +71,7 @@ def decode_key(text: str, where: str) -> bytes:
         CliError: not base64, or not 32 bytes.
     """
     try:
-        return crypto.decode_key(text)
+        return keyfile.decode_key(text)
     except ValueError as exc:
         raise CliError(f"{where}: {exc}", code="BAD_KEY") from exc
 
@@ -185,24 +185,15 @@ def key_file_fields(
     agent_name: str,
     custom_enc_key: bool = False,
 ) -> dict[str, Any]:
-    """Return the JSON fields of an agent's key file."""
-    return {
-        "api_key": api_key,
-        "enc_key": encode_key(project.current),
-        "agent_name": agent_name,
-        "custom_enc_key": custom_enc_key,
-        "api_url": api_url,
-        "project_id": project.project_id,
-        "keyring": [encode_key(key) for key in project.keys],
-    }
-
-
-def write_key_file(workspace: Path, fields: dict[str, Any]) -> Path:
-    """Write ``<workspace>/.nexysync/key`` (file 0600, directory 0700) and return its path."""
-    directory = ensure_private_dir(workspace / KEY_DIR)
-    path = directory / KEY_FILE
-    write_json(path, fields)
-    return path
+    """Return the JSON fields of the key file of an agent of ``project``."""
+    return keyfile.key_file_fields(
+        api_key=api_key,
+        api_url=api_url,
+        project_id=project.project_id,
+        keys=project.keys,
+        agent_name=agent_name,
+        custom_enc_key=custom_enc_key,
+    )
 
 
 def rewrite_key_ring(path: Path, project: ProjectKeys) -> bool:
@@ -211,32 +202,7 @@ def rewrite_key_ring(path: Path, project: ProjectKeys) -> bool:
     Returns:
         False when the file is gone or now belongs to another project (so it is left alone).
     """
-    data = read_json(path)
-    if data is None or data.get("project_id") != project.project_id:
-        return False
-    data["enc_key"] = encode_key(project.current)
-    data["keyring"] = [encode_key(key) for key in project.keys]
-    write_json(path, data)
-    return True
-
-
-def add_to_gitignore(workspace: Path) -> bool:
-    """Make ``<workspace>/.gitignore`` ignore ``.nexysync/``; return whether the file changed.
-
-    Creates the file when absent and appends the entry once: an entry already there in any of its
-    usual spellings counts.
-    """
-    path = workspace / ".gitignore"
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        text = ""
-    if any(line.strip() in _IGNORED_FORMS for line in text.splitlines()):
-        return False
-    separator = "" if not text or text.endswith("\n") else "\n"
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(f"{separator}# NexySync agent key (secret)\n{GITIGNORE_ENTRY}\n")
-    return True
+    return keyfile.rewrite_key_ring(path, project.project_id, project.keys)
 
 
 def export_line(project: ProjectKeys) -> str:

@@ -1,16 +1,19 @@
-"""Unit tests of SDK configuration: finding and reading ``.nexysync/key``, env vars, clear errors."""
+"""The key file (nexysync.keyfile): finding, reading and writing ``.nexysync/key``, env vars, clear errors."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nexysync import Client, KeyFileError, find_key_file, load_key_file
+from nexysync import Client, KeyFileError, find_key_file, keyfile, load_key_file
 from nexysync.crypto import key_id
 
 KEY = bytes(range(32))
@@ -80,7 +83,7 @@ def test_env_vars_override_the_file_and_work_alone(tmp_path: Path, monkeypatch: 
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.chdir(empty)
-    monkeypatch.setattr("nexysync._config.find_key_file", lambda start=None: None)
+    monkeypatch.setattr("nexysync.keyfile.find_key_file", lambda start=None: None)
     monkeypatch.setenv("NEXYSYNC_API_KEY", "k")
     monkeypatch.setenv("NEXYSYNC_ENC_KEY", B64)
     config = load_key_file()
@@ -89,7 +92,7 @@ def test_env_vars_override_the_file_and_work_alone(tmp_path: Path, monkeypatch: 
 
 def test_no_key_file_and_no_env_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("nexysync._config.find_key_file", lambda start=None: None)
+    monkeypatch.setattr("nexysync.keyfile.find_key_file", lambda start=None: None)
     with pytest.raises(KeyFileError, match=r"no \.nexysync/key found .* NEXYSYNC_API_URL"):
         Client.from_key_file()
     with pytest.raises(KeyFileError, match="does not exist"):
@@ -178,3 +181,38 @@ def test_where_posix_modes_do_not_exist_the_check_is_skipped(tmp_path: Path, mon
     os.chmod(path, 0o644)
     monkeypatch.delattr(os, "getuid", raising=False)
     assert load_key_file(path).keys == (KEY,)
+
+
+def test_the_key_file_module_loads_neither_the_clients_nor_the_crypto() -> None:
+    # What keeps a hook fast: it reads key files through this module on every prompt.
+    code = (
+        "import sys, nexysync.keyfile as k; "
+        "print(sorted(m for m in ('httpx', 'pydantic', 'cryptography', 'nexysync._client') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_written_key_file_reads_back_private_and_a_rotation_keeps_its_other_fields(tmp_path: Path) -> None:
+    old, new = bytes(range(32)), bytes(range(1, 33))
+    fields = keyfile.key_file_fields(
+        api_key="nsync_a_" + "0" * 40, api_url="http://api/v1", project_id="P1", keys=[old], agent_name="a"
+    )
+    path = keyfile.write_key_file(tmp_path, fields)
+    assert path == tmp_path / ".nexysync" / "key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert keyfile.load_key_file(path).keys == (old,)
+
+    assert keyfile.rewrite_key_ring(path, "P1", [old, new])
+    loaded = keyfile.load_key_file(path)
+    assert loaded.keys == (old, new) and loaded.agent_name == "a" and loaded.project_id == "P1"
+    # A key file of another project is left alone.
+    assert not keyfile.rewrite_key_ring(path, "P2", [new])
+    assert keyfile.load_key_file(path).keys == (old, new)
+
+
+def test_the_gitignore_entry_is_added_once(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("build/")
+    assert keyfile.add_to_gitignore(tmp_path)
+    assert not keyfile.add_to_gitignore(tmp_path)
+    assert (tmp_path / ".gitignore").read_text().splitlines()[-1] == ".nexysync/"

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nexysync import APIError, AsyncClient, KeyFileError
-from nexysync.keyfile import KeyFile, decode_key, find_key_file, load_key_file
+from nexysync.crypto import decode_key
+from nexysync.keyfile import KeyFile, find_key_file, load_key_file
 from nexysync_mcp.errors import KEY_MISMATCH, NO_KEY, ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
 

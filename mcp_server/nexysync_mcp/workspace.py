@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from nexysync_mcp.cli.files import config_dir
+from nexysync.keyfile import config_dir
 from nexysync_mcp.errors import ToolFailure
 
 __all__ = ["DOWNLOADS", "ENV_UPLOAD_ROOTS", "Workspace", "exists_message", "write_replacing"]

@@ -33,8 +33,8 @@ from nexysync._transport import (
     TimeoutTypes,
     VerifyTypes,
 )
-from nexysync.crypto import KeyRing
-from nexysync.keyfile import ENV_API_KEY, ENV_API_URL, ENV_ENC_KEY, decode_key, load_key_file
+from nexysync.crypto import KeyRing, decode_key
+from nexysync.keyfile import ENV_API_KEY, ENV_API_URL, ENV_ENC_KEY, load_key_file
 from nexysync_generated import ENCRYPTION_PLANS, OPERATIONS
 
 __all__ = ["AsyncClient", "Client", "RawResponse"]

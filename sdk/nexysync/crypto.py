@@ -16,6 +16,7 @@ are still read; they leave the author and the routing unbound. Writers write v2.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import hashlib
 import os
@@ -27,7 +28,6 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from nexysync._errors import DecryptionError
-from nexysync.keyfile import KEY_BYTES, decode_key
 
 __all__ = [
     "DecryptionError",
@@ -44,6 +44,7 @@ __all__ = [
     "plaintext_file_size",
 ]
 
+KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
 _KID_RE = re.compile(r"[0-9a-f]{8}")
@@ -53,6 +54,24 @@ _URLSAFE = b"-_"
 def key_id(key: bytes) -> str:
     """Return the key id: the first 8 hex characters of SHA-256 of the key."""
     return hashlib.sha256(key).hexdigest()[:8]
+
+
+def decode_key(text: str) -> bytes:
+    """Decode a project key written as standard base64, as key files and ``NEXYSYNC_ENC_KEY`` hold it.
+
+    Surrounding whitespace (a trailing newline, a pasted space) is ignored; anything else that
+    is not the standard base64 alphabet is refused.
+
+    Raises:
+        ValueError: not valid standard base64, or not :data:`KEY_BYTES` bytes once decoded.
+    """
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except ValueError as exc:  # binascii.Error, and non-ASCII text
+        raise ValueError(f"a project key is not valid standard base64 of {KEY_BYTES} bytes") from exc
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"a project key must decode to {KEY_BYTES} bytes, got {len(key)}")
+    return key
 
 
 #: What a v2 envelope binds after its field: ``(name, value)`` pairs, e.g. ``(("from", "alice"), ("to", "*"))``.

@@ -35,16 +35,16 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_API_KEY",
     "ENV_API_URL",
+    "ENV_CONFIG_DIR",
     "ENV_ENC_KEY",
     "GITIGNORE_ENTRY",
-    "KEY_BYTES",
     "KEY_DIR",
     "KEY_FILE",
     "KeyFile",
     "KeyFileError",
     "add_to_gitignore",
     "check_key_file_private",
-    "decode_key",
+    "config_dir",
     "encode_key",
     "ensure_private_dir",
     "find_key_file",
@@ -64,29 +64,11 @@ GITIGNORE_ENTRY = ".nexysync/"
 ENV_API_URL = "NEXYSYNC_API_URL"
 ENV_API_KEY = "NEXYSYNC_API_KEY"
 ENV_ENC_KEY = "NEXYSYNC_ENC_KEY"
-#: The length of a project key (AES-256).
-KEY_BYTES = 32
+#: Overrides where this machine keeps project keys and CLI sessions (tests point it at a temp dir).
+ENV_CONFIG_DIR = "NEXYSYNC_CONFIG_DIR"
 _FILE_MODE = 0o600
 _DIR_MODE = 0o700
 _IGNORED_FORMS = frozenset({".nexysync", ".nexysync/", "/.nexysync", "/.nexysync/", ".nexysync/*", "/.nexysync/*"})
-
-
-def decode_key(text: str) -> bytes:
-    """Decode a project key written as standard base64, as key files and ``NEXYSYNC_ENC_KEY`` hold it.
-
-    Surrounding whitespace (a trailing newline, a pasted space) is ignored; anything else that
-    is not the standard base64 alphabet is refused.
-
-    Raises:
-        ValueError: not valid standard base64, or not :data:`KEY_BYTES` bytes once decoded.
-    """
-    try:
-        key = base64.b64decode(text.strip(), validate=True)
-    except ValueError as exc:  # binascii.Error, and non-ASCII text
-        raise ValueError(f"a project key is not valid standard base64 of {KEY_BYTES} bytes") from exc
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"a project key must decode to {KEY_BYTES} bytes, got {len(key)}")
-    return key
 
 
 def encode_key(key: bytes) -> str:
@@ -246,6 +228,8 @@ def read_key_file(path: Path) -> dict[str, Any]:
 
 
 def _decoded(text: Any, where: str) -> bytes:
+    from nexysync.crypto import decode_key  # loading keys is for clients, which have the crypto loaded
+
     if not isinstance(text, str):
         raise KeyFileError(f"{where} must be a base64 string")
     try:
@@ -376,6 +360,19 @@ def add_to_gitignore(workspace: Path) -> bool:
     with path.open("a", encoding="utf-8") as handle:
         handle.write(f"{separator}# NexySync agent key (secret)\n{GITIGNORE_ENTRY}\n")
     return True
+
+
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Return where this machine keeps its project key rings and CLI sessions (not created).
+
+    ``$NEXYSYNC_CONFIG_DIR`` when set, else ``$XDG_CONFIG_HOME/nexysync``, else
+    ``~/.config/nexysync``. The MCP server refuses to upload anything from there.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(ENV_CONFIG_DIR):
+        return Path(env[ENV_CONFIG_DIR]).expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base).expanduser() / "nexysync"
 
 
 def ensure_private_dir(path: Path) -> Path:

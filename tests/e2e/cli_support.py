@@ -28,7 +28,7 @@ from typing import IO, Any
 __all__ = ["CLI", "CliProcess", "CliProject", "cli_env", "provision_project", "provision_with_cli", "run_cli"]
 
 #: The CLI, run with the interpreter of the tests (and so the dev venv's packages).
-CLI = [sys.executable, "-m", "nexysync_mcp.cli"]
+CLI = [sys.executable, "-m", "nexysync_cli"]
 PASSWORD = "cli-e2e-password"
 CLI_DEADLINE_S = 60.0
 

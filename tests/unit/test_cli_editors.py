@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nexysync_mcp.cli.editors import EDITORS, claude_command, installed, merge_config
-from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.hooksetup import CLAUDE_SETTINGS, CODEX_HOOKS, merge_codex_config, merge_hooks
+from nexysync_cli.editors import EDITORS, claude_command, installed, merge_config
+from nexysync_cli.errors import CliError
+from nexysync_cli.hooksetup import CLAUDE_SETTINGS, CODEX_HOOKS, merge_codex_config, merge_hooks
 
 
 def read(path: Path) -> dict:

@@ -13,9 +13,8 @@ import pytest
 
 from nexysync import load_key_file
 from nexysync.crypto import KeyRing, key_id
-from nexysync_mcp.cli import main
-from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.keyfiles import (
+from nexysync_cli.errors import CliError
+from nexysync_cli.keyfiles import (
     ProjectKeys,
     ProjectKeyStore,
     add_to_gitignore,
@@ -25,6 +24,7 @@ from nexysync_mcp.cli.keyfiles import (
     parse_export_line,
     write_key_file,
 )
+from nexysync_cli.main import main
 
 PROJECT = "01KQ7P" + "0" * 20
 OLD = bytes(range(32))

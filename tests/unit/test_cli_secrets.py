@@ -11,13 +11,13 @@ from types import SimpleNamespace
 import pytest
 
 from nexysync.crypto import new_key
-from nexysync_mcp.cli import build_parser, main
-from nexysync_mcp.cli.commands.init import _project_keys
-from nexysync_mcp.cli.context import Context
-from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.keyfiles import ProjectKeys, ProjectKeyStore, export_line
-from nexysync_mcp.cli.output import Output
-from nexysync_mcp.cli.secret_input import RefusedOnCommandLine, StdinOnly
+from nexysync_cli.commands.init import _project_keys
+from nexysync_cli.context import Context
+from nexysync_cli.errors import CliError
+from nexysync_cli.keyfiles import ProjectKeys, ProjectKeyStore, export_line
+from nexysync_cli.main import build_parser, main
+from nexysync_cli.output import Output
+from nexysync_cli.secret_input import RefusedOnCommandLine, StdinOnly
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

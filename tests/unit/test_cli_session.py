@@ -15,14 +15,14 @@ import httpx
 import pytest
 
 from nexysync import APIConnectionError, Client
+from nexysync_cli.commands.init import run_init
+from nexysync_cli.commands.messaging import _Tail
+from nexysync_cli.context import Context
+from nexysync_cli.credentials import DEFAULT_API_URL, CredentialStore, OwnerSession, StoredSession, resolve_api_url
+from nexysync_cli.errors import CliError, describe
+from nexysync_cli.main import build_parser, main
+from nexysync_cli.output import Output
 from nexysync_generated.models import Message
-from nexysync_mcp.cli import build_parser, main
-from nexysync_mcp.cli.commands.init import run_init
-from nexysync_mcp.cli.commands.messaging import _Tail
-from nexysync_mcp.cli.context import Context
-from nexysync_mcp.cli.credentials import DEFAULT_API_URL, CredentialStore, OwnerSession, StoredSession, resolve_api_url
-from nexysync_mcp.cli.errors import CliError, describe
-from nexysync_mcp.cli.output import Output
 
 URL = "http://api.test"
 NOW = "2026-01-01T00:00:00Z"

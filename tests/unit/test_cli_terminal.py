@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from nexysync import DecryptionError
+from nexysync_cli.commands.messaging import _Tail
+from nexysync_cli.context import Context
+from nexysync_cli.main import build_parser
+from nexysync_cli.output import Output
+from nexysync_cli.terminal import escape_c1, strip_controls
 from nexysync_generated.models import Message
-from nexysync_mcp.cli import build_parser
-from nexysync_mcp.cli.commands.messaging import _Tail
-from nexysync_mcp.cli.context import Context
-from nexysync_mcp.cli.output import Output
-from nexysync_mcp.cli.terminal import escape_c1, strip_controls
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

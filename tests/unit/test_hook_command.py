@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nexysync_mcp.entry import main as entry_main
-from nexysync_mcp.hooks import main
+from nexysync_cli.entry import main as entry_main
+from nexysync_cli.hooks import main
 from nexysync_server.store.embedded import free_port
 
 

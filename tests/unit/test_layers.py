@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "server" / "nexysync_server"
+MCP = ROOT / "mcp_server" / "nexysync_mcp"
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,35 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-@pytest.mark.parametrize("package", ["server/nexysync_server"])
+def test_the_mcp_server_imports_nothing_of_the_cli() -> None:
+    crossing = [
+        f"{module.path.relative_to(ROOT)}:{line} imports {target}"
+        for module in modules(MCP)
+        for target, line in module.imports()
+        if target == "nexysync_cli" or target.startswith("nexysync_cli.")
+    ]
+    assert crossing == []
+
+
+def test_the_hooks_load_no_more_than_the_key_file_module_of_the_sdk() -> None:
+    # Hooks run on every prompt: the SDK's clients, crypto or models would cost each run their start-up.
+    (hooks,) = (module for module in modules(ROOT / "mcp_server" / "nexysync_cli") if module.name.endswith(".hooks"))
+    top_level = {
+        target
+        for node in hooks.tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for target, _ in Module(hooks.name, hooks.path, ast.Module(body=[node], type_ignores=[])).imports()
+    }
+    assert {target for target in top_level if target.startswith("nexysync")} <= {
+        "nexysync.keyfile",
+        *(f"nexysync.keyfile.{name}" for name in ("KeyFileError", "find_key_file", "read_key_file")),
+    }
+
+
+@pytest.mark.parametrize(
+    # The SDK's generated layer still imports its hand-written resources (a cycle through the client).
+    "package",
+    ["server/nexysync_server", "mcp_server/nexysync_mcp", "mcp_server/nexysync_cli"],
+)
 def test_the_import_graph_has_no_cycles(package: str) -> None:
     assert _cycles(_graph(modules(ROOT / package))) == []

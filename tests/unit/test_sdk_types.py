@@ -19,7 +19,11 @@ import pytest
 import nexysync_generated
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = {"sdk": ROOT / "sdk" / "nexysync", "mcp_server": ROOT / "mcp_server" / "nexysync_mcp"}
+PACKAGES = {
+    "sdk": ROOT / "sdk" / "nexysync",
+    "mcp_server": ROOT / "mcp_server" / "nexysync_mcp",
+    "cli": ROOT / "mcp_server" / "nexysync_cli",
+}
 
 
 def run_mypy_strict(*targets: Path) -> subprocess.CompletedProcess[str]:

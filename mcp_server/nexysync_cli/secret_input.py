@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nexysync_mcp.cli.errors import CliError
+from nexysync_cli.errors import CliError
 
 __all__ = ["STDIN", "RefusedOnCommandLine", "StdinOnly", "read_secret"]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nexysync import AuthenticationError, Client
+from nexysync_cli.errors import CliError
+from nexysync_cli.files import config_dir, read_json, write_json
 from nexysync_generated.models import AuthTokens
-from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.files import config_dir, read_json, write_json
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -93,7 +93,7 @@ class CredentialStore:
     """The sessions saved in the config directory.
 
     Args:
-        directory: The config directory; :func:`~nexysync_mcp.cli.files.config_dir` by default.
+        directory: The config directory; :func:`~nexysync_cli.files.config_dir` by default.
     """
 
     def __init__(self, directory: Path | None = None) -> None:

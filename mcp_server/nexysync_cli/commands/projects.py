@@ -5,10 +5,10 @@ from __future__ import annotations
 import shlex
 
 from nexysync import Client
+from nexysync_cli.context import Context
+from nexysync_cli.errors import CliError
+from nexysync_cli.lookup import find_project
 from nexysync_generated.models import Project, Usage
-from nexysync_mcp.cli.context import Context
-from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.lookup import find_project
 
 __all__ = ["run_projects_create", "run_projects_delete", "run_projects_list", "run_projects_usage"]
 

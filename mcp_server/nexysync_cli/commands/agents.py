@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from nexysync_cli.context import Context
+from nexysync_cli.errors import CliError
+from nexysync_cli.lookup import find_agent, find_project, list_agents
 from nexysync_generated.models import Agent, AgentWithKey
-from nexysync_mcp.cli.context import Context
-from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.lookup import find_agent, find_project, list_agents
 
 __all__ = [
     "run_agents_clone",

@@ -6,9 +6,9 @@ import sys
 from typing import Any
 
 from nexysync import APIError
-from nexysync_mcp.cli.context import Context
-from nexysync_mcp.cli.credentials import StoredSession
-from nexysync_mcp.cli.errors import CliError
+from nexysync_cli.context import Context
+from nexysync_cli.credentials import StoredSession
+from nexysync_cli.errors import CliError
 
 __all__ = ["run_login", "run_logout", "run_register", "run_whoami"]
 

@@ -1,7 +1,7 @@
 """Write results for people (progress lines, tables) or for scripts (``--json``).
 
 Everything goes through :class:`Output`, which is also where other agents' text is made safe for a
-terminal (see :mod:`nexysync_mcp.cli.terminal`): a payload can never carry an escape sequence to
+terminal (see :mod:`nexysync_cli.terminal`): a payload can never carry an escape sequence to
 the screen, whichever command prints it.
 """
 
@@ -14,8 +14,8 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel
 
-from nexysync_mcp.cli.errors import Failure
-from nexysync_mcp.cli.terminal import escape_c1, strip_controls
+from nexysync_cli.errors import Failure
+from nexysync_cli.terminal import escape_c1, strip_controls
 
 __all__ = ["Output", "to_json"]
 

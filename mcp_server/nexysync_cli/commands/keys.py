@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from nexysync.crypto import new_key
-from nexysync_mcp.cli.context import Context
-from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.keyfiles import (
+from nexysync_cli.context import Context
+from nexysync_cli.errors import CliError
+from nexysync_cli.keyfiles import (
     ProjectKeys,
     export_line,
     merge_rings,
     parse_export_line,
     rewrite_key_ring,
 )
-from nexysync_mcp.cli.lookup import find_project
-from nexysync_mcp.cli.secret_input import STDIN, read_secret
+from nexysync_cli.lookup import find_project
+from nexysync_cli.secret_input import STDIN, read_secret
 
 __all__ = ["run_keys_export", "run_keys_import", "run_keys_list", "run_keys_rotate", "update_key_files"]
 

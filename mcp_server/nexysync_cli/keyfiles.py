@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexysync import keyfile
+from nexysync import crypto, keyfile
 from nexysync.crypto import key_id, new_key
 from nexysync.keyfile import (
     GITIGNORE_ENTRY,
@@ -36,8 +36,8 @@ from nexysync.keyfile import (
     ensure_private_dir,
     write_key_file,
 )
-from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.files import read_json, write_json
+from nexysync_cli.errors import CliError
+from nexysync_cli.files import read_json, write_json
 
 __all__ = [
     "EXPORT_PREFIX",
@@ -71,7 +71,7 @@ def decode_key(text: str, where: str) -> bytes:
         CliError: not base64, or not 32 bytes.
     """
     try:
-        return keyfile.decode_key(text)
+        return crypto.decode_key(text)
     except ValueError as exc:
         raise CliError(f"{where}: {exc}", code="BAD_KEY") from exc
 

@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 
 from nexysync import Client, NotFoundError
+from nexysync_cli.credentials import OwnerSession
+from nexysync_cli.errors import CliError
 from nexysync_generated.models import Agent, Project
-from nexysync_mcp.cli.credentials import OwnerSession
-from nexysync_mcp.cli.errors import CliError
 
 __all__ = ["find_agent", "find_project", "list_agents", "looks_like_id"]
 

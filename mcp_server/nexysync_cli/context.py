@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nexysync import Client
-from nexysync_mcp.cli.credentials import CredentialStore, OwnerSession, resolve_api_url
-from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.files import config_dir
-from nexysync_mcp.cli.keyfiles import ProjectKeyStore
-from nexysync_mcp.cli.output import Output
-from nexysync_mcp.cli.secret_input import read_secret
-from nexysync_mcp.cli.terminal import strip_controls
+from nexysync_cli.credentials import CredentialStore, OwnerSession, resolve_api_url
+from nexysync_cli.errors import CliError
+from nexysync_cli.files import config_dir
+from nexysync_cli.keyfiles import ProjectKeyStore
+from nexysync_cli.output import Output
+from nexysync_cli.secret_input import read_secret
+from nexysync_cli.terminal import strip_controls
 
 __all__ = ["ENV_PASSWORD", "Context"]
 

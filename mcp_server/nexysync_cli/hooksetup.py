@@ -17,8 +17,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from nexysync_mcp.cli.editors import SERVER_NAME, ConfigChange, Launch
-from nexysync_mcp.cli.errors import CliError
+from nexysync_cli.editors import SERVER_NAME, ConfigChange, Launch
+from nexysync_cli.errors import CliError
 
 __all__ = ["CLAUDE_SETTINGS", "CODEX_CONFIG", "CODEX_HOOKS", "hook_entries", "merge_codex_config", "merge_hooks"]
 

@@ -6,14 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nexysync import Client
-from nexysync_generated.models import Agent, AgentWithKey, Project
-from nexysync_mcp.cli.context import Context
-from nexysync_mcp.cli.credentials import OwnerSession
-from nexysync_mcp.cli.editors import EDITORS, ConfigChange, Launch, claude_command, installed, merge_config, snippet
-from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.files import read_json
-from nexysync_mcp.cli.hooksetup import CLAUDE_SETTINGS, CODEX_HOOKS, hook_entries, merge_codex_config, merge_hooks
-from nexysync_mcp.cli.keyfiles import (
+from nexysync_cli.context import Context
+from nexysync_cli.credentials import OwnerSession
+from nexysync_cli.editors import EDITORS, ConfigChange, Launch, claude_command, installed, merge_config, snippet
+from nexysync_cli.errors import CliError
+from nexysync_cli.files import read_json
+from nexysync_cli.hooksetup import CLAUDE_SETTINGS, CODEX_HOOKS, hook_entries, merge_codex_config, merge_hooks
+from nexysync_cli.keyfiles import (
     KEY_DIR,
     KEY_FILE,
     ProjectKeys,
@@ -22,8 +21,9 @@ from nexysync_mcp.cli.keyfiles import (
     key_file_fields,
     write_key_file,
 )
-from nexysync_mcp.cli.lookup import find_agent, find_project, list_agents
-from nexysync_mcp.cli.secret_input import read_secret
+from nexysync_cli.lookup import find_agent, find_project, list_agents
+from nexysync_cli.secret_input import read_secret
+from nexysync_generated.models import Agent, AgentWithKey, Project
 
 __all__ = ["CHANNEL_FLAG", "run_init"]
 
@@ -131,7 +131,7 @@ def _editor_configs(ctx: Context, workspace: Path, launch: Launch) -> list[Confi
     chosen: list[str] = ctx.args.write_config or []
     names = [*EDITORS, "codex"] if "all" in chosen else list(dict.fromkeys(chosen))
     hooks: bool = ctx.args.hooks
-    nexysync = installed("nexysync", "nexysync_mcp.entry")
+    nexysync = installed("nexysync", "nexysync_cli.entry")
     changes = []
     for name in names:
         if name == "codex":

@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 
 from nexysync import NexySyncError
 from nexysync.crypto import DecryptionError
-from nexysync_mcp.cli.commands import account, agents, keys, messaging, projects
-from nexysync_mcp.cli.commands.init import run_init
-from nexysync_mcp.cli.context import ENV_PASSWORD, Context
-from nexysync_mcp.cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError, describe
-from nexysync_mcp.cli.output import Output
-from nexysync_mcp.cli.secret_input import RefusedOnCommandLine, StdinOnly
+from nexysync_cli.commands import account, agents, keys, messaging, projects
+from nexysync_cli.commands.init import run_init
+from nexysync_cli.context import ENV_PASSWORD, Context
+from nexysync_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError, describe
+from nexysync_cli.output import Output
+from nexysync_cli.secret_input import RefusedOnCommandLine, StdinOnly
 
 __all__ = ["build_parser", "main"]
 
@@ -251,7 +251,7 @@ def _add_hook(commands: argparse._SubParsersAction[argparse.ArgumentParser], com
 
 
 def _run_hook(ctx: Context) -> int:
-    from nexysync_mcp.hooks import main as run_hook
+    from nexysync_cli.hooks import main as run_hook
 
     return run_hook([ctx.args.event])
 

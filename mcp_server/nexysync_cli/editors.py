@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nexysync_mcp.cli.errors import CliError
+from nexysync_cli.errors import CliError
 
 __all__ = [
     "EDITORS",

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from nexysync import AsyncClient, AsyncStreamEvent, Client, DecryptionError, find_key_file
+from nexysync_cli.context import Context
+from nexysync_cli.errors import CliError
+from nexysync_cli.keyfiles import read_tail_position, write_tail_position
+from nexysync_cli.output import Output, to_json
 from nexysync_generated.models import Message, Receipt
-from nexysync_mcp.cli.context import Context
-from nexysync_mcp.cli.errors import CliError
-from nexysync_mcp.cli.keyfiles import read_tail_position, write_tail_position
-from nexysync_mcp.cli.output import Output, to_json
 
 __all__ = ["format_message", "format_receipts", "run_send", "run_status", "run_tail"]
 

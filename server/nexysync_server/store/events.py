@@ -51,25 +51,25 @@ Result = TypeVar("Result")
 Outcomes = list[BaseException | None]
 
 
-def bulk_write_errors(exc: ClientBulkWriteException) -> list[dict[str, Any]]:
+def _bulk_write_errors(exc: ClientBulkWriteException) -> list[dict[str, Any]]:
     """Return a client bulkWrite's write errors as the server sent them (dicts; pymongo annotates them otherwise)."""
     errors: list[dict[str, Any]] = exc.details.get("writeErrors") or []
     return errors
 
 
-def outcome_known(exc: ClientBulkWriteException) -> bool:
+def _outcome_known(exc: ClientBulkWriteException) -> bool:
     """Tell whether a failed ordered bulkWrite says how far it got: a write failed, and the connection held."""
-    return exc.error is None and not exc.write_concern_errors and bool(bulk_write_errors(exc))
+    return exc.error is None and not exc.write_concern_errors and bool(_bulk_write_errors(exc))
 
 
-def claim_missed(exc: ClientBulkWriteException) -> bool:
-    """Tell whether an ordered bulkWrite that starts with a :meth:`EventStore.claim` stopped at the claim.
+def _claim_missed(exc: ClientBulkWriteException) -> bool:
+    """Tell whether an ordered bulkWrite that starts with a :meth:`EventStore._claim` stopped at the claim.
 
     Then another writer had moved the counter on, and nothing was written.
     """
-    if not outcome_known(exc):
+    if not _outcome_known(exc):
         return False
-    first = bulk_write_errors(exc)[0]
+    first = _bulk_write_errors(exc)[0]
     return int(first["idx"]) == 0 and first.get("code") == DUPLICATE_KEY
 
 
@@ -77,7 +77,7 @@ class _ClaimMissed(Exception):
     """The seqs claimed for a write were taken by another writer; nothing was written."""
 
 
-def write_error(error: dict[str, Any]) -> WriteError:
+def _write_error(error: dict[str, Any]) -> WriteError:
     """Return the exception for one failed write of a bulk command: a duplicate id, or another failure."""
     if error.get("code") == DUPLICATE_KEY:
         return DuplicateKeyError(error.get("errmsg", "duplicate key"), DUPLICATE_KEY, error)
@@ -145,7 +145,7 @@ class EventStore:
         # insert_many, as one batch.
         self._appends: Batcher[tuple[str, str, list[str], dict[str, Any]], dict[str, Any]] = Batcher(self._append_batch)
         # Per project, the highest seq this process has taken, while it may still be the last
-        # one taken by anyone: what :meth:`claim` expects the counter to stand at.
+        # one taken by anyone: what :meth:`_claim` expects the counter to stand at.
         self._last_taken: dict[str, int] = {}
         # Per project, until when (monotonic) not to claim, after a claim found another writer.
         self._claims_paused: dict[str, float] = {}
@@ -219,7 +219,7 @@ class EventStore:
             raise
         return self._fillers(project_ids, firsts)
 
-    def claim(self, project_ids: list[str]) -> tuple[UpdateOne, list[dict[str, Any]]] | None:
+    def _claim(self, project_ids: list[str]) -> tuple[UpdateOne, list[dict[str, Any]]] | None:
         """Guess the next seqs of one project's events-to-be, to take them in the command that writes them.
 
         A process that wrote the project's last event can tell the counter's value without
@@ -232,7 +232,7 @@ class EventStore:
             The counter's update (for a client-level bulkWrite) and the events-to-be (fillers,
             as :meth:`number` makes them), or ``None`` when there is no good guess: events of
             several projects, a project this process has not numbered, or one whose claim found
-            another writer a moment ago (see :meth:`claim_failed`).
+            another writer a moment ago (see :meth:`_claim_failed`).
         """
         project_id = project_ids[0]
         last = self._last_taken.get(project_id)
@@ -248,11 +248,11 @@ class EventStore:
         )
         return update, self._fillers(project_ids, {project_id: last + 1})
 
-    def claimed(self, events: list[dict[str, Any]]) -> None:
-        """Note that a claim's seqs (the events :meth:`claim` returned) were taken."""
+    def _claimed(self, events: list[dict[str, Any]]) -> None:
+        """Note that a claim's seqs (the events :meth:`_claim` returned) were taken."""
         self._took(events[-1]["project_id"], events[-1]["seq"])
 
-    def claim_failed(self, project_id: str) -> None:
+    def _claim_failed(self, project_id: str) -> None:
         """Forget the guess for a project whose counter had moved on, and pause its claims.
 
         Another process writes in the project too: a guess would likely miss again and cost a
@@ -335,22 +335,22 @@ class EventStore:
             What ``settle`` answered.
         """
         project_ids = [doc["project_id"] for doc in docs]
-        claim = self.claim(project_ids) if self._together else None
+        claim = self._claim(project_ids) if self._together else None
         if claim is not None:
             counter, events = claim
             _name(docs, events)
             try:
                 outcomes, stored = await self._insert_with_events(collection, docs, events, announce, counter)
             except _ClaimMissed:
-                self.claim_failed(project_ids[0])
+                self._claim_failed(project_ids[0])
             except BaseException:
                 # Maybe unknown whether the seqs were taken: no filler may be written for them
                 # (they may be another writer's). A seq taken and left unwritten is skipped by
                 # readers after the gap wait, as when a server dies between numbering and writing.
-                self.claim_failed(project_ids[0])
+                self._claim_failed(project_ids[0])
                 raise
             else:
-                self.claimed(events)
+                self._claimed(events)
                 return await self._settle(events, outcomes, stored, settle)
         events = await self.number(project_ids)
         _name(docs, events)
@@ -406,24 +406,24 @@ class EventStore:
         try:
             together = await self._write_together(models)
         except ClientBulkWriteException as exc:
-            if not outcome_known(exc):
+            if not _outcome_known(exc):
                 # The caller decides what to write. The connection's own error goes up, so that
                 # an outage still answers 503.
                 if isinstance(exc.error, BaseException):
                     raise exc.error from exc
                 raise
-            if counter is not None and claim_missed(exc):
+            if counter is not None and _claim_missed(exc):
                 raise _ClaimMissed from None
-            error = bulk_write_errors(exc)[0]
+            error = _bulk_write_errors(exc)[0]
             failed = int(error["idx"]) - (0 if counter is None else 1)
             if failed < 0:
-                raise write_error(error) from None  # the claim was not written (a full disk, say)
+                raise _write_error(error) from None  # the claim was not written (a full disk, say)
             if failed >= len(docs):
                 # Every record is stored, and the events before the failed one.
                 for event, written in zip(events, announced, strict=True):
                     event.update(written)
                 return [None] * len(docs), failed - len(docs)
-            outcome = write_error(error)
+            outcome = _write_error(error)
             rest = await _insert_each(records, docs[failed + 1 :]) if failed + 1 < len(docs) else []
             return [*([None] * failed), outcome, *rest], 0
         if not together:
@@ -467,7 +467,7 @@ class EventStore:
         records = self._db[_RECORD_COLLECTIONS[kind]]
         project_id = record["project_id"]
         match = {"_id": record["_id"], **{name: record[name] for name in unchanged}}
-        claim = self.claim([project_id]) if self._together else None
+        claim = self._claim([project_id]) if self._together else None
         if claim is not None:
             # One command: the claim of the seq, the event, then the record naming it.
             counter, (event,) = claim
@@ -476,8 +476,8 @@ class EventStore:
             try:
                 done = await self._write_together([counter, InsertOne(event, namespace=self.col.full_name), named])
             except ClientBulkWriteException as exc:
-                self.claim_failed(project_id)
-                if not claim_missed(exc):
+                self._claim_failed(project_id)
+                if not _claim_missed(exc):
                     # The seq may be taken and unwritten (skipped by readers after the gap wait),
                     # or the event stored and the record not named (a retry announces it again).
                     if isinstance(exc.error, BaseException):
@@ -485,7 +485,7 @@ class EventStore:
                     raise
             else:
                 if done:
-                    self.claimed([event])
+                    self._claimed([event])
                     return event
         event = await self.append(project_id, event_type, recipients, data)
         await records.update_one(match, {"$set": {"seq": event["seq"]}})
@@ -576,5 +576,5 @@ async def _insert_each(records: AsyncCollection[Any], docs: list[dict[str, Any]]
         failed = {error["index"]: error for error in exc.details.get("writeErrors", [])}
         if exc.details.get("writeConcernErrors"):
             raise
-        return [None if failed.get(index) is None else write_error(failed[index]) for index in range(len(docs))]
+        return [None if failed.get(index) is None else _write_error(failed[index]) for index in range(len(docs))]
     return [None] * len(docs)

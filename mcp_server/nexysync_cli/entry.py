@@ -1,7 +1,8 @@
 """The ``nexysync`` command: hooks start without the provisioning CLI, everything else goes to it.
 
 AI tools run ``nexysync hook ...`` on every prompt and every stop, so a hook must start fast:
-it loads only :mod:`nexysync_cli.hooks` (standard library), never the CLI and the SDK it imports.
+it loads only :mod:`nexysync_cli.hooks` (the standard library and :mod:`nexysync.keyfile`), never
+the CLI and the rest of the SDK it imports.
 """
 
 from __future__ import annotations

@@ -26,14 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from nexysync.keyfile import config_dir
+from nexysync.keyfile import KEY_DIR, config_dir
 from nexysync_mcp.errors import ToolFailure
 
 __all__ = ["DOWNLOADS", "ENV_UPLOAD_ROOTS", "Workspace", "exists_message", "write_replacing"]
 
 #: Lists directories beyond the workspace that ``ns_file upload`` may read (``os.pathsep``-separated).
 ENV_UPLOAD_ROOTS = "NEXYSYNC_UPLOAD_ROOTS"
-KEY_DIR = ".nexysync"
 #: Where ``ns_file read`` saves files, under the workspace.
 DOWNLOADS = Path(KEY_DIR) / "downloads"
 # O_NOFOLLOW refuses a link as the last component; O_NONBLOCK keeps a FIFO from blocking open().

@@ -1,67 +1,14 @@
-"""The tools' input: compact JSON schemas, and checks of the arguments an AI sent with one-line errors."""
+"""The tools' input: checks of the arguments an AI sent, with one-line errors."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from nexysync_mcp.errors import ToolFailure
 
-__all__ = ["Arguments", "Param", "ToolSpec", "required_action"]
-
-
-@dataclass(frozen=True)
-class Param:
-    """One tool parameter.
-
-    Attributes:
-        name: The argument's name on the wire.
-        description: What it is, in a few words (it is read by the AI on every request).
-        type: Its JSON type: ``string``, ``number``, ``integer``, ``boolean`` or ``array`` (of strings).
-        enum: The allowed values of a string, if fixed.
-    """
-
-    name: str
-    description: str
-    type: str = "string"
-    enum: tuple[str, ...] = ()
-
-    def schema(self) -> dict[str, Any]:
-        """Return its JSON schema."""
-        schema: dict[str, Any] = {"type": self.type}
-        if self.enum:
-            schema["enum"] = list(self.enum)
-        if self.type == "array":
-            schema["items"] = {"type": "string"}
-        schema["description"] = self.description
-        return schema
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    """One tool: its name, its description and its flat parameters.
-
-    Attributes:
-        name: The tool's name.
-        description: One short paragraph: what each action does and which parameters it takes.
-        params: Its parameters, ``action`` first for action-based tools.
-        required: The parameters every call must give.
-    """
-
-    name: str
-    description: str
-    params: tuple[Param, ...]
-    required: tuple[str, ...] = field(default=("action",))
-
-    def input_schema(self) -> dict[str, Any]:
-        """Return the tool's JSON schema: flat, no titles, no ``anyOf`` for optional values."""
-        return {
-            "type": "object",
-            "properties": {param.name: param.schema() for param in self.params},
-            "required": list(self.required),
-        }
+__all__ = ["Arguments", "required_action"]
 
 
 class Arguments:

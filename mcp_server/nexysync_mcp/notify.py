@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any, get_args
+from typing import Any, Final, Literal, cast, get_args
 
 from mcp.server.context import CallNext, ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.shared.subscriptions import ResourceUpdated
-from mcp_types import EmptyResult, LoggingLevel, SetLevelRequestParams
+from mcp_types import EmptyResult, LoggingLevel, Notification, ServerNotification, SetLevelRequestParams
 
 from nexysync_mcp.inbox import Entry
 
@@ -28,6 +28,7 @@ __all__ = [
     "CHANNEL_CAPABILITY",
     "CHANNEL_METHOD",
     "INBOX_URI",
+    "ChannelNotification",
     "Notifier",
     "announcement",
     "channel_event",
@@ -40,11 +41,21 @@ INBOX_URI = "nexysync://inbox"
 LOGGER_NAME = "nexysync"
 #: Claude Code's experimental capability: a server that declares it may push channel events.
 CHANNEL_CAPABILITY: dict[str, dict[str, Any]] = {"claude/channel": {}}
-CHANNEL_METHOD = "notifications/claude/channel"
+CHANNEL_METHOD: Final = "notifications/claude/channel"
 #: Payload characters a channel event carries; the rest is read with ns_message read.
 CHANNEL_PAYLOAD_CHARS = 4000
 #: The MCP log levels, least severe first.
 LEVELS: tuple[str, ...] = get_args(LoggingLevel)
+
+
+class ChannelNotification(Notification[dict[str, Any], Literal["notifications/claude/channel"]]):
+    """Claude Code's channel event: ``params`` holds ``content`` (words) and ``meta`` (tag attributes).
+
+    Not one of the notifications the protocol defines, so it is its own model on the SDK's
+    ``Notification`` base; the session sends any such model as its method and params.
+    """
+
+    method: Literal["notifications/claude/channel"] = CHANNEL_METHOD
 
 
 def announcement(entry: Entry) -> str:
@@ -153,10 +164,12 @@ class Notifier:
 
     @staticmethod
     async def _channel(session: ServerSession, entry: Entry) -> None:
-        # ServerSession sends only the notifications the protocol defines; this one is Claude
-        # Code's, so it goes out on the connection's own channel, which both protocol
-        # generations keep open for server notifications (a client that does not know it ignores it).
-        await session._connection.notify(CHANNEL_METHOD, channel_event(entry))
+        # Not related to a request: it goes out on the connection's own channel, which both
+        # protocol generations keep open for server notifications (a client that does not know
+        # it ignores it). The session's type names only the protocol's notifications; the cast
+        # says this one is sent the same way.
+        notification = ChannelNotification(params=channel_event(entry))
+        await session.send_notification(cast("ServerNotification", notification))
 
     async def _log(self, session: ServerSession, text: str) -> None:
         if self.logs_wanted:

@@ -3,35 +3,56 @@
 Run it in the agent's workspace: it loads ``.nexysync/key`` from the working directory or a
 parent (or ``--key-file``, or the ``NEXYSYNC_*`` env vars); without any, it still starts and
 ``ns_auth`` takes the keys.
+
+It is the MCP SDK's low-level :class:`~mcp.server.lowlevel.Server` with one handler per method:
+the tools are :data:`nexysync_mcp.tools.TOOLS` records (their schemas are declared as they are,
+their calls go to the :class:`~nexysync_mcp.tools.Toolbox`), one resource (the inbox), the
+``subscriptions/listen`` streams of the 2026 protocol, ``logging/setLevel``, and Claude Code's
+``claude/channel`` experimental capability in both protocol generations' handshakes.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
-import keyword
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.tools import Tool
-from mcp.server.subscriptions import InMemorySubscriptionBus
-from mcp_types import CallToolResult, ContentBlock, ServerCapabilities, SetLevelRequestParams, TextContent
-from pydantic import Field, ValidatorFunctionWrapHandler, WrapValidator
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
+from mcp.shared.exceptions import MCPError
+from mcp_types import (
+    INVALID_PARAMS,
+    CallToolRequestParams,
+    CallToolResult,
+    ContentBlock,
+    DiscoverResult,
+    ListResourcesResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    ReadResourceRequestParams,
+    ReadResourceResult,
+    RequestParams,
+    Resource,
+    SetLevelRequestParams,
+    TextContent,
+    TextResourceContents,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from nexysync_mcp import __version__
 from nexysync_mcp.agent import AgentLink
-from nexysync_mcp.arguments import ToolSpec
 from nexysync_mcp.notify import CHANNEL_CAPABILITY, INBOX_URI, Notifier
+from nexysync_mcp.output import structured
 from nexysync_mcp.stdio import serve_stdio
-from nexysync_mcp.surface import ANNOTATIONS, output_schema, structured
-from nexysync_mcp.tools import SPECS, Progress, Reply, Tools
+from nexysync_mcp.tools import TOOLS, Toolbox
 
-__all__ = ["build_server", "main", "mcp_tool"]
+__all__ = ["build_server", "main", "serve"]
 
 INSTRUCTIONS = (
     "NexySync connects you with the other AI agents of this project through end-to-end encrypted "
@@ -45,70 +66,13 @@ INSTRUCTIONS = (
     "delivered, read or acked. Share state with ns_kv, code with ns_ref and files with ns_file."
 )
 
+INBOX = Resource(uri=INBOX_URI, name="inbox", description="Unread NexySync messages.", mime_type="application/json")
 
-def _pass_through(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    return value
-
-
-# Annotated exactly ``str`` because MCPServer JSON-decodes any string argument whose parameter is
-# not plain ``str`` (so a payload '{"a": 1}' would arrive as a dict); the wrap validator then
-# lets every value through, so that our own checks answer with one clear line instead of
-# pydantic's multi-line report.
-RawArgument = Annotated[str, WrapValidator(_pass_through)]
+Context = ServerRequestContext[Any, Any]
 
 
-def mcp_tool(spec: ToolSpec, call: Callable[[str, Mapping[str, Any], Progress | None], Awaitable[Reply]]) -> Tool:
-    """Return an MCPServer tool for a spec: its arguments go to ``call``, its schema is the spec's.
-
-    The tool carries its annotations and output schema; a result carries its text (for older
-    clients) and the same value as ``structuredContent``.
-    """
-
-    async def run(ctx: Context, **arguments: Any) -> CallToolResult:
-        reply = await call(spec.name, arguments, ctx.report_progress)
-        content: list[ContentBlock] = [TextContent(type="text", text=reply.text)]
-        if reply.is_error:
-            return CallToolResult(content=content, is_error=True)
-        return CallToolResult(content=content, structured_content=structured(reply.text), is_error=False)
-
-    parameters = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)]
-    for param in spec.params:
-        # A wire name that is a Python keyword ("from") gets a trailing underscore and an alias.
-        name = f"{param.name}_" if keyword.iskeyword(param.name) else param.name
-        annotation = Annotated[RawArgument, Field(alias=param.name)] if name != param.name else RawArgument
-        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
-    run.__signature__ = inspect.Signature(parameters, return_annotation=CallToolResult)  # type: ignore[attr-defined]
-    run.__name__ = spec.name
-    tool = Tool.from_function(
-        run, name=spec.name, description=spec.description, annotations=ANNOTATIONS[spec.name], structured_output=False
-    )
-    # The output schema is the tool's own (the function returns a CallToolResult, which has none).
-    tool.fn_metadata.output_schema = output_schema(spec.name)
-    # The signature only routes arguments; the AI reads the spec's schema: real types, enums and
-    # descriptions, flat (no titles, no anyOf-with-null for every optional value).
-    return tool.model_copy(update={"parameters": spec.input_schema()})
-
-
-def _declare_channel(server: MCPServer[Any]) -> None:
-    """Declare Claude Code's ``claude/channel`` capability, in both protocol generations.
-
-    The legacy handshake (``initialize``) and the 2026 ``server/discover`` both build their
-    capabilities with the low-level server's ``get_capabilities``, which MCPServer gives no
-    experimental capabilities; this wraps it so each answer carries the channel.
-    """
-    lowlevel = server._lowlevel_server
-    original = lowlevel.get_capabilities
-
-    def get_capabilities(*args: Any, **kwargs: Any) -> ServerCapabilities:
-        capabilities = original(*args, **kwargs)
-        capabilities.experimental = {**(capabilities.experimental or {}), **CHANNEL_CAPABILITY}
-        return capabilities
-
-    lowlevel.get_capabilities = get_capabilities  # type: ignore[method-assign]
-
-
-def build_server(key_file: Path | None = None, **stream_options: Any) -> MCPServer[Any]:
-    """Build the MCP server (not started).
+def build_server(key_file: Path | None = None, **stream_options: Any) -> Server[Any]:
+    """Build the MCP server (not started); run it with :func:`serve`.
 
     Args:
         key_file: An explicit key file; by default ``.nexysync/key`` is searched upward.
@@ -117,37 +81,74 @@ def build_server(key_file: Path | None = None, **stream_options: Any) -> MCPServ
     bus = InMemorySubscriptionBus()
     notifier = Notifier(bus)
     link = AgentLink(notifier.announce, on_event=notifier.announce_event, **stream_options)
-    tools = Tools(link)
+    toolbox = Toolbox(link)
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
+    async def lifespan(_: Server[Any]) -> AsyncIterator[None]:
         link.start_from_files(key_file)
         try:
             yield
         finally:
             await link.close()
 
-    server: MCPServer[Any] = MCPServer(
+    async def list_tools(ctx: Context, params: PaginatedRequestParams | None) -> ListToolsResult:
+        return ListToolsResult(tools=[tool.declaration() for tool in TOOLS])
+
+    async def call_tool(ctx: Context, params: CallToolRequestParams) -> CallToolResult:
+        # Progress is reported only to a caller that gave a progress token.
+        asked = ctx.meta is not None and ctx.meta.get("progress_token") is not None
+        reply = await toolbox.call(params.name, params.arguments or {}, ctx.session.report_progress if asked else None)
+        # The answer's text is for older clients; the same value goes out structured.
+        content: list[ContentBlock] = [TextContent(type="text", text=reply.text)]
+        if reply.is_error:
+            return CallToolResult(content=content, is_error=True)
+        return CallToolResult(content=content, structured_content=structured(reply.text), is_error=False)
+
+    async def list_resources(ctx: Context, params: PaginatedRequestParams | None) -> ListResourcesResult:
+        return ListResourcesResult(resources=[INBOX])
+
+    async def read_resource(ctx: Context, params: ReadResourceRequestParams) -> ReadResourceResult:
+        if str(params.uri) != INBOX_URI:
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown resource: {params.uri}", data={"uri": params.uri})
+        reply = await toolbox.call("ns_message", {"action": "check"})
+        contents = TextResourceContents(uri=INBOX_URI, text=reply.text, mime_type=INBOX.mime_type)
+        return ReadResourceResult(contents=[contents])
+
+    server: Server[Any] = Server(
         "nexysync",
-        instructions=INSTRUCTIONS,
         version=__version__,
-        tools=[mcp_tool(spec, tools.call) for spec in SPECS],
-        subscriptions=bus,
+        instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        # INFO would log every HTTP request the SDK makes to stderr, for every tool call.
-        log_level="WARNING",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_read_resource=read_resource,
+        # Clients of the 2026 protocol hear of the inbox's updates on these streams, fed from the bus.
+        on_subscriptions_listen=ListenHandler(bus),
     )
+
+    async def discover(ctx: Context, params: RequestParams) -> DiscoverResult:
+        # The 2026 handshake: what the default answers, plus Claude Code's channel.
+        capabilities = server.get_capabilities(
+            experimental_capabilities=CHANNEL_CAPABILITY, protocol_version=ctx.protocol_version
+        )
+        return DiscoverResult(
+            supported_versions=list(MODERN_PROTOCOL_VERSIONS), capabilities=capabilities, instructions=INSTRUCTIONS
+        )
+
+    server.add_request_handler("server/discover", RequestParams, discover)
+    # A server that sends log notifications declares the logging capability, which follows from
+    # serving ``logging/setLevel`` (registered here: the constructor's argument warns it is deprecated).
+    server.add_request_handler("logging/setLevel", SetLevelRequestParams, notifier.set_level)
     server.middleware.append(notifier.middleware)
-    _declare_channel(server)
-    # A server that sends log notifications must declare the logging capability, which the
-    # low-level server does once ``logging/setLevel`` has a handler; MCPServer has no public hook.
-    server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, notifier.set_level)
-
-    @server.resource(INBOX_URI, name="inbox", description="Unread NexySync messages.", mime_type="application/json")
-    async def inbox() -> str:
-        return (await tools.call("ns_message", {"action": "check"}, None)).text
-
     return server
+
+
+async def serve(server: Server[Any]) -> None:
+    """Serve one client over stdin and stdout (pipes served by the event loop, see :mod:`nexysync_mcp.stdio`)."""
+    options = server.create_initialization_options(experimental_capabilities=CHANNEL_CAPABILITY)
+    async with serve_stdio() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, options)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -156,14 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--key-file", type=Path, help="agent key file (default: .nexysync/key, searched upward)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     options = parser.parse_args(argv)
-    server = build_server(options.key_file)
-    # stdout carries the protocol; MCPServer set up logging to stderr, ours is worth INFO there.
+    # stdout carries the protocol, so logs go to stderr: warnings (INFO would log every HTTP
+    # request the SDK makes, for every tool call), and ours from INFO.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("nexysync_mcp").setLevel(logging.INFO)
-    lowlevel = server._lowlevel_server
-
-    async def serve() -> None:
-        # As MCPServer.run("stdio"), over pipes served by the event loop (see nexysync_mcp.stdio).
-        async with serve_stdio() as (read_stream, write_stream):
-            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
-
-    anyio.run(serve)
+    server = build_server(options.key_file)
+    anyio.run(serve, server)

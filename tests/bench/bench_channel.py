@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from mcp_raw import LEGACY, MCP_COMMAND, MODERN, raw_mcp
 
 from nexysync.crypto import KeyRing, new_key
+from nexysync.keyfile import write_key_file
 from nexysync_server.ids import new_id
 
 PAYLOAD = "Please review the schema change in PR 42 before the release. " * 4
@@ -96,7 +97,20 @@ class StreamWatch:
 
 
 #: mcp's own stdio transport (a worker thread per line, write and flush), for comparison.
-THREADED = (sys.executable, "-c", "from nexysync_mcp.server import build_server; build_server().run('stdio')")
+THREADED = (
+    sys.executable,
+    "-c",
+    "import anyio\n"
+    "from mcp.server.stdio import stdio_server\n"
+    "from nexysync_mcp.notify import CHANNEL_CAPABILITY\n"
+    "from nexysync_mcp.server import build_server\n"
+    "async def main():\n"
+    "    server = build_server()\n"
+    "    async with stdio_server() as (read, write):\n"
+    "        options = server.create_initialization_options(experimental_capabilities=CHANNEL_CAPABILITY)\n"
+    "        await server.run(read, write, options)\n"
+    "anyio.run(main)\n",
+)
 
 
 @dataclass
@@ -162,17 +176,8 @@ async def bench_channel(messages: int, rounds: int, era: str) -> None:
         project_id, keys = seed_keys(api.base_url)
         key = new_key()
         workspace = Path(tmp)
-        (workspace / ".nexysync").mkdir()
-        (workspace / ".nexysync" / "key").write_text(
-            json.dumps(
-                {
-                    "api_key": keys["receiver"],
-                    "enc_key": base64.b64encode(key).decode(),
-                    "api_url": api.base_url,
-                    "project_id": project_id,
-                }
-            )
-        )
+        fields = {"api_key": keys["receiver"], "enc_key": base64.b64encode(key).decode(), "api_url": api.base_url}
+        write_key_file(workspace, {**fields, "project_id": project_id})
         # Interleaved rounds, so that the machine's load falls on both transports alike.
         for _ in range(rounds):
             for name, command in transports.items():
@@ -194,17 +199,8 @@ def bench_hook(runs: int) -> None:
     with running_api() as api, tempfile.TemporaryDirectory() as tmp:
         project_id, keys = seed_keys(api.base_url)
         workspace = Path(tmp)
-        (workspace / ".nexysync").mkdir()
-        (workspace / ".nexysync" / "key").write_text(
-            json.dumps(
-                {
-                    "api_key": keys["receiver"],
-                    "enc_key": base64.b64encode(new_key()).decode(),
-                    "api_url": api.base_url,
-                    "project_id": project_id,
-                }
-            )
-        )
+        fields = {"api_key": keys["receiver"], "enc_key": base64.b64encode(new_key()).decode(), "api_url": api.base_url}
+        write_key_file(workspace, {**fields, "project_id": project_id})
         event = json.dumps({"hook_event_name": "UserPromptSubmit", "cwd": str(workspace), "prompt": "next?"})
         hook = [str(Path(sys.executable).with_name("nexysync")), "hook", "user-prompt-submit"]
 

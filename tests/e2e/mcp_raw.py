@@ -112,7 +112,9 @@ class RawMcp:
         deadline = time.monotonic() + deadline_s
         while True:
             result = await self.call("ns_meta", action="whoami")
-            if json.loads(result["content"][0]["text"]).get("push") == "live":
+            text = result["content"][0]["text"]
+            assert not result.get("isError"), text
+            if json.loads(text).get("push") == "live":
                 return
             assert time.monotonic() < deadline, "the MCP server's event stream never became live"
             await asyncio.sleep(0.05)

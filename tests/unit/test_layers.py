@@ -224,3 +224,47 @@ def test_the_hooks_load_no_more_than_the_key_file_module_of_the_sdk() -> None:
 )
 def test_the_import_graph_has_no_cycles(package: str) -> None:
     assert _cycles(_graph(modules(ROOT / package))) == []
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _breaches_of_the_public_api(module: Module) -> list[str]:
+    """Return each private module or name of mcp it imports, each private attribute of an object
+    not its own (``self``/``cls``) it reads or writes, and each dunder it writes (a forged ``__signature__``)."""
+    where = module.path.relative_to(ROOT)
+    found = []
+    for target, line in module.imports():
+        if target.split(".")[0] in ("mcp", "mcp_types") and any(_private(part) for part in target.split(".")):
+            found.append(f"{where}:{line} imports {target}")
+    for node in ast.walk(module.tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        own = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+        if _private(node.attr) and not own:
+            found.append(f"{where}:{node.lineno} uses {ast.unparse(node)}")
+        if node.attr.startswith("__") and isinstance(node.ctx, ast.Store):
+            found.append(f"{where}:{node.lineno} writes {ast.unparse(node)}")
+    return found
+
+
+def test_the_mcp_server_uses_only_the_public_api_of_the_mcp_sdk() -> None:
+    assert [breach for module in modules(MCP) for breach in _breaches_of_the_public_api(module)] == []
+
+
+def test_the_public_api_rule_sees_a_private_use() -> None:
+    source = "\n".join(
+        [
+            "import mcp.server._otel",
+            "server._lowlevel_server.run()",
+            "run.__signature__ = 1",
+            "self._x = type(x).__name__",
+        ]
+    )
+    module = Module("nexysync_mcp.x", MCP / "x.py", ast.parse(source))
+    assert sorted(_breaches_of_the_public_api(module)) == [
+        "mcp_server/nexysync_mcp/x.py:1 imports mcp.server._otel",
+        "mcp_server/nexysync_mcp/x.py:2 uses server._lowlevel_server",
+        "mcp_server/nexysync_mcp/x.py:3 writes run.__signature__",
+    ]

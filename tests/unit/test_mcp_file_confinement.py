@@ -18,7 +18,7 @@ import pytest
 from nexysync.crypto import encrypted_file_size
 from nexysync_generated.models import File
 from nexysync_mcp.agent import AgentLink
-from nexysync_mcp.tools import Tools
+from nexysync_mcp.tools import Toolbox
 from nexysync_mcp.workspace import DOWNLOADS, ENV_UPLOAD_ROOTS
 
 FILE_ID = "01KQ7Z" + "7" * 20
@@ -91,7 +91,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     link = AgentLink(lambda entry: asyncio.sleep(0))
     link.client = SimpleNamespace(files=files)  # type: ignore[assignment]
     return SimpleNamespace(
-        home=home, config=config, workspace=workspace, outside=outside, files=files, tools=Tools(link), link=link
+        home=home, config=config, workspace=workspace, outside=outside, files=files, tools=Toolbox(link), link=link
     )
 
 

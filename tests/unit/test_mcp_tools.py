@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from mcp.server.mcpserver import MCPServer
+from mcp import Client
+from mcp_types import ToolAnnotations
 
 from nexysync import (
     APIConnectionError,
@@ -34,10 +35,18 @@ from nexysync_mcp.agent import AgentLink
 from nexysync_mcp.arguments import Arguments
 from nexysync_mcp.errors import ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
-from nexysync_mcp.notify import CHANNEL_PAYLOAD_CHARS, announcement, channel_event, event_announcement
-from nexysync_mcp.server import mcp_tool
-from nexysync_mcp.sharing import DOWNLOADS, INLINE_BYTES, safe_name
-from nexysync_mcp.tools import SPECS, Reply, Tools, delivery_note, message_view, preview_view
+from nexysync_mcp.notify import (
+    CHANNEL_CAPABILITY,
+    CHANNEL_PAYLOAD_CHARS,
+    announcement,
+    channel_event,
+    event_announcement,
+)
+from nexysync_mcp.server import build_server
+from nexysync_mcp.tools import TOOLS, Reply, Toolbox
+from nexysync_mcp.tools.files import DOWNLOADS, INLINE_BYTES, safe_name
+from nexysync_mcp.tools.messages import delivery_note, message_view, preview_view
+from nexysync_mcp.tools.record import Call, Param, Tool
 from nexysync_mcp.workspace import Workspace
 
 ULID = "01JAAAAAAAAAAAAAAAAAAAAAA{}"
@@ -114,32 +123,90 @@ def test_ids_may_be_a_list_or_one_string_of_several() -> None:
 
 
 def test_schemas_are_flat_and_small() -> None:
-    for spec in SPECS:
+    for spec in TOOLS:
         schema = spec.input_schema()
         text = json.dumps(schema)
         # No titles anywhere (ns_ref has a parameter named "title": look at keys, not text).
         assert "anyOf" not in text and "$defs" not in text and "title" not in schema
         assert all(set(prop) <= {"type", "enum", "items", "description"} for prop in schema["properties"].values())
-    message_spec = next(spec for spec in SPECS if spec.name == "ns_message")
+    message_spec = next(spec for spec in TOOLS if spec.name == "ns_message")
     actions = message_spec.input_schema()["properties"]["action"]["enum"]
     assert set(actions) >= {"send", "broadcast", "check", "read", "ack", "thread", "react", "pin", "wait"}
-    assert {spec.name for spec in SPECS} == {"ns_auth", "ns_meta", "ns_message", "ns_kv", "ns_ref", "ns_file"}
-    assert sum(len(json.dumps(spec.input_schema())) + len(spec.description) for spec in SPECS) < 6_000
+    assert {spec.name for spec in TOOLS} == {"ns_auth", "ns_meta", "ns_message", "ns_kv", "ns_ref", "ns_file"}
+    assert sum(len(json.dumps(spec.input_schema())) + len(spec.description) for spec in TOOLS) < 6_000
 
 
-async def test_a_json_looking_payload_reaches_the_tool_as_the_string_it_is() -> None:
+async def test_a_json_looking_payload_reaches_the_tool_as_the_string_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     seen: list[dict[str, Any]] = []
 
-    async def record(name: str, arguments: Mapping[str, Any], progress: Any = None) -> Reply:
+    async def record(self: Toolbox, name: str, arguments: Mapping[str, Any], progress: Any = None) -> Reply:
         seen.append(dict(arguments))
         return Reply("ok")
 
-    spec = next(spec for spec in SPECS if spec.name == "ns_message")
-    server: MCPServer[Any] = MCPServer(tools=[mcp_tool(spec, record)])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Toolbox, "call", record)
     arguments = {"action": "send", "payload": '{"a": 1}', "topic": "[1, 2]", "from": "x", "timeout": 3}
-    result = await server.call_tool("ns_message", arguments)
+    async with Client(build_server()) as client:
+        result = await client.call_tool("ns_message", arguments)
     assert not result.is_error
-    assert {key: seen[0][key] for key in arguments} == arguments
+    assert seen == [arguments]
+
+
+async def test_the_server_lists_each_record_as_declared_and_announces_the_channel(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    async with Client(build_server()) as client:
+        listed = await client.list_tools()
+        # The 2026 handshake (server/discover) carries Claude Code's channel as well.
+        assert client.server_capabilities.experimental == {"claude/channel": {}}
+        assert client.server_capabilities.logging is not None
+        (inbox,) = (await client.list_resources()).resources
+        read = await client.read_resource(inbox.uri)
+        unknown = await client.call_tool("ns_nothing", {})
+    assert [tool.name for tool in listed.tools] == [tool.name for tool in TOOLS]
+    for declared, tool in zip(listed.tools, TOOLS, strict=True):
+        assert declared.input_schema == tool.input_schema()
+        assert declared.output_schema == tool.output_schema()
+        assert declared.annotations == tool.annotations
+    assert str(inbox.uri) == "nexysync://inbox"
+    assert "No NexySync key configured" in read.contents[0].text  # type: ignore[union-attr]
+    assert unknown.is_error and unknown.content[0].text == "Unknown tool 'ns_nothing'."  # type: ignore[union-attr]
+
+
+def test_the_legacy_handshake_announces_the_channel() -> None:
+    options = build_server().create_initialization_options
+    assert options(experimental_capabilities=CHANNEL_CAPABILITY).capabilities.experimental == {"claude/channel": {}}
+
+
+async def test_a_tool_offers_exactly_the_actions_it_serves_and_routes_each_to_its_handler() -> None:
+    served: list[tuple[str, str | None]] = []
+
+    async def first(call: Call) -> str:
+        served.append(("first", call.args.text("x")))
+        return "1"
+
+    async def second(call: Call) -> str:
+        served.append(("second", call.args.action))
+        return "2"
+
+    hints = ToolAnnotations(title="t")
+    tool = Tool("ns_t", "d", hints, (Param("x", "an x"),), actions={"first": first, "second": second})
+    assert tool.input_schema()["properties"]["action"]["enum"] == ["first", "second"]
+    assert tool.input_schema()["required"] == ["action"]
+    link = AgentLink(lambda entry: asyncio.sleep(0))
+    link.client = SimpleNamespace()  # type: ignore[assignment]
+    assert await tool.run(link, {"action": "first", "x": "y"}) == "1"
+    assert await tool.run(link, {"action": "second"}) == "2"
+    assert served == [("first", "y"), ("second", "second")]
+    with pytest.raises(ToolFailure, match="`action` must be one of first, second; got 'third'"):
+        await tool.run(link, {"action": "third"})
+    with pytest.raises(ValueError, match="either actions or one handler"):
+        Tool("ns_u", "d", hints, (), actions={"first": first}, handler=first)
+    with pytest.raises(ValueError, match="either actions or one handler"):
+        Tool("ns_u", "d", hints, ())
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -164,14 +231,14 @@ def test_errors_are_one_clear_line() -> None:
 
 
 async def test_every_tool_answers_how_to_configure_keys_when_none_are_set() -> None:
-    tools = Tools(AgentLink(lambda entry: asyncio.sleep(0)))
+    tools = Toolbox(AgentLink(lambda entry: asyncio.sleep(0)))
     for name, arguments in (("ns_meta", {"action": "whoami"}), ("ns_message", {"action": "check"})):
         reply = await tools.call(name, arguments)
         assert reply.is_error and "call ns_auth" in reply.text and "`nexysync init`" in reply.text
 
 
 async def test_ns_auth_rejects_a_key_that_is_not_32_bytes_before_any_request() -> None:
-    tools = Tools(AgentLink(lambda entry: asyncio.sleep(0)))
+    tools = Toolbox(AgentLink(lambda entry: asyncio.sleep(0)))
     reply = await tools.call("ns_auth", {"api_key": "nsync_x", "enc_key": "AAAA", "api_url": "http://127.0.0.1:1"})
     assert reply.is_error and reply.text == "enc_key: a project key must decode to 32 bytes, got 3."
 
@@ -202,7 +269,7 @@ async def test_ns_auth_asks_who_the_agent_is_once_and_keeps_the_client_that_chec
 
     monkeypatch.setattr("nexysync_mcp.agent.AsyncClient", client)
     link = AgentLink(lambda entry: asyncio.sleep(0))
-    tools = Tools(link)
+    tools = Toolbox(link)
     key = base64.b64encode(bytes(32)).decode()
     try:
         reply = await tools.call("ns_auth", {"api_key": "nsync_bob", "enc_key": key, "api_url": "http://api.test"})
@@ -485,10 +552,10 @@ def status_error(cls: type[Any], status: int, code: str) -> Any:
     return cls(str(status), response=response(status, code), status=status, code=code)
 
 
-def tools_with(client: Any) -> Tools:
+def tools_with(client: Any) -> Toolbox:
     link = AgentLink(lambda entry: asyncio.sleep(0))
     link.client = client
-    return Tools(link)
+    return Toolbox(link)
 
 
 async def test_a_stale_kv_write_says_which_version_is_current() -> None:
@@ -668,12 +735,12 @@ async def test_the_push_cache_keeps_the_good_messages_when_one_cannot_be_decrypt
         # One foreign message no longer makes the cache incomplete: check answers from it.
         assert inbox.complete
         assert [e.id for e in inbox.unread()] == [ULID.format(n) for n in (1, 3, 2)]
-        answer = json.loads((await Tools(link).call("ns_message", {"action": "check"})).text)
+        answer = json.loads((await Toolbox(link).call("ns_message", {"action": "check"})).text)
         assert [m["id"] for m in answer["messages"]] == [ULID.format(n) for n in (1, 3, 2)]
         assert "ask the user to check the project key" in answer["messages"][2]["error"]
         assert answer["messages"][0]["preview"] == "hello"
         # Reading it tells why, once.
-        reply = await Tools(link).call("ns_message", {"action": "read", "id": ULID.format(2)})
+        reply = await Toolbox(link).call("ns_message", {"action": "read", "id": ULID.format(2)})
         assert reply.is_error and "from carol" in reply.text
     finally:
         await inbox.close()
@@ -773,7 +840,7 @@ def test_a_channel_event_carries_the_message_and_identifier_only_meta() -> None:
 
 
 def test_wait_fits_a_60_second_client_limit_by_default() -> None:
-    spec = next(spec for spec in SPECS if spec.name == "ns_message")
+    spec = next(spec for spec in TOOLS if spec.name == "ns_message")
     (timeout,) = [param for param in spec.params if param.name == "timeout"]
     assert "default 50" in timeout.description and "max 600" in timeout.description
-    assert "status" in spec.description and "status" in next(p for p in spec.params if p.name == "action").enum
+    assert "status" in spec.description and "status" in next(p for p in spec.all_params if p.name == "action").enum

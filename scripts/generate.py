@@ -1312,9 +1312,8 @@ def render_clients_module(config: Mapping[str, Any]) -> str:
     imports = []
     for attribute, resource in resources.items():
         cls = resource["class"]
-        imports.append(f"from nexysync._generated.{attribute} import Async{cls}WithRawResponse, {cls}WithRawResponse\n")
-        module, _, name = (resource.get("extend") or f"nexysync._generated.{attribute}.{cls}").rpartition(".")
-        imports.append(f"from {module} import Async{name}, {name}\n")
+        names = f"Async{cls}, Async{cls}WithRawResponse, {cls}, {cls}WithRawResponse"
+        imports.append(f"from nexysync._generated.{attribute} import {names}\n")
     out = [HEADER, head.replace("# generated imports\n", "".join(imports))]
     for section in ("sync", "async"):
         text = blocks[f"{section}-client"]

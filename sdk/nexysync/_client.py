@@ -35,6 +35,8 @@ from nexysync._transport import (
 )
 from nexysync.crypto import KeyRing, decode_key
 from nexysync.keyfile import ENV_API_KEY, ENV_API_URL, ENV_ENC_KEY, load_key_file
+from nexysync.resources.files import AsyncFiles, Files
+from nexysync.resources.messages import AsyncMessages, Messages
 from nexysync_generated import ENCRYPTION_PLANS, OPERATIONS
 
 __all__ = ["AsyncClient", "Client", "RawResponse"]
@@ -229,6 +231,10 @@ class Client(ClientResources, _ClientCore):
     """
 
     _transport: SyncTransport
+    # More than one operation each, so written by hand (nexysync/resources/): they replace the
+    # generated resources they extend, which know nothing of them.
+    messages: Messages
+    files: Files
 
     def __init__(
         self,
@@ -259,6 +265,11 @@ class Client(ClientResources, _ClientCore):
             headers=default_headers,
         )
         self._attach_resources()
+
+    def _attach_resources(self) -> None:
+        super()._attach_resources()
+        self.messages = Messages(self)
+        self.files = Files(self)
 
     def get_project_id(self) -> str:
         """Return the agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
@@ -432,6 +443,8 @@ class AsyncClient(AsyncClientResources, _ClientCore):
     """
 
     _transport: AsyncTransport
+    messages: AsyncMessages
+    files: AsyncFiles
 
     def __init__(
         self,
@@ -462,6 +475,11 @@ class AsyncClient(AsyncClientResources, _ClientCore):
             headers=default_headers,
         )
         self._attach_resources()
+
+    def _attach_resources(self) -> None:
+        super()._attach_resources()
+        self.messages = AsyncMessages(self)
+        self.files = AsyncFiles(self)
 
     async def get_project_id(self) -> str:
         """Return the agent's project id (fetched once from ``GET /v1/me`` when not configured)."""

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from nexysync._generated.agents import Agents, AgentsWithRawResponse, AsyncAgents, AsyncAgentsWithRawResponse
 from nexysync._generated.auth import AsyncAuth, AsyncAuthWithRawResponse, Auth, AuthWithRawResponse
 from nexysync._generated.events import AsyncEvents, AsyncEventsWithRawResponse, Events, EventsWithRawResponse
-from nexysync._generated.files import AsyncFilesWithRawResponse, FilesWithRawResponse
+from nexysync._generated.files import AsyncFiles, AsyncFilesWithRawResponse, Files, FilesWithRawResponse
 from nexysync._generated.kv import AsyncKv, AsyncKvWithRawResponse, Kv, KvWithRawResponse
 from nexysync._generated.me import (
     AsyncMeResource,
@@ -20,7 +20,7 @@ from nexysync._generated.me import (
     MeResource,
     MeResourceWithRawResponse,
 )
-from nexysync._generated.messages import AsyncMessagesWithRawResponse, MessagesWithRawResponse
+from nexysync._generated.messages import AsyncMessages, AsyncMessagesWithRawResponse, Messages, MessagesWithRawResponse
 from nexysync._generated.presence import (
     AsyncPresenceResource,
     AsyncPresenceResourceWithRawResponse,
@@ -37,8 +37,6 @@ from nexysync._generated.projects import AsyncProjects, AsyncProjectsWithRawResp
 from nexysync._generated.quota import AsyncQuota, AsyncQuotaWithRawResponse, Quota, QuotaWithRawResponse
 from nexysync._generated.refs import AsyncRefs, AsyncRefsWithRawResponse, Refs, RefsWithRawResponse
 from nexysync._response import RawResponse
-from nexysync.resources.files import AsyncFiles, Files
-from nexysync.resources.messages import AsyncMessages, Messages
 
 if TYPE_CHECKING:
     from nexysync._client import AsyncClient, Client

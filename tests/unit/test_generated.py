@@ -8,7 +8,7 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -59,14 +59,20 @@ def _package_files(directory: Path) -> dict[str, bytes]:
     }
 
 
-def _load_generator() -> ModuleType:
-    """Import scripts/generate.py as a module."""
-    spec = importlib.util.spec_from_file_location("nexysync_generate", GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def _load_generator() -> SimpleNamespace:
+    """Import the generator's package (``scripts/nexysync_codegen``) and return what the tests call."""
+    if str(GENERATOR.parent) not in sys.path:
+        sys.path.insert(0, str(GENERATOR.parent))
+    from nexysync_codegen import cli, encryption, operations, sdk, spec
+
+    return SimpleNamespace(
+        SpecError=spec.SpecError,
+        build_operations=operations.build_operations,
+        model_encrypted_fields=operations.model_encrypted_fields,
+        build_encryption_plans=encryption.build_encryption_plans,
+        render_sdk_layer=sdk.render_sdk_layer,
+        write_package=cli.write_package,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -229,7 +229,7 @@ def _twin_annotation(prop: Any, twins: Mapping[str, Any]) -> str | None:
     """Return the plaintext annotation of a property that holds a twinned model, or None."""
     if not isinstance(prop, Mapping):
         return None
-    ref = prop.get("$ref", "")
+    ref = str(prop.get("$ref", ""))
     if ref.startswith(SCHEMA_REF_PREFIX) and ref.removeprefix(SCHEMA_REF_PREFIX) in twins:
         return ref.removeprefix(SCHEMA_REF_PREFIX)
     items = prop.get("items")

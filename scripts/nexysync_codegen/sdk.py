@@ -46,7 +46,8 @@ def _annotation(schema: Any) -> str:
         return "dt.datetime" if schema.get("format") == "date-time" else "str"
     if kind == "array":
         return f"builtins.list[{_annotation(schema.get('items'))}]"
-    return {"integer": "int", "number": "float", "boolean": "bool", "object": "dict[str, Any]"}.get(kind, "Any")
+    simple = {"integer": "int", "number": "float", "boolean": "bool", "object": "dict[str, Any]"}
+    return simple.get(kind, "Any") if isinstance(kind, str) else "Any"
 
 
 @dataclass
@@ -160,10 +161,10 @@ def build_method(view: _SpecView, name: str, config: Mapping[str, Any]) -> _Meth
             annotation = "Any" if json_value else _annotation(view.reader.inline_schema(prop_schema))
             found.append(_Param(prop, "body", prop, annotation, prop in required and prop != client_id))
     for where in ("query", "header"):
-        for param in (dict(p.kwargs) for p in entry[f"{where}_params"]):
-            if param["name"] not in hidden:
-                python = param["name"].lower().replace("-", "_")
-                found.append(_Param(param["name"], where, python, _annotation(param["schema"]), param["required"]))
+        for given in (dict(p.kwargs) for p in entry[f"{where}_params"]):
+            if given["name"] not in hidden:
+                python = given["name"].lower().replace("-", "_")
+                found.append(_Param(given["name"], where, python, _annotation(given["schema"]), given["required"]))
     shaped = config.get("params") or {}
     unknown = set(shaped) - {_RENAMED.get(p.name, p.name) for p in found}
     if unknown:

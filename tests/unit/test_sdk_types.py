@@ -1,4 +1,4 @@
-"""mypy --strict is clean on the SDK (issue 5: "mypy strict passes on sdk/"), the MCP server, the CLI and the API server.
+"""mypy --strict is clean on the SDK (issue 5), the MCP server, the CLI, the API server and the generator.
 
 It also checks the types a user's code sees: the raw-response views and a thread's ``undecryptable``
 type-check where used as documented, and misuse of them is reported where it is made.
@@ -24,6 +24,7 @@ PACKAGES = {
     "mcp_server": ROOT / "mcp_server" / "nexysync_mcp",
     "cli": ROOT / "mcp_server" / "nexysync_cli",
     "server": ROOT / "server" / "nexysync_server",
+    "generator": ROOT / "scripts" / "nexysync_codegen",
 }
 
 

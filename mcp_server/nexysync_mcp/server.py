@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -144,10 +144,18 @@ def build_server(key_file: Path | None = None, **stream_options: Any) -> Server[
     return server
 
 
-async def serve(server: Server[Any]) -> None:
-    """Serve one client over stdin and stdout (pipes served by the event loop, see :mod:`nexysync_mcp.stdio`)."""
+async def serve(
+    server: Server[Any], streams: Callable[[], AbstractAsyncContextManager[tuple[Any, Any]]] = serve_stdio
+) -> None:
+    """Serve one client over stdin and stdout.
+
+    Args:
+        server: The server :func:`build_server` built.
+        streams: Opens the read and write streams: by default pipes served by the event loop
+            (see :mod:`nexysync_mcp.stdio`); a benchmark passes mcp's own ``stdio_server``.
+    """
     options = server.create_initialization_options(experimental_capabilities=CHANNEL_CAPABILITY)
-    async with serve_stdio() as (read_stream, write_stream):
+    async with streams() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, options)
 
 

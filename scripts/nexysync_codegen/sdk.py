@@ -103,6 +103,18 @@ class _Method:
     doc: str
     replay: str
 
+    @property
+    def signature(self) -> str:
+        """Its parameters after ``self``: path and positional ones, then keyword-only ones."""
+        head = [p.declaration() for p in self.params[: self.positional]]
+        tail = [p.declaration() for p in self.params[self.positional :]]
+        return ", ".join([*head, *(["*", *tail] if tail else [])])
+
+    @property
+    def summary(self) -> str:
+        """The first line of its docstring."""
+        return self.doc.strip().splitlines()[0]
+
 
 @dataclass(frozen=True)
 class _SpecView:
@@ -224,13 +236,6 @@ def _request_arguments(params: list[_Param], const: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _signature(method: _Method) -> str:
-    """Return a method's parameters after ``self``: path and positional ones, then keyword-only ones."""
-    head = [p.declaration() for p in method.params[: method.positional]]
-    tail = [p.declaration() for p in method.params[method.positional :]]
-    return ", ".join([*head, *(["*", *tail] if tail else [])])
-
-
 def load_resources_config() -> dict[str, Any]:
     """Return resources.yaml, parsed."""
     config: dict[str, Any] = yaml.safe_load(RESOURCES_CONFIG.read_bytes())
@@ -251,22 +256,6 @@ def render_resource_module(attribute: str, resource: Mapping[str, Any], methods:
     cls = resource["class"]
     doc = resource["doc"]
     names = sorted([cls, f"Async{cls}", f"{cls}WithRawResponse", f"Async{cls}WithRawResponse"])
-    views = [
-        {
-            "name": method.name,
-            "operation_id": method.operation_id,
-            "shape": method.shape,
-            "result": method.result,
-            # What follows ``self`` in the signature, and ``"operation_id"`` in the call.
-            "params": f", {_signature(method)}" if method.params else "",
-            "request": f", {method.request}" if method.request else "",
-            "prelude": method.prelude,
-            "doc": method.doc,
-            "summary": method.doc.strip().splitlines()[0],
-            "replay": method.replay,
-        }
-        for method in methods
-    ]
     return render(
         "resource.py.j2",
         attribute=attribute,
@@ -274,7 +263,7 @@ def render_resource_module(attribute: str, resource: Mapping[str, Any], methods:
         cls=cls,
         doc=doc.rstrip("."),
         names=names,
-        methods=views,
+        methods=methods,
     )
 
 

@@ -100,16 +100,8 @@ class StreamWatch:
 THREADED = (
     sys.executable,
     "-c",
-    "import anyio\n"
-    "from mcp.server.stdio import stdio_server\n"
-    "from nexysync_mcp.notify import CHANNEL_CAPABILITY\n"
-    "from nexysync_mcp.server import build_server\n"
-    "async def main():\n"
-    "    server = build_server()\n"
-    "    async with stdio_server() as (read, write):\n"
-    "        options = server.create_initialization_options(experimental_capabilities=CHANNEL_CAPABILITY)\n"
-    "        await server.run(read, write, options)\n"
-    "anyio.run(main)\n",
+    "import anyio; from mcp.server.stdio import stdio_server; from nexysync_mcp.server import build_server, serve; "
+    "anyio.run(serve, build_server(), stdio_server)",
 )
 
 

@@ -7,6 +7,7 @@ and the collections) and realtime/ (hub, watcher). The README's Architecture sec
 from __future__ import annotations
 
 import ast
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,7 +232,7 @@ def _at_run_time(module: Module) -> Module:
                 return node.orelse or None
             return self.generic_visit(node)
 
-    tree = Strip().visit(ast.parse(module.path.read_text(encoding="utf-8")))
+    tree = Strip().visit(copy.deepcopy(module.tree))  # the transformer changes the tree it is given
     return Module(module.name, module.path, tree)
 
 

@@ -10,12 +10,14 @@ from typing import Any, Protocol
 import falcon.asgi
 import jwt
 
+from . import caller
 from .errors import database_unavailable, unauthorized
 from .ids import iso, new_id, utcnow
 from .security import API_KEY_RE, api_key_prefix, read_access_token
 from .services import Services
 from .settings import Settings
 from .store import Store
+from .store.documents import AgentDoc
 from .store.indexing import Indexes
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -73,7 +75,7 @@ class Authentication:
         audit = self._store.audit
         if scheme == "human":
             user_id = self._user_from(token)
-            req.context.user_id = user_id
+            caller.set_user(req, user_id)
 
             async def user_refused() -> None:
                 await audit.record(
@@ -83,7 +85,7 @@ class Authentication:
             await self._human_limiter.hit(f"user:{user_id}", on_first_refusal=user_refused)
         else:
             agent = await self._agent_from(req, token)
-            req.context.agent = agent
+            caller.set_agent(req, agent)
             actor = f"agent:{agent['slug']}"
 
             async def agent_refused() -> None:
@@ -103,7 +105,7 @@ class Authentication:
         except jwt.InvalidTokenError as exc:
             raise unauthorized("The access token is not valid.", "INVALID_TOKEN") from exc
 
-    async def _agent_from(self, req: falcon.asgi.Request, token: str) -> dict[str, Any]:
+    async def _agent_from(self, req: falcon.asgi.Request, token: str) -> AgentDoc:
         if not API_KEY_RE.match(token):
             raise unauthorized("This operation needs an agent API key (nsync_<slug>_<40 hex>).", "INVALID_API_KEY")
         agent = await self._store.agents.by_key(token)

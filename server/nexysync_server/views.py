@@ -11,11 +11,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from .ids import iso
+from .store.documents import AgentDoc
 from .store.files import READY
 from .store.receipts import STATES, state_of
 
 
-def agent(doc: dict[str, Any]) -> dict[str, Any]:
+def agent(doc: AgentDoc) -> dict[str, Any]:
     """Return the API representation of an agent."""
     return {
         "id": doc["_id"],

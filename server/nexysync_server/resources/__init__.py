@@ -13,6 +13,7 @@ from typing import Any
 
 import falcon.asgi
 
+from .. import caller
 from ..security import PasswordHasher
 from ..services import Services
 from ..settings import Settings
@@ -41,8 +42,8 @@ async def audit(
     ctx: Context, req: falcon.asgi.Request, project_id: str | None, action: str, target: str, outcome: str = "ok"
 ) -> None:
     """Record a management action (or a refusal) in the audit log, with who did it and from where."""
-    user_id = getattr(req.context, "user_id", None)
-    agent = getattr(req.context, "agent", None)
+    user_id = caller.user_id_or_none(req)
+    agent = caller.agent_or_none(req)
     actor = f"user:{user_id}" if user_id else f"agent:{agent['slug']}" if agent else "anonymous"
     await ctx.store.audit.record(project_id, actor, action, target, outcome, client_ip(req))
 

@@ -7,15 +7,16 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from .. import params, views
+from .. import caller, params, views
 from ..errors import Problem, not_found
 from ..realtime.hub import Hub
 from ..store import agents
+from ..store.documents import AgentDoc
 from . import Context, audit, page_body
 from .projects import owned_project
 
 
-def _with_key(agent: dict[str, Any], api_key: str) -> dict[str, Any]:
+def _with_key(agent: AgentDoc, api_key: str) -> dict[str, Any]:
     return {"agent": views.agent(agent), "api_key": api_key}
 
 
@@ -139,7 +140,7 @@ class Clone:
         if source is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
         target_id = body["target_project_id"]
-        if await self._ctx.store.projects.get_owned(target_id, req.context.user_id) is None:
+        if await self._ctx.store.projects.get_owned(target_id, caller.user_id(req)) is None:
             # 403, not 404: the path named an agent that exists; what is refused is the target.
             raise Problem(403, "TARGET_PROJECT_FORBIDDEN", "Agents can be cloned only into another project you own.")
         quotas = self._ctx.services.quotas

@@ -11,7 +11,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from .. import params, views
+from .. import caller, params, views
 from ..cdn.signing import UrlSigner, blob_path
 from ..errors import Problem, not_found
 from ..store import files
@@ -48,7 +48,7 @@ class FileUrls:
 async def _file(ctx: Context, req: falcon.asgi.Request, file_id: str) -> dict[str, Any]:
     """Return a file of the caller's project, or raise 404 (also for other projects' ids)."""
     params.path_id(file_id, "File")
-    doc = await ctx.store.files.get(req.context.agent["project_id"], file_id)
+    doc = await ctx.store.files.get(caller.agent(req)["project_id"], file_id)
     if doc is None:
         raise not_found("File", "FILE_NOT_FOUND")
     return doc
@@ -65,13 +65,13 @@ class Collection:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the project's ready files in id order, each with a fresh download URL."""
-        resp.media = await files_page(self._ctx, req, req.context.agent["project_id"], self._urls)
+        resp.media = await files_page(self._ctx, req, caller.agent(req)["project_id"], self._urls)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Announce a file (idempotent by client-made id) and answer a signed upload URL."""
         body = await self._ctx.body(req, "FileCreate")
         store = self._ctx.store
-        uploader = req.context.agent
+        uploader = caller.agent(req)
         project_id = uploader["project_id"]
         limit = self._ctx.settings.file_max_mb * 1024 * 1024
         if body["size"] > limit:
@@ -108,7 +108,7 @@ class Item:
     async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, file_id: str) -> None:
         """Delete a file the caller uploaded, with its content; give its storage back."""
         doc = await _file(self._ctx, req, file_id)
-        agent = req.context.agent
+        agent = caller.agent(req)
         if doc["from_id"] != agent["_id"]:
             raise Problem(403, "NOT_FILE_UPLOADER", "Only the agent that uploaded a file may delete it.")
         deleted = await self._ctx.store.files.delete(agent["project_id"], file_id)

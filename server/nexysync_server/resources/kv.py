@@ -8,7 +8,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from .. import params
+from .. import caller, params
 from ..errors import Problem, not_found
 from ..views import kv_entry
 from . import Context, page_body
@@ -54,7 +54,7 @@ class Collection:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List entries in key order."""
-        resp.media = await entries_page(self._ctx, req, req.context.agent["project_id"])
+        resp.media = await entries_page(self._ctx, req, caller.agent(req)["project_id"])
 
 
 async def entries_page(ctx: Context, req: falcon.asgi.Request, project_id: str) -> dict[str, Any]:
@@ -74,7 +74,7 @@ class Item:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, key: str) -> None:
         """Return an entry with its ETag."""
-        entry = await self._ctx.services.kv.get(req.context.agent["project_id"], _key(key))
+        entry = await self._ctx.services.kv.get(caller.agent(req)["project_id"], _key(key))
         resp.set_header("ETag", _etag(entry))
         resp.media = kv_entry(entry)
 
@@ -90,7 +90,7 @@ class Item:
             raise Problem(400, "INVALID_PARAMETER", "Idempotency-Key must be 1 to 128 printable ASCII characters.")
         body = await self._ctx.body(req, "KvPut")
         entry, created = await self._ctx.services.kv.put(
-            req.context.agent,
+            caller.agent(req),
             key,
             body["value"],
             if_version=version,
@@ -108,5 +108,5 @@ class Item:
         """Delete an entry, if its precondition holds; announce it."""
         _key(key)
         version, _ = _if_match(req)
-        await self._ctx.services.kv.delete(req.context.agent, key, version)
+        await self._ctx.services.kv.delete(caller.agent(req), key, version)
         resp.status = falcon.HTTP_204

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon.asgi
 
-from .. import params, views
+from .. import caller, params, views
 from ..errors import not_found
 from . import Context, page_body
 
@@ -19,14 +19,14 @@ class Me:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Describe the calling agent."""
-        agent = req.context.agent
+        agent = caller.agent(req)
         resp.media = {"agent": views.agent(agent), "project_id": agent["project_id"]}
 
     async def on_patch(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Change the calling agent's name, role or capabilities."""
         body = await self._ctx.body(req, "AgentUpdate")
-        caller = req.context.agent
-        agent = await self._ctx.store.agents.update(caller["project_id"], caller["_id"], body)
+        me = caller.agent(req)
+        agent = await self._ctx.store.agents.update(me["project_id"], me["_id"], body)
         if agent is None:
             raise not_found("Agent", "AGENT_NOT_FOUND")
         resp.media = {"agent": views.agent(agent), "project_id": agent["project_id"]}
@@ -42,7 +42,7 @@ class Directory:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the project's agents with when each was last seen."""
-        project_id = req.context.agent["project_id"]
+        project_id = caller.agent(req)["project_id"]
         docs, next_cursor = await self._ctx.store.agents.list(project_id, params.limit(req), params.cursor(req))
         resp.media = page_body([views.agent(doc) for doc in docs], next_cursor)
 
@@ -57,4 +57,4 @@ class Quota:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Report the same counters as the owner's /usage."""
-        resp.media = await self._ctx.services.quotas.usage(req.context.agent["project_id"])
+        resp.media = await self._ctx.services.quotas.usage(caller.agent(req)["project_id"])

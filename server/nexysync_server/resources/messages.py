@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 import falcon.asgi
 
-from .. import params
+from .. import caller, params
 from . import Context, page_body
 
 
@@ -20,7 +20,7 @@ class Collection:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the caller's inbox in storage order; what it lists is delivered."""
         views, next_cursor = await self._ctx.services.messaging.inbox(
-            req.context.agent,
+            caller.agent(req),
             since=params.timestamp(req, "since"),
             status=params.choice(req, "status", ("unread", "read", "acked")),
             sender_slug=params.slug(req, "from"),
@@ -34,7 +34,7 @@ class Collection:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Store a direct message or a broadcast (idempotent by client-made id)."""
         body = await self._ctx.body(req, "MessageCreate")
-        view, created = await self._ctx.services.messaging.send(req.context.agent, body)
+        view, created = await self._ctx.services.messaging.send(caller.agent(req), body)
         if created:
             resp.status = falcon.HTTP_201
             resp.location = f"/v1/messages/{view['id']}"
@@ -54,7 +54,7 @@ class Item:
         mark_read = params.boolean(req, "mark_read")
         params.path_id(message_id, "Message")
         resp.media = await self._ctx.services.messaging.read(
-            req.context.agent, message_id, mark_read=mark_read is not False
+            caller.agent(req), message_id, mark_read=mark_read is not False
         )
 
 
@@ -70,7 +70,7 @@ class MessageReceipts:
         """List where each recipient's copy is (queued, delivered, read, acked), with times; for any party."""
         params.path_id(message_id, "Message")
         messaging = self._ctx.services.messaging
-        message = await messaging.visible(req.context.agent, message_id)
+        message = await messaging.visible(caller.agent(req), message_id)
         resp.media = {"data": await messaging.receipts(message)}
 
 
@@ -85,7 +85,7 @@ class Ack:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Acknowledge messages addressed to the caller; report the ids that are not."""
         body = await self._ctx.body(req, "AckRequest")
-        done = await self._ctx.services.messaging.ack(req.context.agent, body["ids"])
+        done = await self._ctx.services.messaging.ack(caller.agent(req), body["ids"])
         resp.media = {
             "acked": [i for i in body["ids"] if i in done],
             "not_found": [i for i in body["ids"] if i not in done],
@@ -104,7 +104,7 @@ class Thread:
         """Return a page of the thread from its root, as far as the caller may see it; what it shows is delivered."""
         cursor = params.cursor(req)
         params.path_id(message_id, "Message")
-        root_id, views, next_cursor = await self._ctx.services.messaging.thread(req.context.agent, message_id, cursor)
+        root_id, views, next_cursor = await self._ctx.services.messaging.thread(caller.agent(req), message_id, cursor)
         resp.media = {"root_id": root_id, "data": views, "next_cursor": next_cursor}
 
 
@@ -120,9 +120,9 @@ class Reactions:
         """Add the caller's reaction (once per emoji)."""
         params.path_id(message_id, "Message")
         messaging = self._ctx.services.messaging
-        message = await messaging.visible(req.context.agent, message_id)
+        message = await messaging.visible(caller.agent(req), message_id)
         body = await self._ctx.body(req, "ReactionCreate")
-        resp.media = await messaging.react(req.context.agent, message, body["emoji"])
+        resp.media = await messaging.react(caller.agent(req), message, body["emoji"])
 
 
 class Pin:
@@ -136,9 +136,9 @@ class Pin:
     async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str) -> None:
         """Pin the message."""
         params.path_id(message_id, "Message")
-        resp.media = await self._ctx.services.messaging.pin(req.context.agent, message_id, True)
+        resp.media = await self._ctx.services.messaging.pin(caller.agent(req), message_id, True)
 
     async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, message_id: str) -> None:
         """Unpin the message."""
         params.path_id(message_id, "Message")
-        resp.media = await self._ctx.services.messaging.pin(req.context.agent, message_id, False)
+        resp.media = await self._ctx.services.messaging.pin(caller.agent(req), message_id, False)

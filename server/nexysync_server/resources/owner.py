@@ -8,14 +8,13 @@ first page) and the stream is recorded in the audit log.
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon.asgi
 
 from .. import params, views
 from ..cdn.signing import UrlSigner
 from ..errors import Problem, not_found
 from ..realtime.hub import Hub
+from ..store.documents import AgentDoc
 from . import Context, audit, page_body
 from .files import FileUrls, files_page
 from .kv import entries_page
@@ -89,7 +88,7 @@ class MessageReceipts:
 class _NoPresence:
     """The owner is not an agent: watching the project does not make anyone online."""
 
-    async def connect(self, agent: dict[str, Any]) -> str:
+    async def connect(self, agent: AgentDoc) -> str:
         return ""
 
     async def disconnect(self, lease_id: str) -> None:

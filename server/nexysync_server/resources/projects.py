@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from .. import params, views
+from .. import caller, params, views
 from ..errors import Problem, not_found
 from ..realtime.hub import Hub
 from . import Context, audit, page_body
@@ -16,7 +16,7 @@ from . import Context, audit, page_body
 async def owned_project(ctx: Context, req: falcon.asgi.Request, project_id: str) -> dict[str, Any]:
     """Return the caller's project or raise 404 (another user's project looks missing)."""
     params.path_id(project_id, "Project")
-    project = await ctx.store.projects.get_owned(project_id, req.context.user_id)
+    project = await ctx.store.projects.get_owned(project_id, caller.user_id(req))
     if project is None:
         raise not_found("Project", "PROJECT_NOT_FOUND")
     return project
@@ -33,7 +33,7 @@ class Collection:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the caller's projects."""
         docs, next_cursor = await self._ctx.store.projects.list_owned(
-            req.context.user_id, params.limit(req), params.cursor(req)
+            caller.user_id(req), params.limit(req), params.cursor(req)
         )
         resp.media = page_body([views.project(doc) for doc in docs], next_cursor)
 
@@ -41,7 +41,7 @@ class Collection:
         """Create a project."""
         body = await self._ctx.body(req, "ProjectCreate")
         ttl = body.get("default_ttl_hours", self._ctx.settings.default_message_ttl_hours)
-        user_id = req.context.user_id
+        user_id = caller.user_id(req)
         await self._ctx.services.quotas.reserve_project(user_id)
         try:
             project = await self._ctx.store.projects.create(user_id, body["name"], ttl)
@@ -71,7 +71,7 @@ class Item:
         """Rename a project or change its retention."""
         await owned_project(self._ctx, req, project_id)
         body = await self._ctx.body(req, "ProjectUpdate")
-        project = await self._ctx.store.projects.update(project_id, req.context.user_id, body)
+        project = await self._ctx.store.projects.update(project_id, caller.user_id(req), body)
         if project is None:
             raise not_found("Project", "PROJECT_NOT_FOUND")
         await audit(self._ctx, req, project_id, "project.update", f"project:{project_id}")
@@ -87,7 +87,7 @@ class Item:
         # Every key of the project dies with it: end their streams first, in the log's order.
         await self._hub.revoke(project_id)
         await self._ctx.store.delete_project_data(project_id)
-        await self._ctx.services.quotas.release_project(req.context.user_id)
+        await self._ctx.services.quotas.release_project(caller.user_id(req))
         # Kept outside the deleted project, so that the deletion itself stays on record.
         await audit(self._ctx, req, None, "project.delete", f"project:{project_id}")
         resp.status = falcon.HTTP_204

@@ -12,7 +12,7 @@ from typing import Any
 import falcon.asgi
 from falcon.asgi import SSEvent
 
-from .. import params, views
+from .. import caller, params, views
 from ..errors import Problem
 from ..ids import iso, utcnow
 from ..realtime.hub import OVERFLOW, REVOKED, Hub, Listener
@@ -75,7 +75,7 @@ class Stream:
         duration = max_duration(req, self._ctx.settings.stream_max_duration_s)
         if self._hub.draining:
             raise Problem(503, "SERVER_DRAINING", "This server is stopping; reconnect.", headers={"Retry-After": "1"})
-        agent = req.context.agent
+        agent = caller.agent(req)
         settings = self._ctx.settings
         listener, settled = await self._hub.subscribe(agent["project_id"], agent["_id"], agent["key_hash"])
         try:
@@ -173,7 +173,7 @@ class Events:
         """Return the caller's events after ``after``, never past a ``seq`` still in flight."""
         after = params.seq(req, "after") or 0
         limit = params.limit(req)
-        agent = req.context.agent
+        agent = caller.agent(req)
         events = self._ctx.store.events
         project_id = agent["project_id"]
         reset = False
@@ -203,7 +203,7 @@ class PresenceList:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List agents holding a stream, then agents seen recently through requests."""
-        resp.media = {"data": await online_agents(self._ctx, req.context.agent["project_id"])}
+        resp.media = {"data": await online_agents(self._ctx, caller.agent(req)["project_id"])}
 
 
 async def online_agents(ctx: Context, project_id: str) -> list[dict[str, Any]]:

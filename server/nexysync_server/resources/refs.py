@@ -8,7 +8,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from .. import params, views
+from .. import caller, params, views
 from . import Context, page_body
 
 _LANGUAGE_RE = re.compile(r"^[a-z0-9+#.-]{1,32}$")
@@ -24,13 +24,13 @@ class Collection:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the references the caller may see, in storage order."""
-        agent = req.context.agent
+        agent = caller.agent(req)
         resp.media = await refs_page(self._ctx, req, agent["project_id"], agent["_id"])
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Store a reference (idempotent by client-made id), counting its size toward the storage quota."""
         body = await self._ctx.body(req, "RefCreate")
-        ref, created = await self._ctx.services.refs.share(req.context.agent, body)
+        ref, created = await self._ctx.services.refs.share(caller.agent(req), body)
         if created:
             resp.status = falcon.HTTP_201
             resp.location = f"/v1/refs/{ref['id']}"
@@ -48,12 +48,12 @@ class Item:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, ref_id: str) -> None:
         """Return a reference the caller may see."""
         params.path_id(ref_id, "Reference")
-        resp.media = views.ref(await self._ctx.services.refs.get(req.context.agent, ref_id))
+        resp.media = views.ref(await self._ctx.services.refs.get(caller.agent(req), ref_id))
 
     async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, ref_id: str) -> None:
         """Delete a reference the caller shared and give its storage back."""
         params.path_id(ref_id, "Reference")
-        await self._ctx.services.refs.delete(req.context.agent, ref_id)
+        await self._ctx.services.refs.delete(caller.agent(req), ref_id)
         resp.status = falcon.HTTP_204
 
 

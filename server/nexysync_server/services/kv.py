@@ -7,6 +7,7 @@ from typing import Any
 
 from ..settings import Settings
 from ..store import Store, kv
+from ..store.documents import AgentDoc
 from .announcements import Announcements
 from .errors import NotFound, PreconditionFailed
 from .quotas import Quotas
@@ -57,7 +58,7 @@ class KvService:
 
     async def put(
         self,
-        agent: dict[str, Any],
+        agent: AgentDoc,
         key: str,
         value: str,
         *,
@@ -92,7 +93,7 @@ class KvService:
         await self._announcements.kv_written(entry)
         return entry, created
 
-    async def delete(self, agent: dict[str, Any], key: str, if_version: int | None) -> None:
+    async def delete(self, agent: AgentDoc, key: str, if_version: int | None) -> None:
         """Delete an entry if its condition holds, give its storage back and announce it.
 
         Raises:

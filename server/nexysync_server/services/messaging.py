@@ -16,6 +16,7 @@ from typing import Any, cast
 from .. import views
 from ..realtime.hub import Hub
 from ..store import Store, messages
+from ..store.documents import AgentDoc
 from .errors import Conflict, NotFound
 from .quotas import Quotas
 from .receipts import Receipts
@@ -43,7 +44,7 @@ class Messaging:
         self._quotas = quotas
         self._budget = read_budget_bytes
 
-    async def visible(self, agent: dict[str, Any], message_id: str) -> dict[str, Any]:
+    async def visible(self, agent: AgentDoc, message_id: str) -> dict[str, Any]:
         """Return a message the agent sent or received.
 
         Raises:
@@ -62,7 +63,7 @@ class Messaging:
 
     async def inbox(
         self,
-        agent: dict[str, Any],
+        agent: AgentDoc,
         *,
         since: datetime | None,
         status: str | None,
@@ -88,7 +89,7 @@ class Messaging:
         await self._receipts.reach(agent, docs, "delivered")
         return [views.message(doc, agent["_id"]) for doc in docs], next_cursor
 
-    async def send(self, sender: dict[str, Any], body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    async def send(self, sender: AgentDoc, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Store a direct message or a broadcast (idempotent by its client-made id) and announce it.
 
         Returns:
@@ -181,7 +182,7 @@ class Messaging:
             if (brief := briefs.get(agent_id)) is not None
         ]
 
-    async def read(self, agent: dict[str, Any], message_id: str, *, mark_read: bool = True) -> dict[str, Any]:
+    async def read(self, agent: AgentDoc, message_id: str, *, mark_read: bool = True) -> dict[str, Any]:
         """Return a message: delivered to the agent, and read unless ``mark_read`` is false.
 
         Raises:
@@ -206,7 +207,7 @@ class Messaging:
             if agent_id in briefs
         ]
 
-    async def ack(self, agent: dict[str, Any], ids: Iterable[str]) -> set[str]:
+    async def ack(self, agent: AgentDoc, ids: Iterable[str]) -> set[str]:
         """Acknowledge messages addressed to the agent and tell their senders; return the ids that were."""
         store = self._store
         project_id = agent["project_id"]
@@ -222,7 +223,7 @@ class Messaging:
         return set(acked)
 
     async def thread(
-        self, agent: dict[str, Any], message_id: str, cursor: str | None
+        self, agent: AgentDoc, message_id: str, cursor: str | None
     ) -> tuple[str, list[dict[str, Any]], str | None]:
         """Return a page of a message's thread from its root, as far as the agent may see it (delivered now).
 
@@ -236,7 +237,7 @@ class Messaging:
         await self._receipts.reach(agent, members, "delivered")
         return root_id, await self.views(members, agent["_id"]), next_cursor
 
-    async def react(self, agent: dict[str, Any], message: dict[str, Any], emoji: str) -> dict[str, Any]:
+    async def react(self, agent: AgentDoc, message: dict[str, Any], emoji: str) -> dict[str, Any]:
         """Add the agent's reaction to a message it may see (once per emoji); return the message.
 
         Raises:
@@ -248,7 +249,7 @@ class Messaging:
             raise Conflict("TOO_MANY_REACTIONS", "This message holds as many reactions as it may.") from exc
         return views.message(message, agent["_id"])
 
-    async def pin(self, agent: dict[str, Any], message_id: str, pinned: bool) -> dict[str, Any]:
+    async def pin(self, agent: AgentDoc, message_id: str, pinned: bool) -> dict[str, Any]:
         """Pin or unpin a message for the agent alone; return the message.
 
         Raises:

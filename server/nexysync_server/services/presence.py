@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from ..background import Periodic, cancel_and_wait
 from ..realtime.hub import Hub
+from ..store.documents import AgentRef
 from ..store.events import EVERYONE
 from ..store.presence import PresenceStore
 
@@ -39,11 +39,11 @@ class Presence:
         self._hub = hub
         self._lease_s = lease_s
         self._grace_s = grace_s
-        self._held: dict[str, dict[str, Any]] = {}
+        self._held: dict[str, AgentRef] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._upkeep = Periodic("presence", self._maintain, lease_s / 3)
 
-    async def connect(self, agent: dict[str, Any], max_streams: int = 0) -> str:
+    async def connect(self, agent: AgentRef, max_streams: int = 0) -> str:
         """Take a lease for a new stream; announce the agent if it just came online.
 
         Args:
@@ -73,18 +73,18 @@ class Presence:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _settle_later(self, agent: dict[str, Any]) -> None:
+    async def _settle_later(self, agent: AgentRef) -> None:
         await asyncio.sleep(self._grace_s)
         try:
             await self._settle(agent)
         except Exception:
             log.exception("presence of agent %s could not be settled", agent["_id"])
 
-    async def _settle(self, agent: dict[str, Any]) -> None:
+    async def _settle(self, agent: AgentRef) -> None:
         if await self._store.live_leases(agent["_id"]) == 0 and await self._store.flip(agent, online=False):
             await self._announce(agent, online=False)
 
-    async def _announce(self, agent: dict[str, Any], *, online: bool) -> None:
+    async def _announce(self, agent: AgentRef, *, online: bool) -> None:
         await self._hub.emit(
             agent["project_id"], "presence_change", [EVERYONE], {"agent": agent["slug"], "online": online}
         )
@@ -108,5 +108,5 @@ class Presence:
         for lease in await self._store.expired():
             # Only the process whose delete succeeds settles it, so it is announced once.
             if await self._store.release(lease["_id"]):
-                agent = {"_id": lease["agent_id"], "project_id": lease["project_id"], "slug": lease["slug"]}
+                agent: AgentRef = {"_id": lease["agent_id"], "project_id": lease["project_id"], "slug": lease["slug"]}
                 await self._settle(agent)

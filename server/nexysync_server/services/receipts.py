@@ -12,6 +12,7 @@ from ..background import Periodic
 from ..realtime.hub import Hub
 from ..store import Store
 from ..store import receipts as store_receipts
+from ..store.documents import AgentRef
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class Receipts:
         self._telling: set[asyncio.Task[None]] = set()
         self._sweeper = Periodic("receipt-sweeper", self.sweep, sweep_interval_s)
 
-    async def reach(self, agent: dict[str, Any], messages: Iterable[dict[str, Any]], state: str) -> None:
+    async def reach(self, agent: AgentRef, messages: Iterable[dict[str, Any]], state: str) -> None:
         """Move the agent's copies of ``messages`` to ``state``; tell the senders every step not yet told."""
         steps = await self._store.receipts.advance(messages, agent, state)
         if steps:

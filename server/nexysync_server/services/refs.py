@@ -6,6 +6,7 @@ from typing import Any
 
 from ..settings import Settings
 from ..store import Store, refs
+from ..store.documents import AgentDoc
 from ..store.idempotency import is_retry
 from .announcements import Announcements
 from .errors import Conflict, Forbidden, NotFound
@@ -36,7 +37,7 @@ class RefService:
         self._quotas = quotas
         self._announcements = announcements
 
-    async def share(self, author: dict[str, Any], body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    async def share(self, author: AgentDoc, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Store and announce a reference; return it and whether this call stored it.
 
         Raises:
@@ -70,7 +71,7 @@ class RefService:
         await self._announcements.ref_shared(ref)
         return ref, created
 
-    async def get(self, reader: dict[str, Any], ref_id: str) -> dict[str, Any]:
+    async def get(self, reader: AgentDoc, ref_id: str) -> dict[str, Any]:
         """Return a reference the reader may see.
 
         Raises:
@@ -81,7 +82,7 @@ class RefService:
             raise _missing()
         return ref
 
-    async def delete(self, agent: dict[str, Any], ref_id: str) -> None:
+    async def delete(self, agent: AgentDoc, ref_id: str) -> None:
         """Delete a reference the agent shared and give its storage back.
 
         Raises:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -12,6 +13,7 @@ from ..cache import TtlCache
 from ..ids import iso, new_id, utcnow
 from ..security import api_key_prefix, new_api_key, sha256_hex
 from .batching import Batcher
+from .documents import AgentBrief, AgentDoc
 from .failures import find_one_and_delete, find_one_and_update
 from .pages import page
 
@@ -24,18 +26,18 @@ class AgentStore:
     """The ``agents`` collection."""
 
     def __init__(self, db: AsyncDatabase[Any], cache_ttl_s: float = 0.5) -> None:
-        self.col = db["agents"]
+        self.col: AsyncCollection[AgentDoc] = db["agents"]
         # Every agent request looks up its key and every send its recipient's slug, so both are
         # kept for ``cache_ttl_s``. A change through this process drops its entries at once (exact
         # here); another worker's change shows here when its ``key_revoked`` event arrives (see
         # :meth:`forget`) and at the latest when the entry expires: that TTL is the stated bound.
-        self._by_key_hash: TtlCache[str, dict[str, Any]] = TtlCache(ttl_s=cache_ttl_s)
+        self._by_key_hash: TtlCache[str, AgentDoc] = TtlCache(ttl_s=cache_ttl_s)
         self._ids_by_slug: TtlCache[tuple[str, str], str] = TtlCache(ttl_s=cache_ttl_s)
         # (project, agent id) -> slug and last_seen_at, for each send's ``recipients``; last_seen_at
         # is written once a minute at most, so a lag of the TTL tells nothing new.
-        self._briefs: TtlCache[tuple[str, str], dict[str, Any]] = TtlCache(ttl_s=cache_ttl_s)
+        self._briefs: TtlCache[tuple[str, str], AgentBrief] = TtlCache(ttl_s=cache_ttl_s)
         # Concurrent look-ups that miss the cache share one query.
-        self._key_lookups: Batcher[str, dict[str, Any] | None] = Batcher(self._find_by_key_hashes)
+        self._key_lookups: Batcher[str, AgentDoc | None] = Batcher(self._find_by_key_hashes)
 
     async def ensure_indexes(self) -> None:
         """Create the unique (project, slug) and key-hash indexes.
@@ -47,7 +49,7 @@ class AgentStore:
 
     async def create(
         self, project_id: str, slug: str, name: str, role: str, capabilities: list[str]
-    ) -> tuple[dict[str, Any], str]:
+    ) -> tuple[AgentDoc, str]:
         """Insert an agent and return it with its API key (the only time the key exists in clear).
 
         Raises:
@@ -55,7 +57,7 @@ class AgentStore:
         """
         api_key = new_api_key(slug)
         now = iso(utcnow())
-        agent = {
+        agent: AgentDoc = {
             "_id": new_id(),
             "project_id": project_id,
             "slug": slug,
@@ -74,7 +76,7 @@ class AgentStore:
             raise SlugTaken(slug) from exc
         return agent, api_key
 
-    async def by_key(self, api_key: str) -> dict[str, Any] | None:
+    async def by_key(self, api_key: str) -> AgentDoc | None:
         """Find the agent an API key belongs to (a copy the caller may change).
 
         A key rotated or deleted through this process fails at once; through another worker,
@@ -84,11 +86,11 @@ class AgentStore:
         key_hash = sha256_hex(api_key)
         cached = self._by_key_hash.get(key_hash)
         if cached is not None:
-            return dict(cached)
+            return cached.copy()
         epoch = self._by_key_hash.epoch
         agent = await self._key_lookups.submit(key_hash)
         if agent is not None:
-            self._by_key_hash.put(key_hash, dict(agent), epoch)
+            self._by_key_hash.put(key_hash, agent.copy(), epoch)
         return agent
 
     def forget(self, key_hash: str | None = None) -> None:
@@ -104,19 +106,19 @@ class AgentStore:
         else:
             self._by_key_hash.drop(key_hash)
 
-    async def _find_by_key_hashes(self, hashes: list[str]) -> list[dict[str, Any] | BaseException | None]:
+    async def _find_by_key_hashes(self, hashes: list[str]) -> list[AgentDoc | BaseException | None]:
         if len(hashes) == 1:
             return [await self.col.find_one({"key_hash": hashes[0]})]
         found = {doc["key_hash"]: doc async for doc in self.col.find({"key_hash": {"$in": list(set(hashes))}})}
         # Each caller gets its own copy: callers change the document they get (last_seen_at).
-        return [dict(found[h]) if h in found else None for h in hashes]
+        return [found[h].copy() if h in found else None for h in hashes]
 
     async def live_key_hashes(self, key_hashes: set[str]) -> set[str]:
         """Return which of ``key_hashes`` still belong to an agent (one query)."""
         cursor = self.col.find({"key_hash": {"$in": list(key_hashes)}}, {"key_hash": 1})
         return {doc["key_hash"] async for doc in cursor}
 
-    async def get(self, project_id: str, agent_id: str) -> dict[str, Any] | None:
+    async def get(self, project_id: str, agent_id: str) -> AgentDoc | None:
         """Find an agent of a project."""
         return await self.col.find_one({"_id": agent_id, "project_id": project_id})
 
@@ -137,9 +139,9 @@ class AgentStore:
         cursor = self.col.find({"project_id": project_id, "_id": {"$ne": agent_id}}, {"_id": 1})
         return [doc["_id"] async for doc in cursor]
 
-    async def briefs(self, project_id: str, agent_ids: list[str]) -> dict[str, dict[str, Any]]:
+    async def briefs(self, project_id: str, agent_ids: list[str]) -> dict[str, AgentBrief]:
         """Return slug and ``last_seen_at`` of a project's agents by id (those that still exist; cached)."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, AgentBrief] = {}
         missing = []
         for agent_id in agent_ids:
             brief = self._briefs.get((project_id, agent_id))
@@ -151,11 +153,11 @@ class AgentStore:
             epoch = self._briefs.epoch
             query = {"project_id": project_id, "_id": {"$in": missing}}
             async for doc in self.col.find(query, {"slug": 1, "last_seen_at": 1}):
-                found[doc["_id"]] = doc
-                self._briefs.put((project_id, doc["_id"]), doc, epoch)
+                found[doc["_id"]] = {"_id": doc["_id"], "slug": doc["slug"], "last_seen_at": doc["last_seen_at"]}
+                self._briefs.put((project_id, doc["_id"]), found[doc["_id"]], epoch)
         return found
 
-    async def list(self, project_id: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    async def list(self, project_id: str, limit: int, cursor: str | None) -> tuple[list[AgentDoc], str | None]:
         """Page through a project's agents, oldest first."""
         return await page(self.col, {"project_id": project_id}, "_id", limit, cursor)
 
@@ -163,7 +165,7 @@ class AgentStore:
         """Count a project's agents."""
         return await self.col.count_documents({"project_id": project_id})
 
-    async def update(self, project_id: str, agent_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    async def update(self, project_id: str, agent_id: str, changes: dict[str, Any]) -> AgentDoc | None:
         """Apply ``changes`` (name, role, capabilities); ``None`` if not found."""
         updated = await find_one_and_update(
             self.col,
@@ -175,7 +177,7 @@ class AgentStore:
             self._by_key_hash.drop(updated["key_hash"])  # this process shows the new name at once
         return updated
 
-    async def rotate_key(self, project_id: str, agent_id: str) -> tuple[dict[str, Any], str, str] | None:
+    async def rotate_key(self, project_id: str, agent_id: str) -> tuple[AgentDoc, str, str] | None:
         """Replace an agent's key; the old one stops matching at once.
 
         Returns:
@@ -207,7 +209,7 @@ class AgentStore:
         await self.col.update_one({"_id": agent_id}, {"$set": {"last_seen_at": when}})
         self._briefs.clear()  # keyed by project too; touches are once a minute per agent
 
-    async def delete(self, project_id: str, agent_id: str) -> dict[str, Any] | None:
+    async def delete(self, project_id: str, agent_id: str) -> AgentDoc | None:
         """Delete an agent; return what was deleted, or ``None`` if it did not exist."""
         agent = await find_one_and_delete(self.col, {"_id": agent_id, "project_id": project_id})
         if agent is None:

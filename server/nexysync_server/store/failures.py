@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+
+#: A collection's document type: what ``find_one_and_*`` give back is a document of the collection.
+_Doc = TypeVar("_Doc", bound=Mapping[str, Any])
 
 #: Every error the database (through its driver) raises: what code outside the store catches.
 DatabaseError = PyMongoError
@@ -56,8 +59,8 @@ def _disk_full(code: object, message: object) -> str | None:
 
 
 async def find_one_and_update(
-    col: AsyncCollection[Any], query: Mapping[str, Any], update: Mapping[str, Any], **options: Any
-) -> dict[str, Any] | None:
+    col: AsyncCollection[_Doc], query: Mapping[str, Any], update: Mapping[str, Any], **options: Any
+) -> _Doc | None:
     """Run ``col.find_one_and_update`` (not an upsert), telling "nothing matched" from "not written".
 
     The embedded database answers a ``findAndModify`` whose write failed (a full disk) with no
@@ -75,9 +78,7 @@ async def find_one_and_update(
     return found
 
 
-async def find_one_and_delete(
-    col: AsyncCollection[Any], query: Mapping[str, Any], **options: Any
-) -> dict[str, Any] | None:
+async def find_one_and_delete(col: AsyncCollection[_Doc], query: Mapping[str, Any], **options: Any) -> _Doc | None:
     """Run ``col.find_one_and_delete``, telling "nothing matched" from "not deleted" (see :func:`find_one_and_update`).
 
     Raises:

@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, utcnow
+from .documents import AgentDoc
 from .failures import find_one_and_delete, find_one_and_update
 from .pages import page
 
@@ -67,9 +68,7 @@ class FileStore:
         await self.col.create_index("expires_at")
         await self.col.create_index([("status", 1), ("pending_until", 1)])
 
-    async def create(
-        self, project_id: str, uploader: dict[str, Any], body: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
+    async def create(self, project_id: str, uploader: AgentDoc, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Store a pending file; return it and whether it was created (``False``: the id was taken meanwhile)."""
         now = utcnow()
         doc = {

@@ -15,11 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
+from .documents import AgentDoc
 from .events import EventStore, Outcomes, event_key
 from .failures import find_one_and_update
 from .idempotency import fingerprint, is_retry
@@ -144,7 +146,7 @@ class MessageStore:
     """The ``messages`` collection."""
 
     def __init__(self, db: AsyncDatabase[Any], events: EventStore) -> None:
-        self.col = db["messages"]
+        self.col: AsyncCollection[dict[str, Any]] = db["messages"]
         self._events = events
         # Concurrent sends go out as one batch, written with their events by the event log in
         # one command where it can (EventStore.write_with_records). Retries add a look-up. One
@@ -164,7 +166,7 @@ class MessageStore:
         self,
         *,
         project_id: str,
-        sender: dict[str, Any],
+        sender: AgentDoc,
         body: dict[str, Any],
         recipients: list[str],
         ttl_hours: int,

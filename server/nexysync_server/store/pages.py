@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from pymongo.asynchronous.collection import AsyncCollection
+
+_Doc = TypeVar("_Doc", bound=Mapping[str, Any])
 
 #: Documents fetched per round trip of a budgeted page: what may be held beyond the budget.
 _BUDGET_BATCH = 8
 
 
 async def page(
-    col: AsyncCollection[Any],
+    col: AsyncCollection[_Doc],
     query: dict[str, Any],
     key: str,
     limit: int,
     cursor: str | None,
     *,
-    size: Callable[[dict[str, Any]], int] | None = None,
+    size: Callable[[_Doc], int] | None = None,
     budget: int = 0,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[_Doc], str | None]:
     """Return up to ``limit`` documents after ``cursor`` in ascending ``key`` order, and the next cursor.
 
     Nothing comes twice. Where keys only grow (ULIDs made by the server), a document stored
@@ -37,7 +39,7 @@ async def page(
     found = col.find(query).sort(key, 1).limit(limit + 1)
     if size is not None and budget:
         found = found.batch_size(_BUDGET_BATCH)
-    docs: list[dict[str, Any]] = []
+    docs: list[_Doc] = []
     spent = 0
     more = False
     async for doc in found:

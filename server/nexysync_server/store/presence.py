@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..cache import TtlCache
 from ..ids import iso, new_id, utcnow
+from .documents import AgentRef
 
 # Leases are also dropped by a TTL index a day after they were made, whatever happened.
 _GARBAGE_AFTER = timedelta(days=1)
@@ -39,7 +40,7 @@ class PresenceStore:
         await self.leases.create_index("gc_at", expireAfterSeconds=0)
         await self.states.create_index("project_id")
 
-    async def hold(self, agent: dict[str, Any], lease_s: float) -> str:
+    async def hold(self, agent: AgentRef, lease_s: float) -> str:
         """Take a lease for one stream of ``agent``; return its id."""
         now = utcnow()
         lease_id = new_id()
@@ -100,7 +101,7 @@ class PresenceStore:
                 self._streaming.put(agent_id, agent_id in live, epoch)
         return {agent_id for agent_id, streaming in known.items() if streaming}
 
-    async def flip(self, agent: dict[str, Any], online: bool) -> bool:
+    async def flip(self, agent: AgentRef, online: bool) -> bool:
         """Set an agent's state; tell whether this call changed it (and so must announce it)."""
         current = await self.states.find_one({"_id": agent["_id"]})
         if current is not None and bool(current["online"]) == online:

@@ -24,6 +24,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..ids import iso, utcnow
+from .documents import AgentRef
 from .failures import insert_new
 
 STATES = ("queued", "delivered", "read", "acked")
@@ -90,7 +91,7 @@ class ReceiptStore:
         await self.col.create_index([("untold", 1), ("moved_at", 1)])
         await self.col.create_index("expires_at", expireAfterSeconds=0)
 
-    async def advance(self, messages: Iterable[dict[str, Any]], agent: dict[str, Any], state: str) -> list[Step]:
+    async def advance(self, messages: Iterable[dict[str, Any]], agent: AgentRef, state: str) -> list[Step]:
         """Move the agent's copies of ``messages`` to ``state`` (those already there or past it stay).
 
         Messages the agent is not a recipient of are ignored.
@@ -135,7 +136,7 @@ class ReceiptStore:
         ]
 
     @staticmethod
-    def _new(key: str, message: dict[str, Any], agent: dict[str, Any], rank: int, now: str) -> dict[str, Any]:
+    def _new(key: str, message: dict[str, Any], agent: AgentRef, rank: int, now: str) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "_id": key,
             "project_id": message["project_id"],

@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, ulid_time
+from .documents import AgentDoc
 from .events import EVERYONE
 from .failures import find_one_and_delete
 from .idempotency import fingerprint, is_retry
@@ -79,7 +80,7 @@ class RefStore:
         await self.col.create_index([("project_id", 1), ("readers", 1), ("sk", 1)])
 
     async def insert(
-        self, *, project_id: str, author: dict[str, Any], body: dict[str, Any], recipient_id: str | None
+        self, *, project_id: str, author: AgentDoc, body: dict[str, Any], recipient_id: str | None
     ) -> tuple[dict[str, Any], bool]:
         """Store a reference, or find the one stored earlier under the same id.
 

@@ -1,0 +1,45 @@
+"""Who sent a request: the typed view of what :class:`.middleware.Authentication` resolved.
+
+Falcon's ``req.context`` is an untyped bag; resources read the caller through these functions
+so that the agent is an :class:`~.store.documents.AgentDoc` rather than ``Any``.
+"""
+
+from __future__ import annotations
+
+import falcon.asgi
+
+from .store.documents import AgentDoc
+
+
+def set_agent(req: falcon.asgi.Request, agent: AgentDoc) -> None:
+    """Record the agent an API key belongs to (the authentication middleware calls it)."""
+    req.context.agent = agent
+
+
+def set_user(req: falcon.asgi.Request, user_id: str) -> None:
+    """Record the user an access token belongs to (the authentication middleware calls it)."""
+    req.context.user_id = user_id
+
+
+def agent(req: falcon.asgi.Request) -> AgentDoc:
+    """Return the calling agent of a resource with ``auth = "agent"``."""
+    found: AgentDoc = req.context.agent
+    return found
+
+
+def user_id(req: falcon.asgi.Request) -> str:
+    """Return the calling user of a resource with ``auth = "human"``."""
+    found: str = req.context.user_id
+    return found
+
+
+def agent_or_none(req: falcon.asgi.Request) -> AgentDoc | None:
+    """Return the calling agent, or ``None`` when the request was not made with an API key."""
+    found: AgentDoc | None = getattr(req.context, "agent", None)
+    return found
+
+
+def user_id_or_none(req: falcon.asgi.Request) -> str | None:
+    """Return the calling user, or ``None`` when the request was not made with an access token."""
+    found: str | None = getattr(req.context, "user_id", None)
+    return found

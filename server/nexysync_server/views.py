@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .ids import iso
-from .store.documents import AgentDoc
+from .store.documents import AgentDoc, FileDoc, KvDoc, MessageDoc, ProjectDoc, RefDoc, UserDoc
 from .store.files import READY
 from .store.receipts import STATES, state_of
 
@@ -50,7 +50,7 @@ def event(doc: dict[str, Any]) -> dict[str, Any]:
     return {"seq": doc["seq"], "type": doc["type"], "created_at": doc["created_at"], "data": doc["data"]}
 
 
-def file(doc: dict[str, Any], download_url: str | None = None) -> dict[str, Any]:
+def file(doc: FileDoc, download_url: str | None = None) -> dict[str, Any]:
     """Return the API representation of a file (``download_url`` only for a ready one)."""
     return {
         "id": doc["id"],
@@ -66,7 +66,7 @@ def file(doc: dict[str, Any], download_url: str | None = None) -> dict[str, Any]
     }
 
 
-def kv_entry(doc: dict[str, Any]) -> dict[str, Any]:
+def kv_entry(doc: KvDoc) -> dict[str, Any]:
     """Return the API representation of a kv entry."""
     return {
         "key": doc["key"],
@@ -77,7 +77,7 @@ def kv_entry(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def status_for(doc: dict[str, Any], agent_id: str) -> str:
+def status_for(doc: MessageDoc, agent_id: str) -> str:
     """Return a message's state for one agent: acked, read or unread for a recipient, else sent."""
     if agent_id not in doc["recipients"]:
         return "sent"
@@ -88,7 +88,7 @@ def status_for(doc: dict[str, Any], agent_id: str) -> str:
     return "unread"
 
 
-def message(doc: dict[str, Any], agent_id: str) -> dict[str, Any]:
+def message(doc: MessageDoc, agent_id: str) -> dict[str, Any]:
     """Return the API representation of a message as ``agent_id`` sees it."""
     return {
         "id": doc["id"],
@@ -110,21 +110,21 @@ def message(doc: dict[str, Any], agent_id: str) -> dict[str, Any]:
     }
 
 
-def furthest_status(doc: dict[str, Any]) -> str:
+def furthest_status(doc: MessageDoc) -> str:
     """Return the furthest state any recipient has reached (the owner's view of a message)."""
     if doc["acked_by"]:
         return "acked"
     return "read" if doc["read_by"] else "unread"
 
 
-def owner_message(doc: dict[str, Any], agent_id: str | None) -> dict[str, Any]:
+def owner_message(doc: MessageDoc, agent_id: str | None) -> dict[str, Any]:
     """Return a message as the project's owner sees it: its state for ``agent_id``, else :func:`furthest_status`."""
     if agent_id is not None:
         return message(doc, agent_id)
     return {**message(doc, ""), "status": furthest_status(doc), "pinned": bool(doc.get("pinned_by"))}
 
 
-def project(doc: dict[str, Any]) -> dict[str, Any]:
+def project(doc: ProjectDoc) -> dict[str, Any]:
     """Return the API representation of a project."""
     return {
         "id": doc["_id"],
@@ -141,7 +141,7 @@ def _times(doc: dict[str, Any] | None) -> dict[str, str | None]:
     return {f"{state}_at": (doc or {}).get(f"{state}_at") for state in STATES[1:]}
 
 
-def receipt(message: dict[str, Any], slug: str, doc: dict[str, Any] | None) -> dict[str, Any]:
+def receipt(message: MessageDoc, slug: str, doc: dict[str, Any] | None) -> dict[str, Any]:
     """Return the API representation of one recipient's receipt (``doc``: its receipt document, if any)."""
     return {"agent": slug, "state": state_of(doc), "queued_at": message["created_at"], **_times(doc)}
 
@@ -153,7 +153,7 @@ def receipt_summary(recipients: int, docs: Iterable[dict[str, Any]]) -> dict[str
     return {state: counts[state] for state in STATES}
 
 
-def ref(doc: dict[str, Any]) -> dict[str, Any]:
+def ref(doc: RefDoc) -> dict[str, Any]:
     """Return the API representation of a reference."""
     return {
         "id": doc["id"],
@@ -169,6 +169,6 @@ def ref(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def user(doc: dict[str, Any]) -> dict[str, Any]:
+def user(doc: UserDoc) -> dict[str, Any]:
     """Return the API representation of a user."""
     return {"id": doc["_id"], "email": doc["email"], "name": doc["name"], "created_at": doc["created_at"]}

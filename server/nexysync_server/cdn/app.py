@@ -21,6 +21,7 @@ from ..services.announcements import Announcements
 from ..settings import Settings
 from ..store import Store, files
 from ..store.blobs import Blobs, volume_full
+from ..store.documents import FileDoc
 from ..store.failures import DatabaseDidNotWrite, DatabaseError
 from ..store.indexing import Indexes
 from .leases import LeaseReleases
@@ -194,7 +195,7 @@ class Blob:
             "is given back). Announce the file again later.",
         )
 
-    async def _announce(self, ready: dict[str, Any]) -> None:
+    async def _announce(self, ready: FileDoc) -> None:
         await self._announcements.file_ready(ready)
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, file_id: str) -> None:

@@ -13,10 +13,11 @@ from ..errors import Problem, unauthorized
 from ..ids import utcnow
 from ..security import make_access_token
 from ..store import users
+from ..store.documents import UserDoc
 from . import Context, audit, client_ip
 
 
-async def _tokens(ctx: Context, user: dict[str, Any], family_id: str | None = None) -> dict[str, Any]:
+async def _tokens(ctx: Context, user: UserDoc, family_id: str | None = None) -> dict[str, Any]:
     settings = ctx.settings
     refresh = await ctx.store.tokens.issue(user["_id"], settings.refresh_token_ttl_days, family_id)
     return {

@@ -15,6 +15,7 @@ from .. import caller, params, views
 from ..cdn.signing import UrlSigner, blob_path
 from ..errors import Problem, not_found
 from ..store import files
+from ..store.documents import FileDoc
 from ..urls import absolute
 from . import Context, page_body
 
@@ -33,19 +34,19 @@ class FileUrls:
     def __init__(self, signer: UrlSigner) -> None:
         self._signer = signer
 
-    def upload(self, req: falcon.asgi.Request, doc: dict[str, Any]) -> str:
+    def upload(self, req: falcon.asgi.Request, doc: FileDoc) -> str:
         return absolute(req, self._signer.url("PUT", blob_path(doc["project_id"], doc["id"]), doc["size"]))
 
-    def download(self, req: falcon.asgi.Request, doc: dict[str, Any]) -> str | None:
+    def download(self, req: falcon.asgi.Request, doc: FileDoc) -> str | None:
         if doc["status"] != files.READY:
             return None
         return absolute(req, self._signer.url("GET", blob_path(doc["project_id"], doc["id"]), doc["size"]))
 
-    def public(self, req: falcon.asgi.Request, doc: dict[str, Any]) -> dict[str, Any]:
+    def public(self, req: falcon.asgi.Request, doc: FileDoc) -> dict[str, Any]:
         return views.file(doc, self.download(req, doc))
 
 
-async def _file(ctx: Context, req: falcon.asgi.Request, file_id: str) -> dict[str, Any]:
+async def _file(ctx: Context, req: falcon.asgi.Request, file_id: str) -> FileDoc:
     """Return a file of the caller's project, or raise 404 (also for other projects' ids)."""
     params.path_id(file_id, "File")
     doc = await ctx.store.files.get(caller.agent(req)["project_id"], file_id)
@@ -81,9 +82,10 @@ class Collection:
         # A retry is answered before the quota is asked: repeating an announcement must not be refused.
         stored = await store.files.get(project_id, body["id"])
         if stored is None:
-            stored, created = await self._ctx.services.quotas.store_within_storage(
+            new, created = await self._ctx.services.quotas.store_within_storage(
                 project_id, body["size"], lambda: store.files.create(project_id, uploader, body)
             )
+            stored = new
             if created:
                 resp.status = falcon.HTTP_201
                 resp.location = f"/v1/files/{body['id']}"

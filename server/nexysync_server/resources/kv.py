@@ -10,6 +10,7 @@ import falcon.asgi
 
 from .. import caller, params
 from ..errors import Problem, not_found
+from ..store.documents import KvDoc
 from ..views import kv_entry
 from . import Context, page_body
 
@@ -37,7 +38,7 @@ def _if_match(req: falcon.asgi.Request) -> tuple[int | None, bool]:
     return int(match.group(1)), False
 
 
-def _etag(entry: dict[str, object]) -> str:
+def _etag(entry: KvDoc) -> str:
     return f'"{entry["version"]}"'
 
 

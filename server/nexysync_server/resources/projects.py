@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 import falcon.asgi
 
 from .. import caller, params, views
 from ..errors import Problem, not_found
 from ..realtime.hub import Hub
+from ..store.documents import ProjectDoc
 from . import Context, audit, page_body
 
 
-async def owned_project(ctx: Context, req: falcon.asgi.Request, project_id: str) -> dict[str, Any]:
+async def owned_project(ctx: Context, req: falcon.asgi.Request, project_id: str) -> ProjectDoc:
     """Return the caller's project or raise 404 (another user's project looks missing)."""
     params.path_id(project_id, "Project")
     project = await ctx.store.projects.get_owned(project_id, caller.user_id(req))

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from ..settings import Settings
 from ..store import Store, kv
-from ..store.documents import AgentDoc
+from ..store.documents import AgentDoc, KvDoc
 from .announcements import Announcements
 from .errors import NotFound, PreconditionFailed
 from .quotas import Quotas
@@ -39,7 +38,7 @@ class KvService:
         self._quotas = quotas
         self._announcements = announcements
 
-    async def get(self, project_id: str, key: str) -> dict[str, Any]:
+    async def get(self, project_id: str, key: str) -> KvDoc:
         """Return an entry.
 
         Raises:
@@ -52,7 +51,7 @@ class KvService:
 
     async def page(
         self, project_id: str, prefix: str | None, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[KvDoc], str | None]:
         """Return a page of entries in key order, up to the read budget."""
         return await self._store.kv.list(project_id, prefix, limit, cursor, self._settings.read_budget_bytes)
 
@@ -66,7 +65,7 @@ class KvService:
         if_exists: bool,
         if_absent: bool,
         write_key: str | None,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[KvDoc, bool]:
         """Create or replace an entry if its conditions hold, and announce it; return it and whether it is new.
 
         Raises:

@@ -16,7 +16,7 @@ from typing import Any, cast
 from .. import views
 from ..realtime.hub import Hub
 from ..store import Store, messages
-from ..store.documents import AgentDoc
+from ..store.documents import AgentDoc, MessageDoc
 from .errors import Conflict, NotFound
 from .quotas import Quotas
 from .receipts import Receipts
@@ -44,7 +44,7 @@ class Messaging:
         self._quotas = quotas
         self._budget = read_budget_bytes
 
-    async def visible(self, agent: AgentDoc, message_id: str) -> dict[str, Any]:
+    async def visible(self, agent: AgentDoc, message_id: str) -> MessageDoc:
         """Return a message the agent sent or received.
 
         Raises:
@@ -55,7 +55,7 @@ class Messaging:
             raise _missing()
         return message
 
-    async def views(self, docs: list[dict[str, Any]], agent_id: str) -> list[dict[str, Any]]:
+    async def views(self, docs: list[MessageDoc], agent_id: str) -> list[dict[str, Any]]:
         """Return the API representations of messages; those the agent sent carry their receipt counts."""
         shown = [views.message(doc, agent_id) for doc in docs]
         await self._receipts.with_summaries(shown, docs, agent_id)
@@ -195,7 +195,7 @@ class Messaging:
         (view,) = await self.views([message], agent["_id"])
         return view
 
-    async def receipts(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+    async def receipts(self, message: MessageDoc) -> list[dict[str, Any]]:
         """Return a message's receipts: one per recipient still in the project, in order."""
         store = self._store
         briefs, docs = await asyncio.gather(
@@ -237,7 +237,7 @@ class Messaging:
         await self._receipts.reach(agent, members, "delivered")
         return root_id, await self.views(members, agent["_id"]), next_cursor
 
-    async def react(self, agent: AgentDoc, message: dict[str, Any], emoji: str) -> dict[str, Any]:
+    async def react(self, agent: AgentDoc, message: MessageDoc, emoji: str) -> dict[str, Any]:
         """Add the agent's reaction to a message it may see (once per emoji); return the message.
 
         Raises:

@@ -11,7 +11,7 @@ overshoot by what the others sent in that second, which keeps a database write o
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..settings import Settings
 from ..store import Store
@@ -21,6 +21,10 @@ from .errors import QuotaExceeded
 
 def _exceeded(what: str, limit: int) -> QuotaExceeded:
     return QuotaExceeded(f"The project has reached its quota of {limit} {what}; ask its owner to raise it.")
+
+
+#: A record written within the storage quota (a file, a reference).
+_Record = TypeVar("_Record")
 
 
 class Quotas:
@@ -94,8 +98,8 @@ class Quotas:
         await self._store.usage.release_storage(project_id, size)
 
     async def store_within_storage(
-        self, project_id: str, size: int, write: Callable[[], Awaitable[tuple[dict[str, Any], bool]]]
-    ) -> tuple[dict[str, Any], bool]:
+        self, project_id: str, size: int, write: Callable[[], Awaitable[tuple[_Record, bool]]]
+    ) -> tuple[_Record, bool]:
         """Reserve ``size`` bytes, run an idempotent ``write``, and keep the bytes only if it created something.
 
         Args:

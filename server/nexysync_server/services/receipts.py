@@ -12,7 +12,7 @@ from ..background import Periodic
 from ..realtime.hub import Hub
 from ..store import Store
 from ..store import receipts as store_receipts
-from ..store.documents import AgentRef
+from ..store.documents import AgentRef, MessageDoc
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Receipts:
         self._telling: set[asyncio.Task[None]] = set()
         self._sweeper = Periodic("receipt-sweeper", self.sweep, sweep_interval_s)
 
-    async def reach(self, agent: AgentRef, messages: Iterable[dict[str, Any]], state: str) -> None:
+    async def reach(self, agent: AgentRef, messages: Iterable[MessageDoc], state: str) -> None:
         """Move the agent's copies of ``messages`` to ``state``; tell the senders every step not yet told."""
         steps = await self._store.receipts.advance(messages, agent, state)
         if steps:
@@ -85,7 +85,7 @@ class Receipts:
         if self._telling:
             await asyncio.wait(set(self._telling), timeout=5)
 
-    async def with_summaries(self, shown: list[dict[str, Any]], docs: list[dict[str, Any]], agent_id: str) -> None:
+    async def with_summaries(self, shown: list[dict[str, Any]], docs: list[MessageDoc], agent_id: str) -> None:
         """Add ``receipts`` (counts per state) to the views of the messages ``agent_id`` sent."""
         sent = [doc for doc in docs if doc["from_id"] == agent_id]
         if not sent:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..settings import Settings
 from ..store import Store, refs
-from ..store.documents import AgentDoc
+from ..store.documents import AgentDoc, RefDoc
 from ..store.idempotency import is_retry
 from .announcements import Announcements
 from .errors import Conflict, Forbidden, NotFound
@@ -37,7 +37,7 @@ class RefService:
         self._quotas = quotas
         self._announcements = announcements
 
-    async def share(self, author: AgentDoc, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    async def share(self, author: AgentDoc, body: dict[str, Any]) -> tuple[RefDoc, bool]:
         """Store and announce a reference; return it and whether this call stored it.
 
         Raises:
@@ -71,7 +71,7 @@ class RefService:
         await self._announcements.ref_shared(ref)
         return ref, created
 
-    async def get(self, reader: AgentDoc, ref_id: str) -> dict[str, Any]:
+    async def get(self, reader: AgentDoc, ref_id: str) -> RefDoc:
         """Return a reference the reader may see.
 
         Raises:
@@ -106,7 +106,7 @@ class RefService:
         language: str | None,
         limit: int,
         cursor: str | None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[RefDoc], str | None]:
         """Return a page of the references ``reader_id`` may see (all of them for ``None``, the owner)."""
         return await self._store.refs.list(
             project_id,

@@ -153,7 +153,7 @@ class AgentStore:
             epoch = self._briefs.epoch
             query = {"project_id": project_id, "_id": {"$in": missing}}
             async for doc in self.col.find(query, {"slug": 1, "last_seen_at": 1}):
-                found[doc["_id"]] = {"_id": doc["_id"], "slug": doc["slug"], "last_seen_at": doc["last_seen_at"]}
+                found[doc["_id"]] = {"_id": doc["_id"], "slug": doc["slug"], "last_seen_at": doc.get("last_seen_at")}
                 self._briefs.put((project_id, doc["_id"]), found[doc["_id"]], epoch)
         return found
 

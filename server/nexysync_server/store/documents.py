@@ -6,7 +6,8 @@ lack (written by a later release, or only in some states) is ``NotRequired``.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from datetime import datetime
+from typing import NotRequired, TypedDict
 
 
 class AgentRef(TypedDict):
@@ -36,3 +37,159 @@ class AgentBrief(TypedDict):
     _id: str
     slug: str
     last_seen_at: str | None
+
+
+class Announced(TypedDict):
+    """What the event log needs of a record it stores with an event (:meth:`.events.EventStore.write_with_records`).
+
+    ``seq`` names the record's event once it is numbered, so that a retry can tell whether the
+    event was stored.
+    """
+
+    _id: str
+    project_id: str
+    seq: NotRequired[int]
+
+
+class UserDoc(TypedDict):
+    """One document of ``users``: a human account (the email case-folded)."""
+
+    _id: str
+    email: str
+    name: str
+    password_hash: str
+    created_at: str
+
+
+class ProjectDoc(TypedDict):
+    """One document of ``projects``: the isolation boundary, owned by one user."""
+
+    _id: str
+    name: str
+    owner_id: str
+    default_ttl_hours: int
+    created_at: str
+    updated_at: str
+
+
+class KvWrite(TypedDict):
+    """What every write of a kv entry sets.
+
+    ``write_key`` is the idempotency key of the write; ``counted_bytes`` what the value takes of
+    the storage quota (missing from entries written before values counted). ``seq`` is the event
+    number of the write once its event is stored.
+    """
+
+    value: str
+    updated_by: str
+    updated_at: str
+    write_key: str | None
+    seq: int | None
+    counted_bytes: NotRequired[int]
+
+
+class KvDoc(KvWrite):
+    """One document of ``kv``: an entry, its ``_id`` being ``"{project_id}:{key}"``."""
+
+    _id: str
+    project_id: str
+    key: str
+    version: int
+
+
+#: One document of ``refs``: a shared reference, its ``_id`` being ``"{project_id}:{id}"``; ``from``
+#: is the author's slug, ``readers`` who may see it (the recipient or everyone, and the author).
+RefDoc = TypedDict(
+    "RefDoc",
+    {
+        "_id": str,
+        "id": str,
+        "project_id": str,
+        "sk": str,
+        "from_id": str,
+        "from": str,
+        "to": str | None,
+        "readers": list[str],
+        "title": str,
+        "content": str,
+        "source_file": str | None,
+        "language": str | None,
+        "size_bytes": int,
+        "fingerprint": str,
+        "created_at": str,
+        "seq": NotRequired[int | None],
+    },
+)
+
+#: One document of ``files``: a file's record (its bytes are in the blob store), ``_id`` being
+#: ``"{project_id}:{id}"``. ``upload_token`` and ``upload_until`` are the upload lease;
+#: ``ready_at`` is set when the upload completes.
+FileDoc = TypedDict(
+    "FileDoc",
+    {
+        "_id": str,
+        "id": str,
+        "project_id": str,
+        "name": str,
+        "size": int,
+        "content_type": str | None,
+        "status": str,
+        "from": str,
+        "from_id": str,
+        "created_at": str,
+        "expires_at": str,
+        "pending_until": str,
+        "ready_at": NotRequired[str],
+        "upload_token": NotRequired[str],
+        "upload_until": NotRequired[str],
+        "seq": NotRequired[int | None],
+    },
+)
+
+
+class Reaction(TypedDict):
+    """One reaction to a message: an emoji and the slug of the agent who added it."""
+
+    emoji: str
+    agent: str
+    created_at: str
+
+
+#: One document of ``messages``, its ``_id`` being ``"{project_id}:{id}"``. Content fields
+#: (``topic``, ``payload``, ``metadata``) are envelopes the server cannot read; ``sk`` is the
+#: sort key (a ULID made at store time). ``read_by``, ``acked_by``, ``acks_told`` and
+#: ``pinned_by`` hold agent ids; ``reaction_keys`` is ``"{slug}|{emoji}"`` per reaction, for the
+#: once-only test; ``rev`` guards the rewrite of the reactions. ``seq`` is that of its
+#: ``new_message`` event once stored; ``pinned_by`` is missing from messages stored before pins
+#: were per agent.
+MessageDoc = TypedDict(
+    "MessageDoc",
+    {
+        "_id": str,
+        "id": str,
+        "project_id": str,
+        "sk": str,
+        "from_id": str,
+        "from": str,
+        "to": str | None,
+        "broadcast": bool,
+        "type": str,
+        "priority": str,
+        "reply_to": str | None,
+        "topic": str,
+        "payload": str,
+        "metadata": str | None,
+        "recipients": list[str],
+        "read_by": list[str],
+        "acked_by": list[str],
+        "acks_told": list[str],
+        "pinned_by": NotRequired[list[str]],
+        "reactions": list[Reaction],
+        "reaction_keys": list[str],
+        "rev": int,
+        "fingerprint": str,
+        "created_at": str,
+        "expires_at": datetime,
+        "seq": NotRequired[int],
+    },
+)

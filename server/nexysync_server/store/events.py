@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -26,6 +26,7 @@ from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKe
 
 from ..ids import iso, parse_rfc3339, utcnow
 from .batching import Batcher
+from .documents import Announced
 from .failures import DUPLICATE_KEY, DatabaseDidNotWrite, insert_new
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ RecordKind = Literal["kv", "ref", "file"]
 _RECORD_COLLECTIONS: dict[str, str] = {"kv": "kv", "ref": "refs", "file": "files"}
 
 Result = TypeVar("Result")
+#: A record announced with an event of its own (a message).
+_Record = TypeVar("_Record", bound=Announced)
 #: One outcome per record written with :meth:`EventStore.write_with_records`: ``None`` (stored) or why not.
 Outcomes = list[BaseException | None]
 
@@ -308,8 +311,8 @@ class EventStore:
     async def write_with_records(
         self,
         collection: str,
-        docs: list[dict[str, Any]],
-        announce: Callable[[dict[str, Any], dict[str, Any]], None],
+        docs: list[_Record],
+        announce: Callable[[dict[str, Any], _Record], None],
         settle: Callable[[list[dict[str, Any]], Outcomes], Awaitable[list[Result]]],
     ) -> list[Result]:
         """Store new records with one event each, numbered in the project's log; the one call a record store makes.
@@ -379,9 +382,9 @@ class EventStore:
     async def _insert_with_events(
         self,
         collection: str,
-        docs: list[dict[str, Any]],
+        docs: list[_Record],
         events: list[dict[str, Any]],
-        announce: Callable[[dict[str, Any], dict[str, Any]], None],
+        announce: Callable[[dict[str, Any], _Record], None],
         counter: UpdateOne | None = None,
     ) -> tuple[Outcomes, int]:
         """Store the records, and if every one is new, their events, in one command.
@@ -438,7 +441,7 @@ class EventStore:
     async def announce(
         self,
         kind: RecordKind,
-        record: dict[str, Any],
+        record: Mapping[str, Any],
         event_type: str,
         recipients: list[str],
         data: dict[str, Any],
@@ -556,13 +559,13 @@ class InsertFeed:
         return True, document
 
 
-def _name(docs: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+def _name(docs: list[_Record], events: list[dict[str, Any]]) -> None:
     """Name each record's event in it, so that a retry can tell whether the event was stored."""
     for doc, event in zip(docs, events, strict=True):
         doc["seq"] = event["seq"]
 
 
-async def _insert_each(records: AsyncCollection[Any], docs: list[dict[str, Any]]) -> Outcomes:
+async def _insert_each(records: AsyncCollection[Any], docs: Sequence[Announced]) -> Outcomes:
     """Insert records each on its own (unordered); return one outcome per record."""
     if len(docs) == 1:
         try:

@@ -11,11 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, utcnow
-from .documents import AgentDoc
+from .documents import AgentDoc, FileDoc
 from .failures import find_one_and_delete, find_one_and_update
 from .pages import page
 
@@ -27,7 +28,7 @@ def _doc_id(project_id: str, file_id: str) -> str:
     return f"{project_id}:{file_id}"
 
 
-def routing(doc: dict[str, Any]) -> dict[str, Any]:
+def routing(doc: FileDoc) -> dict[str, Any]:
     """Return the plaintext routing of a ``new_file`` event (never the name)."""
     return {
         "id": doc["id"],
@@ -38,7 +39,7 @@ def routing(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def is_same(doc: dict[str, Any], uploader_id: str, body: dict[str, Any]) -> bool:
+def is_same(doc: FileDoc, uploader_id: str, body: dict[str, Any]) -> bool:
     """Tell whether an announcement repeats the stored one (a retry) rather than reusing its id."""
     return bool(
         doc["from_id"] == uploader_id
@@ -58,7 +59,7 @@ class FileStore:
     """
 
     def __init__(self, db: AsyncDatabase[Any], retention_days: float, pending_ttl_s: float) -> None:
-        self.col = db["files"]
+        self.col: AsyncCollection[FileDoc] = db["files"]
         self._retention = timedelta(days=retention_days)
         self._pending_ttl = timedelta(seconds=pending_ttl_s)
 
@@ -68,10 +69,10 @@ class FileStore:
         await self.col.create_index("expires_at")
         await self.col.create_index([("status", 1), ("pending_until", 1)])
 
-    async def create(self, project_id: str, uploader: AgentDoc, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    async def create(self, project_id: str, uploader: AgentDoc, body: dict[str, Any]) -> tuple[FileDoc, bool]:
         """Store a pending file; return it and whether it was created (``False``: the id was taken meanwhile)."""
         now = utcnow()
-        doc = {
+        doc: FileDoc = {
             "_id": _doc_id(project_id, body["id"]),
             "id": body["id"],
             "project_id": project_id,
@@ -94,17 +95,15 @@ class FileStore:
             return stored, False
         return doc, True
 
-    async def get(self, project_id: str, file_id: str) -> dict[str, Any] | None:
+    async def get(self, project_id: str, file_id: str) -> FileDoc | None:
         """Find a file of a project."""
         return await self.col.find_one({"_id": _doc_id(project_id, file_id)})
 
-    async def list_ready(
-        self, project_id: str, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    async def list_ready(self, project_id: str, limit: int, cursor: str | None) -> tuple[list[FileDoc], str | None]:
         """Page through a project's ready files in id order."""
         return await page(self.col, {"project_id": project_id, "status": READY}, "id", limit, cursor)
 
-    async def mark_ready(self, project_id: str, file_id: str) -> dict[str, Any] | None:
+    async def mark_ready(self, project_id: str, file_id: str) -> FileDoc | None:
         """Turn a pending file ready; return it, or ``None`` if it is not pending (gone, or done already)."""
         return await find_one_and_update(
             self.col,
@@ -113,7 +112,7 @@ class FileStore:
             return_document=ReturnDocument.AFTER,
         )
 
-    async def withdraw(self, project_id: str, file_id: str) -> dict[str, Any] | None:
+    async def withdraw(self, project_id: str, file_id: str) -> FileDoc | None:
         """Delete a file's record while it is still pending; return it, or ``None`` (not pending, or gone)."""
         return await find_one_and_delete(self.col, {"_id": _doc_id(project_id, file_id), "status": PENDING})
 
@@ -152,11 +151,11 @@ class FileStore:
             {"$set": {"upload_until": "1970-01-01T00:00:00.000Z"}},
         )
 
-    async def delete(self, project_id: str, file_id: str) -> dict[str, Any] | None:
+    async def delete(self, project_id: str, file_id: str) -> FileDoc | None:
         """Delete a file's record; return it, or ``None`` if another deleter was first."""
         return await find_one_and_delete(self.col, {"_id": _doc_id(project_id, file_id)})
 
-    async def due(self, limit: int = 500) -> list[dict[str, Any]]:
+    async def due(self, limit: int = 500) -> list[FileDoc]:
         """Return files past their retention, and pending files whose upload never completed."""
         now = iso(utcnow())
         expired = self.col.find({"expires_at": {"$lt": now}}).limit(limit)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -16,6 +17,6 @@ def fingerprint(defining: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()
 
 
-def is_retry(stored: dict[str, Any], sender_id: str, request_fingerprint: str) -> bool:
+def is_retry(stored: Mapping[str, Any], sender_id: str, request_fingerprint: str) -> bool:
     """Tell whether a stored record is what this sender's request with this fingerprint would store."""
     return bool(stored["from_id"] == sender_id and stored["fingerprint"] == request_fingerprint)

@@ -6,10 +6,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, utcnow
+from .documents import KvDoc, KvWrite
 from .failures import DatabaseDidNotWrite, find_one_and_delete
 from .pages import page
 
@@ -29,7 +31,7 @@ class PreconditionFailed(Exception):
     """The entry changed since the version the caller gave, or exists where it must not."""
 
 
-def _repeats(entry: dict[str, Any], write_key: str, value: str, author: str) -> bool:
+def _repeats(entry: KvDoc, write_key: str, value: str, author: str) -> bool:
     """Tell whether a write is a retry of the entry's last one: same idempotency key, value and author."""
     return bool(entry.get("write_key") == write_key and entry["value"] == value and entry["updated_by"] == author)
 
@@ -38,13 +40,13 @@ class KvStore:
     """The ``kv`` collection."""
 
     def __init__(self, db: AsyncDatabase[Any]) -> None:
-        self.col = db["kv"]
+        self.col: AsyncCollection[KvDoc] = db["kv"]
 
     async def ensure_indexes(self) -> None:
         """Create the per-project key index used for listing."""
         await self.col.create_index([("project_id", 1), ("key", 1)])
 
-    async def get(self, project_id: str, key: str) -> dict[str, Any] | None:
+    async def get(self, project_id: str, key: str) -> KvDoc | None:
         """Find an entry."""
         return await self.col.find_one({"_id": f"{project_id}:{key}"})
 
@@ -61,7 +63,7 @@ class KvStore:
         write_key: str | None = None,
         reserve: Storage = _no_quota,
         release: Storage = _no_quota,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[KvDoc, bool]:
         """Create or replace an entry; return it and whether it was created.
 
         The value's bytes count toward the project's storage: a new entry reserves them all, a
@@ -92,7 +94,7 @@ class KvStore:
         # (see EventStore.announce).
         now = iso(utcnow())
         size = len(value)
-        written = {
+        written: KvWrite = {
             "value": value,
             "updated_by": author,
             "updated_at": now,
@@ -114,7 +116,7 @@ class KvStore:
             if current is None:
                 if if_version is not None or if_exists:
                     raise PreconditionFailed(key)
-                entry = {"_id": doc_id, "project_id": project_id, "key": key, "version": 1, **written}
+                entry: KvDoc = {"_id": doc_id, "project_id": project_id, "key": key, "version": 1, **written}
                 await reserve(size)
                 try:
                     await self.col.insert_one(entry)
@@ -154,7 +156,7 @@ class KvStore:
             missed_version = current["version"]
         raise RuntimeError(f"entry {key!r} kept changing under {_WRITE_ATTEMPTS} writes in a row")
 
-    async def delete(self, project_id: str, key: str, if_version: int | None = None) -> dict[str, Any] | None:
+    async def delete(self, project_id: str, key: str, if_version: int | None = None) -> KvDoc | None:
         """Delete an entry (only at ``if_version`` if given); return what was deleted, or ``None``.
 
         Raises:
@@ -170,7 +172,7 @@ class KvStore:
 
     async def list(
         self, project_id: str, prefix: str | None, limit: int, cursor: str | None, budget: int = 0
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[KvDoc], str | None]:
         """Page through entries in key order, optionally under a prefix, at most ``budget`` bytes of values a page."""
         query: dict[str, Any] = {"project_id": project_id}
         if prefix:

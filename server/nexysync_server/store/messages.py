@@ -10,7 +10,7 @@ pin or unpin it for the others.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
-from .documents import AgentDoc
+from .documents import AgentDoc, MessageDoc
 from .events import EventStore, Outcomes, event_key
 from .failures import find_one_and_update
 from .idempotency import fingerprint, is_retry
@@ -55,7 +55,7 @@ class _Duplicate(Exception):
     for this try: a filler, or the message's ``new_message`` if its first try left none.
     """
 
-    def __init__(self, event: dict[str, Any], stored: dict[str, Any] | None) -> None:
+    def __init__(self, event: dict[str, Any], stored: MessageDoc | None) -> None:
         super().__init__("duplicate message id")
         self.event = event
         self.stored = stored
@@ -69,7 +69,7 @@ def _key(project_id: str, message_id: str) -> str:
     return f"{project_id}:{message_id}"
 
 
-def content_size(message: dict[str, Any]) -> int:
+def content_size(message: Mapping[str, Any]) -> int:
     """Return the bytes of a message's content (its envelopes, ASCII): what the daily byte quota counts."""
     return sum(len(message[name]) for name in CONTENT_FIELDS if message.get(name) is not None)
 
@@ -82,17 +82,17 @@ def body_fingerprint(body: dict[str, Any]) -> str:
     return fingerprint(canonical)
 
 
-def _same_send(stored: dict[str, Any], message: dict[str, Any]) -> bool:
+def _same_send(stored: MessageDoc, message: MessageDoc) -> bool:
     """Tell whether a stored message is the one a retry sends again: same sender, same body."""
     return is_retry(stored, message["from_id"], message["fingerprint"])
 
 
-def _announce(event: dict[str, Any], message: dict[str, Any]) -> None:
+def _announce(event: dict[str, Any], message: MessageDoc) -> None:
     """Make a numbered event the ``new_message`` event of ``message``."""
     event.update(type="new_message", recipients=message["recipients"], data=routing(message))
 
 
-def routing(message: dict[str, Any]) -> dict[str, Any]:
+def routing(message: MessageDoc) -> dict[str, Any]:
     """Return what a ``new_message`` event tells: ids and plaintext routing, never content."""
     return {
         "id": message["id"],
@@ -106,7 +106,7 @@ def routing(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def visible_to(message: dict[str, Any], agent_id: str) -> bool:
+def visible_to(message: Mapping[str, Any], agent_id: str) -> bool:
     """Tell whether an agent may see a message: it sent it or is one of its recipients."""
     return message["from_id"] == agent_id or agent_id in message["recipients"]
 
@@ -146,13 +146,13 @@ class MessageStore:
     """The ``messages`` collection."""
 
     def __init__(self, db: AsyncDatabase[Any], events: EventStore) -> None:
-        self.col: AsyncCollection[dict[str, Any]] = db["messages"]
+        self.col: AsyncCollection[MessageDoc] = db["messages"]
         self._events = events
         # Concurrent sends go out as one batch, written with their events by the event log in
         # one command where it can (EventStore.write_with_records). Retries add a look-up. One
         # stage rather than several that overlap: the database runs one command at a time, so
         # the number of commands and the size of the batches decide the latency and the rate.
-        self._sends: Batcher[dict[str, Any], dict[str, Any]] = Batcher(self._send_batch)
+        self._sends: Batcher[MessageDoc, dict[str, Any]] = Batcher(self._send_batch)
 
     async def ensure_indexes(self) -> None:
         """Create the inbox, thread and TTL indexes."""
@@ -170,7 +170,7 @@ class MessageStore:
         body: dict[str, Any],
         recipients: list[str],
         ttl_hours: int,
-    ) -> tuple[dict[str, Any], bool, dict[str, Any]]:
+    ) -> tuple[MessageDoc, bool, dict[str, Any]]:
         """Store a message with its ``new_message`` event, or find the one stored earlier under the same id.
 
         Returns:
@@ -186,7 +186,7 @@ class MessageStore:
         sort_key = new_id()
         # created_at is the sort key's own time, so ``since`` can filter on the key exactly.
         now = ulid_time(sort_key)
-        message = {
+        message: MessageDoc = {
             "_id": _key(project_id, message_id),
             "id": message_id,
             "project_id": project_id,
@@ -224,7 +224,7 @@ class MessageStore:
             return exc.stored, False, exc.event
         return message, True, event
 
-    async def _send_batch(self, docs: list[dict[str, Any]]) -> list[dict[str, Any] | BaseException]:
+    async def _send_batch(self, docs: list[MessageDoc]) -> list[dict[str, Any] | BaseException]:
         reannounced: list[tuple[str, int]] = []
 
         async def settle(events: list[dict[str, Any]], outcomes: Outcomes) -> list[dict[str, Any] | BaseException]:
@@ -241,7 +241,7 @@ class MessageStore:
 
     async def _settle(
         self,
-        docs: list[dict[str, Any]],
+        docs: list[MessageDoc],
         events: list[dict[str, Any]],
         outcomes: Outcomes,
         reannounced: list[tuple[str, int]],
@@ -254,7 +254,7 @@ class MessageStore:
         results: list[dict[str, Any] | BaseException] = []
         retried = [d for d, outcome in zip(docs, outcomes, strict=True) if isinstance(outcome, DuplicateKeyError)]
         lookup_error: Exception | None = None
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, MessageDoc] = {}
         unannounced: set[str] = set()
         if retried:
             try:
@@ -280,8 +280,8 @@ class MessageStore:
         return results
 
     async def _unannounced(
-        self, retried: list[dict[str, Any]], batch_events: list[dict[str, Any]]
-    ) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        self, retried: list[MessageDoc], batch_events: list[dict[str, Any]]
+    ) -> tuple[dict[str, MessageDoc], set[str]]:
         """Read the stored messages that retries collided with; tell which have no ``new_message`` event.
 
         A message whose event is one of this batch's (the same id twice in one batch) is announced
@@ -301,7 +301,7 @@ class MessageStore:
         announced = await self._events.of_kind(list(keys), "new_message") if keys else set()
         return stored, {message for key, message in keys.items() if key not in announced}
 
-    async def get(self, project_id: str, message_id: str) -> dict[str, Any] | None:
+    async def get(self, project_id: str, message_id: str) -> MessageDoc | None:
         """Find a message of a project by id."""
         return await self.col.find_one({"_id": _key(project_id, message_id)})
 
@@ -318,7 +318,7 @@ class MessageStore:
         limit: int,
         cursor: str | None,
         budget: int = 0,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[MessageDoc], str | None]:
         """Page through the messages addressed to an agent in storage order, up to ``budget`` content bytes a page."""
         query: dict[str, Any] = {"project_id": project_id, "recipients": agent_id}
         if since is not None:
@@ -329,7 +329,7 @@ class MessageStore:
         query.update(_routing_filter(sender_slug, message_type, pinned, agent_id))
         return await page(self.col, query, "sk", limit, cursor, size=content_size, budget=budget)
 
-    async def mark_read(self, message: dict[str, Any], agent_id: str) -> dict[str, Any]:
+    async def mark_read(self, message: MessageDoc, agent_id: str) -> MessageDoc:
         """Mark a message read for a recipient; return it as stored now."""
         if agent_id not in message["recipients"] or agent_id in message["read_by"]:
             return message
@@ -368,7 +368,7 @@ class MessageStore:
         keys = [_key(project_id, message_id) for message_id in ids]
         await self.col.update_many({"_id": {"$in": keys}}, {"$addToSet": {"acks_told": agent_id}})
 
-    async def set_pinned(self, message: dict[str, Any], agent_id: str, pinned: bool) -> dict[str, Any]:
+    async def set_pinned(self, message: MessageDoc, agent_id: str, pinned: bool) -> MessageDoc:
         """Pin or unpin a message for one agent only; return it as stored now."""
         if pinned and "pinned_by" not in message:
             # Stored before pins were per agent: $addToSet does nothing to a missing field here.
@@ -382,7 +382,7 @@ class MessageStore:
         )
         return updated or message
 
-    async def add_reaction(self, message: dict[str, Any], agent_slug: str, emoji: str) -> dict[str, Any]:
+    async def add_reaction(self, message: MessageDoc, agent_slug: str, emoji: str) -> MessageDoc:
         """Add an agent's reaction once; adding the same one again changes nothing.
 
         The list is rewritten whole under an optimistic revision check: ``$push`` of a
@@ -422,8 +422,8 @@ class MessageStore:
         raise RuntimeError(f"reaction on message {message['id']} lost {_REACTION_ATTEMPTS} races in a row")
 
     async def thread(
-        self, message: dict[str, Any], agent_id: str, *, budget: int = 0, cursor: str | None = None
-    ) -> tuple[str, list[dict[str, Any]], str | None]:
+        self, message: MessageDoc, agent_id: str, *, budget: int = 0, cursor: str | None = None
+    ) -> tuple[str, list[MessageDoc], str | None]:
         """Return a page of the thread of a message, as far as the agent may see it.
 
         The thread is every message reachable from the root through ``reply_to``. Membership is
@@ -441,7 +441,9 @@ class MessageStore:
             thread the agent may see, so no id it may not see is named.
         """
         project_id = message["project_id"]
-        node = {name: message[name] for name in _MEMBER_FIELDS}
+        # Members are read with their routing fields alone (a projection, not whole documents).
+        whole: Mapping[str, Any] = message
+        node: Mapping[str, Any] = {name: whole[name] for name in _MEMBER_FIELDS}
         seen = {node["id"]}
         while node["reply_to"] and len(seen) < _MAX_THREAD:
             parent = await self.col.find_one({"_id": _key(project_id, node["reply_to"])}, _MEMBER_FIELDS)
@@ -449,7 +451,7 @@ class MessageStore:
                 break
             seen.add(parent["id"])
             node = parent
-        members = {node["id"]: node}
+        members: dict[str, Mapping[str, Any]] = {node["id"]: node}
         frontier = [node["id"]]
         while frontier and len(members) < _MAX_THREAD:
             children = self.col.find({"project_id": project_id, "reply_to": {"$in": frontier}}, _MEMBER_FIELDS)
@@ -461,7 +463,7 @@ class MessageStore:
         visible = sorted((doc for doc in members.values() if visible_to(doc, agent_id)), key=lambda doc: doc["sk"])
         root_id = visible[0]["id"] if visible else message["id"]
         wanted = [doc for doc in visible if cursor is None or doc["sk"] > cursor]
-        page_docs: list[dict[str, Any]] = []
+        page_docs: list[MessageDoc] = []
         spent = 0
         for start in range(0, len(wanted), _THREAD_BATCH):
             keys = [_key(project_id, doc["id"]) for doc in wanted[start : start + _THREAD_BATCH]]
@@ -486,7 +488,7 @@ class MessageStore:
         limit: int,
         cursor: str | None,
         budget: int = 0,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[MessageDoc], str | None]:
         """Page through every message of a project in storage order (the owner's view), up to ``budget`` bytes a page.
 
         Args:
@@ -524,7 +526,7 @@ class MessageStore:
         query.update(_routing_filter(sender_slug, message_type, pinned, agent_id))
         return await page(self.col, query, "sk", limit, cursor, size=content_size, budget=budget)
 
-    async def addressed(self, project_id: str, agent_id: str, ids: Iterable[str]) -> list[dict[str, Any]]:
+    async def addressed(self, project_id: str, agent_id: str, ids: Iterable[str]) -> list[MessageDoc]:
         """Return the messages among ``ids`` addressed to an agent (what its receipts need of them)."""
         keys = [_key(project_id, message_id) for message_id in ids]
         fields = {"id": 1, "project_id": 1, "from_id": 1, "recipients": 1, "expires_at": 1}

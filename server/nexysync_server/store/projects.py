@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..cache import TtlCache
 from ..ids import iso, new_id, utcnow
+from .documents import ProjectDoc
 from .failures import find_one_and_update
 from .pages import page
 
@@ -17,7 +19,7 @@ class ProjectStore:
     """The ``projects`` collection."""
 
     def __init__(self, db: AsyncDatabase[Any], cache_ttl_s: float = 0.5) -> None:
-        self.col = db["projects"]
+        self.col: AsyncCollection[ProjectDoc] = db["projects"]
         # project -> message TTL in hours, read on every send. A change through this process
         # applies at once; through another worker, to this one's sends within ``cache_ttl_s``.
         self._ttl_hours: TtlCache[str, int] = TtlCache(ttl_s=cache_ttl_s)
@@ -26,10 +28,10 @@ class ProjectStore:
         """Create the owner index used to list a user's projects."""
         await self.col.create_index("owner_id")
 
-    async def create(self, owner_id: str, name: str, ttl_hours: int) -> dict[str, Any]:
+    async def create(self, owner_id: str, name: str, ttl_hours: int) -> ProjectDoc:
         """Insert a project owned by ``owner_id``."""
         now = iso(utcnow())
-        project = {
+        project: ProjectDoc = {
             "_id": new_id(),
             "name": name,
             "owner_id": owner_id,
@@ -40,7 +42,7 @@ class ProjectStore:
         await self.col.insert_one(project)
         return project
 
-    async def get_owned(self, project_id: str, owner_id: str) -> dict[str, Any] | None:
+    async def get_owned(self, project_id: str, owner_id: str) -> ProjectDoc | None:
         """Find a project if ``owner_id`` owns it (others' projects look like missing ones)."""
         return await self.col.find_one({"_id": project_id, "owner_id": owner_id})
 
@@ -64,13 +66,11 @@ class ProjectStore:
         """Count a user's projects."""
         return await self.col.count_documents({"owner_id": owner_id})
 
-    async def list_owned(
-        self, owner_id: str, limit: int, cursor: str | None
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    async def list_owned(self, owner_id: str, limit: int, cursor: str | None) -> tuple[list[ProjectDoc], str | None]:
         """Page through a user's projects, oldest first."""
         return await page(self.col, {"owner_id": owner_id}, "_id", limit, cursor)
 
-    async def update(self, project_id: str, owner_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    async def update(self, project_id: str, owner_id: str, changes: dict[str, Any]) -> ProjectDoc | None:
         """Apply ``changes`` (name, default_ttl_hours) to an owned project; ``None`` if not found."""
         updated = await find_one_and_update(
             self.col,

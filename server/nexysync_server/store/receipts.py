@@ -24,7 +24,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..ids import iso, utcnow
-from .documents import AgentRef
+from .documents import AgentRef, MessageDoc
 from .failures import insert_new
 
 STATES = ("queued", "delivered", "read", "acked")
@@ -91,7 +91,7 @@ class ReceiptStore:
         await self.col.create_index([("untold", 1), ("moved_at", 1)])
         await self.col.create_index("expires_at", expireAfterSeconds=0)
 
-    async def advance(self, messages: Iterable[dict[str, Any]], agent: AgentRef, state: str) -> list[Step]:
+    async def advance(self, messages: Iterable[MessageDoc], agent: AgentRef, state: str) -> list[Step]:
         """Move the agent's copies of ``messages`` to ``state`` (those already there or past it stay).
 
         Messages the agent is not a recipient of are ignored.
@@ -136,7 +136,7 @@ class ReceiptStore:
         ]
 
     @staticmethod
-    def _new(key: str, message: dict[str, Any], agent: AgentRef, rank: int, now: str) -> dict[str, Any]:
+    def _new(key: str, message: MessageDoc, agent: AgentRef, rank: int, now: str) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "_id": key,
             "project_id": message["project_id"],
@@ -201,7 +201,7 @@ class ReceiptStore:
         query = {"untold": True, "moved_at": {"$lt": horizon}}
         return [step async for doc in self.col.find(query).limit(limit) for step in _untold(doc)]
 
-    async def of_message(self, message: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    async def of_message(self, message: MessageDoc) -> dict[str, dict[str, Any]]:
         """Return a message's receipt documents by recipient agent id."""
         cursor = self.col.find({"project_id": message["project_id"], "message_id": message["id"]})
         return {doc["agent_id"]: doc async for doc in cursor}

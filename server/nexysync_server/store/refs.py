@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, ulid_time
-from .documents import AgentDoc
+from .documents import AgentDoc, RefDoc
 from .events import EVERYONE
 from .failures import find_one_and_delete
 from .idempotency import fingerprint, is_retry
@@ -48,7 +49,7 @@ def body_fingerprint(body: dict[str, Any]) -> str:
     return fingerprint({name: body.get(name) for name in (*_ROUTING_FIELDS, *CONTENT_FIELDS)})
 
 
-def routing(ref: dict[str, Any]) -> dict[str, Any]:
+def routing(ref: RefDoc) -> dict[str, Any]:
     """Return what a ``new_ref`` event tells: ids and plaintext routing, never content."""
     return {
         "id": ref["id"],
@@ -59,12 +60,12 @@ def routing(ref: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def audience(ref: dict[str, Any]) -> list[str]:
+def audience(ref: RefDoc) -> list[str]:
     """Return whom a reference's ``new_ref`` event is for: its recipient, or everyone."""
     return list(ref["readers"][:1])
 
 
-def visible_to(ref: dict[str, Any], agent_id: str) -> bool:
+def visible_to(ref: RefDoc, agent_id: str) -> bool:
     """Tell whether an agent may see a reference: it is addressed to it or to everyone, or it shared it."""
     return agent_id in ref["readers"] or EVERYONE in ref["readers"]
 
@@ -73,7 +74,7 @@ class RefStore:
     """The ``refs`` collection."""
 
     def __init__(self, db: AsyncDatabase[Any]) -> None:
-        self.col = db["refs"]
+        self.col: AsyncCollection[RefDoc] = db["refs"]
 
     async def ensure_indexes(self) -> None:
         """Create the listing index."""
@@ -81,7 +82,7 @@ class RefStore:
 
     async def insert(
         self, *, project_id: str, author: AgentDoc, body: dict[str, Any], recipient_id: str | None
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[RefDoc, bool]:
         """Store a reference, or find the one stored earlier under the same id.
 
         Args:
@@ -101,7 +102,7 @@ class RefStore:
         request_fingerprint = body_fingerprint(body)
         # A server-made sort key: client ids need not grow, and pages must not skip new references.
         sort_key = new_id()
-        ref = {
+        ref: RefDoc = {
             "_id": _key(project_id, ref_id),
             "id": ref_id,
             "project_id": project_id,
@@ -127,7 +128,7 @@ class RefStore:
             return stored, False
         return ref, True
 
-    async def get(self, project_id: str, ref_id: str) -> dict[str, Any] | None:
+    async def get(self, project_id: str, ref_id: str) -> RefDoc | None:
         """Find a reference of a project by id."""
         return await self.col.find_one({"_id": _key(project_id, ref_id)})
 
@@ -141,7 +142,7 @@ class RefStore:
         limit: int,
         cursor: str | None,
         budget: int = 0,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[RefDoc], str | None]:
         """Page through the references an agent may see (all of them for ``None``, the owner), in storage order.
 
         At most ``budget`` bytes a page.
@@ -155,7 +156,7 @@ class RefStore:
             query["language"] = language
         return await page(self.col, query, "sk", limit, cursor, size=lambda ref: ref["size_bytes"], budget=budget)
 
-    async def delete(self, project_id: str, ref_id: str, author_id: str) -> dict[str, Any] | None:
+    async def delete(self, project_id: str, ref_id: str, author_id: str) -> RefDoc | None:
         """Delete a reference if ``author_id`` shared it; return what was deleted, or ``None``."""
         return await find_one_and_delete(self.col, {"_id": _key(project_id, ref_id), "from_id": author_id})
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, utcnow
+from .documents import UserDoc
 
 
 class EmailTaken(Exception):
@@ -18,19 +20,19 @@ class UserStore:
     """The ``users`` collection."""
 
     def __init__(self, db: AsyncDatabase[Any]) -> None:
-        self.col = db["users"]
+        self.col: AsyncCollection[UserDoc] = db["users"]
 
     async def ensure_indexes(self) -> None:
         """Create the unique email index."""
         await self.col.create_index("email", unique=True)
 
-    async def create(self, email: str, name: str, password_hash: str) -> dict[str, Any]:
+    async def create(self, email: str, name: str, password_hash: str) -> UserDoc:
         """Insert a user.
 
         Raises:
             EmailTaken: the (case-folded) email is in use.
         """
-        user = {
+        user: UserDoc = {
             "_id": new_id(),
             "email": email.lower(),
             "name": name,
@@ -43,7 +45,7 @@ class UserStore:
             raise EmailTaken(email) from exc
         return user
 
-    async def by_email(self, email: str) -> dict[str, Any] | None:
+    async def by_email(self, email: str) -> UserDoc | None:
         """Find a user by email, case-insensitively."""
         return await self.col.find_one({"email": email.lower()})
 
@@ -51,6 +53,6 @@ class UserStore:
         """Store a rehashed password, unless the hash changed meanwhile (a concurrent login did it)."""
         await self.col.update_one({"_id": user_id, "password_hash": old}, {"$set": {"password_hash": new}})
 
-    async def get(self, user_id: str) -> dict[str, Any] | None:
+    async def get(self, user_id: str) -> UserDoc | None:
         """Find a user by id."""
         return await self.col.find_one({"_id": user_id})

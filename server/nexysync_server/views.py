@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .ids import iso
-from .store.documents import AgentDoc, FileDoc, KvDoc, MessageDoc, ProjectDoc, RefDoc, UserDoc
+from .store.documents import AgentDoc, AuditDoc, EventBody, FileDoc, KvDoc, MessageDoc, ProjectDoc, RefDoc, UserDoc
 from .store.files import READY
 from .store.receipts import STATES, state_of
 
@@ -32,7 +32,7 @@ def agent(doc: AgentDoc) -> dict[str, Any]:
     }
 
 
-def audit_entry(doc: dict[str, Any]) -> dict[str, Any]:
+def audit_entry(doc: AuditDoc) -> dict[str, Any]:
     """Return the API representation of an audit entry."""
     return {
         "id": doc["_id"],
@@ -45,7 +45,7 @@ def audit_entry(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def event(doc: dict[str, Any]) -> dict[str, Any]:
+def event(doc: EventBody) -> dict[str, Any]:
     """Return the API representation of an event."""
     return {"seq": doc["seq"], "type": doc["type"], "created_at": doc["created_at"], "data": doc["data"]}
 

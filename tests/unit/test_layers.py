@@ -115,13 +115,20 @@ def _collection_attributes() -> set[str]:
         if not _in(module, "nexysync_server.store"):
             continue
         for node in ast.walk(module.tree):
-            if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Subscript)):
+            # ``self.col = db[...]`` and its annotated form ``self.col: AsyncCollection[Doc] = db[...]``.
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            else:
                 continue
-            if not (isinstance(node.value.value, ast.Name) and node.value.value.id == "db"):
+            if not (isinstance(node.value, ast.Subscript) and isinstance(node.value.value, ast.Name)):
+                continue
+            if node.value.value.id != "db":
                 continue
             names.update(
                 target.attr
-                for target in node.targets
+                for target in targets
                 if isinstance(target, ast.Attribute)
                 and isinstance(target.value, ast.Name)
                 and target.value.id == "self"

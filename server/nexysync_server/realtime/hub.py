@@ -24,6 +24,7 @@ from typing import Any
 
 from ..background import Periodic
 from ..ids import utcnow
+from ..store.documents import EventDoc
 from ..store.events import EventStore, contiguous, visible_to
 from ..store.failures import DatabaseError
 
@@ -54,14 +55,14 @@ class Listener:
     agent_id: str | None
     key_hash: str = ""
     queue_max: int = 0
-    queue: asyncio.Queue[dict[str, Any] | str | None] = field(init=False)
+    queue: asyncio.Queue[EventDoc | str | None] = field(init=False)
     ended: bool = False
 
     def __post_init__(self) -> None:
         # One place more than events, so the marker that ends the stream always fits.
         self.queue = asyncio.Queue(self.queue_max + 1 if self.queue_max else 0)
 
-    def offer(self, event: dict[str, Any]) -> None:
+    def offer(self, event: EventDoc) -> None:
         """Queue an event; end the stream with :data:`OVERFLOW` when its queue is full."""
         if self.ended:
             return
@@ -85,7 +86,7 @@ class Listener:
 @dataclass(eq=False)
 class _Feed:
     delivered: int
-    pending: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pending: dict[int, EventDoc] = field(default_factory=dict)
     listeners: set[Listener] = field(default_factory=set)
     gap_since: float | None = None
 
@@ -135,7 +136,7 @@ class Hub:
         self._has_listeners.set()
         return listener, feed.delivered
 
-    async def emit(self, project_id: str, kind: str, recipients: list[str], data: dict[str, Any]) -> dict[str, Any]:
+    async def emit(self, project_id: str, kind: str, recipients: list[str], data: dict[str, Any]) -> EventDoc:
         """Append an event to the log and hand it to this process's streams at once."""
         event = await self._events.append(project_id, kind, recipients, data)
         self.publish(event)
@@ -187,7 +188,7 @@ class Hub:
         """
         self._revoked_callbacks.append(callback)
 
-    def publish(self, event: dict[str, Any]) -> bool:
+    def publish(self, event: EventDoc) -> bool:
         """Take an event from any source; release it and whatever it unblocks, in order.
 
         Returns:

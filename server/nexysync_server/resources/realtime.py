@@ -17,6 +17,7 @@ from ..errors import Problem
 from ..ids import iso, utcnow
 from ..realtime.hub import OVERFLOW, REVOKED, Hub, Listener
 from ..services.presence import Presence, TooManyStreams
+from ..store.documents import EventBody
 from ..store.events import contiguous, visible_to
 from . import Context
 
@@ -44,7 +45,7 @@ def max_duration(req: falcon.asgi.Request, limit: float) -> float:
     return min(float(raw), limit)
 
 
-def _sse(event: dict[str, Any]) -> SSEvent:
+def _sse(event: EventBody) -> SSEvent:
     return SSEvent(event=event["type"], event_id=str(event["seq"]), json=views.event(event))
 
 

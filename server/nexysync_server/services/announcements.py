@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..realtime.hub import Hub
-from ..store.documents import FileDoc, KvDoc, RefDoc
+from ..store.documents import EventDoc, FileDoc, KvDoc, RefDoc
 from ..store.events import EVERYONE, EventStore
 from ..store.files import routing as file_routing
 from ..store.refs import audience as ref_audience
@@ -57,6 +57,6 @@ class Announcements:
         event = await self._events.announce("file", file, "new_file", [EVERYONE], file_routing(file))
         self._publish(event)
 
-    def _publish(self, event: dict[str, Any] | None) -> None:
+    def _publish(self, event: EventDoc | None) -> None:
         if event is not None and self._hub is not None:
             self._hub.publish(event)

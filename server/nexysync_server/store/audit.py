@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..ids import iso, new_id, utcnow
+from .documents import AuditDoc
 from .pages import page
 
 _KEEP = timedelta(days=90)
@@ -17,7 +19,7 @@ class AuditStore:
     """The ``audit`` collection."""
 
     def __init__(self, db: AsyncDatabase[Any]) -> None:
-        self.col = db["audit"]
+        self.col: AsyncCollection[AuditDoc] = db["audit"]
 
     async def ensure_indexes(self) -> None:
         """Create the per-project index and the 90-day TTL index."""
@@ -43,7 +45,7 @@ class AuditStore:
             }
         )
 
-    async def list(self, project_id: str, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    async def list(self, project_id: str, limit: int, cursor: str | None) -> tuple[list[AuditDoc], str | None]:
         """Page through a project's entries, oldest first."""
         return await page(self.col, {"project_id": project_id}, "_id", limit, cursor)
 

@@ -7,7 +7,7 @@ lack (written by a later release, or only in some states) is ``NotRequired``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class AgentRef(TypedDict):
@@ -193,3 +193,83 @@ MessageDoc = TypedDict(
         "seq": NotRequired[int],
     },
 )
+
+
+class EventBody(TypedDict):
+    """What a client is shown of an event: its number, type, time and what it tells.
+
+    ``data`` is routing, never content. The stream also makes events of its own (``resume``,
+    ``reset``) that are never stored.
+    """
+
+    seq: int
+    type: str
+    created_at: str
+    data: dict[str, Any]
+
+
+class EventDoc(EventBody):
+    """One document of ``events``: the project's realtime log, ``_id`` being ``"{project_id}:{seq}"``.
+
+    ``seq`` numbers a project's events without a gap; a number taken by a write that failed is
+    stored as a filler (``type`` ``"filler"``, addressed to nobody). ``recipients`` are agent ids
+    or ``"*"`` (everyone).
+    """
+
+    _id: str
+    project_id: str
+    recipients: list[str]
+    expires_at: datetime
+
+
+class RefreshTokenDoc(TypedDict):
+    """One document of ``refresh_tokens``, ``_id`` being the SHA-256 of the token.
+
+    A token is used once; a family is the chain of tokens of one sign-in, revoked whole when a
+    used token comes back (a stolen one).
+    """
+
+    _id: str
+    user_id: str
+    family_id: str
+    used: bool
+    revoked: bool
+    created_at: str
+    expires_at: datetime
+
+
+class AuditDoc(TypedDict):
+    """One document of ``audit``: a management action or refusal, who did it and from where."""
+
+    _id: str
+    project_id: str | None
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    source_ip: str
+    at: str
+    expires_at: datetime
+
+
+class LeaseDoc(TypedDict):
+    """One document of ``presence_leases``: one open stream of an agent, renewed while it lives.
+
+    ``expires`` (ISO time) passes when its server stops renewing it; ``gc_at`` drops it later.
+    """
+
+    _id: str
+    project_id: str
+    agent_id: str
+    slug: str
+    since: str
+    expires: str
+    gc_at: datetime
+
+
+class PresenceDoc(TypedDict):
+    """One document of ``presence_state``: whether an agent was last announced online (``_id``: its id)."""
+
+    _id: str
+    project_id: str
+    online: bool

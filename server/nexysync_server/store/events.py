@@ -26,7 +26,7 @@ from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKe
 
 from ..ids import iso, parse_rfc3339, utcnow
 from .batching import Batcher
-from .documents import Announced
+from .documents import Announced, EventDoc
 from .failures import DUPLICATE_KEY, DatabaseDidNotWrite, insert_new
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def event_key(project_id: str, seq: int) -> str:
     return f"{project_id}:{seq:015d}"
 
 
-def visible_to(event: dict[str, Any], agent_id: str | None) -> bool:
+def visible_to(event: EventDoc, agent_id: str | None) -> bool:
     """Tell whether an event is addressed to an agent (directly or to everyone).
 
     ``agent_id`` ``None`` is the project's owner, who sees every event addressed to anyone
@@ -104,9 +104,7 @@ def visible_to(event: dict[str, Any], agent_id: str | None) -> bool:
     return agent_id in recipients or EVERYONE in recipients
 
 
-def contiguous(
-    events: list[dict[str, Any]], after: int, now: datetime, gap_wait_s: float
-) -> tuple[list[dict[str, Any]], int]:
+def contiguous(events: list[EventDoc], after: int, now: datetime, gap_wait_s: float) -> tuple[list[EventDoc], int]:
     """Cut a ``seq``-ordered run of events at the first gap that may still be filled.
 
     Args:
@@ -119,7 +117,7 @@ def contiguous(
     Returns:
         The events the reader may take, and the ``seq`` it has then passed.
     """
-    taken: list[dict[str, Any]] = []
+    taken: list[EventDoc] = []
     passed = after
     for event in events:
         if event["seq"] != passed + 1:
@@ -146,7 +144,7 @@ class EventStore:
         self._ttl = timedelta(days=ttl_days)
         # Concurrent appends are numbered with one $inc per project and written with one
         # insert_many, as one batch.
-        self._appends: Batcher[tuple[str, str, list[str], dict[str, Any]], dict[str, Any]] = Batcher(self._append_batch)
+        self._appends: Batcher[tuple[str, str, list[str], dict[str, Any]], EventDoc] = Batcher(self._append_batch)
         # Per project, the highest seq this process has taken, while it may still be the last
         # one taken by anyone: what :meth:`_claim` expects the counter to stand at.
         self._last_taken: dict[str, int] = {}
@@ -181,20 +179,20 @@ class EventStore:
         await self.col.create_index([("project_id", 1), ("seq", 1)])
         await self.col.create_index("expires_at", expireAfterSeconds=0)
 
-    async def append(self, project_id: str, kind: str, recipients: list[str], data: dict[str, Any]) -> dict[str, Any]:
+    async def append(self, project_id: str, kind: str, recipients: list[str], data: dict[str, Any]) -> EventDoc:
         """Number and store one event; return it with its ``seq``."""
         return await self._appends.submit((project_id, kind, recipients, data))
 
     async def _append_batch(
         self, items: list[tuple[str, str, list[str], dict[str, Any]]]
-    ) -> list[dict[str, Any] | BaseException]:
+    ) -> list[EventDoc | BaseException]:
         events = await self.number([project_id for project_id, *_ in items])
         for event, (_, kind, recipients, data) in zip(events, items, strict=True):
-            event.update(type=kind, recipients=recipients, data=data)
+            event.update({"type": kind, "recipients": recipients, "data": data})
         await self.write(events)
         return list(events)
 
-    async def number(self, project_ids: list[str]) -> list[dict[str, Any]]:
+    async def number(self, project_ids: list[str]) -> list[EventDoc]:
         """Take the next ``seq`` of each project listed (once per listing); return the events-to-be.
 
         The events come back as fillers addressed to nobody; fill in type, recipients and data,
@@ -222,7 +220,7 @@ class EventStore:
             raise
         return self._fillers(project_ids, firsts)
 
-    def _claim(self, project_ids: list[str]) -> tuple[UpdateOne, list[dict[str, Any]]] | None:
+    def _claim(self, project_ids: list[str]) -> tuple[UpdateOne, list[EventDoc]] | None:
         """Guess the next seqs of one project's events-to-be, to take them in the command that writes them.
 
         A process that wrote the project's last event can tell the counter's value without
@@ -251,7 +249,7 @@ class EventStore:
         )
         return update, self._fillers(project_ids, {project_id: last + 1})
 
-    def _claimed(self, events: list[dict[str, Any]]) -> None:
+    def _claimed(self, events: list[EventDoc]) -> None:
         """Note that a claim's seqs (the events :meth:`_claim` returned) were taken."""
         self._took(events[-1]["project_id"], events[-1]["seq"])
 
@@ -270,11 +268,11 @@ class EventStore:
             self._claims_paused.clear()
         self._last_taken[project_id] = max(seq, self._last_taken.get(project_id, 0))
 
-    def _fillers(self, project_ids: list[str], firsts: dict[str, int]) -> list[dict[str, Any]]:
+    def _fillers(self, project_ids: list[str], firsts: dict[str, int]) -> list[EventDoc]:
         """Return filler events for ``project_ids``, numbered from each project's first taken ``seq``."""
         now = utcnow()
         following = dict(firsts)
-        events: list[dict[str, Any]] = []
+        events: list[EventDoc] = []
         for project_id in project_ids:
             seq = following[project_id]
             following[project_id] += 1
@@ -292,7 +290,7 @@ class EventStore:
             )
         return events
 
-    async def write(self, events: list[dict[str, Any]], *, stored_ok: bool = False) -> None:
+    async def write(self, events: list[EventDoc], *, stored_ok: bool = False) -> None:
         """Store numbered events.
 
         Args:
@@ -312,8 +310,8 @@ class EventStore:
         self,
         collection: str,
         docs: list[_Record],
-        announce: Callable[[dict[str, Any], _Record], None],
-        settle: Callable[[list[dict[str, Any]], Outcomes], Awaitable[list[Result]]],
+        announce: Callable[[EventDoc, _Record], None],
+        settle: Callable[[list[EventDoc], Outcomes], Awaitable[list[Result]]],
     ) -> list[Result]:
         """Store new records with one event each, numbered in the project's log; the one call a record store makes.
 
@@ -368,10 +366,10 @@ class EventStore:
 
     async def _settle(
         self,
-        events: list[dict[str, Any]],
+        events: list[EventDoc],
         outcomes: Outcomes,
         stored: int,
-        settle: Callable[[list[dict[str, Any]], Outcomes], Awaitable[list[Result]]],
+        settle: Callable[[list[EventDoc], Outcomes], Awaitable[list[Result]]],
     ) -> list[Result]:
         """Have the records answered, then store the events not stored yet (from ``stored`` on)."""
         try:
@@ -383,8 +381,8 @@ class EventStore:
         self,
         collection: str,
         docs: list[_Record],
-        events: list[dict[str, Any]],
-        announce: Callable[[dict[str, Any], _Record], None],
+        events: list[EventDoc],
+        announce: Callable[[EventDoc, _Record], None],
         counter: UpdateOne | None = None,
     ) -> tuple[Outcomes, int]:
         """Store the records, and if every one is new, their events, in one command.
@@ -400,7 +398,7 @@ class EventStore:
             _ClaimMissed: the counter had moved on; nothing was written.
         """
         records = self._db[collection]
-        announced = [dict(event) for event in events]
+        announced = [event.copy() for event in events]
         for event, doc in zip(announced, docs, strict=True):
             announce(event, doc)
         models: list[InsertOne[Any] | UpdateOne] = [] if counter is None else [counter]
@@ -447,7 +445,7 @@ class EventStore:
         data: dict[str, Any],
         *,
         unchanged: tuple[str, ...] = (),
-    ) -> dict[str, Any] | None:
+    ) -> EventDoc | None:
         """Append a stored record's ``event_type`` event unless one is stored already; return it, or ``None``.
 
         The record keeps the ``seq`` of its event, written only once the event is stored, so a
@@ -474,7 +472,7 @@ class EventStore:
         if claim is not None:
             # One command: the claim of the seq, the event, then the record naming it.
             counter, (event,) = claim
-            event.update(type=event_type, recipients=recipients, data=data)
+            event.update({"type": event_type, "recipients": recipients, "data": data})
             named = UpdateOne(match, {"$set": {"seq": event["seq"]}}, namespace=records.full_name)
             try:
                 done = await self._write_together([counter, InsertOne(event, namespace=self.col.full_name), named])
@@ -512,7 +510,7 @@ class EventStore:
         """Return which of the events ``keys`` (see :func:`event_key`) are stored with type ``kind``."""
         return {doc["_id"] async for doc in self.col.find({"_id": {"$in": keys}, "type": kind}, {"_id": 1})}
 
-    async def after(self, project_id: str, after: int, limit: int, upto: int | None = None) -> list[dict[str, Any]]:
+    async def after(self, project_id: str, after: int, limit: int, upto: int | None = None) -> list[EventDoc]:
         """Return up to ``limit`` of the project's events with ``after < seq (<= upto)``, in ``seq`` order."""
         bounds: dict[str, int] = {"$gt": after}
         if upto is not None:
@@ -544,7 +542,7 @@ class InsertFeed:
     def __init__(self, stream: AsyncChangeStream[Any]) -> None:
         self._stream = stream
 
-    async def next(self) -> tuple[bool, dict[str, Any] | None]:
+    async def next(self) -> tuple[bool, EventDoc | None]:
         """Take the next change, if one came within the wait.
 
         Returns:
@@ -559,7 +557,7 @@ class InsertFeed:
         return True, document
 
 
-def _name(docs: list[_Record], events: list[dict[str, Any]]) -> None:
+def _name(docs: list[_Record], events: list[EventDoc]) -> None:
     """Name each record's event in it, so that a retry can tell whether the event was stored."""
     for doc, event in zip(docs, events, strict=True):
         doc["seq"] = event["seq"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -90,7 +90,7 @@ async def find_one_and_delete(col: AsyncCollection[_Doc], query: Mapping[str, An
     return found
 
 
-async def insert_new(col: AsyncCollection[Any], docs: list[dict[str, Any]]) -> set[int]:
+async def insert_new(col: AsyncCollection[Any], docs: Sequence[Mapping[str, Any]]) -> set[int]:
     """Insert documents, each on its own (unordered); return the indexes of those whose ``_id`` was taken.
 
     Raises:

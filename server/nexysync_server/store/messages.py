@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
-from .documents import AgentDoc, MessageDoc
+from .documents import AgentDoc, EventDoc, MessageDoc
 from .events import EventStore, Outcomes, event_key
 from .failures import find_one_and_update
 from .idempotency import fingerprint, is_retry
@@ -43,7 +43,7 @@ _REACTION_ATTEMPTS = 10
 class IdConflict(Exception):
     """A message with this id exists with a different body (or sender); ``filler`` is the event stored for the try."""
 
-    def __init__(self, message_id: str, filler: dict[str, Any]) -> None:
+    def __init__(self, message_id: str, filler: EventDoc) -> None:
         super().__init__(message_id)
         self.filler = filler
 
@@ -55,7 +55,7 @@ class _Duplicate(Exception):
     for this try: a filler, or the message's ``new_message`` if its first try left none.
     """
 
-    def __init__(self, event: dict[str, Any], stored: MessageDoc | None) -> None:
+    def __init__(self, event: EventDoc, stored: MessageDoc | None) -> None:
         super().__init__("duplicate message id")
         self.event = event
         self.stored = stored
@@ -87,9 +87,9 @@ def _same_send(stored: MessageDoc, message: MessageDoc) -> bool:
     return is_retry(stored, message["from_id"], message["fingerprint"])
 
 
-def _announce(event: dict[str, Any], message: MessageDoc) -> None:
+def _announce(event: EventDoc, message: MessageDoc) -> None:
     """Make a numbered event the ``new_message`` event of ``message``."""
-    event.update(type="new_message", recipients=message["recipients"], data=routing(message))
+    event.update({"type": "new_message", "recipients": message["recipients"], "data": routing(message)})
 
 
 def routing(message: MessageDoc) -> dict[str, Any]:
@@ -152,7 +152,7 @@ class MessageStore:
         # one command where it can (EventStore.write_with_records). Retries add a look-up. One
         # stage rather than several that overlap: the database runs one command at a time, so
         # the number of commands and the size of the batches decide the latency and the rate.
-        self._sends: Batcher[MessageDoc, dict[str, Any]] = Batcher(self._send_batch)
+        self._sends: Batcher[MessageDoc, EventDoc] = Batcher(self._send_batch)
 
     async def ensure_indexes(self) -> None:
         """Create the inbox, thread and TTL indexes."""
@@ -170,7 +170,7 @@ class MessageStore:
         body: dict[str, Any],
         recipients: list[str],
         ttl_hours: int,
-    ) -> tuple[MessageDoc, bool, dict[str, Any]]:
+    ) -> tuple[MessageDoc, bool, EventDoc]:
         """Store a message with its ``new_message`` event, or find the one stored earlier under the same id.
 
         Returns:
@@ -224,10 +224,10 @@ class MessageStore:
             return exc.stored, False, exc.event
         return message, True, event
 
-    async def _send_batch(self, docs: list[MessageDoc]) -> list[dict[str, Any] | BaseException]:
+    async def _send_batch(self, docs: list[MessageDoc]) -> list[EventDoc | BaseException]:
         reannounced: list[tuple[str, int]] = []
 
-        async def settle(events: list[dict[str, Any]], outcomes: Outcomes) -> list[dict[str, Any] | BaseException]:
+        async def settle(events: list[EventDoc], outcomes: Outcomes) -> list[EventDoc | BaseException]:
             return await self._settle(docs, events, outcomes, reannounced)
 
         results = await self._events.write_with_records(self.col.name, docs, _announce, settle)
@@ -242,16 +242,16 @@ class MessageStore:
     async def _settle(
         self,
         docs: list[MessageDoc],
-        events: list[dict[str, Any]],
+        events: list[EventDoc],
         outcomes: Outcomes,
         reannounced: list[tuple[str, int]],
-    ) -> list[dict[str, Any] | BaseException]:
+    ) -> list[EventDoc | BaseException]:
         """Answer each send from its insert's outcome.
 
         A retry's message (a duplicate id) is looked up: announced (noted in ``reannounced``) if
         its first try stored it but no event for it, else answered with a filler.
         """
-        results: list[dict[str, Any] | BaseException] = []
+        results: list[EventDoc | BaseException] = []
         retried = [d for d, outcome in zip(docs, outcomes, strict=True) if isinstance(outcome, DuplicateKeyError)]
         lookup_error: Exception | None = None
         found: dict[str, MessageDoc] = {}
@@ -280,7 +280,7 @@ class MessageStore:
         return results
 
     async def _unannounced(
-        self, retried: list[MessageDoc], batch_events: list[dict[str, Any]]
+        self, retried: list[MessageDoc], batch_events: list[EventDoc]
     ) -> tuple[dict[str, MessageDoc], set[str]]:
         """Read the stored messages that retries collided with; tell which have no ``new_message`` event.
 

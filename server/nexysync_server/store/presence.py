@@ -11,12 +11,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..cache import TtlCache
 from ..ids import iso, new_id, utcnow
-from .documents import AgentRef
+from .documents import AgentRef, LeaseDoc, PresenceDoc
 
 # Leases are also dropped by a TTL index a day after they were made, whatever happened.
 _GARBAGE_AFTER = timedelta(days=1)
@@ -26,8 +27,8 @@ class PresenceStore:
     """The ``presence_leases`` and ``presence_state`` collections."""
 
     def __init__(self, db: AsyncDatabase[Any], cache_ttl_s: float = 0.5) -> None:
-        self.leases = db["presence_leases"]
-        self.states = db["presence_state"]
+        self.leases: AsyncCollection[LeaseDoc] = db["presence_leases"]
+        self.states: AsyncCollection[PresenceDoc] = db["presence_state"]
         # agent id -> whether it holds a stream, for each send's ``recipients[].online``: exact for
         # streams of this process (dropped when one opens or closes), within ``cache_ttl_s`` for others.
         self._streaming: TtlCache[str, bool] = TtlCache(ttl_s=cache_ttl_s)
@@ -74,7 +75,7 @@ class PresenceStore:
         """Count an agent's unexpired leases, on any worker."""
         return await self.leases.count_documents({"agent_id": agent_id, "expires": {"$gt": iso(utcnow())}})
 
-    async def expired(self, limit: int = 100) -> list[dict[str, Any]]:
+    async def expired(self, limit: int = 100) -> list[LeaseDoc]:
         """Return leases whose worker stopped renewing them."""
         cursor = self.leases.find({"expires": {"$lte": iso(utcnow())}}).limit(limit)
         return [doc async for doc in cursor]

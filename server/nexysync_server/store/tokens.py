@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 from typing import Any
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..ids import iso, new_id, utcnow
 from ..security import new_refresh_token, sha256_hex
+from .documents import RefreshTokenDoc
 
 
 class RefreshTokenStore:
@@ -19,7 +21,7 @@ class RefreshTokenStore:
     """
 
     def __init__(self, db: AsyncDatabase[Any]) -> None:
-        self.col = db["refresh_tokens"]
+        self.col: AsyncCollection[RefreshTokenDoc] = db["refresh_tokens"]
 
     async def ensure_indexes(self) -> None:
         """Create the family index and the TTL index that drops expired tokens."""
@@ -43,7 +45,7 @@ class RefreshTokenStore:
         )
         return token
 
-    async def consume(self, token: str) -> tuple[dict[str, Any] | None, bool]:
+    async def consume(self, token: str) -> tuple[RefreshTokenDoc | None, bool]:
         """Mark a refresh token used.
 
         Returns:
@@ -75,7 +77,7 @@ class RefreshTokenStore:
         await self.col.update_many({"family_id": family_id}, {"$set": {"revoked": True}})
 
 
-def _expired(record: dict[str, Any]) -> bool:
+def _expired(record: RefreshTokenDoc) -> bool:
     # TTL deletion runs only periodically, so check expiry ourselves as well.
     expires = record["expires_at"]
     if expires.tzinfo is None:

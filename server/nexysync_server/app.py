@@ -20,7 +20,6 @@ from .realtime.hub import Hub
 from .realtime.keycheck import KeyCheck
 from .realtime.watcher import Watcher
 from .resources import Context, agents, auth, files, health, kv, me, messages, owner, projects, realtime, refs
-from .security import PasswordHasher
 from .services import Services
 from .services.errors import ServiceError
 from .settings import Settings
@@ -73,7 +72,6 @@ def create_app(settings: Settings | None = None) -> Api:
         services=services,
         store=store,
         validator=SchemaValidator(load_spec()),
-        hasher=PasswordHasher(settings.password_hash_memory_kib, settings.password_hash_iterations),
     )
     components: list[Component] = [
         services.agent_limiter,
@@ -107,12 +105,12 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/auth/refresh", auth.Refresh(ctx))
     app.add_route("/v1/auth/logout", auth.Logout(ctx))
     app.add_route("/v1/projects", projects.Collection(ctx))
-    app.add_route("/v1/projects/{project_id}", projects.Item(ctx, hub))
+    app.add_route("/v1/projects/{project_id}", projects.Item(ctx))
     app.add_route("/v1/projects/{project_id}/usage", projects.Usage(ctx))
     app.add_route("/v1/projects/{project_id}/audit", projects.Audit(ctx))
     app.add_route("/v1/projects/{project_id}/agents", agents.Collection(ctx))
-    app.add_route("/v1/projects/{project_id}/agents/{agent_id}", agents.Item(ctx, hub))
-    app.add_route("/v1/projects/{project_id}/agents/{agent_id}/rotate-key", agents.RotateKey(ctx, hub))
+    app.add_route("/v1/projects/{project_id}/agents/{agent_id}", agents.Item(ctx))
+    app.add_route("/v1/projects/{project_id}/agents/{agent_id}/rotate-key", agents.RotateKey(ctx))
     app.add_route("/v1/projects/{project_id}/agents/{agent_id}/clone", agents.Clone(ctx))
     app.add_route("/v1/me", me.Me(ctx))
     app.add_route("/v1/agents", me.Directory(ctx))

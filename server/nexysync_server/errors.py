@@ -23,6 +23,8 @@ from .services.errors import (
     NotFound,
     PreconditionFailed,
     ServiceError,
+    TooLarge,
+    Unauthenticated,
 )
 from .store.failures import DatabaseError, database_trouble
 
@@ -78,9 +80,13 @@ class Problem(falcon.HTTPError):
         self.errors = errors
 
 
+#: How a 401 tells the client to authenticate.
+_CHALLENGE = 'Bearer realm="nexysync"'
+
+
 def unauthorized(detail: str, code: str = "UNAUTHORIZED") -> Problem:
     """Return a 401 problem that tells the client to authenticate with a bearer token."""
-    return Problem(401, code, detail, headers={"WWW-Authenticate": 'Bearer realm="nexysync"'})
+    return Problem(401, code, detail, headers={"WWW-Authenticate": _CHALLENGE})
 
 
 def not_found(what: str, code: str = "NOT_FOUND") -> Problem:
@@ -95,6 +101,8 @@ _SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (Forbidden, 403),
     (PreconditionFailed, 412),
     (LimitReached, 429),
+    (Unauthenticated, 401),
+    (TooLarge, 413),
 )
 
 
@@ -102,7 +110,9 @@ def problem_from(error: ServiceError) -> Problem:
     """Return the problem a domain error answers (a refusal of a limit says when to retry)."""
     status = next((status for kind, status in _SERVICE_STATUS if isinstance(error, kind)), 400)
     headers = None
-    if isinstance(error, LimitReached):
+    if isinstance(error, Unauthenticated):
+        headers = {"WWW-Authenticate": _CHALLENGE}
+    elif isinstance(error, LimitReached):
         headers = {
             "Retry-After": str(error.reset_s),
             "RateLimit-Limit": str(error.limit),

@@ -2,8 +2,9 @@
 
 A resource never touches a collection and holds no query and no use case. Refusals found in the
 request itself (a malformed id, a bad header) are ``Problem`` errors; everything else comes from
-the service as a domain error (:mod:`..services.errors`). Account, project, agent and file
-management still call the store for their plain reads and writes.
+the service as a domain error (:mod:`..services.errors`). Who asked reaches a service as the
+caller's document or id (:mod:`..caller`), and as an :class:`~..services.audit.Actor` where the
+use case is audited.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 import falcon.asgi
 
 from .. import caller
-from ..security import PasswordHasher
 from ..services import Services
+from ..services.audit import Actor
 from ..settings import Settings
 from ..store import Store
 from ..validation import SchemaValidator, read_json
@@ -29,7 +30,6 @@ class Context:
     services: Services
     store: Store
     validator: SchemaValidator
-    hasher: PasswordHasher
 
     async def body(self, req: falcon.asgi.Request, schema_name: str) -> Any:
         """Read the JSON body and check it against the contract's schema ``schema_name``."""
@@ -38,14 +38,12 @@ class Context:
         return document
 
 
-async def audit(
-    ctx: Context, req: falcon.asgi.Request, project_id: str | None, action: str, target: str, outcome: str = "ok"
-) -> None:
-    """Record a management action (or a refusal) in the audit log, with who did it and from where."""
+def actor(req: falcon.asgi.Request) -> Actor:
+    """Return who sent the request, as the audit log names them, and from where."""
     user_id = caller.user_id_or_none(req)
     agent = caller.agent_or_none(req)
-    actor = f"user:{user_id}" if user_id else f"agent:{agent['slug']}" if agent else "anonymous"
-    await ctx.store.audit.record(project_id, actor, action, target, outcome, client_ip(req))
+    name = f"user:{user_id}" if user_id else f"agent:{agent['slug']}" if agent else "anonymous"
+    return Actor(name, client_ip(req))
 
 
 def client_ip(req: falcon.asgi.Request) -> str:

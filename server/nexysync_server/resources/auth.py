@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import falcon
 import falcon.asgi
 
 from .. import views
-from ..errors import Problem, unauthorized
-from ..ids import utcnow
-from ..security import make_access_token
-from ..store import users
-from ..store.documents import UserDoc
-from . import Context, audit, client_ip
+from ..services.accounts import Session
+from . import Context, actor
 
 
-async def _tokens(ctx: Context, user: UserDoc, family_id: str | None = None) -> dict[str, Any]:
-    settings = ctx.settings
-    refresh = await ctx.store.tokens.issue(user["_id"], settings.refresh_token_ttl_days, family_id)
+def _session(session: Session) -> dict[str, Any]:
     return {
-        "access_token": make_access_token(settings.jwt_secret, user["_id"], utcnow(), settings.access_token_ttl_s),
-        "refresh_token": refresh,
+        "access_token": session.access_token,
+        "refresh_token": session.refresh_token,
         "token_type": "Bearer",
-        "expires_in": settings.access_token_ttl_s,
-        "user": views.user(user),
+        "expires_in": session.expires_in,
+        "user": views.user(session.user),
     }
 
 
@@ -36,24 +29,14 @@ class Register:
         self._ctx = ctx
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """Create an account and sign it in.
-
-        A taken email is answered 409 (a person needs to know to sign in instead), after the
-        same hashing work as a new one, and registrations per address are limited: probing
-        which emails have accounts costs the same time either way and runs out fast.
-        """
-        ip = client_ip(req)
-        await self._ctx.services.auth_limits.auth_request(ip)
+        """Create an account and sign it in (a taken email is a 409, after the same work)."""
+        who = actor(req)
+        # Counted before the body is read: a flood of bad bodies runs out as fast as good ones.
+        await self._ctx.services.auth_limits.auth_request(who.ip)
         body = await self._ctx.body(req, "RegisterRequest")
-        await self._ctx.services.auth_limits.registration(ip)
-        # Hashing is deliberately slow; keep it off the event loop.
-        password_hash = await asyncio.to_thread(self._ctx.hasher.hash, body["password"])
-        try:
-            user = await self._ctx.store.users.create(body["email"], body["name"], password_hash)
-        except users.EmailTaken as exc:
-            raise Problem(409, "EMAIL_TAKEN", "An account with this email exists; sign in instead.") from exc
+        session = await self._ctx.services.accounts.register(who, body["email"], body["name"], body["password"])
         resp.status = falcon.HTTP_201
-        resp.media = await _tokens(self._ctx, user)
+        resp.media = _session(session)
 
 
 class Login:
@@ -63,27 +46,11 @@ class Login:
         self._ctx = ctx
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """Check email and password and start a token family; upgrade an old password hash."""
-        ip = client_ip(req)
-        limits = self._ctx.services.auth_limits
-        await limits.auth_request(ip)
+        """Check email and password and start a token family."""
+        who = actor(req)
+        await self._ctx.services.auth_limits.auth_request(who.ip)
         body = await self._ctx.body(req, "LoginRequest")
-        email = body["email"]
-        # Before the password is checked: a spent account refuses the right password too.
-        await limits.check_login(email, ip)
-        hasher = self._ctx.hasher
-        user = await self._ctx.store.users.by_email(email)
-        stored = user["password_hash"] if user else hasher.dummy_hash
-        matches = await asyncio.to_thread(hasher.verify, body["password"], stored)
-        if user is None or not matches:
-            await limits.login_failed(email, ip)
-            await audit(self._ctx, req, None, "auth.login", f"email:{email.lower()}", "refused")
-            raise unauthorized("The email or the password is wrong.", "INVALID_CREDENTIALS")
-        if hasher.needs_rehash(stored):
-            # The password is at hand only now: store it at today's cost.
-            fresh = await asyncio.to_thread(hasher.hash, body["password"])
-            await self._ctx.store.users.replace_password_hash(user["_id"], stored, fresh)
-        resp.media = await _tokens(self._ctx, user)
+        resp.media = _session(await self._ctx.services.accounts.login(who, body["email"], body["password"]))
 
 
 class Refresh:
@@ -94,20 +61,9 @@ class Refresh:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Trade a live refresh token for a new pair of the same family."""
-        await self._ctx.services.auth_limits.auth_request(client_ip(req))
+        await self._ctx.services.auth_limits.auth_request(actor(req).ip)
         body = await self._ctx.body(req, "RefreshRequest")
-        record, reused = await self._ctx.store.tokens.consume(body["refresh_token"])
-        if reused:
-            raise unauthorized(
-                "This refresh token was already used; every session of its family is now signed out.",
-                "REFRESH_TOKEN_REUSED",
-            )
-        if record is None:
-            raise unauthorized("The refresh token is not valid or has expired; sign in again.", "INVALID_REFRESH_TOKEN")
-        user = await self._ctx.store.users.get(record["user_id"])
-        if user is None:
-            raise unauthorized("The account no longer exists.", "INVALID_REFRESH_TOKEN")
-        resp.media = await _tokens(self._ctx, user, record["family_id"])
+        resp.media = _session(await self._ctx.services.accounts.refresh(body["refresh_token"]))
 
 
 class Logout:
@@ -118,7 +74,7 @@ class Logout:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Revoke the token's family; answer the same whether or not the token was known."""
-        await self._ctx.services.auth_limits.auth_request(client_ip(req))
+        await self._ctx.services.auth_limits.auth_request(actor(req).ip)
         body = await self._ctx.body(req, "RefreshRequest")
-        await self._ctx.store.tokens.revoke_family_of(body["refresh_token"])
+        await self._ctx.services.accounts.logout(body["refresh_token"])
         resp.status = falcon.HTTP_204

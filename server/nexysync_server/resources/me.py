@@ -5,7 +5,6 @@ from __future__ import annotations
 import falcon.asgi
 
 from .. import caller, params, views
-from ..errors import not_found
 from . import Context, page_body
 
 
@@ -26,9 +25,8 @@ class Me:
         """Change the calling agent's name, role or capabilities."""
         body = await self._ctx.body(req, "AgentUpdate")
         me = caller.agent(req)
-        agent = await self._ctx.store.agents.update(me["project_id"], me["_id"], body)
-        if agent is None:
-            raise not_found("Agent", "AGENT_NOT_FOUND")
+        # Not audited: the agent changes only itself.
+        agent = await self._ctx.services.agents.update(None, me["project_id"], me["_id"], body)
         resp.media = {"agent": views.agent(agent), "project_id": agent["project_id"]}
 
 
@@ -43,7 +41,7 @@ class Directory:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the project's agents with when each was last seen."""
         project_id = caller.agent(req)["project_id"]
-        docs, next_cursor = await self._ctx.store.agents.list(project_id, params.limit(req), params.cursor(req))
+        docs, next_cursor = await self._ctx.services.agents.page(project_id, params.limit(req), params.cursor(req))
         resp.media = page_body([views.agent(doc) for doc in docs], next_cursor)
 
 

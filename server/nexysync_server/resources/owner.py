@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import falcon.asgi
 
-from .. import params, views
+from .. import params
 from ..cdn.signing import UrlSigner
-from ..errors import Problem, not_found
+from ..errors import Problem
 from ..realtime.hub import Hub
 from ..store.documents import AgentDoc
-from . import Context, audit, page_body
+from . import Context, actor, page_body
 from .files import FileUrls, files_page
 from .kv import entries_page
 from .projects import owned_project
-from .realtime import Stream, last_event_id, max_duration, online_agents
+from .realtime import Stream, last_event_id, max_duration
 from .refs import refs_page
 
 
@@ -42,17 +42,13 @@ class Messages:
         pinned = params.boolean(req, "pinned")
         limit = params.limit(req)
         cursor = params.cursor(req)
-        store = self._ctx.store
-        agent_id = await store.agents.id_for_slug(project_id, agent_slug) if agent_slug else None
         if cursor is None:
             # The first page is the owner opening the project's traffic; later pages only follow it.
-            await audit(self._ctx, req, project_id, "owner.messages.read", f"project:{project_id}")
-        if agent_slug is not None and agent_id is None:
-            resp.media = page_body([], None)  # no such agent: nothing it sent or received
-            return
-        docs, next_cursor = await store.messages.project_page(
+            target = f"project:{project_id}"
+            await self._ctx.services.audit.record(actor(req), project_id, "owner.messages.read", target)
+        data, next_cursor = await self._ctx.services.messaging.project_page(
             project_id,
-            agent_id=agent_id,
+            agent_slug=agent_slug,
             since=since,
             status=status,
             sender_slug=sender_slug,
@@ -60,9 +56,8 @@ class Messages:
             pinned=pinned,
             limit=limit,
             cursor=cursor,
-            budget=self._ctx.settings.read_budget_bytes,
         )
-        resp.media = page_body([views.owner_message(doc, agent_id) for doc in docs], next_cursor)
+        resp.media = page_body(data, next_cursor)
 
 
 class MessageReceipts:
@@ -79,10 +74,7 @@ class MessageReceipts:
         """List each recipient's receipt (queued, delivered, read, acked, with times), as agents see them."""
         await owned_project(self._ctx, req, project_id)
         params.path_id(message_id, "Message")
-        message = await self._ctx.store.messages.get(project_id, message_id)
-        if message is None:
-            raise not_found("Message", "MESSAGE_NOT_FOUND")
-        resp.media = {"data": await self._ctx.services.messaging.receipts(message)}
+        resp.media = {"data": await self._ctx.services.messaging.project_receipts(project_id, message_id)}
 
 
 class _NoPresence:
@@ -119,7 +111,7 @@ class OwnerStream(Stream):
         duration = max_duration(req, min(settings.stream_max_duration_s, settings.access_token_ttl_s))
         if self._hub.draining:
             raise Problem(503, "SERVER_DRAINING", "This server is stopping; reconnect.", headers={"Retry-After": "1"})
-        await audit(self._ctx, req, project_id, "owner.stream.open", f"project:{project_id}")
+        await self._ctx.services.audit.record(actor(req), project_id, "owner.stream.open", f"project:{project_id}")
         listener, settled = await self._hub.subscribe(project_id, None)
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
@@ -137,7 +129,7 @@ class Presence:
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
         """List agents holding a stream, then agents seen recently through requests."""
         await owned_project(self._ctx, req, project_id)
-        resp.media = {"data": await online_agents(self._ctx, project_id)}
+        resp.media = {"data": await self._ctx.services.agents.online(project_id)}
 
 
 class Kv:

@@ -6,25 +6,19 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
-from typing import Any
 
 import falcon.asgi
 from falcon.asgi import SSEvent
 
 from .. import caller, params, views
 from ..errors import Problem
-from ..ids import iso, utcnow
 from ..realtime.hub import OVERFLOW, REVOKED, Hub, Listener
+from ..services.feed import resume
 from ..services.presence import Presence, TooManyStreams
 from ..store.documents import EventBody
-from ..store.events import contiguous, visible_to
 from . import Context
 
 _DECIMAL_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
-_REPLAY_PAGE = 500
-# A project has at most a few dozen agents (the agent quota); list them all.
-_MAX_AGENTS = 1000
 
 
 def last_event_id(req: falcon.asgi.Request) -> int | None:
@@ -47,17 +41,6 @@ def max_duration(req: falcon.asgi.Request, limit: float) -> float:
 
 def _sse(event: EventBody) -> SSEvent:
     return SSEvent(event=event["type"], event_id=str(event["seq"]), json=views.event(event))
-
-
-def _resume(seq: int) -> SSEvent:
-    """Tell a client that fell too far behind to reconnect with Last-Event-ID ``seq``: it loses nothing."""
-    return _sse({"seq": seq, "type": "resume", "created_at": iso(utcnow()), "data": {"last_event_id": seq}})
-
-
-def _reset(seq: int, oldest: int | None, latest: int) -> SSEvent:
-    """Tell the client that events before ``seq`` are gone: it should re-list its inbox."""
-    data = {"oldest_seq": oldest, "latest_seq": latest}
-    return _sse({"seq": seq, "type": "reset", "created_at": iso(utcnow()), "data": data})
 
 
 class Stream:
@@ -103,31 +86,14 @@ class Stream:
         self, listener: Listener, lease_id: str, settled: int, last: int | None, duration: float
     ) -> AsyncIterator[SSEvent]:
         settings = self._ctx.settings
-        events = self._ctx.store.events
         deadline = time.monotonic() + duration
         try:
             yield SSEvent(retry=settings.stream_retry_ms, comment="connected")
             sent = settled if last is None else last
-            if sent > settled and sent > await events.latest_seq(listener.project_id):
-                # An id from the future (a wiped database, another deployment): start over.
-                yield _reset(settled, None, settled)
-                sent = settled
-            if sent < settled:
-                oldest = await events.oldest_seq(listener.project_id)
-                if oldest is None or oldest > sent + 1:
-                    # What the client missed has expired: say so, and go on from what is kept.
-                    gap_end = settled if oldest is None else oldest - 1
-                    yield _reset(gap_end, oldest, settled)
-                    sent = gap_end
-                while sent < settled:
-                    page = await events.after(listener.project_id, sent, _REPLAY_PAGE, upto=settled)
-                    if not page:
-                        break
-                    for event in page:
-                        if visible_to(event, listener.agent_id):
-                            yield _sse(event)
-                    sent = page[-1]["seq"]
-                sent = max(sent, settled)
+            async for missed in self._ctx.services.feed.missed(listener.project_id, listener.agent_id, settled, last):
+                sent = missed["seq"]
+                yield _sse(missed)
+            sent = max(sent, settled)
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -145,7 +111,7 @@ class Stream:
                     return
                 if item == OVERFLOW:
                     # Too far behind to buffer: what it missed is in the log, from ``sent`` on.
-                    yield _resume(sent)
+                    yield _sse(resume(sent))
                     return
                 if item == REVOKED:
                     yield SSEvent(comment="the API key was revoked")
@@ -175,23 +141,8 @@ class Events:
         after = params.seq(req, "after") or 0
         limit = params.limit(req)
         agent = caller.agent(req)
-        events = self._ctx.store.events
-        project_id = agent["project_id"]
-        reset = False
-        if after > 0:
-            oldest = await events.oldest_seq(project_id)
-            if oldest is not None and oldest > after + 1:
-                reset, after = True, oldest - 1
-        latest = await events.latest_seq(project_id)
-        if after > latest:
-            reset, after = True, latest
-        page = await events.after(project_id, after, limit)
-        taken, passed = contiguous(page, after, utcnow(), self._ctx.settings.event_gap_wait_s)
-        resp.media = {
-            "data": [views.event(event) for event in taken if visible_to(event, agent["_id"])],
-            "last_seq": passed,
-            "reset": reset,
-        }
+        taken, passed, reset = await self._ctx.services.feed.poll(agent["project_id"], agent["_id"], after, limit)
+        resp.media = {"data": [views.event(event) for event in taken], "last_seq": passed, "reset": reset}
 
 
 class PresenceList:
@@ -204,22 +155,4 @@ class PresenceList:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List agents holding a stream, then agents seen recently through requests."""
-        resp.media = {"data": await online_agents(self._ctx, caller.agent(req)["project_id"])}
-
-
-async def online_agents(ctx: Context, project_id: str) -> list[dict[str, Any]]:
-    """Return the project's online agents: those holding a stream, and those seen recently through requests."""
-    store = ctx.store
-    streaming = await store.presence.streaming(project_id)
-    horizon = iso(utcnow() - timedelta(seconds=ctx.settings.presence_window_s))
-    data = []
-    agents, _ = await store.agents.list(project_id, _MAX_AGENTS, None)
-    for agent in agents:
-        last_seen = agent.get("last_seen_at")
-        if agent["slug"] in streaming:
-            data.append(
-                {"agent": agent["slug"], "via": "stream", "last_seen_at": last_seen or streaming[agent["slug"]]}
-            )
-        elif last_seen and last_seen >= horizon:
-            data.append({"agent": agent["slug"], "via": "request", "last_seen_at": last_seen})
-    return data
+        resp.media = {"data": await self._ctx.services.agents.online(caller.agent(req)["project_id"])}

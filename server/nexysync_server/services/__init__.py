@@ -1,9 +1,10 @@
 """Use cases of the API: what a request asks for, independent of HTTP.
 
-A service owns one use case family (messaging, kv, refs, announcements, receipts, presence,
-quotas, limits): it reads and writes through the store, publishes through the realtime hub and
-refuses with the domain errors of :mod:`.errors`, which one place
-(:mod:`nexysync_server.errors`) turns into problem+json. Services never import falcon.
+A service owns one use case family (accounts, projects, agents, files, messaging, kv, refs,
+announcements, receipts, presence, quotas, limits, the audit trail): it reads and writes
+through the store, publishes through the realtime hub and refuses with the domain errors of
+:mod:`.errors`, which one place (:mod:`nexysync_server.errors`) turns into problem+json.
+Services never import falcon.
 """
 
 from __future__ import annotations
@@ -11,13 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..realtime.hub import Hub
+from ..security import PasswordHasher
 from ..settings import Settings
 from ..store import Store
+from .accounts import Accounts
+from .agents import Agents
 from .announcements import Announcements
+from .audit import AuditTrail
+from .feed import EventFeed
+from .files import FileService
 from .kv import KvService
 from .limits import AuthLimits, RateLimiter
 from .messaging import Messaging
 from .presence import Presence
+from .projects import Projects
 from .quotas import Quotas
 from .receipts import Receipts
 from .refs import RefService
@@ -28,6 +36,12 @@ class Services:
     """Every service of one API process, wired to one store and one hub."""
 
     quotas: Quotas
+    audit: AuditTrail
+    accounts: Accounts
+    projects: Projects
+    agents: Agents
+    files: FileService
+    feed: EventFeed
     announcements: Announcements
     receipts: Receipts
     presence: Presence
@@ -44,10 +58,19 @@ class Services:
     def build(cls, settings: Settings, store: Store, hub: Hub) -> Services:
         """Wire the services of a process."""
         quotas = Quotas(settings, store)
+        audit = AuditTrail(store.audit)
+        auth_limits = AuthLimits(store.auth_counts, settings, store.audit)
+        hasher = PasswordHasher(settings.password_hash_memory_kib, settings.password_hash_iterations)
         announcements = Announcements(store.events, hub)
         receipts = Receipts(store, hub, settings.receipt_sweep_interval_s, settings.receipt_sweep_interval_s)
         return cls(
             quotas=quotas,
+            audit=audit,
+            accounts=Accounts(store, settings, hasher, auth_limits, audit),
+            projects=Projects(store, hub, settings, quotas, audit),
+            agents=Agents(store, hub, quotas, audit, settings.presence_window_s),
+            files=FileService(store, settings, quotas),
+            feed=EventFeed(store.events, settings.event_gap_wait_s),
             announcements=announcements,
             receipts=receipts,
             presence=Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s),
@@ -58,5 +81,5 @@ class Services:
             user_limiter=RateLimiter(
                 store.request_counts, settings.human_rate_limit_per_minute, "user", "human-rate-limit"
             ),
-            auth_limits=AuthLimits(store.auth_counts, settings, store.audit),
+            auth_limits=auth_limits,
         )

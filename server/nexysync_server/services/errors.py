@@ -32,6 +32,10 @@ class NotFound(ServiceError):
         super().__init__(code, f"{what} was not found.")
 
 
+class Unauthenticated(ServiceError):
+    """The credentials are wrong, spent or gone: the caller must sign in (again)."""
+
+
 class Conflict(ServiceError):
     """The request contradicts what is stored (an id reused with another body, say)."""
 
@@ -49,6 +53,10 @@ class QuotaExceeded(Forbidden):
 
     def __init__(self, detail: str) -> None:
         super().__init__("QUOTA_EXCEEDED", detail)
+
+
+class TooLarge(ServiceError):
+    """What the caller sends is larger than allowed (a file, say): sending it again will not help."""
 
 
 class PreconditionFailed(ServiceError):

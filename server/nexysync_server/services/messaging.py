@@ -207,6 +207,53 @@ class Messaging:
             if agent_id in briefs
         ]
 
+    async def project_receipts(self, project_id: str, message_id: str) -> list[dict[str, Any]]:
+        """Return the receipts of any message of a project (the owner's view).
+
+        Raises:
+            NotFound: ``MESSAGE_NOT_FOUND``.
+        """
+        message = await self._store.messages.get(project_id, message_id)
+        if message is None:
+            raise _missing()
+        return await self.receipts(message)
+
+    async def project_page(
+        self,
+        project_id: str,
+        *,
+        agent_slug: str | None,
+        since: datetime | None,
+        status: str | None,
+        sender_slug: str | None,
+        message_type: str | None,
+        pinned: bool | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Return a page of every message of a project in storage order (the owner's view), moving no receipt.
+
+        ``agent_slug`` keeps what that agent sent or received (nothing for an agent that does not
+        exist); ``status`` and ``pinned`` are then that agent's.
+        """
+        store = self._store
+        agent_id = await store.agents.id_for_slug(project_id, agent_slug) if agent_slug else None
+        if agent_slug is not None and agent_id is None:
+            return [], None
+        docs, next_cursor = await store.messages.project_page(
+            project_id,
+            agent_id=agent_id,
+            since=since,
+            status=status,
+            sender_slug=sender_slug,
+            message_type=message_type,
+            pinned=pinned,
+            limit=limit,
+            cursor=cursor,
+            budget=self._budget,
+        )
+        return [views.owner_message(doc, agent_id) for doc in docs], next_cursor
+
     async def ack(self, agent: AgentDoc, ids: Iterable[str]) -> set[str]:
         """Acknowledge messages addressed to the agent and tell their senders; return the ids that were."""
         store = self._store

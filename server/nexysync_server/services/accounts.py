@@ -1,0 +1,129 @@
+"""Human accounts: register, sign in, refresh and sign out, each a token family.
+
+A sign-in starts a family of refresh tokens; each refresh uses one up and issues the next. A
+used token that comes back (stolen, or a client that kept a copy) signs the whole family out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from ..ids import utcnow
+from ..security import PasswordHasher, make_access_token
+from ..settings import Settings
+from ..store import Store
+from ..store.documents import UserDoc
+from ..store.users import EmailTaken
+from .audit import Actor, AuditTrail
+from .errors import Conflict, Unauthenticated
+from .limits import AuthLimits
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in user and the tokens of the session."""
+
+    user: UserDoc
+    access_token: str
+    refresh_token: str
+    #: Seconds the access token lives.
+    expires_in: int
+
+
+class Accounts:
+    """Registration and the token families of sign-ins.
+
+    Every call counts against its client address's auth requests first, so guessing runs out.
+
+    Args:
+        store: Users and refresh tokens.
+        settings: Token lifetimes and the signing secret.
+        hasher: Password hashing (deliberately slow; run off the event loop).
+        limits: Auth requests per address, registrations per address, failed logins.
+        audit: Where refused sign-ins are recorded.
+    """
+
+    def __init__(
+        self, store: Store, settings: Settings, hasher: PasswordHasher, limits: AuthLimits, audit: AuditTrail
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._hasher = hasher
+        self._limits = limits
+        self._audit = audit
+
+    async def register(self, actor: Actor, email: str, name: str, password: str) -> Session:
+        """Create an account and sign it in.
+
+        A taken email is refused (a person needs to know to sign in instead), after the same
+        hashing work as a new one, and registrations per address are limited: probing which
+        emails have accounts costs the same time either way and runs out fast.
+
+        Raises:
+            Conflict: the email has an account (EMAIL_TAKEN).
+            LimitReached: too many auth requests or registrations from this address.
+        """
+        await self._limits.registration(actor.ip)
+        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        try:
+            user = await self._store.users.create(email, name, password_hash)
+        except EmailTaken as exc:
+            raise Conflict("EMAIL_TAKEN", "An account with this email exists; sign in instead.") from exc
+        return await self._session(user)
+
+    async def login(self, actor: Actor, email: str, password: str) -> Session:
+        """Check email and password and start a token family; store an old password hash at today's cost.
+
+        Raises:
+            Unauthenticated: the email or the password is wrong (INVALID_CREDENTIALS).
+            LimitReached: the account or the address failed too often.
+        """
+        # Before the password is checked: a spent account refuses the right password too.
+        await self._limits.check_login(email, actor.ip)
+        hasher = self._hasher
+        user = await self._store.users.by_email(email)
+        stored = user["password_hash"] if user else hasher.dummy_hash
+        matches = await asyncio.to_thread(hasher.verify, password, stored)
+        if user is None or not matches:
+            await self._limits.login_failed(email, actor.ip)
+            await self._audit.record(actor, None, "auth.login", f"email:{email.lower()}", "refused")
+            raise Unauthenticated("INVALID_CREDENTIALS", "The email or the password is wrong.")
+        if hasher.needs_rehash(stored):
+            # The password is at hand only now.
+            fresh = await asyncio.to_thread(hasher.hash, password)
+            await self._store.users.replace_password_hash(user["_id"], stored, fresh)
+        return await self._session(user)
+
+    async def refresh(self, refresh_token: str) -> Session:
+        """Trade a live refresh token for a new pair of the same family.
+
+        Raises:
+            Unauthenticated: the token was used already, and its family is now signed out
+                (REFRESH_TOKEN_REUSED); or it is unknown, expired, or its account is gone
+                (INVALID_REFRESH_TOKEN).
+        """
+        record, reused = await self._store.tokens.consume(refresh_token)
+        if reused:
+            raise Unauthenticated(
+                "REFRESH_TOKEN_REUSED",
+                "This refresh token was already used; every session of its family is now signed out.",
+            )
+        if record is None:
+            raise Unauthenticated(
+                "INVALID_REFRESH_TOKEN", "The refresh token is not valid or has expired; sign in again."
+            )
+        user = await self._store.users.get(record["user_id"])
+        if user is None:
+            raise Unauthenticated("INVALID_REFRESH_TOKEN", "The account no longer exists.")
+        return await self._session(user, record["family_id"])
+
+    async def logout(self, refresh_token: str) -> None:
+        """Sign out the token's family; the same whether or not the token was known."""
+        await self._store.tokens.revoke_family_of(refresh_token)
+
+    async def _session(self, user: UserDoc, family_id: str | None = None) -> Session:
+        settings = self._settings
+        refresh = await self._store.tokens.issue(user["_id"], settings.refresh_token_ttl_days, family_id)
+        access = make_access_token(settings.jwt_secret, user["_id"], utcnow(), settings.access_token_ttl_s)
+        return Session(user, access, refresh, settings.access_token_ttl_s)

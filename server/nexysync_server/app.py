@@ -70,7 +70,6 @@ def create_app(settings: Settings | None = None) -> Api:
     ctx = Context(
         settings=settings,
         services=services,
-        store=store,
         validator=SchemaValidator(load_spec()),
     )
     components: list[Component] = [
@@ -99,7 +98,7 @@ def create_app(settings: Settings | None = None) -> Api:
 
     app.add_route("/v1/openapi.yaml", health.Spec(spec_text))
     app.add_route("/v1/health/live", health.Live())
-    app.add_route("/v1/health/ready", health.Ready(ctx))
+    app.add_route("/v1/health/ready", health.Ready(ctx, store.ping))
     app.add_route("/v1/auth/register", auth.Register(ctx))
     app.add_route("/v1/auth/login", auth.Login(ctx))
     app.add_route("/v1/auth/refresh", auth.Refresh(ctx))

@@ -108,6 +108,24 @@ def test_the_store_imports_no_layer_above_it() -> None:
     assert _importing(("nexysync_server.store",), above) == []
 
 
+def test_resources_take_nothing_from_the_store_but_types_and_names() -> None:
+    # A resource calls a service; from the store it may name document types and the file states.
+    # (``from ..store.files import READY`` yields the module and the name.)
+    exact = {"nexysync_server.store.files", "nexysync_server.store.files.READY"}
+    found = [
+        f"{module.path.relative_to(ROOT)}:{line} imports {target}"
+        for module in SERVER_MODULES
+        if _in(module, "nexysync_server.resources")
+        for target, line in module.imports()
+        if target.startswith("nexysync_server.store")
+        and target not in exact
+        and not target.startswith("nexysync_server.store.documents")
+    ]
+    assert found == []
+    resources = [module for module in SERVER_MODULES if _in(module, "nexysync_server.resources")]
+    assert any("nexysync_server.store.documents" in {t for t, _ in m.imports()} for m in resources)
+
+
 def _collection_attributes() -> set[str]:
     """Return the attribute names under which the store keeps collections and databases (``self.col = db[...]``)."""
     names = {"db", "client"}

@@ -18,17 +18,15 @@ from .. import caller
 from ..services import Services
 from ..services.audit import Actor
 from ..settings import Settings
-from ..store import Store
 from ..validation import SchemaValidator, read_json
 
 
 @dataclass(slots=True)
 class Context:
-    """What every resource needs: settings, the services, the store, the contract's validator."""
+    """What every resource needs: settings, the services and the contract's validator (never the store)."""
 
     settings: Settings
     services: Services
-    store: Store
     validator: SchemaValidator
 
     async def body(self, req: falcon.asgi.Request, schema_name: str) -> Any:

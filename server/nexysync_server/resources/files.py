@@ -13,8 +13,8 @@ import falcon.asgi
 
 from .. import caller, params, views
 from ..cdn.signing import UrlSigner, blob_path
-from ..store import files
 from ..store.documents import FileDoc
+from ..store.files import READY
 from ..urls import absolute
 from . import Context, page_body
 
@@ -33,7 +33,7 @@ class FileUrls:
         return absolute(req, self._signer.url("PUT", blob_path(doc["project_id"], doc["id"]), doc["size"]))
 
     def download(self, req: falcon.asgi.Request, doc: FileDoc) -> str | None:
-        if doc["status"] != files.READY:
+        if doc["status"] != READY:
             return None
         return absolute(req, self._signer.url("GET", blob_path(doc["project_id"], doc["id"]), doc["size"]))
 

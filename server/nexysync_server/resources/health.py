@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import falcon.asgi
 
 from ..errors import database_unavailable
@@ -19,12 +21,13 @@ class Live:
 class Ready:
     """``GET /v1/health/ready``: the database answers too."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, ping: Callable[[], Awaitable[bool]]) -> None:
         self._ctx = ctx
+        self._ping = ping
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Answer ok only when MongoDB answers a ping (which fails within the server-selection timeout)."""
-        if not await self._ctx.store.ping():
+        if not await self._ping():
             raise database_unavailable("The database does not answer", self._ctx.settings.database_retry_after_s)
         resp.media = {"status": "ok"}
 

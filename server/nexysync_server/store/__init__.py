@@ -1,4 +1,4 @@
-"""MongoDB access, one module per collection family.
+"""MongoDB access, one module per collection family; each document's shape is a TypedDict in :mod:`.documents`.
 
 Only portable MongoDB is used, and only the subset that the embedded nx-27017 gets right:
 timestamps are stored as ISO 8601 strings (``$set`` of a datetime is stored as a string there),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -57,6 +58,30 @@ def _assert_429(response: httpx.Response, code: str) -> None:
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == code
     assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_a_burst_of_guesses_gets_no_more_password_checks_than_the_limit(server: Any) -> None:
+    # 30 wrong passwords at once, each from its own address (so only the account's limit of 4
+    # applies), with the right one among them. The failure is counted before the slow password
+    # check: no burst gets a fifth check, and the right password is not let in past the limit.
+    email = _register(server, "198.51.101.1")
+    guesses = [(f"198.51.101.{10 + n}", "wrong-guess-123") for n in range(30)]
+    guesses.insert(25, ("198.51.101.200", PASSWORD))
+
+    def attempt(guess: tuple[str, str]) -> httpx.Response:
+        with _from(server, guess[0]) as client:
+            return _login(client, email, guess[1])
+
+    with ThreadPoolExecutor(max_workers=len(guesses)) as pool:
+        answers = list(pool.map(attempt, guesses))
+    checked_wrong = [a for (_, password), a in zip(guesses, answers, strict=True) if a.status_code == 401]
+    assert len(checked_wrong) <= 4
+    for (_, password), answer in zip(guesses, answers, strict=True):
+        if answer.status_code != 401 and not (password == PASSWORD and answer.status_code == 200):
+            _assert_429(answer, "TOO_MANY_FAILED_LOGINS")
+    # Four failures are held now, whatever the order was: the right password is refused.
+    with _from(server, "198.51.101.201") as client:
+        _assert_429(_login(client, email, PASSWORD), "TOO_MANY_FAILED_LOGINS")
 
 
 def test_password_guessing_locks_the_account_even_for_the_right_password(server: Any) -> None:

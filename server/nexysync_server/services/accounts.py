@@ -79,16 +79,21 @@ class Accounts:
             Unauthenticated: the email or the password is wrong (INVALID_CREDENTIALS).
             LimitReached: the account or the address failed too often.
         """
-        # Before the password is checked: a spent account refuses the right password too.
-        await self._limits.check_login(email, actor.ip)
+        # Before the password is checked: a spent account refuses the right password too, and a
+        # burst of guesses gets no more checks than the limits (the failure is counted first).
+        slot = await self._limits.take_login_slot(email, actor.ip)
         hasher = self._hasher
-        user = await self._store.users.by_email(email)
-        stored = user["password_hash"] if user else hasher.dummy_hash
-        matches = await asyncio.to_thread(hasher.verify, password, stored)
+        try:
+            user = await self._store.users.by_email(email)
+            stored = user["password_hash"] if user else hasher.dummy_hash
+            matches = await asyncio.to_thread(hasher.verify, password, stored)
+        except BaseException:
+            await self._limits.give_back(slot)  # nothing was checked
+            raise
         if user is None or not matches:
-            await self._limits.login_failed(email, actor.ip)
             await self._audit.record(actor, None, "auth.login", f"email:{email.lower()}", "refused")
             raise Unauthenticated("INVALID_CREDENTIALS", "The email or the password is wrong.")
+        await self._limits.give_back(slot)
         if hasher.needs_rehash(stored):
             # The password is at hand only now.
             fresh = await asyncio.to_thread(hasher.hash, password)

@@ -144,6 +144,13 @@ def _refusal(rule: _Rule, reset_s: int) -> LimitReached:
     return LimitReached(rule.code, f"{rule.detail}; retry in {reset_s} s.", rule.limit, reset_s)
 
 
+@dataclass(frozen=True, slots=True)
+class LoginSlot:
+    """The failed sign-in counted in advance for one password check (the counters' keys it took)."""
+
+    keys: tuple[str, ...]
+
+
 class AuthLimits:
     """Count and enforce the limits on unauthenticated ways in.
 
@@ -196,25 +203,36 @@ class AuthLimits:
         """Count one registration attempt from ``ip``; refuse it past the per-IP limit (:class:`LimitReached`)."""
         await self._count_or_refuse(self._registrations, ip, ip)
 
-    async def check_login(self, email: str, ip: str) -> None:
-        """Refuse a sign-in to an account that spent its failures, from anywhere or from ``ip``.
+    async def take_login_slot(self, email: str, ip: str) -> LoginSlot:
+        """Take a failed sign-in of the account, and of the account from ``ip``, before the password is checked.
+
+        The failure is counted in advance, atomically, so that a burst of concurrent guesses
+        gets no more password checks than the limits allow; :meth:`give_back` returns the slot
+        when the password was right. Past either limit nothing is kept and the sign-in is
+        refused, the right password too.
 
         Raises:
             LimitReached: ``TOO_MANY_FAILED_LOGINS``.
         """
         account = sha256_hex(email.lower())
-        for rule, subject in ((self._account, account), (self._account_ip, f"{account}|{ip}")):
+        taken: list[str] = []
+        # The address's own limit first: a spent address must not spend the account's tries.
+        for rule, subject in ((self._account_ip, f"{account}|{ip}"), (self._account, account)):
             key, reset_s = _window(rule, subject)
-            if await self._counters.count(key) >= rule.limit:
+            count = await self._counters.increment(key, reset_s + rule.window_s)
+            taken.append(key)
+            if count > rule.limit:
+                for held in taken:
+                    await self._counters.decrement(held)
                 if await self._counters.refused(key) == 1:
                     await self._audit.record(None, "anonymous", "auth.login", f"email:{email.lower()}", rule.code, ip)
                 raise _refusal(rule, reset_s)
+        return LoginSlot(tuple(taken))
 
-    async def login_failed(self, email: str, ip: str) -> None:
-        """Count a failed sign-in against the account and against the account from ``ip``."""
-        account = sha256_hex(email.lower())
-        await self._increment(self._account, account)
-        await self._increment(self._account_ip, f"{account}|{ip}")
+    async def give_back(self, slot: LoginSlot) -> None:
+        """Return a sign-in's slot: its password was right, so it was no failure."""
+        for key in slot.keys:
+            await self._counters.decrement(key)
 
     async def _count_or_refuse(self, rule: _Rule, subject: str, ip: str) -> None:
         count, reset_s = await self._increment(rule, subject)

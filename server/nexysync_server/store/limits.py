@@ -80,6 +80,10 @@ class WindowCounters:
         )
         return int(doc.get("refused", 0)) if doc is not None else 0
 
+    async def decrement(self, key: str) -> None:
+        """Take one back from the count under ``key`` (a slot taken and given back); nothing if it expired."""
+        await self.col.update_one({"_id": key, "count": {"$gt": 0}}, {"$inc": {"count": -1}})
+
     async def increment(self, key: str, keep_s: float) -> int:
         """Add one to the count under ``key``, kept ``keep_s`` seconds from its first count; return the new count."""
         update = {"$inc": {"count": 1}}

@@ -756,7 +756,7 @@ def test_reactions_are_kept_once_per_agent_and_emoji_and_none_is_lost(team: dict
     assert again.status_code == 200
     assert [(r["agent"], r["emoji"]) for r in again.json()["reactions"]] == [("bob", "👍")]
 
-    rounds = 5
+    rounds = 4  # with the 👍, five of Bob's: as many as one agent may add
     barrier = threading.Barrier(2)
     errors: list[str] = []
 
@@ -779,6 +779,26 @@ def test_reactions_are_kept_once_per_agent_and_emoji_and_none_is_lost(team: dict
     expected = [("bob", "👍")] + [(a, f"{a}-{n}") for a in ("alice", "bob") for n in range(rounds)]
     assert pairs == sorted(expected)
     assert all(abs(when(r["created_at"]) - datetime.now(UTC)) < timedelta(minutes=1) for r in stored)
+
+
+def test_one_agent_cannot_use_up_a_messages_reactions(team: dict[str, Any]) -> None:
+    alice, bob, carol = team["alice"], team["bob"], team["carol"]
+    message = alice.send()  # a broadcast: Bob and Carol both received it
+    path = f"/v1/messages/{message['id']}/reactions"
+
+    answers = [bob.http.post(path, json={"emoji": f"e{n}"}) for n in range(50)]
+    assert [a.status_code for a in answers[:5]] == [200] * 5
+    for refused in answers[5:]:
+        assert_problem(refused, 409, "TOO_MANY_REACTIONS")
+    assert "5 reactions" in answers[5].json()["detail"]
+    # The refusals changed nothing, and everyone else can still react.
+    assert carol.http.post(path, json={"emoji": "👀"}).status_code == 200
+    stored = alice.http.get(f"/v1/messages/{message['id']}").json()["reactions"]
+    assert sorted((r["agent"], r["emoji"]) for r in stored) == sorted(
+        [("bob", f"e{n}") for n in range(5)] + [("carol", "👀")]
+    )
+    # Adding one Bob has already is still a no-op, not a refusal.
+    assert bob.http.post(path, json={"emoji": "e0"}).status_code == 200
 
 
 def test_pins_are_each_agents_own(team: dict[str, Any]) -> None:

@@ -292,6 +292,11 @@ class Messaging:
         """
         try:
             message = await self._store.messages.add_reaction(message, agent["slug"], emoji)
+        except messages.TooManyOwnReactions as exc:
+            limit = messages.MAX_REACTIONS_PER_AGENT
+            raise Conflict(
+                "TOO_MANY_REACTIONS", f"You have added {limit} reactions to this message, as many as one agent may."
+            ) from exc
         except messages.TooManyReactions as exc:
             raise Conflict("TOO_MANY_REACTIONS", "This message holds as many reactions as it may.") from exc
         return views.message(message, agent["_id"])

@@ -37,6 +37,8 @@ _MEMBER_FIELDS = {"id": 1, "reply_to": 1, "from_id": 1, "recipients": 1, "sk": 1
 # Full messages of a thread read per round trip.
 _THREAD_BATCH = 8
 _MAX_REACTIONS = 50
+#: Reactions one agent may add to one message: no single agent can use up the message's reactions.
+MAX_REACTIONS_PER_AGENT = 5
 _REACTION_ATTEMPTS = 10
 
 
@@ -63,6 +65,10 @@ class _Duplicate(Exception):
 
 class TooManyReactions(Exception):
     """The message has as many reactions as it may hold."""
+
+
+class TooManyOwnReactions(TooManyReactions):
+    """The agent has added as many reactions to the message as one agent may."""
 
 
 def _key(project_id: str, message_id: str) -> str:
@@ -391,6 +397,7 @@ class MessageStore:
 
         Raises:
             TooManyReactions: the message holds the most reactions it may.
+            TooManyOwnReactions: the agent added the most reactions one agent may.
         """
         reaction_key = f"{agent_slug}|{emoji}"
         current = message
@@ -399,6 +406,9 @@ class MessageStore:
                 return current
             if len(current["reaction_keys"]) >= _MAX_REACTIONS:
                 raise TooManyReactions(current["id"])
+            own = sum(1 for key in current["reaction_keys"] if key.startswith(f"{agent_slug}|"))
+            if own >= MAX_REACTIONS_PER_AGENT:
+                raise TooManyOwnReactions(current["id"])
             reaction = {"emoji": emoji, "agent": agent_slug, "created_at": iso(utcnow())}
             updated = await find_one_and_update(
                 self.col,

@@ -122,7 +122,7 @@ RefDoc = TypedDict(
 )
 
 #: One document of ``files``: a file's record (its bytes are in the blob store), ``_id`` being
-#: ``"{project_id}:{id}"``. ``upload_token`` and ``upload_until`` are the upload lease;
+#: ``"{project_id}:{id}"``. ``upload_token`` and ``lease_until_ms`` (epoch ms) are the upload lease;
 #: ``ready_at`` is set when the upload completes.
 FileDoc = TypedDict(
     "FileDoc",
@@ -141,7 +141,7 @@ FileDoc = TypedDict(
         "pending_until": str,
         "ready_at": NotRequired[str],
         "upload_token": NotRequired[str],
-        "upload_until": NotRequired[str],
+        "lease_until_ms": NotRequired[int],  # missing from files announced before this lease
         "seq": NotRequired[int | None],
     },
 )

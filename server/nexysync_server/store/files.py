@@ -7,6 +7,7 @@ times are ISO 8601 strings (they sort in time order), compared by the sweep.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,10 @@ from .pages import page
 
 PENDING = "pending"
 READY = "ready"
+
+
+def _epoch_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _doc_id(project_id: str, file_id: str) -> str:
@@ -85,6 +90,7 @@ class FileStore:
             "created_at": iso(now),
             "expires_at": iso(now + self._retention),
             "pending_until": iso(now + self._pending_ttl),
+            "lease_until_ms": 0,
         }
         try:
             await self.col.insert_one(doc)
@@ -123,32 +129,31 @@ class FileStore:
         lease runs is refused. A holder that dies lets the lease run out, so the file is never stuck.
         """
         token = new_id()
-        now = utcnow()
-        claimed = await self.col.find_one_and_update(
-            {
-                "_id": _doc_id(project_id, file_id),
-                "status": PENDING,
-                "$or": [{"upload_until": {"$exists": False}}, {"upload_until": {"$lt": iso(now)}}],
-            },
-            {"$set": {"upload_token": token, "upload_until": iso(now + timedelta(seconds=lease_s))}},
-            {"_id": 1},
+        now_ms = _epoch_ms()
+        key = _doc_id(project_id, file_id)
+        # No ``$or`` beside other terms, and the lease's end as a number: the embedded database
+        # gets an ``$or`` beside other conditions wrong, and compares date-like strings to the
+        # second in ``find``. A file announced before this lease gets "no lease" first.
+        await self.col.update_one({"_id": key, "lease_until_ms": {"$exists": False}}, {"$set": {"lease_until_ms": 0}})
+        await self.col.update_one(
+            {"_id": key, "status": PENDING, "lease_until_ms": {"$lt": now_ms}},
+            {"$set": {"upload_token": token, "lease_until_ms": now_ms + int(lease_s * 1000)}},
         )
-        return token if claimed is not None else None
+        # Read back: the lease is ours only if the document names our token now.
+        held = await self.col.find_one({"_id": key}, {"upload_token": 1})
+        return token if held is not None and held.get("upload_token") == token else None
 
     async def renew_upload(self, project_id: str, file_id: str, token: str, lease_s: float) -> None:
         """Push back the end of an upload's lease (the upload is still receiving)."""
-        until = iso(utcnow() + timedelta(seconds=lease_s))
+        until = _epoch_ms() + int(lease_s * 1000)
         await self.col.update_one(
-            {"_id": _doc_id(project_id, file_id), "upload_token": token}, {"$set": {"upload_until": until}}
+            {"_id": _doc_id(project_id, file_id), "upload_token": token}, {"$set": {"lease_until_ms": until}}
         )
 
     async def release_upload(self, project_id: str, file_id: str, token: str) -> None:
         """End an upload's lease (it finished or failed), so that a retry may upload at once."""
-        # A time long past: the lease is over. (A date-like string: the embedded database compares
-        # those as times, and others not with them.)
         await self.col.update_one(
-            {"_id": _doc_id(project_id, file_id), "upload_token": token},
-            {"$set": {"upload_until": "1970-01-01T00:00:00.000Z"}},
+            {"_id": _doc_id(project_id, file_id), "upload_token": token}, {"$set": {"lease_until_ms": 0}}
         )
 
     async def delete(self, project_id: str, file_id: str) -> FileDoc | None:

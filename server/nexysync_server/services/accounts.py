@@ -34,7 +34,8 @@ class Session:
 class Accounts:
     """Registration and the token families of sign-ins.
 
-    Every call counts against its client address's auth requests first, so guessing runs out.
+    The caller counts each request against its address's auth requests first (before the body
+    is read); this service adds the registration and failed sign-in limits.
 
     Args:
         store: Users and refresh tokens.
@@ -62,7 +63,7 @@ class Accounts:
 
         Raises:
             Conflict: the email has an account (EMAIL_TAKEN).
-            LimitReached: too many auth requests or registrations from this address.
+            LimitReached: too many registrations from this address.
         """
         await self._limits.registration(actor.ip)
         password_hash = await asyncio.to_thread(self._hasher.hash, password)

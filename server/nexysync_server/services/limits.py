@@ -218,8 +218,7 @@ class AuthLimits:
         taken: list[str] = []
         # The address's own limit first: a spent address must not spend the account's tries.
         for rule, subject in ((self._account_ip, f"{account}|{ip}"), (self._account, account)):
-            key, reset_s = _window(rule, subject)
-            count = await self._counters.increment(key, reset_s + rule.window_s)
+            key, count, reset_s = await self._increment(rule, subject)
             taken.append(key)
             if count > rule.limit:
                 for held in taken:
@@ -235,16 +234,16 @@ class AuthLimits:
             await self._counters.decrement(key)
 
     async def _count_or_refuse(self, rule: _Rule, subject: str, ip: str) -> None:
-        count, reset_s = await self._increment(rule, subject)
+        _, count, reset_s = await self._increment(rule, subject)
         if count > rule.limit:
             if count == rule.limit + 1:
                 await self._audit.record(None, "anonymous", f"limit.{rule.kind}", f"ip:{ip}", rule.code, ip)
             raise _refusal(rule, reset_s)
 
-    async def _increment(self, rule: _Rule, subject: str) -> tuple[int, int]:
-        """Add one to the subject's counter of the current window; return the new count and seconds left."""
+    async def _increment(self, rule: _Rule, subject: str) -> tuple[str, int, int]:
+        """Add one to the subject's counter of the current window; return its key, the new count and seconds left."""
         key, reset_s = _window(rule, subject)
-        return await self._counters.increment(key, reset_s + rule.window_s), reset_s
+        return key, await self._counters.increment(key, reset_s + rule.window_s), reset_s
 
 
 def _window(rule: _Rule, subject: str) -> tuple[str, int]:

@@ -68,11 +68,6 @@ class WindowCounters:
         """Create the TTL index that drops finished windows."""
         await self.col.create_index("expires_at", expireAfterSeconds=0)
 
-    async def count(self, key: str) -> int:
-        """Return the count under ``key`` (0 if none)."""
-        doc = await self.col.find_one({"_id": key}, {"count": 1})
-        return int(doc["count"]) if doc is not None else 0
-
     async def refused(self, key: str) -> int:
         """Count one refusal under ``key``; return how many there were (1: the first of its window)."""
         doc = await self.col.find_one_and_update(

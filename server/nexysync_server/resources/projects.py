@@ -60,9 +60,9 @@ class Item:
 
     async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
         """Delete a project and everything in it, when asked with ``confirm=true``."""
-        params.path_id(project_id, "Project")
+        project = await owned_project(self._ctx, req, project_id)
         confirmed = params.boolean(req, "confirm") is True
-        await self._ctx.services.projects.delete(actor(req), caller.user_id(req), project_id, confirmed=confirmed)
+        await self._ctx.services.projects.delete(actor(req), project, confirmed=confirmed)
         resp.status = falcon.HTTP_204
 
 

@@ -74,20 +74,24 @@ class Projects:
         await self._audit.record(actor, project_id, "project.update", f"project:{project_id}")
         return project
 
-    async def delete(self, actor: Actor, user_id: str, project_id: str, *, confirmed: bool) -> None:
+    async def delete(self, actor: Actor, project: ProjectDoc, *, confirmed: bool) -> None:
         """Delete a project and everything in it; its agents' streams end first, in the log's order.
 
+        Args:
+            actor: Who asked.
+            project: The project, as :meth:`owned` returned it to its owner.
+            confirmed: The owner said yes to losing every record of it.
+
         Raises:
-            NotFound: not the user's project.
             ServiceError: not ``confirmed`` (CONFIRMATION_REQUIRED): nothing was deleted.
         """
-        await self.owned(user_id, project_id)
+        project_id = project["_id"]
         if not confirmed:
             raise ServiceError(
                 "CONFIRMATION_REQUIRED", "Deleting a project removes all its data; repeat with ?confirm=true."
             )
         await self._hub.revoke(project_id)
         await self._store.delete_project_data(project_id)
-        await self._quotas.release_project(user_id)
+        await self._quotas.release_project(project["owner_id"])
         # Kept outside the deleted project, so that the deletion itself stays on record.
         await self._audit.record(actor, None, "project.delete", f"project:{project_id}")

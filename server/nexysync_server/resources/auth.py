@@ -9,7 +9,7 @@ import falcon.asgi
 
 from .. import views
 from ..services.accounts import Session
-from . import Context, actor
+from . import Context, actor, client_ip
 
 
 def _session(session: Session) -> dict[str, Any]:
@@ -61,7 +61,7 @@ class Refresh:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Trade a live refresh token for a new pair of the same family."""
-        await self._ctx.services.auth_limits.auth_request(actor(req).ip)
+        await self._ctx.services.auth_limits.auth_request(client_ip(req))
         body = await self._ctx.body(req, "RefreshRequest")
         resp.media = _session(await self._ctx.services.accounts.refresh(body["refresh_token"]))
 
@@ -74,7 +74,7 @@ class Logout:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Revoke the token's family; answer the same whether or not the token was known."""
-        await self._ctx.services.auth_limits.auth_request(actor(req).ip)
+        await self._ctx.services.auth_limits.auth_request(client_ip(req))
         body = await self._ctx.body(req, "RefreshRequest")
         await self._ctx.services.accounts.logout(body["refresh_token"])
         resp.status = falcon.HTTP_204

@@ -15,6 +15,7 @@ from .errors import database_unavailable, unauthorized
 from .ids import iso, new_id, utcnow
 from .security import API_KEY_RE, api_key_prefix, read_access_token
 from .services import Services
+from .services.audit import Actor
 from .settings import Settings
 from .store import Store
 from .store.documents import AgentDoc
@@ -59,6 +60,7 @@ class Authentication:
         self._limiter = services.agent_limiter
         self._human_limiter = services.user_limiter
         self._auth_limits = services.auth_limits
+        self._audit = services.audit
         # agent id -> monotonic time of the last last_seen_at write from this process; writing
         # once a minute keeps a write off the path of every request.
         self._last_touch: dict[str, float] = {}
@@ -72,24 +74,23 @@ class Authentication:
             return
         token = _bearer(req)
         ip = req.remote_addr or ""
-        audit = self._store.audit
+        audit = self._audit
         if scheme == "human":
             user_id = self._user_from(token)
             caller.set_user(req, user_id)
 
             async def user_refused() -> None:
-                await audit.record(
-                    None, f"user:{user_id}", "limit.user_requests", f"user:{user_id}", "RATE_LIMITED", ip
-                )
+                who = Actor(f"user:{user_id}", ip)
+                await audit.record(who, None, "limit.user_requests", who.name, "RATE_LIMITED")
 
             await self._human_limiter.hit(f"user:{user_id}", on_first_refusal=user_refused)
         else:
             agent = await self._agent_from(req, token)
             caller.set_agent(req, agent)
-            actor = f"agent:{agent['slug']}"
+            who = Actor(f"agent:{agent['slug']}", ip)
 
             async def agent_refused() -> None:
-                await audit.record(agent["project_id"], actor, "limit.agent_requests", actor, "RATE_LIMITED", ip)
+                await audit.record(who, agent["project_id"], "limit.agent_requests", who.name, "RATE_LIMITED")
 
             await self._limiter.hit(agent["_id"], on_first_refusal=agent_refused)
 
@@ -115,9 +116,8 @@ class Authentication:
             # the audit log gets no more entries than the limit allows.
             await self._auth_limits.auth_request(ip)
             # On record for operators: which key (its public prefix only) was refused, from where.
-            await self._store.audit.record(
-                None, "anonymous", "auth.api_key", f"key:{api_key_prefix(token)}", "refused", ip
-            )
+            target = f"key:{api_key_prefix(token)}"
+            await self._audit.record(Actor("anonymous", ip), None, "auth.api_key", target, "refused")
             raise unauthorized("The API key is not valid (deleted, rotated or mistyped).", "INVALID_API_KEY")
         now = time.monotonic()
         if now - self._last_touch.get(agent["_id"], -1e9) >= self._settings.last_seen_interval_s:

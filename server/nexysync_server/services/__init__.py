@@ -59,7 +59,7 @@ class Services:
         """Wire the services of a process."""
         quotas = Quotas(settings, store)
         audit = AuditTrail(store.audit)
-        auth_limits = AuthLimits(store.auth_counts, settings, store.audit)
+        auth_limits = AuthLimits(store.auth_counts, settings, audit)
         hasher = PasswordHasher(settings.password_hash_memory_kib, settings.password_hash_iterations)
         announcements = Announcements(store.events, hub)
         receipts = Receipts(store, hub, settings.receipt_sweep_interval_s, settings.receipt_sweep_interval_s)

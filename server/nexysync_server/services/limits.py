@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from ..background import Periodic
 from ..security import sha256_hex
 from ..settings import Settings
-from ..store.audit import AuditStore
 from ..store.limits import RequestCounters, WindowCounters
+from .audit import Actor, AuditTrail
 from .errors import LimitReached
 
 _WINDOW_S = 60
@@ -160,7 +160,7 @@ class AuthLimits:
         audit: Where the first refusal of each window is recorded.
     """
 
-    def __init__(self, counters: WindowCounters, settings: Settings, audit: AuditStore) -> None:
+    def __init__(self, counters: WindowCounters, settings: Settings, audit: AuditTrail) -> None:
         self._counters = counters
         self._audit = audit
         window = settings.login_failure_window_s
@@ -224,7 +224,8 @@ class AuthLimits:
                 for held in taken:
                     await self._counters.decrement(held)
                 if await self._counters.refused(key) == 1:
-                    await self._audit.record(None, "anonymous", "auth.login", f"email:{email.lower()}", rule.code, ip)
+                    target = f"email:{email.lower()}"
+                    await self._audit.record(Actor("anonymous", ip), None, "auth.login", target, rule.code)
                 raise _refusal(rule, reset_s)
         return LoginSlot(tuple(taken))
 
@@ -237,7 +238,7 @@ class AuthLimits:
         _, count, reset_s = await self._increment(rule, subject)
         if count > rule.limit:
             if count == rule.limit + 1:
-                await self._audit.record(None, "anonymous", f"limit.{rule.kind}", f"ip:{ip}", rule.code, ip)
+                await self._audit.record(Actor("anonymous", ip), None, f"limit.{rule.kind}", f"ip:{ip}", rule.code)
             raise _refusal(rule, reset_s)
 
     async def _increment(self, rule: _Rule, subject: str) -> tuple[str, int, int]:

@@ -59,6 +59,23 @@ class LoginRequest(BaseModel):
     password: Annotated[str, Field(max_length=256, min_length=8)]
 
 
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    current_password: Annotated[str, Field(max_length=256, min_length=8)]
+    new_password: Annotated[str, Field(max_length=256, min_length=8)]
+
+
+class AccountDeletion(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    password: Annotated[str, Field(max_length=256, min_length=8)]
+
+
 class RefreshRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",

@@ -81,7 +81,26 @@ def _add_account(
     login = _command(commands, "login", account.run_login, "sign in and keep the session on this machine", common)
     login.add_argument("--email", help="your email (asked when left out)")
     password_options(login)
-    _command(commands, "logout", account.run_logout, "revoke the session and forget it here", common)
+    logout = _command(commands, "logout", account.run_logout, "revoke the session and forget it here", common)
+    logout.add_argument("--all", action="store_true", help="sign out every session of the account, everywhere")
+    password = _command(
+        commands, "password", account.run_password, "change the password; every other session ends", common
+    )
+    password_options(password)
+    password.add_argument(
+        "--new-password-file",
+        metavar="FILE",
+        help=f"read the new password from FILE's first line; default: ${account.ENV_NEW_PASSWORD}, else a prompt",
+    )
+    delete = _command(
+        commands,
+        "delete-account",
+        account.run_delete_account,
+        "delete the account and every project it owns, with all their data",
+        common,
+    )
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    password_options(delete)
     _command(commands, "whoami", account.run_whoami, "show who is signed in", common)
 
 

@@ -44,7 +44,19 @@ __all__ = ["AsyncClient", "Client", "RawResponse"]
 #: An agent API key names its agent: ``nsync_<slug>_<40 hex>`` (a slug has no underscore).
 _AGENT_KEY = re.compile(r"nsync_([a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)_")
 #: Operations whose success signs the session in or out (through ``with_raw_response`` too).
-_TOKEN_OPERATIONS = frozenset({"auth_login", "auth_register", "auth_refresh", "auth_logout"})
+_TOKEN_OPERATIONS = frozenset(
+    {
+        "auth_login",
+        "auth_register",
+        "auth_refresh",
+        "auth_change_password",
+        "auth_logout",
+        "auth_logout_all",
+        "auth_delete_account",
+    }
+)
+#: Token operations whose success signs the session out.
+_SIGN_OUT_OPERATIONS = frozenset({"auth_logout", "auth_logout_all", "auth_delete_account"})
 
 
 def _env_ring() -> KeyRing | None:
@@ -193,7 +205,7 @@ class _ClientCore:
         """Sign the session in or out when a token operation succeeded (raw or not); return ``raw``."""
         if operation_id not in _TOKEN_OPERATIONS or not raw.http_response.is_success:
             return raw
-        if operation_id == "auth_logout":
+        if operation_id in _SIGN_OUT_OPERATIONS:
             self._session.adopt(None, None)
         else:
             result = raw.parse()

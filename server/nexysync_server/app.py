@@ -79,7 +79,8 @@ def create_app(settings: Settings | None = None) -> Api:
         hub,
         Watcher(store.events, hub),
         services.presence,
-        KeyCheck(hub, store.agents, settings.key_check_interval_s),
+        services.owner_streams,
+        KeyCheck(hub, store.agents, services.sessions, settings.key_check_interval_s),
         services.receipts,
     ]
     app = Api(
@@ -103,6 +104,9 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/auth/login", auth.Login(ctx))
     app.add_route("/v1/auth/refresh", auth.Refresh(ctx))
     app.add_route("/v1/auth/logout", auth.Logout(ctx))
+    app.add_route("/v1/auth/logout-all", auth.LogoutAll(ctx))
+    app.add_route("/v1/auth/password", auth.Password(ctx))
+    app.add_route("/v1/auth/delete-account", auth.DeleteAccount(ctx))
     app.add_route("/v1/projects", projects.Collection(ctx))
     app.add_route("/v1/projects/{project_id}", projects.Item(ctx))
     app.add_route("/v1/projects/{project_id}/usage", projects.Usage(ctx))

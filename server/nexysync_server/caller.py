@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import falcon.asgi
 
+from .security import AccessToken
 from .store.documents import AgentDoc
 
 
@@ -16,9 +17,10 @@ def set_agent(req: falcon.asgi.Request, agent: AgentDoc) -> None:
     req.context.agent = agent
 
 
-def set_user(req: falcon.asgi.Request, user_id: str) -> None:
-    """Record the user an access token belongs to (the authentication middleware calls it)."""
-    req.context.user_id = user_id
+def set_user(req: falcon.asgi.Request, token: AccessToken) -> None:
+    """Record the access token a user signed the request with (the authentication middleware calls it)."""
+    req.context.access = token
+    req.context.user_id = token.user_id
 
 
 def agent(req: falcon.asgi.Request) -> AgentDoc:
@@ -30,6 +32,12 @@ def agent(req: falcon.asgi.Request) -> AgentDoc:
 def user_id(req: falcon.asgi.Request) -> str:
     """Return the calling user of a resource with ``auth = "human"``."""
     found: str = req.context.user_id
+    return found
+
+
+def access(req: falcon.asgi.Request) -> AccessToken:
+    """Return the access token of a resource with ``auth = "human"`` (its session, when it ends)."""
+    found: AccessToken = req.context.access
     return found
 
 

@@ -13,7 +13,7 @@ import jwt
 from . import caller
 from .errors import database_unavailable, unauthorized
 from .ids import iso, new_id, utcnow
-from .security import API_KEY_RE, api_key_prefix, read_access_token
+from .security import API_KEY_RE, AccessToken, SessionlessToken, api_key_prefix, read_access_token
 from .services import Services
 from .services.audit import Actor
 from .settings import Settings
@@ -61,6 +61,7 @@ class Authentication:
         self._human_limiter = services.user_limiter
         self._auth_limits = services.auth_limits
         self._audit = services.audit
+        self._sessions = services.sessions
         # agent id -> monotonic time of the last last_seen_at write from this process; writing
         # once a minute keeps a write off the path of every request.
         self._last_touch: dict[str, float] = {}
@@ -76,8 +77,11 @@ class Authentication:
         ip = req.remote_addr or ""
         audit = self._audit
         if scheme == "human":
-            user_id = self._user_from(token)
-            caller.set_user(req, user_id)
+            access = self._access_from(token)
+            if not await self._sessions.is_live(access.session_id):
+                raise unauthorized("This session was signed out; sign in again.", "SESSION_ENDED")
+            caller.set_user(req, access)
+            user_id = access.user_id
 
             async def user_refused() -> None:
                 who = Actor(f"user:{user_id}", ip)
@@ -94,7 +98,7 @@ class Authentication:
 
             await self._limiter.hit(agent["_id"], on_first_refusal=agent_refused)
 
-    def _user_from(self, token: str) -> str:
+    def _access_from(self, token: str) -> AccessToken:
         if API_KEY_RE.match(token):
             raise unauthorized(
                 "This operation needs a user access token, not an agent API key.", "WRONG_CREDENTIAL_KIND"
@@ -103,6 +107,9 @@ class Authentication:
             return read_access_token(self._settings.jwt_secret, token)
         except jwt.ExpiredSignatureError as exc:
             raise unauthorized("The access token has expired; refresh it.", "TOKEN_EXPIRED") from exc
+        except SessionlessToken as exc:
+            # Signed before tokens named their session: a refresh gives one that does.
+            raise unauthorized("The access token predates sessions; refresh it.", "TOKEN_EXPIRED") from exc
         except jwt.InvalidTokenError as exc:
             raise unauthorized("The access token is not valid.", "INVALID_TOKEN") from exc
 

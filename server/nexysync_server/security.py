@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import jwt
@@ -124,11 +125,27 @@ def new_refresh_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def make_access_token(secret: str, user_id: str, now: datetime, ttl_s: int) -> str:
-    """Sign a short-lived access token for ``user_id``."""
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """What a valid access token says."""
+
+    user_id: str
+    #: The sign-in it belongs to: its refresh family, which signing out ends.
+    session_id: str
+    #: When it stops working (epoch seconds).
+    expires_at: int
+
+
+class SessionlessToken(jwt.InvalidTokenError):
+    """A valid token signed before access tokens named their session: refresh it for one that does."""
+
+
+def make_access_token(secret: str, user_id: str, session_id: str, now: datetime, ttl_s: int) -> str:
+    """Sign a short-lived access token for ``user_id`` in the session (refresh family) ``session_id``."""
     claims = {
         "iss": _JWT_ISSUER,
         "sub": user_id,
+        "sid": session_id,
         "typ": "access",
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=ttl_s)).timestamp()),
@@ -136,10 +153,11 @@ def make_access_token(secret: str, user_id: str, now: datetime, ttl_s: int) -> s
     return jwt.encode(claims, secret, algorithm=_JWT_ALGORITHM)
 
 
-def read_access_token(secret: str, token: str) -> str:
-    """Return the user id of a valid access token.
+def read_access_token(secret: str, token: str) -> AccessToken:
+    """Read a valid access token (whether its session is still signed in is the caller's to check).
 
     Raises:
+        SessionlessToken: the token is valid but names no session (made before sessions were).
         jwt.InvalidTokenError: the token is malformed, forged, expired or not an access token.
     """
     claims = jwt.decode(
@@ -151,4 +169,7 @@ def read_access_token(secret: str, token: str) -> str:
     )
     if claims.get("typ") != "access" or not isinstance(claims["sub"], str):
         raise jwt.InvalidTokenError("not an access token")
-    return claims["sub"]
+    session_id = claims.get("sid")
+    if not isinstance(session_id, str) or not session_id:
+        raise SessionlessToken("the token names no session")
+    return AccessToken(claims["sub"], session_id, int(claims["exp"]))

@@ -74,6 +74,7 @@ class Settings:
     quota_message_mb_per_day: int = 50
     quota_projects_per_user: int = 10
     max_streams_per_agent: int = 10
+    max_owner_streams_per_user: int = 5
     stream_queue_max: int = 1000
     key_check_interval_s: float = 2.0
     # Send path (issue 15): how long a worker keeps agent keys, slugs and project settings; the

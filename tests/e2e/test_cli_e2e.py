@@ -214,6 +214,41 @@ def test_logout_revokes_the_session(team: CliProject) -> None:
     assert "not signed in" in done.stderr
 
 
+def test_password_change_sign_out_everywhere_and_account_deletion(team: CliProject, tmp_path: Path) -> None:
+    desktop = tmp_path / "desktop"
+    old, new = {"NEXYSYNC_PASSWORD": PASSWORD}, {"NEXYSYNC_PASSWORD": "cli-new-password"}
+    login = ["login", "--api-url", team.api_url, "--email", team.email]
+    assert run_cli(login, config_dir=desktop, env=old).returncode == 0
+
+    wrong = run_cli(["password"], config_dir=team.config_dir, env={**new, "NEXYSYNC_NEW_PASSWORD": "x" * 12})
+    assert wrong.returncode == 1 and "password is wrong" in wrong.stderr, wrong.stderr
+    changed = run_cli(
+        ["password"], config_dir=team.config_dir, env={**old, "NEXYSYNC_NEW_PASSWORD": new["NEXYSYNC_PASSWORD"]}
+    )
+    assert changed.returncode == 0, changed.stderr
+    # This machine keeps a new session; the other one's ended with the change.
+    assert run_cli(["projects", "list"], config_dir=team.config_dir).returncode == 0
+    ended = run_cli(["projects", "list"], config_dir=desktop)
+    assert ended.returncode == 1 and "nexysync login" in ended.stderr, ended.stderr
+
+    assert run_cli(login, config_dir=desktop, env=new).returncode == 0
+    everywhere = run_cli(["logout", "--all"], config_dir=desktop)
+    assert everywhere.returncode == 0, everywhere.stderr
+    assert run_cli(["projects", "list"], config_dir=team.config_dir).returncode == 1
+    assert run_cli(["projects", "list"], config_dir=desktop).returncode == 1
+
+    assert run_cli(login, config_dir=desktop, env=new).returncode == 0
+    refused = run_cli(["delete-account", "--yes"], config_dir=desktop, env=old)
+    assert refused.returncode == 1 and "password is wrong" in refused.stderr, refused.stderr
+    unconfirmed = run_cli(["delete-account"], config_dir=desktop, env=new)
+    assert unconfirmed.returncode == 1 and "--yes" in unconfirmed.stderr
+    deleted = run_cli(["delete-account", "--yes"], config_dir=desktop, env=new)
+    assert deleted.returncode == 0, deleted.stderr
+    assert run_cli(login, config_dir=desktop, env=new).returncode == 1
+    with pytest.raises(AuthenticationError), Client.from_key_file(key_file(team, "bob")) as bob:
+        bob.me.get()  # the project went with the account, and its agents with it
+
+
 def test_a_second_machine_needs_the_exported_key(team: CliProject, tmp_path: Path) -> None:
     other = tmp_path / "other-machine"
     password_file = tmp_path / "password.txt"

@@ -218,6 +218,23 @@ def test_a_wrong_key_says_cannot_decrypt(owner: Owner, watched: Watched) -> None
     assert page.locator("#timeline .row").count() == 0  # nothing of the project is left on the page
 
 
+def test_sign_out_everywhere_ends_the_accounts_other_sessions(owner: Owner, watched: Watched) -> None:
+    page = watched.page
+    login = {"email": owner.email, "password": "console-pass"}
+    elsewhere = httpx.post(f"{owner.base_url}/v1/auth/login", json=login).json()
+    sign_in_and_import(page, owner)
+
+    page.click("#sign-out-everywhere")
+
+    page.locator("#signin").wait_for(timeout=DEADLINE_MS)
+    assert "Every session of this account has ended" in page.locator("#notice").inner_text()
+    headers = {"Authorization": f"Bearer {elsewhere['access_token']}"}
+    refused = httpx.get(f"{owner.base_url}/v1/projects", headers=headers)
+    assert refused.status_code == 401 and refused.json()["code"] == "SESSION_ENDED"
+    refreshed = httpx.post(f"{owner.base_url}/v1/auth/refresh", json={"refresh_token": elsewhere["refresh_token"]})
+    assert refreshed.status_code == 401
+
+
 def test_the_xss_corpus_stays_inert_text(owner: Owner, watched: Watched) -> None:
     page = watched.page
     alice = owner.agents["alice"]

@@ -15,11 +15,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 from realtime_support import EventStream, Team
-from test_realtime import server_processes
 
 from nexysync_server.settings import Settings
-
-__all__ = ["server_processes"]  # the fixture, shared with the realtime tests
 
 pytestmark = pytest.mark.timeout(120)
 

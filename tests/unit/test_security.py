@@ -13,6 +13,7 @@ import pytest
 from nexysync_server.security import (
     API_KEY_RE,
     PasswordHasher,
+    SessionlessToken,
     api_key_prefix,
     make_access_token,
     new_api_key,
@@ -95,20 +96,33 @@ def test_api_key_pattern_refuses_near_misses() -> None:
 
 
 def test_access_token_round_trip() -> None:
-    token = make_access_token(SECRET, "01J00000000000000000000USR", datetime.now(UTC), 60)
+    now = datetime.now(UTC)
+    token = make_access_token(SECRET, "01J00000000000000000000USR", "01J0000000000000000000FAM1", now, 60)
 
-    assert read_access_token(SECRET, token) == "01J00000000000000000000USR"
+    read = read_access_token(SECRET, token)
+
+    assert read.user_id == "01J00000000000000000000USR"
+    assert read.session_id == "01J0000000000000000000FAM1"
+    assert read.expires_at == int(now.timestamp()) + 60
+
+
+def test_access_token_without_a_session_is_told_apart() -> None:
+    # Signed before tokens named their session: valid, but the caller must refresh it.
+    token = jwt.encode(_claims(sid=None), SECRET, algorithm="HS256")
+
+    with pytest.raises(SessionlessToken):
+        read_access_token(SECRET, token)
 
 
 def test_expired_access_token_is_refused() -> None:
-    token = make_access_token(SECRET, "user", datetime.now(UTC) - timedelta(minutes=10), 60)
+    token = make_access_token(SECRET, "user", "fam", datetime.now(UTC) - timedelta(minutes=10), 60)
 
     with pytest.raises(jwt.ExpiredSignatureError):
         read_access_token(SECRET, token)
 
 
 def test_access_token_signed_with_another_secret_is_refused() -> None:
-    token = make_access_token("another-secret-0123456789abcdef0123456789", "user", datetime.now(UTC), 60)
+    token = make_access_token("another-secret-0123456789abcdef0123456789", "user", "fam", datetime.now(UTC), 60)
 
     with pytest.raises(jwt.InvalidTokenError) as raised:
         read_access_token(SECRET, token)
@@ -117,7 +131,7 @@ def test_access_token_signed_with_another_secret_is_refused() -> None:
 
 def _claims(**changes: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"iss": "nexysync", "sub": "user", "typ": "access", "iat": now, "exp": now + 60}
+    claims = {"iss": "nexysync", "sub": "user", "sid": "fam", "typ": "access", "iat": now, "exp": now + 60}
     claims.update(changes)
     return {key: value for key, value in claims.items() if value is not None}
 

@@ -52,6 +52,24 @@ class Auth(SyncAPIResource):
             "auth_logout", body=compact({"refresh_token": _resource.refresh_token(self._client, refresh_token)})
         )
 
+    @operation("auth_logout_all")
+    def logout_all(self) -> None:
+        """Sign out every session of the account, this one included."""
+        self._client.call("auth_logout_all")
+
+    @operation("auth_change_password")
+    def change_password(self, *, current_password: str, new_password: str) -> models.AuthTokens:
+        """Change the password (needs the current one); other sessions end, the client gets a new one."""
+        result: models.AuthTokens = self._client.call(
+            "auth_change_password", body=compact({"current_password": current_password, "new_password": new_password})
+        )
+        return result
+
+    @operation("auth_delete_account")
+    def delete_account(self, *, password: str) -> None:
+        """Delete the account and every project it owns, with all their data (needs the password); signs out."""
+        self._client.call("auth_delete_account", body=compact({"password": password}))
+
 
 class AsyncAuth(AsyncAPIResource):
     """Human sign-up and sessions; the client then sends the access token and refreshes it on 401 (async)."""
@@ -87,6 +105,24 @@ class AsyncAuth(AsyncAPIResource):
         await self._client.call(
             "auth_logout", body=compact({"refresh_token": _resource.refresh_token(self._client, refresh_token)})
         )
+
+    @operation("auth_logout_all")
+    async def logout_all(self) -> None:
+        """Sign out every session of the account, this one included."""
+        await self._client.call("auth_logout_all")
+
+    @operation("auth_change_password")
+    async def change_password(self, *, current_password: str, new_password: str) -> models.AuthTokens:
+        """Change the password (needs the current one); other sessions end, the client gets a new one."""
+        result: models.AuthTokens = await self._client.call(
+            "auth_change_password", body=compact({"current_password": current_password, "new_password": new_password})
+        )
+        return result
+
+    @operation("auth_delete_account")
+    async def delete_account(self, *, password: str) -> None:
+        """Delete the account and every project it owns, with all their data (needs the password); signs out."""
+        await self._client.call("auth_delete_account", body=compact({"password": password}))
 
 
 class AuthWithRawResponse:
@@ -130,6 +166,29 @@ class AuthWithRawResponse:
             "auth_logout", body=compact({"refresh_token": _resource.refresh_token(self._client, refresh_token)})
         )
 
+    def logout_all(self) -> RawResponse:
+        """Sign out every session of the account, this one included.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
+        return self._client.call_raw("auth_logout_all")
+
+    def change_password(self, *, current_password: str, new_password: str) -> RawResponse:
+        """Change the password (needs the current one); other sessions end, the client gets a new one.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
+        return self._client.call_raw(
+            "auth_change_password", body=compact({"current_password": current_password, "new_password": new_password})
+        )
+
+    def delete_account(self, *, password: str) -> RawResponse:
+        """Delete the account and every project it owns, with all their data (needs the password); signs out.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
+        return self._client.call_raw("auth_delete_account", body=compact({"password": password}))
+
 
 class AsyncAuthWithRawResponse:
     """The operations of :class:`AsyncAuth`, each answering its :class:`~nexysync.RawResponse` unparsed."""
@@ -171,3 +230,26 @@ class AsyncAuthWithRawResponse:
         return await self._client.call_raw(
             "auth_logout", body=compact({"refresh_token": _resource.refresh_token(self._client, refresh_token)})
         )
+
+    async def logout_all(self) -> RawResponse:
+        """Sign out every session of the account, this one included.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
+        return await self._client.call_raw("auth_logout_all")
+
+    async def change_password(self, *, current_password: str, new_password: str) -> RawResponse:
+        """Change the password (needs the current one); other sessions end, the client gets a new one.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
+        return await self._client.call_raw(
+            "auth_change_password", body=compact({"current_password": current_password, "new_password": new_password})
+        )
+
+    async def delete_account(self, *, password: str) -> RawResponse:
+        """Delete the account and every project it owns, with all their data (needs the password); signs out.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
+        return await self._client.call_raw("auth_delete_account", body=compact({"password": password}))

@@ -53,8 +53,11 @@ class Listener:
 
     project_id: str
     agent_id: str | None
+    #: The API key (its hash) an agent's stream was opened with, or "".
     key_hash: str = ""
     queue_max: int = 0
+    #: The sign-in session an owner's stream was opened in, or "".
+    session_id: str = ""
     queue: asyncio.Queue[EventDoc | str | None] = field(init=False)
     ended: bool = False
 
@@ -116,7 +119,9 @@ class Hub:
         self._revoked_callbacks: list[Callable[[str | None], None]] = []
         self.draining = False
 
-    async def subscribe(self, project_id: str, agent_id: str | None, key_hash: str = "") -> tuple[Listener, int]:
+    async def subscribe(
+        self, project_id: str, agent_id: str | None, key_hash: str = "", *, session_id: str = ""
+    ) -> tuple[Listener, int]:
         """Register a listener; return it and the ``seq`` up to which events are settled.
 
         Every event above that ``seq`` will reach the listener's queue (if addressed to its
@@ -131,7 +136,7 @@ class Hub:
                 if feed is None:
                     feed = await self._open(project_id)
                     self._feeds[project_id] = feed
-        listener = Listener(project_id, agent_id, key_hash, self._queue_max)
+        listener = Listener(project_id, agent_id, key_hash, self._queue_max, session_id)
         feed.listeners.add(listener)
         self._has_listeners.set()
         return listener, feed.delivered

@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 import falcon.asgi
 
-from .. import views
+from .. import caller, views
 from ..services.accounts import Session
 from . import Context, actor, client_ip
 
@@ -77,4 +77,52 @@ class Logout:
         await self._ctx.services.auth_limits.auth_request(client_ip(req))
         body = await self._ctx.body(req, "RefreshRequest")
         await self._ctx.services.accounts.logout(body["refresh_token"])
+        resp.status = falcon.HTTP_204
+
+
+class LogoutAll:
+    """``POST /v1/auth/logout-all``: sign out every session of the account, this one too."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """End every session; their access tokens and owner streams stop within seconds."""
+        await self._ctx.services.accounts.logout_all(actor(req), caller.user_id(req))
+        resp.status = falcon.HTTP_204
+
+
+class Password:
+    """``POST /v1/auth/password``: change the password (the current one required)."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Set the new password, end every session and sign this client in again."""
+        who = actor(req)
+        body = await self._ctx.body(req, "PasswordChange")
+        accounts = self._ctx.services.accounts
+        session = await accounts.change_password(
+            who, caller.user_id(req), body["current_password"], body["new_password"]
+        )
+        resp.media = _session(session)
+
+
+class DeleteAccount:
+    """``POST /v1/auth/delete-account``: delete the account and everything it owns (the password required)."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Delete every project of the account with its data, then the account and its sessions."""
+        body = await self._ctx.body(req, "AccountDeletion")
+        await self._ctx.services.accounts.delete(actor(req), caller.user_id(req), body["password"])
         resp.status = falcon.HTTP_204

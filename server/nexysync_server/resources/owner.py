@@ -8,13 +8,15 @@ first page) and the stream is recorded in the audit log.
 
 from __future__ import annotations
 
+import time
+
 import falcon.asgi
 
-from .. import params
+from .. import caller, params
 from ..cdn.signing import UrlSigner
 from ..errors import Problem
 from ..realtime.hub import Hub
-from ..store.documents import AgentDoc
+from ..services.presence import TooManyStreams
 from . import Context, actor, page_body
 from .files import FileUrls, files_page
 from .kv import entries_page
@@ -77,29 +79,20 @@ class MessageReceipts:
         resp.media = {"data": await self._ctx.services.messaging.project_receipts(project_id, message_id)}
 
 
-class _NoPresence:
-    """The owner is not an agent: watching the project does not make anyone online."""
-
-    async def connect(self, agent: AgentDoc) -> str:
-        return ""
-
-    async def disconnect(self, lease_id: str) -> None:
-        return None
-
-
 class OwnerStream(Stream):
     """``GET /v1/projects/{project_id}/stream``: every event of the project, as Server-Sent Events.
 
     The agent stream's machinery (replay after Last-Event-ID, then live, in ``seq`` order, with
     heartbeats and a bounded duration), subscribed for every event of the project. A stream
-    lasts at most as long as an access token, so that a signed-out owner's stream does not
-    outlive the token that opened it; the console reconnects with a fresh one and loses nothing.
+    ends when the access token that opened it expires (its own ``exp``), and within the key
+    check's interval of its session being signed out; the console reconnects with a fresh token
+    and loses nothing. A user holds at most ``max_owner_streams_per_user`` at once.
     """
 
     auth = "human"
 
     def __init__(self, ctx: Context, hub: Hub) -> None:
-        super().__init__(ctx, hub, _NoPresence())  # type: ignore[arg-type]
+        super().__init__(ctx, hub, ctx.services.owner_streams)
 
     async def on_get(  # type: ignore[override]
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str
@@ -107,15 +100,32 @@ class OwnerStream(Stream):
         """Open the stream: replay what the owner missed, then follow live."""
         await owned_project(self._ctx, req, project_id)
         settings = self._ctx.settings
+        access = caller.access(req)
         last = last_event_id(req)
-        duration = max_duration(req, min(settings.stream_max_duration_s, settings.access_token_ttl_s))
+        token_left = access.expires_at - time.time()
+        duration = max_duration(req, max(0.1, min(settings.stream_max_duration_s, token_left)))
         if self._hub.draining:
             raise Problem(503, "SERVER_DRAINING", "This server is stopping; reconnect.", headers={"Retry-After": "1"})
-        await self._ctx.services.audit.record(actor(req), project_id, "owner.stream.open", f"project:{project_id}")
-        listener, settled = await self._hub.subscribe(project_id, None)
+        owner_streams = self._ctx.services.owner_streams
+        try:
+            lease_id = await owner_streams.connect(access.user_id)
+        except TooManyStreams as exc:
+            raise Problem(
+                429,
+                "STREAM_LIMIT",
+                f"You hold {owner_streams.max_per_user} open project streams, as many as you may; close one "
+                "(a stream that died is let go within a lease).",
+                headers={"Retry-After": str(max(1, int(settings.presence_lease_s)))},
+            ) from exc
+        try:
+            await self._ctx.services.audit.record(actor(req), project_id, "owner.stream.open", f"project:{project_id}")
+            listener, settled = await self._hub.subscribe(project_id, None, session_id=access.session_id)
+        except BaseException:
+            await owner_streams.disconnect(lease_id)
+            raise
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")
-        resp.sse = self._events(listener, "", settled, last, duration)
+        resp.sse = self._events(listener, lease_id, settled, last, duration)
 
 
 class Presence:

@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import falcon.asgi
 from falcon.asgi import SSEvent
@@ -14,7 +15,7 @@ from .. import caller, params, views
 from ..errors import Problem
 from ..realtime.hub import OVERFLOW, REVOKED, Hub, Listener
 from ..services.feed import resume
-from ..services.presence import Presence, TooManyStreams
+from ..services.presence import TooManyStreams
 from ..store.documents import EventBody
 from . import Context
 
@@ -43,15 +44,22 @@ def _sse(event: EventBody) -> SSEvent:
     return SSEvent(event=event["type"], event_id=str(event["seq"]), json=views.event(event))
 
 
+class _Places(Protocol):
+    """What holds a stream's place while it is open (the agent's presence, the owner's streams)."""
+
+    async def disconnect(self, lease_id: str) -> None:
+        """Give the stream's place back."""
+
+
 class Stream:
     """``GET /v1/stream``: the caller's events, pushed as Server-Sent Events."""
 
     auth = "agent"
 
-    def __init__(self, ctx: Context, hub: Hub, presence: Presence) -> None:
+    def __init__(self, ctx: Context, hub: Hub, places: _Places) -> None:
         self._ctx = ctx
         self._hub = hub
-        self._presence = presence
+        self._places = places
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Open the stream: replay what the caller missed, then follow live."""
@@ -63,7 +71,7 @@ class Stream:
         settings = self._ctx.settings
         listener, settled = await self._hub.subscribe(agent["project_id"], agent["_id"], agent["key_hash"])
         try:
-            lease_id = await self._presence.connect(agent, settings.max_streams_per_agent)
+            lease_id = await self._ctx.services.presence.connect(agent, settings.max_streams_per_agent)
         except TooManyStreams as exc:
             self._hub.unsubscribe(listener)
             retry_s = str(max(1, int(settings.presence_lease_s)))
@@ -114,7 +122,7 @@ class Stream:
                     yield _sse(resume(sent))
                     return
                 if item == REVOKED:
-                    yield SSEvent(comment="the API key was revoked")
+                    yield SSEvent(comment="the credentials that opened this stream were revoked or signed out")
                     return
                 if not isinstance(item, dict):
                     raise TypeError(f"unexpected stream marker {item!r}")
@@ -125,7 +133,7 @@ class Stream:
                 yield _sse(event)
         finally:
             self._hub.unsubscribe(listener)
-            await self._presence.disconnect(lease_id)
+            await self._places.disconnect(lease_id)
 
 
 class Events:

@@ -29,6 +29,8 @@ from .projects import Projects
 from .quotas import Quotas
 from .receipts import Receipts
 from .refs import RefService
+from .sessions import Sessions
+from .streams import OwnerStreams
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,7 @@ class Services:
     quotas: Quotas
     audit: AuditTrail
     accounts: Accounts
+    sessions: Sessions
     projects: Projects
     agents: Agents
     files: FileService
@@ -45,6 +48,7 @@ class Services:
     announcements: Announcements
     receipts: Receipts
     presence: Presence
+    owner_streams: OwnerStreams
     messaging: Messaging
     kv: KvService
     refs: RefService
@@ -63,17 +67,23 @@ class Services:
         hasher = PasswordHasher(settings.password_hash_memory_kib, settings.password_hash_iterations)
         announcements = Announcements(store.events, hub)
         receipts = Receipts(store, hub, settings.receipt_sweep_interval_s, settings.receipt_sweep_interval_s)
+        sessions = Sessions(store.tokens, settings.cache_ttl_s)
+        projects = Projects(store, hub, settings, quotas, audit)
         return cls(
             quotas=quotas,
             audit=audit,
-            accounts=Accounts(store, settings, hasher, auth_limits, audit),
-            projects=Projects(store, hub, settings, quotas, audit),
+            accounts=Accounts(store, settings, hasher, auth_limits, audit, sessions, projects),
+            sessions=sessions,
+            projects=projects,
             agents=Agents(store, hub, quotas, audit, settings.presence_window_s),
             files=FileService(store, settings, quotas),
             feed=EventFeed(store.events, settings.event_gap_wait_s),
             announcements=announcements,
             receipts=receipts,
             presence=Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s),
+            owner_streams=OwnerStreams(
+                store.owner_streams, settings.presence_lease_s, settings.max_owner_streams_per_user
+            ),
             messaging=Messaging(store, hub, receipts, quotas, settings.read_budget_bytes),
             kv=KvService(store, settings, quotas, announcements),
             refs=RefService(store, settings, quotas, announcements),

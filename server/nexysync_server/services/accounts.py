@@ -1,7 +1,13 @@
-"""Human accounts: register, sign in, refresh and sign out, each a token family.
+"""Human accounts: register, sign in, refresh, sign out (one session or all), change the password, delete.
 
-A sign-in starts a family of refresh tokens; each refresh uses one up and issues the next. A
-used token that comes back (stolen, or a client that kept a copy) signs the whole family out.
+A sign-in starts a session, a family of refresh tokens; each refresh uses one up and issues the
+next. A used token that comes back (stolen, or a client that kept a copy) signs the whole family
+out. Access tokens name their session, so whatever ends a session ends its access tokens too
+(:mod:`.sessions`).
+
+Deleting an account deletes every project it owns with all their data (agents, messages,
+events, kv, refs, files and their bytes), exactly as deleting each project would, then the
+account and its sessions; the audit trail keeps the entries that record the deletions.
 """
 
 from __future__ import annotations
@@ -9,15 +15,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from ..ids import utcnow
+from ..ids import new_id, utcnow
 from ..security import PasswordHasher, make_access_token
 from ..settings import Settings
 from ..store import Store
 from ..store.documents import UserDoc
 from ..store.users import EmailTaken
 from .audit import Actor, AuditTrail
-from .errors import Conflict, Unauthenticated
+from .errors import Conflict, Forbidden, Unauthenticated
 from .limits import AuthLimits
+from .projects import Projects
+from .sessions import Sessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +50,28 @@ class Accounts:
         settings: Token lifetimes and the signing secret.
         hasher: Password hashing (deliberately slow; run off the event loop).
         limits: Auth requests per address, registrations per address, failed logins.
-        audit: Where refused sign-ins are recorded.
+        audit: Where refused sign-ins and account changes are recorded.
+        sessions: Which sessions are signed in; ends them.
+        projects: Deletes an account's projects with it.
     """
 
     def __init__(
-        self, store: Store, settings: Settings, hasher: PasswordHasher, limits: AuthLimits, audit: AuditTrail
+        self,
+        store: Store,
+        settings: Settings,
+        hasher: PasswordHasher,
+        limits: AuthLimits,
+        audit: AuditTrail,
+        sessions: Sessions,
+        projects: Projects,
     ) -> None:
         self._store = store
         self._settings = settings
         self._hasher = hasher
         self._limits = limits
         self._audit = audit
+        self._sessions = sessions
+        self._projects = projects
 
     async def register(self, actor: Actor, email: str, name: str, password: str) -> Session:
         """Create an account and sign it in.
@@ -125,11 +144,73 @@ class Accounts:
         return await self._session(user, record["family_id"])
 
     async def logout(self, refresh_token: str) -> None:
-        """Sign out the token's family; the same whether or not the token was known."""
-        await self._store.tokens.revoke_family_of(refresh_token)
+        """Sign out the token's session (its access tokens too); the same whether or not the token was known."""
+        session_id = await self._store.tokens.family_of(refresh_token)
+        if session_id is not None:
+            await self._sessions.end(session_id)
+
+    async def logout_all(self, actor: Actor, user_id: str) -> None:
+        """Sign every session of the user out, this one included."""
+        await self._sessions.end_all(user_id)
+        await self._audit.record(actor, None, "auth.logout_all", f"user:{user_id}")
+
+    async def change_password(self, actor: Actor, user_id: str, current: str, new: str) -> Session:
+        """Set a new password, given the current one; end every session and start a new one.
+
+        A wrong current password counts as a failed sign-in of the account, so a stolen access
+        token cannot be used to guess the password any faster than the sign-in page allows.
+
+        Raises:
+            Forbidden: the current password is wrong (WRONG_PASSWORD).
+            Unauthenticated: the account is gone.
+            LimitReached: the account failed too often (TOO_MANY_FAILED_LOGINS).
+        """
+        user = await self._confirm_password(actor, user_id, current, "auth.password_change")
+        fresh = await asyncio.to_thread(self._hasher.hash, new)
+        await self._store.users.set_password_hash(user_id, fresh)
+        await self._sessions.end_all(user_id)
+        await self._audit.record(actor, None, "auth.password_change", f"user:{user_id}")
+        return await self._session(user)
+
+    async def delete(self, actor: Actor, user_id: str, password: str) -> None:
+        """Delete the account, given its password: every project it owns with all their data, then it.
+
+        Raises:
+            Forbidden: the password is wrong (WRONG_PASSWORD).
+            Unauthenticated: the account is gone.
+            LimitReached: the account failed too often (TOO_MANY_FAILED_LOGINS).
+        """
+        await self._confirm_password(actor, user_id, password, "account.delete")
+        # Sessions first: no request of this account starts anything new while it goes.
+        await self._sessions.end_all(user_id)
+        await self._audit.record(actor, None, "account.delete", f"user:{user_id}")
+        await self._projects.delete_all_owned(actor, user_id)
+        await self._store.users.delete(user_id)
+        await self._store.tokens.delete_user(user_id)
+        # A project a request already past its checks made meanwhile goes too.
+        await self._projects.delete_all_owned(actor, user_id)
+
+    async def _confirm_password(self, actor: Actor, user_id: str, password: str, action: str) -> UserDoc:
+        user = await self._store.users.get(user_id)
+        if user is None:
+            raise Unauthenticated("SESSION_ENDED", "The account no longer exists.")
+        slot = await self._limits.take_login_slot(user["email"], actor.ip)
+        try:
+            matches = await asyncio.to_thread(self._hasher.verify, password, user["password_hash"])
+        except BaseException:
+            await self._limits.give_back(slot)
+            raise
+        if not matches:
+            await self._audit.record(actor, None, action, f"user:{user_id}", "refused")
+            # Not a 401: the request's own credentials are fine, and a client that refreshes on
+            # 401 would send the wrong password twice.
+            raise Forbidden("WRONG_PASSWORD", "The password is wrong; nothing was changed.")
+        await self._limits.give_back(slot)
+        return user
 
     async def _session(self, user: UserDoc, family_id: str | None = None) -> Session:
         settings = self._settings
+        family_id = family_id or new_id()
         refresh = await self._store.tokens.issue(user["_id"], settings.refresh_token_ttl_days, family_id)
-        access = make_access_token(settings.jwt_secret, user["_id"], utcnow(), settings.access_token_ttl_s)
+        access = make_access_token(settings.jwt_secret, user["_id"], family_id, utcnow(), settings.access_token_ttl_s)
         return Session(user, access, refresh, settings.access_token_ttl_s)

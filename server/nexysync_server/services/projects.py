@@ -95,3 +95,14 @@ class Projects:
         await self._quotas.release_project(project["owner_id"])
         # Kept outside the deleted project, so that the deletion itself stays on record.
         await self._audit.record(actor, None, "project.delete", f"project:{project_id}")
+
+    async def delete_all_owned(self, actor: Actor, user_id: str) -> int:
+        """Delete every project of a user (their account is being deleted); return how many."""
+        deleted = 0
+        while True:
+            projects, _ = await self._store.projects.list_owned(user_id, 100, None)
+            if not projects:
+                return deleted
+            for project in projects:
+                await self.delete(actor, project, confirmed=True)
+                deleted += 1

@@ -29,6 +29,7 @@ from .presence import PresenceStore
 from .projects import ProjectStore
 from .receipts import ReceiptStore
 from .refs import RefStore
+from .streams import OwnerStreamLeases
 from .tokens import RefreshTokenStore
 from .usage import UsageStore
 from .users import UserStore
@@ -63,6 +64,7 @@ class Store:
         self.receipts = ReceiptStore(self.db)
         self.usage = UsageStore(self.db)
         self.presence = PresenceStore(self.db, settings.cache_ttl_s)
+        self.owner_streams = OwnerStreamLeases(self.db)
         self.kv = KvStore(self.db)
         self.refs = RefStore(self.db)
         self.audit = AuditStore(self.db)
@@ -85,6 +87,7 @@ class Store:
             self.usage,
             self.events,
             self.presence,
+            self.owner_streams,
             self.kv,
             self.refs,
             self.audit,

@@ -252,6 +252,19 @@ class AuditDoc(TypedDict):
     expires_at: datetime
 
 
+class OwnerLeaseDoc(TypedDict):
+    """One document of ``owner_stream_leases``: one open owner stream of a user, renewed while it lives.
+
+    ``expires_ms`` (epoch milliseconds: the embedded database compares date-like strings only to
+    the second) passes when its server stops renewing it; ``gc_at`` drops it later.
+    """
+
+    _id: str
+    user_id: str
+    expires_ms: int
+    gc_at: datetime
+
+
 class LeaseDoc(TypedDict):
     """One document of ``presence_leases``: one open stream of an agent, renewed while it lives.
 

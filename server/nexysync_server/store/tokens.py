@@ -26,6 +26,7 @@ class RefreshTokenStore:
     async def ensure_indexes(self) -> None:
         """Create the family index and the TTL index that drops expired tokens."""
         await self.col.create_index("family_id")
+        await self.col.create_index("user_id")
         await self.col.create_index("expires_at", expireAfterSeconds=0)
 
     async def issue(self, user_id: str, ttl_days: int, family_id: str | None = None) -> str:
@@ -66,15 +67,30 @@ class RefreshTokenStore:
         await self.revoke_family(record["family_id"])
         return None, True
 
-    async def revoke_family_of(self, token: str) -> None:
-        """Revoke the family of ``token``, if the token is known."""
-        record = await self.col.find_one({"_id": sha256_hex(token)})
-        if record is not None:
-            await self.revoke_family(record["family_id"])
-
     async def revoke_family(self, family_id: str) -> None:
         """Revoke every token of a family."""
         await self.col.update_many({"family_id": family_id}, {"$set": {"revoked": True}})
+
+    async def family_of(self, token: str) -> str | None:
+        """Return the family of ``token``, if the token is known."""
+        record = await self.col.find_one({"_id": sha256_hex(token)}, {"family_id": 1})
+        return record["family_id"] if record is not None else None
+
+    async def revoke_user(self, user_id: str) -> None:
+        """Revoke every token of every family of a user."""
+        await self.col.update_many({"user_id": user_id}, {"$set": {"revoked": True}})
+
+    async def delete_user(self, user_id: str) -> None:
+        """Forget every token of a user (the account is gone)."""
+        await self.col.delete_many({"user_id": user_id})
+
+    async def live_families(self, family_ids: set[str]) -> set[str]:
+        """Return which of these families still hold a token that is neither revoked nor expired."""
+        if not family_ids:
+            return set()
+        query = {"family_id": {"$in": sorted(family_ids)}, "revoked": False}
+        cursor = self.col.find(query, {"family_id": 1, "expires_at": 1})
+        return {record["family_id"] async for record in cursor if not _expired(record)}
 
 
 def _expired(record: RefreshTokenDoc) -> bool:

@@ -56,3 +56,11 @@ class UserStore:
     async def get(self, user_id: str) -> UserDoc | None:
         """Find a user by id."""
         return await self.col.find_one({"_id": user_id})
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        """Store a new password's hash."""
+        await self.col.update_one({"_id": user_id}, {"$set": {"password_hash": password_hash}})
+
+    async def delete(self, user_id: str) -> None:
+        """Delete a user (their projects are deleted first, by the caller)."""
+        await self.col.delete_one({"_id": user_id})

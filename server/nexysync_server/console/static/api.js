@@ -107,6 +107,15 @@ export class Session {
     return items;
   }
 
+  /** Sign out every session of the account (other browsers, the CLI), this one too. */
+  async logoutEverywhere() {
+    try {
+      await this.request("auth/logout-all", { method: "POST" });
+    } finally {
+      this.accessToken = this.refreshToken = null;
+    }
+  }
+
   async logout() {
     try {
       await fetch(new URL("auth/logout", API), {

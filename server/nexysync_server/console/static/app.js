@@ -62,6 +62,7 @@ function screen(name) {
   for (const id of ["signin", "projects", "keys", "workspace"]) show(byId(id), id === name);
   const signedIn = Boolean(state.session);
   show(byId("sign-out"), signedIn);
+  show(byId("sign-out-everywhere"), signedIn);
   show(byId("switch-project"), signedIn && name !== "projects");
   byId("user-name").textContent = signedIn ? state.session.user?.email || "" : "";
   byId("project-name").textContent = state.project && name !== "projects" ? state.project.name : "";
@@ -95,6 +96,16 @@ byId("signin-form").addEventListener("submit", async (event) => {
 byId("sign-out").addEventListener("click", async () => {
   await state.session?.logout();
   signedOut("");
+});
+
+byId("sign-out-everywhere").addEventListener("click", async () => {
+  try {
+    await state.session?.logoutEverywhere();
+    signedOut("");
+    notify("Every session of this account has ended, here and elsewhere.", "info");
+  } catch (error) {
+    failed(error);
+  }
 });
 
 byId("switch-project").addEventListener("click", () => {

@@ -26,26 +26,28 @@ pytestmark = pytest.mark.contract
 DEFAULT_SEED = "20261125"
 MAX_EXAMPLES = os.environ.get("NEXYSYNC_CONTRACT_MAX_EXAMPLES", "50")
 RUN_DEADLINE_S = 600
+HUMAN_EMAIL = "contract@example.test"
+PASSWORD = "contract-pass"
 
 
 def _register(http: httpx.Client, email: str) -> str:
     tokens = http.post(
         "/v1/auth/register",
-        json={"email": email, "name": "Contract", "password": "contract-pass", "tos_accepted": True},
+        json={"email": email, "name": "Contract", "password": PASSWORD, "tos_accepted": True},
     )
     tokens.raise_for_status()
     return str(tokens.json()["access_token"])
 
 
 def _seed_data(base_url: str) -> dict[str, str]:
-    """Create two users, their projects, two agents and one message; return the credentials and ids.
+    """Create two users, their projects, two agents and one message; return the agent key and the message id.
 
     The agents belong to a project of a user whose token schemathesis never gets: with the
     fuzzed human's token it deletes projects (as it should be able to), and had that been the
     agents' project, every agent-key operation after it would have been a 401 and gone untested.
     """
     http = httpx.Client(base_url=base_url, timeout=10)
-    human = _register(http, "contract@example.test")
+    human = _register(http, HUMAN_EMAIL)
     http.post("/v1/projects", json={"name": "contract"}, headers={"Authorization": f"Bearer {human}"})
     http.headers["Authorization"] = f"Bearer {_register(http, 'contract-agents@example.test')}"
     project_id = http.post("/v1/projects", json={"name": "contract agents"}).json()["id"]
@@ -63,7 +65,7 @@ def _seed_data(base_url: str) -> dict[str, str]:
         json={"id": message_id, "to": "bob", "type": "request", "topic": seal("topic"), "payload": seal("payload")},
     )
     sent.raise_for_status()
-    return {"human": human, "agent": alice["api_key"], "message_id": message_id}
+    return {"agent": alice["api_key"], "message_id": message_id}
 
 
 def test_the_whole_contract_holds(dev_servers: Callable[..., object], tmp_path: Path) -> None:
@@ -86,8 +88,12 @@ def test_the_whole_contract_holds(dev_servers: Callable[..., object], tmp_path: 
     # and pinning them would let the fuzzer delete the seeded project from under the other tests.
     config.write_text(
         f"""
-[auth.openapi.HumanToken]
-bearer = "{seeded["human"]}"
+# The human signs in again whenever a token is refused: a fuzzed POST /v1/auth/logout-all ends
+# every session of the account, as it should, and would leave every later operation a 401.
+[auth.dynamic.openapi.HumanToken]
+path = "/v1/auth/login"
+payload = {{ email = "{HUMAN_EMAIL}", password = "{PASSWORD}" }}
+extract_selector = "/access_token"
 
 [auth.openapi.AgentKey]
 bearer = "{seeded["agent"]}"
@@ -129,6 +135,7 @@ expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "413", "42
     report = result.stdout + result.stderr
     summary = report[report.find("SUMMARY") :] if "SUMMARY" in report else report[-3000:]
     assert result.returncode == 0, f"schemathesis found problems:\n{report[-20000:]}"
-    assert "Tested: 54" in summary, summary
+    assert "Authentication failed" not in summary, summary
+    assert "Tested: 57" in summary, summary
     for phase in ("Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in summary, f"{phase} phase did not pass:\n{summary}"

@@ -254,7 +254,7 @@ def _dev(args: argparse.Namespace) -> int:
     # SIGTERM's default would kill us without stopping the database; treat it like Ctrl-C.
     signal.signal(signal.SIGTERM, stop_now)
     try:
-        with EmbeddedMongo(data_dir) as mongo:
+        with EmbeddedMongo(data_dir, private=True) as mongo:
             from .app import create_app  # the app pulls in the whole server: import it only here
             from .cdn.app import create_cdn_app
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -82,7 +85,9 @@ def test_dev_prints_its_urls_serves_the_spec_and_stops_cleanly_on_sigterm(
     banner = server.banner()
     assert banner["API"] == f"{server.base_url}/v1"
     assert banner["Spec"] == f"{server.base_url}/v1/openapi.yaml"
-    assert re.fullmatch(r"mongodb://127\.0\.0\.1:\d+/\?directConnection=true", banner["Database"])
+    # A unix socket in the data dir, not TCP: only the owner can reach the database.
+    socket_path = data_dir.resolve() / "nx-27017.sock"
+    assert banner["Database"] == f"mongodb://{quote(str(socket_path), safe='')}/?directConnection=true"
 
     spec = httpx.get(banner["Spec"], timeout=10.0)
     assert spec.status_code == 200
@@ -91,7 +96,6 @@ def test_dev_prints_its_urls_serves_the_spec_and_stops_cleanly_on_sigterm(
     db_pid = server.database_pid()
     with MongoClient(banner["Database"], serverSelectionTimeoutMS=5000) as client:
         assert client.admin.command("serverStatus")["pid"] == db_pid
-    db_port = int(banner["Database"].split(":")[2].split("/")[0])
 
     secret_file = data_dir / "jwt_secret"
     assert secret_file.stat().st_mode & 0o777 == 0o600
@@ -106,7 +110,7 @@ def test_dev_prints_its_urls_serves_the_spec_and_stops_cleanly_on_sigterm(
     assert process_gone(db_pid)
     assert databases_running_in(data_dir) == []
     assert not listening(server.port)
-    assert not listening(db_port)
+    assert not socket_path.exists()
 
 
 def test_accounts_and_tokens_survive_a_restart_on_the_same_data_dir(
@@ -162,3 +166,74 @@ def test_a_taken_api_port_fails_fast_and_leaves_no_database_running(tmp_path: Pa
     assert result.returncode != 0
     assert "the API did not start" in result.stderr
     assert databases_running_in(data_dir) == []
+
+
+# Run as another local user: can it reach the database, or read its files? (stdlib only, so that
+# any python3 works for it; it prints what it got, one line per attempt.)
+_INTRUDER = """
+import socket, sys
+from urllib.parse import unquote, urlsplit
+uri, db_file = sys.argv[1], sys.argv[2]
+netloc = urlsplit(uri).netloc
+try:
+    if netloc.startswith("%2F"):
+        probe = socket.socket(socket.AF_UNIX)
+        probe.connect(unquote(netloc))
+    else:
+        host, port = netloc.rsplit(":", 1)
+        probe = socket.create_connection((host, int(port)), timeout=5)
+    print("connect: reached")
+except OSError as exc:
+    print(f"connect: {type(exc).__name__}")
+try:
+    open(db_file, "rb").read(16)
+    print("read: reached")
+except OSError as exc:
+    print(f"read: {type(exc).__name__}")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to act as another user")
+def test_another_local_user_can_neither_reach_the_database_nor_read_its_files(
+    tmp_path: Path, dev_servers: Callable[[Path], DevServer]
+) -> None:
+    # Outside pytest's own 0700 temp dir, in a directory anyone may enter, and a data dir that an
+    # older version made open: only the data dir's own permissions may keep the other user out.
+    parent = Path(tempfile.mkdtemp(prefix="nexysync-private-"))
+    try:
+        parent.chmod(0o755)
+        data_dir = parent / "data"
+        data_dir.mkdir(mode=0o755)
+        data_dir.chmod(0o755)
+        (data_dir / "nexysync.db").touch(mode=0o644)
+        (data_dir / "nexysync.db").chmod(0o644)
+        server = dev_servers(data_dir)
+        uri = server.banner()["Database"]
+
+        assert data_dir.stat().st_mode & 0o777 == 0o700
+        for entry in data_dir.iterdir():
+            if entry.is_file():
+                assert entry.stat().st_mode & 0o777 == 0o600, entry
+        nobody = pwd.getpwnam("nobody")
+
+        def become_nobody() -> None:
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+
+        python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+        attempt = subprocess.run(
+            [python, "-c", _INTRUDER, uri, str(data_dir / "nexysync.db")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            preexec_fn=become_nobody,
+            cwd="/",
+            check=False,
+        )
+
+        assert attempt.stdout.splitlines() == ["connect: PermissionError", "read: PermissionError"], attempt
+        with MongoClient(uri, serverSelectionTimeoutMS=5000) as owner:
+            assert owner.admin.command("ping")["ok"] == 1  # its owner still can
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)

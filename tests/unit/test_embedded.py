@@ -160,3 +160,29 @@ def test_restart_after_a_sigkill_serves_the_same_file_on_the_same_port(tmp_path:
             assert client.t.c.find_one({"_id": "kept"}) == {"_id": "kept"}
         with pytest.raises(EmbeddedMongoError, match="still running"):
             server.restart()
+
+
+def test_a_private_server_listens_only_on_a_socket_in_its_data_dir(tmp_path: Path) -> None:
+    with EmbeddedMongo(tmp_path / "db", private=True) as server:
+        assert server.socket_path == (tmp_path / "db" / "nx-27017.sock").resolve()
+        assert server.uri.startswith("mongodb://%2F") and server.uri.endswith("nx-27017.sock/?directConnection=true")
+        assert ping(server.uri)["ok"] == 1
+        with pytest.raises(EmbeddedMongoError, match="already serves"):
+            EmbeddedMongo(tmp_path / "db", private=True).start()  # one server per data dir
+        pid = server.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not server.running, "the killed server is seen as exited")
+        server.restart()  # over the socket its predecessor left behind
+        assert ping(server.uri)["ok"] == 1
+    assert not (tmp_path / "db" / "nx-27017.sock").exists()
+
+
+def test_a_private_server_with_a_long_data_dir_puts_its_socket_in_a_private_directory(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    with EmbeddedMongo(deep, private=True) as server:
+        socket_path = server.socket_path
+        assert socket_path is not None and not socket_path.is_relative_to(deep)
+        assert socket_path.parent.stat().st_mode & 0o777 == 0o700
+        assert ping(server.uri)["ok"] == 1
+    assert not socket_path.parent.exists()

@@ -5,17 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+from urllib.parse import quote
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-__all__ = ["DB_FILE_NAME", "EmbeddedMongo", "EmbeddedMongoError", "free_port"]
+__all__ = ["DB_FILE_NAME", "EmbeddedMongo", "EmbeddedMongoError", "free_port", "make_private"]
 
 #: Name of the SQLite database file inside the data directory.
 DB_FILE_NAME = "nexysync.db"
@@ -29,8 +32,21 @@ _HOST = "127.0.0.1"
 #   interpreter at exit.
 # - SIGTERM goes to the main thread, so it interrupts the event loop's wait at once; nx-27017 turns
 #   it into sys.exit(0), which unwinds cleanly.
+# - Everything it creates (the database, its journal, the socket) is the owner's alone: umask 077.
+# - With NEXYSYNC_NX_SOCKET set it listens on that unix socket instead of TCP (nx-27017 has no
+#   option for it, so asyncio.start_server, which is all it calls to listen, is swapped here).
 _BOOTSTRAP = """\
 import os, signal, sys, threading
+
+os.umask(0o077)
+_socket_path = os.environ.pop("NEXYSYNC_NX_SOCKET", "")
+if _socket_path:
+    import asyncio
+
+    async def _start_unix_server(client_connected_cb, host=None, port=None, **kwargs):
+        return await asyncio.start_unix_server(client_connected_cb, path=_socket_path, **kwargs)
+
+    asyncio.start_server = _start_unix_server
 
 def _watch_parent():
     while os.read(0, 4096):
@@ -46,6 +62,10 @@ sys.exit(main())
 _AUTO_PORT_ATTEMPTS = 3
 _POLL_S = 0.05
 _TAIL_LINES = 30
+_SOCKET_NAME = "nx-27017.sock"
+# A unix socket's path must fit in sockaddr_un (108 bytes on Linux, with its NUL).
+_MAX_SOCKET_PATH = 100
+_ENV_SOCKET = "NEXYSYNC_NX_SOCKET"
 
 
 class EmbeddedMongoError(RuntimeError):
@@ -84,12 +104,34 @@ def _tail(path: Path, lines: int = _TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"({path} is empty)"
 
 
+def make_private(directory: Path) -> None:
+    """Make ``directory`` the owner's alone: it 0700, its files 0600, its subdirectories 0700.
+
+    Applied at every start, so a data dir made by an older version (0755, files 0644) is closed
+    too. Nothing under a subdirectory is changed: a 0700 directory keeps everyone else out of it.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    for entry in directory.iterdir():
+        mode = entry.lstat().st_mode
+        if stat.S_ISDIR(mode):
+            entry.chmod(0o700)
+        elif stat.S_ISREG(mode):
+            entry.chmod(0o600)
+
+
 class EmbeddedMongo:
-    """Run one nx-27017 server, its files in ``data_dir``, listening on loopback.
+    """Run one nx-27017 server, its files in ``data_dir``, on loopback or, privately, on a unix socket.
 
     The database lives in ``<data_dir>/nexysync.db``; nx-27017's own log and pid files
     (``nx-27017.log``, ``nx-27017.pid``) and its console output (``nx-27017.console.log``) sit
-    beside it, so two instances with different data directories never share a file.
+    beside it, so two instances with different data directories never share a file. The data
+    dir is made 0700 and its files 0600 at every start.
+
+    nx-27017 has no authentication: on TCP loopback every local user can read and change the
+    database. With ``private=True`` it listens on a unix socket instead, ``<data_dir>/nx-27017.sock``
+    (0600, in the 0700 data dir; when that path is too long for a socket, in a 0700 directory of
+    its own under the temp dir), so only its owner (and root) can reach it. ``dev`` runs it so.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -101,6 +143,7 @@ class EmbeddedMongo:
         port: Port to listen on; a free one is picked when ``None``.
         startup_timeout: Seconds to wait for the server to answer ``ping``.
         stop_timeout: Seconds to wait after SIGTERM before SIGKILL.
+        private: Listen on a unix socket only its owner can reach, not on TCP (``port`` unused).
     """
 
     def __init__(
@@ -110,8 +153,12 @@ class EmbeddedMongo:
         port: int | None = None,
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
+        private: bool = False,
     ) -> None:
         self._data_dir = Path(data_dir).resolve()
+        self._private = private
+        self._socket_path: Path | None = None
+        self._socket_dir: Path | None = None  # a directory of our own for a socket, removed at stop
         self._requested_port = port
         self._port: int | None = port
         self._startup_timeout = startup_timeout
@@ -161,8 +208,15 @@ class EmbeddedMongo:
         return self._port
 
     @property
+    def socket_path(self) -> Path | None:
+        """The unix socket a private server listens on (``None`` on TCP, or before it starts)."""
+        return self._socket_path
+
+    @property
     def uri(self) -> str:
         """MongoDB connection string for this server."""
+        if self._socket_path is not None:
+            return f"mongodb://{quote(str(self._socket_path), safe='')}/?directConnection=true"
         return f"mongodb://{_HOST}:{self.port}/?directConnection=true"
 
     @property
@@ -192,7 +246,7 @@ class EmbeddedMongo:
         """
         if self.running:
             raise EmbeddedMongoError(f"nx-27017 for {self._data_dir} is still running")
-        if self._port is None:
+        if self._port is None and self._socket_path is None:
             raise EmbeddedMongoError("nx-27017 was never started, so it has no port to restart on")
         self.stop()  # closes what is left of the exited child: its pipe and console file
         try:
@@ -215,7 +269,17 @@ class EmbeddedMongo:
         """
         if self._process is not None:
             raise EmbeddedMongoError(f"nx-27017 for {self._data_dir} was already started")
-        self._data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private(self._data_dir)
+        if self._private:
+            self._socket_path = self._pick_socket_path()
+            try:
+                self._spawn()
+                self._wait_until_ready()
+            except BaseException:
+                self.stop()
+                self._forget_socket()
+                raise
+            return self
         attempts = 1 if self._requested_port is not None else _AUTO_PORT_ATTEMPTS
         for attempt in range(1, attempts + 1):
             self._port = self._requested_port if self._requested_port is not None else free_port()
@@ -233,6 +297,39 @@ class EmbeddedMongo:
                 raise
             return self
         raise AssertionError("unreachable: the last attempt either returns or raises")
+
+    def _pick_socket_path(self) -> Path:
+        """Return where the private server listens: in the data dir, or in a 0700 directory of its own."""
+        path = self._data_dir / _SOCKET_NAME
+        if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="nexysync-db-"))  # 0700, ours alone
+            path = self._socket_dir / _SOCKET_NAME
+        if path.exists():
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+            except OSError:
+                path.unlink()  # left by a server that died: nobody answers on it
+            else:
+                raise EmbeddedMongoError(f"another nx-27017 already serves {self._data_dir} (on {path})")
+            finally:
+                probe.close()
+        return path
+
+    def _forget_socket(self) -> None:
+        if self._socket_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._socket_path.unlink()
+        if self._socket_dir is not None:
+            with contextlib.suppress(OSError):
+                self._socket_dir.rmdir()
+            self._socket_dir = None
+        self._socket_path = None
+
+    def close(self) -> None:
+        """Stop the server and remove its socket (:meth:`stop` keeps it, for :meth:`restart`)."""
+        self.stop()
+        self._forget_socket()
 
     def stop(self) -> None:
         """Stop the server: SIGTERM, then SIGKILL after ``stop_timeout``; safe to call twice."""
@@ -265,16 +362,20 @@ class EmbeddedMongo:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        """Stop the server."""
-        self.stop()
+        """Stop the server and remove its socket."""
+        self.close()
 
     def __repr__(self) -> str:
         """Show where it lives and whether it runs."""
         state = f"pid={self.pid}" if self.running else "stopped"
-        return f"EmbeddedMongo(data_dir={str(self._data_dir)!r}, port={self._port}, {state})"
+        where = f"socket={str(self._socket_path)!r}" if self._socket_path else f"port={self._port}"
+        return f"EmbeddedMongo(data_dir={str(self._data_dir)!r}, {where}, {state})"
 
     def _spawn(self) -> None:
         """Launch the child process with every file it writes inside the data directory."""
+        env = {key: value for key, value in os.environ.items() if key != _ENV_SOCKET}
+        if self._socket_path is not None:
+            env[_ENV_SOCKET] = str(self._socket_path)
         command = [
             sys.executable,
             "-c",
@@ -282,7 +383,7 @@ class EmbeddedMongo:
             "--db",
             str(self.db_path),
             "-p",
-            str(self.port),
+            str(self._port or 0),
             "--host",
             _HOST,
             "--log-file",
@@ -291,7 +392,7 @@ class EmbeddedMongo:
             str(self.pid_path),
         ]
         # Appended, not truncated: a second start on a live data dir must not wipe the first one's output.
-        self._console = self.console_path.open("ab")
+        self._console = os.fdopen(os.open(self.console_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         try:
             self._process = subprocess.Popen(
                 command,
@@ -299,6 +400,7 @@ class EmbeddedMongo:
                 stdout=self._console,
                 stderr=subprocess.STDOUT,
                 cwd=self._data_dir,
+                env=env,
                 # Its own session keeps a terminal's Ctrl-C away from it, so whoever owns it can stop
                 # the API first and the database last.
                 start_new_session=True,
@@ -326,8 +428,7 @@ class EmbeddedMongo:
             try:
                 # A plain TCP connect is cheap and fails fast until the server listens; only then is
                 # a pymongo client (with its server-selection machinery) worth building.
-                with socket.create_connection((_HOST, self.port), timeout=min(remaining, 1.0)):
-                    pass
+                self._connect_once(min(remaining, 1.0))
                 self._ping(timeout_s=min(remaining, 5.0))
                 return
             except (OSError, PyMongoError, _PortHeldByOther) as exc:
@@ -335,6 +436,14 @@ class EmbeddedMongo:
             # Waiting on the process doubles as the pause between polls and wakes up at once if it dies.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=min(_POLL_S, max(remaining, 0.001)))
+
+    def _connect_once(self, timeout_s: float) -> None:
+        if self._socket_path is None:
+            with socket.create_connection((_HOST, self.port), timeout=timeout_s):
+                return
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(timeout_s)
+            probe.connect(str(self._socket_path))
 
     def _ping(self, timeout_s: float) -> None:
         """Send ``ping``, then check that our child is the one answering; give up after ``timeout_s``.
@@ -356,11 +465,12 @@ class EmbeddedMongo:
             client.close()
         assert self._process is not None
         if answering_pid != self._process.pid:
-            raise _PortHeldByOther(f"port {self.port} is answered by another server (pid {answering_pid})")
+            where = self._socket_path or f"port {self._port}"
+            raise _PortHeldByOther(f"{where} is answered by another server (pid {answering_pid})")
 
     def _failure(self, summary: str) -> str:
         """Build an error message with the tail of the child's output."""
         return (
-            f"{summary} (data dir {self._data_dir}, port {self._port}).\n"
+            f"{summary} (data dir {self._data_dir}, {self._socket_path or f'port {self._port}'}).\n"
             f"Last lines of {self.console_path}:\n{_tail(self.console_path)}"
         )

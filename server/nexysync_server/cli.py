@@ -239,7 +239,12 @@ def _dev(args: argparse.Namespace) -> int:
     cdn_sock = _bind(args.host, args.cdn_port)
     # The API signs URLs on the CDN's public address: the one given, else where it listens here.
     cdn_url = os.environ.get("NEXYSYNC_CDN_URL") or f"http://{_display_host(args.host)}:{cdn_sock.getsockname()[1]}"
-    settings = dataclasses.replace(settings, cdn_secret=cdn_secret, files_dir=files_dir, cdn_url=cdn_url)
+    # Nothing stands in front of dev unless said: without the setting it believes no proxy, or any
+    # local process could pick the client address its limits and audit entries count.
+    forwarded = os.environ.get("NEXYSYNC_FORWARDED_ALLOW_IPS", "")
+    settings = dataclasses.replace(
+        settings, cdn_secret=cdn_secret, files_dir=files_dir, cdn_url=cdn_url, forwarded_allow_ips=forwarded
+    )
 
     def stop_now(signum: int, frame: FrameType | None) -> None:
         # Until the API runs there is nothing to drain: unwind at once, which stops the database.

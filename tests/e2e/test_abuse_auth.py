@@ -1,7 +1,7 @@
 """Abuse of the ways in without a key: password guessing, request floods, mass registration.
 
-One server with tiny limits. ``dev`` believes X-Forwarded-For from 127.0.0.1 (its default
-trusted proxy, as ``serve``'s), so each test speaks from its own made-up address.
+One server with tiny limits, told to believe X-Forwarded-For from 127.0.0.1 (``dev`` believes
+no proxy unless told), so each test speaks from its own made-up address.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ LIMITS = {
     "NEXYSYNC_AUTH_REQUESTS_PER_IP_PER_MINUTE": "6",
     "NEXYSYNC_REGISTRATIONS_PER_IP_PER_HOUR": "2",
     "NEXYSYNC_HUMAN_RATE_LIMIT_PER_MINUTE": "5",
+    "NEXYSYNC_FORWARDED_ALLOW_IPS": "127.0.0.1",
 }
 
 
@@ -170,6 +171,21 @@ def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(module_dev_server
     if statuses[-1] != 429:  # straddled a minute boundary
         statuses = [
             _login(_from(dev, f"203.0.113.{n}"), "nobody@example.test", "wrong-guess-123").status_code for n in range(4)
+        ]
+    assert statuses == [401, 401, 401, 429]
+    assert {e["source_ip"] for e in _audit(dev).find({"action": "auth.login"})} == {"127.0.0.1"}
+
+
+def test_dev_believes_no_proxy_unless_told(module_dev_servers: Callable[..., Any]) -> None:
+    # Without the setting, a local process cannot choose the address its requests count against.
+    dev = module_dev_servers({"NEXYSYNC_AUTH_REQUESTS_PER_IP_PER_MINUTE": "3"})
+    statuses = [
+        _login(_from(dev, f"198.51.100.{n}"), "nobody@example.test", "wrong-guess-123").status_code for n in range(4)
+    ]
+    if statuses[-1] != 429:  # straddled a minute boundary
+        statuses = [
+            _login(_from(dev, f"198.51.100.{n}"), "nobody@example.test", "wrong-guess-123").status_code
+            for n in range(4)
         ]
     assert statuses == [401, 401, 401, 429]
     assert {e["source_ip"] for e in _audit(dev).find({"action": "auth.login"})} == {"127.0.0.1"}

@@ -2,7 +2,9 @@
 
 Each answer is compact JSON text (older clients read that); the same value goes out as
 ``structuredContent``, which must be an object: a JSON object as it is, a list as ``items``,
-a sentence as ``text``.
+a sentence as ``text``. Every string in it is made inert first (:func:`nexysync.framing.clean`):
+other agents wrote most of them, and JSON escapes line breaks and quotes but not a
+``</channel>``, a ``<system-reminder>`` or a bidirectional override.
 """
 
 from __future__ import annotations
@@ -10,21 +12,34 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from nexysync.framing import clean
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from nexysync import UndecryptableRecord
 
-__all__ = ["dumps", "iso_time", "listing", "structured", "undecryptable_lines"]
+__all__ = ["dumps", "inert", "iso_time", "listing", "structured", "undecryptable_lines"]
 
 #: What a list says of each record the SDK could not decrypt (it lists the others).
 UNDECRYPTABLE = "{what} could not be decrypted: ask the user to check the project key (enc_key) of both agents."
 _RECORD_NAMES = {"ref": "reference"}
 
 
+def inert(value: Any) -> Any:
+    """Return ``value`` with every string in it (keys too) made inert."""
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {inert(key): inert(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [inert(item) for item in value]
+    return value
+
+
 def dumps(value: Any) -> str:
-    """Return compact JSON (non-ASCII kept as is: the AI reads characters, not escapes)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Return compact JSON of ``value`` made inert (non-ASCII kept as is: the AI reads characters, not escapes)."""
+    return json.dumps(inert(value), ensure_ascii=False, separators=(",", ":"), default=lambda v: clean(str(v)))
 
 
 def iso_time(value: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from cli_support import CliProject, cli_env, provision_project, run_cli
 
+from hostile_text import CORPUS, FORBIDDEN_CHARACTERS, FORBIDDEN_TAGS
 from nexysync import Client
 
 pytestmark = pytest.mark.e2e
@@ -81,9 +83,9 @@ def test_the_prompt_hook_adds_new_messages_once_and_marks_them_delivered(team: C
         output = told["hookSpecificOutput"]
         assert output["hookEventName"] == "UserPromptSubmit"
         context = output["additionalContext"]
-        assert f"id={first.id} from=alice to=bob (request, normal priority)" in context
+        assert f"- message {first.id} from alice to bob (request, normal priority)" in context
         assert "Topic: Schema" in context and "Add users.email, unique." in context
-        assert f"id={second.id}" in context and "In 5 minutes." in context and "to=everyone" in context
+        assert f"- message {second.id} from alice to everyone" in context and "In 5 minutes." in context
         # Fetched by the hook: delivered, not read.
         assert [str(r.state) for r in alice.messages.receipts(first.id).data] == ["delivered"]
         again, _ = run_hook(team, "bob", "UserPromptSubmit", prompt="and now?")
@@ -92,8 +94,8 @@ def test_the_prompt_hook_adds_new_messages_once_and_marks_them_delivered(team: C
         later, _ = run_hook(team, "bob", "UserPromptSubmit", prompt="more?")
     assert later is not None
     context = later["hookSpecificOutput"]["additionalContext"]
-    assert f"id={third.id}" in context and first.id not in context
-    assert f"more characters: ns_message action=read id={third.id}" in context and len(context) < 3000
+    assert f"- message {third.id}" in context and first.id not in context
+    assert f"(the rest: ns_message action=read id={third.id})" in context and len(context) < 3000
 
 
 def test_the_stop_hook_blocks_while_an_urgent_message_is_unread(team: CliProject) -> None:
@@ -158,3 +160,46 @@ def test_init_tells_how_to_start_claude_code_with_the_channel(team: CliProject) 
     result = json.loads(run_cli([*again, "--json"], config_dir=team.config_dir).stdout)
     assert result["claude_channel_flag"] == "--dangerously-load-development-channels server:nexysync"
     assert Path(result["mcp_command"][0]).is_absolute()
+
+
+def _assert_framed(text: str, sender: str = "alice") -> None:
+    """No agent's words got out of their frame: every line of the frame is the hook's own."""
+    assert not FORBIDDEN_CHARACTERS & set(text)
+    for tag in FORBIDDEN_TAGS:
+        assert tag not in text, tag
+    frame_line = re.compile(rf"^- (message|urgent|blocking) .*[0-9A-HJKMNP-TV-Z]{{26}}.* {sender}\b")
+    for line in text.splitlines():
+        if line.startswith("- "):
+            assert frame_line.match(line) and line.count("\n") == 0, line
+
+
+def test_hostile_messages_can_neither_forge_nor_flood_the_hooks(team: CliProject) -> None:
+    with Client.from_key_file(team.workspaces["alice"] / ".nexysync" / "key") as alice:
+        hostile = [alice.messages.send("bob", topic=text, payload=text, priority="urgent").id for text in CORPUS]
+        # As the attack went: topics of 280,000 characters, then a long one before a real message.
+        floods = [
+            alice.messages.send("bob", topic="T" * 280_000, payload="P" * 100_000, priority="urgent").id
+            for _ in range(3)
+        ]
+        long_topic = alice.messages.send("bob", topic="x" * 12_000, payload="see topic").id
+        real = alice.messages.send("bob", topic="Deploy freeze", payload="Stop deploys until 5pm.", priority="urgent")
+        told, _ = run_hook(team, "bob", "UserPromptSubmit", prompt="what next?")
+        decision, _ = run_hook(team, "bob", "Stop", stop_hook_active=False)
+
+    assert told is not None
+    context = told["hookSpecificOutput"]["additionalContext"]
+    print(f"hook context for {len(hostile) + 5} hostile or huge messages: {len(context.encode()):,} bytes")
+    assert len(context.encode()) <= 16 * 1024
+    _assert_framed(context)
+    # None is hidden by the ones before it: each has its frame line, the real one its words.
+    for message_id in [*hostile, *floods, long_topic, real.id]:
+        assert sum(line.startswith(f"- message {message_id} ") for line in context.splitlines()) == 1
+    assert "Topic: Deploy freeze" in context and "│ Stop deploys until 5pm." in context
+    # Everything was told (shown or summarised): the next prompt has nothing new.
+    assert run_hook(team, "bob", "UserPromptSubmit", prompt="and now?")[0] is None
+
+    assert decision is not None
+    reason = decision["reason"]
+    assert len(reason.encode()) <= 8 * 1024
+    _assert_framed(reason)
+    assert hostile[0] in reason and "(and 3 more: " in reason

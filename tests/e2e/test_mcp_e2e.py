@@ -281,7 +281,7 @@ async def test_the_kv_store_is_shared_and_a_stale_write_is_refused(workspaces: W
             "key": "plan:api",
             "version": 1,
         }
-        await bob.until(lambda: any("'plan:api' set to version 1 by alice" in line for line in bob.logs), "kv log")
+        await bob.until(lambda: any("“plan:api” set to version 1 by alice" in line for line in bob.logs), "kv log")
         got = await bob.ok("ns_kv", action="get", key="plan:api")
         assert (got["value"], got["version"], got["updated_by"]) == ("v1 {draft}", 1, "alice")
         # Bob read version 1; alice writes meanwhile; bob's conditional write must not clobber hers.

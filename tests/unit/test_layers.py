@@ -228,8 +228,9 @@ def test_the_mcp_server_imports_nothing_of_the_cli() -> None:
     assert crossing == []
 
 
-def test_the_hooks_load_no_more_than_the_key_file_module_of_the_sdk() -> None:
-    # Hooks run on every prompt: the SDK's clients, crypto or models would cost each run their start-up.
+def test_the_hooks_load_no_more_than_the_key_file_and_framing_modules_of_the_sdk() -> None:
+    # Hooks run on every prompt: the SDK's clients, crypto or models would cost each run their
+    # start-up. The key file and framing modules use only the standard library.
     (hooks,) = (module for module in modules(ROOT / "mcp_server" / "nexysync_cli") if module.name.endswith(".hooks"))
     top_level = {
         target
@@ -240,7 +241,14 @@ def test_the_hooks_load_no_more_than_the_key_file_module_of_the_sdk() -> None:
     assert {target for target in top_level if target.startswith("nexysync")} <= {
         "nexysync.keyfile",
         *(f"nexysync.keyfile.{name}" for name in ("KeyFileError", "find_key_file", "read_key_file")),
+        "nexysync.framing",
+        *(f"nexysync.framing.{name}" for name in ("QUOTE", "one_line", "quoted", "utf8_len")),
     }
+
+
+def test_the_framing_module_imports_only_the_standard_library() -> None:
+    (framing,) = (module for module in modules(ROOT / "sdk" / "nexysync") if module.name.endswith(".framing"))
+    assert [target for target, _ in framing.imports() if target.split(".")[0] not in {"__future__", "re"}] == []
 
 
 @pytest.mark.parametrize("package", ["server/nexysync_server", "mcp_server/nexysync_mcp", "mcp_server/nexysync_cli"])

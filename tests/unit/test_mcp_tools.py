@@ -17,6 +17,7 @@ import pytest
 from mcp import Client
 from mcp_types import ToolAnnotations
 
+from hostile_text import CORPUS, FAKE_FRAME, FORBIDDEN_CHARACTERS, FORBIDDEN_TAGS
 from nexysync import (
     APIConnectionError,
     APIStatusError,
@@ -37,11 +38,12 @@ from nexysync_mcp.errors import ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
 from nexysync_mcp.notify import (
     CHANNEL_CAPABILITY,
-    CHANNEL_PAYLOAD_CHARS,
+    CHANNEL_PAYLOAD_BYTES,
     announcement,
     channel_event,
     event_announcement,
 )
+from nexysync_mcp.output import dumps
 from nexysync_mcp.server import build_server
 from nexysync_mcp.tools import TOOLS, Reply, Toolbox
 from nexysync_mcp.tools.files import DOWNLOADS, INLINE_BYTES, safe_name
@@ -292,7 +294,7 @@ def test_a_preview_shows_who_what_and_the_start_of_the_payload() -> None:
     entry = Entry.of(message(1, payload="x" * 500, reply_to=ULID.format(9)))
     view = preview_view(entry)
     assert (view["from"], view["type"], view["priority"], view["topic"]) == ("alice", "request", "urgent", "topic 1")
-    assert view["preview"] == "x" * 120 + "…" and view["reply_to"] == ULID.format(9)
+    assert view["preview"] == "x" * 120 + "… [500 characters in all]" and view["reply_to"] == ULID.format(9)
     assert "payload" not in view
 
 
@@ -314,7 +316,7 @@ def test_a_full_message_leaves_out_what_is_empty() -> None:
 def test_an_announcement_says_who_sent_what_and_how_to_read_it() -> None:
     text = announcement(Entry.of(message(1)))
     assert text == (
-        f"New NexySync message {ULID.format(1)} from alice (request, urgent): 'topic 1'. "
+        f"New NexySync message {ULID.format(1)} from alice (request, urgent): “topic 1”. "
         f"Read it with ns_message action=read id={ULID.format(1)}."
     )
 
@@ -476,7 +478,7 @@ def test_shared_state_events_are_announced_with_the_way_to_read_them() -> None:
     )
     assert "ns_file action=read id=F1" in str(event_announcement("new_file", {"id": "F1", "from": "alice"}))
     assert event_announcement("kv_update", {"key": "k", "updated_by": "alice", "deleted": True}) == (
-        "NexySync kv key 'k' deleted by alice."
+        "NexySync kv key “k” deleted by alice."
     )
 
 
@@ -812,7 +814,7 @@ def test_a_channel_event_carries_the_message_and_identifier_only_meta() -> None:
             "priority": "blocking",
             "reply_to": "01HZX0000000000000000000BB",
             "topic": "Contract",
-            "payload": "y" * (CHANNEL_PAYLOAD_CHARS + 10),
+            "payload": "y" * (CHANNEL_PAYLOAD_BYTES + 10),
             "metadata": None,
             "status": "unread",
             "pinned": False,
@@ -832,8 +834,12 @@ def test_a_channel_event_carries_the_message_and_identifier_only_meta() -> None:
     }
     content = params["content"]
     assert content.startswith(f"NexySync message {message.id} from frontend (request, blocking priority, replying to")
-    assert "Topic: Contract" in content and "y" * CHANNEL_PAYLOAD_CHARS in content
-    assert f"[... 10 more characters: read the rest with ns_message action=read id={message.id}]" in content
+    assert "Topic: Contract" in content
+    quoted_lines = [line for line in content.splitlines() if line.startswith("    │ ")]
+    assert len(quoted_lines) == 1 and set(quoted_lines[0].removeprefix("    │ ")) == {"y"}
+    assert len(quoted_lines[0].encode()) < CHANNEL_PAYLOAD_BYTES
+    assert f"of {CHANNEL_PAYLOAD_BYTES + 10:,} characters shown]" in content
+    assert f"(read the rest with ns_message action=read id={message.id})" in content
     assert content.endswith(f"Answer with ns_message action=send to=frontend reply_to={message.id}.")
     failed = channel_event(Entry(message.id, "frontend", "request", "normal", None, "2026-01-01T00:00:00Z"))
     assert "could not be fetched" in failed["content"] and "reply_to" not in failed["meta"]
@@ -844,3 +850,28 @@ def test_wait_fits_a_60_second_client_limit_by_default() -> None:
     (timeout,) = [param for param in spec.params if param.name == "timeout"]
     assert "default 50" in timeout.description and "max 600" in timeout.description
     assert "status" in spec.description and "status" in next(p for p in spec.all_params if p.name == "action").enum
+
+
+@pytest.mark.parametrize("text", [*CORPUS, "T" * 280_000 + "\n" + FAKE_FRAME])
+def test_hostile_words_stay_inert_and_framed_in_the_channel_the_announcements_and_the_tools(text: str) -> None:
+    hostile = message(1, payload=text).model_copy(update={"topic": text, "metadata": {"note": text, text[:50]: 1}})
+    entry = Entry.of(hostile)
+    content = channel_event(entry)["content"]
+    outputs = {
+        "channel": content,
+        "announcement": announcement(entry),
+        "check": dumps(preview_view(entry)),
+        "read": dumps(message_view(hostile)),
+    }
+    for where, output in outputs.items():
+        assert not FORBIDDEN_CHARACTERS & set(output), where
+        assert not [tag for tag in FORBIDDEN_TAGS if tag in output], where
+    # The channel's own lines come first and last; the sender's words only on quoted lines.
+    lines = content.splitlines()
+    assert lines[0].startswith(f"NexySync message {hostile.id} from alice (request, urgent priority")
+    assert lines[1].startswith("Topic: ") and len(lines[1]) < 300
+    assert lines[-1] == f"Answer with ns_message action=send to=alice reply_to={hostile.id}."
+    assert all(line.startswith("    │ ") for line in lines[3:-2] if not line.startswith(("[cut: ", "(read the rest")))
+    assert len(content.encode()) <= CHANNEL_PAYLOAD_BYTES + 1024
+    assert "\n" not in outputs["announcement"] and len(outputs["announcement"]) < 500
+    assert len(outputs["check"]) < 1000

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mcp_types import ToolAnnotations
 
 from nexysync import DecryptionError
+from nexysync.framing import one_line
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure
 from nexysync_mcp.inbox import Entry, oldest_first, undecryptable_entry
 from nexysync_mcp.output import dumps, iso_time, undecryptable_lines
@@ -31,6 +32,11 @@ _T = TypeVar("_T")
 TYPES = ("request", "response", "notification")
 PRIORITIES = ("normal", "urgent", "blocking")
 PREVIEW_CHARS = 120
+#: A topic is one line: at most this many characters in a list, and in a message read whole.
+TOPIC_CHARS = 200
+READ_TOPIC_CHARS = 2000
+#: Payload characters a read shows (a message's body is at most 1 MiB; the AI's context is not).
+READ_PAYLOAD_CHARS = 64_000
 CHECK_LIMIT = 50
 #: Under the 60 s that many MCP clients allow a tool call; longer waits stay allowed.
 WAIT_DEFAULT_S = 50.0
@@ -46,7 +52,11 @@ def message_view(message: Message) -> dict[str, Any]:
     view.update(type=message.type.value, priority=message.priority.value)
     if message.reply_to:
         view["reply_to"] = message.reply_to
-    view.update(topic=message.topic, payload=message.payload)
+    payload = message.payload
+    view["topic"] = one_line(message.topic, READ_TOPIC_CHARS)
+    view["payload"] = payload[:READ_PAYLOAD_CHARS]
+    if len(payload) > READ_PAYLOAD_CHARS:
+        view["payload_cut"] = f"{READ_PAYLOAD_CHARS:,} of {len(payload):,} characters shown"
     if message.metadata is not None:
         view["metadata"] = message.metadata
     view.update(status=message.status.value, created_at=iso_time(message.created_at))
@@ -65,9 +75,9 @@ def preview_view(entry: Entry) -> dict[str, Any]:
     if entry.message is not None and entry.message.broadcast:
         view["broadcast"] = True
     if entry.message is not None:
-        payload = entry.message.payload
-        cut = payload[:PREVIEW_CHARS] + ("…" if len(payload) > PREVIEW_CHARS else "")
-        view.update(topic=entry.message.topic, preview=cut)
+        view.update(
+            topic=one_line(entry.message.topic, TOPIC_CHARS), preview=one_line(entry.message.payload, PREVIEW_CHARS)
+        )
     elif entry.error:
         view["error"] = entry.error
     view["created_at"] = entry.created_at

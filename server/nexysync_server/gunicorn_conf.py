@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from typing import Any
@@ -98,6 +99,28 @@ def bind_from_env(environ: MutableMapping[str, str] | None = None) -> list[str]:
 
 # --- the settings gunicorn reads -------------------------------------------------------------
 
+#: File descriptors a server process should be allowed: each SSE stream holds one for hours.
+WANTED_DESCRIPTORS = 65_536
+
+
+def raise_descriptor_limit(wanted: int = WANTED_DESCRIPTORS) -> int:
+    """Raise this process's soft limit on open files toward ``wanted`` (never past the hard limit); return it.
+
+    systemd and most container runtimes start a service with a soft limit of 1,024, which a few
+    hundred idle streams and their database connections exhaust: every request after that fails
+    to accept. The hard limit is usually far higher (the units set ``LimitNOFILE=65536``; Docker
+    and Kubernetes give 1,048,576), and a process may raise its soft limit up to it by itself.
+    The workers gunicorn forks inherit what the master set here.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+raise_descriptor_limit()
 bind = bind_from_env()
 workers = workers_from_env()
 # uvicorn-worker's ASGI worker (uvicorn's own ``uvicorn.workers`` is deprecated), extended to

@@ -318,6 +318,9 @@ class Stack:
             "NEXYSYNC_HAPROXY_STATE_FILE": self.state_file,
             "NEXYSYNC_ACME_ADDR": f"127.0.0.1:{free_port()}",
             "NEXYSYNC_HAPROXY_CHECK_INTER": "300ms",
+            # HAProxy needs two descriptors per connection, and test machines may allow 20,000 in all.
+            "NEXYSYNC_HAPROXY_MAXCONN": "4000",
+            "NEXYSYNC_HAPROXY_HTTPS_MAXCONN": "3800",
             **self.haproxy_settings,
         }
 

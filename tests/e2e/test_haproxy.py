@@ -39,6 +39,7 @@ HEARTBEAT_S = 2.5
 AGENTS = ("ada", "bob", "cyd", "dee")
 MESSAGES = 1000
 EVENT_DEADLINE_S = 90.0
+EDGE_AUTH_PER_MIN = 5
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,13 @@ def stack(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Ite
         mongo.uri,
         "haproxy_e2e",
         server_settings={"NEXYSYNC_HEARTBEAT_S": str(HEARTBEAT_S)},
-        haproxy_settings={"NEXYSYNC_HAPROXY_REQUEST_TIMEOUT": f"{int(REQUEST_TIMEOUT_S * 1000)}ms"},
+        haproxy_settings={
+            "NEXYSYNC_HAPROXY_REQUEST_TIMEOUT": f"{int(REQUEST_TIMEOUT_S * 1000)}ms",
+            # The edge's sign-in limit, small enough to reach; the request limit out of the way of
+            # the module's load (1,000 messages from one address).
+            "NEXYSYNC_HAPROXY_AUTH_PER_MIN": str(EDGE_AUTH_PER_MIN),
+            "NEXYSYNC_HAPROXY_REQ_PER_10S": "100000",
+        },
     )
     try:
         yield stack.start()
@@ -194,6 +201,25 @@ def test_the_server_sees_the_client_address_haproxy_forwards_never_a_forged_one(
     entries = team.owner.get(f"/v1/projects/{team.project_id}/audit", params={"limit": 100}).json()["data"]
     update = [entry for entry in entries if entry["action"] == "project.update"][-1]
     assert update["source_ip"] == "127.0.0.2"
+
+
+def test_the_edge_limits_sign_in_requests_per_source_address(stack: Stack) -> None:
+    context = ssl.create_default_context(cafile=str(stack.tls.ca))
+    body = {"email": "nobody@example.test", "password": "wrong-guess-123"}
+    # From 127.0.0.3, an address of its own: the limit is per source.
+    transport = httpx.HTTPTransport(local_address="127.0.0.3", verify=context)
+    with httpx.Client(transport=transport, base_url=stack.https_url) as http:
+        answers = [http.post("/v1/auth/login", json=body) for _ in range(EDGE_AUTH_PER_MIN + 2)]
+        other_paths = http.get("/v1/health/ready")
+    assert [a.status_code for a in answers] == [401] * EDGE_AUTH_PER_MIN + [429, 429]
+    refused = answers[-1]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "EDGE_RATE_LIMITED" and int(refused.headers["Retry-After"]) >= 1
+    assert other_paths.status_code == 200  # only /v1/auth/ has the tight limit
+    # Another address is not held back by this one.
+    elsewhere = httpx.HTTPTransport(local_address="127.0.0.4", verify=context)
+    with httpx.Client(transport=elsewhere, base_url=stack.https_url) as http:
+        assert http.post("/v1/auth/login", json=body).status_code == 401
 
 
 async def test_a_stream_outlives_three_heartbeats_longer_than_the_request_timeout(stack: Stack, team: Team) -> None:

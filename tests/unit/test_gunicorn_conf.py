@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,24 @@ async def test_access_log_records_carry_the_response_request_id() -> None:
         access.removeHandler(handler)
 
     assert [record.request_id for record in records] == ["req-42"]  # type: ignore[attr-defined]
+
+
+def test_a_server_raises_its_descriptor_limit_to_what_streams_need() -> None:
+    # In a child, as a service starts: the soft limit at systemd's 1,024, the hard one higher.
+    code = (
+        "import resource\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))\n"
+        "from nexysync_server import gunicorn_conf\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    soft, hard = (int(value) for value in done.stdout.split())
+    assert soft == min(65_536, hard) if hard >= 0 else soft == 65_536
+    assert soft > 1024
+
+
+def test_the_shipped_units_allow_the_descriptors_streams_need() -> None:
+    units = Path(__file__).resolve().parents[2] / "ops" / "systemd"
+    for name in ("nexysync-api@.service", "nexysync-cdn.service", "haproxy.conf"):
+        assert "LimitNOFILE=65536" in (units / name).read_text().splitlines(), name

@@ -61,7 +61,7 @@ def stack(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Ite
             # The edge's sign-in limit, small enough to reach; the request limit out of the way of
             # the module's load (1,000 messages from one address).
             "NEXYSYNC_HAPROXY_AUTH_PER_MIN": str(EDGE_AUTH_PER_MIN),
-            "NEXYSYNC_HAPROXY_REQ_PER_10S": "100000",
+            "NEXYSYNC_HAPROXY_REQ_RATE": "100000",
         },
     )
     try:

@@ -28,7 +28,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from nexysync.framing import QUOTE, one_line, quoted, utf8_len
+from nexysync.framing import QUOTE, one_line, quoted, utf8_len, word
 from nexysync.keyfile import KeyFileError, find_key_file, read_key_file
 
 # ``typing`` is imported only by type checkers (they treat TYPE_CHECKING as true): at run time it
@@ -156,23 +156,18 @@ def _project_id(key: dict[str, Any], state: dict[str, Any]) -> str:
     return project_id
 
 
-def _word(value: Any) -> str:
-    """Return a routing field (an id, a slug, a type) as inert text: the API's, but never trusted."""
-    return one_line(str(value), 64)
-
-
 def _head(message: dict[str, Any]) -> str:
-    to = "everyone" if message.get("broadcast") else _word(message.get("to"))
-    reply = f", replying to {_word(message['reply_to'])}" if message.get("reply_to") else ""
-    kind = f"{_word(message.get('type'))}, {_word(message.get('priority'))} priority{reply}"
-    return f"- message {_word(message.get('id'))} from {_word(message.get('from'))} to {to} ({kind})"
+    to = "everyone" if message.get("broadcast") else word(message.get("to"))
+    reply = f", replying to {word(message['reply_to'])}" if message.get("reply_to") else ""
+    kind = f"{word(message.get('type'))}, {word(message.get('priority'))} priority{reply}"
+    return f"- message {word(message.get('id'))} from {word(message.get('from'))} to {to} ({kind})"
 
 
 def _describe(message: dict[str, Any], decryptor: _Decryptor) -> str:
     """Return a message as the context shows it: the frame's lines, the agent's words quoted."""
     payload = decryptor.field(message, "payload")
     body, cut = quoted(payload, PAYLOAD_BYTES)
-    read = f"\n  (the rest: ns_message action=read id={_word(message.get('id'))})" if cut else ""
+    read = f"\n  (the rest: ns_message action=read id={word(message.get('id'))})" if cut else ""
     return (
         f"{_head(message)}\n"
         f"  Topic: {one_line(decryptor.field(message, 'topic'), TOPIC_CHARS)}\n"
@@ -186,7 +181,7 @@ def _summary(message: dict[str, Any], decryptor: _Decryptor) -> str:
     sizes = f"topic {len(topic):,} and payload {len(payload):,} characters"
     return (
         f"{_head(message)}: too big to show here ({sizes}); "
-        f"read it with ns_message action=read id={_word(message.get('id'))}"
+        f"read it with ns_message action=read id={word(message.get('id'))}"
     )
 
 
@@ -261,7 +256,7 @@ def stop_decision(key_path: Path, stop_hook_active: bool) -> dict[str, str] | No
     decryptor = _Decryptor(key, _project_id(key, state))
     _save_json(cursor_path, state)
     named = [
-        f"- {_word(m.get('priority'))} {_word(m.get('type'))} {_word(m.get('id'))} from {_word(m.get('from'))}, "
+        f"- {word(m.get('priority'))} {word(m.get('type'))} {word(m.get('id'))} from {word(m.get('from'))}, "
         f"topic: {one_line(decryptor.field(m, 'topic'), TOPIC_CHARS)}"
         for m in pressing[:STOP_NAMED]
     ]

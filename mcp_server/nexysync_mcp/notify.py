@@ -22,7 +22,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.shared.subscriptions import ResourceUpdated
 from mcp_types import EmptyResult, LoggingLevel, Notification, ServerNotification, SetLevelRequestParams
 
-from nexysync.framing import QUOTE, one_line, quoted
+from nexysync.framing import QUOTE, one_line, quoted, word
 from nexysync_mcp.inbox import Entry
 
 __all__ = [
@@ -61,19 +61,14 @@ class ChannelNotification(Notification[dict[str, Any], Literal["notifications/cl
     method: Literal["notifications/claude/channel"] = CHANNEL_METHOD
 
 
-def _word(value: Any) -> str:
-    """Return a routing field (an id, a slug, a type) as inert text: the API's, but never trusted."""
-    return one_line(str(value), 64)
-
-
 def announcement(entry: Entry) -> str:
     """Return the one-line announcement of a new message."""
     about = f": “{one_line(entry.message.topic, TOPIC_CHARS)}”" if entry.message is not None else ""
-    extra = f", reply to {_word(entry.reply_to)}" if entry.reply_to else ""
+    extra = f", reply to {word(entry.reply_to)}" if entry.reply_to else ""
     return (
-        f"New NexySync message {_word(entry.id)} from {_word(entry.sender)} "
-        f"({_word(entry.type)}, {_word(entry.priority)}{extra}){about}. "
-        f"Read it with ns_message action=read id={_word(entry.id)}."
+        f"New NexySync message {word(entry.id)} from {word(entry.sender)} "
+        f"({word(entry.type)}, {word(entry.priority)}{extra}){about}. "
+        f"Read it with ns_message action=read id={word(entry.id)}."
     )
 
 
@@ -86,13 +81,13 @@ def channel_event(entry: Entry) -> dict[str, Any]:
     they can neither close the tag nor pass for a line of the frame.
     """
     meta = {
-        "message_id": _word(entry.id),
-        "from": _word(entry.sender),
-        "type": _word(entry.type),
-        "priority": _word(entry.priority),
+        "message_id": word(entry.id),
+        "from": word(entry.sender),
+        "type": word(entry.type),
+        "priority": word(entry.priority),
     }
     if entry.reply_to:
-        meta["reply_to"] = _word(entry.reply_to)
+        meta["reply_to"] = word(entry.reply_to)
     message = entry.message
     if message is not None and message.broadcast:
         meta["broadcast"] = "true"
@@ -117,7 +112,7 @@ def channel_event(entry: Entry) -> dict[str, Any]:
 
 def event_announcement(kind: str, data: dict[str, Any]) -> str | None:
     """Return the one-line announcement of another agent's new reference, new file or store update."""
-    ref_id, sender = _word(data.get("id")), _word(data.get("from"))
+    ref_id, sender = word(data.get("id")), word(data.get("from"))
     if kind == "new_ref":
         about = f" ({one_line(str(data['language']), 40)})" if data.get("language") else ""
         return (
@@ -126,9 +121,9 @@ def event_announcement(kind: str, data: dict[str, Any]) -> str | None:
     if kind == "new_file":
         return f"New NexySync file {ref_id} from {sender}. Read it with ns_file action=read id={ref_id}."
     if kind == "kv_update":
-        what = "deleted" if data.get("deleted") else f"set to version {_word(data.get('version'))}"
+        what = "deleted" if data.get("deleted") else f"set to version {word(data.get('version'))}"
         key = one_line(str(data.get("key")), TOPIC_CHARS)
-        return f"NexySync kv key “{key}” {what} by {_word(data.get('updated_by'))}."
+        return f"NexySync kv key “{key}” {what} by {word(data.get('updated_by'))}."
     return None
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["QUOTE", "clean", "one_line", "quoted", "utf8_len"]
+__all__ = ["QUOTE", "clean", "one_line", "quoted", "utf8_len", "word"]
 
 #: The prefix of every line of quoted agent text.
 QUOTE = "    │ "
@@ -60,6 +60,14 @@ def one_line(text: str, max_chars: int = 200) -> str:
     if len(text) <= max_chars:
         return head
     return f"{head[:max_chars]}… [{len(text):,} characters in all]"
+
+
+def word(value: object) -> str:
+    """Return a routing field (an id, a slug, a type) as one inert line of at most 64 characters.
+
+    They come from the API, which checks them, but whoever shows them need not trust that.
+    """
+    return one_line(str(value), 64)
 
 
 def quoted(text: str, max_bytes: int, *, prefix: str = QUOTE) -> tuple[str, bool]:

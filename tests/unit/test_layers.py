@@ -242,7 +242,7 @@ def test_the_hooks_load_no_more_than_the_key_file_and_framing_modules_of_the_sdk
         "nexysync.keyfile",
         *(f"nexysync.keyfile.{name}" for name in ("KeyFileError", "find_key_file", "read_key_file")),
         "nexysync.framing",
-        *(f"nexysync.framing.{name}" for name in ("QUOTE", "one_line", "quoted", "utf8_len")),
+        *(f"nexysync.framing.{name}" for name in ("QUOTE", "one_line", "quoted", "utf8_len", "word")),
     }
 
 

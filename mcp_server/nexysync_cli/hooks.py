@@ -135,15 +135,17 @@ class _Decryptor:
             raise HookError(f"the key file's enc_key is not usable: {exc}") from exc
         self._project_id = project_id
 
-    def field(self, message: dict[str, Any], name: str) -> str:
+    def texts(self, message: dict[str, Any]) -> tuple[str, str]:
+        """Return the message's topic and payload, decrypted once (or what stopped it, in both)."""
         from nexysync import decrypt_record
 
         try:
             # The SDK's own check: a v2 envelope must also match the sender and routing shown.
-            plain = decrypt_record(self._ring, self._project_id, "Message", message)[name]
+            plain = decrypt_record(self._ring, self._project_id, "Message", message)
         except Exception as exc:  # shown as what it is: the AI must not mistake it for content
-            return f"[cannot decrypt with this workspace's key: {exc}]"
-        return str(plain)
+            failed = f"[cannot decrypt with this workspace's key: {exc}]"
+            return failed, failed
+        return str(plain["topic"]), str(plain["payload"])
 
 
 def _project_id(key: dict[str, Any], state: dict[str, Any]) -> str:
@@ -163,21 +165,19 @@ def _head(message: dict[str, Any]) -> str:
     return f"- message {word(message.get('id'))} from {word(message.get('from'))} to {to} ({kind})"
 
 
-def _describe(message: dict[str, Any], decryptor: _Decryptor) -> str:
+def _describe(message: dict[str, Any], topic: str, payload: str) -> str:
     """Return a message as the context shows it: the frame's lines, the agent's words quoted."""
-    payload = decryptor.field(message, "payload")
     body, cut = quoted(payload, PAYLOAD_BYTES)
     read = f"\n  (the rest: ns_message action=read id={word(message.get('id'))})" if cut else ""
     return (
         f"{_head(message)}\n"
-        f"  Topic: {one_line(decryptor.field(message, 'topic'), TOPIC_CHARS)}\n"
+        f"  Topic: {one_line(topic, TOPIC_CHARS)}\n"
         f"  Payload ({len(payload):,} characters):\n{body}{read}"
     )
 
 
-def _summary(message: dict[str, Any], decryptor: _Decryptor) -> str:
+def _summary(message: dict[str, Any], topic: str, payload: str) -> str:
     """Return the line that stands for a message too big for what is left of the context."""
-    topic, payload = decryptor.field(message, "topic"), decryptor.field(message, "payload")
     sizes = f"topic {len(topic):,} and payload {len(payload):,} characters"
     return (
         f"{_head(message)}: too big to show here ({sizes}); "
@@ -214,11 +214,12 @@ def prompt_context(key_path: Path) -> str | None:
     for count, message in enumerate(new):
         # Room stays for a summary of each message after this one, so none is ever hidden.
         room = CONTEXT_BYTES - used - SUMMARY_BYTES * (len(new) - count - 1) - SUMMARY_BYTES
-        text = _describe(message, decryptor)
+        topic, payload = decryptor.texts(message)
+        text = _describe(message, topic, payload)
         if utf8_len(text) > room:
-            text = _summary(message, decryptor)
+            text = _summary(message, topic, payload)
         if used + utf8_len(text) + 1 > CONTEXT_BYTES - SUMMARY_BYTES:
-            break  # cannot happen with the room kept; the cursor stays before what was not told
+            break  # only with routing fields far longer than the API allows; the cursor stays before it
         lines.append(text)
         used += utf8_len(text) + 1
         shown.append(message)
@@ -257,7 +258,7 @@ def stop_decision(key_path: Path, stop_hook_active: bool) -> dict[str, str] | No
     _save_json(cursor_path, state)
     named = [
         f"- {word(m.get('priority'))} {word(m.get('type'))} {word(m.get('id'))} from {word(m.get('from'))}, "
-        f"topic: {one_line(decryptor.field(m, 'topic'), TOPIC_CHARS)}"
+        f"topic: {one_line(decryptor.texts(m)[0], TOPIC_CHARS)}"
         for m in pressing[:STOP_NAMED]
     ]
     if len(pressing) > STOP_NAMED:

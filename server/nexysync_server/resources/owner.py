@@ -21,7 +21,7 @@ from . import Context, actor, page_body
 from .files import FileUrls, files_page
 from .kv import entries_page
 from .projects import owned_project
-from .realtime import Stream, last_event_id, max_duration
+from .realtime import Stream, last_event_id, max_duration, stream_limit
 from .refs import refs_page
 
 
@@ -110,12 +110,10 @@ class OwnerStream(Stream):
         try:
             lease_id = await owner_streams.connect(access.user_id)
         except TooManyStreams as exc:
-            raise Problem(
-                429,
-                "STREAM_LIMIT",
+            raise stream_limit(
                 f"You hold {owner_streams.max_per_user} open project streams, as many as you may; close one "
                 "(a stream that died is let go within a lease).",
-                headers={"Retry-After": str(max(1, int(settings.presence_lease_s)))},
+                settings.presence_lease_s,
             ) from exc
         try:
             await self._ctx.services.audit.record(actor(req), project_id, "owner.stream.open", f"project:{project_id}")

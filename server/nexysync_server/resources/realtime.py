@@ -40,6 +40,11 @@ def max_duration(req: falcon.asgi.Request, limit: float) -> float:
     return min(float(raw), limit)
 
 
+def stream_limit(detail: str, lease_s: float) -> Problem:
+    """Return the 429 of a stream past its limit: retry once a dead stream's lease can have run out."""
+    return Problem(429, "STREAM_LIMIT", detail, headers={"Retry-After": str(max(1, int(lease_s)))})
+
+
 def _sse(event: EventBody) -> SSEvent:
     return SSEvent(event=event["type"], event_id=str(event["seq"]), json=views.event(event))
 
@@ -74,13 +79,10 @@ class Stream:
             lease_id = await self._ctx.services.presence.connect(agent, settings.max_streams_per_agent)
         except TooManyStreams as exc:
             self._hub.unsubscribe(listener)
-            retry_s = str(max(1, int(settings.presence_lease_s)))
-            raise Problem(
-                429,
-                "STREAM_LIMIT",
+            raise stream_limit(
                 f"This agent holds {settings.max_streams_per_agent} open streams, as many as it may; "
                 "close one (a stream that died is let go within a heartbeat or a lease).",
-                headers={"Retry-After": retry_s},
+                settings.presence_lease_s,
             ) from exc
         except BaseException:
             self._hub.unsubscribe(listener)

@@ -99,24 +99,16 @@ class Accounts:
             Unauthenticated: the email or the password is wrong (INVALID_CREDENTIALS).
             LimitReached: the account or the address failed too often.
         """
-        # Before the password is checked: a spent account refuses the right password too, and a
-        # burst of guesses gets no more checks than the limits (the failure is counted first).
-        slot = await self._limits.take_login_slot(email, actor.ip)
-        hasher = self._hasher
-        try:
-            user = await self._store.users.by_email(email)
-            stored = user["password_hash"] if user else hasher.dummy_hash
-            matches = await asyncio.to_thread(hasher.verify, password, stored)
-        except BaseException:
-            await self._limits.give_back(slot)  # nothing was checked
-            raise
-        if user is None or not matches:
+        # The failure is counted before the password is checked: a spent account refuses the
+        # right password too, and a burst of guesses gets no more checks than the limits.
+        user = await self._store.users.by_email(email)
+        stored = user["password_hash"] if user else self._hasher.dummy_hash
+        if not await self._verify_counted(actor, email, password, stored) or user is None:
             await self._audit.record(actor, None, "auth.login", f"email:{email.lower()}", "refused")
             raise Unauthenticated("INVALID_CREDENTIALS", "The email or the password is wrong.")
-        await self._limits.give_back(slot)
-        if hasher.needs_rehash(stored):
+        if self._hasher.needs_rehash(stored):
             # The password is at hand only now.
-            fresh = await asyncio.to_thread(hasher.hash, password)
+            fresh = await asyncio.to_thread(self._hasher.hash, password)
             await self._store.users.replace_password_hash(user["_id"], stored, fresh)
         return await self._session(user)
 
@@ -194,19 +186,32 @@ class Accounts:
         user = await self._store.users.get(user_id)
         if user is None:
             raise Unauthenticated("SESSION_ENDED", "The account no longer exists.")
-        slot = await self._limits.take_login_slot(user["email"], actor.ip)
-        try:
-            matches = await asyncio.to_thread(self._hasher.verify, password, user["password_hash"])
-        except BaseException:
-            await self._limits.give_back(slot)
-            raise
-        if not matches:
+        if not await self._verify_counted(actor, user["email"], password, user["password_hash"]):
             await self._audit.record(actor, None, action, f"user:{user_id}", "refused")
             # Not a 401: the request's own credentials are fine, and a client that refreshes on
             # 401 would send the wrong password twice.
             raise Forbidden("WRONG_PASSWORD", "The password is wrong; nothing was changed.")
-        await self._limits.give_back(slot)
         return user
+
+    async def _verify_counted(self, actor: Actor, email: str, password: str, stored: str) -> bool:
+        """Check a password against a stored hash as a counted sign-in attempt of the account.
+
+        The failure is counted before the check (:meth:`AuthLimits.take_login_slot`), so a burst
+        of guesses gets no more checks than the limits; it is given back when the password is
+        right or nothing was checked.
+
+        Raises:
+            LimitReached: the account failed too often (TOO_MANY_FAILED_LOGINS).
+        """
+        slot = await self._limits.take_login_slot(email, actor.ip)
+        try:
+            matches = await asyncio.to_thread(self._hasher.verify, password, stored)
+        except BaseException:
+            await self._limits.give_back(slot)  # nothing was checked
+            raise
+        if matches:
+            await self._limits.give_back(slot)
+        return matches
 
     async def _session(self, user: UserDoc, family_id: str | None = None) -> Session:
         settings = self._settings

@@ -21,6 +21,7 @@ from types import FrameType
 import uvicorn
 
 from .cdn.signing import redact_access_logs
+from .connections import guarded_protocol
 from .serving import DrainingServer
 from .settings import Settings
 from .store.embedded import EmbeddedMongo, EmbeddedMongoError
@@ -272,7 +273,7 @@ def _dev(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, note_signal)
             signal.signal(signal.SIGTERM, note_signal)
             cdn_parts = _Cdn(cdn, cdn_sock, cdn_url, files_dir)
-            return _run_api(app, args.host, args.port, mongo, received, cdn_parts, settings.forwarded_allow_ips)
+            return _run_api(app, args.host, args.port, mongo, received, cdn_parts, settings)
     except KeyboardInterrupt:
         print("nexysync-server dev: stopped before the API started.", file=sys.stderr)
         return 0
@@ -320,7 +321,7 @@ def _run_api(
     mongo: EmbeddedMongo,
     received: list[int],
     cdn: _Cdn,
-    forwarded_allow_ips: str,
+    settings: Settings,
 ) -> int:
     """Serve ``app`` with uvicorn until a signal stops it; return the exit code.
 
@@ -331,15 +332,20 @@ def _run_api(
         mongo: The running database, for the banner.
         received: Signals that arrived before uvicorn took over signal handling.
         cdn: The CDN to serve beside the API, in the same event loop.
-        forwarded_allow_ips: The proxies whose X-Forwarded-For is believed, as ``serve`` takes them
-            (``NEXYSYNC_FORWARDED_ALLOW_IPS``): per-address limits and audit entries use that address.
+        settings: The proxies whose X-Forwarded-For is believed (``forwarded_allow_ips``, as
+            ``serve`` takes them: per-address limits and audit entries use that address), the
+            connection cap and the header deadline.
     """
+    forwarded_allow_ips = settings.forwarded_allow_ips
+    # The API and the CDN each count their own connections against the cap.
+    http = guarded_protocol(settings.max_connections_per_worker, settings.header_timeout_s)
     cdn_server = _QuietServer(
         uvicorn.Config(
             cdn.app,  # type: ignore[arg-type]
             lifespan="on",
             timeout_graceful_shutdown=10,
             forwarded_allow_ips=forwarded_allow_ips,
+            http=http,
         )
     )
 
@@ -384,6 +390,7 @@ def _run_api(
         # Streams are drained at once on stop; this bounds whatever else is still open.
         timeout_graceful_shutdown=10,
         forwarded_allow_ips=forwarded_allow_ips,
+        http=http,
     )
     server = DevServer(config)
 

@@ -16,6 +16,9 @@ import uvicorn
 from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
 from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]
 
+from .connections import guarded_protocol
+from .settings import Settings
+
 # Left for responses still open after the drain, under gunicorn's graceful_timeout.
 _GRACE_MARGIN_S = 5
 
@@ -43,11 +46,17 @@ class DrainingServer(uvicorn.Server):
 
 
 class Worker(UvicornWorker):  # type: ignore[misc]  # (UvicornWorker is untyped)
-    """A gunicorn worker like ``uvicorn_worker.UvicornWorker`` whose server drains streams on stop."""
+    """A gunicorn worker like ``uvicorn_worker.UvicornWorker`` whose server drains streams on stop.
+
+    Its HTTP protocol caps the worker's connections and times out slow request headers
+    (:mod:`.connections`), with ``NEXYSYNC_MAX_CONNECTIONS_PER_WORKER`` and ``NEXYSYNC_HEADER_TIMEOUT_S``.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.config.timeout_graceful_shutdown = max(1, int(self.cfg.graceful_timeout) - _GRACE_MARGIN_S)
+        settings = Settings.from_env()
+        self.config.http = guarded_protocol(settings.max_connections_per_worker, settings.header_timeout_s)
 
     async def _serve(self) -> None:
         self.config.app = self.wsgi

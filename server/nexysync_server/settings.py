@@ -75,6 +75,12 @@ class Settings:
     quota_projects_per_user: int = 10
     max_streams_per_agent: int = 10
     max_owner_streams_per_user: int = 5
+    # Connections one worker serves at once (503 SERVER_BUSY beyond): an idle stream costs about
+    # 21 KiB, so 10,000 take about 200 MiB beside the worker's 82 MiB at rest; lowered to fit the
+    # descriptor limit. See connections.py.
+    max_connections_per_worker: int = 10_000
+    # How long a request's headers may take to arrive (408 beyond).
+    header_timeout_s: float = 10.0
     stream_queue_max: int = 1000
     key_check_interval_s: float = 2.0
     # Send path (issue 15): how long a worker keeps agent keys, slugs and project settings; the
@@ -82,6 +88,10 @@ class Settings:
     cache_ttl_s: float = 0.5
     read_budget_bytes: int = 4_194_304
     cdn_body_timeout_s: float = 30.0
+    # A whole upload must end within cdn_body_timeout_s plus its size at this rate, and never later
+    # than its URL's expiry plus the grace: a trickle cannot hold a connection and a lease for ever.
+    cdn_min_upload_bytes_per_s: int = 16_384
+    cdn_upload_grace_s: float = 60.0
     forwarded_allow_ips: str = "127.0.0.1"
 
     def __post_init__(self) -> None:

@@ -100,6 +100,7 @@ class Api:
             "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "10000000",
             "NEXYSYNC_QUOTA_AGENTS": "100000",
             "NEXYSYNC_RATE_LIMIT_PER_MINUTE": "100000000",
+            "NEXYSYNC_MAX_STREAMS_PER_AGENT": "100000",
             **(extra_env or {}),
         }
         command = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -33,6 +34,10 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> N
     pytest.fail(f"{base_url} never became ready:\n{log.read_text()[-3000:]}")
 
 
+def _limit_descriptors(count: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+
 @pytest.fixture
 def server_processes(mongo_uri: str, tmp_path: Path) -> Iterator[Callable[..., str]]:
     """Start API processes (any ``nexysync-server`` command line) on one shared database.
@@ -42,7 +47,8 @@ def server_processes(mongo_uri: str, tmp_path: Path) -> Iterator[Callable[..., s
     started: list[subprocess.Popen[bytes]] = []
     pids: dict[str, int] = {}
 
-    def start(args: list[str], settings: dict[str, str] | None = None) -> str:
+    def start(args: list[str], settings: dict[str, str] | None = None, descriptors: int | None = None) -> str:
+        """Start one server; ``descriptors`` sets its soft and hard limit on open files (as systemd's default does)."""
         # The servers must not pick up settings from the shell that runs the tests.
         env = {key: value for key, value in os.environ.items() if not key.startswith("NEXYSYNC_")}
         env |= TEST_SERVER_ENV
@@ -57,6 +63,7 @@ def server_processes(mongo_uri: str, tmp_path: Path) -> Iterator[Callable[..., s
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
+                preexec_fn=None if descriptors is None else lambda: _limit_descriptors(descriptors),
             )
         started.append(process)
         base_url = f"http://127.0.0.1:{port}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -23,7 +24,8 @@ SIZE = 100_000
 
 @pytest.fixture(scope="module")
 def server(module_dev_servers: Callable[..., Any]) -> Any:
-    return module_dev_servers({"NEXYSYNC_CDN_BODY_TIMEOUT_S": "1"})
+    # A whole upload of SIZE bytes must end within 1 + SIZE / 50,000 = 3 s.
+    return module_dev_servers({"NEXYSYNC_CDN_BODY_TIMEOUT_S": "1", "NEXYSYNC_CDN_MIN_UPLOAD_BYTES_PER_S": "50000"})
 
 
 def _announce(team: Team) -> str:
@@ -90,6 +92,33 @@ def test_a_second_concurrent_upload_is_refused_and_a_stalled_one_is_cut(server: 
         for sock in stalled:
             sock.close()
     # ...and the file can be uploaded at once.
+    assert httpx.put(url, content=b"z" * SIZE).status_code == 201
+
+
+def test_an_upload_that_trickles_is_cut_at_its_total_deadline(server: Any) -> None:
+    # At 23a9449 a PUT sending 1 byte every 20 s (under the 30 s wait for the next byte) was still
+    # open after 81 s, holding its connection, temp file and lease. Here: a byte every 0.4 s,
+    # under the 1 s wait, and the whole upload is cut at its 3 s deadline.
+    team = Team(server.base_url, ["alice"])
+    url = _announce(team)
+    parts = urlsplit(url)
+    started = time.monotonic()
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(
+            f"PUT {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Content-Length: {SIZE}\r\nContent-Type: application/octet-stream\r\n\r\n".encode()
+        )
+        while time.monotonic() - started < 20:
+            readable, _, _ = select.select([sock], [], [], 0.4)
+            if readable:
+                break
+            sock.sendall(b"x")
+        answer = _answer(sock)
+    elapsed = time.monotonic() - started
+    assert " 408 " in answer.splitlines()[0] and "UPLOAD_TIMEOUT" in answer, answer
+    assert "was not whole in time" in answer
+    assert 2.5 < elapsed < 8, elapsed
+    _wait(lambda: not _temps(server), "the temp file of the cut upload is gone")
     assert httpx.put(url, content=b"z" * SIZE).status_code == 201
 
 

@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from nexysync_server.cdn.app import UploadTimes
 from nexysync_server.cdn.ranges import Unsatisfiable, parse_range
 from nexysync_server.cdn.signing import ExpiredUrl, InvalidUrl, UrlSigner, blob_path, signature
 
@@ -23,7 +24,7 @@ def test_a_url_verifies_for_its_method_and_path_and_gives_its_size() -> None:
     assert url.startswith(f"https://cdn.example.test{PATH}?")
     query = query_of(url)
     assert query["expires"] == str(int(NOW) + 900)
-    assert SIGNER.verify("PUT", PATH, query, now=NOW + 899) == 1234
+    assert SIGNER.verify("PUT", PATH, query, now=NOW + 899) == (1234, int(NOW) + 900)
 
 
 def test_it_expires() -> None:
@@ -104,3 +105,12 @@ def test_access_log_records_lose_the_signature_of_signed_urls() -> None:
     assert RedactSignatures().filter(record)
     line = record.getMessage()
     assert sig not in line and "sig=REDACTED" in line and "expires=1&size=2" in line
+
+
+def test_an_upload_may_take_its_size_at_the_slowest_rate_but_not_past_the_urls_expiry_plus_grace() -> None:
+    times = UploadTimes(body_timeout_s=30, min_bytes_per_s=1000, grace_s=60)
+    # 30 s for the first byte plus 10,000 bytes at 1,000 bytes/s.
+    assert times.allowed_s(10_000, expires=int(NOW) + 900, now=NOW) == 40
+    # A 25 MB file at 1,000 bytes/s would take hours: the URL's expiry plus the grace ends it.
+    assert times.allowed_s(25_000_000, expires=int(NOW) + 900, now=NOW) == 960
+    assert times.allowed_s(25_000_000, expires=int(NOW) + 900, now=NOW + 800) == 160

@@ -26,7 +26,7 @@ from ..store.failures import DatabaseDidNotWrite, DatabaseError
 from ..store.indexing import Indexes
 from .leases import LeaseReleases
 from .ranges import Unsatisfiable, parse_range
-from .signing import ExpiredUrl, InvalidUrl, UrlSigner
+from .signing import ExpiredUrl, InvalidUrl, Signed, UrlSigner
 from .sweeper import Sweeper
 
 log = logging.getLogger(__name__)
@@ -88,34 +88,56 @@ class _Lifespan:
         await self._store.close()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class UploadTimes:
+    """How long an upload may take.
+
+    Attributes:
+        body_timeout_s: The longest wait for the next byte.
+        min_bytes_per_s: The slowest average rate accepted: the whole upload must end within
+            ``body_timeout_s + size / min_bytes_per_s``.
+        grace_s: How long past its URL's expiry an upload that started in time may still run.
+    """
+
+    body_timeout_s: float
+    min_bytes_per_s: int
+    grace_s: float
+
+    def allowed_s(self, size: int, expires: int, now: float) -> float:
+        """Return how long an upload of ``size`` bytes, on a URL expiring at ``expires``, may take from ``now``."""
+        return min(self.body_timeout_s + size / max(1, self.min_bytes_per_s), expires + self.grace_s - now)
+
+
 class Blob:
     """``/blobs/{project_id}/{file_id}``: PUT the content once, GET it (with Range) while it is kept."""
 
     def __init__(
-        self, store: Store, blobs: Blobs, signer: UrlSigner, body_timeout_s: float, releases: LeaseReleases
+        self, store: Store, blobs: Blobs, signer: UrlSigner, times: UploadTimes, releases: LeaseReleases
     ) -> None:
         self._store = store
         self._announcements = Announcements(store.events)
         self._blobs = blobs
         self._signer = signer
-        self._body_timeout_s = body_timeout_s
+        self._times = times
         self._releases = releases
 
-    def _verify(self, req: falcon.asgi.Request, method: str, project_id: str, file_id: str) -> int:
+    def _verify(self, req: falcon.asgi.Request, method: str, project_id: str, file_id: str) -> Signed:
         query = {key: value for key, value in req.params.items() if isinstance(value, str)}
         try:
-            size = self._signer.verify(method, req.path, query)
+            signed = self._signer.verify(method, req.path, query)
         except ExpiredUrl as exc:
             raise Problem(403, "URL_EXPIRED", "This signed URL has expired; ask the API for a new one.") from exc
         except InvalidUrl as exc:
             raise Problem(403, "URL_INVALID", f"This is not a valid signed URL: {exc}.") from exc
         if not (ULID_RE.match(project_id) and ULID_RE.match(file_id)):
             raise _not_found()
-        return size
+        return signed
 
     async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str, file_id: str) -> None:
         """Stream the upload to a temp file; keep it only if it is exactly the declared size."""
-        size = self._verify(req, "PUT", project_id, file_id)
+        size, expires = self._verify(req, "PUT", project_id, file_id)
+        allowed_s = self._times.allowed_s(size, expires, time.time())
+        deadline = time.monotonic() + allowed_s
         doc = await self._store.files.get(project_id, file_id)
         if doc is None:
             raise _not_found()
@@ -125,7 +147,7 @@ class Blob:
         if req.content_length is not None and req.content_length > size:
             raise _too_large(size)
         files_store = self._store.files
-        lease_s = self._body_timeout_s * _LEASE_TIMEOUTS
+        lease_s = self._times.body_timeout_s * _LEASE_TIMEOUTS
         token = await files_store.claim_upload(project_id, file_id, lease_s)
         if token is None:
             raise Problem(
@@ -141,7 +163,7 @@ class Blob:
             temp: Path | None = None
             try:
                 handle, temp = self._blobs.open_temp(project_id, file_id)
-                received = await _receive(req, handle, size, self._body_timeout_s, renew)
+                received = await _receive(req, handle, size, self._times.body_timeout_s, deadline, renew)
                 if received < size:
                     raise Problem(
                         400, "UPLOAD_INCOMPLETE", f"The upload ended after {received} of the declared {size} bytes."
@@ -236,30 +258,39 @@ def _too_large(size: int) -> Problem:
 
 
 async def _receive(
-    req: falcon.asgi.Request, handle: Any, size: int, timeout_s: float, renew: Callable[[], Awaitable[None]]
+    req: falcon.asgi.Request,
+    handle: Any,
+    size: int,
+    timeout_s: float,
+    deadline: float,
+    renew: Callable[[], Awaitable[None]],
 ) -> int:
     """Write the request body to ``handle`` chunk by chunk; stop past ``size``. Return the byte count.
 
     Raises:
-        Problem: 413 past ``size``; 408 when no byte came for ``timeout_s`` (a stalled upload
-            would otherwise hold its temp file and its lease for as long as the client likes).
+        Problem: 413 past ``size``; 408 when no byte came for ``timeout_s``, or the body is not
+            whole by ``deadline`` (``time.monotonic()``): a stalled or trickling upload would
+            otherwise hold its connection, temp file and lease for as long as the client likes.
     """
     received = 0
     chunks = aiter(req.stream)
     renewed = time.monotonic()
     with handle:
         while True:
+            left_s = deadline - time.monotonic()
             try:
-                chunk = await asyncio.wait_for(anext(chunks), timeout_s)
+                chunk = await asyncio.wait_for(anext(chunks), max(0.0, min(timeout_s, left_s)))
             except StopAsyncIteration:
                 break
             except TimeoutError:
-                raise Problem(
-                    408,
-                    "UPLOAD_TIMEOUT",
-                    f"No byte of the upload arrived for {timeout_s:g} s; it was cut. Upload again.",
-                    headers={"Connection": "close"},
-                ) from None
+                if left_s <= timeout_s:
+                    detail = (
+                        f"The upload was not whole in time ({received} of {size} bytes arrived); it was cut. "
+                        "Upload again, faster, or with a new URL."
+                    )
+                else:
+                    detail = f"No byte of the upload arrived for {timeout_s:g} s; it was cut. Upload again."
+                raise Problem(408, "UPLOAD_TIMEOUT", detail, headers={"Connection": "close"}) from None
             received += len(chunk)
             if received > size:
                 raise _too_large(size)
@@ -297,6 +328,10 @@ class Health:
         resp.media = {"status": "ok"}
 
 
+def _upload_times(settings: Settings) -> UploadTimes:
+    return UploadTimes(settings.cdn_body_timeout_s, settings.cdn_min_upload_bytes_per_s, settings.cdn_upload_grace_s)
+
+
 def create_cdn_app(settings: Settings | None = None) -> Cdn:
     """Build the CDN's ASGI app; the database is opened at ASGI start-up.
 
@@ -324,6 +359,6 @@ def create_cdn_app(settings: Settings | None = None) -> Cdn:
     app.add_error_handler(DatabaseError, database_error_handler(settings.database_retry_after_s))
     app.add_route("/health", Health(store))
     app.add_route(
-        "/blobs/{project_id}/{file_id}", Blob(store, blobs, signer_for(settings), settings.cdn_body_timeout_s, releases)
+        "/blobs/{project_id}/{file_id}", Blob(store, blobs, signer_for(settings), _upload_times(settings), releases)
     )
     return app

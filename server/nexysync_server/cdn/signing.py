@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 _SIG_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -70,6 +71,13 @@ def signature(secret: str, method: str, path: str, expires: int, size: int) -> s
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+class Signed(NamedTuple):
+    """What a verified URL grants: its size limit and its expiry (unix seconds)."""
+
+    size: int
+    expires: int
+
+
 @dataclass(frozen=True, slots=True)
 class UrlSigner:
     """Make and check signed CDN URLs.
@@ -91,8 +99,8 @@ class UrlSigner:
         query = urlencode({"expires": expires, "size": size, "sig": sig})
         return f"{self.base_url.rstrip('/')}{path}?{query}"
 
-    def verify(self, method: str, path: str, query: Mapping[str, str], now: float | None = None) -> int:
-        """Check a request's signature and expiry; return the signed size limit.
+    def verify(self, method: str, path: str, query: Mapping[str, str], now: float | None = None) -> Signed:
+        """Check a request's signature and expiry; return the signed size limit and expiry.
 
         Raises:
             InvalidUrl: a missing, malformed or wrong signature.
@@ -106,4 +114,4 @@ class UrlSigner:
             raise InvalidUrl("the URL's signature does not match")
         if int(expires) <= (now if now is not None else time.time()):
             raise ExpiredUrl("the URL has expired")
-        return int(size)
+        return Signed(int(size), int(expires))

@@ -80,3 +80,48 @@ async def test_a_caller_past_its_limit_is_refused_until_the_minute_ends_and_reco
     assert "made 2 requests this minute; retry in 30 s" in refused.value.detail
     assert recorded == ["refused"]
     await limiter.hit("agent-b", NOW, record)  # another caller has its own count
+
+
+def test_a_process_settles_once_its_unsent_count_would_pass_a_sixteenth_of_what_is_left() -> None:
+    assert not limits.must_settle(limit=160, shared=0, unsent=9, adding=1)  # 10 of what 160 leaves
+    assert limits.must_settle(limit=160, shared=0, unsent=10, adding=1)
+    assert limits.must_settle(limit=160, shared=150, unsent=0, adding=1)  # 10 left: every request
+    assert not limits.must_settle(limit=1_000, shared=0, unsent=0, adding=1)
+
+
+async def test_near_the_limit_requests_are_written_at_once_without_waiting_for_a_flush() -> None:
+    counters = FakeCounters()
+    limiter = RateLimiter(counters, per_minute=40)  # type: ignore[arg-type]
+    for _ in range(40):
+        await limiter.hit("agent-a", NOW)
+    assert counters.counts[f"agent-a:{int(NOW // 60)}"] == 40  # no flush ran
+    with pytest.raises(LimitReached):
+        await limiter.hit("agent-a", NOW)
+
+
+async def test_four_processes_sharing_a_limit_overshoot_it_by_at_most_three_sixteenths() -> None:
+    # At 23a9449 every process could spend what it saw left until its next flush: with four, a
+    # burst between two flushes could get four times the limit.
+    counters = FakeCounters()
+    processes = [RateLimiter(counters, per_minute=100) for _ in range(4)]  # type: ignore[arg-type]
+    passed = 0
+    for turn in range(400):
+        try:
+            await processes[turn % 4].hit("agent-a", NOW)
+            passed += 1
+        except LimitReached:
+            pass
+    assert 100 <= passed <= 100 + 3 * 100 / 16
+
+
+async def test_a_failed_settle_keeps_what_was_served_for_the_next_flush() -> None:
+    counters = FakeCounters()
+    limiter = RateLimiter(counters, per_minute=32)  # type: ignore[arg-type]
+    for _ in range(2):
+        await limiter.hit("agent-a", NOW)  # within its share (2 of 32): counted in memory
+    counters.fail_next_write = True
+    with pytest.raises(ConnectionError):
+        await limiter.hit("agent-a", NOW)  # must settle; the write fails, the request with it
+    assert counters.counts == {}
+    await limiter.flush()
+    assert counters.counts == {f"agent-a:{int(NOW // 60)}": 2}

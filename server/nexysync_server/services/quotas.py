@@ -4,8 +4,11 @@ stored byte (files, code references, kv values); per user, projects.
 Counts live in MongoDB, so they hold across workers. Storage, agents and projects are reserved
 with one conditional ``$inc`` each, exact under any concurrency (the first reservation too). A
 send is reserved in this process's memory at once (so this process never overshoots) and checked
-against today's count as stored, read at most once a second: across workers a project can
-overshoot by what the others sent in that second, which keeps a database write off every send.
+against today's count as stored, read at most once a second, which keeps a database write off
+every send far from the quota. Near it a process works on its share of what is left, as the rate
+limiter does (:func:`~.limits.must_settle`): a send that would take its unwritten count past an
+sixteenth of what is left writes it, and itself, at once, and is stored only if the new totals
+are within the quota; so four workers together overshoot by at most 3/16 of it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from ..settings import Settings
 from ..store import Store
 from ..store.usage import today
 from .errors import QuotaExceeded
+from .limits import must_settle
 
 
 def _exceeded(what: str, limit: int) -> QuotaExceeded:
@@ -45,14 +49,31 @@ class Quotas:
         Call :meth:`release_message` with the same size when the send stored nothing.
         """
         usage = self._store.usage
-        count, sent_bytes = await usage.counted_today(project_id)
+        stored, unwritten = await usage.counted_today(project_id)
+        messages, mib = self._settings.quota_messages_per_day, self._settings.quota_message_mb_per_day
+        byte_limit = mib * 1024 * 1024
+        self._check_messages(stored[0] + unwritten[0] + 1, stored[1] + unwritten[1] + size)
+        if not (
+            must_settle(messages, stored[0], unwritten[0], 1) or must_settle(byte_limit, stored[1], unwritten[1], size)
+        ):
+            # No await since the check: no other send of this process can slip in between.
+            usage.add_messages(project_id, 1, size)
+            return
+        count, sent_bytes = await usage.settle_messages(project_id, 1, size)
+        try:
+            self._check_messages(count, sent_bytes)
+        except QuotaExceeded:
+            # Given back at once, so that usage reports (on any worker) never count refused sends.
+            await usage.settle_messages(project_id, -1, -size)
+            raise
+
+    def _check_messages(self, count: int, sent_bytes: int) -> None:
+        """Refuse when today's messages would be ``count`` messages of ``sent_bytes`` in all, past a quota."""
         settings = self._settings
-        if count >= settings.quota_messages_per_day:
+        if count > settings.quota_messages_per_day:
             raise _exceeded("messages per day", settings.quota_messages_per_day)
-        if sent_bytes + size > settings.quota_message_mb_per_day * 1024 * 1024:
+        if sent_bytes > settings.quota_message_mb_per_day * 1024 * 1024:
             raise _exceeded("MB of messages per day", settings.quota_message_mb_per_day)
-        # No await since the check: no other send of this process can slip in between.
-        usage.add_messages(project_id, 1, size)
 
     def release_message(self, project_id: str, size: int) -> None:
         """Give back a send reserved with :meth:`reserve_message` that stored nothing."""

@@ -11,6 +11,7 @@ import contextlib
 from collections import Counter
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -43,8 +44,9 @@ class UsageStore:
         self.col = db["usage_daily"]
         self._pending: Counter[tuple[str, str]] = Counter()
         self._pending_bytes: Counter[tuple[str, str]] = Counter()
-        # (count, bytes) being written by a flush right now: still this process's to count.
-        self._in_flight: dict[tuple[str, str], tuple[int, int]] = {}
+        # Counts and bytes being written right now (by a flush or a settle): still this process's to count.
+        self._flying: Counter[tuple[str, str]] = Counter()
+        self._flying_bytes: Counter[tuple[str, str]] = Counter()
         # Today's (count, bytes) as stored, read at most once a second per project.
         self._stored: TtlCache[tuple[str, str], tuple[int, int]] = TtlCache(ttl_s=STORED_TTL_S)
         self._flusher = Periodic("usage-flusher", self.flush, FLUSH_INTERVAL_S)
@@ -78,11 +80,10 @@ class UsageStore:
     def pending_messages(self, project_id: str) -> tuple[int, int]:
         """Return the count and bytes this process counted today and has not written yet."""
         key = (project_id, today())
-        flying = self._in_flight.get(key, (0, 0))
-        return self._pending.get(key, 0) + flying[0], self._pending_bytes.get(key, 0) + flying[1]
+        return self._pending[key] + self._flying[key], self._pending_bytes[key] + self._flying_bytes[key]
 
-    async def counted_today(self, project_id: str) -> tuple[int, int]:
-        """Return today's message count and bytes for a quota check: stored (at most a second old) plus unwritten.
+    async def counted_today(self, project_id: str) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Return today's message count and bytes for a quota check: as stored (at most a second old), and unwritten.
 
         A flush moves this process's counts into the stored ones without a moment where they are
         in neither (which would let a burst of sends through): counts being written stay counted
@@ -93,8 +94,35 @@ class UsageStore:
         if stored is None:
             stored = await self.stored_messages(project_id)
             self._stored.put(key, stored)
-        pending = self.pending_messages(project_id)
-        return stored[0] + pending[0], stored[1] + pending[1]
+        return stored, self.pending_messages(project_id)
+
+    async def settle_messages(self, project_id: str, count: int, size: int) -> tuple[int, int]:
+        """Write this process's unwritten counts of today and ``count`` messages of ``size`` bytes now.
+
+        Returns:
+            Today's message count and bytes as stored after the write (every worker's).
+        """
+        key = (project_id, today())
+        moved = (self._pending.pop(key, 0), self._pending_bytes.pop(key, 0))
+        amount = (moved[0] + count, moved[1] + size)
+        self._fly(key, amount, 1)
+        try:
+            doc = await self.col.find_one_and_update(
+                {"_id": f"{project_id}:{key[1]}", "project_id": project_id, "day": key[1]},
+                {"$inc": {"messages": amount[0], "message_bytes": amount[1]}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except BaseException:
+            self._pending[key] += moved[0]
+            self._pending_bytes[key] += moved[1]
+            raise
+        finally:
+            self._fly(key, amount, -1)
+        assert doc is not None  # (upserted)
+        total = (int(doc["messages"]), int(doc["message_bytes"]))
+        self._stored.put(key, total)
+        return total
 
     async def flush(self) -> None:
         """Write the counts held in memory."""
@@ -102,7 +130,7 @@ class UsageStore:
         pending_bytes, self._pending_bytes = self._pending_bytes, Counter()
         keys = list(dict.fromkeys([*pending, *pending_bytes]))
         for key in keys:
-            self._in_flight[key] = (pending[key], pending_bytes[key])
+            self._fly(key, (pending[key], pending_bytes[key]), 1)
         for index, key in enumerate(keys):
             project_id, day = key
             increments = {"messages": pending[key], "message_bytes": pending_bytes[key]}
@@ -117,14 +145,22 @@ class UsageStore:
                 for left in keys[index:]:
                     self._pending[left] += pending[left]
                     self._pending_bytes[left] += pending_bytes[left]
-                    self._in_flight.pop(left, None)
+                    self._fly(left, (pending[left], pending_bytes[left]), -1)
                 raise
-            written = self._in_flight.pop(key)
+            written = (pending[key], pending_bytes[key])
+            self._fly(key, written, -1)
             cached = self._stored.get(key)
             if cached is not None:
                 # Read before this write, most likely; if after, this counts it twice for under
                 # a second, which refuses early rather than late.
                 self._stored.put(key, (cached[0] + written[0], cached[1] + written[1]))
+
+    def _fly(self, key: tuple[str, str], amount: tuple[int, int], sign: int) -> None:
+        """Note ``amount`` as being written (``sign`` 1) or no longer (-1)."""
+        self._flying[key] += sign * amount[0]
+        self._flying_bytes[key] += sign * amount[1]
+        if not (self._flying[key] or self._flying_bytes[key]):
+            del self._flying[key], self._flying_bytes[key]
 
     def start(self) -> None:
         """Start flushing every second in the background."""
@@ -211,7 +247,8 @@ class UsageStore:
             del self._pending[key]
         for key in [key for key in self._pending_bytes if key[0] == project_id]:
             del self._pending_bytes[key]
-        for key in [key for key in self._in_flight if key[0] == project_id]:
-            del self._in_flight[key]
+        for key in [key for key in self._flying if key[0] == project_id]:
+            self._flying.pop(key, None)
+            self._flying_bytes.pop(key, None)
         self._stored.drop((project_id, today()))
         await self.col.delete_many({"project_id": project_id})

@@ -64,6 +64,17 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def epoch_ms() -> int:
+    """Return the current time in milliseconds since the epoch.
+
+    Leases and deadlines the store compares are kept in this form, not as :func:`iso` strings:
+    the embedded database's ``find`` and ``update`` compare date-like strings only to the second
+    (its ``count_documents`` does not), so a string deadline in the current second would pass
+    for "now" (see ``tests/e2e/test_store_time_queries.py``).
+    """
+    return time.time_ns() // 1_000_000
+
+
 def iso(value: datetime) -> str:
     """Format a datetime as ISO 8601 UTC with milliseconds and a ``Z``, e.g. ``2026-01-02T03:04:05.678Z``.
 

@@ -268,7 +268,8 @@ class OwnerLeaseDoc(TypedDict):
 class LeaseDoc(TypedDict):
     """One document of ``presence_leases``: one open stream of an agent, renewed while it lives.
 
-    ``expires`` (ISO time) passes when its server stops renewing it; ``gc_at`` drops it later.
+    ``expires_ms`` (epoch milliseconds; ``expires`` is the same as ISO time, for servers of the
+    previous version) passes when its server stops renewing it; ``gc_at`` drops it later.
     """
 
     _id: str
@@ -277,6 +278,7 @@ class LeaseDoc(TypedDict):
     slug: str
     since: str
     expires: str
+    expires_ms: NotRequired[int]
     gc_at: datetime
 
 

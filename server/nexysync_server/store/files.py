@@ -7,7 +7,6 @@ times are ISO 8601 strings (they sort in time order), compared by the sweep.
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -16,17 +15,13 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from ..ids import iso, new_id, utcnow
+from ..ids import epoch_ms, iso, new_id, utcnow
 from .documents import AgentDoc, FileDoc
 from .failures import find_one_and_delete, find_one_and_update
 from .pages import page
 
 PENDING = "pending"
 READY = "ready"
-
-
-def _epoch_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _doc_id(project_id: str, file_id: str) -> str:
@@ -129,7 +124,7 @@ class FileStore:
         lease runs is refused. A holder that dies lets the lease run out, so the file is never stuck.
         """
         token = new_id()
-        now_ms = _epoch_ms()
+        now_ms = epoch_ms()
         key = _doc_id(project_id, file_id)
         # No ``$or`` beside other terms, and the lease's end as a number: the embedded database
         # gets an ``$or`` beside other conditions wrong, and compares date-like strings to the
@@ -145,7 +140,7 @@ class FileStore:
 
     async def renew_upload(self, project_id: str, file_id: str, token: str, lease_s: float) -> None:
         """Push back the end of an upload's lease (the upload is still receiving)."""
-        until = _epoch_ms() + int(lease_s * 1000)
+        until = epoch_ms() + int(lease_s * 1000)
         await self.col.update_one(
             {"_id": _doc_id(project_id, file_id), "upload_token": token}, {"$set": {"lease_until_ms": until}}
         )

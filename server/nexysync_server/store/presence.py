@@ -4,6 +4,12 @@ A stream holds a lease that its worker renews; a worker that dies stops renewing
 runs out, so nobody stays online forever. The per-agent state document turns many leases on
 many workers into single online/offline transitions: only the request whose conditional update
 flips it emits the ``presence_change`` event.
+
+A lease's end is compared as ``expires_ms`` (epoch milliseconds, see :func:`~..ids.epoch_ms`):
+compared as the ISO string ``expires``, the embedded database's ``find`` took a lease ending later
+in the current second for ended, so the sweep could end a live stream's lease up to a second
+early. ``expires`` is still written, for a server of the previous version running beside this one
+in a rollout; a lease only it wrote (no ``expires_ms``) is compared by that string, a second late.
 """
 
 from __future__ import annotations
@@ -16,11 +22,19 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..cache import TtlCache
-from ..ids import iso, new_id, utcnow
+from ..ids import epoch_ms, iso, new_id, utcnow
 from .documents import AgentRef, LeaseDoc, PresenceDoc
 
 # Leases are also dropped by a TTL index a day after they were made, whatever happened.
 _GARBAGE_AFTER = timedelta(days=1)
+# A lease written by the previous version has only ``expires``, compared to the second.
+_STRING_SLACK = timedelta(seconds=1)
+
+
+def _is_live(lease: LeaseDoc, now_ms: int) -> bool:
+    if "expires_ms" in lease:
+        return lease["expires_ms"] > now_ms
+    return lease["expires"] > iso(utcnow())
 
 
 class PresenceStore:
@@ -38,6 +52,7 @@ class PresenceStore:
         await self.leases.create_index("agent_id")
         await self.leases.create_index("project_id")
         await self.leases.create_index("expires")
+        await self.leases.create_index("expires_ms")
         await self.leases.create_index("gc_at", expireAfterSeconds=0)
         await self.states.create_index("project_id")
 
@@ -53,6 +68,7 @@ class PresenceStore:
                 "slug": agent["slug"],
                 "since": iso(now),
                 "expires": iso(now + timedelta(seconds=lease_s)),
+                "expires_ms": epoch_ms() + int(lease_s * 1000),
                 "gc_at": now + _GARBAGE_AFTER,
             }
         )
@@ -62,8 +78,11 @@ class PresenceStore:
     async def renew(self, lease_ids: list[str], lease_s: float) -> None:
         """Push the expiry of leases held by this process."""
         if lease_ids:
-            expires = iso(utcnow() + timedelta(seconds=lease_s))
-            await self.leases.update_many({"_id": {"$in": lease_ids}}, {"$set": {"expires": expires}})
+            expires = {
+                "expires": iso(utcnow() + timedelta(seconds=lease_s)),
+                "expires_ms": epoch_ms() + int(lease_s * 1000),
+            }
+            await self.leases.update_many({"_id": {"$in": lease_ids}}, {"$set": expires})
 
     async def release(self, lease_id: str) -> bool:
         """Drop a lease; tell whether this call dropped it."""
@@ -73,17 +92,26 @@ class PresenceStore:
 
     async def live_leases(self, agent_id: str) -> int:
         """Count an agent's unexpired leases, on any worker."""
-        return await self.leases.count_documents({"agent_id": agent_id, "expires": {"$gt": iso(utcnow())}})
+        now_ms = epoch_ms()
+        return sum([_is_live(lease, now_ms) async for lease in self.leases.find({"agent_id": agent_id})])
 
     async def expired(self, limit: int = 100) -> list[LeaseDoc]:
         """Return leases whose worker stopped renewing them."""
-        cursor = self.leases.find({"expires": {"$lte": iso(utcnow())}}).limit(limit)
-        return [doc async for doc in cursor]
+        found = [doc async for doc in self.leases.find({"expires_ms": {"$lte": epoch_ms()}}).limit(limit)]
+        if len(found) < limit:
+            # Written by the previous version only: its string, a second late rather than early.
+            ended = iso(utcnow() - _STRING_SLACK)
+            legacy = self.leases.find({"expires_ms": {"$exists": False}, "expires": {"$lte": ended}})
+            found += [doc async for doc in legacy.limit(limit - len(found))]
+        return found
 
     async def streaming(self, project_id: str) -> dict[str, str]:
         """Return slug -> earliest ``since`` of the project's agents holding a live stream."""
         online: dict[str, str] = {}
-        async for lease in self.leases.find({"project_id": project_id, "expires": {"$gt": iso(utcnow())}}):
+        now_ms = epoch_ms()
+        async for lease in self.leases.find({"project_id": project_id}):
+            if not _is_live(lease, now_ms):
+                continue
             slug = lease["slug"]
             if slug not in online or lease["since"] < online[slug]:
                 online[slug] = lease["since"]
@@ -95,8 +123,10 @@ class PresenceStore:
         missing = [agent_id for agent_id, streaming in known.items() if streaming is None]
         if missing:
             epoch = self._streaming.epoch
-            query = {"agent_id": {"$in": missing}, "expires": {"$gt": iso(utcnow())}}
-            live = {lease["agent_id"] async for lease in self.leases.find(query, {"agent_id": 1})}
+            now_ms = epoch_ms()
+            fields = {"agent_id": 1, "expires": 1, "expires_ms": 1}
+            leases = self.leases.find({"agent_id": {"$in": missing}}, fields)
+            live = {lease["agent_id"] async for lease in leases if _is_live(lease, now_ms)}
             for agent_id in missing:
                 known[agent_id] = agent_id in live
                 self._streaming.put(agent_id, agent_id in live, epoch)

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ..ids import new_id, utcnow
+from ..ids import epoch_ms, new_id, utcnow
 from .documents import OwnerLeaseDoc
 
 # Leases are also dropped by a TTL index a day after they were made, whatever happened.
 _GARBAGE_AFTER = timedelta(days=1)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class OwnerStreamLeases:
@@ -37,7 +32,7 @@ class OwnerStreamLeases:
     async def hold(self, user_id: str, lease_s: float) -> str:
         """Take a lease for one stream of ``user_id``; return its id."""
         lease_id = new_id()
-        expires_ms = _now_ms() + int(lease_s * 1000)
+        expires_ms = epoch_ms() + int(lease_s * 1000)
         await self.col.insert_one(
             {"_id": lease_id, "user_id": user_id, "expires_ms": expires_ms, "gc_at": utcnow() + _GARBAGE_AFTER}
         )
@@ -46,7 +41,7 @@ class OwnerStreamLeases:
     async def renew(self, lease_ids: list[str], lease_s: float) -> None:
         """Push the expiry of leases held by this process."""
         if lease_ids:
-            expires_ms = _now_ms() + int(lease_s * 1000)
+            expires_ms = epoch_ms() + int(lease_s * 1000)
             await self.col.update_many({"_id": {"$in": lease_ids}}, {"$set": {"expires_ms": expires_ms}})
 
     async def release(self, lease_id: str) -> None:
@@ -55,4 +50,4 @@ class OwnerStreamLeases:
 
     async def live(self, user_id: str) -> int:
         """Count a user's unexpired leases, on any worker."""
-        return await self.col.count_documents({"user_id": user_id, "expires_ms": {"$gt": _now_ms()}})
+        return await self.col.count_documents({"user_id": user_id, "expires_ms": {"$gt": epoch_ms()}})

@@ -51,6 +51,7 @@ async def swept(store: PresenceStore) -> set[str]:
 
 async def test_a_presence_lease_ending_later_this_second_is_live_and_not_swept(db: Any) -> None:
     store = PresenceStore(db, cache_ttl_s=0)
+    await store.ensure_indexes()
     agent = {"_id": new_id(), "project_id": new_id(), "slug": "a"}
     await early_in_a_second()
     lease_id = await store.hold(agent, lease_s=0.4)  # type: ignore[arg-type]
@@ -68,11 +69,13 @@ async def test_a_presence_lease_ending_later_this_second_is_live_and_not_swept(d
 
 async def test_a_lease_of_the_previous_version_is_swept_by_its_string_never_early(db: Any) -> None:
     store = PresenceStore(db, cache_ttl_s=0)
+    await store.ensure_indexes()
     agent_id, project_id = new_id(), new_id()
     await early_in_a_second()
     ends = utcnow() + timedelta(milliseconds=400)
     lease = {"_id": new_id(), "project_id": project_id, "agent_id": agent_id, "slug": "old"}
-    await db["presence_leases"].insert_one({**lease, "since": iso(utcnow()), "expires": iso(ends), "gc_at": ends})
+    old = {**lease, "since": iso(utcnow()), "expires": iso(ends), "gc_at": utcnow() + timedelta(days=1)}
+    await db["presence_leases"].insert_one(old)
     assert lease["_id"] not in await swept(store)
     assert await store.live_leases(agent_id) == 1
     await asyncio.sleep(1.5)

@@ -6,7 +6,11 @@ TTL fields are datetimes written once at insert, arrays that later take ``$addTo
 created empty at insert, arrays of documents are rewritten whole with ``$set`` (``$push`` of a
 document turns the array into JSON strings there), "not in array" is ``$nin`` (``$ne`` on an
 array matches every document there), ``_id`` is never part of a compound index,
-and ``$setOnInsert`` / ``replace_one(upsert=True)`` are not used.
+and ``$setOnInsert`` / ``replace_one(upsert=True)`` are not used. Times a query compares with
+"now" where early would be wrong (leases, claims) are epoch milliseconds (``find`` and ``update``
+there compare date-like strings only to the second, ``count_documents`` does not), and no ``$or``
+sits beside other terms. nx-27017 also ignores the database name: every database of one server
+shares its collections, so tests on one shared server tell their documents apart by id.
 """
 
 from __future__ import annotations

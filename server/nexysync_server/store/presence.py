@@ -98,12 +98,12 @@ class PresenceStore:
     async def expired(self, limit: int = 100) -> list[LeaseDoc]:
         """Return leases whose worker stopped renewing them."""
         found = [doc async for doc in self.leases.find({"expires_ms": {"$lte": epoch_ms()}}).limit(limit)]
-        if len(found) < limit:
-            # Written by the previous version only: its string, a second late rather than early.
-            ended = iso(utcnow() - _STRING_SLACK)
-            legacy = self.leases.find({"expires_ms": {"$exists": False}, "expires": {"$lte": ended}})
-            found += [doc async for doc in legacy.limit(limit - len(found))]
-        return found
+        # And those only the previous version wrote, by their string, a second late rather than
+        # early; a lease of this version found here too has ended anyway.
+        seen = {doc["_id"] for doc in found}
+        legacy = self.leases.find({"expires": {"$lte": iso(utcnow() - _STRING_SLACK)}}).limit(limit)
+        found += [doc async for doc in legacy if doc["_id"] not in seen]
+        return found[:limit]
 
     async def streaming(self, project_id: str) -> dict[str, str]:
         """Return slug -> earliest ``since`` of the project's agents holding a live stream."""

@@ -15,6 +15,8 @@ from nexysync_generated import load_spec, spec_path
 from .cdn.app import signer_for
 from .console.assets import Assets
 from .errors import database_error_handler, handle_service_error, handle_unexpected, serialize_problem
+from .metrics import HttpMetrics
+from .metrics import add_endpoint as add_metrics_endpoint
 from .middleware import Authentication, Component, Lifespan, RequestId
 from .realtime.hub import Hub
 from .realtime.keycheck import KeyCheck
@@ -85,7 +87,12 @@ def create_app(settings: Settings | None = None) -> Api:
     ]
     app = Api(
         hub,
-        middleware=[RequestId(), Lifespan(settings, store, components), Authentication(settings, store, services)],
+        middleware=[
+            RequestId(),
+            HttpMetrics(),
+            Lifespan(settings, store, components),
+            Authentication(settings, store, services),
+        ],
     )
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_problem)
@@ -97,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Api:
     # A database that is down or cannot write answers 503 with Retry-After, never a hang or a 500.
     app.add_error_handler(DatabaseError, database_error_handler(settings.database_retry_after_s))
 
+    add_metrics_endpoint(app, settings.metrics_token)
     app.add_route("/v1/openapi.yaml", health.Spec(spec_text))
     app.add_route("/v1/health/live", health.Live())
     app.add_route("/v1/health/ready", health.Ready(ctx, store.ping))

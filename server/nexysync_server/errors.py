@@ -188,8 +188,10 @@ def serialize_problem(req: falcon.asgi.Request, resp: falcon.asgi.Response, erro
     Falcon's default serializer answers ``application/json`` unless the client asks for
     problem+json; the contract promises problem+json always.
     """
+    body = problem_body(req, error)
+    req.context.problem_code = body["code"]  # for the metrics (see metrics.HttpMetrics)
     resp.content_type = PROBLEM_JSON
-    resp.text = json.dumps(problem_body(req, error))
+    resp.text = json.dumps(body)
 
 
 async def handle_unexpected(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from typing import Any
@@ -21,12 +23,14 @@ __all__ = [
     "ACCESS_LOG_FORMAT",
     "accesslog",
     "bind",
+    "child_exit",
     "control_socket_disable",
     "errorlog",
     "forwarded_allow_ips",
     "graceful_timeout",
     "keepalive",
     "loglevel",
+    "on_exit",
     "post_worker_init",
     "proc_name",
     "timeout",
@@ -118,6 +122,50 @@ def raise_descriptor_limit(wanted: int = WANTED_DESCRIPTORS) -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     return soft
+
+
+# --- metrics across workers (see nexysync_server/metrics.py) ------------------------------------
+#
+# prometheus-client picks its multiprocess mode when it is first imported, which happens in each
+# worker after the fork (the app is not preloaded): the directory must be in the environment by
+# then. Nothing this file imports pulls prometheus-client in (a test checks).
+
+_MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir(environ: MutableMapping[str, str] | None = None) -> tuple[str, bool]:
+    """Give the workers an empty directory for their metric files; return it and whether it is ours.
+
+    A directory the operator set is emptied (files of an earlier run would be added in); without
+    one, a fresh temporary directory is made, and removed when the server exits.
+    """
+    env = os.environ if environ is None else environ
+    given = env.get(_MULTIPROC_DIR_ENV)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for name in os.listdir(given):
+            if name.endswith(".db"):
+                os.remove(os.path.join(given, name))
+        return given, False
+    made = tempfile.mkdtemp(prefix="nexysync-metrics-")
+    env[_MULTIPROC_DIR_ENV] = made
+    return made, True
+
+
+_metrics_dir, _metrics_dir_is_ours = prepare_metrics_dir()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges (open streams) from the sum (gunicorn hook, in the master)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory this config made (gunicorn hook)."""
+    if _metrics_dir_is_ours:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
 raise_descriptor_limit()

@@ -23,7 +23,7 @@ from .store.indexing import Indexes
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Answered even while the database is unavailable.
-_WITHOUT_DATABASE = frozenset({"/v1/health/live", "/v1/openapi.yaml"})
+_WITHOUT_DATABASE = frozenset({"/v1/health/live", "/v1/openapi.yaml", "/metrics"})
 
 
 class RequestId:

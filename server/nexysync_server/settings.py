@@ -75,6 +75,8 @@ class Settings:
     quota_projects_per_user: int = 10
     max_streams_per_agent: int = 10
     max_owner_streams_per_user: int = 5
+    # The bearer token of /metrics on the API and the CDN; without it /metrics does not exist.
+    metrics_token: str = ""
     # Connections one worker serves at once (503 SERVER_BUSY beyond): an idle stream costs about
     # 21 KiB, so 10,000 take about 200 MiB beside the worker's 82 MiB at rest; lowered to fit the
     # descriptor limit. See connections.py.

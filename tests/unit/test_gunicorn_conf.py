@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import runpy
 import subprocess
 import sys
@@ -115,3 +116,27 @@ def test_the_shipped_units_allow_the_descriptors_streams_need() -> None:
     units = Path(__file__).resolve().parents[2] / "ops" / "systemd"
     for name in ("nexysync-api@.service", "nexysync-cdn.service", "haproxy.conf"):
         assert "LimitNOFILE=65536" in (units / name).read_text().splitlines(), name
+
+
+def test_the_config_leaves_prometheus_client_unimported_for_the_workers_to_load_in_multiprocess_mode() -> None:
+    # prometheus-client picks its mode at import: imported in the master before the directory is
+    # set, every forked worker would count only for itself and /metrics would show one worker.
+    code = (
+        "import sys, nexysync_server.gunicorn_conf, nexysync_server.serving; "
+        "import os; assert os.environ['PROMETHEUS_MULTIPROC_DIR']; "
+        "print('prometheus_client' in sys.modules)"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_a_metrics_directory_the_operator_set_is_emptied_and_kept(tmp_path: Path) -> None:
+    (tmp_path / "counter_123.db").write_bytes(b"old")
+    (tmp_path / "notes.txt").write_text("mine")
+    environ = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    assert gunicorn_conf.prepare_metrics_dir(environ) == (str(tmp_path), False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+    made, ours = gunicorn_conf.prepare_metrics_dir({})
+    assert ours and Path(made).is_dir() and not any(Path(made).iterdir())
+    Path(made).rmdir()

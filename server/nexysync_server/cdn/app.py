@@ -16,6 +16,8 @@ import falcon.asgi
 
 from ..errors import Problem, database_error_handler, database_unavailable, handle_unexpected, serialize_problem
 from ..ids import ULID_RE
+from ..metrics import HttpMetrics
+from ..metrics import add_endpoint as add_metrics_endpoint
 from ..middleware import RequestId
 from ..services.announcements import Announcements
 from ..settings import Settings
@@ -70,8 +72,8 @@ class _Lifespan:
         await self._store.events.ensure_indexes()
 
     async def process_request(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        """Refuse every request until the indexes are made."""
-        if not self._indexes.ready:
+        """Refuse every request until the indexes are made (but the metrics, which show that)."""
+        if not self._indexes.ready and req.path != "/metrics":
             raise database_unavailable("This CDN has not reached its database since it started", self._retry_after_s)
 
     async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
@@ -352,11 +354,14 @@ def create_cdn_app(settings: Settings | None = None) -> Cdn:
     blobs = Blobs(settings.files_dir)
     sweeper = Sweeper(store, blobs, settings.file_sweep_interval_s, settings.file_pending_ttl_s)
     releases = LeaseReleases(store.files)
-    app = Cdn(middleware=[RequestId(), _Lifespan(store, sweeper, releases, settings.database_retry_after_s)])
+    app = Cdn(
+        middleware=[RequestId(), HttpMetrics(), _Lifespan(store, sweeper, releases, settings.database_retry_after_s)]
+    )
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(DatabaseError, database_error_handler(settings.database_retry_after_s))
+    add_metrics_endpoint(app, settings.metrics_token)
     app.add_route("/health", Health(store))
     app.add_route(
         "/blobs/{project_id}/{file_id}", Blob(store, blobs, signer_for(settings), _upload_times(settings), releases)

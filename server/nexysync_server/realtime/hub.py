@@ -24,6 +24,7 @@ from typing import Any
 
 from ..background import Periodic
 from ..ids import utcnow
+from ..metrics import STREAMS_OPEN
 from ..store.documents import EventDoc
 from ..store.events import EventStore, contiguous, visible_to
 from ..store.failures import DatabaseError
@@ -138,6 +139,7 @@ class Hub:
                     self._feeds[project_id] = feed
         listener = Listener(project_id, agent_id, key_hash, self._queue_max, session_id)
         feed.listeners.add(listener)
+        STREAMS_OPEN.labels(_kind(listener)).inc()
         self._has_listeners.set()
         return listener, feed.delivered
 
@@ -158,9 +160,10 @@ class Hub:
     def unsubscribe(self, listener: Listener) -> None:
         """Remove a listener; forget the project when it was the last one."""
         feed = self._feeds.get(listener.project_id)
-        if feed is None:
+        if feed is None or listener not in feed.listeners:
             return
         feed.listeners.discard(listener)
+        STREAMS_OPEN.labels(_kind(listener)).dec()
         if not feed.listeners:
             del self._feeds[listener.project_id]
             self._opening.pop(listener.project_id, None)
@@ -290,6 +293,11 @@ class Hub:
             feed.delivered = lost_upto
             feed.gap_since = None
             self._release(feed)
+
+
+def _kind(listener: Listener) -> str:
+    """The ``kind`` label of a listener's stream: an agent's, or a project owner's."""
+    return "owner" if listener.agent_id is None else "agent"
 
 
 def _revoke(listeners: set[Listener], data: dict[str, Any]) -> None:

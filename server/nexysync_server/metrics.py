@@ -35,6 +35,8 @@ from prometheus_client import (
 
 #: The environment variable prometheus-client's multiprocess mode reads.
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The mode prometheus-client chose when it was imported (just above): later changes do not count.
+_MULTIPROCESS = bool(os.environ.get(MULTIPROC_DIR_ENV))
 
 HTTP_REQUESTS = Counter(
     "nexysync_http_requests_total",
@@ -57,6 +59,18 @@ STREAMS_OPEN = Gauge(
     "Server-Sent Event streams open now, by kind (agent, owner).",
     ["kind"],
     multiprocess_mode="livesum",
+)
+
+EVENTS_DELIVERED = Counter(
+    "nexysync_events_delivered_total",
+    "Events handed to open streams (one per stream), by event type.",
+    ["type"],
+)
+STREAMS_ENDED = Counter(
+    "nexysync_streams_ended_total",
+    "Streams the server ended, by reason: slow_consumer (its queue was full; the standard alert is "
+    "a rate above 0), revoked (its key or session ended), stopping (the server drains).",
+    ["reason"],
 )
 
 #: The route label of a request that matched no route (never the raw path: it may hold ids).
@@ -111,7 +125,7 @@ class MetricsEndpoint:
 
 def _registry() -> Any:
     """Return the registry to read: every worker's files in multiprocess mode, else this process's."""
-    if os.environ.get(MULTIPROC_DIR_ENV):
+    if _MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry

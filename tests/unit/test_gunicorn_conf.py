@@ -118,6 +118,15 @@ def test_the_shipped_units_allow_the_descriptors_streams_need() -> None:
         assert "LimitNOFILE=65536" in (units / name).read_text().splitlines(), name
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _metrics_dir_of_the_import() -> Any:
+    """Importing the config made a metrics directory and named it in the environment: undo both after."""
+    yield
+    if gunicorn_conf._metrics_dir_is_ours:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        gunicorn_conf.on_exit(None)
+
+
 def test_the_config_leaves_prometheus_client_unimported_for_the_workers_to_load_in_multiprocess_mode() -> None:
     # prometheus-client picks its mode at import: imported in the master before the directory is
     # set, every forked worker would count only for itself and /metrics would show one worker.

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..background import Periodic
 from ..ids import utcnow
-from ..metrics import STREAMS_OPEN
+from ..metrics import EVENTS_DELIVERED, STREAMS_ENDED, STREAMS_OPEN
 from ..store.documents import EventDoc
 from ..store.events import EventStore, contiguous, visible_to
 from ..store.failures import DatabaseError
@@ -42,6 +42,10 @@ REVOKED = "revoked"
 KEY_REVOKED = "key_revoked"
 #: ``agent_id`` of a ``key_revoked`` event that revokes every key of the project (it was deleted).
 ALL_AGENTS = "*"
+
+
+#: The ``reason`` label of a stream the server ends, by the marker that ends it.
+_END_REASONS: dict[str | None, str] = {OVERFLOW: "slow_consumer", REVOKED: "revoked", None: "stopping"}
 
 
 @dataclass(eq=False)
@@ -74,12 +78,14 @@ class Listener:
             self.end(OVERFLOW)
             return
         self.queue.put_nowait(event)
+        EVENTS_DELIVERED.labels(event["type"]).inc()
 
     def end(self, marker: str | None) -> None:
         """End the stream after what it has queued (``None``), or at once, dropping the queue (a reason)."""
         if self.ended:
             return
         self.ended = True
+        STREAMS_ENDED.labels(_END_REASONS.get(marker, "other")).inc()
         if marker is not None:
             # What was queued is not sent: the client gets it again from the log when it resumes.
             while not self.queue.empty():

@@ -6,7 +6,7 @@ with one conditional ``$inc`` each, exact under any concurrency (the first reser
 send is reserved in this process's memory at once (so this process never overshoots) and checked
 against today's count as stored, read at most once a second, which keeps a database write off
 every send far from the quota. Near it a process works on its share of what is left, as the rate
-limiter does (:func:`~.limits.must_settle`): a send that would take its unwritten count past an
+limiter does (:func:`~.limits.must_settle`): a send that would take its unwritten count past a
 sixteenth of what is left writes it, and itself, at once, and is stored only if the new totals
 are within the quota; so four workers together overshoot by at most 3/16 of it.
 """

@@ -29,6 +29,12 @@ def today() -> str:
     return utcnow().strftime("%Y-%m-%d")
 
 
+def _day_document(key: tuple[str, str]) -> dict[str, str]:
+    """The ``usage_daily`` document of a (project, day) key, as a filter that upserts it whole."""
+    project_id, day = key
+    return {"_id": f"{project_id}:{day}", "project_id": project_id, "day": day}
+
+
 def _storage_id(project_id: str) -> str:
     return f"{project_id}:storage"
 
@@ -108,7 +114,7 @@ class UsageStore:
         self._fly(key, amount, 1)
         try:
             doc = await self.col.find_one_and_update(
-                {"_id": f"{project_id}:{key[1]}", "project_id": project_id, "day": key[1]},
+                _day_document(key),
                 {"$inc": {"messages": amount[0], "message_bytes": amount[1]}},
                 upsert=True,
                 return_document=ReturnDocument.AFTER,
@@ -132,14 +138,9 @@ class UsageStore:
         for key in keys:
             self._fly(key, (pending[key], pending_bytes[key]), 1)
         for index, key in enumerate(keys):
-            project_id, day = key
             increments = {"messages": pending[key], "message_bytes": pending_bytes[key]}
             try:
-                await self.col.update_one(
-                    {"_id": f"{project_id}:{day}", "project_id": project_id, "day": day},
-                    {"$inc": increments},
-                    upsert=True,
-                )
+                await self.col.update_one(_day_document(key), {"$inc": increments}, upsert=True)
             except Exception:
                 # Keep what was not written, to try again on the next flush.
                 for left in keys[index:]:

@@ -66,7 +66,13 @@ def create_app(settings: Settings | None = None) -> Api:
         settings = dataclasses.replace(settings, cdn_secret=secrets.token_urlsafe(32))
     spec_text = spec_path().read_text(encoding="utf-8")
     store = Store(settings)
-    hub = Hub(store.events, settings.event_gap_wait_s, settings.event_poll_interval_s, settings.stream_queue_max)
+    hub = Hub(
+        store.events,
+        settings.event_gap_wait_s,
+        settings.event_poll_interval_s,
+        settings.stream_queue_max,
+        settings.max_streams_per_worker,
+    )
     hub.on_revoked(store.agents.forget)  # another worker's revocation reaches this one's key cache
     services = Services.build(settings, store, hub)
     ctx = Context(

@@ -77,13 +77,18 @@ def _problem(status: int, reason: str, code: str, detail: str, headers: dict[str
 
 
 class _Throttled:
-    """Log one warning per kind at most every :data:`_WARN_EVERY_S`, with the count since the last."""
+    """Count every refusal in the metrics; log one warning per kind at most every :data:`_WARN_EVERY_S`."""
 
     def __init__(self) -> None:
         self._last: dict[str, float] = {}
         self._count: dict[str, int] = {}
 
     def warn(self, kind: str, message: str) -> None:
+        # Imported here, in the worker: the gunicorn master imports this module, and must not
+        # import prometheus-client (its multiprocess mode is chosen at import; see metrics.py).
+        from .metrics import CONNECTIONS_REFUSED
+
+        CONNECTIONS_REFUSED.labels(kind).inc()
         self._count[kind] = self._count.get(kind, 0) + 1
         now = time.monotonic()
         if now - self._last.get(kind, -_WARN_EVERY_S) >= _WARN_EVERY_S:
@@ -118,7 +123,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._make_room()
         if len(self.connections) > self.max_connections + self.overflow:
             limit = self.max_connections + self.overflow
-            _warnings.warn("overflow", f"more than {limit} connections: closing new ones unread")
+            _warnings.warn("aborted", f"more than {limit} connections: closing new ones unread")
             self.connections.discard(self)
             transport.abort()
             return
@@ -172,7 +177,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._disarm_header_deadline()
         if self.transport.is_closing():
             return
-        _warnings.warn("headers", "request headers too slow: answering 408 REQUEST_TIMEOUT")
+        _warnings.warn("header_timeout", "request headers too slow: answering 408 REQUEST_TIMEOUT")
         self._reply_and_close(
             _problem(
                 408,

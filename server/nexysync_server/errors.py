@@ -16,12 +16,14 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from .metrics import DATABASE_ERRORS, LIMIT_REFUSALS
 from .services.errors import (
     Conflict,
     Forbidden,
     LimitReached,
     NotFound,
     PreconditionFailed,
+    QuotaExceeded,
     ServiceError,
     TooLarge,
     Unauthenticated,
@@ -126,6 +128,8 @@ async def handle_service_error(
     req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: ServiceError, params: dict[str, Any]
 ) -> None:
     """Answer a domain error raised anywhere in a request (middleware included) as its problem."""
+    if isinstance(ex, LimitReached | QuotaExceeded):
+        LIMIT_REFUSALS.labels(ex.limit_name).inc()
     respond(req, resp, problem_from(ex))
 
 
@@ -153,6 +157,7 @@ def database_error_handler(retry_after_s: int) -> Callable[..., Awaitable[None]]
     async def handle(
         req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: DatabaseError, params: dict[str, Any]
     ) -> None:
+        DATABASE_ERRORS.labels("request").inc()
         reason = database_trouble(ex)
         if reason is None:
             await handle_unexpected(req, resp, ex, params)

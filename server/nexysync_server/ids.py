@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -73,6 +74,15 @@ def epoch_ms() -> int:
     for "now" (see ``tests/e2e/test_store_time_queries.py``).
     """
     return time.time_ns() // 1_000_000
+
+
+@functools.lru_cache(maxsize=4096)
+def stored_at(created_at: str) -> float:
+    """Return an :func:`iso` time as seconds since the epoch (an event's, for the lag metrics).
+
+    Cached: a broadcast asks once per stream for the same event's time.
+    """
+    return datetime.fromisoformat(created_at).timestamp()
 
 
 def iso(value: datetime) -> str:

@@ -73,6 +73,54 @@ STREAMS_ENDED = Counter(
     ["reason"],
 )
 
+FANOUT_DURATION = Histogram(
+    "nexysync_fanout_duration_seconds",
+    "Time to hand one event to every stream of this process that follows its project (a broadcast's "
+    "fan-out; the writes to the sockets follow in each stream's task).",
+    buckets=(0.00001, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+EVENT_LAG = Histogram(
+    "nexysync_event_lag_seconds",
+    "From an event being stored to its being written to a stream, for live events (a replay after a "
+    "reconnection is not lag). The clock is the event's created_at, to the millisecond.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+WATCHER_POLLS = Counter(
+    "nexysync_watcher_polls_total",
+    "Reads of the event log's change stream, by result: event (news for this process's streams), "
+    "seen (written here or brought by the sweeper already, or of a project with no stream here), empty.",
+    ["result"],
+)
+WATCHER_LAG = Histogram(
+    "nexysync_watcher_lag_seconds",
+    "From an event being stored (by another process) to the change stream bringing it here, for news only.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+DATABASE_ERRORS = Counter(
+    "nexysync_database_errors_total",
+    "Database operations that failed, by source: request (answered 503 or 500), watcher, sweeper.",
+    ["source"],
+)
+LIMIT_REFUSALS = Counter(
+    "nexysync_limit_refusals_total",
+    "Requests refused by a limit, by limit: rate limits and streams (429; agent_requests, user_requests, "
+    "auth_ip, login_account, login_account_ip, register_ip, streams_per_agent) and quotas (403 "
+    "QUOTA_EXCEEDED; messages_per_day, message_bytes_per_day, agents, projects, ...).",
+    ["limit"],
+)
+CONNECTIONS_REFUSED = Counter(
+    "nexysync_connections_refused_total",
+    "Connections a worker answered or closed before any request reached the app, by reason: "
+    "header_timeout (408: headers too slow, or cut to make room), busy (503 SERVER_BUSY), aborted "
+    "(past the cap and its overflow, closed unread).",
+    ["reason"],
+)
+CDN_BYTES = Counter(
+    "nexysync_cdn_bytes_total",
+    "File content through the CDN, by direction (upload: stored; download: sent).",
+    ["direction"],
+)
+
 #: The route label of a request that matched no route (never the raw path: it may hold ids).
 UNMATCHED = "unmatched"
 _EVENT_STREAM = "text/event-stream"

@@ -81,6 +81,10 @@ class Settings:
     # 21 KiB, so 10,000 take about 200 MiB beside the worker's 82 MiB at rest; lowered to fit the
     # descriptor limit. See connections.py.
     max_connections_per_worker: int = 10_000
+    # Streams one worker holds at once (503 SERVER_BUSY with Retry-After beyond, so the client or
+    # HAProxy opens it on another worker); half the connection cap, so requests always get in.
+    # See "Capacity" in the README for the figures it is sized from.
+    max_streams_per_worker: int = 5_000
     # How long a request's headers may take to arrive (408 beyond).
     header_timeout_s: float = 10.0
     stream_queue_max: int = 1000

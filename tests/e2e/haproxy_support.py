@@ -12,7 +12,6 @@ import contextlib
 import datetime
 import ipaddress
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from debian_packages import MissingPackage, debian_binary
 from nexysync_server.store.embedded import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,26 +48,13 @@ class StackError(RuntimeError):
 def haproxy_binary() -> str:
     """Return HAProxy's path, installing Debian's package first when it is missing and we are root.
 
-    CI runs as root on a fresh machine: the project's own files install what its tests need.
-
     Raises:
         StackError: HAProxy is missing and cannot be installed (not root, or apt failed).
     """
-    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise StackError("haproxy is not installed and only root may install it (apt-get install -y haproxy)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    # Another apt run (a parallel job installing its own package) may hold the lock: wait for it.
-    install = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends", "haproxy"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        # A fresh machine may have no package lists yet.
-        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "update"], env=env, capture_output=True)
-        result = subprocess.run(install, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise StackError(f"apt-get install haproxy failed:\n{result.stdout}\n{result.stderr}")
-    return shutil.which("haproxy") or "/usr/sbin/haproxy"
+    try:
+        return debian_binary("haproxy", "haproxy")
+    except MissingPackage as exc:
+        raise StackError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

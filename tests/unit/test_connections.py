@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from metric_samples import sample
 
 from nexysync_server import connections
 from nexysync_server.connections import guarded_protocol
@@ -82,6 +83,7 @@ async def serve() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
 
 
 async def test_headers_that_never_finish_get_408_problem_json_and_the_connection_closes(serve: Any) -> None:
+    counted = sample("nexysync_connections_refused_total", reason="header_timeout")
     running = await serve(max_connections=10, header_timeout_s=0.5)
     reader, writer = await running.open()
     writer.write(b"GET /x HTTP/1.1\r\nHost: t\r\n")
@@ -92,6 +94,7 @@ async def test_headers_that_never_finish_get_408_problem_json_and_the_connection
     assert headers["content-type"] == "application/problem+json"
     assert json.loads(body)["code"] == "REQUEST_TIMEOUT"
     assert 0.4 < time.monotonic() - started < 2
+    assert sample("nexysync_connections_refused_total", reason="header_timeout") == counted + 1
 
 
 async def test_a_trickle_of_header_bytes_does_not_extend_the_deadline(serve: Any) -> None:
@@ -124,8 +127,10 @@ async def test_beyond_the_cap_a_request_gets_503_server_busy_with_retry_after(se
         writer.write(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n")
         assert b"open" in await asyncio.wait_for(reader.readuntil(b"open\n"), 5)
         held.append(writer)
+    counted = sample("nexysync_connections_refused_total", reason="busy")
     status, headers, body = await running.get()
     assert status == 503
+    assert sample("nexysync_connections_refused_total", reason="busy") == counted + 1
     assert headers["retry-after"] == str(connections.BUSY_RETRY_AFTER_S)
     problem = json.loads(body)
     assert problem["code"] == "SERVER_BUSY" and problem["status"] == 503

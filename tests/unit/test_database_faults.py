@@ -8,6 +8,7 @@ import errno
 from typing import Any
 
 import pytest
+from metric_samples import sample
 from pymongo.errors import (
     AutoReconnect,
     BulkWriteError,
@@ -20,6 +21,7 @@ from pymongo.errors import (
 from nexysync_server import cli
 from nexysync_server.cdn.leases import LeaseReleases
 from nexysync_server.errors import database_unavailable
+from nexysync_server.ids import iso, utcnow
 from nexysync_server.realtime.watcher import Watcher
 from nexysync_server.store.blobs import volume_full
 from nexysync_server.store.embedded import EmbeddedMongoError
@@ -139,6 +141,7 @@ class _Hub:
 async def test_the_watcher_catches_up_from_the_log_once_it_reconnects(failures: int, catch_ups: int) -> None:
     hub = _Hub()
     events = _Events(hub, failures)
+    errors_before = sample("nexysync_database_errors_total", source="watcher")
     watcher = Watcher(_log(events), hub)  # type: ignore[arg-type]
     watcher.start()
     try:
@@ -146,6 +149,7 @@ async def test_the_watcher_catches_up_from_the_log_once_it_reconnects(failures: 
     finally:
         await watcher.stop()
     assert events.opened == 1
+    assert sample("nexysync_database_errors_total", source="watcher") == errors_before + failures
     # Caught up only after a failure: what was written meanwhile is read from the log.
     assert hub.catch_ups == catch_ups
     assert hub.published == [7]
@@ -172,7 +176,14 @@ class _Scripted:
             self._hub.listening = False
             return None
         seq = self._script.pop(0)
-        return None if seq is None else {"operationType": "insert", "fullDocument": {"project_id": "p", "seq": seq}}
+        return (
+            None
+            if seq is None
+            else {
+                "operationType": "insert",
+                "fullDocument": {"project_id": "p", "seq": seq, "created_at": iso(utcnow())},
+            }
+        )
 
 
 class _NewsHub(_Hub):

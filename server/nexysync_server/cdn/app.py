@@ -16,7 +16,7 @@ import falcon.asgi
 
 from ..errors import Problem, database_error_handler, database_unavailable, handle_unexpected, serialize_problem
 from ..ids import ULID_RE
-from ..metrics import HttpMetrics
+from ..metrics import CDN_BYTES, HttpMetrics
 from ..metrics import add_endpoint as add_metrics_endpoint
 from ..middleware import RequestId
 from ..services.announcements import Announcements
@@ -294,6 +294,7 @@ async def _receive(
                     detail = f"No byte of the upload arrived for {timeout_s:g} s; it was cut. Upload again."
                 raise Problem(408, "UPLOAD_TIMEOUT", detail, headers={"Connection": "close"}) from None
             received += len(chunk)
+            CDN_BYTES.labels("upload").inc(len(chunk))
             if received > size:
                 raise _too_large(size)
             # Plain writes of the (at most 64 KiB) chunks the server hands over: they land in the
@@ -315,6 +316,7 @@ async def _read(path: Path, first: int, length: int) -> AsyncIterator[bytes]:
                 return
             left -= len(chunk)
             yield chunk
+            CDN_BYTES.labels("download").inc(len(chunk))
 
 
 class Health:

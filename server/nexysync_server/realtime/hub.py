@@ -24,7 +24,7 @@ from typing import Any
 
 from ..background import Periodic
 from ..ids import utcnow
-from ..metrics import EVENTS_DELIVERED, STREAMS_ENDED, STREAMS_OPEN
+from ..metrics import DATABASE_ERRORS, EVENTS_DELIVERED, FANOUT_DURATION, STREAMS_ENDED, STREAMS_OPEN
 from ..store.documents import EventDoc
 from ..store.events import EventStore, contiguous, visible_to
 from ..store.failures import DatabaseError
@@ -109,11 +109,21 @@ class Hub:
         gap_wait_s: How long to wait for a missing ``seq`` before taking it as lost.
         sweep_interval_s: How often to read the log for events the watcher did not bring.
         queue_max: The most events a stream may have waiting (0: no bound).
+        max_listeners: The most streams this process holds at once (0: no bound); see :attr:`full`.
     """
 
-    def __init__(self, events: EventStore, gap_wait_s: float, sweep_interval_s: float, queue_max: int = 0) -> None:
+    def __init__(
+        self,
+        events: EventStore,
+        gap_wait_s: float,
+        sweep_interval_s: float,
+        queue_max: int = 0,
+        max_listeners: int = 0,
+    ) -> None:
         self._events = events
         self._queue_max = queue_max
+        self._max_listeners = max_listeners
+        self._listener_count = 0
         self._gap_wait_s = gap_wait_s
         self._sweep_interval_s = sweep_interval_s
         self._feeds: dict[str, _Feed] = {}
@@ -145,6 +155,7 @@ class Hub:
                     self._feeds[project_id] = feed
         listener = Listener(project_id, agent_id, key_hash, self._queue_max, session_id)
         feed.listeners.add(listener)
+        self._listener_count += 1
         STREAMS_OPEN.labels(_kind(listener)).inc()
         self._has_listeners.set()
         return listener, feed.delivered
@@ -169,6 +180,7 @@ class Hub:
         if feed is None or listener not in feed.listeners:
             return
         feed.listeners.discard(listener)
+        self._listener_count -= 1
         STREAMS_OPEN.labels(_kind(listener)).dec()
         if not feed.listeners:
             del self._feeds[listener.project_id]
@@ -185,6 +197,15 @@ class Hub:
     def listeners(self) -> list[Listener]:
         """Return every listener of this process."""
         return [listener for feed in self._feeds.values() for listener in feed.listeners]
+
+    @property
+    def full(self) -> bool:
+        """Tell whether this process holds as many streams as it may: a new one should go elsewhere.
+
+        A stream that is refused here costs its client one retry on another worker (or server);
+        one accepted past what a worker can carry slows every stream of that worker.
+        """
+        return bool(self._max_listeners) and self._listener_count >= self._max_listeners
 
     def has_listeners(self) -> bool:
         """Tell whether any stream of this process is open."""
@@ -230,9 +251,11 @@ class Hub:
             if event["type"] == KEY_REVOKED:
                 _revoke(feed.listeners, event["data"])
                 continue
+            started = time.perf_counter()
             for listener in feed.listeners:
                 if visible_to(event, listener.agent_id):
                     listener.offer(event)
+            FANOUT_DURATION.observe(time.perf_counter() - started)
         if feed.pending:
             if feed.gap_since is None:
                 feed.gap_since = time.monotonic()
@@ -271,6 +294,7 @@ class Hub:
             try:
                 await self.sweep(project_id)
             except DatabaseError as exc:
+                DATABASE_ERRORS.labels("sweeper").inc()
                 # The database is down or restarting: one line per attempt, not a traceback.
                 log.warning("reading the event log of project %s failed (%s); retrying", project_id, exc)
             except Exception:

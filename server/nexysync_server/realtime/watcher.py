@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from ..background import cancel_and_wait
+from ..ids import stored_at
+from ..metrics import DATABASE_ERRORS, WATCHER_LAG, WATCHER_POLLS
 from ..store.events import EventStore
 from ..store.failures import DatabaseError
 from .hub import Hub
@@ -64,6 +67,7 @@ class Watcher:
             except asyncio.CancelledError:
                 raise
             except DatabaseError as exc:
+                DATABASE_ERRORS.labels("watcher").inc()
                 log.warning("event change stream failed (%s); the sweeper covers, retrying in %.2g s", exc, delay)
             except Exception:
                 log.exception("event watcher failed; the sweeper covers, retrying in %.2g s", delay)
@@ -90,15 +94,18 @@ class Watcher:
             while self._hub.has_listeners():
                 changed, document = await feed.next()
                 if not changed:
+                    WATCHER_POLLS.labels("empty").inc()
                     # A database that honours maxAwaitTimeMS waited already; one that answers
                     # at once (the embedded one) would be polled in a tight loop.
                     await asyncio.sleep(idle_s)
                     idle_s = min(idle_s * 2, _IDLE_MAX_S)
                     continue
-                if document is None:
+                if document is None or not self._hub.publish(document):
+                    WATCHER_POLLS.labels("seen").inc()
                     continue
-                if self._hub.publish(document):
-                    # Events of other processes are flowing: poll at once again. Events this
-                    # process wrote came to its streams without the watcher; polling fast for
-                    # them would only take the database's time from the writes.
-                    idle_s = _IDLE_MIN_S
+                WATCHER_POLLS.labels("event").inc()
+                WATCHER_LAG.observe(max(0.0, time.time() - stored_at(document["created_at"])))
+                # Events of other processes are flowing: poll at once again. Events this process
+                # wrote came to its streams without the watcher; polling fast for them would only
+                # take the database's time from the writes.
+                idle_s = _IDLE_MIN_S

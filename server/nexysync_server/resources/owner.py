@@ -14,14 +14,13 @@ import falcon.asgi
 
 from .. import caller, params
 from ..cdn.signing import UrlSigner
-from ..errors import Problem
 from ..realtime.hub import Hub
 from ..services.presence import TooManyStreams
 from . import Context, actor, page_body
 from .files import FileUrls, files_page
 from .kv import entries_page
 from .projects import owned_project
-from .realtime import Stream, last_event_id, max_duration, stream_limit
+from .realtime import Stream, admit, last_event_id, max_duration, stream_limit
 from .refs import refs_page
 
 
@@ -104,8 +103,7 @@ class OwnerStream(Stream):
         last = last_event_id(req)
         token_left = access.expires_at - time.time()
         duration = max_duration(req, max(0.1, min(settings.stream_max_duration_s, token_left)))
-        if self._hub.draining:
-            raise Problem(503, "SERVER_DRAINING", "This server is stopping; reconnect.", headers={"Retry-After": "1"})
+        admit(self._hub)
         owner_streams = self._ctx.services.owner_streams
         try:
             lease_id = await owner_streams.connect(access.user_id)
@@ -114,6 +112,7 @@ class OwnerStream(Stream):
                 f"You hold {owner_streams.max_per_user} open project streams, as many as you may; close one "
                 "(a stream that died is let go within a lease).",
                 settings.presence_lease_s,
+                "owner_streams_per_user",
             ) from exc
         try:
             await self._ctx.services.audit.record(actor(req), project_id, "owner.stream.open", f"project:{project_id}")

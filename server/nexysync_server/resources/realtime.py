@@ -13,6 +13,8 @@ from falcon.asgi import SSEvent
 
 from .. import caller, params, views
 from ..errors import Problem
+from ..ids import stored_at
+from ..metrics import EVENT_LAG, LIMIT_REFUSALS
 from ..realtime.hub import OVERFLOW, REVOKED, Hub, Listener
 from ..services.feed import resume
 from ..services.presence import TooManyStreams
@@ -40,13 +42,38 @@ def max_duration(req: falcon.asgi.Request, limit: float) -> float:
     return min(float(raw), limit)
 
 
-def stream_limit(detail: str, lease_s: float) -> Problem:
+def stream_limit(detail: str, lease_s: float, limit_name: str) -> Problem:
     """Return the 429 of a stream past its limit: retry once a dead stream's lease can have run out."""
+    LIMIT_REFUSALS.labels(limit_name).inc()
     return Problem(429, "STREAM_LIMIT", detail, headers={"Retry-After": str(max(1, int(lease_s)))})
 
 
 def _sse(event: EventBody) -> SSEvent:
     return SSEvent(event=event["type"], event_id=str(event["seq"]), json=views.event(event))
+
+
+#: The ``Retry-After`` of a stream refused because its worker is full, in seconds.
+BUSY_RETRY_S = 1
+
+
+def admit(hub: Hub) -> None:
+    """Refuse a new stream with 503 when this worker is stopping or holds as many as it may.
+
+    Either way the client (or HAProxy, which retries a 503 on another server) should open it
+    elsewhere soon: ``Retry-After`` says when. A full worker refuses streams only; its requests
+    are still served.
+    """
+    if hub.draining:
+        raise Problem(503, "SERVER_DRAINING", "This server is stopping; reconnect.", headers={"Retry-After": "1"})
+    if hub.full:
+        LIMIT_REFUSALS.labels("streams_per_worker").inc()
+        raise Problem(
+            503,
+            "SERVER_BUSY",
+            "This server process holds as many streams as it may (NEXYSYNC_MAX_STREAMS_PER_WORKER); "
+            "reconnect, and you will be served by another one.",
+            headers={"Retry-After": str(BUSY_RETRY_S)},
+        )
 
 
 class _Places(Protocol):
@@ -70,8 +97,7 @@ class Stream:
         """Open the stream: replay what the caller missed, then follow live."""
         last = last_event_id(req)
         duration = max_duration(req, self._ctx.settings.stream_max_duration_s)
-        if self._hub.draining:
-            raise Problem(503, "SERVER_DRAINING", "This server is stopping; reconnect.", headers={"Retry-After": "1"})
+        admit(self._hub)
         agent = caller.agent(req)
         settings = self._ctx.settings
         listener, settled = await self._hub.subscribe(agent["project_id"], agent["_id"], agent["key_hash"])
@@ -83,6 +109,7 @@ class Stream:
                 f"This agent holds {settings.max_streams_per_agent} open streams, as many as it may; "
                 "close one (a stream that died is let go within a heartbeat or a lease).",
                 settings.presence_lease_s,
+                "streams_per_agent",
             ) from exc
         except BaseException:
             self._hub.unsubscribe(listener)
@@ -133,6 +160,7 @@ class Stream:
                     continue
                 sent = event["seq"]
                 yield _sse(event)
+                EVENT_LAG.observe(max(0.0, time.time() - stored_at(event["created_at"])))
         finally:
             self._hub.unsubscribe(listener)
             await self._places.disconnect(lease_id)

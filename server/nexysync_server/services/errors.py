@@ -49,10 +49,12 @@ class QuotaExceeded(Forbidden):
 
     Args:
         detail: Which quota, and what to do.
+        limit_name: The quota's name for the metrics (``messages_per_day``, ``agents``, ...).
     """
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, limit_name: str) -> None:
         super().__init__("QUOTA_EXCEEDED", detail)
+        self.limit_name = limit_name
 
 
 class TooLarge(ServiceError):
@@ -71,9 +73,11 @@ class LimitReached(ServiceError):
         detail: Which limit, in a sentence that already says when to retry.
         limit: The number the window allows.
         reset_s: Seconds until the window ends.
+        limit_name: The limit's name for the metrics (``agent_requests``, ``auth_ip``, ...).
     """
 
-    def __init__(self, code: str, detail: str, limit: int, reset_s: int) -> None:
+    def __init__(self, code: str, detail: str, limit: int, reset_s: int, limit_name: str) -> None:
         super().__init__(code, detail)
         self.limit = limit
         self.reset_s = reset_s
+        self.limit_name = limit_name

@@ -133,6 +133,7 @@ class RateLimiter:
             f"This {self._caller} made {self._limit} requests this minute; retry in {reset_s} s.",
             self._limit,
             reset_s,
+            f"{self._caller}_requests",
         )
 
     async def _settle(self, key: tuple[str, int]) -> int:
@@ -198,7 +199,8 @@ class _Rule:
 
 
 def _refusal(rule: _Rule, reset_s: int) -> LimitReached:
-    return LimitReached(rule.code, f"{rule.detail}; retry in {reset_s} s.", rule.limit, reset_s)
+    name = rule.kind.replace("-", "_")
+    return LimitReached(rule.code, f"{rule.detail}; retry in {reset_s} s.", rule.limit, reset_s, name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,8 @@ from .errors import QuotaExceeded
 from .limits import must_settle
 
 
-def _exceeded(what: str, limit: int) -> QuotaExceeded:
-    return QuotaExceeded(f"The project has reached its quota of {limit} {what}; ask its owner to raise it.")
+def _exceeded(what: str, limit: int, name: str) -> QuotaExceeded:
+    return QuotaExceeded(f"The project has reached its quota of {limit} {what}; ask its owner to raise it.", name)
 
 
 #: A record written within the storage quota (a file, a reference).
@@ -71,9 +71,9 @@ class Quotas:
         """Refuse when today's messages would be ``count`` messages of ``sent_bytes`` in all, past a quota."""
         settings = self._settings
         if count > settings.quota_messages_per_day:
-            raise _exceeded("messages per day", settings.quota_messages_per_day)
+            raise _exceeded("messages per day", settings.quota_messages_per_day, "messages_per_day")
         if sent_bytes > settings.quota_message_mb_per_day * 1024 * 1024:
-            raise _exceeded("MB of messages per day", settings.quota_message_mb_per_day)
+            raise _exceeded("MB of messages per day", settings.quota_message_mb_per_day, "message_bytes_per_day")
 
     def release_message(self, project_id: str, size: int) -> None:
         """Give back a send reserved with :meth:`reserve_message` that stored nothing."""
@@ -84,7 +84,7 @@ class Quotas:
         limit = self._settings.quota_projects_per_user
         owned = await self._store.projects.count_owned(user_id)
         if not await self._store.usage.reserve_project(user_id, limit, owned):
-            raise QuotaExceeded(f"This account owns {limit} projects, as many as it may; delete one first.")
+            raise QuotaExceeded(f"This account owns {limit} projects, as many as it may; delete one first.", "projects")
 
     async def release_project(self, user_id: str) -> None:
         """Give back one project of ``user_id``."""
@@ -98,7 +98,7 @@ class Quotas:
         limit = self._settings.quota_agents
         count = await self._store.agents.count(project_id)
         if not await self._store.usage.reserve_agent(project_id, limit, count):
-            raise _exceeded("agents", limit)
+            raise _exceeded("agents", limit, "agents")
 
     async def release_agent(self, project_id: str) -> None:
         """Give back one agent of the project."""
@@ -112,7 +112,7 @@ class Quotas:
         """
         limit_mb = self._settings.quota_storage_mb
         if not await self._store.usage.reserve_storage(project_id, size, limit_mb * 1024 * 1024):
-            raise _exceeded("MB of storage", limit_mb)
+            raise _exceeded("MB of storage", limit_mb, "storage_bytes")
 
     async def release_storage(self, project_id: str, size: int) -> None:
         """Give back ``size`` stored bytes."""

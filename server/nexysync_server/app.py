@@ -15,6 +15,7 @@ from nexysync_generated import load_spec, spec_path
 from .cdn.app import signer_for
 from .console.assets import Assets
 from .errors import database_error_handler, handle_service_error, handle_unexpected, serialize_problem
+from .logs import access_log
 from .metrics import HttpMetrics
 from .metrics import add_endpoint as add_metrics_endpoint
 from .middleware import Authentication, Component, Lifespan, RequestId
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Api:
         hub,
         middleware=[
             RequestId(),
+            *access_log(settings),
             HttpMetrics(),
             Lifespan(settings, store, components),
             Authentication(settings, store, services),

@@ -20,6 +20,7 @@ from types import FrameType
 
 import uvicorn
 
+from . import logs
 from .cdn.signing import redact_access_logs
 from .connections import guarded_protocol
 from .serving import DrainingServer
@@ -346,6 +347,7 @@ def _run_api(
             timeout_graceful_shutdown=10,
             forwarded_allow_ips=forwarded_allow_ips,
             http=http,
+            **logs.uvicorn_options(settings),
         )
     )
 
@@ -380,7 +382,9 @@ def _run_api(
                     self.should_exit = True
                     return
                 await asyncio.sleep(0.01)
-            print(_banner(host, bound_port, mongo, cdn.url, cdn.files_dir), flush=True)
+            # In the JSON log format stdout carries JSON only: the banner, for people, goes to stderr.
+            out = sys.stderr if settings.log_format == "json" else sys.stdout
+            print(_banner(host, bound_port, mongo, cdn.url, cdn.files_dir), file=out, flush=True)
 
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
@@ -391,6 +395,7 @@ def _run_api(
         timeout_graceful_shutdown=10,
         forwarded_allow_ips=forwarded_allow_ips,
         http=http,
+        **logs.uvicorn_options(settings),
     )
     server = DevServer(config)
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
+from nexysync_server import logs
 from nexysync_server.cdn.signing import RedactSignatures
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "forwarded_allow_ips",
     "graceful_timeout",
     "keepalive",
+    "logconfig_dict",
     "loglevel",
     "on_exit",
     "post_worker_init",
@@ -194,6 +196,9 @@ forwarded_allow_ips = os.environ.get("NEXYSYNC_FORWARDED_ALLOW_IPS", "127.0.0.1"
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("NEXYSYNC_LOG_LEVEL", "info")
+# NEXYSYNC_LOG_FORMAT=json: every line (the master's too) one JSON object; see logs.py.
+_JSON_LOGS = os.environ.get("NEXYSYNC_LOG_FORMAT", "text") == "json"
+logconfig_dict = logs.dict_config(loglevel) if _JSON_LOGS else {}
 # Gunicorn 25.1+ opens a runtime-control socket at one per-user path ($HOME/.gunicorn/gunicorn.ctl):
 # two servers on a host would take it from each other, and workers are managed by the platform
 # (systemd, Kubernetes) anyway. Older gunicorn ignores the unknown name.
@@ -273,6 +278,9 @@ def post_worker_init(worker: Any) -> None:
         worker: The gunicorn worker (a ``nexysync_server.serving.Worker``).
     """
     worker.wsgi = RequestIdCapture(worker.wsgi)
+    if _JSON_LOGS:
+        logs.after_worker_init()  # its access records come from the app (logs.AccessLog)
+        return
     for handler in worker.log.access_log.handlers:
         handler.addFilter(RequestIdFilter())
         # Signed CDN URLs are credentials: their signatures never reach the log.

@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 _PREFIX = "NEXYSYNC_"
+#: The values of ``NEXYSYNC_LOG_FORMAT`` (see logs.py).
+LOG_FORMATS = ("text", "json")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 #: The shortest secret accepted for signing (HS256 tokens, CDN URLs): 256 bits, as RFC 7518 asks.
@@ -99,6 +101,8 @@ class Settings:
     cdn_min_upload_bytes_per_s: int = 16_384
     cdn_upload_grace_s: float = 60.0
     forwarded_allow_ips: str = "127.0.0.1"
+    # "text" (for a terminal) or "json" (one object per line, for a log pipeline); see logs.py.
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         """Refuse a signing secret that is set but shorter than :data:`MIN_SECRET_BYTES`.
@@ -106,8 +110,10 @@ class Settings:
         An empty secret means "not configured" (``dev`` makes one; ``serve`` refuses to start).
 
         Raises:
-            ValueError: a secret is too short to resist guessing offline.
+            ValueError: a secret is too short to resist guessing offline, or the log format is unknown.
         """
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"{_PREFIX}LOG_FORMAT={self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
         for name in ("jwt_secret", "cdn_secret"):
             value = getattr(self, name)
             if value and len(value.encode()) < MIN_SECRET_BYTES:

@@ -16,6 +16,7 @@ import falcon.asgi
 
 from ..errors import Problem, database_error_handler, database_unavailable, handle_unexpected, serialize_problem
 from ..ids import ULID_RE
+from ..logs import access_log
 from ..metrics import CDN_BYTES, HttpMetrics
 from ..metrics import add_endpoint as add_metrics_endpoint
 from ..middleware import RequestId
@@ -357,7 +358,12 @@ def create_cdn_app(settings: Settings | None = None) -> Cdn:
     sweeper = Sweeper(store, blobs, settings.file_sweep_interval_s, settings.file_pending_ttl_s)
     releases = LeaseReleases(store.files)
     app = Cdn(
-        middleware=[RequestId(), HttpMetrics(), _Lifespan(store, sweeper, releases, settings.database_retry_after_s)]
+        middleware=[
+            RequestId(),
+            *access_log(settings),
+            HttpMetrics(),
+            _Lifespan(store, sweeper, releases, settings.database_retry_after_s),
+        ]
     )
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_problem)

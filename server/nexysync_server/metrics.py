@@ -60,6 +60,12 @@ STREAMS_OPEN = Gauge(
     ["kind"],
     multiprocess_mode="livesum",
 )
+STREAMS_CAP = Gauge(
+    "nexysync_streams_cap",
+    "Streams the server's workers may hold at once (NEXYSYNC_MAX_STREAMS_PER_WORKER per worker; "
+    "0: no cap). Alert on nexysync_streams_open nearing it.",
+    multiprocess_mode="livesum",
+)
 
 EVENTS_DELIVERED = Counter(
     "nexysync_events_delivered_total",

@@ -152,28 +152,52 @@ def test_budgets_and_autoscalers_target_what_exists() -> None:
     assert {"nexysync-api-blue", "nexysync-api-green"} <= scaled
 
 
+def _selects(selector: dict[str, Any], app: str) -> bool:
+    """Tell whether a pod selector picks pods labelled ``app`` (matchLabels, or an ``In`` expression)."""
+    if selector.get("matchLabels", {}).get("app") == app:
+        return True
+    return any(
+        term["key"] == "app" and term["operator"] == "In" and app in term["values"]
+        for term in selector.get("matchExpressions", [])
+    )
+
+
 def _allowed_sources(app: str) -> set[str]:
-    """Which pods (by app label) the NetworkPolicies let into pods labelled ``app``."""
+    """Which pods (by app label, or ``namespace:<name>``) the NetworkPolicies let into pods labelled ``app``."""
     sources: set[str] = set()
     for _, doc in DOCS:
-        if doc["kind"] != "NetworkPolicy" or doc["spec"]["podSelector"].get("matchLabels", {}).get("app") != app:
+        if doc["kind"] != "NetworkPolicy" or not _selects(doc["spec"]["podSelector"], app):
             continue
         for rule in doc["spec"].get("ingress", []):
             if "from" not in rule:
                 sources.add("*")
             for peer in rule.get("from", []):
-                sources.add(peer["podSelector"]["matchLabels"]["app"])
+                if "namespaceSelector" in peer:
+                    sources.add("namespace:" + peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+                else:
+                    sources.add(peer["podSelector"]["matchLabels"]["app"])
     return sources
 
 
 def test_network_policies_let_only_haproxy_reach_the_api_and_only_the_api_and_cdn_reach_mongodb() -> None:
     deny = _find("NetworkPolicy", "default-deny-ingress")
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
-    assert _allowed_sources("nexysync-api") == {"haproxy"}
-    assert _allowed_sources("nexysync-cdn") == {"haproxy"}
+    # Prometheus, from the monitoring namespace, scrapes /metrics (behind its token).
+    assert _allowed_sources("nexysync-api") == {"haproxy", "namespace:monitoring"}
+    assert _allowed_sources("nexysync-cdn") == {"haproxy", "namespace:monitoring"}
     # Members of the replica set replicate among themselves.
     assert _allowed_sources("nexysync-mongodb-svc") == {"nexysync-api", "nexysync-cdn", "nexysync-mongodb-svc"}
     assert _allowed_sources("haproxy") == {"*"}
+
+
+def test_api_and_cdn_pods_are_scraped_on_their_own_port() -> None:
+    for name in ("nexysync-api-blue", "nexysync-api-green", "nexysync-cdn"):
+        template = _find("Deployment", name)["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        ports = {port["containerPort"] for container in template["spec"]["containers"] for port in container["ports"]}
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert int(annotations["prometheus.io/port"]) in ports
+        assert annotations["prometheus.io/path"] == "/metrics"
 
 
 def test_the_haproxy_config_in_the_base_is_the_tested_one() -> None:

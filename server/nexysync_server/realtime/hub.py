@@ -24,7 +24,14 @@ from typing import Any
 
 from ..background import Periodic
 from ..ids import utcnow
-from ..metrics import DATABASE_ERRORS, EVENTS_DELIVERED, FANOUT_DURATION, STREAMS_ENDED, STREAMS_OPEN
+from ..metrics import (
+    DATABASE_ERRORS,
+    EVENTS_DELIVERED,
+    FANOUT_DURATION,
+    STREAMS_CAP,
+    STREAMS_ENDED,
+    STREAMS_OPEN,
+)
 from ..store.documents import EventDoc
 from ..store.events import EventStore, contiguous, visible_to
 from ..store.failures import DatabaseError
@@ -124,6 +131,7 @@ class Hub:
         self._queue_max = queue_max
         self._max_listeners = max_listeners
         self._listener_count = 0
+        STREAMS_CAP.set(max_listeners)
         self._gap_wait_s = gap_wait_s
         self._sweep_interval_s = sweep_interval_s
         self._feeds: dict[str, _Feed] = {}

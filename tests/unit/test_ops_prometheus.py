@@ -64,9 +64,8 @@ def test_each_alert_fires_on_trouble_and_stays_quiet_when_healthy() -> None:
 def test_every_alert_has_a_test() -> None:
     groups = yaml.safe_load(RULES.read_text())["groups"]
     alerts = {rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule}
-    tested = {
-        case["alertname"] for test in yaml.safe_load(RULES_TEST.read_text())["tests"] for case in test["alert_rule_test"]
-    }
+    tests = yaml.safe_load(RULES_TEST.read_text())["tests"]
+    tested = {case["alertname"] for test in tests for case in test["alert_rule_test"]}
     # `up` comes from Prometheus itself, not from the server's series.
     assert alerts - tested == {"NexySyncMetricsDown"}
 

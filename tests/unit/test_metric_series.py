@@ -21,18 +21,29 @@ from nexysync_server.services.errors import LimitReached, NotFound, QuotaExceede
 
 
 def event(kind: str, seq: int) -> Any:
-    return {"seq": seq, "type": kind, "project_id": "p", "recipients": [], "data": {}}
+    return {"seq": seq, "type": kind, "project_id": "p", "recipients": ["a"], "data": {}}
 
 
-def test_a_full_queue_counts_a_slow_consumer_and_events_count_by_type() -> None:
+class _Log:
+    """An empty event log: a hub over it starts every feed at seq 0."""
+
+    async def latest_seq(self, project_id: str) -> int:
+        return 0
+
+    async def after(self, *args: object, **kwargs: object) -> list[Any]:
+        return []
+
+
+async def test_a_full_queue_counts_a_slow_consumer_and_events_count_by_type() -> None:
     before = {
         "slow": sample("nexysync_streams_ended_total", reason="slow_consumer"),
         "new": sample("nexysync_events_delivered_total", type="test_new_message"),
     }
-    listener = Listener("p", "a", queue_max=2)
-    for seq in range(1, 4):
-        listener.offer(event("test_new_message", seq))
-    listener.offer(event("test_new_message", 4))  # after the end: not counted again
+    hub = Hub(_Log(), gap_wait_s=1, sweep_interval_s=1, queue_max=2)  # type: ignore[arg-type]
+    listener, _ = await hub.subscribe("p", "a")
+    for seq in range(1, 5):  # the third overflows the queue; the fourth finds the stream ended
+        hub.publish(event("test_new_message", seq))
+    assert listener.ended
     assert sample("nexysync_events_delivered_total", type="test_new_message") == before["new"] + 2
     assert sample("nexysync_streams_ended_total", reason="slow_consumer") == before["slow"] + 1
 
@@ -91,13 +102,6 @@ async def test_database_errors_of_requests_count_outages_and_the_rest(cause: Exc
 
 
 async def test_the_hub_is_full_at_its_stream_cap_and_not_before() -> None:
-    class _Log:
-        async def latest_seq(self, project_id: str) -> int:
-            return 0
-
-        async def after(self, *args: object, **kwargs: object) -> list[Any]:
-            return []
-
     hub = Hub(_Log(), gap_wait_s=1, sweep_interval_s=1, max_listeners=2)  # type: ignore[arg-type]
     first, _ = await hub.subscribe("p", "a")
     assert not hub.full

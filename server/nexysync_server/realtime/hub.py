@@ -77,15 +77,20 @@ class Listener:
         # One place more than events, so the marker that ends the stream always fits.
         self.queue = asyncio.Queue(self.queue_max + 1 if self.queue_max else 0)
 
-    def offer(self, event: EventDoc) -> None:
-        """Queue an event; end the stream with :data:`OVERFLOW` when its queue is full."""
+    def offer(self, event: EventDoc) -> bool:
+        """Queue an event; end the stream with :data:`OVERFLOW` when its queue is full.
+
+        Returns:
+            Whether the event was queued (the hub counts them once per event, not per stream:
+            a metric's update costs more than the queueing).
+        """
         if self.ended:
-            return
+            return False
         if self.queue_max and self.queue.qsize() >= self.queue_max:
             self.end(OVERFLOW)
-            return
+            return False
         self.queue.put_nowait(event)
-        EVENTS_DELIVERED.labels(event["type"]).inc()
+        return True
 
     def end(self, marker: str | None) -> None:
         """End the stream after what it has queued (``None``), or at once, dropping the queue (a reason)."""
@@ -260,9 +265,12 @@ class Hub:
                 _revoke(feed.listeners, event["data"])
                 continue
             started = time.perf_counter()
+            queued = 0
             for listener in feed.listeners:
-                if visible_to(event, listener.agent_id):
-                    listener.offer(event)
+                if visible_to(event, listener.agent_id) and listener.offer(event):
+                    queued += 1
+            if queued:
+                EVENTS_DELIVERED.labels(event["type"]).inc(queued)
             FANOUT_DURATION.observe(time.perf_counter() - started)
         if feed.pending:
             if feed.gap_since is None:

@@ -136,7 +136,10 @@ class Stream:
                 if remaining <= 0:
                     return
                 try:
-                    item = await asyncio.wait_for(listener.queue.get(), min(settings.heartbeat_s, remaining))
+                    # asyncio.timeout, not wait_for: wait_for wraps the get in a new task each
+                    # time, which a broadcast to thousands of streams pays thousands of times.
+                    async with asyncio.timeout(min(settings.heartbeat_s, remaining)):
+                        item = await listener.queue.get()
                 except TimeoutError:
                     # A heartbeat: keeps proxies from closing an idle stream, and is how a dead
                     # client is noticed (the server learns of a closed socket only when it writes).

@@ -243,6 +243,12 @@ async def _client_loop(conn: multiprocessing.connection.Connection) -> None:
             commands.put_nowait(("close",))
 
     loop.add_reader(conn.fileno(), receive)
+
+    def reply(answer: Any) -> None:
+        # The loop made the pipe non-blocking for add_reader: a large answer would stop half-way.
+        os.set_blocking(conn.fileno(), True)
+        conn.send(answer)
+
     streams: list[SseStream] = []
     arrivals: dict[str, list[float]] = defaultdict(list)
     last: list[float] = []
@@ -263,18 +269,18 @@ async def _client_loop(conn: multiprocessing.connection.Connection) -> None:
         if command == "open":
             port, keys = args
             refused = await _open_all(port, keys, streams, handler, last, longest)
-            conn.send((len(streams), refused))
+            reply((len(streams), refused))
         elif command == "arrivals":
-            conn.send(dict(arrivals))
+            reply(dict(arrivals))
             arrivals.clear()
         elif command == "quiet_since":
-            conn.send(max(last) if last else 0.0)
+            reply(max(last) if last else 0.0)
         elif command == "silences":
             now = time.monotonic()
             for index in range(len(last)):
                 longest[index], last[index] = 0.0, now
             await asyncio.sleep(args[0])
-            conn.send(
+            reply(
                 (
                     [max(gap, time.monotonic() - seen) for gap, seen in zip(longest, last, strict=True)],
                     sum(s.closed_early for s in streams),
@@ -284,7 +290,7 @@ async def _client_loop(conn: multiprocessing.connection.Connection) -> None:
             for start in range(0, len(streams), 500):
                 await asyncio.gather(*(s.close() for s in streams[start : start + 500]))
             with contextlib.suppress(OSError):
-                conn.send("closed")
+                reply("closed")
             return
 
 

@@ -64,7 +64,12 @@ class DevServer:
         command = str(Path(sys.executable).with_name("nexysync-server"))
         assert Path(command).exists(), f"nexysync-server is not installed next to {sys.executable}"
         # The server must not pick up settings from the shell that runs the tests.
-        env = {key: value for key, value in os.environ.items() if not key.startswith("NEXYSYNC_")}
+        # Nor prometheus-client's directory, which importing the gunicorn config sets here.
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("NEXYSYNC_") and key != "PROMETHEUS_MULTIPROC_DIR"
+        }
         env.update(TEST_SERVER_ENV)
         env.update(self.settings)
         stdout, stderr = self.stdout_path.open("wb"), self.stderr_path.open("wb")

@@ -13,7 +13,7 @@ Tune a deployment through environment variables rather than by editing:
 
 To change anything else, copy this file, override names below the import, and point
 ``NEXYSYNC_GUNICORN_CONF`` at the copy; ``nexysync-server serve`` then uses it instead.
-Run by hand: ``gunicorn -c ops/gunicorn.conf.py 'nexysync_server.app:create_app()'``.
+Run by hand: ``gunicorn -c ops/gunicorn.conf.py 'nexysync_server.serving:api_app()'``.
 """
 
 from nexysync_server.gunicorn_conf import *  # noqa: F403

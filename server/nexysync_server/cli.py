@@ -20,7 +20,7 @@ from types import FrameType
 
 import uvicorn
 
-from . import logs
+from . import logs, tracing
 from .cdn.signing import redact_access_logs
 from .connections import guarded_protocol
 from .serving import DrainingServer
@@ -34,9 +34,9 @@ EXIT_USAGE = 2
 #: Gunicorn settings used by ``serve`` unless ``NEXYSYNC_GUNICORN_CONF`` names a file.
 PACKAGED_GUNICORN_CONF = "python:nexysync_server.gunicorn_conf"
 #: The gunicorn app spec: call the factory once per worker.
-APP_FACTORY = "nexysync_server.app:create_app()"
+APP_FACTORY = "nexysync_server.serving:api_app()"
 #: The gunicorn app spec of ``cdn``.
-CDN_APP_FACTORY = "nexysync_server.cdn.app:create_cdn_app()"
+CDN_APP_FACTORY = "nexysync_server.serving:cdn_app()"
 JWT_SECRET_FILE = "jwt_secret"
 CDN_SECRET_FILE = "cdn_secret"
 FILES_DIR = "files"
@@ -152,9 +152,12 @@ def _add_gunicorn_arguments(command: argparse.ArgumentParser) -> None:
 def _settings_from_env() -> Settings:
     """Read settings, turning a malformed variable into a user-facing error."""
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    if settings.tracing and not tracing.installed():
+        raise CliError(tracing.missing_extra(settings.tracing))
+    return settings
 
 
 # --- dev ---------------------------------------------------------------------------------------
@@ -266,8 +269,8 @@ def _dev(args: argparse.Namespace) -> int:
             from .cdn.app import create_cdn_app
 
             settings = dataclasses.replace(settings, mongodb_uri=mongo.uri, jwt_secret=jwt_secret)
-            app = create_app(settings)
-            cdn = create_cdn_app(settings)
+            app = tracing.instrument(create_app, settings, "nexysync-api")
+            cdn = tracing.instrument(create_cdn_app, settings, "nexysync-cdn")
             # uvicorn installs its own handlers while it serves, and on return re-raises the signal
             # that stopped it into the handlers it found. These only note it, so the database is
             # stopped after the API has drained and the process still exits 0.

@@ -37,6 +37,7 @@ __all__ = [
     "proc_name",
     "timeout",
     "worker_class",
+    "worker_exit",
     "workers",
 ]
 
@@ -162,6 +163,13 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Export the worker's last spans when tracing is on (gunicorn hook, in the worker)."""
+    from nexysync_server import tracing
+
+    tracing.shutdown()
 
 
 def on_exit(server: Any) -> None:

@@ -16,11 +16,26 @@ import uvicorn
 from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
 from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]
 
+from . import tracing
 from .connections import guarded_protocol
 from .settings import Settings
 
 # Left for responses still open after the drain, under gunicorn's graceful_timeout.
 _GRACE_MARGIN_S = 5
+
+
+def api_app() -> Any:
+    """Build the API as gunicorn's factory for ``serve`` (once per worker): traced if configured."""
+    from .app import create_app  # the whole server: only in the worker that serves it
+
+    return tracing.instrument(create_app, Settings.from_env(), "nexysync-api")
+
+
+def cdn_app() -> Any:
+    """Build the CDN as gunicorn's factory for ``cdn`` (once per worker): traced if configured."""
+    from .cdn.app import create_cdn_app
+
+    return tracing.instrument(create_cdn_app, Settings.from_env(), "nexysync-cdn")
 
 
 def drain_app(app: Any) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 _PREFIX = "NEXYSYNC_"
 #: The values of ``NEXYSYNC_LOG_FORMAT`` (see logs.py).
 LOG_FORMATS = ("text", "json")
+#: The values of ``NEXYSYNC_TRACING``: off (""), OTLP/HTTP, or printed (see tracing.py).
+TRACING_EXPORTERS = ("", "otlp", "console")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 #: The shortest secret accepted for signing (HS256 tokens, CDN URLs): 256 bits, as RFC 7518 asks.
@@ -103,6 +105,9 @@ class Settings:
     forwarded_allow_ips: str = "127.0.0.1"
     # "text" (for a terminal) or "json" (one object per line, for a log pipeline); see logs.py.
     log_format: str = "text"
+    # OpenTelemetry spans: "" (off), "otlp" (to OTEL_EXPORTER_OTLP_ENDPOINT) or "console"; needs the
+    # otel extra. See tracing.py.
+    tracing: str = ""
 
     def __post_init__(self) -> None:
         """Refuse a signing secret that is set but shorter than :data:`MIN_SECRET_BYTES`.
@@ -110,10 +115,13 @@ class Settings:
         An empty secret means "not configured" (``dev`` makes one; ``serve`` refuses to start).
 
         Raises:
-            ValueError: a secret is too short to resist guessing offline, or the log format is unknown.
+            ValueError: a secret is too short to resist guessing offline, or the log format or
+                tracing exporter is unknown.
         """
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"{_PREFIX}LOG_FORMAT={self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+        if self.tracing not in TRACING_EXPORTERS:
+            raise ValueError(f"{_PREFIX}TRACING={self.tracing!r} is not one of otlp, console (or empty: off)")
         for name in ("jwt_secret", "cdn_secret"):
             value = getattr(self, name)
             if value and len(value.encode()) < MIN_SECRET_BYTES:

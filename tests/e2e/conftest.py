@@ -50,12 +50,12 @@ def server_processes(mongo_uri: str, tmp_path: Path) -> Iterator[Callable[..., s
     def start(args: list[str], settings: dict[str, str] | None = None, descriptors: int | None = None) -> str:
         """Start one server; ``descriptors`` sets its soft and hard limit on open files (as systemd's default does)."""
         # The servers must not pick up settings from the shell that runs the tests.
-        # Nor prometheus-client's directory: importing the gunicorn config (a unit test does)
+        # Nor OpenTelemetry's, nor prometheus-client's directory: importing the gunicorn config (a unit test does)
         # sets it in this process, and two servers sharing it would add up each other's metrics.
         env = {
             key: value
             for key, value in os.environ.items()
-            if not key.startswith("NEXYSYNC_") and key != "PROMETHEUS_MULTIPROC_DIR"
+            if not key.startswith(("NEXYSYNC_", "OTEL_")) and key != "PROMETHEUS_MULTIPROC_DIR"
         }
         env |= TEST_SERVER_ENV
         env |= {"NEXYSYNC_MONGODB_URI": mongo_uri, "NEXYSYNC_JWT_SECRET": "shared-secret-for-realtime-e2e-tests-0123"}

@@ -16,29 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from realtime_support import Team
+from sentinel_support import SENTINEL, requests_carrying_the_sentinel
 
 pytestmark = pytest.mark.e2e
-
-SENTINEL = "NXSENTINEL7Q2W"
-
-
-def _requests_carrying_the_sentinel(base_url: str, team: Team) -> list[httpx.Response]:
-    key = {"Authorization": f"Bearer {team.keys['alice']}"}
-    json_key = key | {"Content-Type": "application/json"}
-    signup = {"email": f"{SENTINEL.lower()}@example.test", "password": f"{SENTINEL}-pass", "tos_accepted": True}
-    body = team.body("bob")
-    body["payload"] = body["payload"][:-24] + SENTINEL + "A" * 10  # still base64-shaped, never decrypted
-    with httpx.Client(base_url=base_url, timeout=10) as http:
-        return [
-            http.post("/v1/auth/login", json={"email": team.email, "password": f"{SENTINEL}-wrong-pass"}),
-            http.post("/v1/auth/register", json=signup),
-            http.put(f"/v1/kv/{SENTINEL}", json={"value": body["payload"]}, headers=key),
-            http.post("/v1/messages", json=body, headers=key),
-            http.get("/v1/messages", params={"cursor": SENTINEL}, headers=key),
-            http.post("/v1/messages", content=f'{{"to": "{SENTINEL}', headers=json_key),
-            http.get("/v1/me", headers={"Authorization": f"Bearer nx_{SENTINEL}"}),
-            http.get(f"/v1/{SENTINEL}"),
-        ]
 
 
 def _records(log: Path) -> list[dict[str, Any]]:
@@ -81,7 +61,7 @@ def _wait_for_records(log: Path, count: int) -> None:
 def test_serve_writes_json_lines_with_no_content(server_processes: Callable[..., str], tmp_path: Path) -> None:
     base_url = server_processes(["serve", "--workers", "2"], {"NEXYSYNC_LOG_FORMAT": "json"})
     team = Team(base_url, ["alice", "bob"])
-    answers = _requests_carrying_the_sentinel(base_url, team)
+    answers = requests_carrying_the_sentinel(base_url, team)
     (log,) = tmp_path.glob("server-*.log")
     _wait_for_records(log, len(answers))
     _check(log, answers)
@@ -91,7 +71,7 @@ def test_serve_writes_json_lines_with_no_content(server_processes: Callable[...,
 def test_dev_writes_json_lines_with_no_content(module_dev_servers: Callable[..., Any]) -> None:
     server = module_dev_servers({"NEXYSYNC_LOG_FORMAT": "json"})
     team = Team(server.base_url, ["alice", "bob"])
-    answers = _requests_carrying_the_sentinel(server.base_url, team)
+    answers = requests_carrying_the_sentinel(server.base_url, team)
     _wait_for_records(server.stdout_path, len(answers))
     server.stop(signal.SIGTERM)
     _check(server.stdout_path, answers)

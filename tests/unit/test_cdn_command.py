@@ -49,10 +49,10 @@ def test_cdn_becomes_gunicorn_serving_the_cdn_factory(
     with pytest.raises(SystemExit):
         main(["cdn", "--bind", "127.0.0.1:9001", "--workers", "2"])
     (argv,) = no_exec
-    assert argv[-1] == CDN_APP_FACTORY == "nexysync_server.cdn.app:create_cdn_app()"
+    assert argv[-1] == CDN_APP_FACTORY == "nexysync_server.serving:cdn_app()"
     assert argv[argv.index("--bind") + 1] == "127.0.0.1:9001" and argv[argv.index("--workers") + 1] == "2"
 
 
 def test_the_api_factory_stays_the_default() -> None:
     argv = gunicorn_argv(argparse.Namespace(bind=None, workers=None), "python:x")
-    assert argv[-1] == "nexysync_server.app:create_app()"
+    assert argv[-1] == "nexysync_server.serving:api_app()"

@@ -60,7 +60,7 @@ def test_gunicorn_gets_the_packaged_config_the_factory_and_passed_flags() -> Non
 
     assert argv[:5] == [sys.executable, "-m", "gunicorn", "-c", PACKAGED_GUNICORN_CONF]
     assert argv[5:] == ["--bind", "127.0.0.1:9000", "--bind", "unix:/tmp/n.sock", "--workers", "3", APP_FACTORY]
-    assert APP_FACTORY == "nexysync_server.app:create_app()"
+    assert APP_FACTORY == "nexysync_server.serving:api_app()"
 
 
 def test_a_config_file_named_in_the_environment_replaces_the_packaged_one(tmp_path: Path) -> None:

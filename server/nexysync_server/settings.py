@@ -82,7 +82,7 @@ class Settings:
     # The bearer token of /metrics on the API and the CDN; without it /metrics does not exist.
     metrics_token: str = ""
     # Connections one worker serves at once (503 SERVER_BUSY beyond): an idle stream costs about
-    # 21 KiB, so 10,000 take about 200 MiB beside the worker's 82 MiB at rest; lowered to fit the
+    # 18 KiB, so 10,000 take about 180 MiB beside the worker's 82 MiB at rest; lowered to fit the
     # descriptor limit. See connections.py.
     max_connections_per_worker: int = 10_000
     # Streams one worker holds at once (503 SERVER_BUSY with Retry-After beyond, so the client or

@@ -16,6 +16,7 @@ event after it reaches them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable
@@ -55,6 +56,61 @@ ALL_AGENTS = "*"
 _END_REASONS: dict[str | None, str] = {OVERFLOW: "slow_consumer", REVOKED: "revoked", None: "stopping"}
 
 
+class Mailbox:
+    """A stream's queue: what ``asyncio.Queue`` does for one reader, in a tenth of its memory.
+
+    An idle stream holds its queue for hours; ``asyncio.Queue`` keeps three deques (about 2.2 KiB
+    together, a tenth of an idle stream's cost). This keeps no container while empty and one
+    future while its reader waits. Unbounded: :meth:`Listener.offer` bounds it. One reader only.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[EventDoc | str | None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        """Return how many items wait."""
+        return len(self._items) if self._items else 0
+
+    def empty(self) -> bool:
+        """Say whether nothing waits."""
+        return not self._items
+
+    def put_nowait(self, item: EventDoc | str | None) -> None:
+        """Add an item and wake the reader."""
+        if self._items is None:
+            self._items = collections.deque()
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def get_nowait(self) -> EventDoc | str | None:
+        """Take the first item.
+
+        Raises:
+            asyncio.QueueEmpty: nothing waits.
+        """
+        if not self._items:
+            raise asyncio.QueueEmpty
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None  # an idle stream keeps no deque
+        return item
+
+    async def get(self) -> EventDoc | str | None:
+        """Wait for an item and take it (cancellable: nothing is taken then)."""
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.get_nowait()
+
+
 @dataclass(eq=False)
 class Listener:
     """One stream's subscription: the events addressed to its agent (all, for the owner: ``None``), in order.
@@ -70,12 +126,8 @@ class Listener:
     queue_max: int = 0
     #: The sign-in session an owner's stream was opened in, or "".
     session_id: str = ""
-    queue: asyncio.Queue[EventDoc | str | None] = field(init=False)
+    queue: Mailbox = field(init=False, default_factory=Mailbox)
     ended: bool = False
-
-    def __post_init__(self) -> None:
-        # One place more than events, so the marker that ends the stream always fits.
-        self.queue = asyncio.Queue(self.queue_max + 1 if self.queue_max else 0)
 
     def offer(self, event: EventDoc) -> bool:
         """Queue an event; end the stream with :data:`OVERFLOW` when its queue is full.

@@ -179,7 +179,8 @@ class Nats(System):
         self.js = self.nc.jetstream()
         from nats.js.api import StorageType
 
-        await self.js.add_stream(name="BENCH", subjects=["bench.>"], storage=StorageType.FILE)
+        # A stream's default limit is 1,000 consumers (-1 means that default): say how many.
+        await self.js.add_stream(name="BENCH", subjects=["bench.>"], storage=StorageType.FILE, max_consumers=100_000)
 
     async def stop(self) -> None:
         await self.unsubscribe_all()
@@ -196,8 +197,16 @@ class Nats(System):
             on_message(msg.data[:40].rstrip(b".").decode(), time.perf_counter())
 
         # An ordered consumer: ephemeral, flow-controlled, no acks; nats-py's fast way to follow a subject.
-        await nc.jetstream().subscribe(subject, cb=handler, deliver_policy="new", ordered_consumer=True)
-        self._closers.append(nc.close)
+        sub = await nc.jetstream().subscribe(subject, cb=handler, deliver_policy="new", ordered_consumer=True)
+
+        async def close() -> None:
+            # Deletes the consumer at once: closing the connection alone leaves it until it times out,
+            # and the next workload's 1,000 would meet the server's limit on consumers.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            await nc.close()
+
+        self._closers.append(close)
 
     async def subscribe(self, agent: int, on_message: OnMessage) -> None:
         await self._subscribe(f"bench.to.{agent}", on_message)

@@ -49,6 +49,7 @@ from bench_realtime import (
     _project,
     _raise_nofile,
 )
+from scale import _children, _cpu_s, _rss_kib
 
 from nexysync.crypto import KeyRing, new_key
 from nexysync_server.ids import new_id
@@ -69,29 +70,17 @@ OnMessage = Callable[[str, float], None]
 def _tree_pids(pid: int) -> list[int]:
     """A process and all its descendants."""
     pids = [pid]
-    for child_pid in pids:
-        with contextlib.suppress(OSError):
-            pids += [int(c) for c in Path(f"/proc/{child_pid}/task/{child_pid}/children").read_text().split()]
+    for parent in pids:
+        pids += _children(parent)
     return pids
 
 
-def _cpu_s(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+def _cpu_total_s(pids: list[int]) -> float:
+    return sum(map(_cpu_s, pids))
 
 
-def _rss_kib(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
+def _rss_total_kib(pids: list[int]) -> int:
+    return sum(map(_rss_kib, pids))
 
 
 async def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -444,7 +433,7 @@ async def throughput(system: System, senders: int, seconds: float) -> dict[str, 
     started_at: dict[str, float] = {}
     stop_at = time.perf_counter() + seconds
     pids = system.pids()
-    cpu_before, client_before = _cpu_s(pids), time.process_time()
+    cpu_before, client_before = _cpu_total_s(pids), time.process_time()
 
     async def sender(index: int) -> None:
         n = 0
@@ -457,7 +446,7 @@ async def throughput(system: System, senders: int, seconds: float) -> dict[str, 
     began = time.perf_counter()
     await asyncio.gather(*(sender(index) for index in range(senders)))
     elapsed = time.perf_counter() - began
-    cpu, client_cpu = _cpu_s(pids) - cpu_before, time.process_time() - client_before
+    cpu, client_cpu = _cpu_total_s(pids) - cpu_before, time.process_time() - client_before
     missing = [key for key in started_at if not await arrivals.wait(key, timeout=0.01)]
     if missing:
         await asyncio.sleep(DELIVERY_GRACE_S)
@@ -494,17 +483,17 @@ async def broadcasts(system: System, size: int, count: int) -> dict[str, Any]:
 
 async def subscribers(system: System, count: int, idle_s: float) -> dict[str, Any]:
     pids = system.pids()
-    rss_before = _rss_kib(pids)
+    rss_before = _rss_total_kib(pids)
     frames_before = getattr(system, "frames", 0)
     started = time.perf_counter()
     await asyncio.gather(*(system.subscribe(agent, lambda key, when: None) for agent in range(count)))
     opened_s = time.perf_counter() - started
     storm = getattr(system, "frames", 0) - frames_before
     await asyncio.sleep(2.0)
-    rss_after = _rss_kib(pids)
-    cpu_before = _cpu_s(pids)
+    rss_after = _rss_total_kib(pids)
+    cpu_before = _cpu_total_s(pids)
     await asyncio.sleep(idle_s)
-    idle_cpu = _cpu_s(pids) - cpu_before
+    idle_cpu = _cpu_total_s(pids) - cpu_before
     await system.unsubscribe_all()
     return {
         "open_s": opened_s,

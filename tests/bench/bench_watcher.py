@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 from bench_realtime import SseStream, _cpu_model, _percentile, _project
-from scale import Serve
+from scale import Serve, _cpu_s
 
 from nexysync_server.ids import new_id
 from nexysync_server.settings import Settings
@@ -45,14 +45,7 @@ METRICS_TOKEN = "bench-watcher-metrics-token"
 FOREIGN_PROJECTS = 1000
 PROBES_PER_S = 10
 TICK_S = 0.02
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 _NOISE: tuple[str, list[str], dict[str, Any]] = ("bench.noise", [EVERYONE], {})
-
-
-def _cpu_s(pid: int) -> float:
-    """A process's user + system CPU time so far, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
 def _seen(base_url: str) -> float:

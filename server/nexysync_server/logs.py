@@ -30,7 +30,8 @@ from .settings import Settings
 ACCESS_LOGGER = "nexysync.access"
 #: Fields an access record carries, in this order, besides the common ones.
 ACCESS_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "client")
-_UNMATCHED = "unmatched"
+#: The route of a request that matched none (or was refused before routing); tracing says the same.
+UNMATCHED = "unmatched"
 
 _access = logging.getLogger(ACCESS_LOGGER)
 
@@ -114,7 +115,7 @@ class AccessLog:
         """Write the record."""
         started = getattr(req.context, "access_started", None)
         duration_ms = round((time.perf_counter() - started) * 1000, 3) if started is not None else None
-        route = req.uri_template or _UNMATCHED
+        route = req.uri_template or UNMATCHED
         fields = {
             "request_id": getattr(req.context, "request_id", None),
             "method": req.method,

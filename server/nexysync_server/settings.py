@@ -121,7 +121,8 @@ class Settings:
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"{_PREFIX}LOG_FORMAT={self.log_format!r} is not one of {', '.join(LOG_FORMATS)}")
         if self.tracing not in TRACING_EXPORTERS:
-            raise ValueError(f"{_PREFIX}TRACING={self.tracing!r} is not one of otlp, console (or empty: off)")
+            exporters = ", ".join(filter(None, TRACING_EXPORTERS))
+            raise ValueError(f"{_PREFIX}TRACING={self.tracing!r} is not one of {exporters} (or empty: off)")
         for name in ("jwt_secret", "cdn_secret"):
             value = getattr(self, name)
             if value and len(value.encode()) < MIN_SECRET_BYTES:

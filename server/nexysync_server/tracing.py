@@ -33,6 +33,7 @@ from typing import Any
 
 import falcon.asgi
 
+from .logs import UNMATCHED
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,6 @@ _MISSING_EXTRA = (
     "NEXYSYNC_TRACING={value} needs OpenTelemetry, which is not installed: "
     "pip install 'nexysync-server[otel]' (or unset NEXYSYNC_TRACING)"
 )
-
-#: What a span's path says before (or without) a route: the access log's word.
-_UNMATCHED = "unmatched"
 
 _EXTRA_MODULES = (
     "opentelemetry.sdk.trace",
@@ -151,7 +149,7 @@ def _scrub(span: Any, scope: dict[str, Any]) -> None:
     """
     if not span.is_recording():
         return
-    _set_route(span, _UNMATCHED)
+    _set_route(span, UNMATCHED)
     if "url.query" in (getattr(span, "attributes", None) or {}):
         span.set_attribute("url.query", "REDACTED")
 
@@ -171,13 +169,16 @@ def _set_route(span: Any, route: str) -> None:
 class RouteName:
     """Falcon middleware: name the request's span by its route template and set ``http.route``."""
 
+    def __init__(self) -> None:
+        from opentelemetry import trace  # the otel extra: imported only when tracing is on
+
+        self._current_span = trace.get_current_span
+
     async def process_resource(
         self, req: falcon.asgi.Request, resp: falcon.asgi.Response, resource: object, params: dict[str, Any]
     ) -> None:
         """Rename the current span once Falcon has routed the request."""
-        from opentelemetry import trace
-
-        span = trace.get_current_span()
+        span = self._current_span()
         if req.uri_template and span.is_recording():
             span.update_name(f"{req.method} {req.uri_template}")
             span.set_attribute("http.route", req.uri_template)

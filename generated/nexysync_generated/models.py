@@ -584,7 +584,7 @@ class Event(BaseModel):
     data: Annotated[
         dict[str, Any],
         Field(
-            description="new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by. presence_change: agent, online.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n"
+            description="new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by.\npresence_change: changes, a list of {agent, online}: the transitions a worker saw in the\nproject over a short interval (NEXYSYNC_PRESENCE_BATCH_S), an agent's last one only.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n"
         ),
     ]
 

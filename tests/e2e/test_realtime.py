@@ -191,8 +191,10 @@ async def test_presence_follows_streams_once_per_transition(dev_servers: Callabl
     async def bob_presence(stream: EventStream, timeout: float) -> dict[str, Any]:
         while True:
             frame = await stream.event(timeout)
-            if frame.event == "presence_change" and frame.data["data"]["agent"] == "bob":  # type: ignore[index]
-                return frame.data["data"]  # type: ignore[index,return-value]
+            if frame.event == "presence_change":
+                for change in frame.data["data"]["changes"]:  # type: ignore[index]
+                    if change["agent"] == "bob":
+                        return change  # type: ignore[no-any-return]
 
     async with EventStream(server.base_url, team.keys["alice"]) as alice, httpx.AsyncClient() as http:
         async with EventStream(server.base_url, team.keys["bob"]), EventStream(server.base_url, team.keys["bob"]):
@@ -345,8 +347,10 @@ async def test_a_worker_killed_outright_does_not_leave_its_agents_online(
     async def bob_presence(stream: EventStream, timeout: float) -> bool:
         while True:
             frame = await stream.event(timeout)
-            if frame.event == "presence_change" and frame.data["data"]["agent"] == "bob":  # type: ignore[index]
-                return bool(frame.data["data"]["online"])  # type: ignore[index]
+            if frame.event == "presence_change":
+                for change in frame.data["data"]["changes"]:  # type: ignore[index]
+                    if change["agent"] == "bob":
+                        return bool(change["online"])
 
     async with EventStream(survivor, team.keys["alice"]) as alice:
         bob = EventStream(doomed, team.keys["bob"])

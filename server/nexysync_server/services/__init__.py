@@ -80,7 +80,13 @@ class Services:
             feed=EventFeed(store.events, settings.event_gap_wait_s),
             announcements=announcements,
             receipts=receipts,
-            presence=Presence(store.presence, hub, settings.presence_lease_s, settings.presence_grace_s),
+            presence=Presence(
+                store.presence,
+                hub,
+                settings.presence_lease_s,
+                settings.presence_grace_s,
+                settings.presence_batch_s,
+            ),
             owner_streams=OwnerStreams(
                 store.owner_streams, settings.presence_lease_s, settings.max_owner_streams_per_user
             ),

@@ -578,9 +578,12 @@ const EVENT_HANDLERS = {
     if (data.ids?.includes(state.selected)) renderDetail();
   },
   presence_change: (data) => {
-    if (data.online) state.online.add(data.agent);
-    else state.online.delete(data.agent);
-    if (!state.agents.has(data.agent)) loadAgents().catch(failed);
+    const changes = data.changes || [];
+    for (const { agent, online } of changes) {
+      if (online) state.online.add(agent);
+      else state.online.delete(agent);
+    }
+    if (changes.some(({ agent }) => !state.agents.has(agent))) loadAgents().catch(failed);
     else renderAgents();
   },
   kv_update: () => reloadTabSoon("kv"),

@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Api:
         services.owner_streams,
         KeyCheck(hub, store.agents, services.sessions, settings.key_check_interval_s),
         services.receipts,
+        store.expiry,
     ]
     app = Api(
         hub,

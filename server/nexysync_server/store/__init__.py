@@ -25,6 +25,7 @@ from .agents import AgentStore
 from .audit import AuditStore
 from .blobs import Blobs
 from .events import EventStore
+from .expiry import Expiry
 from .files import FileStore
 from .kv import KvStore
 from .limits import RequestCounters, WindowCounters
@@ -59,21 +60,23 @@ class Store:
             socketTimeoutMS=settings.mongodb_socket_timeout_ms,
         )
         self.db: AsyncDatabase[Any] = self.client[settings.db_name]
+        # Ended documents: TTL indexes, or a sweep on the embedded database (see expiry.py).
+        self.expiry = Expiry()
         self.users = UserStore(self.db)
-        self.tokens = RefreshTokenStore(self.db)
+        self.tokens = RefreshTokenStore(self.db, self.expiry)
         self.projects = ProjectStore(self.db, settings.cache_ttl_s)
         self.agents = AgentStore(self.db, settings.cache_ttl_s)
-        self.events = EventStore(self.db, settings.event_ttl_days)
-        self.messages = MessageStore(self.db, self.events)
-        self.receipts = ReceiptStore(self.db)
+        self.events = EventStore(self.db, settings.event_ttl_days, self.expiry)
+        self.messages = MessageStore(self.db, self.events, self.expiry)
+        self.receipts = ReceiptStore(self.db, self.expiry)
         self.usage = UsageStore(self.db)
-        self.presence = PresenceStore(self.db, settings.cache_ttl_s)
-        self.owner_streams = OwnerStreamLeases(self.db)
+        self.presence = PresenceStore(self.db, settings.cache_ttl_s, self.expiry)
+        self.owner_streams = OwnerStreamLeases(self.db, self.expiry)
         self.kv = KvStore(self.db)
         self.refs = RefStore(self.db)
-        self.audit = AuditStore(self.db)
-        self.request_counts = RequestCounters(self.db)
-        self.auth_counts = WindowCounters(self.db)
+        self.audit = AuditStore(self.db, self.expiry)
+        self.request_counts = RequestCounters(self.db, self.expiry)
+        self.auth_counts = WindowCounters(self.db, self.expiry)
         self.files = FileStore(self.db, settings.file_retention_days, settings.file_pending_ttl_s)
         # File content, when this process has the CDN's volume (always in dev). Without it the
         # CDN's sweep removes the content of deleted files and projects within one interval.

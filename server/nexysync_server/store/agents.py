@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -16,6 +17,7 @@ from .batching import Batcher
 from .documents import AgentBrief, AgentDoc
 from .failures import find_one_and_delete, find_one_and_update
 from .pages import page
+from .queries import eq
 
 
 class SlugTaken(Exception):
@@ -107,9 +109,11 @@ class AgentStore:
             self._by_key_hash.drop(key_hash)
 
     async def _find_by_key_hashes(self, hashes: list[str]) -> list[AgentDoc | BaseException | None]:
-        if len(hashes) == 1:
-            return [await self.col.find_one({"key_hash": hashes[0]})]
-        found = {doc["key_hash"]: doc async for doc in self.col.find({"key_hash": {"$in": list(set(hashes))}})}
+        # One indexed query per key, side by side: the embedded database reads a ``$in`` on
+        # ``key_hash`` whole (see :mod:`.queries`), and this runs for every request's key.
+        unique = list(dict.fromkeys(hashes))
+        docs = await asyncio.gather(*(self.col.find_one({"key_hash": eq(key_hash)}) for key_hash in unique))
+        found = {doc["key_hash"]: doc for doc in docs if doc is not None}
         # Each caller gets its own copy: callers change the document they get (last_seen_at).
         return [found[h].copy() if h in found else None for h in hashes]
 
@@ -127,7 +131,7 @@ class AgentStore:
         agent_id = self._ids_by_slug.get((project_id, slug))
         if agent_id is None:
             epoch = self._ids_by_slug.epoch
-            agent = await self.col.find_one({"project_id": project_id, "slug": slug}, {"_id": 1})
+            agent = await self.col.find_one({"project_id": eq(project_id), "slug": eq(slug)}, {"_id": 1})
             if agent is None:
                 return None
             agent_id = agent["_id"]
@@ -136,7 +140,7 @@ class AgentStore:
 
     async def ids_except(self, project_id: str, agent_id: str) -> list[str]:
         """Return the ids of every agent of a project but one (a broadcast's recipients)."""
-        cursor = self.col.find({"project_id": project_id, "_id": {"$ne": agent_id}}, {"_id": 1})
+        cursor = self.col.find({"project_id": eq(project_id), "_id": {"$ne": agent_id}}, {"_id": 1})
         return [doc["_id"] async for doc in cursor]
 
     async def briefs(self, project_id: str, agent_ids: list[str]) -> dict[str, AgentBrief]:
@@ -151,7 +155,7 @@ class AgentStore:
                 found[agent_id] = brief
         if missing:
             epoch = self._briefs.epoch
-            query = {"project_id": project_id, "_id": {"$in": missing}}
+            query = {"project_id": eq(project_id), "_id": {"$in": missing}}
             async for doc in self.col.find(query, {"slug": 1, "last_seen_at": 1}):
                 found[doc["_id"]] = {"_id": doc["_id"], "slug": doc["slug"], "last_seen_at": doc.get("last_seen_at")}
                 self._briefs.put((project_id, doc["_id"]), found[doc["_id"]], epoch)

@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ..ids import iso, new_id, utcnow
 from .documents import AuditDoc
+from .expiry import Expiry
 from .pages import page
 
 _KEEP = timedelta(days=90)
@@ -18,13 +19,14 @@ _KEEP = timedelta(days=90)
 class AuditStore:
     """The ``audit`` collection."""
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: AsyncDatabase[Any], expiry: Expiry | None = None) -> None:
+        self._expiry = expiry or Expiry()
         self.col: AsyncCollection[AuditDoc] = db["audit"]
 
     async def ensure_indexes(self) -> None:
         """Create the per-project index and the 90-day TTL index."""
         await self.col.create_index("project_id")
-        await self.col.create_index("expires_at", expireAfterSeconds=0)
+        await self._expiry.index(self.col, "expires_at")
 
     async def record(
         self, project_id: str | None, actor: str, action: str, target: str, outcome: str, source_ip: str

@@ -27,7 +27,9 @@ from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKe
 from ..ids import iso, parse_rfc3339, utcnow
 from .batching import Batcher
 from .documents import Announced, EventDoc
+from .expiry import Expiry
 from .failures import DUPLICATE_KEY, DatabaseDidNotWrite, insert_new
+from .queries import eq
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +139,8 @@ class EventStore:
         ttl_days: How long events are kept.
     """
 
-    def __init__(self, db: AsyncDatabase[Any], ttl_days: float) -> None:
+    def __init__(self, db: AsyncDatabase[Any], ttl_days: float, expiry: Expiry | None = None) -> None:
+        self._expiry = expiry or Expiry()
         self._db = db
         self.col = db["events"]
         self.counters = db["counters"]
@@ -177,7 +180,7 @@ class EventStore:
     async def ensure_indexes(self) -> None:
         """Create the (project, seq) index and the TTL index."""
         await self.col.create_index([("project_id", 1), ("seq", 1)])
-        await self.col.create_index("expires_at", expireAfterSeconds=0)
+        await self._expiry.index(self.col, "expires_at")
 
     async def append(self, project_id: str, kind: str, recipients: list[str], data: dict[str, Any]) -> EventDoc:
         """Number and store one event; return it with its ``seq``."""
@@ -515,7 +518,7 @@ class EventStore:
         bounds: dict[str, int] = {"$gt": after}
         if upto is not None:
             bounds["$lte"] = upto
-        cursor = self.col.find({"project_id": project_id, "seq": bounds}).sort("seq", 1).limit(limit)
+        cursor = self.col.find({"project_id": eq(project_id), "seq": bounds}).sort("seq", 1).limit(limit)
         return [doc async for doc in cursor]
 
     async def latest_seq(self, project_id: str) -> int:
@@ -525,7 +528,7 @@ class EventStore:
 
     async def oldest_seq(self, project_id: str) -> int | None:
         """Return the smallest ``seq`` still kept, or ``None`` when the log is empty."""
-        cursor = self.col.find({"project_id": project_id}, {"seq": 1}).sort("seq", 1).limit(1)
+        cursor = self.col.find({"project_id": eq(project_id)}, {"seq": 1}).sort("seq", 1).limit(1)
         docs = [doc async for doc in cursor]
         return int(docs[0]["seq"]) if docs else None
 

@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from ..ids import utcnow
+from .expiry import Expiry
 from .failures import DatabaseDidNotWrite
 
 
@@ -25,7 +26,8 @@ class RequestCounters:
         db: The database.
     """
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: AsyncDatabase[Any], expiry: Expiry | None = None) -> None:
+        self._expiry = expiry or Expiry()
         self.col = db["rate_limits"]
 
     async def ensure_indexes(self) -> None:
@@ -61,12 +63,13 @@ class WindowCounters:
         db: The database.
     """
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: AsyncDatabase[Any], expiry: Expiry | None = None) -> None:
+        self._expiry = expiry or Expiry()
         self.col = db["auth_limits"]
 
     async def ensure_indexes(self) -> None:
         """Create the TTL index that drops finished windows."""
-        await self.col.create_index("expires_at", expireAfterSeconds=0)
+        await self._expiry.index(self.col, "expires_at")
 
     async def refused(self, key: str) -> int:
         """Count one refusal under ``key``; return how many there were (1: the first of its window)."""

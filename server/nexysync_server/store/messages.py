@@ -23,9 +23,11 @@ from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
 from .documents import AgentDoc, EventDoc, MessageDoc
 from .events import EventStore, Outcomes, event_key
+from .expiry import Expiry
 from .failures import find_one_and_update
 from .idempotency import fingerprint, is_retry
 from .pages import page
+from .queries import eq
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,8 @@ def _routing_filter(
 class MessageStore:
     """The ``messages`` collection."""
 
-    def __init__(self, db: AsyncDatabase[Any], events: EventStore) -> None:
+    def __init__(self, db: AsyncDatabase[Any], events: EventStore, expiry: Expiry | None = None) -> None:
+        self._expiry = expiry or Expiry()
         self.col: AsyncCollection[MessageDoc] = db["messages"]
         self._events = events
         # Concurrent sends go out as one batch, written with their events by the event log in
@@ -166,7 +169,7 @@ class MessageStore:
         await self.col.create_index([("project_id", 1), ("reply_to", 1)])
         # The owner's view of the whole project (GET /v1/projects/{id}/messages), in storage order.
         await self.col.create_index([("project_id", 1), ("sk", 1)])
-        await self.col.create_index("expires_at", expireAfterSeconds=0)
+        await self._expiry.index(self.col, "expires_at")
 
     async def insert(
         self,
@@ -326,7 +329,7 @@ class MessageStore:
         budget: int = 0,
     ) -> tuple[list[MessageDoc], str | None]:
         """Page through the messages addressed to an agent in storage order, up to ``budget`` content bytes a page."""
-        query: dict[str, Any] = {"project_id": project_id, "recipients": agent_id}
+        query: dict[str, Any] = {"project_id": eq(project_id), "recipients": agent_id}
         if since is not None:
             # On the sort key, not on created_at: the embedded database compares date-like
             # strings to the second only.

@@ -24,6 +24,8 @@ from pymongo.errors import DuplicateKeyError
 from ..cache import TtlCache
 from ..ids import epoch_ms, iso, new_id, utcnow
 from .documents import AgentRef, LeaseDoc, PresenceDoc
+from .expiry import Expiry
+from .queries import eq
 
 # Leases are also dropped by a TTL index a day after they were made, whatever happened.
 _GARBAGE_AFTER = timedelta(days=1)
@@ -40,7 +42,8 @@ def _is_live(lease: LeaseDoc, now_ms: int) -> bool:
 class PresenceStore:
     """The ``presence_leases`` and ``presence_state`` collections."""
 
-    def __init__(self, db: AsyncDatabase[Any], cache_ttl_s: float = 0.5) -> None:
+    def __init__(self, db: AsyncDatabase[Any], cache_ttl_s: float = 0.5, expiry: Expiry | None = None) -> None:
+        self._expiry = expiry or Expiry()
         self.leases: AsyncCollection[LeaseDoc] = db["presence_leases"]
         self.states: AsyncCollection[PresenceDoc] = db["presence_state"]
         # agent id -> whether it holds a stream, for each send's ``recipients[].online``: exact for
@@ -53,7 +56,7 @@ class PresenceStore:
         await self.leases.create_index("project_id")
         await self.leases.create_index("expires")
         await self.leases.create_index("expires_ms")
-        await self.leases.create_index("gc_at", expireAfterSeconds=0)
+        await self._expiry.index(self.leases, "gc_at")
         await self.states.create_index("project_id")
 
     async def hold(self, agent: AgentRef, lease_s: float) -> str:
@@ -93,7 +96,7 @@ class PresenceStore:
     async def live_leases(self, agent_id: str) -> int:
         """Count an agent's unexpired leases, on any worker."""
         now_ms = epoch_ms()
-        return sum([_is_live(lease, now_ms) async for lease in self.leases.find({"agent_id": agent_id})])
+        return sum([_is_live(lease, now_ms) async for lease in self.leases.find({"agent_id": eq(agent_id)})])
 
     async def expired(self, limit: int = 100) -> list[LeaseDoc]:
         """Return leases whose worker stopped renewing them."""
@@ -109,7 +112,7 @@ class PresenceStore:
         """Return slug -> earliest ``since`` of the project's agents holding a live stream."""
         online: dict[str, str] = {}
         now_ms = epoch_ms()
-        async for lease in self.leases.find({"project_id": project_id}):
+        async for lease in self.leases.find({"project_id": eq(project_id)}):
             if not _is_live(lease, now_ms):
                 continue
             slug = lease["slug"]
@@ -118,15 +121,18 @@ class PresenceStore:
         return online
 
     async def streaming_among(self, agent_ids: list[str]) -> set[str]:
-        """Return which of these agents hold a live stream, on any worker (cached, see ``__init__``)."""
+        """Return which of these agents are online, as presence tells it (cached, see ``__init__``).
+
+        Online: holding a stream on any worker, or having closed the last one less than the grace
+        ago (a reconnect within it is handed what came meanwhile from the log). Read from the
+        per-agent states by ``_id``, which stays as fast however many agents and streams there are.
+        """
         known = {agent_id: self._streaming.get(agent_id) for agent_id in agent_ids}
         missing = [agent_id for agent_id, streaming in known.items() if streaming is None]
         if missing:
             epoch = self._streaming.epoch
-            now_ms = epoch_ms()
-            fields = {"agent_id": 1, "expires": 1, "expires_ms": 1}
-            leases = self.leases.find({"agent_id": {"$in": missing}}, fields)
-            live = {lease["agent_id"] async for lease in leases if _is_live(lease, now_ms)}
+            states = self.states.find({"_id": {"$in": missing}, "online": eq(True)}, {"_id": 1})
+            live = {state["_id"] async for state in states}
             for agent_id in missing:
                 known[agent_id] = agent_id in live
                 self._streaming.put(agent_id, agent_id in live, epoch)

@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ..ids import epoch_ms, new_id, utcnow
 from .documents import OwnerLeaseDoc
+from .expiry import Expiry
 
 # Leases are also dropped by a TTL index a day after they were made, whatever happened.
 _GARBAGE_AFTER = timedelta(days=1)
@@ -21,13 +22,14 @@ class OwnerStreamLeases:
     A worker that dies stops renewing, and its leases stop counting once they run out.
     """
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: AsyncDatabase[Any], expiry: Expiry | None = None) -> None:
+        self._expiry = expiry or Expiry()
         self.col: AsyncCollection[OwnerLeaseDoc] = db["owner_stream_leases"]
 
     async def ensure_indexes(self) -> None:
         """Create the per-user index and the garbage TTL index."""
         await self.col.create_index("user_id")
-        await self.col.create_index("gc_at", expireAfterSeconds=0)
+        await self._expiry.index(self.col, "gc_at")
 
     async def hold(self, user_id: str, lease_s: float) -> str:
         """Take a lease for one stream of ``user_id``; return its id."""

@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from ..ids import iso, new_id, utcnow
 from ..security import new_refresh_token, sha256_hex
 from .documents import RefreshTokenDoc
+from .expiry import Expiry
 
 
 class RefreshTokenStore:
@@ -20,14 +21,15 @@ class RefreshTokenStore:
     the same family. Presenting a killed token again means it was copied: the whole family dies.
     """
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: AsyncDatabase[Any], expiry: Expiry | None = None) -> None:
+        self._expiry = expiry or Expiry()
         self.col: AsyncCollection[RefreshTokenDoc] = db["refresh_tokens"]
 
     async def ensure_indexes(self) -> None:
         """Create the family index and the TTL index that drops expired tokens."""
         await self.col.create_index("family_id")
         await self.col.create_index("user_id")
-        await self.col.create_index("expires_at", expireAfterSeconds=0)
+        await self._expiry.index(self.col, "expires_at")
 
     async def issue(self, user_id: str, ttl_days: int, family_id: str | None = None) -> str:
         """Store and return a new refresh token (of a new family unless one is given)."""

@@ -4,8 +4,8 @@ Each hot query is timed through the server's own stores (median of ``--repeat`` 
 one project holds 1,000 documents in each collection (messages, receipts, events, agents,
 presence states), then again once the same collections hold ``--large`` (100,000). The
 documents are copies of ones the stores wrote, with fresh ids. Alice sends to bob and carol in
-turn; bob has read all but his last ten, the worst case for his unread page (everything before
-them is read).
+turn, one message a second (the newest now); bob has read all but his last ten, the case where a
+listing of his unread messages would read every message before them, had it no unread floor.
 
 Prints one row per query: the time at each size and the ratio (the goal: within 1.5x).
 ``tests/e2e/test_query_plans.py`` checks the same queries' plans in the normal suite.
@@ -21,16 +21,17 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from bench_realtime import _cpu_model
 from pymongo import AsyncMongoClient
 
-from nexysync_server.ids import new_id
+from nexysync_server.ids import new_id, ulid_floor, utcnow
 from nexysync_server.store.agents import AgentStore
 from nexysync_server.store.embedded import EmbeddedMongo
 from nexysync_server.store.events import EventStore, event_key
-from nexysync_server.store.messages import MessageStore
+from nexysync_server.store.messages import MessageStore, raised_unread_floor
 from nexysync_server.store.presence import PresenceStore
 from nexysync_server.store.receipts import ReceiptStore, receipt_key
 
@@ -70,6 +71,7 @@ class Project:
         )
         self.agent = await self.agents.col.find_one({"_id": self.bob["_id"]})
         self.size = 1
+        self.now = utcnow()
 
     async def grow(self, size: int) -> None:
         """Add copies until each collection holds ``size`` documents of the project (agents: of the server)."""
@@ -77,7 +79,8 @@ class Project:
             count = min(BATCH, size - self.size)
             messages, receipts, events, agents, states = [], [], [], [], []
             for n in range(self.size, self.size + count):
-                message_id, sk = new_id(), new_id()
+                message_id = new_id()
+                sk = ulid_floor(self.now - timedelta(seconds=size - n))[:10] + new_id()[10:]
                 to = self.bob if n % 2 else self.carol
                 read = [to["_id"]] if to is not self.bob or n < size - UNREAD else []
                 messages.append(
@@ -133,7 +136,9 @@ class Project:
             "inbox page, after a cursor": lambda: self.messages.inbox(
                 p, bob, status=None, cursor=recent[0]["sk"], **page
             ),
-            "inbox, unread (all else read)": lambda: self.messages.inbox(p, bob, status="unread", cursor=None, **page),
+            "inbox, unread (all else read)": lambda: self.messages.inbox(
+                p, bob, status="unread", cursor=None, unread_floor=self.floor, **page
+            ),
             "receipts of a message": lambda: self.receipts.of_message(recent[9]),
             "receipts of a page (50)": lambda: self.receipts.of_messages(p, [doc["id"] for doc in recent]),
             "event log resume (100)": lambda: self.events.after(p, middle, 100),
@@ -163,6 +168,19 @@ async def main_async(args: argparse.Namespace) -> None:
             grown = time.perf_counter() - began
             ids = [doc["_id"] async for doc in project.presence.states.find({}, {"_id": 1}).limit(1000)]
             project.recipients = ids
+            # Bob's floor, as the first listing of his unread messages leaves it.
+            first, _ = await project.messages.inbox(
+                project.project_id,
+                project.bob["_id"],
+                status="unread",
+                cursor=None,
+                since=None,
+                sender_slug=None,
+                message_type=None,
+                pinned=None,
+                limit=1,
+            )
+            project.floor = raised_unread_floor(None, first[0] if first else None)
             results[size] = {name: await timed(call, args.repeat) for name, call in project.queries().items()}
             print(f"{size:,} documents per collection (grown in {grown:.0f} s)", flush=True)
         await client.close()

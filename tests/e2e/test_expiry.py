@@ -26,7 +26,9 @@ async def col(mongo_uri: str) -> AsyncIterator[AsyncCollection[Any]]:
 
 
 async def ttl_of(col: AsyncCollection[Any], field: str) -> list[Any]:
-    return [index.get("expireAfterSeconds") async for index in await col.list_indexes() if list(index["key"]) == [field]]
+    return [
+        index.get("expireAfterSeconds") async for index in await col.list_indexes() if list(index["key"]) == [field]
+    ]
 
 
 async def test_an_earlier_ttl_index_is_replaced_and_the_sweep_deletes_what_ended(col: AsyncCollection[Any]) -> None:

@@ -140,6 +140,10 @@ async def _exercise(mongo_uri: str, recorder: Recorder) -> None:
         messages.inbox(project_id, bob["_id"], status="unread", cursor=sent[0]["sk"], **inbox),
     )
     await record(
+        "inbox unread, from the agent's floor",
+        messages.inbox(project_id, bob["_id"], status="unread", cursor=None, unread_floor=sent[1]["sk"], **inbox),
+    )
+    await record(
         "inbox since",
         messages.inbox(
             project_id, bob["_id"], **(inbox | {"since": utcnow() - timedelta(hours=1)}), status=None, cursor=None
@@ -168,6 +172,7 @@ HOT = [
     "message by id",
     "inbox page",
     "inbox page after a cursor, unread",
+    "inbox unread, from the agent's floor",
     "inbox since",
     "receipts of a message",
     "receipts of a page",

@@ -74,9 +74,11 @@ class Messaging:
         cursor: str | None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Return a page of the agent's inbox in storage order; what it lists is delivered."""
+        floor = agent.get("unread_floor")
         docs, next_cursor = await self._store.messages.inbox(
             agent["project_id"],
             agent["_id"],
+            unread_floor=floor,
             since=since,
             status=status,
             sender_slug=sender_slug,
@@ -86,6 +88,11 @@ class Messaging:
             cursor=cursor,
             budget=self._budget,
         )
+        unfiltered = since is None and sender_slug is None and message_type is None and pinned is None
+        if status == "unread" and cursor is None and unfiltered:
+            raised = messages.raised_unread_floor(floor, docs[0] if docs else None)
+            if raised is not None:
+                await self._store.agents.raise_unread_floor(agent["_id"], raised)
         await self._receipts.reach(agent, docs, "delivered")
         return [views.message(doc, agent["_id"]) for doc in docs], next_cursor
 

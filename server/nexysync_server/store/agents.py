@@ -117,6 +117,10 @@ class AgentStore:
         # Each caller gets its own copy: callers change the document they get (last_seen_at).
         return [found[h].copy() if h in found else None for h in hashes]
 
+    async def raise_unread_floor(self, agent_id: str, floor: str) -> None:
+        """Record where the agent's unread messages begin (see ``messages.raised_unread_floor``); it only rises."""
+        await self.col.update_one({"_id": agent_id}, {"$max": {"unread_floor": floor}})
+
     async def live_key_hashes(self, key_hashes: set[str]) -> set[str]:
         """Return which of ``key_hashes`` still belong to an agent (one query)."""
         cursor = self.col.find({"key_hash": {"$in": list(key_hashes)}}, {"key_hash": 1})

@@ -29,6 +29,8 @@ class AgentDoc(AgentRef):
     created_at: str
     updated_at: str
     last_seen_at: str | None
+    #: Where its unread messages begin: every message addressed to it before this sort key is read.
+    unread_floor: NotRequired[str]
 
 
 class AgentBrief(TypedDict):

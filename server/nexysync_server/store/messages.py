@@ -42,6 +42,9 @@ _MAX_REACTIONS = 50
 #: Reactions one agent may add to one message: no single agent can use up the message's reactions.
 MAX_REACTIONS_PER_AGENT = 5
 _REACTION_ATTEMPTS = 10
+# A message is stored within this long of its sort key being made (a request that took longer
+# failed), so below ``now - _SETTLED`` no message can still appear: the unread floor's limit.
+_SETTLED = timedelta(minutes=1)
 
 
 class IdConflict(Exception):
@@ -112,6 +115,24 @@ def routing(message: MessageDoc) -> dict[str, Any]:
         "reply_to": message["reply_to"],
         "created_at": message["created_at"],
     }
+
+
+def raised_unread_floor(current: str | None, first_unread: MessageDoc | None) -> str | None:
+    """Return where an agent's unread messages begin now, or ``None`` when it is not worth a write.
+
+    Call it after a listing of the agent's unread messages that had no other filter and no
+    cursor, with the first one it found (``None``: it found none). Every message before that one
+    is read; so is every one before the settled horizon (``now - _SETTLED``): a message made
+    before it is stored by now or never, so nothing can appear below the floor later. The floor
+    only rises, and a move of less than ``_SETTLED`` is not written (a listing then reads at
+    most that much more of the project's messages). The servers' clocks must agree to well within
+    ``_SETTLED``, as they do under NTP.
+    """
+    settled = ulid_floor(utcnow() - _SETTLED)
+    floor = settled if first_unread is None else min(first_unread["sk"], settled)
+    if current is not None and ulid_time(floor) - ulid_time(current) < _SETTLED:
+        return None
+    return floor
 
 
 def visible_to(message: Mapping[str, Any], agent_id: str) -> bool:
@@ -319,6 +340,7 @@ class MessageStore:
         project_id: str,
         agent_id: str,
         *,
+        unread_floor: str | None = None,
         since: datetime | None,
         status: str | None,
         sender_slug: str | None,
@@ -328,12 +350,18 @@ class MessageStore:
         cursor: str | None,
         budget: int = 0,
     ) -> tuple[list[MessageDoc], str | None]:
-        """Page through the messages addressed to an agent in storage order, up to ``budget`` content bytes a page."""
+        """Page through the messages addressed to an agent in storage order, up to ``budget`` content bytes a page.
+
+        With ``status="unread"``, ``unread_floor`` (see :func:`raised_unread_floor`) is where the
+        agent's unread messages begin: the listing starts there, not at the project's first
+        message, and so reads as much as came since then rather than everything ever sent.
+        """
         query: dict[str, Any] = {"project_id": eq(project_id), "recipients": agent_id}
-        if since is not None:
-            # On the sort key, not on created_at: the embedded database compares date-like
-            # strings to the second only.
-            query["sk"] = {"$gte": ulid_floor(since)}
+        # On the sort key, not on created_at: the embedded database compares date-like strings
+        # to the second only.
+        start = max(ulid_floor(since) if since is not None else "", (status == "unread" and unread_floor) or "")
+        if start:
+            query["sk"] = {"$gte": start}
         query.update(_status_filter(agent_id, status))
         query.update(_routing_filter(sender_slug, message_type, pinned, agent_id))
         return await page(self.col, query, "sk", limit, cursor, size=content_size, budget=budget)

@@ -235,6 +235,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def _dev(args: argparse.Namespace) -> int:
     """Run ``nexysync-server dev``."""
+    logs.skip_caller_lookup()
     settings = _settings_from_env()
     data_dir = Path(args.data_dir).expanduser().resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

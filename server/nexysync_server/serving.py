@@ -16,7 +16,7 @@ import uvicorn
 from gunicorn.arbiter import Arbiter  # type: ignore[import-untyped]
 from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]
 
-from . import tracing
+from . import logs, tracing
 from .connections import guarded_protocol
 from .settings import Settings
 
@@ -28,6 +28,7 @@ def api_app() -> Any:
     """Build the API as gunicorn's factory for ``serve`` (once per worker): traced if configured."""
     from .app import create_app  # the whole server: only in the worker that serves it
 
+    logs.skip_caller_lookup()
     return tracing.instrument(create_app, Settings.from_env(), "nexysync-api")
 
 
@@ -35,6 +36,7 @@ def cdn_app() -> Any:
     """Build the CDN as gunicorn's factory for ``cdn`` (once per worker): traced if configured."""
     from .cdn.app import create_cdn_app
 
+    logs.skip_caller_lookup()
     return tracing.instrument(create_cdn_app, Settings.from_env(), "nexysync-cdn")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -64,3 +65,15 @@ def test_serve_and_dev_refuse_to_start_with_tracing_but_without_the_extra(
     assert main(["dev", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("NEXYSYNC_TRACING=otlp needs OpenTelemetry") == 2, err
+
+
+@pytest.mark.parametrize("factory", ["api_app", "cdn_app"])
+def test_the_worker_factories_stop_records_walking_the_stack(monkeypatch: pytest.MonkeyPatch, factory: str) -> None:
+    # An access line per request paid for a stack walk that no format shows.
+    from nexysync_server import serving
+
+    monkeypatch.setattr(logging, "_srcfile", os.path.normcase(logging.addLevelName.__code__.co_filename))
+    monkeypatch.setattr(serving.tracing, "instrument", lambda build, settings, service: service)
+    monkeypatch.setenv("NEXYSYNC_JWT_SECRET", "x" * 40)
+    assert getattr(serving, factory)() in {"nexysync-api", "nexysync-cdn"}
+    assert logging._srcfile is None

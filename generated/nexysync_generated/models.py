@@ -547,6 +547,14 @@ class AckResult(BaseModel):
     not_found: list[str]
 
 
+class ReadResult(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    read: list[Ulid]
+    not_found: list[str]
+
+
 class ReactionCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -584,7 +592,7 @@ class Event(BaseModel):
     data: Annotated[
         dict[str, Any],
         Field(
-            description="new_message: id, from, to, broadcast, type, priority, reply_to, created_at.\nmessage_acked: ids, by.\npresence_change: changes, a list of {agent, online}: the transitions a worker saw in the\nproject over a short interval (NEXYSYNC_PRESENCE_BATCH_S), an agent's last one only.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n"
+            description="new_message: id, from, to, broadcast, type, priority, reply_to, created_at; and, when its\nsealed topic, payload and metadata together are at most NEXYSYNC_EVENT_CONTENT_MAX_BYTES\n(8 KiB), the message itself as a recipient first sees it (every field of `Message` but\nreceipts and recipients, status unread), so the recipient needs no GET. It is not read\nuntil the recipient says so: POST /v1/messages/read, or a GET.\nmessage_acked: ids, by.\npresence_change: changes, a list of {agent, online}: the transitions a worker saw in the\nproject over a short interval (NEXYSYNC_PRESENCE_BATCH_S), an agent's last one only.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n"
         ),
     ]
 

@@ -27,7 +27,7 @@ from nexysync import (
 from nexysync_mcp.errors import KEY_MISMATCH, describe
 
 if TYPE_CHECKING:
-    from nexysync import UndecryptableRecord
+    from nexysync import AsyncStreamEvent, UndecryptableRecord
     from nexysync_generated.models import Message
 
 __all__ = ["Entry", "Inbox", "oldest_first", "undecryptable_entry"]
@@ -230,7 +230,7 @@ class Inbox:
                 await self._notify_waiters()
                 async for event in stream:
                     if event.type == "new_message":
-                        await self._on_new_message(event.data)
+                        await self._on_new_message(event)
                     elif event.type == "message_acked" and event.data.get("by") == self.slug:
                         self.mark(event.data.get("ids") or [], "acked")
                     elif event.type in SHARED_EVENTS:
@@ -259,7 +259,8 @@ class Inbox:
             return False
         return bool(data.get("broadcast")) or data.get("to") == self.slug
 
-    async def _on_new_message(self, data: dict[str, Any]) -> None:
+    async def _on_new_message(self, event: AsyncStreamEvent) -> None:
+        data = event.data
         message_id = str(data.get("id"))
         if not self._addressed_to_me(data):
             return
@@ -275,8 +276,13 @@ class Inbox:
             created_at=str(data.get("created_at")),
         )
         try:
-            # Fetched without marking it read: the AI has not seen it yet.
-            entry.message = await self._client.messages.get(message_id, mark_read=False)
+            # Not marked read: the AI has not seen it yet. A small message came in the event.
+            carried = event.carried(self._client.key_ring)
+            entry.message = carried or await event.message(mark_read=False)
+            if carried is not None:
+                # Its sender still hears that it was delivered here, as from a fetch; off the
+                # path to the AI, which has it already.
+                self._in_background(self._client.messages.get(message_id, mark_read=False))
         except DecryptionError:
             entry.error = KEY_MISMATCH.format(what=f"message {message_id} from {entry.sender}")
         except APIError as error:
@@ -341,14 +347,23 @@ class Inbox:
 
     def mark_read_on_server(self, message_id: str) -> None:
         """Mark a message read on the server in the background (the AI already has it)."""
-        task = asyncio.create_task(self._mark_read(message_id))
+        self._in_background(self._mark_read(message_id))
+
+    def _in_background(self, work: Awaitable[Any]) -> None:
+        async def logged() -> None:
+            try:
+                await work
+            except (APIError, DecryptionError) as error:
+                logger.warning("background call failed: %s", describe(error))
+
+        task = asyncio.create_task(logged())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _mark_read(self, message_id: str) -> None:
         try:
-            await self._client.messages.get(message_id)
-        except (APIError, DecryptionError) as error:
+            await self._client.messages.mark_read([message_id])
+        except APIError as error:
             logger.warning("could not mark message %s read on the server: %s", message_id, describe(error))
 
     async def wait_for(self, *, sender: str | None, reply_to: str | None, timeout: float) -> Entry | None:

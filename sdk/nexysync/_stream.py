@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from nexysync._errors import APIConnectionError, APIError, error_from_response
+from nexysync._operations import decrypt_record
 from nexysync._transport import INITIAL_RETRY_DELAY, MAX_RETRY_DELAY, should_retry
+from nexysync.types import Message
 
 if TYPE_CHECKING:
     from nexysync._client import AsyncClient, Client
-    from nexysync.types import Message
+    from nexysync.crypto import KeyRing
     from nexysync_generated.models import EventPage
 
 __all__ = [
@@ -102,6 +104,26 @@ class _EventBase:
             raise ValueError(f"a {self.type} event carries no message")
         return str(self.data["id"])
 
+    def carried(self, key_ring: KeyRing | None) -> Message | None:
+        """Return the message a ``new_message`` event carries whole, decrypted; None when it must be fetched.
+
+        The server puts a small message (its sealed content up to 8 KiB by default) in its event;
+        a larger one, or an event from an older server, has only the routing.
+
+        Raises:
+            ValueError: the event is not a ``new_message``.
+            DecryptionError: the content does not decrypt with ``key_ring``.
+        """
+        self._message_id()
+        if "payload" not in self.data or key_ring is None:
+            return None
+        plain = decrypt_record(key_ring, str(self.data["project_id"]), "Message", self.data)
+        return Message.model_validate(plain)
+
+
+def _as_read(message: Message) -> Message:
+    return message.model_copy(update={"status": type(message.status)("read")})
+
 
 @dataclass(frozen=True)
 class StreamEvent(_EventBase):
@@ -110,7 +132,9 @@ class StreamEvent(_EventBase):
     _client: Client | None = field(default=None, repr=False, compare=False)
 
     def message(self, *, mark_read: bool = True) -> Message:
-        """Fetch and decrypt the message of a ``new_message`` event.
+        """Return the message of a ``new_message`` event, decrypted: the one it carries, else fetched.
+
+        Marking it read is then ``POST /v1/messages/read`` (a carried message) or the fetch itself.
 
         Args:
             mark_read: Mark it read for the caller; a consumer that only caches or shows it to
@@ -123,7 +147,13 @@ class StreamEvent(_EventBase):
         message_id = self._message_id()
         if self._client is None:
             raise ValueError("this event is not bound to a client")
-        return self._client.messages.get(message_id, mark_read=mark_read)
+        message = self.carried(self._client.key_ring)
+        if message is None:
+            return self._client.messages.get(message_id, mark_read=mark_read)
+        if not mark_read:
+            return message
+        self._client.messages.mark_read([message_id])
+        return _as_read(message)
 
 
 @dataclass(frozen=True)
@@ -142,7 +172,13 @@ class AsyncStreamEvent(_EventBase):
         message_id = self._message_id()
         if self._client is None:
             raise ValueError("this event is not bound to a client")
-        return await self._client.messages.get(message_id, mark_read=mark_read)
+        message = self.carried(self._client.key_ring)
+        if message is None:
+            return await self._client.messages.get(message_id, mark_read=mark_read)
+        if not mark_read:
+            return message
+        await self._client.messages.mark_read([message_id])
+        return _as_read(message)
 
 
 class _SSEDecoder:

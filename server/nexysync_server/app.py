@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/quota", me.Quota(ctx))
     app.add_route("/v1/messages", messages.Collection(ctx))
     app.add_route("/v1/messages/ack", messages.Ack(ctx))
+    app.add_route("/v1/messages/read", messages.MarkRead(ctx))
     app.add_route("/v1/messages/{message_id}", messages.Item(ctx))
     app.add_route("/v1/messages/{message_id}/receipts", messages.MessageReceipts(ctx))
     app.add_route("/v1/messages/{message_id}/thread", messages.Thread(ctx))

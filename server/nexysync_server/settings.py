@@ -55,6 +55,7 @@ class Settings:
     presence_lease_s: float = 30.0
     presence_grace_s: float = 3.0
     presence_batch_s: float = 0.25
+    event_content_max_bytes: int = 8192
     # Files and the CDN.
     cdn_url: str = "http://127.0.0.1:8081"
     cdn_secret: str = ""

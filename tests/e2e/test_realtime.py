@@ -25,22 +25,20 @@ async def test_a_message_is_pushed_to_its_recipient_live(dev_server: Any) -> Non
     async with EventStream(dev_server.base_url, team.keys["bob"]) as bob, httpx.AsyncClient() as http:
         first = await bob.frame()
         assert first.kind == "comment"  # the stream opens with its retry hint
-        sent = await team.send(http, "alice", "bob")
+        body = team.body("bob")
+        alice_auth, bob_auth = ({"Authorization": f"Bearer {team.keys[slug]}"} for slug in ("alice", "bob"))
+        assert (await http.post(f"{dev_server.base_url}/v1/messages", json=body, headers=alice_auth)).status_code == 201
+        sent = body["id"]
         (event,) = await bob.messages(1)
         assert event.data is not None
         assert event.data["data"]["id"] == sent
         assert event.data["data"]["from"] == "alice"
         assert event.id == event.data["seq"]
-        assert set(event.data["data"]) == {
-            "id",
-            "from",
-            "to",
-            "broadcast",
-            "type",
-            "priority",
-            "reply_to",
-            "created_at",
-        }
+        # A small message comes whole, as GET /v1/messages/{id} shows it before it is read,
+        # its content sealed exactly as sent.
+        shown = (await http.get(f"{dev_server.base_url}/v1/messages/{sent}?mark_read=false", headers=bob_auth)).json()
+        assert event.data["data"] == {key: value for key, value in shown.items() if key != "receipts"}
+        assert event.data["data"]["payload"] == body["payload"] and event.data["data"]["status"] == "unread"
 
 
 async def test_resume_after_a_drop_has_no_gap_and_no_duplicate(dev_server: Any) -> None:

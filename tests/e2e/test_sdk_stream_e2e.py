@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from nexysync import AsyncClient, AsyncStream, AsyncStreamEvent, Client, KeyRing, Stream, StreamEvent
@@ -198,3 +199,59 @@ async def test_async_wait_for_an_ack_of_one_recipient_and_its_timeout(dev_server
             receipts = await asyncio.wait_for(waiting, 30)
     states = {r.agent: str(r.state) for r in receipts.data}
     assert states == {"bob": "acked", "carol": "queued"}
+
+
+async def test_a_small_message_comes_whole_in_its_event_and_is_marked_read_without_a_fetch(dev_server: Any) -> None:
+    agents = Agents(dev_server.base_url)
+    requests: list[tuple[str, str]] = []
+
+    async def record(request: httpx.Request) -> None:
+        requests.append((request.method, request.url.path))
+
+    recording = httpx.AsyncClient(event_hooks={"request": [record]})
+    with agents.client("alice") as alice:
+        async with (
+            AsyncClient(
+                base_url=agents.base_url,
+                api_key=agents.keys["bob"],
+                key_ring=agents.ring,
+                project_id=agents.project_id,
+                http_client=recording,
+            ) as bob,
+            bob.stream() as stream,
+        ):
+            await stream.open()
+            small = alice.messages.send("bob", topic="live", payload="secret payload")
+            event = await next_message(stream)
+            assert event.data["payload"] not in ("", "secret payload")  # sealed, as stored
+            requests.clear()
+            unread = await event.message(mark_read=False)
+            assert (unread.id, unread.topic, unread.payload, unread.status.value) == (
+                small.id,
+                "live",
+                "secret payload",
+                "unread",
+            )
+            assert requests == []  # in hand from the event alone
+            read = await event.message()
+            assert read.status.value == "read" and requests == [("POST", "/v1/messages/read")]
+
+            # Too big for an event (sealed content over 8 KiB): routing only, the message is fetched.
+            big = alice.messages.send("bob", topic="big", payload="x" * 9000)
+            event = await next_message(stream)
+            assert event.data["id"] == big.id and "payload" not in event.data
+            requests.clear()
+            assert (await event.message()).payload == "x" * 9000
+            assert requests == [("GET", f"/v1/messages/{big.id}")]
+        receipts = {
+            message_id: httpx.get(
+                f"{agents.base_url}/v1/messages/{message_id}/receipts",
+                headers={"Authorization": f"Bearer {agents.keys['alice']}"},
+            ).json()["data"][0]["state"]
+            for message_id in (small.id, big.id)
+        }
+    assert receipts == {small.id: "read", big.id: "read"}
+    # Only a recipient marks a message read; the sender, or an unknown id, is told not found.
+    with agents.client("alice") as alice:
+        marked = alice.messages.mark_read([small.id, "01ARZ3NDEKTSV4RRFFQ69G5FAV"])
+    assert (marked.read, marked.not_found) == ([], [small.id, "01ARZ3NDEKTSV4RRFFQ69G5FAV"])

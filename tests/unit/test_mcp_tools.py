@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -364,9 +365,14 @@ class FakeClient:
         self.streams = 0
         self.resumed_after: list[int | None] = []
         self.me = SimpleNamespace(get=self._me)
-        self.messages = SimpleNamespace(list=self._list, get=self._get)
+        self.messages = SimpleNamespace(list=self._list, get=self._get, mark_read=self._mark_read)
         #: (message id, mark_read) of every get: the push cache must never mark what it fetches.
         self.gets: list[tuple[str, bool]] = []
+        #: The ids of every POST /v1/messages/read.
+        self.marked: list[str] = []
+        #: Whether new_message events carry their message (as the server does for small ones).
+        self.carry = False
+        self.key_ring = None
 
     async def _me(self) -> Any:
         return SimpleNamespace(agent=SimpleNamespace(slug="bob"))
@@ -388,12 +394,36 @@ class FakeClient:
         self.gets.append((message_id, mark_read))
         return next(m for m in self.stored if m.id == message_id)
 
+    async def _mark_read(self, ids: list[str]) -> Any:
+        self.marked += ids
+        return SimpleNamespace(read=ids, not_found=[])
+
     def deliver(self, item: Message, *, to: str = "bob") -> None:
         """Store a message and queue its ``new_message`` event."""
         self.stored.append(item.model_copy(update={"to": to}))
         data = {"id": item.id, "from": item.from_, "to": to, "broadcast": False, "type": "request"}
         data |= {"priority": "urgent", "reply_to": item.reply_to, "created_at": NOW}
-        self.queue.put_nowait(SimpleNamespace(seq=len(self.stored), type="new_message", data=data))
+        carried = self.stored[-1] if self.carry else None
+        self.queue.put_nowait(FakeEvent(len(self.stored), "new_message", data, self, carried))
+
+
+@dataclass
+class FakeEvent:
+    """A ``new_message`` event as the SDK's ``AsyncStreamEvent`` shows it: the message it carries, else fetched."""
+
+    seq: int
+    type: str
+    data: dict[str, Any]
+    client: FakeClient
+    carried_message: Message | None
+
+    def carried(self, key_ring: Any) -> Message | None:
+        return self.carried_message
+
+    async def message(self, *, mark_read: bool = True) -> Message:
+        if self.carried_message is not None:
+            return self.carried_message
+        return await self.client._get(self.data["id"], mark_read=mark_read)
 
 
 async def until(condition: Callable[[], bool], deadline_s: float = 5.0) -> None:
@@ -424,6 +454,25 @@ async def test_new_messages_are_cached_announced_once_and_served_to_wait() -> No
         assert client.gets == [(ULID.format(3), False)]
         assert [e.id for e in inbox.unread()] == [ULID.format(3)]
         assert await inbox.wait_for(sender="carol", reply_to=None, timeout=0.05) is None
+    finally:
+        await inbox.close()
+
+
+async def test_a_message_carried_by_its_event_is_in_hand_at_once_and_marked_read_once_read() -> None:
+    client = FakeClient()
+    client.carry = True
+    inbox = Inbox(client, lambda entry: asyncio.sleep(0))  # type: ignore[arg-type]
+    inbox.start()
+    try:
+        await until(lambda: inbox.synced)
+        client.deliver(message(6))
+        got = await inbox.wait_for(sender="alice", reply_to=None, timeout=5)
+        assert got is not None and got.message is not None and got.message.payload == "hello"
+        # In hand at once; the delivery is recorded by a fetch in the background, never a read.
+        await until(lambda: client.gets == [(ULID.format(6), False)])
+        assert client.marked == []
+        inbox.mark_read_on_server(got.id)
+        await until(lambda: client.marked == [ULID.format(6)])
     finally:
         await inbox.close()
 

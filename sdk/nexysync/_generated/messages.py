@@ -122,6 +122,12 @@ class Messages(SyncAPIResource):
         result: models.AckResult = self._client.call("messages_ack", body=compact({"ids": ids}))
         return result
 
+    @operation("messages_mark_read")
+    def mark_read(self, ids: builtins.list[str]) -> models.ReadResult:
+        """Mark messages read by id (1 to 100): for messages whose content came in their stream event."""
+        result: models.ReadResult = self._client.call("messages_mark_read", body=compact({"ids": ids}))
+        return result
+
     @operation("messages_thread")
     def thread(self, message_id: str) -> types.Thread:
         """Return one page of the thread a message belongs to, decrypted."""
@@ -260,6 +266,12 @@ class AsyncMessages(AsyncAPIResource):
         result: models.AckResult = await self._client.call("messages_ack", body=compact({"ids": ids}))
         return result
 
+    @operation("messages_mark_read")
+    async def mark_read(self, ids: builtins.list[str]) -> models.ReadResult:
+        """Mark messages read by id (1 to 100): for messages whose content came in their stream event."""
+        result: models.ReadResult = await self._client.call("messages_mark_read", body=compact({"ids": ids}))
+        return result
+
     @operation("messages_thread")
     async def thread(self, message_id: str) -> types.Thread:
         """Return one page of the thread a message belongs to, decrypted."""
@@ -377,6 +389,13 @@ class MessagesWithRawResponse:
         """
         return self._client.call_raw("messages_ack", body=compact({"ids": ids}))
 
+    def mark_read(self, ids: builtins.list[str]) -> RawResponse:
+        """Mark messages read by id (1 to 100): for messages whose content came in their stream event.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
+        return self._client.call_raw("messages_mark_read", body=compact({"ids": ids}))
+
     def thread(self, message_id: str) -> RawResponse:
         """Return one page of the thread a message belongs to, decrypted.
 
@@ -493,6 +512,13 @@ class AsyncMessagesWithRawResponse:
         Answers its :class:`~nexysync.RawResponse`, unparsed.
         """
         return await self._client.call_raw("messages_ack", body=compact({"ids": ids}))
+
+    async def mark_read(self, ids: builtins.list[str]) -> RawResponse:
+        """Mark messages read by id (1 to 100): for messages whose content came in their stream event.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
+        return await self._client.call_raw("messages_mark_read", body=compact({"ids": ids}))
 
     async def thread(self, message_id: str) -> RawResponse:
         """Return one page of the thread a message belongs to, decrypted.

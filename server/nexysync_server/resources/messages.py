@@ -92,6 +92,24 @@ class Ack:
         }
 
 
+class MarkRead:
+    """``POST /v1/messages/read``."""
+
+    auth = "agent"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        """Mark read messages addressed to the caller; report the ids that are not."""
+        body = await self._ctx.body(req, "AckRequest")
+        done = await self._ctx.services.messaging.mark_read(caller.agent(req), body["ids"])
+        resp.media = {
+            "read": [i for i in body["ids"] if i in done],
+            "not_found": [i for i in body["ids"] if i not in done],
+        }
+
+
 class Thread:
     """``GET /v1/messages/{message_id}/thread``."""
 

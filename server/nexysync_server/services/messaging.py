@@ -276,6 +276,15 @@ class Messaging:
             await self._receipts.reach(agent, addressed, "acked")
         return set(acked)
 
+    async def mark_read(self, agent: AgentDoc, ids: Iterable[str]) -> set[str]:
+        """Mark read the messages among ``ids`` addressed to the agent; return their ids.
+
+        For messages whose content came in the agent's stream: reading them there is not a GET.
+        """
+        addressed = await self._store.messages.mark_read_many(agent["project_id"], agent["_id"], ids)
+        await self._receipts.reach(agent, addressed, "read")
+        return {doc["id"] for doc in addressed}
+
     async def thread(
         self, agent: AgentDoc, message_id: str, cursor: str | None
     ) -> tuple[str, list[dict[str, Any]], str | None]:

@@ -67,7 +67,7 @@ class Store:
         self.projects = ProjectStore(self.db, settings.cache_ttl_s)
         self.agents = AgentStore(self.db, settings.cache_ttl_s)
         self.events = EventStore(self.db, settings.event_ttl_days, self.expiry)
-        self.messages = MessageStore(self.db, self.events, self.expiry)
+        self.messages = MessageStore(self.db, self.events, self.expiry, settings.event_content_max_bytes)
         self.receipts = ReceiptStore(self.db, self.expiry)
         self.usage = UsageStore(self.db)
         self.presence = PresenceStore(self.db, settings.cache_ttl_s, self.expiry)

@@ -98,9 +98,23 @@ def _same_send(stored: MessageDoc, message: MessageDoc) -> bool:
     return is_retry(stored, message["from_id"], message["fingerprint"])
 
 
-def _announce(event: EventDoc, message: MessageDoc) -> None:
-    """Make a numbered event the ``new_message`` event of ``message``."""
-    event.update({"type": "new_message", "recipients": message["recipients"], "data": routing(message)})
+def _announce(event: EventDoc, message: MessageDoc, content_max_bytes: int) -> None:
+    """Make a numbered event the ``new_message`` event of ``message``: its routing, and itself when small."""
+    data = routing(message)
+    if content_size(message) <= content_max_bytes:
+        # The message as a recipient first sees it (views.message), its envelopes still sealed:
+        # the recipient has it in hand without a GET. It stays unread until the recipient says.
+        data |= {
+            "project_id": message["project_id"],
+            "topic": message["topic"],
+            "payload": message["payload"],
+            "metadata": message["metadata"],
+            "status": "unread",
+            "pinned": False,
+            "reactions": [],
+            "expires_at": iso(message["expires_at"]),
+        }
+    event.update({"type": "new_message", "recipients": message["recipients"], "data": data})
 
 
 def routing(message: MessageDoc) -> dict[str, Any]:
@@ -174,8 +188,16 @@ def _routing_filter(
 class MessageStore:
     """The ``messages`` collection."""
 
-    def __init__(self, db: AsyncDatabase[Any], events: EventStore, expiry: Expiry | None = None) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Any],
+        events: EventStore,
+        expiry: Expiry | None = None,
+        event_content_max_bytes: int = 8192,
+    ) -> None:
         self._expiry = expiry or Expiry()
+        # A message whose envelopes add up to at most this comes whole in its new_message event.
+        self._event_content_max = event_content_max_bytes
         self.col: AsyncCollection[MessageDoc] = db["messages"]
         self._events = events
         # Concurrent sends go out as one batch, written with their events by the event log in
@@ -260,7 +282,10 @@ class MessageStore:
         async def settle(events: list[EventDoc], outcomes: Outcomes) -> list[EventDoc | BaseException]:
             return await self._settle(docs, events, outcomes, reannounced)
 
-        results = await self._events.write_with_records(self.col.name, docs, _announce, settle)
+        def announce(event: EventDoc, message: MessageDoc) -> None:
+            _announce(event, message, self._event_content_max)
+
+        results = await self._events.write_with_records(self.col.name, docs, announce, settle)
         for key, seq in reannounced:
             try:
                 await self.col.update_one({"_id": key}, {"$set": {"seq": seq}})
@@ -293,7 +318,7 @@ class MessageStore:
                 lookup_error = exc  # fails the retries alone: the new messages are announced
         for doc, event, outcome in zip(docs, events, outcomes, strict=True):
             if outcome is None:
-                _announce(event, doc)
+                _announce(event, doc, self._event_content_max)
                 results.append(event)
             elif isinstance(outcome, DuplicateKeyError):
                 original = found.get(doc["_id"])
@@ -301,7 +326,7 @@ class MessageStore:
                     results.append(lookup_error)
                     continue
                 if original is not None and doc["_id"] in unannounced and _same_send(original, doc):
-                    _announce(event, original)
+                    _announce(event, original, self._event_content_max)
                     unannounced.discard(doc["_id"])
                     reannounced.append((doc["_id"], event["seq"]))
                 results.append(_Duplicate(event, original))
@@ -567,10 +592,18 @@ class MessageStore:
         query.update(_routing_filter(sender_slug, message_type, pinned, agent_id))
         return await page(self.col, query, "sk", limit, cursor, size=content_size, budget=budget)
 
+    async def mark_read_many(self, project_id: str, agent_id: str, ids: Iterable[str]) -> list[MessageDoc]:
+        """Mark read the messages among ``ids`` addressed to an agent; return them (what their receipts need)."""
+        addressed = await self.addressed(project_id, agent_id, ids)
+        unread = [doc["_id"] for doc in addressed if agent_id not in doc["read_by"]]
+        if unread:
+            await self.col.update_many({"_id": {"$in": unread}}, {"$addToSet": {"read_by": agent_id}})
+        return addressed
+
     async def addressed(self, project_id: str, agent_id: str, ids: Iterable[str]) -> list[MessageDoc]:
         """Return the messages among ``ids`` addressed to an agent (what its receipts need of them)."""
         keys = [_key(project_id, message_id) for message_id in ids]
-        fields = {"id": 1, "project_id": 1, "from_id": 1, "recipients": 1, "expires_at": 1}
+        fields = {"id": 1, "project_id": 1, "from_id": 1, "recipients": 1, "read_by": 1, "expires_at": 1}
         return [doc async for doc in self.col.find({"_id": {"$in": keys}, "recipients": agent_id}, fields)]
 
     async def delete_project(self, project_id: str) -> None:

@@ -307,6 +307,7 @@ class NexySync(System):
         self.ring = KeyRing([new_key()])
         self.senders: dict[int, Sender] = {}
         self.readers: dict[int, httpx.AsyncClient] = {}
+        self.carried = {}
 
     async def prepare(self, agents: int) -> None:
         slugs = [f"r{i}" for i in range(agents)] + [f"s{i}" for i in range(agents)]
@@ -321,12 +322,16 @@ class NexySync(System):
         def on_frame(kind: str, data: bytes, when: float) -> None:
             self.frames += 1
             if kind in types:
-                on_message(json.loads(data)["data"]["id"], when)
+                message = json.loads(data)["data"]
+                if "payload" in message:  # a small message comes whole in its event
+                    self.carried[message["id"]] = message
+                on_message(message["id"], when)
 
         stream.follow(on_frame)
         self._closers.append(stream.close)
 
     frames = 0
+    carried: dict[str, dict[str, Any]]
 
     async def subscribe(self, agent: int, on_message: OnMessage) -> None:
         await self._subscribe(f"r{agent}", on_message, ("new_message",))
@@ -364,6 +369,14 @@ class NexySync(System):
         return await self._post(sender, self._body(key, None))
 
     async def in_hand(self, agent: int, key: str) -> None:
+        # In hand from the event when it came whole (marking it read is a later request, off
+        # this path, as the SDK's and MCP server's consumers do); else fetched.
+        message = self.carried.pop(key, None)
+        if message is not None:
+            self.ring.decrypt(
+                message["payload"], project_id=self.project.id, kind="message", record_id=key, field="payload"
+            )
+            return
         if agent not in self.readers:
             self.readers[agent] = httpx.AsyncClient(
                 base_url=self.base_url, headers={"Authorization": f"Bearer {self._key(f'r{agent}')}"}

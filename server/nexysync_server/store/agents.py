@@ -38,7 +38,7 @@ class AgentStore:
         # (project, agent id) -> slug and last_seen_at, for each send's ``recipients``; last_seen_at
         # is written once a minute at most, so a lag of the TTL tells nothing new.
         self._briefs: TtlCache[tuple[str, str], AgentBrief] = TtlCache(ttl_s=cache_ttl_s)
-        # Concurrent look-ups that miss the cache share one query.
+        # Concurrent look-ups that miss the cache go out together, one indexed query per distinct key.
         self._key_lookups: Batcher[str, AgentDoc | None] = Batcher(self._find_by_key_hashes)
 
     async def ensure_indexes(self) -> None:

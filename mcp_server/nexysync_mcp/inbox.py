@@ -282,7 +282,9 @@ class Inbox:
             if carried is not None:
                 # Its sender still hears that it was delivered here, as from a fetch; off the
                 # path to the AI, which has it already.
-                self._in_background(self._client.messages.get(message_id, mark_read=False))
+                self._in_background(
+                    self._client.messages.get(message_id, mark_read=False), f"record message {message_id} delivered"
+                )
         except DecryptionError:
             entry.error = KEY_MISMATCH.format(what=f"message {message_id} from {entry.sender}")
         except APIError as error:
@@ -347,24 +349,20 @@ class Inbox:
 
     def mark_read_on_server(self, message_id: str) -> None:
         """Mark a message read on the server in the background (the AI already has it)."""
-        self._in_background(self._mark_read(message_id))
+        self._in_background(self._client.messages.mark_read([message_id]), f"mark message {message_id} read")
 
-    def _in_background(self, work: Awaitable[Any]) -> None:
+    def _in_background(self, work: Awaitable[Any], what: str) -> None:
+        """Run a call to the server in a task of its own; a failure is logged (``could not <what>``)."""
+
         async def logged() -> None:
             try:
                 await work
             except (APIError, DecryptionError) as error:
-                logger.warning("background call failed: %s", describe(error))
+                logger.warning("could not %s on the server: %s", what, describe(error))
 
         task = asyncio.create_task(logged())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _mark_read(self, message_id: str) -> None:
-        try:
-            await self._client.messages.mark_read([message_id])
-        except APIError as error:
-            logger.warning("could not mark message %s read on the server: %s", message_id, describe(error))
 
     async def wait_for(self, *, sender: str | None, reply_to: str | None, timeout: float) -> Entry | None:
         """Return the first matching message, waiting up to ``timeout`` seconds; None on timeout.

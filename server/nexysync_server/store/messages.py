@@ -98,25 +98,6 @@ def _same_send(stored: MessageDoc, message: MessageDoc) -> bool:
     return is_retry(stored, message["from_id"], message["fingerprint"])
 
 
-def _announce(event: EventDoc, message: MessageDoc, content_max_bytes: int) -> None:
-    """Make a numbered event the ``new_message`` event of ``message``: its routing, and itself when small."""
-    data = routing(message)
-    if content_size(message) <= content_max_bytes:
-        # The message as a recipient first sees it (views.message), its envelopes still sealed:
-        # the recipient has it in hand without a GET. It stays unread until the recipient says.
-        data |= {
-            "project_id": message["project_id"],
-            "topic": message["topic"],
-            "payload": message["payload"],
-            "metadata": message["metadata"],
-            "status": "unread",
-            "pinned": False,
-            "reactions": [],
-            "expires_at": iso(message["expires_at"]),
-        }
-    event.update({"type": "new_message", "recipients": message["recipients"], "data": data})
-
-
 def routing(message: MessageDoc) -> dict[str, Any]:
     """Return what a ``new_message`` event tells: ids and plaintext routing, never content."""
     return {
@@ -276,16 +257,31 @@ class MessageStore:
             return exc.stored, False, exc.event
         return message, True, event
 
+    def _announce(self, event: EventDoc, message: MessageDoc) -> None:
+        """Make a numbered event the ``new_message`` event of ``message``: its routing, and itself when small."""
+        data = routing(message)
+        if content_size(message) <= self._event_content_max:
+            # The message as a recipient first sees it (views.message), its envelopes still sealed:
+            # the recipient has it in hand without a GET. It stays unread until the recipient says.
+            data |= {
+                "project_id": message["project_id"],
+                "topic": message["topic"],
+                "payload": message["payload"],
+                "metadata": message["metadata"],
+                "status": "unread",
+                "pinned": False,
+                "reactions": [],
+                "expires_at": iso(message["expires_at"]),
+            }
+        event.update({"type": "new_message", "recipients": message["recipients"], "data": data})
+
     async def _send_batch(self, docs: list[MessageDoc]) -> list[EventDoc | BaseException]:
         reannounced: list[tuple[str, int]] = []
 
         async def settle(events: list[EventDoc], outcomes: Outcomes) -> list[EventDoc | BaseException]:
             return await self._settle(docs, events, outcomes, reannounced)
 
-        def announce(event: EventDoc, message: MessageDoc) -> None:
-            _announce(event, message, self._event_content_max)
-
-        results = await self._events.write_with_records(self.col.name, docs, announce, settle)
+        results = await self._events.write_with_records(self.col.name, docs, self._announce, settle)
         for key, seq in reannounced:
             try:
                 await self.col.update_one({"_id": key}, {"$set": {"seq": seq}})
@@ -318,7 +314,7 @@ class MessageStore:
                 lookup_error = exc  # fails the retries alone: the new messages are announced
         for doc, event, outcome in zip(docs, events, outcomes, strict=True):
             if outcome is None:
-                _announce(event, doc, self._event_content_max)
+                self._announce(event, doc)
                 results.append(event)
             elif isinstance(outcome, DuplicateKeyError):
                 original = found.get(doc["_id"])
@@ -326,7 +322,7 @@ class MessageStore:
                     results.append(lookup_error)
                     continue
                 if original is not None and doc["_id"] in unannounced and _same_send(original, doc):
-                    _announce(event, original, self._event_content_max)
+                    self._announce(event, original)
                     unannounced.discard(doc["_id"])
                     reannounced.append((doc["_id"], event["seq"]))
                 results.append(_Duplicate(event, original))

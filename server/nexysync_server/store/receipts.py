@@ -207,8 +207,7 @@ class ReceiptStore:
 
     async def of_message(self, message: MessageDoc) -> dict[str, dict[str, Any]]:
         """Return a message's receipt documents by recipient agent id."""
-        cursor = self.col.find({"project_id": eq(message["project_id"]), "message_id": eq(message["id"])})
-        return {doc["agent_id"]: doc async for doc in cursor}
+        return {doc["agent_id"]: doc for doc in await self._of(message["project_id"], message["id"])}
 
     async def of_messages(self, project_id: str, message_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Return the receipt documents of several messages, by message id.
@@ -216,13 +215,13 @@ class ReceiptStore:
         One indexed query per message, side by side: a ``$in`` over message ids would be read
         whole by the embedded database (see :mod:`.queries`).
         """
-
-        async def of_one(message_id: str) -> list[dict[str, Any]]:
-            query = {"project_id": eq(project_id), "message_id": eq(message_id)}
-            return [doc async for doc in self.col.find(query)]
-
         unique = list(dict.fromkeys(message_ids))
-        return dict(zip(unique, await asyncio.gather(*map(of_one, unique)), strict=True))
+        found = await asyncio.gather(*(self._of(project_id, message_id) for message_id in unique))
+        return dict(zip(unique, found, strict=True))
+
+    async def _of(self, project_id: str, message_id: str) -> list[dict[str, Any]]:
+        query = {"project_id": eq(project_id), "message_id": eq(message_id)}
+        return [doc async for doc in self.col.find(query)]
 
     async def delete_project(self, project_id: str) -> None:
         """Delete every receipt of a project."""

@@ -46,8 +46,8 @@ class PresenceStore:
         self._expiry = expiry or Expiry()
         self.leases: AsyncCollection[LeaseDoc] = db["presence_leases"]
         self.states: AsyncCollection[PresenceDoc] = db["presence_state"]
-        # agent id -> whether it holds a stream, for each send's ``recipients[].online``: exact for
-        # streams of this process (dropped when one opens or closes), within ``cache_ttl_s`` for others.
+        # agent id -> whether it is online (its state), for each send's ``recipients[].online``:
+        # exact for states flipped by this process (dropped then), within ``cache_ttl_s`` for others.
         self._streaming: TtlCache[str, bool] = TtlCache(ttl_s=cache_ttl_s)
 
     async def ensure_indexes(self) -> None:
@@ -75,7 +75,6 @@ class PresenceStore:
                 "gc_at": now + _GARBAGE_AFTER,
             }
         )
-        self._streaming.drop(agent["_id"])
         return lease_id
 
     async def renew(self, lease_ids: list[str], lease_s: float) -> None:
@@ -90,7 +89,6 @@ class PresenceStore:
     async def release(self, lease_id: str) -> bool:
         """Drop a lease; tell whether this call dropped it."""
         result = await self.leases.delete_one({"_id": lease_id})
-        self._streaming.clear()  # the lease's agent is not known here; closes are rare
         return result.deleted_count == 1
 
     async def live_leases(self, agent_id: str) -> int:
@@ -144,16 +142,22 @@ class PresenceStore:
         if current is not None and bool(current["online"]) == online:
             # The common case (a reconnect while online): one read, no write.
             return False
-        result = await self.states.update_one({"_id": agent["_id"], "online": not online}, {"$set": {"online": online}})
-        if result.modified_count == 1:
-            return True
-        if not online:
-            return False
         try:
-            await self.states.insert_one({"_id": agent["_id"], "project_id": agent["project_id"], "online": True})
-        except DuplicateKeyError:
-            return False
-        return True
+            result = await self.states.update_one(
+                {"_id": agent["_id"], "online": not online}, {"$set": {"online": online}}
+            )
+            if result.modified_count == 1:
+                return True
+            if not online:
+                return False
+            try:
+                await self.states.insert_one({"_id": agent["_id"], "project_id": agent["project_id"], "online": True})
+            except DuplicateKeyError:
+                return False
+            return True
+        finally:
+            # After the write: a read that raced it cannot cache the old state (see TtlCache's epoch).
+            self._streaming.drop(agent["_id"])
 
     async def delete_project(self, project_id: str) -> None:
         """Forget a project's leases and states."""

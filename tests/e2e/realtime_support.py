@@ -150,12 +150,14 @@ class Team:
             body["to"] = to
         return body
 
+    def auth(self, slug: str) -> dict[str, str]:
+        """Return the headers that authenticate as agent ``slug``."""
+        return {"Authorization": f"Bearer {self.keys[slug]}"}
+
     async def send(self, client: httpx.AsyncClient, sender: str, to: str | None) -> str:
         """Send one message as ``sender``; return its id."""
         body = self.body(to)
-        response = await client.post(
-            f"{self.base_url}/v1/messages", json=body, headers={"Authorization": f"Bearer {self.keys[sender]}"}
-        )
+        response = await client.post(f"{self.base_url}/v1/messages", json=body, headers=self.auth(sender))
         assert response.status_code == 201, response.text
         return body["id"]
 

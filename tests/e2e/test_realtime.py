@@ -26,8 +26,9 @@ async def test_a_message_is_pushed_to_its_recipient_live(dev_server: Any) -> Non
         first = await bob.frame()
         assert first.kind == "comment"  # the stream opens with its retry hint
         body = team.body("bob")
-        alice_auth, bob_auth = ({"Authorization": f"Bearer {team.keys[slug]}"} for slug in ("alice", "bob"))
-        assert (await http.post(f"{dev_server.base_url}/v1/messages", json=body, headers=alice_auth)).status_code == 201
+        assert (
+            await http.post(f"{dev_server.base_url}/v1/messages", json=body, headers=team.auth("alice"))
+        ).status_code == 201
         sent = body["id"]
         (event,) = await bob.messages(1)
         assert event.data is not None
@@ -36,7 +37,9 @@ async def test_a_message_is_pushed_to_its_recipient_live(dev_server: Any) -> Non
         assert event.id == event.data["seq"]
         # A small message comes whole, as GET /v1/messages/{id} shows it before it is read,
         # its content sealed exactly as sent.
-        shown = (await http.get(f"{dev_server.base_url}/v1/messages/{sent}?mark_read=false", headers=bob_auth)).json()
+        shown = (
+            await http.get(f"{dev_server.base_url}/v1/messages/{sent}?mark_read=false", headers=team.auth("bob"))
+        ).json()
         assert event.data["data"] == {key: value for key, value in shown.items() if key != "receipts"}
         assert event.data["data"]["payload"] == body["payload"] and event.data["data"]["status"] == "unread"
 

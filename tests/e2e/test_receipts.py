@@ -21,52 +21,48 @@ from nexysync_server.store.receipts import ReceiptStore
 pytestmark = pytest.mark.e2e
 
 
-def _auth(team: Team, slug: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {team.keys[slug]}"}
-
-
 async def test_a_direct_message_goes_through_every_step_once_and_never_back(dev_server: Any) -> None:
     team = Team(dev_server.base_url, ["alice", "bob"])
     base = dev_server.base_url
     async with httpx.AsyncClient(base_url=base) as http, EventStream(base, team.keys["alice"]) as alice:
         # bob holds no stream: the answer says so.
-        sent = await http.post("/v1/messages", json=team.body("bob"), headers=_auth(team, "alice"))
+        sent = await http.post("/v1/messages", json=team.body("bob"), headers=team.auth("alice"))
         assert sent.status_code == 201, sent.text
         message_id = sent.json()["id"]
         assert sent.json()["recipients"] == [{"agent": "bob", "online": False, "last_seen_at": None}]
         assert sent.json()["receipts"] == {"queued": 1, "delivered": 0, "read": 0, "acked": 0}
-        receipts = await http.get(f"/v1/messages/{message_id}/receipts", headers=_auth(team, "alice"))
+        receipts = await http.get(f"/v1/messages/{message_id}/receipts", headers=team.auth("alice"))
         (queued,) = receipts.json()["data"]
         assert queued["agent"] == "bob" and queued["state"] == "queued" and queued["delivered_at"] is None
 
         # A fetch that does not mark read delivers.
-        fetched = await http.get(f"/v1/messages/{message_id}?mark_read=false", headers=_auth(team, "bob"))
+        fetched = await http.get(f"/v1/messages/{message_id}?mark_read=false", headers=team.auth("bob"))
         assert fetched.status_code == 200 and fetched.json()["status"] == "unread"
         (delivered,) = await receipt_events(alice, 1)
         assert delivered["message_id"] == message_id and delivered["agent"] == "bob"
         assert delivered["state"] == "delivered"
         # Fetching again tells nothing new.
-        await http.get(f"/v1/messages/{message_id}?mark_read=false", headers=_auth(team, "bob"))
-        await http.get("/v1/messages", headers=_auth(team, "bob"))
+        await http.get(f"/v1/messages/{message_id}?mark_read=false", headers=team.auth("bob"))
+        await http.get("/v1/messages", headers=team.auth("bob"))
         await no_more_receipts(alice, team, http)
 
-        await http.get(f"/v1/messages/{message_id}", headers=_auth(team, "bob"))
+        await http.get(f"/v1/messages/{message_id}", headers=team.auth("bob"))
         (read,) = await receipt_events(alice, 1)
         assert read["state"] == "read"
-        acked = await http.post("/v1/messages/ack", json={"ids": [message_id]}, headers=_auth(team, "bob"))
+        acked = await http.post("/v1/messages/ack", json={"ids": [message_id]}, headers=team.auth("bob"))
         assert acked.json()["acked"] == [message_id]
         (ack,) = await receipt_events(alice, 1)
         assert ack["state"] == "acked"
 
         # Reading again after the ack moves nothing back and tells nothing.
-        await http.get(f"/v1/messages/{message_id}", headers=_auth(team, "bob"))
+        await http.get(f"/v1/messages/{message_id}", headers=team.auth("bob"))
         await no_more_receipts(alice, team, http)
         for slug in ("alice", "bob"):  # any party may read the receipts
-            (final,) = (await http.get(f"/v1/messages/{message_id}/receipts", headers=_auth(team, slug))).json()["data"]
+            (final,) = (await http.get(f"/v1/messages/{message_id}/receipts", headers=team.auth(slug))).json()["data"]
             assert final["state"] == "acked"
             assert final["queued_at"] <= final["delivered_at"] <= final["read_at"] <= final["acked_at"]
             assert final["delivered_at"] == delivered["at"] and final["acked_at"] == ack["at"]
-        view = (await http.get(f"/v1/messages/{message_id}", headers=_auth(team, "alice"))).json()
+        view = (await http.get(f"/v1/messages/{message_id}", headers=team.auth("alice"))).json()
         assert view["status"] == "sent"
         assert view["receipts"] == {"queued": 0, "delivered": 0, "read": 0, "acked": 1}
 
@@ -76,7 +72,7 @@ async def test_a_first_read_records_and_tells_the_delivery_it_skipped(dev_server
     base = dev_server.base_url
     async with httpx.AsyncClient(base_url=base) as http, EventStream(base, team.keys["alice"]) as alice:
         message_id = await team.send(http, "alice", "bob")
-        await http.get(f"{base}/v1/messages/{message_id}", headers=_auth(team, "bob"))
+        await http.get(f"{base}/v1/messages/{message_id}", headers=team.auth("bob"))
         steps = await receipt_events(alice, 2)
         assert [step["state"] for step in steps] == ["delivered", "read"]
         assert steps[0]["at"] == steps[1]["at"]
@@ -91,14 +87,14 @@ async def test_a_broadcast_keeps_one_receipt_per_recipient(dev_server: Any) -> N
         EventStream(base, team.keys["alice"]) as alice,
         EventStream(base, team.keys["carol"]),
     ):
-        sent = await http.post("/v1/messages", json=team.body(None), headers=_auth(team, "alice"))
+        sent = await http.post("/v1/messages", json=team.body(None), headers=team.auth("alice"))
         message_id = sent.json()["id"]
         online = {entry["agent"]: entry["online"] for entry in sent.json()["recipients"]}
         assert online == {"bob": False, "carol": True, "dave": False}
         assert sent.json()["receipts"]["queued"] == 3
-        listed = await http.get("/v1/messages", headers=_auth(team, "bob"))
+        listed = await http.get("/v1/messages", headers=team.auth("bob"))
         assert [m["id"] for m in listed.json()["data"]] == [message_id]
-        await http.get(f"/v1/messages/{message_id}", headers=_auth(team, "carol"))
+        await http.get(f"/v1/messages/{message_id}", headers=team.auth("carol"))
         steps = await receipt_events(alice, 3)
         assert sorted((step["agent"], step["state"]) for step in steps) == [
             ("bob", "delivered"),
@@ -106,13 +102,13 @@ async def test_a_broadcast_keeps_one_receipt_per_recipient(dev_server: Any) -> N
             ("carol", "read"),
         ]
         await no_more_receipts(alice, team, http)
-        receipts = (await http.get(f"/v1/messages/{message_id}/receipts", headers=_auth(team, "dave"))).json()
+        receipts = (await http.get(f"/v1/messages/{message_id}/receipts", headers=team.auth("dave"))).json()
         assert {r["agent"]: r["state"] for r in receipts["data"]} == {
             "bob": "delivered",
             "carol": "read",
             "dave": "queued",
         }
-        view = (await http.get(f"/v1/messages/{message_id}", headers=_auth(team, "alice"))).json()
+        view = (await http.get(f"/v1/messages/{message_id}", headers=team.auth("alice"))).json()
         assert view["receipts"] == {"queued": 1, "delivered": 1, "read": 1, "acked": 0}
 
 
@@ -120,11 +116,11 @@ async def test_receipts_are_only_for_parties_to_the_message(dev_server: Any) -> 
     team = Team(dev_server.base_url, ["alice", "bob", "eve"])
     async with httpx.AsyncClient(base_url=dev_server.base_url) as http:
         message_id = await team.send(http, "alice", "bob")
-        outsider = await http.get(f"/v1/messages/{message_id}/receipts", headers=_auth(team, "eve"))
+        outsider = await http.get(f"/v1/messages/{message_id}/receipts", headers=team.auth("eve"))
         assert outsider.status_code == 404
         assert outsider.headers["content-type"].startswith("application/problem+json")
         assert outsider.json()["code"] == "MESSAGE_NOT_FOUND"
-        unknown = await http.get(f"/v1/messages/{new_id()}/receipts", headers=_auth(team, "alice"))
+        unknown = await http.get(f"/v1/messages/{new_id()}/receipts", headers=team.auth("alice"))
         assert unknown.status_code == 404
 
 

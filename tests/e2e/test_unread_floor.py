@@ -13,13 +13,9 @@ from nexysync_server.ids import ulid_floor, ulid_time, utcnow
 
 
 def unread(http: httpx.Client, team: Team, slug: str, **params: str) -> list[str]:
-    reply = http.get("/v1/messages", params={"status": "unread", **params}, headers=team_auth(team, slug))
+    reply = http.get("/v1/messages", params={"status": "unread", **params}, headers=team.auth(slug))
     assert reply.status_code == 200, reply.text
     return [m["id"] for m in reply.json()["data"]]
-
-
-def team_auth(team: Team, slug: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {team.keys[slug]}"}
 
 
 async def test_the_unread_listing_starts_at_the_floor(server_processes: Callable[..., str], mongo_uri: str) -> None:
@@ -29,7 +25,7 @@ async def test_the_unread_listing_starts_at_the_floor(server_processes: Callable
     async with httpx.AsyncClient() as sender:
         sent = [await team.send(sender, "alice", "bob") for _ in range(3)]
     with httpx.Client(base_url=base) as http:
-        bob_id = http.get("/v1/me", headers=team_auth(team, "bob")).json()["agent"]["id"]
+        bob_id = http.get("/v1/me", headers=team.auth("bob")).json()["agent"]["id"]
 
         def floor() -> str | None:
             return db.agents.find_one({"_id": bob_id}).get("unread_floor")  # type: ignore[union-attr]
@@ -45,7 +41,7 @@ async def test_the_unread_listing_starts_at_the_floor(server_processes: Callable
         second_sk = db.messages.find_one({"id": sent[1]})["sk"]  # type: ignore[index]
         db.agents.update_one({"_id": bob_id}, {"$set": {"unread_floor": second_sk}})
         assert unread(http, team, "bob") == sent[1:]
-        everything = http.get("/v1/messages", headers=team_auth(team, "bob")).json()["data"]
+        everything = http.get("/v1/messages", headers=team.auth("bob")).json()["data"]
         assert [m["id"] for m in everything] == sent
         assert floor() == second_sk  # a lower floor found by a listing never lowers it
 

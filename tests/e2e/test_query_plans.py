@@ -132,6 +132,7 @@ async def _exercise(mongo_uri: str, recorder: Recorder) -> None:
     recorder.label = "agents by key, batched"
     await asyncio.gather(agents.by_key(alice_key), agents.by_key(bob_key))
     await record("agent by slug", agents.id_for_slug(project_id, "bob"))
+    await record("keys of the streams' agents", agents.key_hashes({alice["_id"], bob["_id"]}))
     await record("agent briefs", agents.briefs(project_id, [alice["_id"], bob["_id"]]))
     await record("message by id", messages.get(project_id, sent[1]["id"]))
     await record("inbox page", messages.inbox(project_id, bob["_id"], status=None, cursor=None, **inbox))
@@ -168,6 +169,7 @@ HOT = [
     "agent by key",
     "agents by key, batched",
     "agent by slug",
+    "keys of the streams' agents",
     "agent briefs",
     "message by id",
     "inbox page",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import time
 from typing import Any
 
 import pytest
@@ -156,11 +157,15 @@ async def test_the_watcher_catches_up_from_the_log_once_it_reconnects(failures: 
 
 
 class _Scripted:
-    """A change stream answering from a script: an event's seq, or ``None`` (nothing new yet)."""
+    """A change stream answering from a script: an event's seq, or ``None`` (nothing new yet).
 
-    def __init__(self, hub: _NewsHub, script: list[int | None]) -> None:
+    ``hold_s``: how long an empty answer takes (a database honouring maxAwaitTimeMS holds it open).
+    """
+
+    def __init__(self, hub: _NewsHub, script: list[int | None], hold_s: float = 0.0) -> None:
         self._hub = hub
         self._script = script
+        self._hold_s = hold_s
 
     async def __aenter__(self) -> _Scripted:
         return self
@@ -172,10 +177,12 @@ class _Scripted:
         return self
 
     async def try_next(self) -> dict[str, Any] | None:
-        if not self._script:
+        seq = self._script.pop(0) if self._script else None
+        if seq is None and self._hold_s:
+            time.sleep(self._hold_s)  # as a held-open getMore: the clock moves, the loop waits
+        if not self._script and seq is None:
             self._hub.listening = False
             return None
-        seq = self._script.pop(0)
         return (
             None
             if seq is None
@@ -217,6 +224,52 @@ async def test_the_watcher_polls_fast_for_other_processes_events_and_backs_off_f
     assert hub.published == [1, 2, 3, 100]
     # Its own events do not make it poll the database faster; one from elsewhere does.
     assert waits[:4] == [0.005, 0.01, 0.02, 0.005]
+
+
+async def test_an_idle_watcher_backs_off_to_half_a_second_on_a_database_that_answers_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub = _NewsHub()
+    stream = _Scripted(hub, [None] * 10)
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        waits.append(delay)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    watcher = Watcher(_log(stream), hub)  # type: ignore[arg-type]
+    watcher.start()
+    try:
+        await asyncio.wait_for(hub.done.wait(), 10)
+    finally:
+        await watcher.stop()
+    assert waits[:9] == [0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.5, 0.5]
+
+
+async def test_the_watcher_adds_no_sleep_when_the_database_held_the_poll_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    # MongoDB holds an empty getMore open for maxAwaitTimeMS: sleeping after it would only delay
+    # the next event from another worker.
+    monkeypatch.setattr("nexysync_server.store.events._MAX_AWAIT_MS", 20)
+    hub = _NewsHub()
+    stream = _Scripted(hub, [None, None, 100, None], hold_s=0.015)
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        waits.append(delay)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    watcher = Watcher(_log(stream), hub)  # type: ignore[arg-type]
+    watcher.start()
+    try:
+        await asyncio.wait_for(hub.done.wait(), 10)
+    finally:
+        await watcher.stop()
+    assert hub.published == [100]
+    assert [wait for wait in waits if wait] == []
 
 
 class _Mongo:

@@ -1,8 +1,8 @@
 """End streams whose credentials no longer work, whatever the reason, on every worker.
 
 The ``key_revoked`` event ends a revoked key's streams in ``seq`` order (see :mod:`.hub`); this
-check is the net under it: every ``interval_s`` one query asks which keys of this process's
-streams still exist, and the streams of any other key end. It catches what no event told of (a
+check is the net under it: every ``interval_s`` one query asks which keys the agents of this
+process's streams hold now, and the streams of any other key end. It catches what no event told of (a
 watcher that was down, a project deleted with its event log). Owner streams are checked the
 same way against their sign-in session: one signed out (logout, everywhere, a password change,
 the account deleted) ends its streams within ``interval_s``.
@@ -35,9 +35,9 @@ class KeyCheck:
     async def check(self) -> None:
         """End every stream of a key that matches no agent any more, or of a session signed out."""
         listeners = [listener for listener in self._hub.listeners() if not listener.ended]
-        keyed = [listener for listener in listeners if listener.key_hash]
+        keyed = [listener for listener in listeners if listener.key_hash and listener.agent_id]
         if keyed:
-            live = await self._agents.live_key_hashes({listener.key_hash for listener in keyed})
+            live = await self._agents.key_hashes({listener.agent_id for listener in keyed if listener.agent_id})
             for listener in keyed:
                 if listener.key_hash not in live:
                     listener.end(REVOKED)

@@ -121,9 +121,13 @@ class AgentStore:
         """Record where the agent's unread messages begin (see ``messages.raised_unread_floor``); it only rises."""
         await self.col.update_one({"_id": agent_id}, {"$max": {"unread_floor": floor}})
 
-    async def live_key_hashes(self, key_hashes: set[str]) -> set[str]:
-        """Return which of ``key_hashes`` still belong to an agent (one query)."""
-        cursor = self.col.find({"key_hash": {"$in": list(key_hashes)}}, {"key_hash": 1})
+    async def key_hashes(self, agent_ids: set[str]) -> set[str]:
+        """Return the key hashes the agents ``agent_ids`` hold now (one query; a deleted agent holds none).
+
+        By ``_id``, which the embedded database answers through its index: a ``$in`` on
+        ``key_hash`` reads the whole collection there, and this runs every few seconds.
+        """
+        cursor = self.col.find({"_id": {"$in": sorted(agent_ids)}}, {"key_hash": 1})
         return {doc["key_hash"] async for doc in cursor}
 
     async def get(self, project_id: str, agent_id: str) -> AgentDoc | None:

@@ -503,7 +503,7 @@ class EventStore:
             PyMongoError: the database cannot open a change stream (or went away).
         """
         async with await self.col.watch(max_await_time_ms=_MAX_AWAIT_MS) as stream:
-            yield InsertFeed(stream)
+            yield InsertFeed(stream, _MAX_AWAIT_MS / 1000)
 
     def still_kept(self, written_at: datetime) -> bool:
         """Tell whether an event written at ``written_at`` is still in the log (not past its TTL)."""
@@ -540,10 +540,19 @@ class EventStore:
 
 
 class InsertFeed:
-    """The events stored since a change stream opened (see :meth:`EventStore.inserts`)."""
+    """The events stored since a change stream opened (see :meth:`EventStore.inserts`).
 
-    def __init__(self, stream: AsyncChangeStream[Any]) -> None:
+    Args:
+        stream: The change stream.
+        max_await_s: How long the database is asked to hold an empty poll open.
+    """
+
+    def __init__(self, stream: AsyncChangeStream[Any], max_await_s: float) -> None:
         self._stream = stream
+        self._max_await_s = max_await_s
+        #: Whether the last empty poll was held open by the database (MongoDB honours
+        #: ``maxAwaitTimeMS``; the embedded database answers at once, so its caller must pace itself).
+        self.waited = False
 
     async def next(self) -> tuple[bool, EventDoc | None]:
         """Take the next change, if one came within the wait.
@@ -551,8 +560,10 @@ class InsertFeed:
         Returns:
             Whether a change came, and the event it stored (``None`` for a change that stored none).
         """
+        started = time.monotonic()
         change = await self._stream.try_next()
         if change is None:
+            self.waited = time.monotonic() - started >= self._max_await_s / 2
             return False, None
         document = change.get("fullDocument")
         if change.get("operationType") != "insert" or not document or "seq" not in document:

@@ -276,15 +276,9 @@ class Inbox:
             created_at=str(data.get("created_at")),
         )
         try:
-            # Not marked read: the AI has not seen it yet. A small message came in the event.
-            carried = event.carried(self._client.key_ring)
-            entry.message = carried or await event.message(mark_read=False)
-            if carried is not None:
-                # Its sender still hears that it was delivered here, as from a fetch; off the
-                # path to the AI, which has it already.
-                self._in_background(
-                    self._client.messages.get(message_id, mark_read=False), f"record message {message_id} delivered"
-                )
+            # Not marked read: the AI has not seen it yet. A small message came in the event (the
+            # server recorded it delivered when it wrote the event); a larger one is fetched.
+            entry.message = event.carried(self._client.key_ring) or await event.message(mark_read=False)
         except DecryptionError:
             entry.error = KEY_MISMATCH.format(what=f"message {message_id} from {entry.sender}")
         except APIError as error:

@@ -55,8 +55,8 @@ async def test_a_new_message_reaches_the_session_as_a_channel_event_and_is_deliv
         assert f"reply_to={sent.id}" in content
         assert meta == {"message_id": sent.id, "from": "alice", "type": "request", "priority": "urgent"}
         assert all(IDENTIFIER.match(key) and isinstance(value, str) for key, value in meta.items())
-        # The push recorded it delivered (a fetch in the background once the message, carried
-        # by its event, was in hand); nobody read it yet.
+        # The push recorded it delivered (the server, once it wrote the event that carried the
+        # message to bob's stream, told alice soon after); nobody read it yet.
         deadline = time.monotonic() + 5
         (receipt,) = (await alice.messages.receipts(sent.id)).data
         while str(receipt.state) == "queued" and time.monotonic() < deadline:

@@ -364,3 +364,38 @@ async def test_a_worker_killed_outright_does_not_leave_its_agents_online(
         assert time.monotonic() - started < 15
         with contextlib.suppress(Exception):
             await bob.__aexit__()
+
+
+async def test_a_message_handed_over_whole_is_delivered_without_a_fetch(dev_server: Any) -> None:
+    team = Team(dev_server.base_url, ["alice", "bob", "carol"])
+    base = dev_server.base_url
+    async with EventStream(base, team.keys["alice"]) as alice, httpx.AsyncClient() as http:
+        async with EventStream(base, team.keys["bob"]) as bob:
+            small = await team.send(http, "alice", "bob")
+            (pushed,) = await bob.messages(1)
+            assert pushed.data["data"]["payload"]  # type: ignore[index]
+            (step,) = await receipt_events(alice, 1)
+        assert (step["message_id"], step["agent"], step["state"]) == (small, "bob", "delivered")
+
+        # Polled whole, the same.
+        polled = await team.send(http, "alice", "carol")
+        events = (await http.get(f"{base}/v1/events", headers=team.auth("carol"))).json()["data"]
+        assert [event["data"]["id"] for event in events if event["type"] == "new_message"] == [polled]
+        (step,) = await receipt_events(alice, 1)
+        assert (step["message_id"], step["agent"], step["state"]) == (polled, "carol", "delivered")
+
+        # Too big to carry: the event has the routing only, and nothing is delivered until fetched.
+        big = team.body("bob")
+        big["payload"] = team.ring.encrypt(
+            b"x" * 9000, project_id=team.project_id, kind="message", record_id=big["id"], field="payload"
+        )
+        async with EventStream(base, team.keys["bob"]) as bob:
+            assert (await http.post(f"{base}/v1/messages", json=big, headers=team.auth("alice"))).status_code == 201
+            (pushed,) = await bob.messages(1)
+            assert "payload" not in pushed.data["data"]  # type: ignore[index]
+            await no_more_receipts(alice, team, http)
+            await http.get(f"{base}/v1/messages/{big['id']}?mark_read=false", headers=team.auth("bob"))
+            (step,) = await receipt_events(alice, 1)
+        assert (step["message_id"], step["state"]) == (big["id"], "delivered")
+        receipts = (await http.get(f"{base}/v1/messages/{small}/receipts", headers=team.auth("alice"))).json()
+        assert [(r["agent"], r["state"]) for r in receipts["data"]] == [("bob", "delivered")]

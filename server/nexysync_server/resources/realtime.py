@@ -18,7 +18,7 @@ from ..metrics import EVENT_LAG, LIMIT_REFUSALS
 from ..realtime.hub import OVERFLOW, REVOKED, Hub, Listener
 from ..services.feed import resume
 from ..services.presence import TooManyStreams
-from ..store.documents import EventBody
+from ..store.documents import AgentRef, EventBody
 from . import Context
 
 _DECIMAL_RE = re.compile(r"^[0-9]+(\.[0-9]+)?$")
@@ -117,12 +117,20 @@ class Stream:
         resp.set_header("Cache-Control", "no-cache")
         # Tells nginx-style proxies not to buffer; HAProxy streams as is.
         resp.set_header("X-Accel-Buffering", "no")
-        resp.sse = self._events(listener, lease_id, settled, last, duration)
+        resp.sse = self._events(listener, lease_id, settled, last, duration, agent)
 
     async def _events(
-        self, listener: Listener, lease_id: str, settled: int, last: int | None, duration: float
+        self,
+        listener: Listener,
+        lease_id: str,
+        settled: int,
+        last: int | None,
+        duration: float,
+        agent: AgentRef | None = None,
     ) -> AsyncIterator[SSEvent]:
+        """The stream's events; ``agent``: whose stream it is (``None``: an owner's, which receives no message)."""
         settings = self._ctx.settings
+        receipts = self._ctx.services.receipts
         deadline = time.monotonic() + duration
         try:
             yield SSEvent(retry=settings.stream_retry_ms, comment="connected")
@@ -130,6 +138,8 @@ class Stream:
             async for missed in self._ctx.services.feed.missed(listener.project_id, listener.agent_id, settled, last):
                 sent = missed["seq"]
                 yield _sse(missed)
+                if agent is not None:
+                    receipts.handed_over(agent, [missed])
             sent = max(sent, settled)
             while True:
                 remaining = deadline - time.monotonic()
@@ -163,6 +173,9 @@ class Stream:
                     continue
                 sent = event["seq"]
                 yield _sse(event)
+                # Resumed once the event is written: a message it carries is in the agent's hands.
+                if agent is not None:
+                    receipts.handed_over(agent, [event])
                 EVENT_LAG.observe(max(0.0, time.time() - stored_at(event["created_at"])))
         finally:
             self._hub.unsubscribe(listener)
@@ -184,6 +197,7 @@ class Events:
         agent = caller.agent(req)
         taken, passed, reset = await self._ctx.services.feed.poll(agent["project_id"], agent["_id"], after, limit)
         resp.media = {"data": [views.event(event) for event in taken], "last_seq": passed, "reset": reset}
+        self._ctx.services.receipts.handed_over(agent, taken)
 
 
 class PresenceList:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import views
@@ -12,7 +12,8 @@ from ..background import Periodic
 from ..realtime.hub import Hub
 from ..store import Store
 from ..store import receipts as store_receipts
-from ..store.documents import AgentRef, MessageDoc
+from ..store.documents import AgentRef, MessageDoc, MessageRef
+from ..store.messages import carried_ref
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,45 @@ class Receipts:
         self._untold_after_s = untold_after_s
         self._telling: set[asyncio.Task[None]] = set()
         self._sweeper = Periodic("receipt-sweeper", self.sweep, sweep_interval_s)
+        # Messages streams handed over whole, by recipient, waiting to be recorded as delivered.
+        self._handed: dict[str, tuple[AgentRef, list[MessageRef]]] = {}
+        self._recording: asyncio.Task[None] | None = None
 
-    async def reach(self, agent: AgentRef, messages: Iterable[MessageDoc], state: str) -> None:
+    def handed_over(self, agent: AgentRef, events: Iterable[Mapping[str, Any]]) -> None:
+        """Record, soon, that ``agent``'s stream (or poll) gave it these events' messages whole.
+
+        A ``new_message`` event that carries its message puts it in the recipient's hands, as a
+        fetch does: its ``delivered`` step. The caller does not wait for it; steps handed over
+        while one write is under way are recorded together by the next (one write per recipient
+        per round, however many streams). A write that fails is logged: the copy stays
+        ``queued`` until the recipient reads it, and its first read records both steps.
+        """
+        carried = [ref for ref in map(carried_ref, events) if ref is not None and agent["_id"] in ref["recipients"]]
+        if not carried:
+            return
+        self._handed.setdefault(agent["_id"], (agent, []))[1].extend(carried)
+        if self._recording is None:
+            self._recording = asyncio.create_task(self._record_handed(), name="delivered-receipts")
+
+    async def _record_handed(self) -> None:
+        try:
+            while self._handed:
+                handed, self._handed = self._handed, {}
+                outcomes = await asyncio.gather(
+                    *(self.reach(agent, refs, "delivered") for agent, refs in handed.values()), return_exceptions=True
+                )
+                for (agent, refs), outcome in zip(handed.values(), outcomes, strict=True):
+                    if isinstance(outcome, BaseException):
+                        log.warning(
+                            "recording %d delivered receipt(s) of agent %s failed; its reads record them",
+                            len(refs),
+                            agent["_id"],
+                            exc_info=outcome,
+                        )
+        finally:
+            self._recording = None
+
+    async def reach(self, agent: AgentRef, messages: Iterable[MessageRef], state: str) -> None:
         """Move the agent's copies of ``messages`` to ``state``; tell the senders every step not yet told."""
         steps = await self._store.receipts.advance(messages, agent, state)
         if steps:
@@ -80,8 +118,13 @@ class Receipts:
         self._sweeper.start()
 
     async def stop(self) -> None:
-        """Stop the sweep; let the tellings under way finish (the sweep of another server covers the rest)."""
+        """Stop the sweep; record what streams handed over and let the tellings under way finish.
+
+        The sweep of another server covers tellings this one does not finish.
+        """
         await self._sweeper.stop()
+        if self._recording is not None:
+            await asyncio.wait({self._recording}, timeout=5)
         if self._telling:
             await asyncio.wait(set(self._telling), timeout=5)
 

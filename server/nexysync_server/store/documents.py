@@ -157,6 +157,20 @@ class Reaction(TypedDict):
     created_at: str
 
 
+class MessageRef(TypedDict):
+    """What a receipt needs of a message: which one, who sent it, to whom, and until when it is kept.
+
+    A :data:`MessageDoc` is one; so is what :func:`.messages.carried_ref` reads from a
+    ``new_message`` event that carries its message.
+    """
+
+    id: str
+    project_id: str
+    from_id: str
+    recipients: list[str]
+    expires_at: datetime
+
+
 #: One document of ``messages``, its ``_id`` being ``"{project_id}:{id}"``. Content fields
 #: (``topic``, ``payload``, ``metadata``) are envelopes the server cannot read; ``sk`` is the
 #: sort key (a ULID made at store time). ``read_by``, ``acked_by``, ``acks_told`` and
@@ -200,8 +214,9 @@ MessageDoc = TypedDict(
 class EventBody(TypedDict):
     """What a client is shown of an event: its number, type, time and what it tells.
 
-    ``data`` is routing, never content. The stream also makes events of its own (``resume``,
-    ``reset``) that are never stored.
+    ``data`` is routing, and content only as the sealed envelopes of a small message (see
+    :meth:`.messages.MessageStore`); never anything the server can read. The stream also makes
+    events of its own (``resume``, ``reset``) that are never stored.
     """
 
     seq: int
@@ -222,6 +237,8 @@ class EventDoc(EventBody):
     project_id: str
     recipients: list[str]
     expires_at: datetime
+    #: A ``new_message`` event carrying its message: the sender's id (for the ``delivered`` receipt).
+    sender_id: NotRequired[str]
 
 
 class RefreshTokenDoc(TypedDict):

@@ -19,9 +19,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from ..ids import iso, new_id, ulid_floor, ulid_time, utcnow
+from ..ids import iso, new_id, parse_rfc3339, ulid_floor, ulid_time, utcnow
 from .batching import Batcher
-from .documents import AgentDoc, EventDoc, MessageDoc
+from .documents import AgentDoc, EventDoc, MessageDoc, MessageRef
 from .events import EventStore, Outcomes, event_key
 from .expiry import Expiry
 from .failures import find_one_and_update
@@ -109,6 +109,24 @@ def routing(message: MessageDoc) -> dict[str, Any]:
         "priority": message["priority"],
         "reply_to": message["reply_to"],
         "created_at": message["created_at"],
+    }
+
+
+def carried_ref(event: Mapping[str, Any]) -> MessageRef | None:
+    """Return the message a stored ``new_message`` event carries whole, as receipts need it; else ``None``.
+
+    A stream that writes such an event hands the message over: that is its ``delivered`` step.
+    Any other event (an unstored ``reset``, say) gives ``None``.
+    """
+    data = event["data"]
+    if event["type"] != "new_message" or "sender_id" not in event or "payload" not in data:
+        return None
+    return {
+        "id": data["id"],
+        "project_id": event["project_id"],
+        "from_id": event["sender_id"],
+        "recipients": event["recipients"],
+        "expires_at": parse_rfc3339(data["expires_at"]),
     }
 
 
@@ -273,6 +291,7 @@ class MessageStore:
                 "reactions": [],
                 "expires_at": iso(message["expires_at"]),
             }
+            event["sender_id"] = message["from_id"]
         event.update({"type": "new_message", "recipients": message["recipients"], "data": data})
 
     async def _send_batch(self, docs: list[MessageDoc]) -> list[EventDoc | BaseException]:

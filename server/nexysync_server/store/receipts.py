@@ -25,7 +25,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from ..ids import iso, utcnow
-from .documents import AgentRef, MessageDoc
+from .documents import AgentRef, MessageDoc, MessageRef
 from .expiry import Expiry
 from .failures import insert_new
 from .queries import eq
@@ -95,7 +95,7 @@ class ReceiptStore:
         await self.col.create_index([("untold", 1), ("moved_at", 1)])
         await self._expiry.index(self.col, "expires_at")
 
-    async def advance(self, messages: Iterable[MessageDoc], agent: AgentRef, state: str) -> list[Step]:
+    async def advance(self, messages: Iterable[MessageRef], agent: AgentRef, state: str) -> list[Step]:
         """Move the agent's copies of ``messages`` to ``state`` (those already there or past it stay).
 
         Messages the agent is not a recipient of are ignored.
@@ -140,7 +140,7 @@ class ReceiptStore:
         ]
 
     @staticmethod
-    def _new(key: str, message: MessageDoc, agent: AgentRef, rank: int, now: str) -> dict[str, Any]:
+    def _new(key: str, message: MessageRef, agent: AgentRef, rank: int, now: str) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "_id": key,
             "project_id": message["project_id"],

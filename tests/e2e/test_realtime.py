@@ -375,12 +375,24 @@ async def test_a_message_handed_over_whole_is_delivered_without_a_fetch(dev_serv
             (pushed,) = await bob.messages(1)
             assert pushed.data["data"]["payload"]  # type: ignore[index]
             (step,) = await receipt_events(alice, 1)
-        assert (step["message_id"], step["agent"], step["state"]) == (small, "bob", "delivered")
+            assert (step["message_id"], step["agent"], step["state"]) == (small, "bob", "delivered")
+            # A broadcast's copies handed over by two streams: recorded together, each told once.
+            async with EventStream(base, team.keys["carol"]) as carol:
+                everyone = await team.send(http, "alice", None)
+                await bob.messages(1)
+                await carol.messages(1)
+                steps = await receipt_events(alice, 2)
+                await no_more_receipts(alice, team, http)
+        assert sorted((s["message_id"], s["agent"], s["state"]) for s in steps) == [
+            (everyone, "bob", "delivered"),
+            (everyone, "carol", "delivered"),
+        ]
 
         # Polled whole, the same.
         polled = await team.send(http, "alice", "carol")
         events = (await http.get(f"{base}/v1/events", headers=team.auth("carol"))).json()["data"]
-        assert [event["data"]["id"] for event in events if event["type"] == "new_message"] == [polled]
+        # (The broadcast carol's stream delivered comes again; its copy is delivered already.)
+        assert [event["data"]["id"] for event in events if event["type"] == "new_message"] == [everyone, polled]
         (step,) = await receipt_events(alice, 1)
         assert (step["message_id"], step["agent"], step["state"]) == (polled, "carol", "delivered")
 

@@ -17,6 +17,11 @@ from ..store.messages import carried_ref
 
 log = logging.getLogger(__name__)
 
+#: How long copies handed over by streams gather before they are recorded delivered: the
+#: recording (a receipt and a ``message_receipt`` event per copy) waits until a broadcast's
+#: fan-out is done rather than competing with it, and a busy second is a few writes.
+HANDED_GATHER_S = 0.2
+
 
 class Receipts:
     """Record what became of a recipient's copies, and tell the senders (``message_receipt``).
@@ -39,47 +44,45 @@ class Receipts:
         self._untold_after_s = untold_after_s
         self._telling: set[asyncio.Task[None]] = set()
         self._sweeper = Periodic("receipt-sweeper", self.sweep, sweep_interval_s)
-        # Messages streams handed over whole, by recipient, waiting to be recorded as delivered.
-        self._handed: dict[str, tuple[AgentRef, list[MessageRef]]] = {}
+        # Copies streams handed over whole, waiting to be recorded as delivered.
+        self._handed: list[tuple[MessageRef, AgentRef]] = []
         self._recording: asyncio.Task[None] | None = None
 
     def handed_over(self, agent: AgentRef, events: Iterable[Mapping[str, Any]]) -> None:
         """Record, soon, that ``agent``'s stream (or poll) gave it these events' messages whole.
 
         A ``new_message`` event that carries its message puts it in the recipient's hands, as a
-        fetch does: its ``delivered`` step. The caller does not wait for it; steps handed over
-        while one write is under way are recorded together by the next (one write per recipient
-        per round, however many streams). A write that fails is logged: the copy stays
-        ``queued`` until the recipient reads it, and its first read records both steps.
+        fetch does: its ``delivered`` step. The caller does not wait for it: the copies handed
+        over within :data:`HANDED_GATHER_S`, and while a write is under way, are recorded
+        together (one write, and one telling, per round, whatever the number of streams and
+        recipients). A write that fails is
+        logged: the copy stays ``queued`` until the recipient reads it, and its first read
+        records both steps.
         """
-        carried = [ref for ref in map(carried_ref, events) if ref is not None and agent["_id"] in ref["recipients"]]
-        if not carried:
-            return
-        self._handed.setdefault(agent["_id"], (agent, []))[1].extend(carried)
-        if self._recording is None:
+        self._handed += [(ref, agent) for ref in map(carried_ref, events) if ref is not None]
+        if self._handed and self._recording is None:
             self._recording = asyncio.create_task(self._record_handed(), name="delivered-receipts")
 
     async def _record_handed(self) -> None:
         try:
+            await asyncio.sleep(HANDED_GATHER_S)
             while self._handed:
-                handed, self._handed = self._handed, {}
-                outcomes = await asyncio.gather(
-                    *(self.reach(agent, refs, "delivered") for agent, refs in handed.values()), return_exceptions=True
-                )
-                for (agent, refs), outcome in zip(handed.values(), outcomes, strict=True):
-                    if isinstance(outcome, BaseException):
-                        log.warning(
-                            "recording %d delivered receipt(s) of agent %s failed; its reads record them",
-                            len(refs),
-                            agent["_id"],
-                            exc_info=outcome,
-                        )
+                handed, self._handed = self._handed, []
+                try:
+                    self._tell_soon(await self._store.receipts.advance_copies(handed, "delivered", first_steps=True))
+                except Exception:
+                    log.warning(
+                        "recording %d delivered receipt(s) failed; reads record them", len(handed), exc_info=True
+                    )
         finally:
             self._recording = None
 
     async def reach(self, agent: AgentRef, messages: Iterable[MessageRef], state: str) -> None:
         """Move the agent's copies of ``messages`` to ``state``; tell the senders every step not yet told."""
-        steps = await self._store.receipts.advance(messages, agent, state)
+        self._tell_soon(await self._store.receipts.advance(messages, agent, state))
+
+    def _tell_soon(self, steps: list[store_receipts.Step]) -> None:
+        """Tell these steps in the background (the request that took them does not wait)."""
         if steps:
             task = asyncio.create_task(self._tell(steps))
             self._telling.add(task)

@@ -104,15 +104,29 @@ class ReceiptStore:
             The steps this call moved these copies through: tell them, then call :meth:`told`
             (steps whose teller died are the sweep's, see :meth:`untold`).
         """
+        return await self.advance_copies([(message, agent) for message in messages], state)
+
+    async def advance_copies(
+        self, copies: Iterable[tuple[MessageRef, AgentRef]], state: str, *, first_steps: bool = False
+    ) -> list[Step]:
+        """Move each ``(message, agent)`` copy to ``state``, the copies of several agents in one write.
+
+        As :meth:`advance`; a pair whose agent is not a recipient of its message is ignored.
+        ``first_steps``: the copies are most likely at no step yet (handed over as they were
+        sent), so they are inserted at once and read only if stored already.
+        """
         rank = _RANK[state]
-        agent_id = agent["_id"]
-        targets = {receipt_key(m["project_id"], m["id"], agent_id): m for m in messages if agent_id in m["recipients"]}
+        targets = {
+            receipt_key(m["project_id"], m["id"], agent["_id"]): (m, agent)
+            for m, agent in copies
+            if agent["_id"] in m["recipients"]
+        }
         if not targets or rank == 0:
             return []
         now = iso(utcnow())
         current: dict[str, dict[str, Any]] = {}
         pending = list(targets)
-        if len(targets) > 1:
+        if len(targets) > 1 and not first_steps:
             current = {doc["_id"]: doc async for doc in self.col.find({"_id": {"$in": pending}})}
         # else: a single copy (a message fetched on its push) is usually fetched for the first
         # time, so it is inserted at once, and read first only if it exists.
@@ -124,7 +138,7 @@ class ReceiptStore:
             fresh = [key for key in pending if key not in current]
             behind = [key for key in pending if key in current and current[key]["rank"] < rank]
             starts = {key: 0 for key in fresh} | {key: current[key]["rank"] for key in behind}
-            new_docs = [self._new(key, targets[key], agent, rank, now) for key in fresh]
+            new_docs = [self._new(key, *targets[key], rank, now) for key in fresh]
             lost = await self._insert(new_docs, current)
             lost += await self._forward([current[key] for key in behind], rank, now, current)
             moved_from |= {key: start for key, start in starts.items() if key not in lost}
@@ -134,7 +148,7 @@ class ReceiptStore:
             current.update({doc["_id"]: doc async for doc in self.col.find({"_id": {"$in": lost}})})
             pending = lost
         else:
-            raise RuntimeError(f"receipts of agent {agent_id} lost {_ATTEMPTS} races in a row")
+            raise RuntimeError(f"receipts lost {_ATTEMPTS} races in a row")
         return [
             step for key, start in moved_from.items() for step in _untold(current[key]) if _RANK[step.state] > start
         ]

@@ -194,6 +194,83 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
             ),
         },
     ),
+    "leases_claim": OperationPlan(
+        operation_id="leases_claim",
+        request=(
+            EncryptedAt(
+                at=("leases", "[]"),
+                record=RecordPlan(
+                    schema="LeaseRequest",
+                    kind="lease",
+                    id_in="body",
+                    id_name="id",
+                    fields=("path", "reason"),
+                    json_fields=(),
+                    author="agent",
+                    routing=(),
+                ),
+            ),
+        ),
+        responses={
+            201: (
+                EncryptedAt(
+                    at=("data", "[]"),
+                    record=RecordPlan(
+                        schema="Lease",
+                        kind="lease",
+                        id_in="body",
+                        id_name="id",
+                        fields=("path", "reason"),
+                        json_fields=(),
+                        author="agent",
+                        routing=(),
+                    ),
+                ),
+            )
+        },
+    ),
+    "leases_list": OperationPlan(
+        operation_id="leases_list",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=("data", "[]"),
+                    record=RecordPlan(
+                        schema="Lease",
+                        kind="lease",
+                        id_in="body",
+                        id_name="id",
+                        fields=("path", "reason"),
+                        json_fields=(),
+                        author="agent",
+                        routing=(),
+                    ),
+                ),
+            )
+        },
+    ),
+    "leases_renew": OperationPlan(
+        operation_id="leases_renew",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=(),
+                    record=RecordPlan(
+                        schema="Lease",
+                        kind="lease",
+                        id_in="body",
+                        id_name="id",
+                        fields=("path", "reason"),
+                        json_fields=(),
+                        author="agent",
+                        routing=(),
+                    ),
+                ),
+            )
+        },
+    ),
     "messages_get": OperationPlan(
         operation_id="messages_get",
         request=(),

@@ -571,6 +571,9 @@ class EventType(StrEnum):
     kv_update = "kv_update"
     new_ref = "new_ref"
     new_file = "new_file"
+    lease_granted = "lease_granted"
+    lease_released = "lease_released"
+    lease_expired = "lease_expired"
     reset = "reset"
     resume = "resume"
     key_revoked = "key_revoked"
@@ -592,7 +595,7 @@ class Event(BaseModel):
     data: Annotated[
         dict[str, Any],
         Field(
-            description="new_message: id, from, to, broadcast, type, priority, reply_to, created_at; and, when its\nsealed topic, payload and metadata together are at most NEXYSYNC_EVENT_CONTENT_MAX_BYTES\n(8 KiB), the message itself as a recipient first sees it (every field of `Message` but\nreceipts and recipients, status unread), so the recipient needs no GET. Writing such an\nevent to the recipient's stream (or returning it from GET /v1/events) records the copy\n`delivered`. It is not read until the recipient says so: POST /v1/messages/read, or a GET.\nmessage_acked: ids, by.\npresence_change: changes, a list of {agent, online}: the transitions a worker saw in the\nproject over a short interval (NEXYSYNC_PRESENCE_BATCH_S), an agent's last one only.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n"
+            description="new_message: id, from, to, broadcast, type, priority, reply_to, created_at; and, when its\nsealed topic, payload and metadata together are at most NEXYSYNC_EVENT_CONTENT_MAX_BYTES\n(8 KiB), the message itself as a recipient first sees it (every field of `Message` but\nreceipts and recipients, status unread), so the recipient needs no GET. Writing such an\nevent to the recipient's stream (or returning it from GET /v1/events) records the copy\n`delivered`. It is not read until the recipient says so: POST /v1/messages/read, or a GET.\nmessage_acked: ids, by.\npresence_change: changes, a list of {agent, online}: the transitions a worker saw in the\nproject over a short interval (NEXYSYNC_PRESENCE_BATCH_S), an agent's last one only.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nlease_granted: leases, the `Lease`s of one claim. lease_released: id, agent, key,\nforced_by (the slug that forced it, or null). lease_expired: id, agent, key.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n"
         ),
     ]
 
@@ -705,6 +708,140 @@ class KvList(BaseModel):
     )
     data: list[KvEntry]
     next_cursor: str | None
+
+
+class LeaseKey(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="HMAC-SHA256 (hex) of a normalised workspace path, under a key derived from the project key.",
+            pattern="^[0-9a-f]{64}$",
+        ),
+    ]
+
+
+class LeaseRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    id: Annotated[
+        str,
+        Field(
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
+        ),
+    ]
+    key: Annotated[
+        str,
+        Field(
+            description="HMAC-SHA256 (hex) of a normalised workspace path, under a key derived from the project key.",
+            pattern="^[0-9a-f]{64}$",
+        ),
+    ]
+    ancestors: Annotated[
+        list[LeaseKey],
+        Field(
+            description="The keys of every directory above the path, from the workspace's root down.",
+            max_length=64,
+        ),
+    ]
+    path: Annotated[
+        str,
+        Field(
+            description="AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).",
+            json_schema_extra={"x-nexysync-encrypted": True},
+            max_length=400000,
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
+        ),
+    ]
+    reason: Annotated[
+        str | None,
+        Field(
+            description="AES-256-GCM ciphertext envelope: v2.<kid>.<base64url(nonce12 || ciphertext || tag16)> (v1 still accepted).",
+            json_schema_extra={"x-nexysync-encrypted": True},
+            max_length=400000,
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
+        ),
+    ] = None
+
+
+class LeaseClaim(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    leases: Annotated[list[LeaseRequest], Field(max_length=50, min_length=1)]
+    exclusive: Annotated[
+        bool | None,
+        Field(
+            description="An exclusive lease conflicts with every other lease on the path; shared ones only with exclusive ones."
+        ),
+    ] = True
+    ttl_s: Annotated[
+        int,
+        Field(
+            description="How long the lease lives without renewal, in seconds (at most NEXYSYNC_LEASE_MAX_TTL_S).",
+            ge=5,
+            le=86400,
+        ),
+    ]
+
+
+class LeaseRenew(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    ttl_s: Annotated[int, Field(ge=5, le=86400)]
+
+
+class Lease(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    id: Annotated[
+        str,
+        Field(
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
+        ),
+    ]
+    agent: Annotated[
+        str,
+        Field(
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
+        ),
+    ]
+    exclusive: bool
+    key: Annotated[
+        str,
+        Field(
+            description="HMAC-SHA256 (hex) of a normalised workspace path, under a key derived from the project key.",
+            pattern="^[0-9a-f]{64}$",
+        ),
+    ]
+    ancestors: list[LeaseKey]
+    path: Annotated[str, Field(json_schema_extra={"x-nexysync-encrypted": True})]
+    reason: Annotated[str | None, Field(json_schema_extra={"x-nexysync-encrypted": True})]
+    token: Annotated[
+        int,
+        Field(
+            description="The fencing token, higher than that of every lease granted before it in the project.",
+            ge=1,
+        ),
+    ]
+    created_at: AwareDatetime
+    renewed_at: AwareDatetime
+    expires_at: AwareDatetime
+
+
+class LeaseList(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: list[Lease]
 
 
 class RefCreate(BaseModel):
@@ -973,6 +1110,12 @@ class Problem(BaseModel):
     ]
     request_id: str
     errors: Annotated[list[FieldError] | None, Field(description="Field-level validation errors.")] = None
+    conflicts: Annotated[
+        list[Lease] | None,
+        Field(
+            description="LEASE_CONFLICT: the live leases in the way, each with its holder and end (its path sealed)."
+        ),
+    ] = None
 
 
 class Message(BaseModel):

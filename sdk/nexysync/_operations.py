@@ -302,29 +302,49 @@ def _seal_request(
     path_params: Mapping[str, Any],
     cipher: Cipher,
     idempotency_key: str | None,
-) -> tuple[str, str | None]:
+) -> tuple[str | None, str | None]:
     """Encrypt, in place, the encrypted fields of a request body; return its record id and idempotency key.
 
+    The body is one record, or holds records at the plan's places (a claim's ``leases``, say),
+    each with a client-made id of its own; then no single id binds the answer (``None``), and the
+    first record's id is the idempotency key.
+
     Raises:
-        ValueError: the plan puts records anywhere but the body itself, or the caller's slug is unknown.
+        ValueError: records inside the body are bound to a path parameter, or the caller's slug is unknown.
     """
-    if len(places) != 1 or places[0].at != ():
-        raise ValueError(f"{operation_id}: only a request body that is one record can be encrypted")
-    record = places[0].record
-    if cipher.author is None:
+    author = cipher.author
+    if author is None:
         raise ValueError(f"{operation_id}: the client does not know its agent's slug, the author it binds")
-    if record.id_in == "path":
-        record_id = _query_value(path_params[record.id_name])
-    else:
-        # A client-made id: bound into the ciphertext, and the write's idempotency key.
-        record_id = payload.get(record.id_name) or new_ulid()
-        payload[record.id_name] = record_id
-        idempotency_key = idempotency_key or record_id
-    bound = binding(record, payload, cipher.author)
+    if len(places) == 1 and places[0].at == ():
+        record = places[0].record
+        if record.id_in == "path":
+            record_id = _query_value(path_params[record.id_name])
+        else:
+            # A client-made id: bound into the ciphertext, and the write's idempotency key.
+            record_id = _seal_record(record, payload, cipher, author, None)
+            return record_id, idempotency_key or record_id
+        _seal_record(record, payload, cipher, author, record_id)
+        return record_id, idempotency_key
+    if any(place.at == () or place.record.id_in != "body" for place in places):
+        raise ValueError(f"{operation_id}: records inside a request body must carry their own ids")
+    ids = [
+        _seal_record(place.record, item, cipher, author, None)
+        for place in places
+        for item in _records_at(payload, place.at)
+    ]
+    return None, idempotency_key or (ids[0] if ids else None)
+
+
+def _seal_record(record: RecordPlan, data: dict[str, Any], cipher: Cipher, author: str, record_id: str | None) -> str:
+    """Encrypt one record's fields in place, bound to ``record_id`` (else its own id, made when missing)."""
+    if record_id is None:
+        record_id = data.get(record.id_name) or new_ulid()
+        data[record.id_name] = record_id
+    bound = binding(record, data, author)
     for field in record.fields:
-        if payload.get(field) is not None:
-            payload[field] = cipher.seal(payload[field], record=record, record_id=record_id, field=field, bound=bound)
-    return record_id, idempotency_key
+        if data.get(field) is not None:
+            data[field] = cipher.seal(data[field], record=record, record_id=record_id, field=field, bound=bound)
+    return record_id
 
 
 def parse_response(call: PreparedCall, response: httpx.Response, cipher: Cipher | None) -> Any:

@@ -21,8 +21,11 @@ __all__ = [
     "FileUpload",
     "KvEntry",
     "KvList",
+    "Lease",
+    "LeaseList",
     "Message",
     "MessageList",
+    "Problem",
     "Ref",
     "RefList",
     "Thread",
@@ -55,6 +58,16 @@ class KvList(models.KvList, DecryptedPage):
     data: list[KvEntry]  # type: ignore[assignment]
 
 
+class Lease(models.Lease):
+    """`Lease` with its encrypted fields decrypted."""
+
+
+class LeaseList(models.LeaseList, DecryptedPage):
+    """`LeaseList` with its records decrypted; those that fail are in `undecryptable`."""
+
+    data: list[Lease]  # type: ignore[assignment]
+
+
 class Message(models.Message):
     """`Message` with its encrypted fields decrypted."""
 
@@ -65,6 +78,12 @@ class MessageList(models.MessageList, DecryptedPage):
     """`MessageList` with its records decrypted; those that fail are in `undecryptable`."""
 
     data: list[Message]  # type: ignore[assignment]
+
+
+class Problem(models.Problem):
+    """`Problem` with its encrypted fields decrypted."""
+
+    conflicts: list[Lease] | None = None  # type: ignore[assignment]
 
 
 class Ref(models.Ref):
@@ -90,8 +109,11 @@ PLAINTEXT_MODELS: dict[str, type[BaseModel]] = {
     "FileUpload": FileUpload,
     "KvEntry": KvEntry,
     "KvList": KvList,
+    "Lease": Lease,
+    "LeaseList": LeaseList,
     "Message": Message,
     "MessageList": MessageList,
+    "Problem": Problem,
     "Ref": Ref,
     "RefList": RefList,
     "Thread": Thread,

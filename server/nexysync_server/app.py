@@ -22,7 +22,7 @@ from .middleware import Authentication, Component, Lifespan, RequestId
 from .realtime.hub import Hub
 from .realtime.keycheck import KeyCheck
 from .realtime.watcher import Watcher
-from .resources import Context, agents, auth, files, health, kv, me, messages, owner, projects, realtime, refs
+from .resources import Context, agents, auth, files, health, kv, leases, me, messages, owner, projects, realtime, refs
 from .services import Services
 from .services.errors import ServiceError
 from .settings import Settings
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Api:
         services.owner_streams,
         KeyCheck(hub, store.agents, services.sessions, settings.key_check_interval_s),
         services.receipts,
+        services.path_leases,
         store.expiry,
     ]
     app = Api(
@@ -146,6 +147,9 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/stream", realtime.Stream(ctx, hub, services.presence))
     app.add_route("/v1/presence", realtime.PresenceList(ctx))
     app.add_route("/v1/kv", kv.Collection(ctx))
+    app.add_route("/v1/leases", leases.Collection(ctx))
+    app.add_route("/v1/leases/{lease_id}", leases.Item(ctx))
+    app.add_route("/v1/leases/{lease_id}/renew", leases.Renew(ctx))
     app.add_route("/v1/kv/{key}", kv.Item(ctx))
     app.add_route("/v1/refs", refs.Collection(ctx))
     app.add_route("/v1/refs/{ref_id}", refs.Item(ctx))

@@ -18,6 +18,7 @@ import falcon.asgi
 
 from .metrics import DATABASE_ERRORS, LIMIT_REFUSALS
 from .services.errors import (
+    Busy,
     Conflict,
     Forbidden,
     LimitReached,
@@ -65,6 +66,7 @@ class Problem(falcon.HTTPError):
         detail: Human-readable explanation of this occurrence.
         errors: Field-level errors, each ``{"field": ..., "message": ...}``.
         headers: Extra response headers.
+        members: More members of the body, named in the contract.
     """
 
     def __init__(
@@ -75,11 +77,13 @@ class Problem(falcon.HTTPError):
         *,
         errors: list[dict[str, str]] | None = None,
         headers: dict[str, str] | None = None,
+        members: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(status, description=detail, headers=headers)
         # Falcon's HTTPError has an int ``code`` of its own that it never reads; ours is the problem's.
         self.code = code  # type: ignore[assignment]
         self.errors = errors
+        self.members = members or {}
 
 
 #: How a 401 tells the client to authenticate.
@@ -105,6 +109,7 @@ _SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (LimitReached, 429),
     (Unauthenticated, 401),
     (TooLarge, 413),
+    (Busy, 503),
 )
 
 
@@ -114,6 +119,8 @@ def problem_from(error: ServiceError) -> Problem:
     headers = None
     if isinstance(error, Unauthenticated):
         headers = {"WWW-Authenticate": _CHALLENGE}
+    elif isinstance(error, Busy):
+        headers = {"Retry-After": "1"}
     elif isinstance(error, LimitReached):
         headers = {
             "Retry-After": str(error.reset_s),
@@ -121,7 +128,7 @@ def problem_from(error: ServiceError) -> Problem:
             "RateLimit-Remaining": "0",
             "RateLimit-Reset": str(error.reset_s),
         }
-    return Problem(status, error.code, error.detail, headers=headers)
+    return Problem(status, error.code, error.detail, headers=headers, members=error.members)
 
 
 async def handle_service_error(
@@ -184,6 +191,7 @@ def problem_body(req: falcon.asgi.Request, error: falcon.HTTPError) -> dict[str,
     extra = getattr(error, "errors", None)
     if extra:
         body["errors"] = extra
+    body.update(getattr(error, "members", None) or {})
     return body
 
 

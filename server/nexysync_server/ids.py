@@ -96,6 +96,11 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+def iso_ms(epoch_millis: int) -> str:
+    """Format epoch milliseconds (see :func:`epoch_ms`) as :func:`iso` does."""
+    return iso(datetime.fromtimestamp(epoch_millis / 1000, UTC))
+
+
 # What ULID timestamps (and so ``since`` filters) can express: from the epoch on.
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)

@@ -95,6 +95,11 @@ class Settings:
     header_timeout_s: float = 10.0
     stream_queue_max: int = 1000
     key_check_interval_s: float = 2.0
+    # Leases on paths (issue 26).
+    lease_max_ttl_s: int = 86_400
+    max_leases_per_agent: int = 200
+    max_leases_per_project: int = 2_000
+    lease_force_after_s: float = 1_800.0
     # Send path (issue 15): how long a worker keeps agent keys, slugs and project settings; the
     # bound on another worker's revocation showing here (this worker's own changes apply at once).
     cache_ttl_s: float = 0.5

@@ -10,8 +10,19 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from .ids import iso
-from .store.documents import AgentDoc, AuditDoc, EventBody, FileDoc, KvDoc, MessageDoc, ProjectDoc, RefDoc, UserDoc
+from .ids import iso, iso_ms
+from .store.documents import (
+    AgentDoc,
+    AuditDoc,
+    EventBody,
+    FileDoc,
+    KvDoc,
+    MessageDoc,
+    PathLeaseDoc,
+    ProjectDoc,
+    RefDoc,
+    UserDoc,
+)
 from .store.files import READY
 from .store.receipts import STATES, state_of
 
@@ -86,6 +97,23 @@ def status_for(doc: MessageDoc, agent_id: str) -> str:
     if agent_id in doc["read_by"]:
         return "read"
     return "unread"
+
+
+def lease(doc: PathLeaseDoc) -> dict[str, Any]:
+    """Return the API representation of a lease (its path and reason sealed)."""
+    return {
+        "id": doc["_id"],
+        "agent": doc["agent"],
+        "exclusive": doc["exclusive"],
+        "key": doc["key"],
+        "ancestors": doc["ancestors"],
+        "path": doc["path"],
+        "reason": doc["reason"],
+        "token": doc["token"],
+        "created_at": iso_ms(doc["created_ms"]),
+        "renewed_at": iso_ms(doc["renewed_ms"]),
+        "expires_at": iso_ms(doc["expires_ms"]),
+    }
 
 
 def message(doc: MessageDoc, agent_id: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from nexysync._generated.auth import AsyncAuth, AsyncAuthWithRawResponse, Auth, 
 from nexysync._generated.events import AsyncEvents, AsyncEventsWithRawResponse, Events, EventsWithRawResponse
 from nexysync._generated.files import AsyncFiles, AsyncFilesWithRawResponse, Files, FilesWithRawResponse
 from nexysync._generated.kv import AsyncKv, AsyncKvWithRawResponse, Kv, KvWithRawResponse
+from nexysync._generated.leases import AsyncLeases, AsyncLeasesWithRawResponse, Leases, LeasesWithRawResponse
 from nexysync._generated.me import (
     AsyncMeResource,
     AsyncMeResourceWithRawResponse,
@@ -59,6 +60,7 @@ class ClientResources:
     auth: Auth
     projects: Projects
     project_agents: ProjectAgents
+    leases: Leases
 
     def _attach_resources(self) -> None:
         client = cast("Client", self)
@@ -74,6 +76,7 @@ class ClientResources:
         self.auth = Auth(client)
         self.projects = Projects(client)
         self.project_agents = ProjectAgents(client)
+        self.leases = Leases(client)
 
 
 class ClientWithRawResponse:
@@ -101,6 +104,7 @@ class ClientWithRawResponse:
         self.auth = AuthWithRawResponse(client.auth)
         self.projects = ProjectsWithRawResponse(client.projects)
         self.project_agents = ProjectAgentsWithRawResponse(client.project_agents)
+        self.leases = LeasesWithRawResponse(client.leases)
 
     def call(
         self,
@@ -140,6 +144,7 @@ class AsyncClientResources:
     auth: AsyncAuth
     projects: AsyncProjects
     project_agents: AsyncProjectAgents
+    leases: AsyncLeases
 
     def _attach_resources(self) -> None:
         client = cast("AsyncClient", self)
@@ -155,6 +160,7 @@ class AsyncClientResources:
         self.auth = AsyncAuth(client)
         self.projects = AsyncProjects(client)
         self.project_agents = AsyncProjectAgents(client)
+        self.leases = AsyncLeases(client)
 
 
 class AsyncClientWithRawResponse:
@@ -174,6 +180,7 @@ class AsyncClientWithRawResponse:
         self.auth = AsyncAuthWithRawResponse(client.auth)
         self.projects = AsyncProjectsWithRawResponse(client.projects)
         self.project_agents = AsyncProjectAgentsWithRawResponse(client.project_agents)
+        self.leases = AsyncLeasesWithRawResponse(client.leases)
 
     async def call(
         self,

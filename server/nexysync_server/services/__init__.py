@@ -22,6 +22,7 @@ from .audit import AuditTrail
 from .feed import EventFeed
 from .files import FileService
 from .kv import KvService
+from .leases import Leases
 from .limits import AuthLimits, RateLimiter
 from .messaging import Messaging
 from .presence import Presence
@@ -47,6 +48,7 @@ class Services:
     feed: EventFeed
     announcements: Announcements
     receipts: Receipts
+    path_leases: Leases
     presence: Presence
     owner_streams: OwnerStreams
     messaging: Messaging
@@ -80,6 +82,7 @@ class Services:
             feed=EventFeed(store.events, settings.event_gap_wait_s),
             announcements=announcements,
             receipts=receipts,
+            path_leases=Leases(store, hub, settings),
             presence=Presence(
                 store.presence,
                 hub,

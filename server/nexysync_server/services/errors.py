@@ -5,6 +5,8 @@ They say nothing of HTTP; :func:`nexysync_server.errors.problem_from` gives each
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ServiceError(Exception):
     """A refusal with a stable UPPER_SNAKE ``code`` and a human ``detail``.
@@ -12,12 +14,14 @@ class ServiceError(Exception):
     Args:
         code: What clients branch on.
         detail: What happened, in a sentence.
+        members: More members of the problem, named in the contract (``conflicts``, say).
     """
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, members: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.members = members or {}
 
 
 class NotFound(ServiceError):
@@ -38,6 +42,10 @@ class Unauthenticated(ServiceError):
 
 class Conflict(ServiceError):
     """The request contradicts what is stored (an id reused with another body, say)."""
+
+
+class Busy(ServiceError):
+    """The server cannot do this now; the same request may succeed in a moment (answered 503)."""
 
 
 class Forbidden(ServiceError):

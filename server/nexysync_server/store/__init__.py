@@ -28,6 +28,7 @@ from .events import EventStore
 from .expiry import Expiry
 from .files import FileStore
 from .kv import KvStore
+from .leases import LeaseStore
 from .limits import RequestCounters, WindowCounters
 from .messages import MessageStore
 from .presence import PresenceStore
@@ -73,6 +74,7 @@ class Store:
         self.presence = PresenceStore(self.db, settings.cache_ttl_s, self.expiry)
         self.owner_streams = OwnerStreamLeases(self.db, self.expiry)
         self.kv = KvStore(self.db)
+        self.path_leases = LeaseStore(self.db)
         self.refs = RefStore(self.db)
         self.audit = AuditStore(self.db, self.expiry)
         self.request_counts = RequestCounters(self.db, self.expiry)
@@ -96,6 +98,7 @@ class Store:
             self.presence,
             self.owner_streams,
             self.kv,
+            self.path_leases,
             self.refs,
             self.audit,
             self.files,
@@ -121,6 +124,7 @@ class Store:
         await self.events.delete_project(project_id)
         await self.presence.delete_project(project_id)
         await self.kv.delete_project(project_id)
+        await self.path_leases.delete_project(project_id)
         await self.refs.delete_project(project_id)
         await self.audit.delete_project(project_id)
         await self.files.delete_project(project_id)

@@ -211,6 +211,28 @@ MessageDoc = TypedDict(
 )
 
 
+class PathLeaseDoc(TypedDict):
+    """One document of ``leases``: one agent's lease on one path, known by its keys (see :mod:`.leases`).
+
+    ``path`` and ``reason`` are envelopes; times are epoch milliseconds; ``token`` is the fencing
+    token, above every token granted before it in the project.
+    """
+
+    _id: str
+    project_id: str
+    agent_id: str
+    agent: str
+    exclusive: bool
+    key: str
+    ancestors: list[str]
+    path: str
+    reason: str | None
+    token: int
+    created_ms: int
+    renewed_ms: int
+    expires_ms: int
+
+
 class EventBody(TypedDict):
     """What a client is shown of an event: its number, type, time and what it tells.
 

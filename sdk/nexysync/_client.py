@@ -36,6 +36,7 @@ from nexysync._transport import (
 from nexysync.crypto import KeyRing, decode_key
 from nexysync.keyfile import ENV_API_KEY, ENV_API_URL, ENV_ENC_KEY, load_key_file
 from nexysync.resources.files import AsyncFiles, Files
+from nexysync.resources.leases import AsyncLeases, Leases
 from nexysync.resources.messages import AsyncMessages, Messages
 from nexysync_generated import ENCRYPTION_PLANS, OPERATIONS
 
@@ -282,6 +283,7 @@ class Client(ClientResources, _ClientCore):
         super()._attach_resources()
         self.messages = Messages(self)
         self.files = Files(self)
+        self.leases = Leases(self)
 
     def get_project_id(self) -> str:
         """Return the agent's project id (fetched once from ``GET /v1/me`` when not configured)."""
@@ -492,6 +494,7 @@ class AsyncClient(AsyncClientResources, _ClientCore):
         super()._attach_resources()
         self.messages = AsyncMessages(self)
         self.files = AsyncFiles(self)
+        self.leases = AsyncLeases(self)
 
     async def get_project_id(self) -> str:
         """Return the agent's project id (fetched once from ``GET /v1/me`` when not configured)."""

@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import pybase64
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from nexysync._errors import DecryptionError
 
@@ -128,6 +130,15 @@ class KeyRing:
                 raise ValueError(f"a project key is {KEY_BYTES} bytes, got {len(key)}")
         self._by_id = {key_id(key): AESGCM(key) for key in ring}
         self._current_id = key_id(ring[-1])
+        self._first = ring[0]
+
+    def derive(self, purpose: bytes) -> bytes:
+        """Return a 32-byte secret for ``purpose``, derived (HKDF-SHA256) from the ring's first key.
+
+        The first key, not the current one: every agent holding the project's ring gets the same
+        secret whatever key it encrypts with now. It changes when the first key is retired.
+        """
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"nexysync/" + purpose).derive(self._first)
 
     @classmethod
     def from_base64(cls, encoded: Iterable[str]) -> KeyRing:

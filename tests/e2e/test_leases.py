@@ -186,3 +186,23 @@ def test_the_sdk_seals_each_leases_path_and_reason_and_opens_them_again(dev_serv
     with Client(base_url=team.base_url, api_key=team.keys["bob"], key_ring=team.ring) as bob:
         (seen,) = bob.leases.list().data
         assert (seen.path, seen.reason) == ("src/auth/", "login rework")
+
+
+def test_two_agents_claiming_paths_by_name_meet_at_a_directory(dev_server: Any, tmp_path: Path) -> None:
+    from nexysync import Client, ConflictError
+
+    team = Team(dev_server.base_url, ["alice", "bob"])
+    (tmp_path / "src" / "auth").mkdir(parents=True)
+
+    def client(slug: str) -> Client:
+        return Client(base_url=team.base_url, api_key=team.keys[slug], key_ring=team.ring, project_id=team.project_id)
+
+    with client("alice") as alice, client("bob") as bob:
+        (held,) = alice.leases.claim_paths(["src/auth"], ttl_s=600, reason="login rework", root=tmp_path).data
+        assert held.path == "src/auth/"
+        with pytest.raises(ConflictError) as refused:
+            bob.leases.claim_paths(["src/auth/login.py"], ttl_s=600, root=tmp_path)
+        assert refused.value.code == "LEASE_CONFLICT" and "alice" in str(refused.value)
+        assert bob.leases.claim_paths(["src/authz.py"], ttl_s=600, root=tmp_path).data[0].path == "src/authz.py"
+        alice.leases.release(held.id)
+        assert bob.leases.claim_paths(["src/auth/login.py"], ttl_s=600, root=tmp_path).data[0].agent == "bob"

@@ -1,7 +1,7 @@
 """The SDK's resources: one group of named methods per area of the API.
 
 The operation methods are generated into ``nexysync._generated`` from openapi.yaml; ``messages``
-and ``files`` add, by hand, what is more than one operation.
+``files`` and ``leases`` add, by hand, what is more than one operation.
 """
 
 from nexysync._generated.agents import Agents, AsyncAgents
@@ -15,6 +15,7 @@ from nexysync._generated.projects import AsyncProjects, Projects
 from nexysync._generated.quota import AsyncQuota, Quota
 from nexysync._generated.refs import AsyncRefs, Refs
 from nexysync.resources.files import AsyncFiles, Files
+from nexysync.resources.leases import AsyncLeases, Leases
 from nexysync.resources.messages import AsyncMessages, Messages
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "AsyncEvents",
     "AsyncFiles",
     "AsyncKv",
+    "AsyncLeases",
     "AsyncMeResource",
     "AsyncMessages",
     "AsyncPresenceResource",
@@ -35,6 +37,7 @@ __all__ = [
     "Events",
     "Files",
     "Kv",
+    "Leases",
     "MeResource",
     "Messages",
     "PresenceResource",

@@ -1,0 +1,90 @@
+"""``client.leases``: claiming workspace paths by name (the keys are made here, the server sees only them).
+
+The operation methods (claim, list, renew, release) are generated into
+``nexysync._generated.leases``; these subclasses add ``claim_paths``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nexysync._errors import KeyFileError
+from nexysync._generated import leases as generated
+from nexysync.paths import PathKeys, normalise
+from nexysync.types import LeaseList
+
+__all__ = ["AsyncLeases", "Leases"]
+
+
+def _items(
+    keys: PathKeys, paths: list[str | Path], reason: str | None, root: str | Path | None
+) -> list[dict[str, Any]]:
+    items = []
+    for path in paths:
+        normalised = normalise(path, root)
+        key, ancestors = keys.of(normalised)
+        item: dict[str, Any] = {"key": key, "ancestors": ancestors, "path": normalised}
+        if reason is not None:
+            item["reason"] = reason
+        items.append(item)
+    return items
+
+
+class Leases(generated.Leases):
+    """Leases on workspace paths; the server sees only keyed hashes of the paths."""
+
+    def path_keys(self) -> PathKeys:
+        """Return the maker of this project's lease keys (asks ``GET /v1/me`` once for the project)."""
+        session = self._client._session
+        if session.ring is None:
+            raise KeyFileError("lease keys are made from the project key: give the client an encryption key")
+        return PathKeys(session.ring, session.project_id or self._client.me.get().project_id)
+
+    def claim_paths(
+        self,
+        paths: list[str | Path],
+        *,
+        ttl_s: int,
+        exclusive: bool = True,
+        reason: str | None = None,
+        root: str | Path | None = None,
+    ) -> LeaseList:
+        """Claim a lease on each path (a file, or a directory and all under it), all or none.
+
+        Args:
+            paths: Paths inside the workspace (``root``, by default the working directory).
+            ttl_s: How long the leases live without renewal.
+            exclusive: Shared leases sit together; an exclusive one sits with none.
+            reason: Why (encrypted).
+            root: The workspace's root.
+
+        Raises:
+            ConflictError: another agent holds a lease in the way (``LEASE_CONFLICT``; the error's
+                body has the leases in ``conflicts``).
+        """
+        return self.claim(_items(self.path_keys(), paths, reason, root), ttl_s=ttl_s, exclusive=exclusive)
+
+
+class AsyncLeases(generated.AsyncLeases):
+    """Leases on workspace paths; the server sees only keyed hashes of the paths (async)."""
+
+    async def path_keys(self) -> PathKeys:
+        """Return the maker of this project's lease keys (asks ``GET /v1/me`` once for the project)."""
+        session = self._client._session
+        if session.ring is None:
+            raise KeyFileError("lease keys are made from the project key: give the client an encryption key")
+        return PathKeys(session.ring, session.project_id or (await self._client.me.get()).project_id)
+
+    async def claim_paths(
+        self,
+        paths: list[str | Path],
+        *,
+        ttl_s: int,
+        exclusive: bool = True,
+        reason: str | None = None,
+        root: str | Path | None = None,
+    ) -> LeaseList:
+        """Claim a lease on each path, all or none (see :meth:`Leases.claim_paths`)."""
+        keys = await self.path_keys()
+        return await self.claim(_items(keys, paths, reason, root), ttl_s=ttl_s, exclusive=exclusive)

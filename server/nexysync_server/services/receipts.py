@@ -55,9 +55,8 @@ class Receipts:
         fetch does: its ``delivered`` step. The caller does not wait for it: the copies handed
         over within :data:`HANDED_GATHER_S`, and while a write is under way, are recorded
         together (one write, and one telling, per round, whatever the number of streams and
-        recipients). A write that fails is
-        logged: the copy stays ``queued`` until the recipient reads it, and its first read
-        records both steps.
+        recipients). A write that fails is logged: the copy stays ``queued`` until the recipient
+        reads it, and its first read records both steps.
         """
         self._handed += [(ref, agent) for ref in map(carried_ref, events) if ref is not None]
         if self._handed and self._recording is None:

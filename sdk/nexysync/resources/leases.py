@@ -9,12 +9,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nexysync._auth import Session
 from nexysync._errors import KeyFileError
 from nexysync._generated import leases as generated
+from nexysync.crypto import KeyRing
 from nexysync.paths import PathKeys, normalise
 from nexysync.types import LeaseList
 
 __all__ = ["AsyncLeases", "Leases"]
+
+
+def _ring(session: Session) -> KeyRing:
+    """Return the client's key ring, which the lease keys are made from."""
+    if session.ring is None:
+        raise KeyFileError("lease keys are made from the project key: give the client an encryption key")
+    return session.ring
 
 
 def _items(
@@ -36,10 +45,8 @@ class Leases(generated.Leases):
 
     def path_keys(self) -> PathKeys:
         """Return the maker of this project's lease keys (asks ``GET /v1/me`` once for the project)."""
-        session = self._client._session
-        if session.ring is None:
-            raise KeyFileError("lease keys are made from the project key: give the client an encryption key")
-        return PathKeys(session.ring, session.project_id or self._client.me.get().project_id)
+        ring = _ring(self._client._session)
+        return PathKeys(ring, self._client._session.project_id or self._client.me.get().project_id)
 
     def claim_paths(
         self,
@@ -71,10 +78,8 @@ class AsyncLeases(generated.AsyncLeases):
 
     async def path_keys(self) -> PathKeys:
         """Return the maker of this project's lease keys (asks ``GET /v1/me`` once for the project)."""
-        session = self._client._session
-        if session.ring is None:
-            raise KeyFileError("lease keys are made from the project key: give the client an encryption key")
-        return PathKeys(session.ring, session.project_id or (await self._client.me.get()).project_id)
+        ring = _ring(self._client._session)
+        return PathKeys(ring, self._client._session.project_id or (await self._client.me.get()).project_id)
 
     async def claim_paths(
         self,

@@ -55,10 +55,7 @@ class Leases:
             ServiceError: ``TTL_TOO_LONG`` (400); ``LEASE_CONFLICT`` (409, with ``conflicts``);
                 ``DUPLICATE_LEASE`` and ``ID_CONFLICT`` (409); ``LEASE_LIMIT`` (403); ``LEASES_BUSY`` (503).
         """
-        if ttl_s > self._settings.lease_max_ttl_s:
-            raise ServiceError(
-                "TTL_TOO_LONG", f"ttl_s is at most {self._settings.lease_max_ttl_s} s here (NEXYSYNC_LEASE_MAX_TTL_S)."
-            )
+        self._check_ttl(ttl_s)
         if len({item["key"] for item in items}) < len(items) or len({item["id"] for item in items}) < len(items):
             raise Conflict("DUPLICATE_LEASE", "Each lease of a claim names another path and has its own id.")
         expires_ms = self._leases.clock() + ttl_s * 1000
@@ -98,6 +95,17 @@ class Leases:
         )
         return granted
 
+    def _check_ttl(self, ttl_s: int) -> None:
+        """Refuse a ``ttl_s`` past this server's bound (the contract's may be higher).
+
+        Raises:
+            ServiceError: ``TTL_TOO_LONG``.
+        """
+        if ttl_s > self._settings.lease_max_ttl_s:
+            raise ServiceError(
+                "TTL_TOO_LONG", f"ttl_s is at most {self._settings.lease_max_ttl_s} s here (NEXYSYNC_LEASE_MAX_TTL_S)."
+            )
+
     def _refusal(self, refused: store_leases.Refused) -> ServiceError:
         if refused.limit == "agent":
             return Forbidden(
@@ -110,15 +118,16 @@ class Leases:
                 f"A project holds at most {self._settings.max_leases_per_project} leases "
                 "(NEXYSYNC_MAX_LEASES_PER_PROJECT).",
             )
+        conflicts = [views.lease(doc) for doc in refused.conflicts]
         holders = ", ".join(
-            f"{doc['agent']} (lease {doc['_id']}, {'exclusive' if doc['exclusive'] else 'shared'}, "
-            f"until {views.lease(doc)['expires_at']})"
-            for doc in refused.conflicts
+            f"{lease['agent']} (lease {lease['id']}, {'exclusive' if lease['exclusive'] else 'shared'}, "
+            f"until {lease['expires_at']})"
+            for lease in conflicts
         )
         return Conflict(
             "LEASE_CONFLICT",
             f"Held by {holders}; `conflicts` has each lease (its path sealed).",
-            {"conflicts": [views.lease(doc) for doc in refused.conflicts]},
+            {"conflicts": conflicts},
         )
 
     async def live(self, project_id: str, slug: str | None = None) -> list[PathLeaseDoc]:
@@ -135,10 +144,7 @@ class Leases:
             NotFound: ``LEASE_NOT_FOUND``.
             ServiceError: ``TTL_TOO_LONG``.
         """
-        if ttl_s > self._settings.lease_max_ttl_s:
-            raise ServiceError(
-                "TTL_TOO_LONG", f"ttl_s is at most {self._settings.lease_max_ttl_s} s here (NEXYSYNC_LEASE_MAX_TTL_S)."
-            )
+        self._check_ttl(ttl_s)
         renewed = await self._leases.renew(agent["project_id"], agent["_id"], lease_id, ttl_s)
         if renewed is None:
             raise _missing()

@@ -623,4 +623,298 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
             ),
         },
     ),
+    "tasks_cancel": OperationPlan(
+        operation_id="tasks_cancel",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=(),
+                    record=RecordPlan(
+                        schema="Task",
+                        kind="task",
+                        id_in="body",
+                        id_name="id",
+                        fields=("body", "title"),
+                        json_fields=(),
+                        author="created_by",
+                        routing=(),
+                    ),
+                ),
+                EncryptedAt(
+                    at=("result",),
+                    record=RecordPlan(
+                        schema="TaskResult",
+                        kind="task_result",
+                        id_in="body",
+                        id_name="task",
+                        fields=("text",),
+                        json_fields=(),
+                        author="by",
+                        routing=(),
+                    ),
+                ),
+            )
+        },
+    ),
+    "tasks_claim": OperationPlan(
+        operation_id="tasks_claim",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=(),
+                    record=RecordPlan(
+                        schema="Task",
+                        kind="task",
+                        id_in="body",
+                        id_name="id",
+                        fields=("body", "title"),
+                        json_fields=(),
+                        author="created_by",
+                        routing=(),
+                    ),
+                ),
+                EncryptedAt(
+                    at=("result",),
+                    record=RecordPlan(
+                        schema="TaskResult",
+                        kind="task_result",
+                        id_in="body",
+                        id_name="task",
+                        fields=("text",),
+                        json_fields=(),
+                        author="by",
+                        routing=(),
+                    ),
+                ),
+            )
+        },
+    ),
+    "tasks_create": OperationPlan(
+        operation_id="tasks_create",
+        request=(
+            EncryptedAt(
+                at=(),
+                record=RecordPlan(
+                    schema="TaskCreate",
+                    kind="task",
+                    id_in="body",
+                    id_name="id",
+                    fields=("body", "title"),
+                    json_fields=(),
+                    author="created_by",
+                    routing=(),
+                ),
+            ),
+        ),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=(),
+                    record=RecordPlan(
+                        schema="Task",
+                        kind="task",
+                        id_in="body",
+                        id_name="id",
+                        fields=("body", "title"),
+                        json_fields=(),
+                        author="created_by",
+                        routing=(),
+                    ),
+                ),
+                EncryptedAt(
+                    at=("result",),
+                    record=RecordPlan(
+                        schema="TaskResult",
+                        kind="task_result",
+                        id_in="body",
+                        id_name="task",
+                        fields=("text",),
+                        json_fields=(),
+                        author="by",
+                        routing=(),
+                    ),
+                ),
+            ),
+            201: (
+                EncryptedAt(
+                    at=(),
+                    record=RecordPlan(
+                        schema="Task",
+                        kind="task",
+                        id_in="body",
+                        id_name="id",
+                        fields=("body", "title"),
+                        json_fields=(),
+                        author="created_by",
+                        routing=(),
+                    ),
+                ),
+                EncryptedAt(
+                    at=("result",),
+                    record=RecordPlan(
+                        schema="TaskResult",
+                        kind="task_result",
+                        id_in="body",
+                        id_name="task",
+                        fields=("text",),
+                        json_fields=(),
+                        author="by",
+                        routing=(),
+                    ),
+                ),
+            ),
+        },
+    ),
+    "tasks_done": OperationPlan(
+        operation_id="tasks_done",
+        request=(
+            EncryptedAt(
+                at=(),
+                record=RecordPlan(
+                    schema="TaskDone",
+                    kind="task_result",
+                    id_in="path",
+                    id_name="task_id",
+                    fields=("text",),
+                    json_fields=(),
+                    author="by",
+                    routing=(),
+                ),
+            ),
+        ),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=(),
+                    record=RecordPlan(
+                        schema="Task",
+                        kind="task",
+                        id_in="body",
+                        id_name="id",
+                        fields=("body", "title"),
+                        json_fields=(),
+                        author="created_by",
+                        routing=(),
+                    ),
+                ),
+                EncryptedAt(
+                    at=("result",),
+                    record=RecordPlan(
+                        schema="TaskResult",
+                        kind="task_result",
+                        id_in="body",
+                        id_name="task",
+                        fields=("text",),
+                        json_fields=(),
+                        author="by",
+                        routing=(),
+                    ),
+                ),
+            )
+        },
+    ),
+    "tasks_get": OperationPlan(
+        operation_id="tasks_get",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=(),
+                    record=RecordPlan(
+                        schema="Task",
+                        kind="task",
+                        id_in="body",
+                        id_name="id",
+                        fields=("body", "title"),
+                        json_fields=(),
+                        author="created_by",
+                        routing=(),
+                    ),
+                ),
+                EncryptedAt(
+                    at=("result",),
+                    record=RecordPlan(
+                        schema="TaskResult",
+                        kind="task_result",
+                        id_in="body",
+                        id_name="task",
+                        fields=("text",),
+                        json_fields=(),
+                        author="by",
+                        routing=(),
+                    ),
+                ),
+            )
+        },
+    ),
+    "tasks_list": OperationPlan(
+        operation_id="tasks_list",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=("data", "[]"),
+                    record=RecordPlan(
+                        schema="Task",
+                        kind="task",
+                        id_in="body",
+                        id_name="id",
+                        fields=("body", "title"),
+                        json_fields=(),
+                        author="created_by",
+                        routing=(),
+                    ),
+                ),
+                EncryptedAt(
+                    at=("data", "[]", "result"),
+                    record=RecordPlan(
+                        schema="TaskResult",
+                        kind="task_result",
+                        id_in="body",
+                        id_name="task",
+                        fields=("text",),
+                        json_fields=(),
+                        author="by",
+                        routing=(),
+                    ),
+                ),
+            )
+        },
+    ),
+    "tasks_release": OperationPlan(
+        operation_id="tasks_release",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=(),
+                    record=RecordPlan(
+                        schema="Task",
+                        kind="task",
+                        id_in="body",
+                        id_name="id",
+                        fields=("body", "title"),
+                        json_fields=(),
+                        author="created_by",
+                        routing=(),
+                    ),
+                ),
+                EncryptedAt(
+                    at=("result",),
+                    record=RecordPlan(
+                        schema="TaskResult",
+                        kind="task_result",
+                        id_in="body",
+                        id_name="task",
+                        fields=("text",),
+                        json_fields=(),
+                        author="by",
+                        routing=(),
+                    ),
+                ),
+            )
+        },
+    ),
 }

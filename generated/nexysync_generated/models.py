@@ -574,6 +574,11 @@ class EventType(StrEnum):
     lease_granted = "lease_granted"
     lease_released = "lease_released"
     lease_expired = "lease_expired"
+    task_created = "task_created"
+    task_claimed = "task_claimed"
+    task_released = "task_released"
+    task_done = "task_done"
+    task_cancelled = "task_cancelled"
     reset = "reset"
     resume = "resume"
     key_revoked = "key_revoked"
@@ -595,7 +600,7 @@ class Event(BaseModel):
     data: Annotated[
         dict[str, Any],
         Field(
-            description="new_message: id, from, to, broadcast, type, priority, reply_to, created_at; and, when its\nsealed topic, payload and metadata together are at most NEXYSYNC_EVENT_CONTENT_MAX_BYTES\n(8 KiB), the message itself as a recipient first sees it (every field of `Message` but\nreceipts and recipients, status unread), so the recipient needs no GET. Writing such an\nevent to the recipient's stream (or returning it from GET /v1/events) records the copy\n`delivered`. It is not read until the recipient says so: POST /v1/messages/read, or a GET.\nmessage_acked: ids, by.\npresence_change: changes, a list of {agent, online}: the transitions a worker saw in the\nproject over a short interval (NEXYSYNC_PRESENCE_BATCH_S), an agent's last one only.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nlease_granted: leases, the `Lease`s of one claim. lease_released: id, agent, key,\nforced_by (the slug that forced it, or null). lease_expired: id, agent, key.\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n"
+            description="new_message: id, from, to, broadcast, type, priority, reply_to, created_at; and, when its\nsealed topic, payload and metadata together are at most NEXYSYNC_EVENT_CONTENT_MAX_BYTES\n(8 KiB), the message itself as a recipient first sees it (every field of `Message` but\nreceipts and recipients, status unread), so the recipient needs no GET. Writing such an\nevent to the recipient's stream (or returning it from GET /v1/events) records the copy\n`delivered`. It is not read until the recipient says so: POST /v1/messages/read, or a GET.\nmessage_acked: ids, by.\npresence_change: changes, a list of {agent, online}: the transitions a worker saw in the\nproject over a short interval (NEXYSYNC_PRESENCE_BATCH_S), an agent's last one only.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nlease_granted: leases, the `Lease`s of one claim. lease_released: id, agent, key,\nforced_by (the slug that forced it, or null). lease_expired: id, agent, key.\ntask_created, task_claimed, task_released, task_done, task_cancelled: id, state,\ncreated_by, assignee, by (the agent that made the change), forced_by (task_released:\nthe slug that forced it, or null); never the title, body or result (GET the task).\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n"
         ),
     ]
 
@@ -842,6 +847,95 @@ class LeaseList(BaseModel):
         populate_by_name=True,
     )
     data: list[Lease]
+
+
+class TaskState(StrEnum):
+    open = "open"
+    claimed = "claimed"
+    done = "done"
+    cancelled = "cancelled"
+
+
+class TaskDone(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    text: Annotated[
+        str | None,
+        Field(
+            description="An Envelope of a task's body or result, at most 64 KiB of envelope.",
+            json_schema_extra={"x-nexysync-encrypted": True},
+            max_length=65536,
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
+        ),
+    ] = None
+
+
+class TaskResult(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    task: Annotated[
+        str,
+        Field(
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
+        ),
+    ]
+    by: Annotated[
+        str,
+        Field(
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
+        ),
+    ]
+    text: Annotated[str | None, Field(json_schema_extra={"x-nexysync-encrypted": True})]
+
+
+class Task(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    id: Annotated[
+        str,
+        Field(
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
+        ),
+    ]
+    title: Annotated[str, Field(json_schema_extra={"x-nexysync-encrypted": True})]
+    body: Annotated[str | None, Field(json_schema_extra={"x-nexysync-encrypted": True})]
+    state: TaskState
+    created_by: Annotated[
+        str,
+        Field(
+            description="Lowercase letters, digits and inner dashes, 1 to 32 characters.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
+        ),
+    ]
+    assignee: Annotated[
+        str | None,
+        Field(
+            description="The agent that holds (or did) the task; null while open, and for a task cancelled while open."
+        ),
+    ]
+    blocked_by: list[Ulid]
+    result: Annotated[
+        TaskResult | None,
+        Field(description="What the assignee said when it marked the task done; null before."),
+    ]
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    claimed_at: AwareDatetime | None
+
+
+class TaskList(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True,
+    )
+    data: list[Task]
+    next_cursor: str | None
 
 
 class RefCreate(BaseModel):
@@ -1116,6 +1210,17 @@ class Problem(BaseModel):
             description="LEASE_CONFLICT: the live leases in the way, each with its holder and end (its path sealed)."
         ),
     ] = None
+    assignee: Annotated[
+        str | None,
+        Field(
+            description="TASK_TAKEN: the agent that holds the task.",
+            pattern="^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$",
+        ),
+    ] = None
+    blocked_by: Annotated[
+        list[Ulid] | None,
+        Field(description="TASK_BLOCKED: the blockers that are not done."),
+    ] = None
 
 
 class Message(BaseModel):
@@ -1193,4 +1298,43 @@ class Thread(BaseModel):
     next_cursor: Annotated[
         str | None,
         Field(description="Pass as `cursor` for the rest of the thread; null on its last page."),
+    ] = None
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    id: Annotated[
+        str,
+        Field(
+            description="Client-made id; makes the call idempotent and is bound into the ciphertext.",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
+        ),
+    ]
+    title: Annotated[
+        str,
+        Field(
+            description="An Envelope of a short text (a reference's title or source file), at most 4 KiB of envelope.",
+            json_schema_extra={"x-nexysync-encrypted": True},
+            max_length=4096,
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
+        ),
+    ]
+    body: Annotated[
+        str | None,
+        Field(
+            description="An Envelope of a task's body or result, at most 64 KiB of envelope.",
+            json_schema_extra={"x-nexysync-encrypted": True},
+            max_length=65536,
+            pattern="^v[12]\\.[0-9a-f]{8}\\.(?:[A-Za-z0-9_-]{4}){9}(?:[A-Za-z0-9_-]{2,3}|[A-Za-z0-9_-]{4}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?)$",
+        ),
+    ] = None
+    blocked_by: Annotated[
+        list[Ulid] | None,
+        Field(
+            description="Tasks of the project that must be done before this one can be claimed.",
+            max_length=20,
+        ),
     ] = None

@@ -128,7 +128,11 @@ def _nested_records(
     found += encrypted_records(reader, schema.get("items"), (*at, "[]"), seen)
     for keyword in ("allOf", "anyOf", "oneOf"):
         for branch in schema.get(keyword) or ():
-            found += _nested_records(reader, branch, at, seen, planned=planned)
+            # A branch that names a component (a nullable record: oneOf [record, null]) is a record of its own.
+            if isinstance(branch, Mapping) and "$ref" in branch:
+                found += encrypted_records(reader, branch, at, seen)
+            else:
+                found += _nested_records(reader, branch, at, seen, planned=planned)
     return found
 
 
@@ -232,6 +236,12 @@ def _twin_annotation(prop: Any, twins: Mapping[str, Any]) -> str | None:
     ref = str(prop.get("$ref", ""))
     if ref.startswith(SCHEMA_REF_PREFIX) and ref.removeprefix(SCHEMA_REF_PREFIX) in twins:
         return ref.removeprefix(SCHEMA_REF_PREFIX)
+    branches = prop.get("oneOf") or prop.get("anyOf")
+    if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
+        # A nullable record: oneOf [record, null].
+        (other,) = (branch for branch in branches if branch != {"type": "null"})
+        inner = _twin_annotation(other, twins)
+        return None if inner is None else f"{inner} | None"
     items = prop.get("items")
     if prop.get("type") == "array" and isinstance(items, Mapping):
         inner = _twin_annotation(items, twins)

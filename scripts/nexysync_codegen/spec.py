@@ -202,6 +202,8 @@ class SpecReader:
                 found.add(name)
         for keyword in ("allOf", "anyOf", "oneOf"):
             for branch in schema.get(keyword) or ():
+                if isinstance(branch, Mapping) and "$ref" in branch and RECORD_KIND_KEY in self.deref(branch):
+                    continue  # a record of its own (oneOf [record, null]), with its own plan
                 found |= self.direct_encrypted_properties(branch)
         return found
 

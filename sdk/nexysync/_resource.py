@@ -15,7 +15,7 @@ from nexysync._pagination import AsyncPager, SyncPager
 
 if TYPE_CHECKING:
     from nexysync._client import AsyncClient, Client
-    from nexysync.types import Message, Ref
+    from nexysync.types import Message, Ref, Task
 
 __all__ = [
     "AsyncAPIResource",
@@ -94,6 +94,15 @@ def same_ref(stored: Ref, body: Mapping[str, Any]) -> bool:
         and stored.source_file == body.get("source_file")
         and stored.language == body.get("language")
         and stored.to == body.get("to")
+    )
+
+
+def same_task(stored: Task, body: Mapping[str, Any]) -> bool:
+    """Return whether a stored task is the one ``body`` describes (compared in plaintext)."""
+    return (
+        stored.title == body["title"]
+        and stored.body == body.get("body")
+        and list(stored.blocked_by) == list(body.get("blocked_by") or [])
     )
 
 

@@ -28,6 +28,9 @@ __all__ = [
     "Problem",
     "Ref",
     "RefList",
+    "Task",
+    "TaskList",
+    "TaskResult",
     "Thread",
 ]
 
@@ -96,6 +99,22 @@ class RefList(models.RefList, DecryptedPage):
     data: list[Ref]  # type: ignore[assignment]
 
 
+class Task(models.Task):
+    """`Task` with its encrypted fields decrypted."""
+
+    result: TaskResult | None
+
+
+class TaskList(models.TaskList):
+    """`TaskList` with its encrypted fields decrypted."""
+
+    data: list[Task]  # type: ignore[assignment]
+
+
+class TaskResult(models.TaskResult):
+    """`TaskResult` with its encrypted fields decrypted."""
+
+
 class Thread(models.Thread, DecryptedPage):
     """`Thread` with its records decrypted; those that fail are in `undecryptable`."""
 
@@ -116,5 +135,8 @@ PLAINTEXT_MODELS: dict[str, type[BaseModel]] = {
     "Problem": Problem,
     "Ref": Ref,
     "RefList": RefList,
+    "Task": Task,
+    "TaskList": TaskList,
+    "TaskResult": TaskResult,
     "Thread": Thread,
 }

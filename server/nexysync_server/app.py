@@ -22,7 +22,22 @@ from .middleware import Authentication, Component, Lifespan, RequestId
 from .realtime.hub import Hub
 from .realtime.keycheck import KeyCheck
 from .realtime.watcher import Watcher
-from .resources import Context, agents, auth, files, health, kv, leases, me, messages, owner, projects, realtime, refs
+from .resources import (
+    Context,
+    agents,
+    auth,
+    files,
+    health,
+    kv,
+    leases,
+    me,
+    messages,
+    owner,
+    projects,
+    realtime,
+    refs,
+    tasks,
+)
 from .services import Services
 from .services.errors import ServiceError
 from .settings import Settings
@@ -150,6 +165,10 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/leases", leases.Collection(ctx))
     app.add_route("/v1/leases/{lease_id}", leases.Item(ctx))
     app.add_route("/v1/leases/{lease_id}/renew", leases.Renew(ctx))
+    app.add_route("/v1/tasks", tasks.Collection(ctx))
+    app.add_route("/v1/tasks/{task_id}", tasks.Item(ctx))
+    for action in ("claim", "release", "done", "cancel"):
+        app.add_route(f"/v1/tasks/{{task_id}}/{action}", tasks.Action(ctx, action))
     app.add_route("/v1/kv/{key}", kv.Item(ctx))
     app.add_route("/v1/refs", refs.Collection(ctx))
     app.add_route("/v1/refs/{ref_id}", refs.Item(ctx))

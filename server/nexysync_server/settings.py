@@ -100,6 +100,7 @@ class Settings:
     max_leases_per_agent: int = 200
     max_leases_per_project: int = 2_000
     lease_force_after_s: float = 1_800.0
+    max_tasks_per_project: int = 5_000
     # Send path (issue 15): how long a worker keeps agent keys, slugs and project settings; the
     # bound on another worker's revocation showing here (this worker's own changes apply at once).
     cache_ttl_s: float = 0.5

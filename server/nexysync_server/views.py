@@ -21,6 +21,7 @@ from .store.documents import (
     PathLeaseDoc,
     ProjectDoc,
     RefDoc,
+    TaskDoc,
     UserDoc,
 )
 from .store.files import READY
@@ -113,6 +114,26 @@ def lease(doc: PathLeaseDoc) -> dict[str, Any]:
         "created_at": iso_ms(doc["created_ms"]),
         "renewed_at": iso_ms(doc["renewed_ms"]),
         "expires_at": iso_ms(doc["expires_ms"]),
+    }
+
+
+def task(doc: TaskDoc) -> dict[str, Any]:
+    """Return the API representation of a task (its title, body and result sealed)."""
+    result = None
+    if doc["state"] == "done":
+        result = {"task": doc["id"], "by": doc["result_by"], "text": doc["result"]}
+    return {
+        "id": doc["id"],
+        "title": doc["title"],
+        "body": doc["body"],
+        "state": doc["state"],
+        "created_by": doc["created_by"],
+        "assignee": doc["assignee"],
+        "blocked_by": doc["blocked_by"],
+        "result": result,
+        "created_at": iso_ms(doc["created_ms"]),
+        "updated_at": iso_ms(doc["updated_ms"]),
+        "claimed_at": None if doc["claimed_ms"] is None else iso_ms(doc["claimed_ms"]),
     }
 
 

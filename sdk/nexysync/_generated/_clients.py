@@ -37,6 +37,7 @@ from nexysync._generated.project_agents import (
 from nexysync._generated.projects import AsyncProjects, AsyncProjectsWithRawResponse, Projects, ProjectsWithRawResponse
 from nexysync._generated.quota import AsyncQuota, AsyncQuotaWithRawResponse, Quota, QuotaWithRawResponse
 from nexysync._generated.refs import AsyncRefs, AsyncRefsWithRawResponse, Refs, RefsWithRawResponse
+from nexysync._generated.tasks import AsyncTasks, AsyncTasksWithRawResponse, Tasks, TasksWithRawResponse
 from nexysync._response import RawResponse
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class ClientResources:
     projects: Projects
     project_agents: ProjectAgents
     leases: Leases
+    tasks: Tasks
 
     def _attach_resources(self) -> None:
         client = cast("Client", self)
@@ -77,6 +79,7 @@ class ClientResources:
         self.projects = Projects(client)
         self.project_agents = ProjectAgents(client)
         self.leases = Leases(client)
+        self.tasks = Tasks(client)
 
 
 class ClientWithRawResponse:
@@ -105,6 +108,7 @@ class ClientWithRawResponse:
         self.projects = ProjectsWithRawResponse(client.projects)
         self.project_agents = ProjectAgentsWithRawResponse(client.project_agents)
         self.leases = LeasesWithRawResponse(client.leases)
+        self.tasks = TasksWithRawResponse(client.tasks)
 
     def call(
         self,
@@ -145,6 +149,7 @@ class AsyncClientResources:
     projects: AsyncProjects
     project_agents: AsyncProjectAgents
     leases: AsyncLeases
+    tasks: AsyncTasks
 
     def _attach_resources(self) -> None:
         client = cast("AsyncClient", self)
@@ -161,6 +166,7 @@ class AsyncClientResources:
         self.projects = AsyncProjects(client)
         self.project_agents = AsyncProjectAgents(client)
         self.leases = AsyncLeases(client)
+        self.tasks = AsyncTasks(client)
 
 
 class AsyncClientWithRawResponse:
@@ -181,6 +187,7 @@ class AsyncClientWithRawResponse:
         self.projects = AsyncProjectsWithRawResponse(client.projects)
         self.project_agents = AsyncProjectAgentsWithRawResponse(client.project_agents)
         self.leases = AsyncLeasesWithRawResponse(client.leases)
+        self.tasks = AsyncTasksWithRawResponse(client.tasks)
 
     async def call(
         self,

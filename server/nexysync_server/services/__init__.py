@@ -32,6 +32,7 @@ from .receipts import Receipts
 from .refs import RefService
 from .sessions import Sessions
 from .streams import OwnerStreams
+from .tasks import Tasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class Services:
     messaging: Messaging
     kv: KvService
     refs: RefService
+    tasks: Tasks
     #: Requests per agent per minute.
     agent_limiter: RateLimiter
     #: Requests per user per minute on the human-token routes.
@@ -96,6 +98,7 @@ class Services:
             messaging=Messaging(store, hub, receipts, quotas, settings.read_budget_bytes),
             kv=KvService(store, settings, quotas, announcements),
             refs=RefService(store, settings, quotas, announcements),
+            tasks=Tasks(store, hub, settings, quotas),
             agent_limiter=RateLimiter(store.request_counts, settings.rate_limit_per_minute),
             user_limiter=RateLimiter(
                 store.request_counts, settings.human_rate_limit_per_minute, "user", "human-rate-limit"

@@ -11,13 +11,13 @@ from typing import Any
 
 from .. import views
 from ..background import Periodic
-from ..ids import parse_rfc3339
 from ..realtime.hub import Hub
 from ..settings import Settings
 from ..store import Store
 from ..store import leases as store_leases
 from ..store.documents import AgentDoc, PathLeaseDoc
 from ..store.events import EVERYONE
+from .activity import idle_s
 from .errors import Busy, Conflict, Forbidden, NotFound, ServiceError
 
 log = logging.getLogger(__name__)
@@ -191,12 +191,9 @@ class Leases:
 
     async def _holder_idle_s(self, lease: PathLeaseDoc) -> float:
         """Seconds since the holder last showed activity: a request (its last-seen time) or a renewal."""
-        active_ms = lease["renewed_ms"]
-        holder = await self._store.agents.get(lease["project_id"], lease["agent_id"])
-        if holder is not None and holder.get("last_seen_at"):
-            seen_ms = int(parse_rfc3339(str(holder["last_seen_at"])).timestamp() * 1000)
-            active_ms = max(active_ms, seen_ms)
-        return max(0.0, (self._leases.clock() - active_ms) / 1000)
+        return await idle_s(
+            self._store.agents, lease["project_id"], lease["agent_id"], lease["renewed_ms"], self._leases.clock()
+        )
 
     async def sweep(self) -> None:
         """Remove the leases that ended, and announce each once (whichever server removes it)."""

@@ -36,6 +36,7 @@ from .projects import ProjectStore
 from .receipts import ReceiptStore
 from .refs import RefStore
 from .streams import OwnerStreamLeases
+from .tasks import TaskStore
 from .tokens import RefreshTokenStore
 from .usage import UsageStore
 from .users import UserStore
@@ -76,6 +77,7 @@ class Store:
         self.kv = KvStore(self.db)
         self.path_leases = LeaseStore(self.db)
         self.refs = RefStore(self.db)
+        self.tasks = TaskStore(self.db)
         self.audit = AuditStore(self.db, self.expiry)
         self.request_counts = RequestCounters(self.db, self.expiry)
         self.auth_counts = WindowCounters(self.db, self.expiry)
@@ -100,6 +102,7 @@ class Store:
             self.kv,
             self.path_leases,
             self.refs,
+            self.tasks,
             self.audit,
             self.files,
             self.request_counts,
@@ -126,6 +129,7 @@ class Store:
         await self.kv.delete_project(project_id)
         await self.path_leases.delete_project(project_id)
         await self.refs.delete_project(project_id)
+        await self.tasks.delete_project(project_id)
         await self.audit.delete_project(project_id)
         await self.files.delete_project(project_id)
         if self.blobs is not None:

@@ -233,6 +233,35 @@ class PathLeaseDoc(TypedDict):
     expires_ms: int
 
 
+class TaskDoc(TypedDict):
+    """One document of ``tasks`` (see :mod:`.tasks`): ``title``, ``body`` and ``result`` are envelopes.
+
+    ``from_id`` is the creator's agent id (named as every idempotent record's, see
+    :mod:`.idempotency`); ``version`` grows by one with each change; times are epoch milliseconds.
+    """
+
+    _id: str
+    id: str
+    project_id: str
+    sk: str
+    from_id: str
+    created_by: str
+    fingerprint: str
+    title: str
+    body: str | None
+    blocked_by: list[str]
+    state: str
+    assignee_id: str | None
+    assignee: str | None
+    result: str | None
+    result_by: str | None
+    size_bytes: int
+    version: int
+    created_ms: int
+    updated_ms: int
+    claimed_ms: int | None
+
+
 class EventBody(TypedDict):
     """What a client is shown of an event: its number, type, time and what it tells.
 

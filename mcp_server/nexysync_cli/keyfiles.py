@@ -47,6 +47,7 @@ __all__ = [
     "ProjectKeyStore",
     "ProjectKeys",
     "add_to_gitignore",
+    "agent_key_file",
     "decode_key",
     "encode_key",
     "export_line",
@@ -258,3 +259,21 @@ def write_tail_position(key_file: Path, last_event_id: int) -> None:
 def is_private(path: Path) -> bool:
     """Tell whether only the owner may read ``path`` (no group or other permission bits)."""
     return (os.stat(path).st_mode & 0o077) == 0
+
+
+def agent_key_file(given: str | None, directory: str) -> Path:
+    """Return the agent's key file: ``given``, else the nearest ``.nexysync/key`` from ``directory`` upward.
+
+    Raises:
+        CliError: no key file (``NO_KEY_FILE``).
+    """
+    if given:
+        return Path(given).expanduser()
+    start = Path(directory).expanduser()
+    found = keyfile.find_key_file(start)
+    if found is None:
+        raise CliError(
+            f"no .nexysync/key from {start.resolve()} upward: run `nexysync init` in the workspace first",
+            code="NO_KEY_FILE",
+        )
+    return found

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from nexysync import NexySyncError
 from nexysync.crypto import DecryptionError
-from nexysync_cli.commands import account, agents, keys, messaging, projects
+from nexysync_cli.commands import account, agents, coordination, keys, messaging, projects
 from nexysync_cli.commands.init import run_init
 from nexysync_cli.context import ENV_PASSWORD, Context
 from nexysync_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError, describe
@@ -224,12 +224,7 @@ def _add_keys(commands: argparse._SubParsersAction[argparse.ArgumentParser], com
 def _add_messaging(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
-    def agent_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument("--dir", default=".", help="look for .nexysync/key from here upward (default: .)")
-        parser.add_argument("--key-file", help="use this key file instead")
-        return parser
-
-    send = agent_options(
+    send = _agent_options(
         _command(commands, "send", messaging.run_send, "send an encrypted message as the agent", common)
     )
     send.add_argument("--to", help="the recipient's slug")
@@ -239,7 +234,7 @@ def _add_messaging(
     send.add_argument("--type", default="notification", choices=["request", "response", "notification"])
     send.add_argument("--priority", choices=["normal", "urgent", "blocking"])
     send.add_argument("--reply-to", help="the id of the message this answers")
-    status = agent_options(
+    status = _agent_options(
         _command(commands, "status", messaging.run_status, "show where each recipient's copy of a message is", common)
     )
     status.add_argument("message_id", help="a message you sent or received")
@@ -247,13 +242,90 @@ def _add_messaging(
         "--wait", choices=["delivered", "read", "acked"], help="block until every copy got at least this far"
     )
     status.add_argument("--timeout", type=float, default=60.0, help="seconds --wait waits at most (default: 60)")
-    tail = agent_options(
+    tail = _agent_options(
         _command(commands, "tail", messaging.run_tail, "print the agent's messages live, decrypted", common)
     )
     tail.add_argument("--count", "-n", type=int, help="stop after this many messages")
     tail.add_argument("--timeout", type=float, help="stop after this many seconds (exit 1 if --count is not reached)")
     tail.add_argument("--events", action="store_true", help="show the other events too (presence, kv, acks)")
     tail.add_argument("--no-resume", action="store_true", help="start from now, not where the last tail stopped")
+
+
+def _agent_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--dir", default=".", help="look for .nexysync/key from here upward (default: .)")
+    parser.add_argument("--key-file", help="use this key file instead")
+    return parser
+
+
+def _add_coordination(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    lease = commands.add_parser(
+        "lease",
+        help="lease workspace paths so that other agents leave them alone",
+        description="Lease paths of the workspace (a file, or a directory and all under it). The server sees only "
+        "keyed hashes of the paths; the paths and reasons are encrypted.",
+    )
+    sub = lease.add_subparsers(dest="action", required=True, metavar="ACTION")
+    claim = _agent_options(
+        _command(sub, "claim", coordination.run_lease_claim, "lease paths, all or none (exit 1: held)", common)
+    )
+    claim.add_argument("paths", nargs="+", metavar="PATH", help="a file, or a directory (and all under it)")
+    claim.add_argument("--ttl", type=int, default=3600, help="seconds the leases last without renewal (default: 3600)")
+    claim.add_argument("--shared", action="store_true", help="a shared lease: sits with other shared ones")
+    claim.add_argument("--reason", help="why (encrypted; the others see it)")
+    release = _agent_options(_command(sub, "release", coordination.run_lease_release, "release leased paths", common))
+    release.add_argument("paths", nargs="+", metavar="PATH", help="a path you leased")
+    release.add_argument(
+        "--force",
+        action="store_true",
+        help="release another agent's lease (once it is inactive long enough)",
+    )
+    listed = _agent_options(
+        _command(sub, "list", coordination.run_lease_list, "list the project's live leases", common)
+    )
+    listed.add_argument("--agent", help="only this agent's leases")
+
+    task = commands.add_parser(
+        "task", help="the project's shared task board", description="The project's task board (titles encrypted)."
+    )
+    sub = task.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = _agent_options(_command(sub, "add", coordination.run_task_add, "add a task", common))
+    add.add_argument("title", help="what is to be done")
+    add.add_argument("--body", help="the details; '-' reads them from stdin")
+    add.add_argument(
+        "--blocked-by", action="append", metavar="TASK_ID", help="a task that must be done first (repeatable)"
+    )
+    listed = _agent_options(_command(sub, "list", coordination.run_task_list, "list the project's tasks", common))
+    listed.add_argument("--state", choices=["open", "claimed", "done", "cancelled"], help="only tasks in this state")
+    listed.add_argument("--mine", action="store_true", help="only the tasks you claimed or did")
+    for name, handler, text in (
+        ("claim", coordination.run_task_claim, "claim an open task (exit 1 names who holds it)"),
+        ("release", coordination.run_task_release, "give a claimed task back"),
+        ("done", coordination.run_task_done, "mark your claimed task done"),
+        ("cancel", coordination.run_task_cancel, "cancel a task you added"),
+    ):
+        change = _agent_options(_command(sub, name, handler, text, common))
+        change.add_argument("task_id", metavar="TASK_ID", help="the task's id")
+        if name == "release":
+            change.add_argument(
+                "--force", action="store_true", help="release another agent's claim (only once it is inactive)"
+            )
+        if name == "done":
+            change.add_argument("--result", help="what came of it (encrypted); '-' reads it from stdin")
+
+    guard = commands.add_parser(
+        "guard",
+        help="a git hook that refuses commits touching paths other agents lease",
+        description="Install a git pre-commit hook (and with --pre-push a pre-push hook) that refuses a commit "
+        "touching a path another agent leases exclusively, naming the holder. NEXYSYNC_GUARD=warn only warns, "
+        "=off skips it; when the API cannot be reached it says so and lets the commit through. A hook already "
+        "there keeps running, after the guard.",
+    )
+    sub = guard.add_subparsers(dest="action", required=True, metavar="ACTION")
+    install = _command(sub, "install", coordination.run_guard_install, "install the guard's git hooks", common)
+    install.add_argument("--pre-push", action="store_true", help="also check what a push sends")
+    install.add_argument("--dir", default=".", help="the workspace, inside the git repository (default: .)")
 
 
 def _add_hook(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -290,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_init(commands, common)
     _add_keys(commands, common)
     _add_messaging(commands, common)
+    _add_coordination(commands, common)
     _add_hook(commands, common)
     return parser
 

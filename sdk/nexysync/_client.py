@@ -247,6 +247,7 @@ class Client(ClientResources, _ClientCore):
     # More than one operation each, so written by hand (nexysync/resources/): they replace the
     # generated resources they extend, which know nothing of them.
     messages: Messages
+    leases: Leases
     files: Files
 
     def __init__(
@@ -458,6 +459,7 @@ class AsyncClient(AsyncClientResources, _ClientCore):
 
     _transport: AsyncTransport
     messages: AsyncMessages
+    leases: AsyncLeases
     files: AsyncFiles
 
     def __init__(

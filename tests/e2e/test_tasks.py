@@ -1,4 +1,4 @@
-"""The task board over HTTP and through the SDK: one winner of racing claims, blockers, the rules of each change, events."""
+"""The task board over HTTP and through the SDK: one winner of racing claims, blockers, each change's rules, events."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def test_thirty_racing_claimers_in_separate_processes_get_one_winner(
     task = add(team, "a0", "the one job")
     start_at = time.time() + 2.0
     with concurrent.futures.ProcessPoolExecutor(30) as pool:
-        codes = list(pool.map(_race, [base_url] * 30, [team.keys[s] for s in slugs], [task["id"]] * 30, [start_at] * 30))
+        codes = list(
+            pool.map(_race, [base_url] * 30, [team.keys[s] for s in slugs], [task["id"]] * 30, [start_at] * 30)
+        )
     assert sorted(codes) == [200] + [409] * 29, codes
     held = httpx.get(f"{base_url}/v1/tasks/{task['id']}", headers=team.auth("a0")).json()
     assert held["state"] == "claimed" and held["assignee"] in slugs

@@ -7,29 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nexysync import AsyncClient, AsyncStreamEvent, Client, DecryptionError, find_key_file
+from nexysync import AsyncClient, AsyncStreamEvent, Client, DecryptionError
 from nexysync_cli.context import Context
 from nexysync_cli.errors import CliError
-from nexysync_cli.keyfiles import read_tail_position, write_tail_position
+from nexysync_cli.keyfiles import agent_key_file, read_tail_position, write_tail_position
 from nexysync_cli.output import Output, to_json
 from nexysync_generated.models import Message, Receipt
 
 __all__ = ["format_message", "format_receipts", "run_send", "run_status", "run_tail"]
-
-
-def _key_file(ctx: Context) -> Path:
-    """Return the key file: ``--key-file``, else the nearest ``.nexysync/key`` from ``--dir`` upward."""
-    given: str | None = ctx.args.key_file
-    if given:
-        return Path(given).expanduser()
-    start = Path(ctx.args.dir).expanduser()
-    found = find_key_file(start)
-    if found is None:
-        raise CliError(
-            f"no .nexysync/key from {start.resolve()} upward: run `nexysync init` in the workspace first",
-            code="NO_KEY_FILE",
-        )
-    return found
 
 
 def format_message(message: Message) -> str:
@@ -78,7 +63,7 @@ def _sent_summary(message: Message) -> str:
 def run_status(ctx: Context) -> int:
     """Show where each recipient's copy of a message is; with ``--wait STATE`` block until all got there."""
     args = ctx.args
-    with Client.from_key_file(_key_file(ctx)) as client:
+    with Client.from_key_file(agent_key_file(ctx.args.key_file, ctx.args.dir)) as client:
         if args.wait:
             try:
                 receipts = client.messages.wait_for(args.message_id, state=args.wait, timeout=args.timeout)
@@ -98,7 +83,7 @@ def run_send(ctx: Context) -> int:
     if (args.to is None) == (not args.broadcast):
         raise CliError("give either --to SLUG or --broadcast", code="NO_RECIPIENT")
     payload: str = sys.stdin.read() if args.payload == "-" else args.payload
-    path = _key_file(ctx)
+    path = agent_key_file(ctx.args.key_file, ctx.args.dir)
     with Client.from_key_file(path) as client:
         message = client.messages.send(
             args.to,
@@ -180,7 +165,7 @@ class _Tail:
 
 def run_tail(ctx: Context) -> int:
     """Print the agent's new messages as they arrive, decrypted, resuming where the last run stopped."""
-    path = _key_file(ctx)
+    path = agent_key_file(ctx.args.key_file, ctx.args.dir)
     tail = _Tail(ctx, path)
     timeout: float | None = ctx.args.timeout
 

@@ -6,15 +6,17 @@ The operation methods (claim, list, renew, release) are generated into
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from nexysync._auth import Session
-from nexysync._errors import KeyFileError
+from nexysync._errors import ConflictError, KeyFileError
 from nexysync._generated import leases as generated
-from nexysync.crypto import KeyRing
+from nexysync._operations import decrypt_record
+from nexysync.crypto import DecryptionError, KeyRing
 from nexysync.paths import PathKeys, normalise
-from nexysync.types import LeaseList
+from nexysync.types import Lease, LeaseList
 
 __all__ = ["AsyncLeases", "Leases"]
 
@@ -26,8 +28,24 @@ def _ring(session: Session) -> KeyRing:
     return session.ring
 
 
+def _opened(ring: KeyRing, project_id: str, error: ConflictError) -> list[Lease]:
+    """Return the leases a ``LEASE_CONFLICT`` names, their paths and reasons opened.
+
+    One whose envelopes do not open (a key this ring lacks) comes with ``path`` saying so: its
+    holder and end still tell the caller what to do.
+    """
+    body = error.body if isinstance(error.body, dict) else {}
+    opened = []
+    for raw in body.get("conflicts") or []:
+        try:
+            opened.append(Lease.model_validate(decrypt_record(ring, project_id, "Lease", raw)))
+        except DecryptionError as exc:
+            opened.append(Lease.model_validate({**raw, "path": f"[cannot decrypt: {exc}]", "reason": None}))
+    return opened
+
+
 def _items(
-    keys: PathKeys, paths: list[str | Path], reason: str | None, root: str | Path | None
+    keys: PathKeys, paths: Sequence[str | Path], reason: str | None, root: str | Path | None
 ) -> list[dict[str, Any]]:
     items = []
     for path in paths:
@@ -50,7 +68,7 @@ class Leases(generated.Leases):
 
     def claim_paths(
         self,
-        paths: list[str | Path],
+        paths: Sequence[str | Path],
         *,
         ttl_s: int,
         exclusive: bool = True,
@@ -72,6 +90,11 @@ class Leases(generated.Leases):
         """
         return self.claim(_items(self.path_keys(), paths, reason, root), ttl_s=ttl_s, exclusive=exclusive)
 
+    def conflicts(self, error: ConflictError) -> list[Lease]:
+        """Return the leases in the way that a refused claim (``LEASE_CONFLICT``) names, their paths opened."""
+        ring = _ring(self._client._session)
+        return _opened(ring, self._client._session.project_id or self._client.me.get().project_id, error)
+
 
 class AsyncLeases(generated.AsyncLeases):
     """Leases on workspace paths; the server sees only keyed hashes of the paths (async)."""
@@ -83,7 +106,7 @@ class AsyncLeases(generated.AsyncLeases):
 
     async def claim_paths(
         self,
-        paths: list[str | Path],
+        paths: Sequence[str | Path],
         *,
         ttl_s: int,
         exclusive: bool = True,
@@ -93,3 +116,8 @@ class AsyncLeases(generated.AsyncLeases):
         """Claim a lease on each path, all or none (see :meth:`Leases.claim_paths`)."""
         keys = await self.path_keys()
         return await self.claim(_items(keys, paths, reason, root), ttl_s=ttl_s, exclusive=exclusive)
+
+    async def conflicts(self, error: ConflictError) -> list[Lease]:
+        """Return the leases a refused claim names, their paths opened (see :meth:`Leases.conflicts`)."""
+        ring = _ring(self._client._session)
+        return _opened(ring, self._client._session.project_id or (await self._client.me.get()).project_id, error)

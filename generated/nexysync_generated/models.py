@@ -920,7 +920,10 @@ class Task(BaseModel):
             description="The agent that holds (or did) the task; null while open, and for a task cancelled while open."
         ),
     ]
-    blocked_by: list[Ulid]
+    blocked_by: Annotated[
+        list[str],
+        Field(description="Task ids (ULIDs), as the task was added with them."),
+    ]
     result: Annotated[
         TaskResult | None,
         Field(description="What the assignee said when it marked the task done; null before."),

@@ -269,7 +269,16 @@ async def test_the_tool_list_stays_small(workspaces: Workspaces) -> None:
         listed = await alice.session.list_tools()
     size = len(listed.model_dump_json(by_alias=True, exclude_none=True))
     print(f"tools/list answer: {size} characters for {len(listed.tools)} tools")
-    assert {tool.name for tool in listed.tools} == {"ns_auth", "ns_meta", "ns_message", "ns_kv", "ns_ref", "ns_file"}
+    assert {tool.name for tool in listed.tools} == {
+        "ns_auth",
+        "ns_meta",
+        "ns_message",
+        "ns_kv",
+        "ns_ref",
+        "ns_file",
+        "ns_lease",
+        "ns_task",
+    }
     assert all(tool.input_schema["type"] == "object" for tool in listed.tools)
     assert size < 12_000
 
@@ -332,6 +341,38 @@ async def test_a_shared_code_reference_is_listed_and_read_by_its_recipient(works
         assert await alice.ok("ns_ref", action="delete", id=shared["id"]) == {"deleted": shared["id"]}
         text, is_error = await bob.call("ns_ref", action="read", id=shared["id"])
         assert is_error and text.startswith(f"No reference {shared['id']}")
+
+
+async def test_leases_and_tasks_are_shared_between_two_mcp_servers(workspaces: Workspaces) -> None:
+    async with mcp_agent(workspaces.dirs["alice"]) as alice, mcp_agent(workspaces.dirs["bob"]) as bob:
+        leased = await alice.ok("ns_lease", action="claim", paths=["src/auth/"], reason="login rework")
+        ((lease,),) = [leased["leased"]]
+        assert (lease["path"], lease["agent"], lease["reason"]) == ("src/auth/", "alice", "login rework")
+        text, is_error = await bob.call("ns_lease", action="claim", paths=["src/auth/login.py", "docs/"])
+        assert is_error and "Not granted" in text and '"agent":"alice"' in text and '"path":"src/auth/"' in text
+        listed = await bob.ok("ns_lease", action="list")
+        assert [(item["path"], item["agent"]) for item in listed["leases"]] == [("src/auth/", "alice")]
+        text, is_error = await bob.call("ns_lease", action="release", paths=["src/auth/"])
+        assert is_error and "no live lease" in text
+        outside, is_error = await bob.call("ns_lease", action="claim", paths=["../elsewhere.py"])
+        assert is_error and "outside the workspace" in outside
+        assert (await alice.ok("ns_lease", action="renew", paths=["src/auth"]))["renewed"][0]["path"] == "src/auth/"
+        assert (await alice.ok("ns_lease", action="release", paths=["src/auth/"]))["released"] == ["src/auth/"]
+        assert (await bob.ok("ns_lease", action="claim", paths=["src/auth/login.py"]))["leased"][0]["agent"] == "bob"
+
+        first = await alice.ok("ns_task", action="add", title="Write the schema", body="users table")
+        then = await alice.ok("ns_task", action="add", title="Migrate", blocked_by=[first["id"]])
+        assert then["blocked_by"] == [first["id"]] and then["state"] == "open"
+        text, is_error = await bob.call("ns_task", action="claim", id=then["id"])
+        assert is_error and text.startswith("TASK_BLOCKED")
+        assert (await bob.ok("ns_task", action="claim", id=first["id"]))["assignee"] == "bob"
+        text, is_error = await alice.call("ns_task", action="claim", id=first["id"])
+        assert is_error and "claimed by bob" in text
+        assert (await bob.ok("ns_task", action="done", id=first["id"], result="see 0042.sql"))["state"] == "done"
+        full = await alice.ok("ns_task", action="get", id=first["id"])
+        assert (full["title"], full["body"], full["result"]) == ("Write the schema", "users table", "see 0042.sql")
+        board = await alice.ok("ns_task", action="list", state="open")
+        assert [task["title"] for task in board["tasks"]] == ["Migrate"]
 
 
 async def test_files_travel_inline_when_small_text_and_to_disk_otherwise(workspaces: Workspaces) -> None:

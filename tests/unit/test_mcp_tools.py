@@ -135,8 +135,18 @@ def test_schemas_are_flat_and_small() -> None:
     message_spec = next(spec for spec in TOOLS if spec.name == "ns_message")
     actions = message_spec.input_schema()["properties"]["action"]["enum"]
     assert set(actions) >= {"send", "broadcast", "check", "read", "ack", "thread", "react", "pin", "wait"}
-    assert {spec.name for spec in TOOLS} == {"ns_auth", "ns_meta", "ns_message", "ns_kv", "ns_ref", "ns_file"}
-    assert sum(len(json.dumps(spec.input_schema())) + len(spec.description) for spec in TOOLS) < 6_000
+    assert {spec.name for spec in TOOLS} == {
+        "ns_auth",
+        "ns_meta",
+        "ns_message",
+        "ns_kv",
+        "ns_ref",
+        "ns_file",
+        "ns_lease",
+        "ns_task",
+    }
+    # Eight tools in 7.2 K; the whole tools/list answer (annotations, output schemas) must stay under 12 K.
+    assert sum(len(json.dumps(spec.input_schema())) + len(spec.description) for spec in TOOLS) < 7_500
 
 
 async def test_a_json_looking_payload_reaches_the_tool_as_the_string_it_is(

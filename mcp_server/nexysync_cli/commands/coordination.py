@@ -104,10 +104,12 @@ def run_lease_release(ctx: Context) -> int:
         live = agent.client.leases.list().data
         released = []
         for path in args.paths:
-            key = keys.key(agent.normalised(path))
-            lease = next((lease for lease in live if lease.key == key and lease.agent == me), None)
+            normalised = agent.normalised(path)
+            # "src/auth" names the directory leased as "src/auth/" when no such file is leased.
+            wanted = {keys.key(normalised), keys.key(normalised.rstrip("/") + "/")}
+            lease = next((lease for lease in live if lease.key in wanted and lease.agent == me), None)
             if lease is None and args.force:
-                lease = next((lease for lease in live if lease.key == key), None)
+                lease = next((lease for lease in live if lease.key in wanted), None)
             if lease is None:
                 raise CliError(f"no live lease of yours on {agent.normalised(path)}", code="LEASE_NOT_FOUND")
             agent.client.leases.release(lease.id, force=lease.agent != me)
@@ -132,11 +134,7 @@ def run_lease_list(ctx: Context) -> int:
 
 def _task_line(task: Task) -> str:
     who = f" by {task.assignee}" if task.assignee else ""
-    blocked = (
-        f" (blocked by {', '.join(str(b) for b in task.blocked_by)})"
-        if task.blocked_by and task.state.value == "open"
-        else ""
-    )
+    blocked = f" (blocked by {', '.join(task.blocked_by)})" if task.blocked_by and task.state.value == "open" else ""
     return f"{task.id}  {task.state.value}{who}  {task.title}{blocked}"
 
 

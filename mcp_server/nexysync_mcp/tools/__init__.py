@@ -1,7 +1,8 @@
 """The MCP tools, one module per tool, each a :class:`~nexysync_mcp.tools.record.Tool` record.
 
 ``ns_auth`` (:mod:`.auth`), ``ns_meta`` (:mod:`.meta`), ``ns_message`` (:mod:`.messages`),
-``ns_kv`` (:mod:`.kv`), ``ns_ref`` (:mod:`.refs`) and ``ns_file`` (:mod:`.files`). Each takes an
+``ns_kv`` (:mod:`.kv`), ``ns_ref`` (:mod:`.refs`), ``ns_file`` (:mod:`.files`), ``ns_lease``
+(:mod:`.leases`) and ``ns_task`` (:mod:`.tasks`). Each takes an
 ``action`` and a few flat optional parameters (``ns_auth`` takes none), so the whole
 ``tools/list`` answer stays small; answers are compact JSON an AI reads at a glance. Plaintext in
 and out: the SDK encrypts.
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from nexysync import APIError, DecryptionError, KeyFileError
 from nexysync_mcp.errors import ToolFailure, describe
-from nexysync_mcp.tools import auth, files, kv, messages, meta, refs
+from nexysync_mcp.tools import auth, files, kv, leases, messages, meta, refs, tasks
 from nexysync_mcp.tools.record import Progress, Tool
 
 if TYPE_CHECKING:
@@ -29,7 +30,16 @@ __all__ = ["TOOLS", "Reply", "Toolbox"]
 logger = logging.getLogger(__name__)
 
 #: Every tool, in the order ``tools/list`` gives them.
-TOOLS: tuple[Tool, ...] = (auth.TOOL, meta.TOOL, messages.TOOL, kv.TOOL, refs.TOOL, files.TOOL)
+TOOLS: tuple[Tool, ...] = (
+    auth.TOOL,
+    meta.TOOL,
+    messages.TOOL,
+    kv.TOOL,
+    refs.TOOL,
+    files.TOOL,
+    leases.TOOL,
+    tasks.TOOL,
+)
 
 
 @dataclass(frozen=True)

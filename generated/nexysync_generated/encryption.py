@@ -489,6 +489,27 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
             )
         },
     ),
+    "owner_leases_list": OperationPlan(
+        operation_id="owner_leases_list",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=("data", "[]"),
+                    record=RecordPlan(
+                        schema="Lease",
+                        kind="lease",
+                        id_in="body",
+                        id_name="id",
+                        fields=("path", "reason"),
+                        json_fields=(),
+                        author="agent",
+                        routing=(),
+                    ),
+                ),
+            )
+        },
+    ),
     "owner_messages_list": OperationPlan(
         operation_id="owner_messages_list",
         request=(),
@@ -526,6 +547,40 @@ ENCRYPTION_PLANS: dict[str, OperationPlan] = {
                         json_fields=(),
                         author="from",
                         routing=(("to", "*"),),
+                    ),
+                ),
+            )
+        },
+    ),
+    "owner_tasks_list": OperationPlan(
+        operation_id="owner_tasks_list",
+        request=(),
+        responses={
+            200: (
+                EncryptedAt(
+                    at=("data", "[]"),
+                    record=RecordPlan(
+                        schema="Task",
+                        kind="task",
+                        id_in="body",
+                        id_name="id",
+                        fields=("body", "title"),
+                        json_fields=(),
+                        author="created_by",
+                        routing=(),
+                    ),
+                ),
+                EncryptedAt(
+                    at=("data", "[]", "result"),
+                    record=RecordPlan(
+                        schema="TaskResult",
+                        kind="task_result",
+                        id_in="body",
+                        id_name="task",
+                        fields=("text",),
+                        json_fields=(),
+                        author="by",
+                        routing=(),
                     ),
                 ),
             )

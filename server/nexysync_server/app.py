@@ -183,6 +183,8 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/projects/{project_id}/presence", owner.Presence(ctx))
     app.add_route("/v1/projects/{project_id}/kv", owner.Kv(ctx))
     app.add_route("/v1/projects/{project_id}/refs", owner.Refs(ctx))
+    app.add_route("/v1/projects/{project_id}/leases", owner.Leases(ctx))
+    app.add_route("/v1/projects/{project_id}/tasks", owner.Tasks(ctx))
     app.add_route("/v1/projects/{project_id}/files", owner.Files(ctx, signer))
     console = Assets(settings.cdn_url)
     app.add_route("/console", console)

@@ -391,3 +391,37 @@ def test_agents_show_live_presence_and_usage_its_quotas(dev_server: Any, watched
         assert meters.nth(2).inner_text().split("\n") == ["Agents", "2 of 1000"]
     finally:
         owner.close()
+
+
+def test_leases_and_tasks_show_decrypted_and_follow_their_events(
+    owner: Owner, watched: Watched, tmp_path: Path
+) -> None:
+    page = watched.page
+    alice, bob = owner.agents["alice"], owner.agents["bob"]
+    alice.leases.claim_paths(["src/auth/"], ttl_s=600, reason="login <b>rework</b>", root=tmp_path)
+    first = alice.tasks.create("Write the schema", body="users table")
+    then = alice.tasks.create("Migrate <img src=x onerror=\"window.__xss='task'\">", blocked_by=[first.id])
+    sign_in_and_import(page, owner)
+    page.click("button[data-tab=leases]")
+    lease_row = page.locator("#lease-rows tr", has_text="src/auth/")
+    expect(lease_row).to_contain_text("alice", timeout=DEADLINE_MS)
+    expect(lease_row).to_contain_text("login <b>rework</b>")  # text, never markup
+    page.click("button[data-tab=tasks]")
+    def task_row(title: str) -> Any:
+        return page.locator("#task-rows tr").filter(has=page.locator("td:first-child", has_text=title))
+
+    expect(task_row("Write the schema")).to_contain_text("open", timeout=DEADLINE_MS)
+    blocked = task_row("Migrate")
+    expect(blocked).to_contain_text("Write the schema")  # its blocker, by title
+    # Changes arrive by the project's events while the tab is open.
+    bob.tasks.claim(first.id)
+    bob.tasks.done(first.id, text="see 0042_users.sql")
+    done_row = task_row("Write the schema")
+    expect(done_row).to_contain_text("see 0042_users.sql", timeout=DEADLINE_MS)
+    expect(done_row).to_contain_text("bob")
+    assert page.evaluate("window.__xss") is None and then.id
+    # The server never had the plaintext: what the console fetched is sealed.
+    fetched = [r for r in watched.requests if "/tasks" in r.url or "/leases" in r.url]
+    assert fetched and all("Write the schema" not in (r.response().text() if r.response() else "") for r in fetched)
+    _screenshot(page, "console-tasks.png")
+    assert not watched.problems, watched.problems

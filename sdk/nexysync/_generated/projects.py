@@ -134,6 +134,19 @@ class Projects(SyncAPIResource):
         """List the project's ready files in id order, each with a signed download URL."""
         return self._pager("owner_files_list", path_params={"project_id": project_id}, query={"limit": limit})
 
+    @operation("owner_leases_list")
+    def leases(self, project_id: str) -> types.LeaseList:
+        """List the project's live path leases (paths and reasons sealed), oldest first."""
+        result: types.LeaseList = self._client.call("owner_leases_list", path_params={"project_id": project_id})
+        return result
+
+    @operation("owner_tasks_list")
+    def tasks(self, project_id: str, *, state: str | None = None, limit: int | None = None) -> SyncPager[types.Task]:
+        """List the project's task board (titles, bodies and results sealed), oldest first."""
+        return self._pager(
+            "owner_tasks_list", path_params={"project_id": project_id}, query={"state": state, "limit": limit}
+        )
+
 
 class AsyncProjects(AsyncAPIResource):
     """The signed-in human's projects, and the owner's read view of a whole project (decrypted) (async)."""
@@ -251,6 +264,19 @@ class AsyncProjects(AsyncAPIResource):
     def files(self, project_id: str, *, limit: int | None = None) -> AsyncPager[types.File]:
         """List the project's ready files in id order, each with a signed download URL."""
         return self._pager("owner_files_list", path_params={"project_id": project_id}, query={"limit": limit})
+
+    @operation("owner_leases_list")
+    async def leases(self, project_id: str) -> types.LeaseList:
+        """List the project's live path leases (paths and reasons sealed), oldest first."""
+        result: types.LeaseList = await self._client.call("owner_leases_list", path_params={"project_id": project_id})
+        return result
+
+    @operation("owner_tasks_list")
+    def tasks(self, project_id: str, *, state: str | None = None, limit: int | None = None) -> AsyncPager[types.Task]:
+        """List the project's task board (titles, bodies and results sealed), oldest first."""
+        return self._pager(
+            "owner_tasks_list", path_params={"project_id": project_id}, query={"state": state, "limit": limit}
+        )
 
 
 class ProjectsWithRawResponse:
@@ -396,6 +422,25 @@ class ProjectsWithRawResponse:
         """
         return RawPager(
             self._client.call_raw, "owner_files_list", path_params={"project_id": project_id}, query={"limit": limit}
+        )
+
+    def leases(self, project_id: str) -> RawResponse:
+        """List the project's live path leases (paths and reasons sealed), oldest first.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
+        return self._client.call_raw("owner_leases_list", path_params={"project_id": project_id})
+
+    def tasks(self, project_id: str, *, state: str | None = None, limit: int | None = None) -> RawPager:
+        """List the project's task board (titles, bodies and results sealed), oldest first.
+
+        Answers a pager whose ``first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
+        return RawPager(
+            self._client.call_raw,
+            "owner_tasks_list",
+            path_params={"project_id": project_id},
+            query={"state": state, "limit": limit},
         )
 
 
@@ -546,4 +591,23 @@ class AsyncProjectsWithRawResponse:
         """
         return AsyncRawPager(
             self._client.call_raw, "owner_files_list", path_params={"project_id": project_id}, query={"limit": limit}
+        )
+
+    async def leases(self, project_id: str) -> RawResponse:
+        """List the project's live path leases (paths and reasons sealed), oldest first.
+
+        Answers its :class:`~nexysync.RawResponse`, unparsed.
+        """
+        return await self._client.call_raw("owner_leases_list", path_params={"project_id": project_id})
+
+    def tasks(self, project_id: str, *, state: str | None = None, limit: int | None = None) -> AsyncRawPager:
+        """List the project's task board (titles, bodies and results sealed), oldest first.
+
+        Answers a pager whose ``await first_page()`` is the first page's :class:`~nexysync.RawResponse`.
+        """
+        return AsyncRawPager(
+            self._client.call_raw,
+            "owner_tasks_list",
+            path_params={"project_id": project_id},
+            query={"state": state, "limit": limit},
         )

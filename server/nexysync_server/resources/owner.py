@@ -12,7 +12,7 @@ import time
 
 import falcon.asgi
 
-from .. import caller, params
+from .. import caller, params, views
 from ..cdn.signing import UrlSigner
 from ..realtime.hub import Hub
 from ..services.presence import TooManyStreams
@@ -22,6 +22,7 @@ from .kv import entries_page
 from .projects import owned_project
 from .realtime import Stream, admit, last_event_id, max_duration, stream_limit
 from .refs import refs_page
+from .tasks import tasks_page
 
 
 class Messages:
@@ -165,6 +166,34 @@ class Refs:
         """List references in storage order."""
         await owned_project(self._ctx, req, project_id)
         resp.media = await refs_page(self._ctx, req, project_id, None)
+
+
+class Leases:
+    """``GET /v1/projects/{project_id}/leases``: the project's live path leases."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
+        """List live leases, oldest first."""
+        await owned_project(self._ctx, req, project_id)
+        resp.media = {"data": [views.lease(doc) for doc in await self._ctx.services.path_leases.live(project_id)]}
+
+
+class Tasks:
+    """``GET /v1/projects/{project_id}/tasks``: the project's task board."""
+
+    auth = "human"
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, project_id: str) -> None:
+        """List tasks, oldest first."""
+        await owned_project(self._ctx, req, project_id)
+        resp.media = await tasks_page(self._ctx, req, project_id, assignee=None)
 
 
 class Files:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 import falcon.asgi
 
@@ -21,14 +23,9 @@ class Collection:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """List the project's tasks, oldest first."""
-        docs, next_cursor = await self._ctx.services.tasks.list(
-            caller.agent(req),
-            state=params.choice(req, "state", _STATES),
-            assignee=params.slug(req, "assignee"),
-            limit=params.limit(req),
-            cursor=params.cursor(req),
+        resp.media = await tasks_page(
+            self._ctx, req, caller.agent(req)["project_id"], assignee=params.slug(req, "assignee")
         )
-        resp.media = page_body([views.task(doc) for doc in docs], next_cursor)
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         """Add a task (idempotent by client-made id)."""
@@ -38,6 +35,20 @@ class Collection:
             resp.status = falcon.HTTP_201
             resp.location = f"/v1/tasks/{task['id']}"
         resp.media = views.task(task)
+
+
+async def tasks_page(
+    ctx: Context, req: falcon.asgi.Request, project_id: str, *, assignee: str | None
+) -> dict[str, Any]:
+    """Return a page of the project's tasks, with the ``state`` filter of the request."""
+    docs, next_cursor = await ctx.services.tasks.list(
+        project_id,
+        state=params.choice(req, "state", _STATES),
+        assignee=assignee,
+        limit=params.limit(req),
+        cursor=params.cursor(req),
+    )
+    return page_body([views.task(doc) for doc in docs], next_cursor)
 
 
 class Item:

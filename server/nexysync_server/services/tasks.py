@@ -100,10 +100,10 @@ class Tasks:
         return task
 
     async def list(
-        self, reader: AgentDoc, *, state: str | None, assignee: str | None, limit: int, cursor: str | None
+        self, project_id: str, *, state: str | None, assignee: str | None, limit: int, cursor: str | None
     ) -> tuple[list[TaskDoc], str | None]:
         """Return a page of the project's tasks, oldest first."""
-        return await self._tasks.list(reader["project_id"], state=state, assignee=assignee, limit=limit, cursor=cursor)
+        return await self._tasks.list(project_id, state=state, assignee=assignee, limit=limit, cursor=cursor)
 
     async def claim(self, agent: AgentDoc, task_id: str) -> TaskDoc:
         """Give an open task whose blockers are all done to the agent (its own claim is answered again).

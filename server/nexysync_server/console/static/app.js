@@ -589,6 +589,14 @@ const EVENT_HANDLERS = {
   kv_update: () => reloadTabSoon("kv"),
   new_ref: () => reloadTabSoon("refs"),
   new_file: () => reloadTabSoon("files"),
+  lease_granted: () => reloadTabSoon("leases"),
+  lease_released: () => reloadTabSoon("leases"),
+  lease_expired: () => reloadTabSoon("leases"),
+  task_created: () => reloadTabSoon("tasks"),
+  task_claimed: () => reloadTabSoon("tasks"),
+  task_released: () => reloadTabSoon("tasks"),
+  task_done: () => reloadTabSoon("tasks"),
+  task_cancelled: () => reloadTabSoon("tasks"),
   reset: () => catchUp().catch(failed),
 };
 
@@ -791,6 +799,59 @@ const TAB_LOADERS = {
       }),
     );
     fill(byId("file-rows"), rows.length ? rows : h("tr", null, h("td", { colSpan: 6, className: "muted" }, "No files.")));
+  },
+
+  async leases() {
+    const { data } = await state.session.request(`projects/${state.project.id}/leases`);
+    const rows = await Promise.all(
+      data.map(async (l) => {
+        const path = await openField(l.path, "lease", l.id, "path", { from: l.agent });
+        const reason = await openField(l.reason, "lease", l.id, "reason", { from: l.agent });
+        return h(
+          "tr",
+          null,
+          h("td", null, h("code", null, opened(path))),
+          h("td", null, l.agent),
+          h("td", null, l.exclusive ? "exclusive" : "shared"),
+          h("td", null, formatTime(l.expires_at)),
+          h("td", null, opened(reason)),
+          h("td", null, l.token),
+        );
+      }),
+    );
+    fill(byId("lease-rows"), rows.length ? rows : h("tr", null, h("td", { colSpan: 6, className: "muted" }, "No live leases.")));
+  },
+
+  async tasks() {
+    const tasks = await state.session.all(`projects/${state.project.id}/tasks`);
+    const titles = new Map();
+    const rows = await Promise.all(
+      tasks.map(async (t) => {
+        const title = await openField(t.title, "task", t.id, "title", { from: t.created_by });
+        titles.set(t.id, title);
+        const result = t.result ? await openField(t.result.text, "task_result", t.id, "text", { from: t.result.by }) : { text: "" };
+        return { t, title, result };
+      }),
+    );
+    const blockers = (t) => t.blocked_by.map((id) => (titles.get(id)?.text ?? id)).join(", ");
+    fill(
+      byId("task-rows"),
+      rows.length
+        ? rows.map(({ t, title, result }) =>
+            h(
+              "tr",
+              { className: `task-${t.state}` },
+              h("td", null, opened(title)),
+              h("td", null, t.state),
+              h("td", null, t.assignee ?? ""),
+              h("td", null, t.created_by),
+              h("td", null, blockers(t)),
+              h("td", { className: "value" }, opened(result)),
+              h("td", null, formatTime(t.updated_at)),
+            ),
+          )
+        : h("tr", null, h("td", { colSpan: 7, className: "muted" }, "No tasks.")),
+    );
   },
 
   async usage() {

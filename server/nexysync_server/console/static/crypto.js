@@ -32,6 +32,9 @@ const BINDINGS = {
   ref: (place) => [["from", place.from], ["to", place.to ?? "*"]],
   kv: (place) => [["updated_by", place.from]],
   file: (place) => [["from", place.from]],
+  lease: (place) => [["agent", place.from]],
+  task: (place) => [["created_by", place.from]],
+  task_result: (place) => [["by", place.from]],
 };
 
 // Associated data per envelope version. A reader accepts every version listed here.

@@ -133,8 +133,7 @@ def conflicts(config: KeyFile, workspace: Path, top: Path, paths: list[str]) -> 
     leases = [lease for lease in leases if lease.get("agent") != slug]
     if not leases:
         return []
-    from nexysync import decrypt_record  # the crypto stack: only when another agent leases something
-    from nexysync.paths import PathKeys, normalise
+    from nexysync.paths import PathKeys, normalise  # the crypto: only when another agent leases something
 
     ring = config.key_ring()
     keys = PathKeys(ring, project_id)
@@ -147,6 +146,8 @@ def conflicts(config: KeyFile, workspace: Path, top: Path, paths: list[str]) -> 
         key, ancestors = keys.of(normalised)
         for lease in leases:
             if lease["key"] == key or lease["key"] in ancestors or key in lease.get("ancestors", ()):
+                from nexysync import decrypt_record  # the SDK's models: only to name what is in the way
+
                 try:
                     lease = decrypt_record(ring, project_id, "Lease", lease)
                 except Exception as exc:  # shown as what it is; the holder and the end still are

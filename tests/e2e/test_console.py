@@ -407,6 +407,7 @@ def test_leases_and_tasks_show_decrypted_and_follow_their_events(
     expect(lease_row).to_contain_text("alice", timeout=DEADLINE_MS)
     expect(lease_row).to_contain_text("login <b>rework</b>")  # text, never markup
     page.click("button[data-tab=tasks]")
+
     def task_row(title: str) -> Any:
         return page.locator("#task-rows tr").filter(has=page.locator("td:first-child", has_text=title))
 

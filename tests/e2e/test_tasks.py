@@ -208,3 +208,27 @@ def test_the_sdk_seals_title_body_and_result_and_opens_them_for_another_agent(de
         assert alice.tasks.create("write the schema", body="users, sessions", id=first.id).id == first.id
     raw = httpx.get(f"{team.base_url}/v1/tasks/{first.id}", headers=team.auth("bob")).json()
     assert raw["title"].startswith("v2.") and "schema" not in str(raw) and "0042" not in str(raw)
+
+
+def test_sealed_fields_count_toward_storage_once_even_when_done_is_repeated(dev_server: Any) -> None:
+    team = Team(dev_server.base_url, ["alice", "bob"])
+
+    def stored() -> int:
+        return int(httpx.get(f"{team.base_url}/v1/quota", headers=team.auth("alice")).json()["storage_bytes"])
+
+    before = stored()
+    body = sealed_task(team, "a title")
+    assert httpx.post(f"{team.base_url}/v1/tasks", json=body, headers=team.auth("alice")).status_code == 201
+    assert stored() == before + len(body["title"])
+    assert httpx.post(f"{team.base_url}/v1/tasks", json=body, headers=team.auth("alice")).status_code == 200
+    assert stored() == before + len(body["title"])  # a retried add counts nothing more
+    assert act(team, "bob", body["id"], "claim").status_code == 200
+    result = team.ring.encrypt(
+        b"the result", project_id=team.project_id, kind="task_result", record_id=body["id"], field="text",
+        bound=[("by", "bob")],
+    )  # fmt: skip
+    for _ in range(2):
+        assert act(team, "bob", body["id"], "done", json={"text": result}).status_code == 200
+    assert stored() == before + len(body["title"]) + len(result)
+    refused = act(team, "alice", body["id"], "done", json={"text": result})
+    assert refused.json()["code"] == "TASK_CLOSED" and stored() == before + len(body["title"]) + len(result)

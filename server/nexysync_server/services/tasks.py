@@ -205,12 +205,11 @@ class Tasks:
         task = await self.get(agent, task_id)
         size = store_tasks.stored_size(text)
         await self._quotas.reserve_storage(agent["project_id"], size)
-        moved = False
+        wrote = False
         try:
-            done = await self._move(agent, task, decide, "task_done")
-            moved = done["version"] != task["version"] and done["result"] == text
+            done, wrote = await self._change(agent, task, decide, "task_done")
         finally:
-            if not moved:
+            if not wrote:  # refused, or answered again: the result's bytes were counted by the first call
                 await self._quotas.release_storage(agent["project_id"], size)
         return done
 
@@ -243,7 +242,24 @@ class Tasks:
         before: Callable[[TaskDoc], Awaitable[None]] | None = None,
         forced: dict[str, str] | None = None,
     ) -> TaskDoc:
+        """Apply ``decide`` until one conditional write lands, and return the task (see :meth:`_change`)."""
+        moved, _ = await self._change(agent, task, decide, event, before=before, forced=forced)
+        return moved
+
+    async def _change(
+        self,
+        agent: AgentDoc,
+        task: TaskDoc,
+        decide: Decision,
+        event: str,
+        *,
+        before: Callable[[TaskDoc], Awaitable[None]] | None = None,
+        forced: dict[str, str] | None = None,
+    ) -> tuple[TaskDoc, bool]:
         """Apply ``decide`` to the task as stored until one conditional write lands; announce the change.
+
+        Returns:
+            The task as it now is, and whether this call changed it (False: ``decide`` answered it as it was).
 
         Raises:
             ServiceError: what ``decide`` or ``before`` raises; ``TASK_NOT_FOUND``; ``TASKS_BUSY``
@@ -254,11 +270,11 @@ class Tasks:
                 await before(task)
             fields = decide(task)
             if fields is None:
-                return task
+                return task, False
             moved = await self._tasks.change(task, fields)
             if moved is not None:
                 await self._announce(event, moved, agent, (forced or {}).get("by"))
-                return moved
+                return moved, True
             again = await self._tasks.get(agent["project_id"], task["id"])
             if again is None:
                 raise _missing()

@@ -271,7 +271,7 @@ def _add_coordination(
         _command(sub, "claim", coordination.run_lease_claim, "lease paths, all or none (exit 1: held)", common)
     )
     claim.add_argument("paths", nargs="+", metavar="PATH", help="a file, or a directory (and all under it)")
-    claim.add_argument("--ttl", type=int, default=3600, help="seconds the leases last without renewal (default: 3600)")
+    claim.add_argument("--ttl", type=int, default=1800, help="seconds the leases last without renewal (default: 1800)")
     claim.add_argument("--shared", action="store_true", help="a shared lease: sits with other shared ones")
     claim.add_argument("--reason", help="why (encrypted; the others see it)")
     release = _agent_options(_command(sub, "release", coordination.run_lease_release, "release leased paths", common))

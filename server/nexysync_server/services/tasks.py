@@ -18,6 +18,7 @@ from ..store import Store
 from ..store import tasks as store_tasks
 from ..store.documents import AgentDoc, TaskDoc
 from ..store.events import EVERYONE
+from ..store.idempotency import is_retry
 from .activity import idle_s
 from .errors import Busy, Conflict, Forbidden, NotFound
 from .quotas import Quotas
@@ -31,6 +32,10 @@ Decision = Callable[[TaskDoc], dict[str, Any] | None]
 
 def _missing() -> NotFound:
     return NotFound("Task", "TASK_NOT_FOUND")
+
+
+def _id_conflict(task_id: str) -> Conflict:
+    return Conflict("ID_CONFLICT", f"Task {task_id} was already added with a different body.")
 
 
 def _closed(task: TaskDoc) -> Conflict:
@@ -65,8 +70,8 @@ class Tasks:
         # A retry is answered before the limits are asked: repeating a stored call must not be refused.
         stored = await self._tasks.get(project_id, body["id"])
         if stored is not None:
-            if stored["from_id"] != creator["_id"] or stored["fingerprint"] != store_tasks.body_fingerprint(body):
-                raise Conflict("ID_CONFLICT", f"Task {body['id']} was already added with a different body.")
+            if not is_retry(stored, creator["_id"], store_tasks.body_fingerprint(body)):
+                raise _id_conflict(body["id"])
             await self._announce("task_created", stored, creator)  # unless the first try did
             return stored, False
         blockers = list(body.get("blocked_by") or [])
@@ -84,7 +89,7 @@ class Tasks:
                 lambda: self._tasks.insert(project_id, creator, body),
             )
         except store_tasks.IdConflict as exc:
-            raise Conflict("ID_CONFLICT", f"Task {body['id']} was already added with a different body.") from exc
+            raise _id_conflict(body["id"]) from exc
         await self._announce("task_created", task, creator)
         return task, created
 
@@ -144,7 +149,8 @@ class Tasks:
         blockers_done.update({blocker: False for blocker in task["blocked_by"]})
         for blocker in await self._tasks.many(agent["project_id"], task["blocked_by"]):
             blockers_done[blocker["id"]] = blocker["state"] == "done"
-        return await self._move(agent, task, decide, "task_claimed")
+        moved, _ = await self._move(agent, task, decide, "task_claimed")
+        return moved
 
     async def release(self, agent: AgentDoc, task_id: str, force: bool) -> TaskDoc:
         """Open the agent's claimed task again; another agent's with ``force`` once its assignee is idle.
@@ -153,7 +159,6 @@ class Tasks:
             ServiceError: ``TASK_NOT_FOUND`` (404); ``TASK_NOT_CLAIMED``, ``TASK_NOT_YOURS``,
                 ``TASK_HOLDER_ACTIVE`` (409).
         """
-        forced: dict[str, str] = {}
 
         async def check_idle(task: TaskDoc) -> None:
             if task["state"] != "claimed" or task["assignee_id"] == agent["_id"] or not force:
@@ -172,16 +177,15 @@ class Tasks:
         def decide(task: TaskDoc) -> dict[str, Any] | None:
             if task["state"] != "claimed":
                 raise Conflict("TASK_NOT_CLAIMED", f"Task {task['id']} is {task['state']}, not claimed.")
-            if task["assignee_id"] != agent["_id"]:
-                if not force:
-                    raise Conflict(
-                        "TASK_NOT_YOURS", f"Task {task['id']} is {task['assignee']}'s; release it with force=true."
-                    )
-                forced["by"] = agent["slug"]
+            if task["assignee_id"] != agent["_id"] and not force:
+                raise Conflict(
+                    "TASK_NOT_YOURS", f"Task {task['id']} is {task['assignee']}'s; release it with force=true."
+                )
             return {"state": "open", "assignee_id": None, "assignee": None, "claimed_ms": None}
 
         task = await self.get(agent, task_id)
-        return await self._move(agent, task, decide, "task_released", before=check_idle, forced=forced)
+        moved, _ = await self._move(agent, task, decide, "task_released", before=check_idle)
+        return moved
 
     async def done(self, agent: AgentDoc, task_id: str, text: str | None) -> TaskDoc:
         """Mark the agent's claimed task done with its result (the same call again answers it).
@@ -207,7 +211,7 @@ class Tasks:
         await self._quotas.reserve_storage(agent["project_id"], size)
         wrote = False
         try:
-            done, wrote = await self._change(agent, task, decide, "task_done")
+            done, wrote = await self._move(agent, task, decide, "task_done")
         finally:
             if not wrote:  # refused, or answered again: the result's bytes were counted by the first call
                 await self._quotas.release_storage(agent["project_id"], size)
@@ -230,7 +234,8 @@ class Tasks:
             return {"state": "cancelled"}
 
         task = await self.get(agent, task_id)
-        return await self._move(agent, task, decide, "task_cancelled")
+        moved, _ = await self._move(agent, task, decide, "task_cancelled")
+        return moved
 
     async def _move(
         self,
@@ -240,21 +245,6 @@ class Tasks:
         event: str,
         *,
         before: Callable[[TaskDoc], Awaitable[None]] | None = None,
-        forced: dict[str, str] | None = None,
-    ) -> TaskDoc:
-        """Apply ``decide`` until one conditional write lands, and return the task (see :meth:`_change`)."""
-        moved, _ = await self._change(agent, task, decide, event, before=before, forced=forced)
-        return moved
-
-    async def _change(
-        self,
-        agent: AgentDoc,
-        task: TaskDoc,
-        decide: Decision,
-        event: str,
-        *,
-        before: Callable[[TaskDoc], Awaitable[None]] | None = None,
-        forced: dict[str, str] | None = None,
     ) -> tuple[TaskDoc, bool]:
         """Apply ``decide`` to the task as stored until one conditional write lands; announce the change.
 
@@ -273,7 +263,7 @@ class Tasks:
                 return task, False
             moved = await self._tasks.change(task, fields)
             if moved is not None:
-                await self._announce(event, moved, agent, (forced or {}).get("by"))
+                await self._announce(event, moved, agent, was=task)
                 return moved, True
             again = await self._tasks.get(agent["project_id"], task["id"])
             if again is None:
@@ -281,7 +271,8 @@ class Tasks:
             task = again
         raise Busy("TASKS_BUSY", f"Task {task['id']} is being changed by many agents at once; retry.")
 
-    async def _announce(self, event: str, task: TaskDoc, by: AgentDoc, forced_by: str | None = None) -> None:
+    async def _announce(self, event: str, task: TaskDoc, by: AgentDoc, was: TaskDoc | None = None) -> None:
+        """Announce a change ``by`` made to ``task`` (``was``: the task before it)."""
         data: dict[str, Any] = {
             "id": task["id"],
             "state": task["state"],
@@ -290,5 +281,7 @@ class Tasks:
             "by": by["slug"],
         }
         if event == "task_released":
-            data["forced_by"] = forced_by
+            # Releasing another agent's claim is forcing it: the assignee is told who did.
+            forced = was is not None and was["assignee_id"] != by["_id"]
+            data["forced_by"] = by["slug"] if forced else None
         await self._hub.emit(task["project_id"], event, [EVERYONE], data)

@@ -56,6 +56,14 @@ class PathKeys:
         """Return the key of one normalised path (hex)."""
         return hmac.new(self._secret, normalised.encode(), hashlib.sha256).hexdigest()
 
+    def named(self, normalised: str) -> set[str]:
+        """Return the keys a lease on this name may have: of the path as given, and of the directory of that name.
+
+        ``src/auth`` normalises as a file when no such directory is on disk, yet names the lease on
+        ``src/auth/`` as well.
+        """
+        return {self.key(normalised), self.key(normalised.rstrip("/") + "/")}
+
     def of(self, normalised: str) -> tuple[str, list[str]]:
         """Return a path's key and the keys of the directories above it, from the root down."""
         parts = normalised.rstrip("/").split("/")

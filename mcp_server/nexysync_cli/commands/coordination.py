@@ -105,8 +105,7 @@ def run_lease_release(ctx: Context) -> int:
         released = []
         for path in args.paths:
             normalised = agent.normalised(path)
-            # "src/auth" names the directory leased as "src/auth/" when no such file is leased.
-            wanted = {keys.key(normalised), keys.key(normalised.rstrip("/") + "/")}
+            wanted = keys.named(normalised)
             lease = next((lease for lease in live if lease.key in wanted and lease.agent == me), None)
             if lease is None and args.force:
                 lease = next((lease for lease in live if lease.key in wanted), None)

@@ -69,11 +69,10 @@ async def _mine(call: Call, paths: list[str]) -> list[Lease]:
     """Return the caller's live lease on each path (the paths as normalised)."""
     keys = await call.client.leases.path_keys()
     me = (await call.client.me.get()).agent.slug
-    live = {lease.key: lease for lease in (await call.client.leases.list(agent=me)).data}
+    live = (await call.client.leases.list(agent=me)).data
     found = []
     for path in paths:
-        # "src/auth" names the directory leased as "src/auth/" when no such file is leased.
-        lease = live.get(keys.key(path)) or live.get(keys.key(path.rstrip("/") + "/"))
+        lease = next((lease for lease in live if lease.key in keys.named(path)), None)
         if lease is None:
             raise ToolFailure(f"You hold no live lease on {path} (ns_lease action=list shows them).")
         found.append(lease)

@@ -62,9 +62,9 @@ class Leases(generated.Leases):
     """Leases on workspace paths; the server sees only keyed hashes of the paths."""
 
     def path_keys(self) -> PathKeys:
-        """Return the maker of this project's lease keys (asks ``GET /v1/me`` once for the project)."""
+        """Return the maker of this project's lease keys (the project from ``GET /v1/me`` once, when not configured)."""
         ring = _ring(self._client._session)
-        return PathKeys(ring, self._client._session.project_id or self._client.me.get().project_id)
+        return PathKeys(ring, self._client.get_project_id())
 
     def claim_paths(
         self,
@@ -93,16 +93,16 @@ class Leases(generated.Leases):
     def conflicts(self, error: ConflictError) -> list[Lease]:
         """Return the leases in the way that a refused claim (``LEASE_CONFLICT``) names, their paths opened."""
         ring = _ring(self._client._session)
-        return _opened(ring, self._client._session.project_id or self._client.me.get().project_id, error)
+        return _opened(ring, self._client.get_project_id(), error)
 
 
 class AsyncLeases(generated.AsyncLeases):
     """Leases on workspace paths; the server sees only keyed hashes of the paths (async)."""
 
     async def path_keys(self) -> PathKeys:
-        """Return the maker of this project's lease keys (asks ``GET /v1/me`` once for the project)."""
+        """Return the maker of this project's lease keys (the project from ``GET /v1/me`` once, when not configured)."""
         ring = _ring(self._client._session)
-        return PathKeys(ring, self._client._session.project_id or (await self._client.me.get()).project_id)
+        return PathKeys(ring, await self._client.get_project_id())
 
     async def claim_paths(
         self,
@@ -120,4 +120,4 @@ class AsyncLeases(generated.AsyncLeases):
     async def conflicts(self, error: ConflictError) -> list[Lease]:
         """Return the leases a refused claim names, their paths opened (see :meth:`Leases.conflicts`)."""
         ring = _ring(self._client._session)
-        return _opened(ring, self._client._session.project_id or (await self._client.me.get()).project_id, error)
+        return _opened(ring, await self._client.get_project_id(), error)

@@ -11,6 +11,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from nexysync import Client, ConflictError
@@ -161,40 +162,32 @@ def run_task_list(ctx: Context) -> int:
     return 0
 
 
-def _task_change(ctx: Context, change: str, done_text: str) -> int:
-    args = ctx.args
+def _task_change(ctx: Context, said: str, change: Callable[[Client], Task]) -> int:
     with _Agent(ctx) as agent:
-        tasks = agent.client.tasks
-        if change == "claim":
-            task = tasks.claim(args.task_id)
-        elif change == "release":
-            task = tasks.release(args.task_id, force=args.force)
-        elif change == "done":
-            task = tasks.done(args.task_id, text=_read_text(args.result))
-        else:
-            task = tasks.cancel(args.task_id)
-    ctx.output.result(task, f"{done_text} task {task.id}: {task.title}")
+        task = change(agent.client)
+    ctx.output.result(task, f"{said} task {task.id}: {task.title}")
     return 0
 
 
 def run_task_claim(ctx: Context) -> int:
     """Claim a task; another agent's claim exits 1 naming it."""
-    return _task_change(ctx, "claim", "Claimed")
+    return _task_change(ctx, "Claimed", lambda client: client.tasks.claim(ctx.args.task_id))
 
 
 def run_task_release(ctx: Context) -> int:
     """Give a claimed task back to the board."""
-    return _task_change(ctx, "release", "Released")
+    return _task_change(ctx, "Released", lambda client: client.tasks.release(ctx.args.task_id, force=ctx.args.force))
 
 
 def run_task_done(ctx: Context) -> int:
     """Mark a claimed task done, with a result."""
-    return _task_change(ctx, "done", "Done:")
+    text = _read_text(ctx.args.result)
+    return _task_change(ctx, "Done:", lambda client: client.tasks.done(ctx.args.task_id, text=text))
 
 
 def run_task_cancel(ctx: Context) -> int:
     """Cancel a task the agent added."""
-    return _task_change(ctx, "cancel", "Cancelled")
+    return _task_change(ctx, "Cancelled", lambda client: client.tasks.cancel(ctx.args.task_id))
 
 
 def _hook_script(hook: str, workspace: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mcp_types import ToolAnnotations
@@ -35,23 +37,15 @@ def task_view(task: Task, *, whole: bool = True) -> dict[str, Any]:
     return view
 
 
-async def _changed(call: Call, change: str) -> str:
-    task_id = call.args.required_text("id")
-    tasks = call.client.tasks
+@contextmanager
+def _on_task(task_id: str) -> Iterator[None]:
+    """Say in words when the task is missing, or a change of it is refused (the code first)."""
     try:
-        if change == "claim":
-            task = await tasks.claim(task_id)
-        elif change == "release":
-            task = await tasks.release(task_id, force=call.args.flag("force"))
-        elif change == "done":
-            task = await tasks.done(task_id, text=call.args.text("result"))
-        else:
-            task = await tasks.cancel(task_id)
+        yield
     except NotFoundError as error:
         raise ToolFailure(f"No task {task_id} (ns_task action=list shows them).") from error
     except ConflictError as error:
         raise ToolFailure(f"{error.code}: {error.detail}") from error
-    return dumps(task_view(task, whole=False))
 
 
 async def add(call: Call) -> str:
@@ -77,30 +71,36 @@ async def list_tasks(call: Call) -> str:
 async def get(call: Call) -> str:
     """One task in full."""
     task_id = call.args.required_text("id")
-    try:
+    with _on_task(task_id):
         return dumps(task_view(await call.client.tasks.get(task_id)))
-    except NotFoundError as error:
-        raise ToolFailure(f"No task {task_id} (ns_task action=list shows them).") from error
 
 
 async def claim(call: Call) -> str:
     """Take an open task (one claimer wins)."""
-    return await _changed(call, "claim")
+    task_id = call.args.required_text("id")
+    with _on_task(task_id):
+        return dumps(task_view(await call.client.tasks.claim(task_id), whole=False))
 
 
 async def release(call: Call) -> str:
     """Give a claimed task back."""
-    return await _changed(call, "release")
+    task_id = call.args.required_text("id")
+    with _on_task(task_id):
+        return dumps(task_view(await call.client.tasks.release(task_id, force=call.args.flag("force")), whole=False))
 
 
 async def done(call: Call) -> str:
     """Mark the caller's task done, with a result."""
-    return await _changed(call, "done")
+    task_id = call.args.required_text("id")
+    with _on_task(task_id):
+        return dumps(task_view(await call.client.tasks.done(task_id, text=call.args.text("result")), whole=False))
 
 
 async def cancel(call: Call) -> str:
     """Cancel a task the caller added."""
-    return await _changed(call, "cancel")
+    task_id = call.args.required_text("id")
+    with _on_task(task_id):
+        return dumps(task_view(await call.client.tasks.cancel(task_id), whole=False))
 
 
 TOOL = Tool(

@@ -74,6 +74,11 @@ class MessageReceipts:
         resp.media = {"data": await messaging.receipts(message)}
 
 
+def _outcome(done_as: str, ids: list[str], done: set[str]) -> dict[str, list[str]]:
+    """Split the ids of a request on several messages into those done (in order) and those not found."""
+    return {done_as: [i for i in ids if i in done], "not_found": [i for i in ids if i not in done]}
+
+
 class Ack:
     """``POST /v1/messages/ack``."""
 
@@ -86,10 +91,7 @@ class Ack:
         """Acknowledge messages addressed to the caller; report the ids that are not."""
         body = await self._ctx.body(req, "AckRequest")
         done = await self._ctx.services.messaging.ack(caller.agent(req), body["ids"])
-        resp.media = {
-            "acked": [i for i in body["ids"] if i in done],
-            "not_found": [i for i in body["ids"] if i not in done],
-        }
+        resp.media = _outcome("acked", body["ids"], done)
 
 
 class MarkRead:
@@ -104,10 +106,7 @@ class MarkRead:
         """Mark read messages addressed to the caller; report the ids that are not."""
         body = await self._ctx.body(req, "AckRequest")
         done = await self._ctx.services.messaging.mark_read(caller.agent(req), body["ids"])
-        resp.media = {
-            "read": [i for i in body["ids"] if i in done],
-            "not_found": [i for i in body["ids"] if i not in done],
-        }
+        resp.media = _outcome("read", body["ids"], done)
 
 
 class Thread:

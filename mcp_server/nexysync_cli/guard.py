@@ -22,14 +22,16 @@ silently without saying it was not checked.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from nexysync.keyfile import KeyFileError, find_key_file, load_key_file
-from nexysync_cli.apiget import get_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # ``typing`` costs every commit a few ms at run time; only checkers need it
@@ -102,10 +104,15 @@ def touched_paths(hook: str, top: Path, stdin_text: str = "") -> list[str]:
     return list(paths)
 
 
-def _get(config: KeyFile, path: str) -> Any:
+def _get(config: KeyFile, path: str, query: dict[str, str] | None = None) -> Any:
     base = config.api_url.rstrip("/")
+    url = f"{base}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {config.api_key}", "Accept": "application/json"}
+    )
     try:
-        return get_json(base, config.api_key, path, None, HTTP_TIMEOUT_S)
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+            return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         raise GuardError(f"the NexySync API at {base} answered {exc.code} to {path}") from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:

@@ -24,11 +24,12 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from nexysync.framing import QUOTE, one_line, quoted, utf8_len, word
 from nexysync.keyfile import KeyFileError, find_key_file, read_key_file
-from nexysync_cli.apiget import get_json
 
 # ``typing`` is imported only by type checkers (they treat TYPE_CHECKING as true): at run time it
 # would cost every hook run 3 ms, and its names are used in annotations alone.
@@ -110,8 +111,11 @@ def _get(key: dict[str, Any], path: str, query: dict[str, str]) -> dict[str, Any
     api_key = os.environ.get("NEXYSYNC_API_KEY") or key.get("api_key")
     if not base or not api_key:
         raise HookError("the key file has no api_url or api_key")
+    url = f"{base}{path}?{urllib.parse.urlencode(query)}" if query else f"{base}{path}"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
     try:
-        answer = get_json(base, api_key, path, query, HTTP_TIMEOUT_S)
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
+            answer = json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise HookError(f"NexySync API at {base} did not answer: {exc}") from exc
     if not isinstance(answer, dict):

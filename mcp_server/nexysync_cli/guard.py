@@ -27,7 +27,6 @@ import os
 import subprocess
 import sys
 import urllib.error
-import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -104,11 +103,10 @@ def touched_paths(hook: str, top: Path, stdin_text: str = "") -> list[str]:
     return list(paths)
 
 
-def _get(config: KeyFile, path: str, query: dict[str, str] | None = None) -> Any:
+def _get(config: KeyFile, path: str) -> Any:
     base = config.api_url.rstrip("/")
-    url = f"{base}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
     request = urllib.request.Request(
-        url, headers={"Authorization": f"Bearer {config.api_key}", "Accept": "application/json"}
+        f"{base}{path}", headers={"Authorization": f"Bearer {config.api_key}", "Accept": "application/json"}
     )
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:

@@ -29,6 +29,155 @@ class Health(BaseModel):
     status: Status
 
 
+class PairingState(StrEnum):
+    waiting = "waiting"
+    accepted = "accepted"
+    done = "done"
+    burned = "burned"
+    expired = "expired"
+
+
+class PairingAccept(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    msg: Annotated[
+        str,
+        Field(
+            description="Unpadded base64url bytes.",
+            max_length=400,
+            pattern="^[A-Za-z0-9_-]+$",
+        ),
+    ]
+    public_key: Annotated[
+        str,
+        Field(
+            description="The new machine's X25519 public key (32 bytes, base64url).",
+            pattern="^[A-Za-z0-9_-]{43}$",
+        ),
+    ]
+    name: Annotated[
+        str,
+        Field(
+            description="The new machine's name, as the owner will see it in the device list.",
+            max_length=64,
+            min_length=1,
+        ),
+    ]
+    confirm: Annotated[
+        str,
+        Field(
+            description="Unpadded base64url bytes.",
+            max_length=400,
+            pattern="^[A-Za-z0-9_-]+$",
+        ),
+    ]
+
+
+class PairingFinish(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    confirm: Annotated[
+        str,
+        Field(
+            description="Unpadded base64url bytes.",
+            max_length=400,
+            pattern="^[A-Za-z0-9_-]+$",
+        ),
+    ]
+    sealed: Annotated[
+        str,
+        Field(
+            description="The bundle (key ring, device token, optional agent key) sealed with the key derived from the exchange.",
+            max_length=20000,
+            pattern="^[A-Za-z0-9_-]+$",
+        ),
+    ]
+
+
+class PairingSlot(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    number: str
+    state: PairingState
+    expires_at: AwareDatetime
+    offer_msg: str
+    accept_msg: str | None
+    public_key: str | None
+    name: str | None
+    accept_confirm: str | None
+    offer_confirm: str | None
+    sealed: str | None
+
+
+class Device(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    id: str
+    name: str
+    public_key: Annotated[str, Field(description="X25519 public key")]
+    attestation: Annotated[
+        str,
+        Field(description="<kid>.<base64url HMAC> over the project, id and public key."),
+    ]
+    created_at: AwareDatetime
+    sealed_at: Annotated[
+        AwareDatetime | None,
+        Field(description="When a key ring was last sealed to it."),
+    ]
+    key_id: Annotated[
+        str | None,
+        Field(description="The id of the newest key of the ring last sealed to it."),
+    ]
+
+
+class DeviceList(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    data: list[Device]
+
+
+class DeviceCreated(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    device: Device
+    token: Annotated[
+        str,
+        Field(description="The device's token (nsdev_<40 hex>); shown once, only its hash is stored."),
+    ]
+
+
+class DeviceKeysSealed(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    device_ids: list[str]
+
+
+class DeviceKeys(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    device_id: str
+    project_id: str
+    key_id: str | None
+    sealed: str | None
+    sealed_at: AwareDatetime | None
+
+
 class Ulid(RootModel[str]):
     root: Annotated[
         str,
@@ -579,6 +728,7 @@ class EventType(StrEnum):
     task_released = "task_released"
     task_done = "task_done"
     task_cancelled = "task_cancelled"
+    device_keys = "device_keys"
     reset = "reset"
     resume = "resume"
     key_revoked = "key_revoked"
@@ -600,7 +750,7 @@ class Event(BaseModel):
     data: Annotated[
         dict[str, Any],
         Field(
-            description="new_message: id, from, to, broadcast, type, priority, reply_to, created_at; and, when its\nsealed topic, payload and metadata together are at most NEXYSYNC_EVENT_CONTENT_MAX_BYTES\n(8 KiB), the message itself as a recipient first sees it (every field of `Message` but\nreceipts and recipients, status unread), so the recipient needs no GET. Writing such an\nevent to the recipient's stream (or returning it from GET /v1/events) records the copy\n`delivered`. It is not read until the recipient says so: POST /v1/messages/read, or a GET.\nmessage_acked: ids, by.\npresence_change: changes, a list of {agent, online}: the transitions a worker saw in the\nproject over a short interval (NEXYSYNC_PRESENCE_BATCH_S), an agent's last one only.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nlease_granted: leases, the `Lease`s of one claim. lease_released: id, agent, key,\nforced_by (the slug that forced it, or null). lease_expired: id, agent, key.\ntask_created, task_claimed, task_released, task_done, task_cancelled: id, state,\ncreated_by, assignee, by (the agent that made the change), forced_by (task_released:\nthe slug that forced it, or null); never the title, body or result (GET the task).\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n"
+            description="new_message: id, from, to, broadcast, type, priority, reply_to, created_at; and, when its\nsealed topic, payload and metadata together are at most NEXYSYNC_EVENT_CONTENT_MAX_BYTES\n(8 KiB), the message itself as a recipient first sees it (every field of `Message` but\nreceipts and recipients, status unread), so the recipient needs no GET. Writing such an\nevent to the recipient's stream (or returning it from GET /v1/events) records the copy\n`delivered`. It is not read until the recipient says so: POST /v1/messages/read, or a GET.\nmessage_acked: ids, by.\npresence_change: changes, a list of {agent, online}: the transitions a worker saw in the\nproject over a short interval (NEXYSYNC_PRESENCE_BATCH_S), an agent's last one only.\nmessage_receipt (to the sender): message_id, agent, state, at (one per step of a copy).\nkv_update: key, version, updated_by, deleted.\nlease_granted: leases, the `Lease`s of one claim. lease_released: id, agent, key,\nforced_by (the slug that forced it, or null). lease_expired: id, agent, key.\ntask_created, task_claimed, task_released, task_done, task_cancelled: id, state,\ncreated_by, assignee, by (the agent that made the change), forced_by (task_released:\nthe slug that forced it, or null); never the title, body or result (GET the task).\ndevice_keys: device_ids, the devices a key ring was just sealed to (each reads its box\nat GET /v1/device/keys).\nnew_ref: id, from, to, language, created_at.\nnew_file: id, from, size, content_type, created_at.\nreset: oldest_seq, latest_seq (the events in between are gone; re-list the inbox).\nresume: last_event_id (the stream fell too far behind and ends; reconnect with this\nLast-Event-ID and nothing is lost). key_revoked: agent_id, key_hash (addressed to\nno agent; it ends the streams of a revoked key).\n"
         ),
     ]
 
@@ -1224,6 +1374,73 @@ class Problem(BaseModel):
         list[Ulid] | None,
         Field(description="TASK_BLOCKED: the blockers that are not done."),
     ] = None
+
+
+class PairingCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    project_id: Annotated[
+        str,
+        Field(
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
+        ),
+    ]
+    msg: Annotated[
+        str,
+        Field(
+            description="Unpadded base64url bytes.",
+            max_length=400,
+            pattern="^[A-Za-z0-9_-]+$",
+        ),
+    ]
+    ttl_s: Annotated[
+        int | None,
+        Field(description="Seconds the slot may be accepted for.", ge=1, le=300),
+    ] = 300
+
+
+class DeviceCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    id: Annotated[
+        str,
+        Field(
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
+        ),
+    ]
+    name: Annotated[str, Field(max_length=64, min_length=1)]
+    public_key: Annotated[str, Field(pattern="^[A-Za-z0-9_-]{43}$")]
+    attestation: Annotated[str, Field(pattern="^[0-9a-f]{8}\\.[A-Za-z0-9_-]{43}$")]
+
+
+class Box(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    device_id: Annotated[
+        str,
+        Field(
+            description="A ULID (26 Crockford base32 characters).",
+            pattern="^[0-9A-HJKMNP-TV-Z]{26}$",
+        ),
+    ]
+    key_id: Annotated[str, Field(pattern="^[0-9a-f]{8}$")]
+    sealed: Annotated[str, Field(max_length=20000, pattern="^[A-Za-z0-9_-]+$")]
+
+
+class DeviceKeysSeal(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+    )
+    boxes: Annotated[list[Box], Field(max_length=100, min_length=1)]
 
 
 class Message(BaseModel):

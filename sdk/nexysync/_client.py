@@ -148,6 +148,11 @@ class _ClientCore:
         """The project key ring, or None for a client that only manages (no content)."""
         return self._session.ring
 
+    @key_ring.setter
+    def key_ring(self, ring: KeyRing | None) -> None:
+        """Use another ring from now on (a rotation reached this machine); copies and raw views share it."""
+        self._session.ring = ring
+
     def _prepare(
         self,
         operation_id: str,

@@ -26,6 +26,7 @@ from .resources import (
     Context,
     agents,
     auth,
+    devices,
     files,
     health,
     kv,
@@ -33,6 +34,7 @@ from .resources import (
     me,
     messages,
     owner,
+    pairing,
     projects,
     realtime,
     refs,
@@ -186,6 +188,14 @@ def create_app(settings: Settings | None = None) -> Api:
     app.add_route("/v1/projects/{project_id}/leases", owner.Leases(ctx))
     app.add_route("/v1/projects/{project_id}/tasks", owner.Tasks(ctx))
     app.add_route("/v1/projects/{project_id}/files", owner.Files(ctx, signer))
+    app.add_route("/v1/pairing", pairing.Collection(ctx))
+    app.add_route("/v1/pairing/{number}", pairing.Item(ctx))
+    app.add_route("/v1/pairing/{number}/accept", pairing.Accept(ctx))
+    app.add_route("/v1/pairing/{number}/finish", pairing.Finish(ctx))
+    app.add_route("/v1/projects/{project_id}/devices", devices.Collection(ctx))
+    app.add_route("/v1/projects/{project_id}/devices/{device_id}", devices.Item(ctx))
+    app.add_route("/v1/projects/{project_id}/device-keys", devices.Keys(ctx))
+    app.add_route("/v1/device/keys", devices.Own())
     console = Assets(settings.cdn_url)
     app.add_route("/console", console)
     app.add_route("/console/{name}", console, suffix="asset")

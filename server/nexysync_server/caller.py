@@ -9,7 +9,7 @@ from __future__ import annotations
 import falcon.asgi
 
 from .security import AccessToken
-from .store.documents import AgentDoc
+from .store.documents import AgentDoc, DeviceDoc
 
 
 def set_agent(req: falcon.asgi.Request, agent: AgentDoc) -> None:
@@ -21,6 +21,17 @@ def set_user(req: falcon.asgi.Request, token: AccessToken) -> None:
     """Record the access token a user signed the request with (the authentication middleware calls it)."""
     req.context.access = token
     req.context.user_id = token.user_id
+
+
+def set_device(req: falcon.asgi.Request, device: DeviceDoc) -> None:
+    """Record the device a device token belongs to (the authentication middleware calls it)."""
+    req.context.device = device
+
+
+def device(req: falcon.asgi.Request) -> DeviceDoc:
+    """Return the calling device of a resource with ``auth = "device"``."""
+    found: DeviceDoc = req.context.device
+    return found
 
 
 def agent(req: falcon.asgi.Request) -> AgentDoc:

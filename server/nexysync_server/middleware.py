@@ -13,12 +13,12 @@ import jwt
 from . import caller
 from .errors import database_unavailable, unauthorized
 from .ids import iso, new_id, utcnow
-from .security import API_KEY_RE, AccessToken, SessionlessToken, api_key_prefix, read_access_token
+from .security import API_KEY_RE, DEVICE_TOKEN_RE, AccessToken, SessionlessToken, api_key_prefix, read_access_token
 from .services import Services
 from .services.audit import Actor
 from .settings import Settings
 from .store import Store
-from .store.documents import AgentDoc
+from .store.documents import AgentDoc, DeviceDoc
 from .store.indexing import Indexes
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -44,9 +44,10 @@ class RequestId:
 class Authentication:
     """Resolve the caller from ``Authorization: Bearer`` for resources that declare ``auth``.
 
-    A resource class sets ``auth = "human"`` (JWT access token) or ``auth = "agent"`` (API key);
-    without it the route is public. The caller lands in ``req.context.user`` or
-    ``req.context.agent``.
+    A resource class sets ``auth = "human"`` (JWT access token), ``auth = "agent"`` (API key) or
+    ``auth = "device"`` (a paired device's token); without it the route is public. A resource
+    whose methods differ maps them: ``auth = {"DELETE": "human"}`` (the others are public). The
+    caller lands in ``req.context.user``, ``req.context.agent`` or ``req.context.device``.
 
     Args:
         settings: Token secret and last-seen interval.
@@ -62,6 +63,7 @@ class Authentication:
         self._auth_limits = services.auth_limits
         self._audit = services.audit
         self._sessions = services.sessions
+        self._devices = services.devices
         # agent id -> monotonic time of the last last_seen_at write from this process; writing
         # once a minute keeps a write off the path of every request.
         self._last_touch: dict[str, float] = {}
@@ -71,6 +73,8 @@ class Authentication:
     ) -> None:
         """Authenticate the request if the resource asks for it."""
         scheme = getattr(resource, "auth", None)
+        if isinstance(scheme, dict):
+            scheme = scheme.get(req.method)
         if scheme is None:
             return
         token = _bearer(req)
@@ -88,6 +92,8 @@ class Authentication:
                 await audit.record(who, None, "limit.user_requests", who.name, "RATE_LIMITED")
 
             await self._human_limiter.hit(f"user:{user_id}", on_first_refusal=user_refused)
+        elif scheme == "device":
+            caller.set_device(req, await self._device_from(req, token))
         else:
             agent = await self._agent_from(req, token)
             caller.set_agent(req, agent)
@@ -112,6 +118,14 @@ class Authentication:
             raise unauthorized("The access token predates sessions; refresh it.", "TOKEN_EXPIRED") from exc
         except jwt.InvalidTokenError as exc:
             raise unauthorized("The access token is not valid.", "INVALID_TOKEN") from exc
+
+    async def _device_from(self, req: falcon.asgi.Request, token: str) -> DeviceDoc:
+        device = await self._devices.by_token(token) if DEVICE_TOKEN_RE.match(token) else None
+        if device is None:
+            # A refused device token counts as an auth request of its address, as an API key does.
+            await self._auth_limits.auth_request(req.remote_addr or "")
+            raise unauthorized("The device token is not valid (the device was revoked?).", "INVALID_DEVICE_TOKEN")
+        return device
 
     async def _agent_from(self, req: falcon.asgi.Request, token: str) -> AgentDoc:
         if not API_KEY_RE.match(token):

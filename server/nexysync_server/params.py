@@ -33,6 +33,16 @@ def limit(req: falcon.asgi.Request, default: int = 50, maximum: int = 200) -> in
     return int(raw)
 
 
+def integer(req: falcon.asgi.Request, name: str, default: int, *, minimum: int, maximum: int) -> int:
+    """Read an integer parameter from ``minimum`` to ``maximum``."""
+    raw = req.get_param(name)
+    if raw is None:
+        return default
+    if not _INT_RE.match(raw) or not minimum <= int(raw) <= maximum:
+        raise _invalid(name, f"an integer from {minimum} to {maximum}")
+    return int(raw)
+
+
 def matching(req: falcon.asgi.Request, name: str, pattern: re.Pattern[str], expected: str) -> str | None:
     """Read a string parameter that must match ``pattern`` (``expected`` says what it must be)."""
     raw = req.get_param(name)

@@ -115,6 +115,14 @@ def new_api_key(slug: str) -> str:
     return f"nsync_{slug}_{secrets.token_hex(20)}"
 
 
+DEVICE_TOKEN_RE = re.compile(r"^nsdev_[0-9a-f]{40}$")
+
+
+def new_device_token() -> str:
+    """Make a device token ``nsdev_<40 hex>`` (only its SHA-256 is stored)."""
+    return f"nsdev_{secrets.token_hex(20)}"
+
+
 def api_key_prefix(api_key: str) -> str:
     """Return the displayable start of an API key: everything up to 4 hex digits of the secret."""
     return api_key[: len(api_key) - 36]

@@ -101,6 +101,12 @@ class Settings:
     max_leases_per_project: int = 2_000
     lease_force_after_s: float = 1_800.0
     max_tasks_per_project: int = 5_000
+    # Pairing and devices (issue 27).
+    pairing_ttl_s: int = 300
+    pairings_per_user_per_hour: int = 20
+    pairing_accepts_per_ip_per_hour: int = 20
+    pairing_requests_per_ip_per_minute: int = 120
+    max_devices_per_project: int = 100
     # Send path (issue 15): how long a worker keeps agent keys, slugs and project settings; the
     # bound on another worker's revocation showing here (this worker's own changes apply at once).
     cache_ttl_s: float = 0.5

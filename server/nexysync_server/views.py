@@ -11,13 +11,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from .ids import iso, iso_ms
+from .services.pairing import view_state
 from .store.documents import (
     AgentDoc,
     AuditDoc,
+    DeviceDoc,
     EventBody,
     FileDoc,
     KvDoc,
     MessageDoc,
+    PairingSlotDoc,
     PathLeaseDoc,
     ProjectDoc,
     RefDoc,
@@ -114,6 +117,46 @@ def lease(doc: PathLeaseDoc) -> dict[str, Any]:
         "created_at": iso_ms(doc["created_ms"]),
         "renewed_at": iso_ms(doc["renewed_ms"]),
         "expires_at": iso_ms(doc["expires_ms"]),
+    }
+
+
+def pairing_slot(doc: PairingSlotDoc) -> dict[str, Any]:
+    """Return the API representation of a pairing slot (all of it is what the two machines relay)."""
+    return {
+        "number": doc["_id"],
+        "state": view_state(doc),
+        "expires_at": iso_ms(doc["expires_ms"]),
+        "offer_msg": doc["offer_msg"],
+        "accept_msg": doc["accept_msg"],
+        "public_key": doc["public_key"],
+        "name": doc["name"],
+        "accept_confirm": doc["accept_confirm"],
+        "offer_confirm": doc["offer_confirm"],
+        "sealed": doc["sealed"],
+    }
+
+
+def device(doc: DeviceDoc) -> dict[str, Any]:
+    """Return the API representation of a device (never its token or its box)."""
+    return {
+        "id": doc["id"],
+        "name": doc["name"],
+        "public_key": doc["public_key"],
+        "attestation": doc["attestation"],
+        "created_at": iso_ms(doc["created_ms"]),
+        "sealed_at": None if doc["sealed_ms"] is None else iso_ms(doc["sealed_ms"]),
+        "key_id": doc["key_id"],
+    }
+
+
+def device_keys(doc: DeviceDoc) -> dict[str, Any]:
+    """Return what a device reads of itself: its sealed key ring."""
+    return {
+        "device_id": doc["id"],
+        "project_id": doc["project_id"],
+        "key_id": doc["key_id"],
+        "sealed": doc["sealed"],
+        "sealed_at": None if doc["sealed_ms"] is None else iso_ms(doc["sealed_ms"]),
     }
 
 

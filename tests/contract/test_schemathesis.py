@@ -40,7 +40,7 @@ def _register(http: httpx.Client, email: str) -> str:
 
 
 def _seed_data(base_url: str) -> dict[str, str]:
-    """Create two users, their projects, two agents and one message; return the agent key and the message id.
+    """Create two users, their projects, two agents, a message and a device; return the key, message id and token.
 
     The agents belong to a project of a user whose token schemathesis never gets: with the
     fuzzed human's token it deletes projects (as it should be able to), and had that been the
@@ -65,7 +65,13 @@ def _seed_data(base_url: str) -> dict[str, str]:
         json={"id": message_id, "to": "bob", "type": "request", "topic": seal("topic"), "payload": seal("payload")},
     )
     sent.raise_for_status()
-    return {"agent": alice["api_key"], "message_id": message_id}
+    # A device of the agents' project, whose token reads its own box (GET /v1/device/keys).
+    device = http.post(
+        f"/v1/projects/{project_id}/devices",
+        json={"id": new_id(), "name": "seed", "public_key": "A" * 43, "attestation": "00000000." + "A" * 43},
+    )
+    device.raise_for_status()
+    return {"agent": alice["api_key"], "message_id": message_id, "device": device.json()["token"]}
 
 
 def test_the_whole_contract_holds(dev_servers: Callable[..., object], tmp_path: Path) -> None:
@@ -97,6 +103,9 @@ extract_selector = "/access_token"
 
 [auth.openapi.AgentKey]
 bearer = "{seeded["agent"]}"
+
+[auth.openapi.DeviceToken]
+bearer = "{seeded["device"]}"
 
 [parameters]
 message_id = "{seeded["message_id"]}"
@@ -136,6 +145,6 @@ expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "413", "42
     summary = report[report.find("SUMMARY") :] if "SUMMARY" in report else report[-3000:]
     assert result.returncode == 0, f"schemathesis found problems:\n{report[-20000:]}"
     assert "Authentication failed" not in summary, summary
-    assert "Tested: 71" in summary, summary
+    assert "Tested: 81" in summary, summary
     for phase in ("Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in summary, f"{phase} phase did not pass:\n{summary}"

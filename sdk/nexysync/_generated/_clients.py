@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from nexysync._generated.agents import Agents, AgentsWithRawResponse, AsyncAgents, AsyncAgentsWithRawResponse
 from nexysync._generated.auth import AsyncAuth, AsyncAuthWithRawResponse, Auth, AuthWithRawResponse
+from nexysync._generated.devices import AsyncDevices, AsyncDevicesWithRawResponse, Devices, DevicesWithRawResponse
 from nexysync._generated.events import AsyncEvents, AsyncEventsWithRawResponse, Events, EventsWithRawResponse
 from nexysync._generated.files import AsyncFiles, AsyncFilesWithRawResponse, Files, FilesWithRawResponse
 from nexysync._generated.kv import AsyncKv, AsyncKvWithRawResponse, Kv, KvWithRawResponse
@@ -22,6 +23,7 @@ from nexysync._generated.me import (
     MeResourceWithRawResponse,
 )
 from nexysync._generated.messages import AsyncMessages, AsyncMessagesWithRawResponse, Messages, MessagesWithRawResponse
+from nexysync._generated.pairing import AsyncPairing, AsyncPairingWithRawResponse, Pairing, PairingWithRawResponse
 from nexysync._generated.presence import (
     AsyncPresenceResource,
     AsyncPresenceResourceWithRawResponse,
@@ -63,6 +65,8 @@ class ClientResources:
     project_agents: ProjectAgents
     leases: Leases
     tasks: Tasks
+    pairing: Pairing
+    devices: Devices
 
     def _attach_resources(self) -> None:
         client = cast("Client", self)
@@ -80,6 +84,8 @@ class ClientResources:
         self.project_agents = ProjectAgents(client)
         self.leases = Leases(client)
         self.tasks = Tasks(client)
+        self.pairing = Pairing(client)
+        self.devices = Devices(client)
 
 
 class ClientWithRawResponse:
@@ -109,6 +115,8 @@ class ClientWithRawResponse:
         self.project_agents = ProjectAgentsWithRawResponse(client.project_agents)
         self.leases = LeasesWithRawResponse(client.leases)
         self.tasks = TasksWithRawResponse(client.tasks)
+        self.pairing = PairingWithRawResponse(client.pairing)
+        self.devices = DevicesWithRawResponse(client.devices)
 
     def call(
         self,
@@ -150,6 +158,8 @@ class AsyncClientResources:
     project_agents: AsyncProjectAgents
     leases: AsyncLeases
     tasks: AsyncTasks
+    pairing: AsyncPairing
+    devices: AsyncDevices
 
     def _attach_resources(self) -> None:
         client = cast("AsyncClient", self)
@@ -167,6 +177,8 @@ class AsyncClientResources:
         self.project_agents = AsyncProjectAgents(client)
         self.leases = AsyncLeases(client)
         self.tasks = AsyncTasks(client)
+        self.pairing = AsyncPairing(client)
+        self.devices = AsyncDevices(client)
 
 
 class AsyncClientWithRawResponse:
@@ -188,6 +200,8 @@ class AsyncClientWithRawResponse:
         self.project_agents = AsyncProjectAgentsWithRawResponse(client.project_agents)
         self.leases = AsyncLeasesWithRawResponse(client.leases)
         self.tasks = AsyncTasksWithRawResponse(client.tasks)
+        self.pairing = AsyncPairingWithRawResponse(client.pairing)
+        self.devices = AsyncDevicesWithRawResponse(client.devices)
 
     async def call(
         self,

@@ -19,12 +19,14 @@ from .accounts import Accounts
 from .agents import Agents
 from .announcements import Announcements
 from .audit import AuditTrail
+from .devices import Devices
 from .feed import EventFeed
 from .files import FileService
 from .kv import KvService
 from .leases import Leases
 from .limits import AuthLimits, RateLimiter
 from .messaging import Messaging
+from .pairing import Pairing
 from .presence import Presence
 from .projects import Projects
 from .quotas import Quotas
@@ -56,6 +58,8 @@ class Services:
     kv: KvService
     refs: RefService
     tasks: Tasks
+    pairing: Pairing
+    devices: Devices
     #: Requests per agent per minute.
     agent_limiter: RateLimiter
     #: Requests per user per minute on the human-token routes.
@@ -99,6 +103,8 @@ class Services:
             kv=KvService(store, settings, quotas, announcements),
             refs=RefService(store, settings, quotas, announcements),
             tasks=Tasks(store, hub, settings, quotas),
+            pairing=Pairing(store, settings, projects, auth_limits, audit),
+            devices=Devices(store, hub, settings, projects, audit),
             agent_limiter=RateLimiter(store.request_counts, settings.rate_limit_per_minute),
             user_limiter=RateLimiter(
                 store.request_counts, settings.human_rate_limit_per_minute, "user", "human-rate-limit"

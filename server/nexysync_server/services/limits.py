@@ -19,7 +19,9 @@ per request, so every worker and server sees the same counts at once (sign-ins a
   checked, so the right password does not help a guesser and a flood costs no hashing;
 - auth requests (register, login, refresh, logout, refused API keys) per client IP;
 - registrations per client IP: with the same answer time for a new and a taken email (the
-  password is hashed either way), this is what keeps ``EMAIL_TAKEN`` from being an oracle at scale.
+  password is hashed either way), this is what keeps ``EMAIL_TAKEN`` from being an oracle at scale;
+- pairing: slots opened per user and hour; accepts per client IP and hour (each accept is one
+  guess of a code); slot reads and accepts per client IP and minute.
 
 Every refusal is a :class:`~.errors.LimitReached`; the first refusal of a window is audited, the
 others are not, so a flood cannot fill the audit log.
@@ -253,6 +255,41 @@ class AuthLimits:
             "TOO_MANY_REGISTRATIONS",
             f"This address registered {settings.registrations_per_ip_per_hour} accounts this hour",
         )
+        self._pair_offers = _Rule(
+            "pair-user",
+            settings.pairings_per_user_per_hour,
+            3600,
+            "TOO_MANY_PAIRINGS",
+            f"This account opened {settings.pairings_per_user_per_hour} pairing slots this hour",
+        )
+        self._pair_accepts = _Rule(
+            "pair-accept-ip",
+            settings.pairing_accepts_per_ip_per_hour,
+            3600,
+            "TOO_MANY_PAIRINGS",
+            f"This address tried {settings.pairing_accepts_per_ip_per_hour} pairing codes this hour",
+        )
+        self._pair_requests = _Rule(
+            "pair-ip",
+            settings.pairing_requests_per_ip_per_minute,
+            60,
+            "RATE_LIMITED",
+            f"This address made {settings.pairing_requests_per_ip_per_minute} pairing requests this minute",
+        )
+
+    async def pairing_offer(self, user_id: str, ip: str) -> None:
+        """Count one pairing slot opened by ``user_id``; refuse it past the per-user limit (:class:`LimitReached`)."""
+        await self._count_or_refuse(self._pair_offers, user_id, ip, target=f"user:{user_id}")
+
+    async def pairing_request(self, ip: str, *, accept: bool = False) -> None:
+        """Count one pairing request (a read, or with ``accept`` a guess of a code) from ``ip``.
+
+        Raises:
+            LimitReached: past the per-minute limit, or for an accept past the hourly one.
+        """
+        await self._count_or_refuse(self._pair_requests, ip, ip)
+        if accept:
+            await self._count_or_refuse(self._pair_accepts, ip, ip)
 
     async def auth_request(self, ip: str) -> None:
         """Count one auth request from ``ip``; refuse it past the per-IP limit (:class:`LimitReached`)."""
@@ -293,11 +330,12 @@ class AuthLimits:
         for key in slot.keys:
             await self._counters.decrement(key)
 
-    async def _count_or_refuse(self, rule: _Rule, subject: str, ip: str) -> None:
+    async def _count_or_refuse(self, rule: _Rule, subject: str, ip: str, *, target: str | None = None) -> None:
         _, count, reset_s = await self._increment(rule, subject)
         if count > rule.limit:
             if count == rule.limit + 1:
-                await self._audit.record(Actor("anonymous", ip), None, f"limit.{rule.kind}", f"ip:{ip}", rule.code)
+                where = target or f"ip:{ip}"
+                await self._audit.record(Actor("anonymous", ip), None, f"limit.{rule.kind}", where, rule.code)
             raise _refusal(rule, reset_s)
 
     async def _increment(self, rule: _Rule, subject: str) -> tuple[str, int, int]:

@@ -24,6 +24,7 @@ from ..settings import Settings
 from .agents import AgentStore
 from .audit import AuditStore
 from .blobs import Blobs
+from .devices import DeviceStore
 from .events import EventStore
 from .expiry import Expiry
 from .files import FileStore
@@ -31,6 +32,7 @@ from .kv import KvStore
 from .leases import LeaseStore
 from .limits import RequestCounters, WindowCounters
 from .messages import MessageStore
+from .pairing import PairingStore
 from .presence import PresenceStore
 from .projects import ProjectStore
 from .receipts import ReceiptStore
@@ -78,6 +80,8 @@ class Store:
         self.path_leases = LeaseStore(self.db)
         self.refs = RefStore(self.db)
         self.tasks = TaskStore(self.db)
+        self.pairing_slots = PairingStore(self.db, self.expiry)
+        self.devices = DeviceStore(self.db)
         self.audit = AuditStore(self.db, self.expiry)
         self.request_counts = RequestCounters(self.db, self.expiry)
         self.auth_counts = WindowCounters(self.db, self.expiry)
@@ -103,6 +107,8 @@ class Store:
             self.path_leases,
             self.refs,
             self.tasks,
+            self.pairing_slots,
+            self.devices,
             self.audit,
             self.files,
             self.request_counts,
@@ -130,6 +136,8 @@ class Store:
         await self.path_leases.delete_project(project_id)
         await self.refs.delete_project(project_id)
         await self.tasks.delete_project(project_id)
+        await self.pairing_slots.delete_project(project_id)
+        await self.devices.delete_project(project_id)
         await self.audit.delete_project(project_id)
         await self.files.delete_project(project_id)
         if self.blobs is not None:

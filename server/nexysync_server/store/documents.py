@@ -358,3 +358,48 @@ class PresenceDoc(TypedDict):
     _id: str
     project_id: str
     online: bool
+
+
+class PairingSlotDoc(TypedDict):
+    """One document of ``pairing_slots`` (see :mod:`.pairing`), keyed by the slot number.
+
+    Every field but the owner and project is what the two machines relay to each other; none of
+    it is secret (SPAKE2 messages, a public key, key confirmations, a box sealed with the key
+    only the code holders derive). Times are epoch milliseconds.
+    """
+
+    _id: str
+    user_id: str
+    project_id: str
+    state: str
+    offer_msg: str
+    accept_msg: str | None
+    public_key: str | None
+    name: str | None
+    accept_confirm: str | None
+    offer_confirm: str | None
+    sealed: str | None
+    created_ms: int
+    expires_ms: int
+    reusable_ms: int
+    gc_at: datetime
+
+
+class DeviceDoc(TypedDict):
+    """One document of ``devices`` (see :mod:`.devices`), keyed ``<project_id>:<id>``.
+
+    ``token_hash`` is the SHA-256 of the device token; ``sealed`` is the key ring last sealed to
+    the device's public key (opaque here). Times are epoch milliseconds.
+    """
+
+    _id: str
+    id: str
+    project_id: str
+    name: str
+    public_key: str
+    attestation: str
+    token_hash: str
+    created_ms: int
+    sealed: str | None
+    key_id: str | None
+    sealed_ms: int | None

@@ -20,13 +20,13 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nexysync import crypto, keyfile
+from nexysync import KeyFileError, crypto, keyfile
 from nexysync.crypto import key_id, new_key
+from nexysync.devices import Device, merge_rings, read_device
 from nexysync.keyfile import (
     GITIGNORE_ENTRY,
     KEY_DIR,
@@ -87,6 +87,7 @@ class ProjectKeys:
         name: The project's name when last seen (to find it by name without asking the server).
         api_url: The API the project lives on.
         key_files: Paths of the key files written for it, as strings.
+        device: This machine's device in the project, once paired (it receives rotations).
     """
 
     project_id: str
@@ -94,6 +95,7 @@ class ProjectKeys:
     name: str | None = None
     api_url: str | None = None
     key_files: list[str] = field(default_factory=list)
+    device: Device | None = None
 
     @property
     def current(self) -> bytes:
@@ -112,6 +114,7 @@ class ProjectKeys:
             "api_url": self.api_url,
             "keys": [encode_key(key) for key in self.keys],
             "key_files": self.key_files,
+            **({"device": self.device.to_json()} if self.device else {}),
         }
 
 
@@ -148,6 +151,7 @@ class ProjectKeyStore:
             name=data.get("name") if isinstance(data.get("name"), str) else None,
             api_url=data.get("api_url") if isinstance(data.get("api_url"), str) else None,
             key_files=[str(item) for item in files or []],
+            device=_device(data, path),
         )
 
     def save(self, project: ProjectKeys) -> Path:
@@ -178,6 +182,13 @@ class ProjectKeyStore:
         return named[0] if len(named) == 1 else None
 
 
+def _device(data: dict[str, Any], path: Path) -> Device | None:
+    try:
+        return read_device(data, str(path))
+    except KeyFileError as exc:
+        raise CliError(str(exc), code="BAD_FILE") from exc
+
+
 def key_file_fields(
     *,
     api_key: str,
@@ -186,8 +197,8 @@ def key_file_fields(
     agent_name: str,
     custom_enc_key: bool = False,
 ) -> dict[str, Any]:
-    """Return the JSON fields of the key file of an agent of ``project``."""
-    return keyfile.key_file_fields(
+    """Return the JSON fields of the key file of an agent of ``project`` (with this machine's device, if paired)."""
+    fields = keyfile.key_file_fields(
         api_key=api_key,
         api_url=api_url,
         project_id=project.project_id,
@@ -195,15 +206,19 @@ def key_file_fields(
         agent_name=agent_name,
         custom_enc_key=custom_enc_key,
     )
+    if project.device is not None:
+        fields["device"] = project.device.to_json()
+    return fields
 
 
 def rewrite_key_ring(path: Path, project: ProjectKeys) -> bool:
-    """Put the project's current ring into an existing key file, keeping its other fields.
+    """Put the project's current ring (and device) into an existing key file, keeping its other fields.
 
     Returns:
         False when the file is gone or now belongs to another project (so it is left alone).
     """
-    return keyfile.rewrite_key_ring(path, project.project_id, project.keys)
+    device = project.device.to_json() if project.device else None
+    return keyfile.rewrite_key_ring(path, project.project_id, project.keys, device=device)
 
 
 def export_line(project: ProjectKeys) -> str:
@@ -234,14 +249,6 @@ def parse_export_line(line: str) -> tuple[str, list[bytes]]:
     if not isinstance(keys, list) or not keys:
         raise CliError("the key export line holds no keys", code="BAD_EXPORT_LINE")
     return project_id, [decode_key(str(text), f"key {i} of the export line") for i, text in enumerate(keys)]
-
-
-def merge_rings(local: Sequence[bytes], imported: Sequence[bytes]) -> list[bytes]:
-    """Return the union of two rings, oldest first; the imported ring's newest key ends up encrypting.
-
-    Keys only this machine had are kept as older keys, so what they encrypted still decrypts.
-    """
-    return [key for key in local if key not in imported] + [key for key in dict.fromkeys(imported)]
 
 
 def read_tail_position(key_file: Path) -> int | None:

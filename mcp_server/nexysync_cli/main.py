@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from nexysync import NexySyncError
 from nexysync.crypto import DecryptionError
-from nexysync_cli.commands import account, agents, coordination, keys, messaging, projects
+from nexysync_cli.commands import account, agents, coordination, devices, keys, messaging, pairing, projects
 from nexysync_cli.commands.init import run_init
 from nexysync_cli.context import ENV_PASSWORD, Context
 from nexysync_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError, describe
@@ -219,6 +219,51 @@ def _add_keys(commands: argparse._SubParsersAction[argparse.ArgumentParser], com
         sub, "rotate", keys.run_keys_rotate, "make a new key that encrypts from now on; update key files", common
     )
     rotate.add_argument("--project", "-p", required=True, help="project id or name")
+    sync = _command(
+        sub, "sync", keys.run_keys_sync, "take the keys a rotation elsewhere sealed to this machine", common
+    )
+    sync.add_argument("--project", "-p", help="project id or name (default: every paired project)")
+
+
+def _add_pairing(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    group = commands.add_parser(
+        "pair",
+        help="give a new machine the project key from a short code",
+        description="Pair a new machine: `offer` on a machine that holds the project key (signed in), "
+        "`accept CODE` on the new one (no sign-in). The server relays the exchange and cannot read it.",
+    )
+    sub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    offer = _command(
+        sub, "offer", pairing.run_pair_offer, "print a single-use code and wait for the new machine", common
+    )
+    offer.add_argument("--project", "-p", required=True, help="project id or name")
+    offer.add_argument("--agent", "-a", help="also hand over this agent (created, or given a new API key if it exists)")
+    offer.add_argument("--ttl", type=int, default=300, help="seconds the code stays valid (default: 300, at most 300)")
+    accept = _command(sub, "accept", pairing.run_pair_accept, "complete a pairing and write the key file", common)
+    accept.add_argument("code", help="the code `pair offer` printed, like 4821-apple-river-stone")
+    accept.add_argument("--dir", default=".", help="the workspace for .nexysync/key (created if missing; default: .)")
+    accept.add_argument("--name", help="this machine's name in the device list (default: the host name)")
+    accept.add_argument(
+        "--write-config",
+        action="append",
+        choices=["claude", "cursor", "vscode", "codex", "all"],
+        help="with an agent, merge the MCP server into this editor's project config (repeatable)",
+    )
+    accept.add_argument("--hooks", action="store_true", help="with an agent, also add the prompt and stop hooks")
+    accept.add_argument("--mcp-command", help="how editors start the MCP server (default: the installed nexysync-mcp)")
+    devices_group = commands.add_parser(
+        "devices", help="the machines paired into a project", description="List and revoke paired machines."
+    )
+    dsub = devices_group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = _command(dsub, "list", devices.run_devices_list, "list a project's paired devices", common)
+    listing.add_argument("--project", "-p", required=True, help="project id or name")
+    revoke = _command(
+        dsub, "revoke", devices.run_devices_revoke, "revoke a device and rotate the key without it", common
+    )
+    revoke.add_argument("device_id", help="the device's id (`nexysync devices list`)")
+    revoke.add_argument("--project", "-p", required=True, help="project id or name")
 
 
 def _add_messaging(
@@ -361,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_agents(commands, common)
     _add_init(commands, common)
     _add_keys(commands, common)
+    _add_pairing(commands, common)
     _add_messaging(commands, common)
     _add_coordination(commands, common)
     _add_hook(commands, common)

@@ -7,7 +7,8 @@ loads neither httpx nor cryptography).
 
 The file is a JSON object: ``api_key``, ``enc_key`` (standard base64 of the 32-byte project key
 that encrypts), ``api_url``, and optionally ``project_id``, ``agent_name``, ``custom_enc_key``
-and ``keyring`` (every key, oldest first, the newest included). A file with only ``api_key``,
+``keyring`` (every key, oldest first, the newest included) and ``device`` (the machine's paired
+device, see :mod:`nexysync.devices`). A file with only ``api_key``,
 ``enc_key`` and ``api_url`` works. It is written mode 0600 in a 0700 directory, atomically, and
 read only when it belongs to the user and nobody else may read or change it.
 """
@@ -324,8 +325,13 @@ def write_key_file(workspace: Path, fields: Mapping[str, Any]) -> Path:
     return path
 
 
-def rewrite_key_ring(path: Path, project_id: str, keys: Sequence[bytes]) -> bool:
+def rewrite_key_ring(
+    path: Path, project_id: str, keys: Sequence[bytes], *, device: Mapping[str, str] | None = None
+) -> bool:
     """Put a project's ring (oldest first) into an existing key file, keeping its other fields.
+
+    Args:
+        device: The machine's paired device (``{"id", "token", "private_key"}``), written too when given.
 
     Returns:
         False when the file is gone, unreadable, or now belongs to another project (it is then
@@ -339,6 +345,8 @@ def rewrite_key_ring(path: Path, project_id: str, keys: Sequence[bytes]) -> bool
         return False
     data["enc_key"] = encode_key(keys[-1])
     data["keyring"] = [encode_key(key) for key in keys]
+    if device is not None:
+        data["device"] = dict(device)
     write_json(path, data)
     return True
 

@@ -75,11 +75,11 @@ def run_json(
 class CliProcess:
     """A long-running ``nexysync`` subprocess (``tail``) whose output lines are read as they come."""
 
-    def __init__(self, args: Sequence[str], *, config_dir: Path, cwd: Path) -> None:
+    def __init__(self, args: Sequence[str], *, config_dir: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
             [*CLI, *args],
             cwd=cwd,
-            env=cli_env(config_dir),
+            env=cli_env(config_dir, **(env or {})),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -111,6 +111,13 @@ class CliProcess:
             if text in line:
                 return line
         raise AssertionError(f"no stderr line with {text!r} within {deadline_s:g} s (exit {self.process.poll()})")
+
+    def stdout_line(self, deadline_s: float = CLI_DEADLINE_S) -> str:
+        """Return the next stdout line; fail after ``deadline_s``."""
+        try:
+            return self.stdout_lines.get(timeout=deadline_s)
+        except queue.Empty:
+            raise AssertionError(f"no stdout line within {deadline_s:g} s (exit {self.process.poll()})") from None
 
     def finish(self, deadline_s: float = CLI_DEADLINE_S) -> tuple[int, str, str]:
         """Wait for the exit and return the code, all stdout and the rest of stderr."""

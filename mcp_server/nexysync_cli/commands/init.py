@@ -25,7 +25,7 @@ from nexysync_cli.lookup import find_agent, find_project, list_agents
 from nexysync_cli.secret_input import read_secret
 from nexysync_generated.models import Agent, AgentWithKey, Project
 
-__all__ = ["CHANNEL_FLAG", "run_init"]
+__all__ = ["CHANNEL_FLAG", "agent_with_key", "editor_configs", "mcp_launch", "run_init"]
 
 #: What starts Claude Code with nexysync's channel (a research preview, so a development flag).
 CHANNEL_FLAG = "--dangerously-load-development-channels server:nexysync"
@@ -91,14 +91,17 @@ def _project_keys(
     return store.create(project.id, name=project.name, api_url=owner.api_url), "new"
 
 
-def _agent_with_key(
-    ctx: Context, owner: OwnerSession, project: Project, agents: Sequence[Agent]
+def agent_with_key(
+    owner: OwnerSession,
+    project: Project,
+    slug: str,
+    agents: Sequence[Agent],
+    *,
+    name: str | None = None,
+    role: str | None = None,
 ) -> tuple[AgentWithKey, bool]:
     """Create the agent, or rotate the key of the existing one among ``agents``; return it and whether it existed."""
-    slug: str = ctx.args.agent
     existing: Agent | None = find_agent(owner, project, slug, required=False, agents=agents)
-    name: str | None = ctx.args.name
-    role: str | None = ctx.args.role
     if existing is None:
 
         def create(client: Client) -> AgentWithKey:
@@ -126,7 +129,7 @@ def _check_existing_file(path: Path, project: Project, force: bool) -> None:
         )
 
 
-def _editor_configs(ctx: Context, workspace: Path, launch: Launch) -> list[ConfigChange]:
+def editor_configs(ctx: Context, workspace: Path, launch: Launch) -> list[ConfigChange]:
     """Write the chosen editors' configs (and hooks), or print how to set each one up."""
     chosen: list[str] = ctx.args.write_config or []
     names = [*EDITORS, "codex"] if "all" in chosen else list(dict.fromkeys(chosen))
@@ -161,6 +164,11 @@ def _editor_configs(ctx: Context, workspace: Path, launch: Launch) -> list[Confi
     return changes
 
 
+def mcp_launch(ctx: Context) -> Launch:
+    """Return how editors start the MCP server: ``--mcp-command``, else the installed one by absolute path."""
+    return (ctx.args.mcp_command,) if ctx.args.mcp_command else installed("nexysync-mcp", "nexysync_mcp")
+
+
 def run_init(ctx: Context) -> int:
     """Set up an agent of an existing project in a workspace.
 
@@ -178,7 +186,7 @@ def run_init(ctx: Context) -> int:
     # Listed once for both steps: nothing between them changes the project's agents.
     agents = list_agents(owner, project.id)
     keys, key_origin = _project_keys(ctx, owner, project, ctx.args.agent, agents)
-    made, existed = _agent_with_key(ctx, owner, project, agents)
+    made, existed = agent_with_key(owner, project, ctx.args.agent, agents, name=ctx.args.name, role=ctx.args.role)
     agent = made.agent
     if existed:
         ctx.output.warn(f"agent {agent.slug!r} already existed: it got a new API key and its old key stopped working")
@@ -201,8 +209,8 @@ def run_init(ctx: Context) -> int:
     if ignored:
         ctx.output.progress(f"Added .nexysync/ to {workspace / '.gitignore'}")
     # By absolute path: an editor started outside this virtualenv finds it all the same.
-    launch: Launch = (ctx.args.mcp_command,) if ctx.args.mcp_command else installed("nexysync-mcp", "nexysync_mcp")
-    changes = _editor_configs(ctx, workspace, launch)
+    launch = mcp_launch(ctx)
+    changes = editor_configs(ctx, workspace, launch)
     ctx.output.result(
         {
             "project_id": project.id,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from nexysync.crypto import new_key
+from nexysync_cli.commands.devices import rotate, sync_from_device, update_key_files
 from nexysync_cli.context import Context
 from nexysync_cli.errors import CliError
 from nexysync_cli.keyfiles import (
@@ -12,12 +10,11 @@ from nexysync_cli.keyfiles import (
     export_line,
     merge_rings,
     parse_export_line,
-    rewrite_key_ring,
 )
 from nexysync_cli.lookup import find_project
 from nexysync_cli.secret_input import STDIN, read_secret
 
-__all__ = ["run_keys_export", "run_keys_import", "run_keys_list", "run_keys_rotate", "update_key_files"]
+__all__ = ["run_keys_export", "run_keys_import", "run_keys_list", "run_keys_rotate", "run_keys_sync"]
 
 
 def _local_project(ctx: Context, reference: str) -> ProjectKeys:
@@ -41,21 +38,6 @@ def _local_project(ctx: Context, reference: str) -> ProjectKeys:
                 code="NO_PROJECT_KEY",
             )
     return found
-
-
-def update_key_files(project: ProjectKeys) -> tuple[list[str], list[str]]:
-    """Write the project's ring into every key file registered for it.
-
-    Returns:
-        The files updated, and the files dropped from the registry (gone, or now another
-        project's).
-    """
-    updated: list[str] = []
-    dropped: list[str] = []
-    for name in project.key_files:
-        (updated if rewrite_key_ring(Path(name), project) else dropped).append(name)
-    project.key_files = updated
-    return updated, dropped
 
 
 def run_keys_list(ctx: Context) -> int:
@@ -139,25 +121,38 @@ def run_keys_import(ctx: Context) -> int:
 
 
 def run_keys_rotate(ctx: Context) -> int:
-    """Make a new project key, the one that encrypts from now on; older keys keep decrypting."""
+    """Make a new project key, the one that encrypts from now on, and seal it to the project's devices.
+
+    Older keys keep decrypting. Every paired machine gets the new key through its device.
+    """
     project = _local_project(ctx, ctx.args.project)
-    project.keys.append(new_key())
-    updated, dropped = update_key_files(project)
-    ctx.project_keys.save(project)
-    for name in dropped:
-        ctx.output.warn(f"{name} is gone or belongs to another project now; no longer tracked")
+    try:
+        owner = ctx.owner()
+    except CliError:
+        owner = None
+    outcome = rotate(ctx, project, owner)
+    reached = len(outcome["devices_sealed"])
     ctx.output.result(
-        {
-            "project_id": project.project_id,
-            "key_id": project.key_ids()[-1],
-            "key_ids": project.key_ids(),
-            "key_files_updated": updated,
-            "key_files_dropped": dropped,
-        },
-        f"New key {project.key_ids()[-1]} for project {project.name or project.project_id}; "
-        f"updated {len(updated)} key file(s).\n"
-        "Restart running agents (their MCP servers) so they encrypt with it, and bring agents on other "
-        f"machines up to date: `nexysync keys export --project {project.project_id}` here, "
-        "`nexysync keys import` there.",
+        outcome,
+        f"New key {outcome['key_id']} for project {project.name or project.project_id}; "
+        f"updated {len(outcome['key_files_updated'])} key file(s) here and sealed it to {reached} paired device(s).\n"
+        "Paired machines take it at their next start (or at once, when their MCP server is running); "
+        "restart agents on this machine so they encrypt with it.",
     )
+    return 0
+
+
+def run_keys_sync(ctx: Context) -> int:
+    """Take the key rings sealed to this machine's devices (a rotation made elsewhere)."""
+    reference: str | None = ctx.args.project
+    projects = [_local_project(ctx, reference)] if reference else ctx.project_keys.all()
+    paired = [project for project in projects if project.device is not None or reference]
+    data = []
+    for project in paired:
+        added = sync_from_device(ctx, project)
+        data.append({"project_id": project.project_id, "keys_added": added, "key_id": project.key_ids()[-1]})
+    text = "\n".join(
+        f"{item['project_id']}: {item['keys_added']} new key(s); the current key is {item['key_id']}" for item in data
+    )
+    ctx.output.result(data, text or "No paired projects on this machine.")
     return 0

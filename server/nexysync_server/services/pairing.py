@@ -150,12 +150,14 @@ class Pairing:
     async def burn(self, actor: Actor, user_id: str, number: str) -> None:
         """Burn a waiting or accepted slot of the user (a wrong code, or the offer given up); others are left.
 
+        An expired slot is left expired: it cannot be used either way, and it tells the truth.
+
         Raises:
             ServiceError: ``PAIRING_NOT_FOUND`` (404).
         """
         slot = await self._owned_slot(user_id, number)
         for state in ("waiting", "accepted"):
-            moved = await self._slots.move(number, state, "burned", {}, before_ms=None)
+            moved = await self._slots.move(number, state, "burned", {}, before_ms=0)
             if moved is not None:
                 await self._audit.record(actor, slot["project_id"], "pairing.burn", f"slot:{number}")
                 return

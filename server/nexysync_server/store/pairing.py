@@ -89,19 +89,17 @@ class PairingStore:
         return await self.col.find_one({"_id": number})
 
     async def move(
-        self, number: str, state: str, new_state: str, fields: dict[str, Any], *, before_ms: int | None
+        self, number: str, state: str, new_state: str, fields: dict[str, Any], *, before_ms: int
     ) -> PairingSlotDoc | None:
         """Move a slot from ``state`` to ``new_state`` with ``fields``, if it is in ``state``.
 
         Args:
-            before_ms: Move it only until this long after its expiry (None: at any time).
+            before_ms: Move it only until this long after its expiry.
 
         Returns:
             The slot as moved, or None when it was not in that state (or the time had passed).
         """
-        query: dict[str, Any] = {"_id": number, "state": eq(state)}
-        if before_ms is not None:
-            query["expires_ms"] = {"$gt": epoch_ms() - before_ms}
+        query = {"_id": number, "state": eq(state), "expires_ms": {"$gt": epoch_ms() - before_ms}}
         found: PairingSlotDoc | None = await self.col.find_one_and_update(
             query,
             {"$set": {**fields, "state": new_state}},

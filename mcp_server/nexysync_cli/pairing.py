@@ -35,6 +35,7 @@ from mnemonic import Mnemonic
 
 # spake2 ships no type information.
 from spake2 import SPAKE2_A, SPAKE2_B  # type: ignore[import-untyped]
+from spake2.ed25519_basic import NotOnCurve  # type: ignore[import-untyped]
 from spake2.spake2 import SPAKEError  # type: ignore[import-untyped]
 
 from nexysync_cli.errors import CliError
@@ -173,7 +174,7 @@ class Exchange:
 def _finish(spake: SPAKE2_A | SPAKE2_B, other: bytes) -> bytes | None:
     try:
         shared: bytes = spake.finish(other)
-    except (SPAKEError, ValueError):
+    except (SPAKEError, NotOnCurve, ValueError):
         return None  # a message that is no group element: a broken or hostile peer
     return shared
 

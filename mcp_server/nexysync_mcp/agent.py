@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nexysync import APIError, AsyncClient, KeyFileError
-from nexysync.crypto import decode_key
+from nexysync.crypto import KeyRing, decode_key
+from nexysync.devices import adopt_box, key_file_device
 from nexysync.keyfile import KeyFile, find_key_file, load_key_file
 from nexysync_mcp.errors import KEY_MISMATCH, NO_KEY, ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
@@ -121,8 +122,38 @@ class AgentLink:
         self.credentials = credentials
         self.source = source
         self.client = client if client is not None else self._client_for(credentials)
-        self.inbox = Inbox(self.client, self._announce, on_event=self._on_event, slug=slug, **self._stream_options)
+        self.inbox = Inbox(
+            self.client,
+            self._announce,
+            on_event=self._on_event,
+            slug=slug,
+            on_device_keys=self._take_sealed_ring,
+            **self._stream_options,
+        )
         self.inbox.start()
+
+    async def _take_sealed_ring(self, device_ids: list[str] | None) -> None:
+        """Take the key ring a rotation sealed to this machine's device, if the key file has one.
+
+        The ring goes into the key file (so the next start has it) and into the running client.
+        ``device_ids``: the devices an event named (None: look anyway, the stream just opened).
+        """
+        credentials, client = self.credentials, self.client
+        path = credentials.path if credentials else None
+        if credentials is None or client is None or path is None:
+            return
+        device = key_file_device(path)
+        if device is None or (device_ids is not None and device.id not in device_ids):
+            return
+        async with AsyncClient(base_url=credentials.api_url, api_key=device.token) as reader:
+            box = await reader.devices.keys()
+        ring = adopt_box(path, box.sealed)
+        if ring is not None and self.client is client:
+            client.key_ring = KeyRing(ring)
+            self.credentials = credentials.replace(keys=tuple(ring))
+            logger.info(
+                "took the key ring sealed to this machine: %d key(s), now encrypting with %s", len(ring), box.key_id
+            )
 
     def require(self) -> AsyncClient:
         """Return the client.

@@ -131,6 +131,9 @@ class Inbox:
         on_event: Told of each ``new_ref``, ``new_file`` and ``kv_update`` event of another agent
             (its type and data); failures there are logged only.
         slug: The agent's slug when the caller already has it; asked of ``GET /v1/me`` otherwise.
+        on_device_keys: Told when a key ring may wait for this machine's device: with None each
+            time the stream opens (a rotation made while it was down), with the devices named by
+            each ``device_keys`` event; failures there are logged only.
         stream_options: Settings for ``client.stream()`` (``poll_interval_s``, ...).
     """
 
@@ -141,11 +144,13 @@ class Inbox:
         *,
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
         slug: str | None = None,
+        on_device_keys: Callable[[list[str] | None], Awaitable[None]] | None = None,
         **stream_options: Any,
     ) -> None:
         self._client = client
         self._announce = announce
         self._on_event = on_event
+        self._on_device_keys = on_device_keys
         self._stream_options = stream_options
         self._entries: dict[str, Entry] = {}
         self._changed = asyncio.Condition()
@@ -225,6 +230,7 @@ class Inbox:
             try:
                 # Position first, then the listing: a message stored in between is in one or both.
                 await stream.open()
+                await self._device_keys(None)
                 await self._seed()
                 self.synced, self.problem = True, None
                 await self._notify_waiters()
@@ -235,6 +241,8 @@ class Inbox:
                         self.mark(event.data.get("ids") or [], "acked")
                     elif event.type in SHARED_EVENTS:
                         await self._on_shared(event.type, event.data)
+                    elif event.type == "device_keys":
+                        await self._device_keys(list(event.data.get("device_ids") or []))
                     elif event.type == "reset":
                         # Events were lost: the listing is the truth again.
                         await self._seed()
@@ -286,6 +294,14 @@ class Inbox:
             logger.warning("could not fetch new message %s: %s", message_id, describe(error))
         self._store(entry)
         await self._safe_announce(entry)
+
+    async def _device_keys(self, device_ids: list[str] | None) -> None:
+        if self._on_device_keys is None:
+            return
+        try:
+            await self._on_device_keys(device_ids)
+        except Exception:  # the ring in hand still works; the next event or start tries again
+            logger.exception("could not take the key ring sealed to this machine")
 
     async def _on_shared(self, kind: str, data: dict[str, Any]) -> None:
         if self._on_event is None or self.slug in (data.get("from"), data.get("updated_by")):

@@ -8,6 +8,7 @@ key lands in the database files or the server's logs.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from cli_support import PASSWORD, CliProcess, run_cli
+from mcp_raw import LEGACY, raw_mcp
 
 from nexysync import Client
 from nexysync.crypto import key_id
@@ -93,6 +95,21 @@ def files_holding(roots: list[Path], needles: dict[str, bytes]) -> dict[str, lis
     return found
 
 
+async def rotate_under_a_running_mcp(first: Machine, web_dir: Path) -> tuple[dict[str, Any], str]:
+    """Rotate on the first machine while web's MCP server runs; return the rotation and a message it sent after."""
+    key_path = web_dir / ".nexysync" / "key"
+    async with raw_mcp(web_dir, LEGACY) as mcp:
+        await mcp.live()
+        rotated = await asyncio.to_thread(first.ok, "keys", "rotate", "--project", "paired")
+        deadline = time.monotonic() + 15
+        while key_id(load_key_file(key_path).keys[-1]) != rotated["key_id"]:
+            assert time.monotonic() < deadline, "the running MCP server never took the rotated key"
+            await asyncio.sleep(0.1)
+        sent = await mcp.call("ns_message", action="send", to="api", topic="from mcp", payload="after the rotation")
+        assert not sent.get("isError"), sent
+        return rotated, str(json.loads(sent["content"][0]["text"])["id"])
+
+
 def test_pairing_two_machines_from_offer_to_revocation(dev_servers: Any, tmp_path: Path) -> None:
     server = dev_servers(tmp_path / "data")
     first, second = Machine(tmp_path / "first", server.base_url), Machine(tmp_path / "second", server.base_url)
@@ -144,19 +161,20 @@ def test_pairing_two_machines_from_offer_to_revocation(dev_servers: Any, tmp_pat
     code, offered = outcome(offering)
     assert code == 1 and offered["error"]["code"] == "PAIRING_EXPIRED"
 
-    # A rotation on the first machine reaches the second, with nothing copied.
-    rotated = first.ok("keys", "rotate", "--project", "paired")
+    # A rotation on the first machine reaches the second, with nothing copied: its running MCP
+    # server takes it from the stream event, and `keys sync` brings the CLI's own copy up to date.
+    rotated, sent_by_mcp = asyncio.run(rotate_under_a_running_mcp(first, web_dir))
     assert accepted["device_id"] in rotated["devices_sealed"] and rotated["devices_skipped"] == []
     synced = second.ok("keys", "sync")
     assert synced == [{"project_id": project["id"], "keys_added": 1, "key_id": rotated["key_id"]}]
     assert key_id(load_key_file(key_path).keys[-1]) == rotated["key_id"]
     api = Client.from_key_file(api_dir / ".nexysync" / "key")
     after = api.messages.send("web", topic="after", payload="sealed with the new key")
-    stored = httpx.get(
-        f"{server.base_url}/v1/messages/{after.id}",
-        headers={"Authorization": f"Bearer {load_key_file(api_dir / '.nexysync' / 'key').api_key}"},
-    ).json()
+    stored_headers = {"Authorization": f"Bearer {load_key_file(api_dir / '.nexysync' / 'key').api_key}"}
+    stored = httpx.get(f"{server.base_url}/v1/messages/{after.id}", headers=stored_headers).json()
     assert stored["payload"].split(".")[1] == rotated["key_id"]  # the envelope names the new key
+    by_mcp = httpx.get(f"{server.base_url}/v1/messages/{sent_by_mcp}", headers=stored_headers).json()
+    assert by_mcp["payload"].split(".")[1] == rotated["key_id"]  # the running MCP server encrypts with it
     assert Client.from_key_file(key_path).messages.get(after.id).payload == "sealed with the new key"
 
     # A revoked device gets no later key: its token is dead, and the new key was sealed without it.

@@ -172,6 +172,8 @@ def test_a_remembered_key_stays_non_extractable_in_indexeddb(owner: Owner, watch
     page.click("#signin-form button[type=submit]")
     page.get_by_role("button", name=owner.project_name).click()
     page.fill("#key-text", owner.export_line())
+    # The pasted line is masked, so a screenshot of this page does not carry it.
+    assert page.get_attribute("#key-text", "type") == "password"
     page.check("#key-remember")
     page.click("#key-form button[type=submit]")
     _row(page, "Kept").wait_for(timeout=DEADLINE_MS)

@@ -245,6 +245,7 @@ def _add_pairing(
     accept.add_argument("code", help="the code `pair offer` printed, like 4821-apple-river-stone")
     accept.add_argument("--dir", default=".", help="the workspace for .nexysync/key (created if missing; default: .)")
     accept.add_argument("--name", help="this machine's name in the device list (default: the host name)")
+    accept.add_argument("--force", action="store_true", help="replace a key file already in the workspace")
     accept.add_argument(
         "--write-config",
         action="append",

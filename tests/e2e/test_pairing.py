@@ -145,6 +145,9 @@ def test_pairing_two_machines_from_offer_to_revocation(dev_servers: Any, tmp_pat
     # A wrong code fails, and burns the slot: the right code then fails too.
     offering, announced = first.offer("--project", "paired")
     number = announced["number"]
+    # A workspace that has a key file already is refused before the code is used.
+    taken = second.run("pair", "accept", announced["code"], "--dir", str(web_dir))
+    assert taken.returncode == 1 and json.loads(taken.stdout)["error"]["code"] == "KEY_FILE_EXISTS"
     wrong = second.run("pair", "accept", f"{number}-abandon-ability-able", "--dir", str(second.home / "x"))
     assert wrong.returncode == 1 and json.loads(wrong.stdout)["error"]["code"] == "WRONG_CODE"
     right = second.run("pair", "accept", announced["code"], "--dir", str(second.home / "x"))

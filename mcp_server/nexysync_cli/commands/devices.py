@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nexysync import Client, DecryptionError
+from nexysync import Client, DecryptionError, NexySyncError
 from nexysync._ulid import new_ulid
 from nexysync.crypto import new_key
 from nexysync.devices import Device, attest, is_attested, merge_rings, new_device, open_ring, public_key_of, seal_ring
@@ -178,7 +178,14 @@ def rotate(ctx: Context, project: ProjectKeys, owner: OwnerSession | None) -> di
             "then `nexysync keys rotate` again"
         )
     else:
-        sealed, skipped = seal_to_devices(ctx, owner, project)
+        try:
+            sealed, skipped = seal_to_devices(ctx, owner, project)
+        except (CliError, NexySyncError) as error:
+            # The key is made and in use here; only the other machines wait for it.
+            ctx.output.warn(
+                f"the new key was not sealed to the project's other machines ({error}); they keep the old key "
+                "until `nexysync keys rotate` runs again with the server reachable"
+            )
     return {
         "project_id": project.project_id,
         "key_id": project.key_ids()[-1],

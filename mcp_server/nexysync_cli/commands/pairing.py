@@ -177,6 +177,14 @@ def run_pair_accept(ctx: Context) -> int:
 def _accept(ctx: Context) -> int:
     code = parse_code(ctx.args.code)
     workspace = Path(ctx.args.dir).expanduser().resolve()
+    existing = workspace / KEY_DIR / KEY_FILE
+    if existing.exists() and not ctx.args.force:
+        # Checked before the code is used, so the code stays good for another --dir.
+        raise CliError(
+            f"{existing} exists already (its agent would lose its key): pass --force to replace it, or pick "
+            "another --dir",
+            code="KEY_FILE_EXISTS",
+        )
     workspace.mkdir(parents=True, exist_ok=True)
     api_url = ctx.api_url
     name: str = ctx.args.name or socket.gethostname()

@@ -210,3 +210,16 @@ def test_a_device_id_is_registered_once_and_the_device_limit_holds(dev_servers: 
     assert again.status_code in (403, 409)
     full = team.owner.post(f"/v1/projects/{team.project_id}/devices", json=device_body())
     assert (full.status_code, full.json()["code"]) == (403, "DEVICE_LIMIT")
+
+
+def test_deleting_a_project_deletes_its_devices_and_slots(dev_server: Any) -> None:
+    team = Team(dev_server.base_url, [])
+    token = team.owner.post(f"/v1/projects/{team.project_id}/devices", json=device_body()).json()["token"]
+    slot = offer(team)
+    device = httpx.Client(base_url=dev_server.base_url, timeout=10, headers={"Authorization": f"Bearer {token}"})
+    assert device.get("/v1/device/keys").status_code == 200
+    assert team.owner.delete(f"/v1/projects/{team.project_id}", params={"confirm": "true"}).status_code == 204
+    assert device.get("/v1/device/keys").status_code == 401
+    gone = httpx.get(f"{dev_server.base_url}/v1/pairing/{slot['number']}")
+    # 404, unless another test's slot drew the freed number since.
+    assert gone.status_code == 404 or gone.json()["offer_msg"] != slot["offer_msg"]

@@ -186,7 +186,7 @@ def test_pairing_two_machines_from_offer_to_revocation(dev_servers: Any, tmp_pat
     revoked = first.ok("devices", "revoke", accepted["device_id"], "--project", "paired")
     assert revoked["rotated"] and accepted["device_id"] not in revoked["devices_sealed"]
     refused = second.run("keys", "sync")
-    assert refused.returncode == 1 and json.loads(refused.stderr)["error"]["code"] == "INVALID_DEVICE_TOKEN"
+    assert refused.returncode == 1 and json.loads(refused.stderr)["error"]["code"] == "DEVICE_REVOKED"
     assert revoked["key_id"] not in {key_id(key) for key in load_key_file(key_path).keys}
 
     # Neither the keys nor the agent's API key reached the database files or the server's logs.

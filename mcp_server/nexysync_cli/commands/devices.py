@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nexysync import Client, DecryptionError, NexySyncError
+from nexysync import AuthenticationError, Client, DecryptionError, NexySyncError
 from nexysync._ulid import new_ulid
 from nexysync.crypto import new_key
 from nexysync.devices import Device, attest, is_attested, merge_rings, new_device, open_ring, public_key_of, seal_ring
@@ -140,8 +140,15 @@ def sync_from_device(ctx: Context, project: ProjectKeys) -> int:
             code="NO_DEVICE",
         )
     api_url = project.api_url or ctx.api_url
-    with ctx.client_factory(base_url=api_url, api_key=project.device.token) as client:
-        box = client.devices.keys()
+    try:
+        with ctx.client_factory(base_url=api_url, api_key=project.device.token) as client:
+            box = client.devices.keys()
+    except AuthenticationError as exc:
+        raise CliError(
+            f"this machine's device in project {project.name or project.project_id} was revoked (or the project "
+            "deleted): it gets no new keys; pair it again with `nexysync pair accept`",
+            code="DEVICE_REVOKED",
+        ) from exc
     if box.sealed is None:
         return 0
     try:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..ids import epoch_ms
 from ..settings import Settings
 from ..store import Store
 from ..store.documents import PairingSlotDoc
-from ..store.pairing import NoFreeNumber
+from ..store.pairing import NoFreeNumber, view_state
 from .audit import Actor, AuditTrail
 from .errors import Busy, Conflict, NotFound
 from .limits import AuthLimits
@@ -30,14 +29,6 @@ from .projects import Projects
 FINISH_GRACE_MS = 30_000
 #: How often a waiting read looks at the slot again.
 _POLL_S = 0.2
-
-
-def view_state(slot: PairingSlotDoc, now_ms: int | None = None) -> str:
-    """Return the state a slot is shown in: ``expired`` once a live slot's time has passed."""
-    now = epoch_ms() if now_ms is None else now_ms
-    if slot["state"] in ("waiting", "accepted") and now >= slot["expires_ms"]:
-        return "expired"
-    return slot["state"]
 
 
 def _missing() -> NotFound:

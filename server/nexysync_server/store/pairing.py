@@ -33,6 +33,14 @@ _GARBAGE_AFTER = timedelta(days=1)
 _DRAWS = 20
 
 
+def view_state(slot: PairingSlotDoc, now_ms: int | None = None) -> str:
+    """Return the state a slot is shown in: ``expired`` once a live slot's time has passed."""
+    now = epoch_ms() if now_ms is None else now_ms
+    if slot["state"] in ("waiting", "accepted") and now >= slot["expires_ms"]:
+        return "expired"
+    return slot["state"]
+
+
 class NoFreeNumber(Exception):
     """Every number drawn is held by a live slot."""
 

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from .ids import iso, iso_ms
-from .services.pairing import view_state
 from .store.documents import (
     AgentDoc,
     AuditDoc,
@@ -28,6 +27,7 @@ from .store.documents import (
     UserDoc,
 )
 from .store.files import READY
+from .store.pairing import view_state
 from .store.receipts import STATES, state_of
 
 

@@ -120,9 +120,13 @@ def test_pairing_two_machines_from_offer_to_revocation(dev_servers: Any, tmp_pat
         env={**first.env, "NEXYSYNC_PASSWORD": PASSWORD},
     ).check_returncode()
     project = first.ok("projects", "create", "paired")
-    api_dir = first.home / "api"
-    api_dir.mkdir()
+    # init makes a workspace folder that does not exist yet, and refuses a file in its place.
+    api_dir = first.home / "code" / "api"
     first.ok("init", "--project", "paired", "--agent", "api", "--dir", str(api_dir))
+    assert (api_dir / ".nexysync" / "key").is_file()
+    (first.home / "a-file").write_text("x")
+    in_the_way = first.run("init", "--project", "paired", "--agent", "api", "--dir", str(first.home / "a-file"))
+    assert in_the_way.returncode == 1 and json.loads(in_the_way.stderr)["error"]["code"] == "NO_WORKSPACE"
     # Agent web exists (with a key only the first machine saw); pairing hands the second machine a new one.
     first.ok("agents", "create", "--project", "paired", "web")
     api = Client.from_key_file(api_dir / ".nexysync" / "key")

@@ -172,13 +172,18 @@ def mcp_launch(ctx: Context) -> Launch:
 def run_init(ctx: Context) -> int:
     """Set up an agent of an existing project in a workspace.
 
-    Creates the agent (or gives the existing one a new API key), writes ``.nexysync/key`` with the
+    Creates the workspace folder if it is missing, and the agent (or gives the existing one a new
+    API key), writes ``.nexysync/key`` with the
     project's key ring (made here on the project's first init, never sent to the server), adds
     ``.nexysync/`` to ``.gitignore``, and writes or prints the editors' MCP configs.
     """
     workspace = Path(ctx.args.dir).expanduser().resolve()
-    if not workspace.is_dir():
-        raise CliError(f"{workspace} is not a directory", code="NO_WORKSPACE")
+    if workspace.exists() and not workspace.is_dir():
+        raise CliError(f"{workspace} is a file, not a workspace folder: pick another --dir", code="NO_WORKSPACE")
+    if not workspace.exists():
+        # A new workspace is the usual case on a new machine: make it rather than send the user back.
+        workspace.mkdir(parents=True)
+        ctx.output.progress(f"Created {workspace}")
     key_path = workspace / KEY_DIR / KEY_FILE
     owner = ctx.owner()
     project = find_project(owner, ctx.args.project)

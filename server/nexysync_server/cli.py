@@ -233,9 +233,40 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _port_hint(host: str, port: int) -> str:
+    """Say how to run on another port, and how to point the ``nexysync`` CLI at it."""
+    other = port + 10 if 0 < port < 65_000 else 8090
+    url = f"http://{_display_host(host)}:{other}"
+    return (
+        f"start on another port (`nexysync-server dev --port {other}`) and point the CLI at it "
+        f"(`--api-url {url}`, or `export NEXYSYNC_API_URL={url}`)"
+    )
+
+
+def _check_api_port(host: str, port: int) -> None:
+    """Refuse a taken API port before the database starts, with what to do about it.
+
+    Raises:
+        CliError: the port is taken (uvicorn would only say "address already in use").
+    """
+    if port == 0:
+        return
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, port))
+    except OSError as exc:
+        raise CliError(
+            f"the API cannot listen on {host}:{port} ({exc.strerror}; another server there?): {_port_hint(host, port)}"
+        ) from exc
+    finally:
+        probe.close()
+
+
 def _dev(args: argparse.Namespace) -> int:
     """Run ``nexysync-server dev``."""
     logs.skip_caller_lookup()
+    _check_api_port(args.host, args.port)
     settings = _settings_from_env()
     data_dir = Path(args.data_dir).expanduser().resolve()
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -433,7 +464,11 @@ def _run_api(
     except SystemExit as exc:
         # uvicorn exits this way when the app's startup fails or the port is taken; it logged why.
         code = exc.code if isinstance(exc.code, int) and exc.code else 1
-        print(f"nexysync-server dev: the API did not start (uvicorn exit code {code}).", file=sys.stderr)
+        print(
+            f"nexysync-server dev: the API did not start (uvicorn exit code {code}). If its port was taken, "
+            f"{_port_hint(host, port)}.",
+            file=sys.stderr,
+        )
         return code
     print("nexysync-server dev: API stopped; stopping the database.", file=sys.stderr, flush=True)
     return 0

@@ -164,7 +164,9 @@ def test_a_taken_api_port_fails_fast_and_leaves_no_database_running(tmp_path: Pa
         )
 
     assert result.returncode != 0
-    assert "the API did not start" in result.stderr
+    # It says what to do: another port, and how the CLI then finds the API.
+    assert f"the API cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"--port {port + 10}" in result.stderr and f"NEXYSYNC_API_URL=http://127.0.0.1:{port + 10}" in result.stderr
     assert databases_running_in(data_dir) == []
 
 

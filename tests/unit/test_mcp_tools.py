@@ -125,6 +125,13 @@ def test_ids_may_be_a_list_or_one_string_of_several() -> None:
 # -- schemas -------------------------------------------------------------------------------------
 
 
+def test_every_tool_has_its_title_at_the_top_level_as_in_its_annotations() -> None:
+    for spec in TOOLS:
+        declared = spec.declaration()
+        assert declared.title and declared.annotations is not None
+        assert declared.title == declared.annotations.title and declared.title.startswith("NexySync: ")
+
+
 def test_schemas_are_flat_and_small() -> None:
     for spec in TOOLS:
         schema = spec.input_schema()

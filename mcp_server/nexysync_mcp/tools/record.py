@@ -140,6 +140,8 @@ class Tool:
         """Return what ``tools/list`` says of it."""
         return mcp_types.Tool(
             name=self.name,
+            # At the top level too: clients that show a tool's title read it there, not in the hints.
+            title=self.annotations.title if self.annotations is not None else None,
             description=self.description,
             input_schema=self.input_schema(),
             output_schema=self.output_schema(),

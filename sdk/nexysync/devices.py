@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from nexysync._errors import DecryptionError, KeyFileError
 from nexysync.crypto import _b64url, _unb64url, decode_key, key_id
-from nexysync.keyfile import encode_key, read_key_file, write_json
+from nexysync.keyfile import encode_key, key_ring_from, read_key_file, rewrite_key_ring
 
 __all__ = [
     "DEVICE_FIELD",
@@ -58,6 +58,7 @@ __all__ = [
     "public_key_of",
     "read_device",
     "seal_ring",
+    "take_ring",
 ]
 
 #: The key file's field that holds the device.
@@ -219,14 +220,17 @@ def key_file_device(path: Path) -> Device | None:
     return read_device(read_key_file(path), f"key file {path}")
 
 
-def _held_keys(data: Mapping[str, Any], where: str) -> list[bytes]:
-    """Return a key file's keys, oldest first, the current one last."""
-    try:
-        current = decode_key(str(data["enc_key"]))
-        ring = [decode_key(str(text)) for text in data.get("keyring") or []]
-    except (KeyError, ValueError) as exc:
-        raise KeyFileError(f"{where}: its keys are damaged ({exc})") from exc
-    return [key for key in ring if key != current] + [current]
+def take_ring(sealed: str, *, project_id: str, device: Device, held: Sequence[bytes]) -> list[bytes] | None:
+    """Open a box sealed to ``device`` and merge its ring into ``held``.
+
+    Returns:
+        The merged ring (oldest first) when the box added a key; None when it adds nothing.
+
+    Raises:
+        DecryptionError: as :func:`open_ring`.
+    """
+    merged = merge_rings(held, open_ring(sealed, project_id=project_id, device=device, held=held))
+    return None if merged == list(held) else merged
 
 
 def adopt_box(path: Path, sealed: str | None) -> list[bytes] | None:
@@ -248,11 +252,8 @@ def adopt_box(path: Path, sealed: str | None) -> list[bytes] | None:
         raise KeyFileError(f"{where} holds no paired device")
     if sealed is None:
         return None
-    held = _held_keys(data, where)
-    merged = merge_rings(held, open_ring(sealed, project_id=project_id, device=device, held=held))
-    if merged == held:
-        return None
-    data["enc_key"] = encode_key(merged[-1])
-    data["keyring"] = [encode_key(key) for key in merged]
-    write_json(path, data)
+    held = key_ring_from(data.get("enc_key"), data.get("keyring"), where)
+    merged = take_ring(sealed, project_id=project_id, device=device, held=held)
+    if merged is not None:
+        rewrite_key_ring(path, project_id, merged)
     return merged

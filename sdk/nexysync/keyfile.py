@@ -239,6 +239,22 @@ def _decoded(text: Any, where: str) -> bytes:
         raise KeyFileError(f"{where}: {exc}") from exc
 
 
+def key_ring_from(enc_key: Any, keyring: Any, where: str) -> list[bytes]:
+    """Return a key file's keys, oldest first, from its ``enc_key`` and ``keyring`` fields.
+
+    The current key always encrypts, so it goes last; older ring keys stay for decryption.
+
+    Raises:
+        KeyFileError: a key that is not standard base64 of 32 bytes, or a keyring that is not a list.
+    """
+    current = _decoded(enc_key, f"enc_key in {where}")
+    ring_field = keyring or []
+    if not isinstance(ring_field, list):
+        raise KeyFileError(f"keyring in {where} must be a list of base64 keys")
+    keys = [_decoded(text, f"keyring[{i}] in {where}") for i, text in enumerate(ring_field)]
+    return [key for key in keys if key != current] + [current]
+
+
 def load_key_file(path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> KeyFile:
     """Load the agent configuration from a key file, with ``NEXYSYNC_*`` env vars taking precedence.
 
@@ -277,13 +293,7 @@ def load_key_file(path: str | os.PathLike[str] | None = None, *, env: Mapping[st
         raise KeyFileError(f"{where} lacks {', '.join(missing)} (or set the matching NEXYSYNC_* env var)")
     if not isinstance(api_key, str) or not isinstance(api_url, str):
         raise KeyFileError(f"{where}: api_key and api_url must be strings")
-    current = _decoded(enc_key, f"enc_key in {where}")
-    ring_field = data.get("keyring") or []
-    if not isinstance(ring_field, list):
-        raise KeyFileError(f"keyring in {where} must be a list of base64 keys")
-    keys = [_decoded(text, f"keyring[{i}] in {where}") for i, text in enumerate(ring_field)]
-    # The current key always encrypts, so it goes last; older ring keys stay for decryption.
-    keys = [key for key in keys if key != current] + [current]
+    keys = key_ring_from(enc_key, data.get("keyring"), where)
     project_id = data.get("project_id")
     agent_name = data.get("agent_name")
     return KeyFile(

@@ -12,7 +12,7 @@ from typing import Any
 from nexysync import AuthenticationError, Client, DecryptionError, NexySyncError
 from nexysync._ulid import new_ulid
 from nexysync.crypto import new_key
-from nexysync.devices import Device, attest, is_attested, merge_rings, new_device, open_ring, public_key_of, seal_ring
+from nexysync.devices import Device, attest, is_attested, new_device, public_key_of, seal_ring, take_ring
 from nexysync_cli.context import Context
 from nexysync_cli.credentials import OwnerSession
 from nexysync_cli.errors import CliError
@@ -152,15 +152,15 @@ def sync_from_device(ctx: Context, project: ProjectKeys) -> int:
     if box.sealed is None:
         return 0
     try:
-        ring = open_ring(box.sealed, project_id=project.project_id, device=project.device, held=project.keys)
+        merged = take_ring(box.sealed, project_id=project.project_id, device=project.device, held=project.keys)
     except DecryptionError as exc:
         raise CliError(str(exc), code="BAD_DEVICE_BOX") from exc
-    merged = merge_rings(project.keys, ring)
+    if merged is None:
+        return 0
     added = len(set(merged) - set(project.keys))
-    if merged != project.keys:
-        project.keys = merged
-        update_key_files(project)
-        ctx.project_keys.save(project)
+    project.keys = merged
+    update_key_files(project)
+    ctx.project_keys.save(project)
     return added
 
 

@@ -191,10 +191,10 @@ def _device(data: dict[str, Any], path: Path) -> Device | None:
 
 def key_file_fields(
     *,
-    api_key: str,
+    api_key: str | None,
     api_url: str,
     project: ProjectKeys,
-    agent_name: str,
+    agent_name: str | None,
     custom_enc_key: bool = False,
 ) -> dict[str, Any]:
     """Return the JSON fields of the key file of an agent of ``project`` (with this machine's device, if paired)."""

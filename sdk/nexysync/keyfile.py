@@ -309,15 +309,19 @@ def load_key_file(path: str | os.PathLike[str] | None = None, *, env: Mapping[st
 
 def key_file_fields(
     *,
-    api_key: str,
+    api_key: str | None,
     api_url: str,
     project_id: str,
     keys: Sequence[bytes],
-    agent_name: str,
+    agent_name: str | None,
     custom_enc_key: bool = False,
 ) -> dict[str, Any]:
-    """Return the JSON fields of an agent's key file (``keys`` oldest first; the last one encrypts)."""
-    return {
+    """Return the JSON fields of an agent's key file (``keys`` oldest first; the last one encrypts).
+
+    With no ``api_key`` (a machine paired without an agent) the file holds the keys only, and
+    ``nexysync init`` or ``NEXYSYNC_API_KEY`` supplies the agent later.
+    """
+    fields = {
         "api_key": api_key,
         "enc_key": encode_key(keys[-1]),
         "agent_name": agent_name,
@@ -326,6 +330,7 @@ def key_file_fields(
         "project_id": project_id,
         "keyring": [encode_key(key) for key in keys],
     }
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def write_key_file(workspace: Path, fields: Mapping[str, Any]) -> Path:

@@ -216,3 +216,15 @@ def test_the_gitignore_entry_is_added_once(tmp_path: Path) -> None:
     assert keyfile.add_to_gitignore(tmp_path)
     assert not keyfile.add_to_gitignore(tmp_path)
     assert (tmp_path / ".gitignore").read_text().splitlines()[-1] == ".nexysync/"
+
+
+def test_a_key_file_without_an_agent_holds_the_keys_and_takes_the_api_key_from_the_environment(tmp_path: Path) -> None:
+    from nexysync.crypto import new_key
+    from nexysync.keyfile import key_file_fields, load_key_file, write_key_file
+
+    key = new_key()
+    fields = key_file_fields(api_key=None, api_url="http://x", project_id="P1", keys=[key], agent_name=None)
+    assert "api_key" not in fields and "agent_name" not in fields
+    path = write_key_file(tmp_path, fields)
+    loaded = load_key_file(path, env={"NEXYSYNC_API_KEY": "nsync_web_" + "0" * 40})
+    assert (loaded.keys, loaded.project_id, loaded.agent_name) == ((key,), "P1", None)

@@ -17,7 +17,6 @@ from typing import Any
 
 from nexysync import NexySyncError
 from nexysync.devices import Device, merge_rings, new_device, public_key_of
-from nexysync.keyfile import key_file_fields as agent_key_file_fields
 from nexysync_cli.commands.devices import ensure_device, register_device, update_key_files
 from nexysync_cli.commands.init import agent_with_key, editor_configs, mcp_launch
 from nexysync_cli.context import Context
@@ -29,6 +28,7 @@ from nexysync_cli.keyfiles import (
     add_to_gitignore,
     decode_key,
     encode_key,
+    key_file_fields,
     write_key_file,
 )
 from nexysync_cli.lookup import find_project, list_agents
@@ -48,7 +48,8 @@ def _wait(read: Callable[[str, int], PairingSlot], known: str, deadline: float) 
         slot = read(known, max(0, min(_WAIT_S, int(left))))
         if slot.state != known or left <= 0:
             return slot
-        time.sleep(0.2 if left < 1 else 0)
+        if left < 1:  # the server answers at once now: do not spin
+            time.sleep(0.2)
 
 
 def _fail_line(ctx: Context, error: Exception) -> None:
@@ -258,31 +259,22 @@ def _write(ctx: Context, workspace: Path, api_url: str, bundle: dict[str, Any], 
     project.name = bundle.get("project_name") or project.name
     project.api_url = api_url
     project.device = device
-    agent = bundle.get("agent")
-    if agent:
-        fields = agent_key_file_fields(
-            api_key=agent["api_key"],
-            api_url=api_url,
-            project_id=project_id,
-            keys=project.keys,
-            agent_name=agent["name"],
-        )
-    else:
-        # No agent yet: everything but the API key, which `nexysync init` (or NEXYSYNC_API_KEY) adds.
-        fields = {
-            "enc_key": encode_key(project.keys[-1]),
-            "keyring": [encode_key(key) for key in project.keys],
-            "api_url": api_url,
-            "project_id": project_id,
-        }
-    written = write_key_file(workspace, {**fields, "device": device.to_json()})
+    agent = bundle.get("agent") or None
+    # Without an agent the file holds the keys only: `nexysync init` (or NEXYSYNC_API_KEY) adds one.
+    fields = key_file_fields(
+        api_key=agent["api_key"] if agent else None,
+        api_url=api_url,
+        project=project,
+        agent_name=agent["name"] if agent else None,
+    )
+    # The project's other key files first, then this one (written once, with the device).
+    update_key_files(project)
+    written = write_key_file(workspace, fields)
     if str(written) not in project.key_files:
         project.key_files.append(str(written))
-    update_key_files(project)
     store.save(project)
     if add_to_gitignore(workspace):
         ctx.output.progress(f"Added {KEY_DIR}/ to {workspace / '.gitignore'}")
     if agent and (ctx.args.write_config or ctx.args.hooks):
         editor_configs(ctx, workspace, mcp_launch(ctx))
-    assert written == workspace / KEY_DIR / KEY_FILE
     return written

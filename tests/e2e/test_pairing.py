@@ -19,6 +19,7 @@ import httpx
 import pytest
 from cli_support import PASSWORD, CliProcess, run_cli
 from mcp_raw import LEGACY, raw_mcp
+from scan_support import files_holding
 
 from nexysync import Client
 from nexysync.crypto import key_id
@@ -77,22 +78,6 @@ def key_forms(secret: bytes) -> dict[str, bytes]:
         "base64": std.rstrip(b"="),
         "base64url": base64.urlsafe_b64encode(secret).rstrip(b"="),
     }
-
-
-def files_holding(roots: list[Path], needles: dict[str, bytes]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for root in roots:
-        for path in sorted(root.rglob("*")):
-            if not path.is_file() or path.is_symlink():
-                continue
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            for name, needle in needles.items():
-                if needle in data:
-                    found.setdefault(name, []).append(str(path))
-    return found
 
 
 async def rotate_under_a_running_mcp(first: Machine, web_dir: Path) -> tuple[dict[str, Any], str]:
@@ -202,9 +187,13 @@ def test_pairing_two_machines_from_offer_to_revocation(dev_servers: Any, tmp_pat
     needles["web's API key"] = web_api_key.encode()
     deadline = time.monotonic() + 30
     project_marker = {"project id": project["id"].encode()}
-    while not files_holding([server.data_dir], project_marker) and time.monotonic() < deadline:
+    while not files_holding(Path(server.data_dir), project_marker) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert files_holding([server.data_dir], project_marker), "the project never reached the data files"
-    assert files_holding([api_dir], needles), "the scan must find the keys where they are (the key file)"
-    leaks = files_holding([Path(server.data_dir), Path(server.stdout_path).parent], needles)
+    assert files_holding(Path(server.data_dir), project_marker), "the project never reached the data files"
+    assert files_holding(api_dir, needles), "the scan must find the keys where they are (the key file)"
+    leaks = {
+        f"{where}: {name}": found
+        for where in (Path(server.data_dir), Path(server.stdout_path).parent)
+        for name, found in files_holding(where, needles).items()
+    }
     assert leaks == {}, f"secrets found on the server's side: {leaks}"

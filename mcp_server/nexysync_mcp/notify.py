@@ -18,9 +18,18 @@ from typing import Any, Final, Literal, cast, get_args
 from mcp.server.context import CallNext, ServerRequestContext
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import InMemorySubscriptionBus
-from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourceUpdated
-from mcp_types import EmptyResult, LoggingLevel, Notification, ServerNotification, SetLevelRequestParams
+from mcp_types import (
+    INVALID_PARAMS,
+    EmptyResult,
+    LoggingLevel,
+    Notification,
+    ServerNotification,
+    SetLevelRequestParams,
+    SubscribeRequestParams,
+    UnsubscribeRequestParams,
+)
 
 from nexysync.framing import QUOTE, one_line, quoted, word
 from nexysync_mcp.inbox import Entry
@@ -140,10 +149,26 @@ class Notifier:
         self._session: ServerSession | None = None
         #: Whether the client wants ``info`` log messages (``logging/setLevel`` may say no).
         self.logs_wanted = True
+        #: The resources the client subscribed to (``resources/subscribe``): only these get updates.
+        self.subscribed: set[str] = set()
 
     async def set_level(self, ctx: ServerRequestContext[Any, Any], params: SetLevelRequestParams) -> EmptyResult:
         """Serve ``logging/setLevel``: announcements are ``info``, sent unless the client asks for less."""
         self.logs_wanted = LEVELS.index(params.level) <= LEVELS.index("info")
+        return EmptyResult()
+
+    async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+        """Serve ``resources/subscribe``: the client hears of the resource's updates from now on."""
+        if str(params.uri) != INBOX_URI:
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"Unknown resource: {params.uri}", data={"uri": str(params.uri)}
+            )
+        self.subscribed.add(str(params.uri))
+        return EmptyResult()
+
+    async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
+        """Serve ``resources/unsubscribe``: no more updates of the resource."""
+        self.subscribed.discard(str(params.uri))
         return EmptyResult()
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> Any:
@@ -152,13 +177,18 @@ class Notifier:
         return await call_next(ctx)
 
     async def announce(self, entry: Entry) -> None:
-        """Tell the client of a new message: a channel event, a log message, then the inbox resource's update."""
+        """Tell the client of a new message: a channel event, a log message, then the inbox resource's update.
+
+        The update goes only to a client that subscribed to the inbox (``resources/subscribe``),
+        or that listens for it on a ``subscriptions/listen`` stream (the bus feeds those).
+        """
         session = self._session
         if session is not None:
             try:
                 await self._channel(session, entry)
                 await self._log(session, announcement(entry))
-                await session.send_resource_updated(INBOX_URI)
+                if INBOX_URI in self.subscribed:
+                    await session.send_resource_updated(INBOX_URI)
             except Exception as error:  # the client went away: the message stays cached for check/wait
                 logger.info("could not notify the MCP client of message %s: %r", entry.id, error)
         await self._bus.publish(ResourceUpdated(uri=INBOX_URI))

@@ -123,6 +123,8 @@ def build_server(key_file: Path | None = None, **stream_options: Any) -> Server[
         on_call_tool=call_tool,
         on_list_resources=list_resources,
         on_read_resource=read_resource,
+        on_subscribe_resource=notifier.subscribe,
+        on_unsubscribe_resource=notifier.unsubscribe,
         # Clients of the 2026 protocol hear of the inbox's updates on these streams, fed from the bus.
         on_subscriptions_listen=ListenHandler(bus),
     )

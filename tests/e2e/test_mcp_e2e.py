@@ -21,10 +21,12 @@ import pytest
 from cli_support import provision_project
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.shared.exceptions import MCPError
 from mcp_types import InitializeResult, LoggingMessageNotificationParams, ResourceUpdatedNotification
 
 from nexysync import Client, KeyRing
 from nexysync.crypto import new_key
+from nexysync_mcp.notify import INBOX_URI
 
 pytestmark = pytest.mark.e2e
 
@@ -193,6 +195,8 @@ async def test_a_request_and_its_reply_travel_between_two_mcp_servers(cli_worksp
     ):
         assert (await alice.ok("ns_meta", action="whoami"))["agent"] == "alice"
         await live(bob)
+        # Only a client that subscribed to the inbox hears of its updates (bob; alice did not).
+        await bob.session.subscribe_resource(INBOX_URI)
         waiting = asyncio.create_task(bob.call("ns_message", action="wait", **{"from": "alice"}, timeout=DEADLINE_S))
         sent = await alice.ok(
             "ns_message",
@@ -233,6 +237,10 @@ async def test_a_request_and_its_reply_travel_between_two_mcp_servers(cli_worksp
             "response",
             sent["id"],
         )
+        await alice.until(lambda: any(reply["id"] in line for line in alice.logs), "alice's log of bob's reply")
+        assert alice.inbox_updates == 0
+        with pytest.raises(MCPError, match="Unknown resource"):
+            await alice.session.subscribe_resource("nexysync://nothing")
         thread = await alice.ok("ns_message", action="thread", id=reply["id"])
         assert [m["payload"] for m in thread["messages"]] == ['Please review {"pr": 4} before noon.', "Approved"]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator, ValidationError
 from mcp import Client
 from mcp_types import ToolAnnotations
 
@@ -44,7 +45,7 @@ from nexysync_mcp.notify import (
     channel_event,
     event_announcement,
 )
-from nexysync_mcp.output import dumps
+from nexysync_mcp.output import dumps, structured
 from nexysync_mcp.server import build_server
 from nexysync_mcp.tools import TOOLS, Reply, Toolbox
 from nexysync_mcp.tools.files import DOWNLOADS, INLINE_BYTES, safe_name
@@ -130,6 +131,27 @@ def test_every_tool_has_its_title_at_the_top_level_as_in_its_annotations() -> No
         declared = spec.declaration()
         assert declared.title and declared.annotations is not None
         assert declared.title == declared.annotations.title and declared.title.startswith("NexySync: ")
+
+
+def test_every_schema_property_is_typed_and_every_schema_is_valid_json_schema() -> None:
+    # The MCP Inspector's strict check warns of a property with no type; jsonschema checks the rest.
+    for tool in TOOLS:
+        for schema in (tool.input_schema(), tool.output_schema()):
+            Draft202012Validator.check_schema(schema)
+            untyped = [name for name, prop in schema["properties"].items() if "type" not in prop]
+            assert untyped == [], f"{tool.name}: {untyped}"
+
+
+def test_structured_answers_pass_the_output_schema_their_tool_declares() -> None:
+    answers = {"ns_message": {"id": "01J", "state": "queued", "messages": []}, "ns_kv": {"key": "k", "version": 3}}
+    for name, answer in answers.items():
+        (tool,) = [tool for tool in TOOLS if tool.name == name]
+        Draft202012Validator(tool.output_schema()).validate(structured(dumps(answer)))
+        Draft202012Validator(tool.output_schema()).validate(structured(dumps([answer])))
+        Draft202012Validator(tool.output_schema()).validate(structured("Done."))
+    (kv,) = [tool for tool in TOOLS if tool.name == "ns_kv"]
+    with pytest.raises(ValidationError, match="is not of type 'integer'"):
+        Draft202012Validator(kv.output_schema()).validate({"key": "k", "version": "3"})
 
 
 def test_schemas_are_flat_and_small() -> None:

@@ -6,7 +6,7 @@ from mcp_types import ToolAnnotations
 
 from nexysync_mcp.agent import credentials_from_arguments
 from nexysync_mcp.output import dumps
-from nexysync_mcp.tools.record import Call, Param, Tool
+from nexysync_mcp.tools.record import Answer, Call, Param, Tool
 
 __all__ = ["TOOL"]
 
@@ -38,6 +38,6 @@ TOOL = Tool(
         Param("api_url", "API root URL; default: the configured one."),
     ),
     required=("api_key", "enc_key"),
-    answers={"authenticated": "the agent's slug"},
+    answers={"authenticated": Answer("string", "the agent's slug")},
     handler=authenticate,
 )  # fmt: skip

@@ -22,7 +22,7 @@ from nexysync import APIStatusError, DecryptionError, FileNotReadyError, NotFoun
 from nexysync.crypto import plaintext_file_size
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure
 from nexysync_mcp.output import dumps, iso_time, listing
-from nexysync_mcp.tools.record import Call, Param, Tool
+from nexysync_mcp.tools.record import Answer, Call, Param, Tool
 from nexysync_mcp.workspace import DOWNLOADS, Workspace, exists_message, write_replacing
 
 if TYPE_CHECKING:
@@ -216,6 +216,6 @@ TOOL = Tool(
         Param("id", "File id (read, delete)."),
         Param("overwrite", "Let read replace an existing file at path.", "boolean"),
     ),
-    answers={"id": "the file"},
+    answers={"id": Answer("string", "the file")},
     actions={"upload": upload, "list": list_files, "read": read, "delete": delete},
 )  # fmt: skip

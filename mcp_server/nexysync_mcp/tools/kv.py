@@ -12,7 +12,7 @@ from mcp_types import ToolAnnotations
 from nexysync import NotFoundError, PreconditionFailedError
 from nexysync_mcp.errors import ToolFailure
 from nexysync_mcp.output import dumps, iso_time, listing
-from nexysync_mcp.tools.record import Call, Param, Tool
+from nexysync_mcp.tools.record import Answer, Call, Param, Tool
 
 if TYPE_CHECKING:
     from nexysync import AsyncClient
@@ -124,6 +124,9 @@ TOOL = Tool(
         Param("version", "Only if the entry is still at this version (set, delete); 0: only if new.", "integer"),
         Param("prefix", "Only keys starting with this (list)."),
     ),
-    answers={"key": "the entry's key", "version": "its version (pass it to make a write conditional)"},
+    answers={
+        "key": Answer("string", "the entry's key"),
+        "version": Answer("integer", "its version (pass it to make a write conditional)"),
+    },
     actions={"set": set_value, "get": get, "list": list_entries, "delete": delete},
 )  # fmt: skip

@@ -9,7 +9,7 @@ from mcp_types import ToolAnnotations
 from nexysync import ConflictError
 from nexysync_mcp.errors import ToolFailure
 from nexysync_mcp.output import dumps, iso_time
-from nexysync_mcp.tools.record import Call, Param, Tool
+from nexysync_mcp.tools.record import Answer, Call, Param, Tool
 from nexysync_mcp.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -120,6 +120,10 @@ TOOL = Tool(
         Param("reason", "Why, for the others (claim)."),
         Param("agent", "Only this agent's leases (list)."),
     ),
-    answers={"leased": "granted leases", "held": "leases in the way", "leases": "live leases"},
+    answers={
+        "leased": Answer("array", "granted leases"),
+        "held": Answer("array", "leases in the way"),
+        "leases": Answer("array", "live leases"),
+    },
     actions={"claim": claim, "release": release, "renew": renew, "list": list_leases},
 )  # fmt: skip

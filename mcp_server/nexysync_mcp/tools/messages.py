@@ -20,7 +20,7 @@ from nexysync.framing import one_line
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure
 from nexysync_mcp.inbox import Entry, oldest_first, undecryptable_entry
 from nexysync_mcp.output import dumps, iso_time, undecryptable_lines
-from nexysync_mcp.tools.record import Call, Param, Progress, Tool
+from nexysync_mcp.tools.record import Answer, Call, Param, Progress, Tool
 
 if TYPE_CHECKING:
     from nexysync_generated.models import Message, RecipientPresence
@@ -357,11 +357,11 @@ TOOL = Tool(
         Param("timeout", f"Seconds to wait (wait), default {WAIT_DEFAULT_S:g}, max {WAIT_MAX_S:g}.", type="number"),
     ),
     answers={
-        "id": "the message (send, read)",
-        "state": "queued until a recipient fetches it (send)",
-        "note": "what became of a send, in words",
-        "messages": "previews (check) or the thread",
-        "receipts": "per recipient: state and times (status)",
+        "id": Answer("string", "the message (send, read)"),
+        "state": Answer("string", "queued until a recipient fetches it (send)"),
+        "note": Answer("string", "what became of a send, in words"),
+        "messages": Answer("array", "previews (check) or the thread"),
+        "receipts": Answer("array", "per recipient: state and times (status)"),
     },
     actions={
         "send": send, "broadcast": broadcast, "check": check, "read": read, "ack": ack, "thread": thread,

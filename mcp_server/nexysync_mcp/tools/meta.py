@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from mcp_types import ToolAnnotations
 
 from nexysync_mcp.output import dumps, iso_time
-from nexysync_mcp.tools.record import Call, Param, Tool
+from nexysync_mcp.tools.record import Answer, Call, Param, Tool
 
 if TYPE_CHECKING:
     from nexysync_mcp.inbox import Inbox
@@ -90,6 +90,9 @@ TOOL = Tool(
         idempotent_hint=True, open_world_hint=True,
     ),
     params=(Param("role", "New role (update_role)."),),
-    answers={"agent": "this agent (whoami)", "push": "live when new messages are pushed"},
+    answers={
+        "agent": Answer("string", "this agent (whoami)"),
+        "push": Answer("string", "live when new messages are pushed"),
+    },
     actions={"whoami": whoami, "agents": agents, "presence": presence, "quota": quota, "update_role": update_role},
 )  # fmt: skip

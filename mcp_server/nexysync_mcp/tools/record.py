@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from nexysync import AsyncClient
     from nexysync_mcp.agent import AgentLink
 
-__all__ = ["Call", "Handler", "Param", "Progress", "Tool"]
+__all__ = ["Answer", "Call", "Handler", "Param", "Progress", "Tool"]
 
 #: Reports progress of the current tool call: ``(progress, total, message)``.
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
@@ -51,6 +51,27 @@ class Param:
             schema["items"] = {"type": "string"}
         schema["description"] = self.description
         return schema
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One key worth knowing in a tool's answers (a property of its output schema).
+
+    Attributes:
+        type: Its JSON type, the same in every action's answer that carries it.
+        description: What it holds, in a few words.
+    """
+
+    type: str
+    description: str
+
+    def schema(self) -> dict[str, Any]:
+        """Return its JSON schema: typed, so that a strict client can check it."""
+        return {"type": self.type, "description": self.description}
+
+
+#: Every tool's answer may be a list (``items``) or a sentence (``text``): see ``structured``.
+_ANY_TOOL = {"items": Answer("array", "a list answer"), "text": Answer("string", "an answer in words")}
 
 
 @dataclass(frozen=True)
@@ -90,7 +111,7 @@ class Tool:
         description: One short paragraph: what each action does and which parameters it takes.
         annotations: Its hints; a tool serves several actions, so each hint holds for all of them.
         params: Its parameters besides ``action`` (which the record adds from ``actions``).
-        answers: The keys worth knowing in its answers, described (its output schema).
+        answers: The keys worth knowing in its answers, typed and described (its output schema).
         actions: Action → handler, for a tool called with an ``action``.
         handler: The one handler of a tool without actions.
         required: The parameters every call must give (``action`` is added for an action tool).
@@ -100,7 +121,7 @@ class Tool:
     description: str
     annotations: mcp_types.ToolAnnotations
     params: tuple[Param, ...]
-    answers: Mapping[str, str] = field(default_factory=dict)
+    answers: Mapping[str, Answer] = field(default_factory=dict)
     actions: Mapping[str, Handler] = field(default_factory=dict)
     handler: Handler | None = None
     required: tuple[str, ...] = ()
@@ -126,15 +147,13 @@ class Tool:
         }
 
     def output_schema(self) -> dict[str, Any]:
-        """Return its output schema: an object, with the keys worth knowing described.
+        """Return its output schema: an object, with the keys worth knowing typed and described.
 
-        Untyped, so that no answer of any action can fail it: it describes, it does not police.
-        A list answer goes out as ``items``, a sentence as ``text`` (see ``structured``).
+        Other keys are allowed (an answer carries more than its schema names). A list answer
+        goes out as ``items``, a sentence as ``text`` (see ``structured``).
         """
-        properties: dict[str, Any] = {name: {"description": text} for name, text in self.answers.items()}
-        properties["items"] = {"description": "a list answer"}
-        properties["text"] = {"description": "an answer in words"}
-        return {"type": "object", "properties": properties}
+        answers = {**self.answers, **_ANY_TOOL}
+        return {"type": "object", "properties": {name: answer.schema() for name, answer in answers.items()}}
 
     def declaration(self) -> mcp_types.Tool:
         """Return what ``tools/list`` says of it."""

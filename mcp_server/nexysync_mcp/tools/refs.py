@@ -11,7 +11,7 @@ from mcp_types import ToolAnnotations
 from nexysync import APIStatusError, DecryptionError, NotFoundError, PermissionDeniedError
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure
 from nexysync_mcp.output import dumps, iso_time, listing
-from nexysync_mcp.tools.record import Call, Param, Tool
+from nexysync_mcp.tools.record import Answer, Call, Param, Tool
 
 if TYPE_CHECKING:
     from nexysync_generated.models import Ref
@@ -118,6 +118,6 @@ TOOL = Tool(
         Param("from", "Only references shared by this agent (list)."),
         Param("id", "Reference id (read, delete)."),
     ),
-    answers={"id": "the reference"},
+    answers={"id": Answer("string", "the reference")},
     actions={"share": share, "list": list_refs, "read": read, "delete": delete},
 )  # fmt: skip

@@ -11,7 +11,7 @@ from mcp_types import ToolAnnotations
 from nexysync import ConflictError, NotFoundError
 from nexysync_mcp.errors import ToolFailure
 from nexysync_mcp.output import dumps, iso_time
-from nexysync_mcp.tools.record import Call, Param, Tool
+from nexysync_mcp.tools.record import Answer, Call, Param, Tool
 
 if TYPE_CHECKING:
     from nexysync.types import Task
@@ -123,7 +123,11 @@ TOOL = Tool(
         Param("result", "What came of it (done)."),
         Param("force", "Release another agent's claim once it is idle (release).", "boolean"),
     ),
-    answers={"id": "the task", "state": "open, claimed, done or cancelled", "tasks": "the board"},
+    answers={
+        "id": Answer("string", "the task"),
+        "state": Answer("string", "open, claimed, done or cancelled"),
+        "tasks": Answer("array", "the board"),
+    },
     actions={
         "add": add, "list": list_tasks, "get": get, "claim": claim, "release": release, "done": done,
         "cancel": cancel,

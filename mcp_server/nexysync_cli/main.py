@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from nexysync import NexySyncError
 from nexysync.crypto import DecryptionError
-from nexysync_cli.commands import account, agents, coordination, devices, keys, messaging, pairing, projects
+from nexysync_cli.commands import account, agents, coordination, devices, keys, messaging, pairing, projects, search
 from nexysync_cli.commands.init import run_init
 from nexysync_cli.context import ENV_PASSWORD, Context
 from nexysync_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError, describe
@@ -295,6 +295,21 @@ def _add_messaging(
     tail.add_argument("--timeout", type=float, help="stop after this many seconds (exit 1 if --count is not reached)")
     tail.add_argument("--events", action="store_true", help="show the other events too (presence, kv, acks)")
     tail.add_argument("--no-resume", action="store_true", help="start from now, not where the last tail stopped")
+    finder = _agent_options(
+        _command(
+            commands,
+            "search",
+            search.run_search,
+            "search the agent's messages, references and kv values on this machine (the server sees no word)",
+            common,
+        )
+    )
+    finder.add_argument("query", help='words (all must match), "a phrase", a OR b, prefix*')
+    finder.add_argument("--from", dest="from_", metavar="SLUG", help="only what this agent wrote")
+    finder.add_argument("--since", metavar="WHEN", help="only since a date or time (2026-12-01) or an age (7d, 12h)")
+    finder.add_argument("--kind", choices=["message", "ref", "kv"], help="only this kind of record")
+    finder.add_argument("--limit", type=int, default=20, help="at most this many hits (default: 20)")
+    finder.add_argument("--reindex", action="store_true", help="rebuild the local index from history first")
 
 
 def _agent_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

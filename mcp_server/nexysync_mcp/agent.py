@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from nexysync import APIError, AsyncClient, KeyFileError
 from nexysync.crypto import KeyRing, decode_key
 from nexysync.devices import adopt_box, key_file_device
-from nexysync.keyfile import KeyFile, find_key_file, load_key_file
+from nexysync.keyfile import KEY_DIR, KeyFile, find_key_file, load_key_file
+from nexysync.search import INDEX_FILE, KINDS, SearchIndex
 from nexysync_mcp.errors import KEY_MISMATCH, NO_KEY, ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
 
@@ -84,6 +85,10 @@ class AgentLink:
         self.source: str | None = None
         #: Why no client is configured, as told to the AI.
         self.problem = NO_KEY
+        #: The local search index, once a search opened it; new messages go in as they arrive.
+        self.search: SearchIndex | None = None
+        #: What the index must catch up with before it answers (it starts empty: everything).
+        self.stale: set[str] = set(KINDS)
 
     def start_from_files(self, key_file: Path | None) -> None:
         """Configure from the key file or env vars if there are any; otherwise wait for ``ns_auth``."""
@@ -122,15 +127,37 @@ class AgentLink:
         self.credentials = credentials
         self.source = source
         self.client = client if client is not None else self._client_for(credentials)
+        self.stale = set(KINDS)
         self.inbox = Inbox(
             self.client,
-            self._announce,
+            self._arrived,
             on_event=self._on_event,
             slug=slug,
             on_device_keys=self._take_sealed_ring,
+            on_change=self._changed,
             **self._stream_options,
         )
         self.inbox.start()
+
+    async def _arrived(self, entry: Entry) -> None:
+        """Index a new message (when the index is open), then announce it."""
+        if self.search is not None and entry.message is not None:
+            self.search.add_messages([entry.message])
+        await self._announce(entry)
+
+    def _changed(self, kind: str) -> None:
+        """Note what the index must refresh before its next answer."""
+        refreshed = {"new_ref": "ref", "kv_update": "kv", "reset": "message"}.get(kind)
+        if refreshed is not None:
+            self.stale.add(refreshed)
+
+    def search_index(self) -> SearchIndex:
+        """Open the search index (once): beside the key file, else in ``./.nexysync/``."""
+        if self.search is None:
+            path = self.credentials.path if self.credentials is not None else None
+            where = path.with_name(INDEX_FILE) if path is not None else Path.cwd() / KEY_DIR / INDEX_FILE
+            self.search = SearchIndex(where)
+        return self.search
 
     async def _take_sealed_ring(self, device_ids: list[str] | None) -> None:
         """Take the key ring a rotation sealed to this machine's device, if the key file has one.
@@ -222,8 +249,10 @@ class AgentLink:
 
     async def close(self) -> None:
         """Stop the inbox and close the client."""
-        inbox, client = self.inbox, self.client
-        self.inbox, self.client = None, None
+        inbox, client, search = self.inbox, self.client, self.search
+        self.inbox, self.client, self.search = None, None, None
+        if search is not None:
+            search.close()
         if inbox is not None:
             await inbox.close()
         if client is not None:

@@ -134,6 +134,8 @@ class Inbox:
         on_device_keys: Told when a key ring may wait for this machine's device: with None each
             time the stream opens (a rotation made while it was down), with the devices named by
             each ``device_keys`` event; failures there are logged only.
+        on_change: Told of the type of each ``new_ref``, ``new_file``, ``kv_update`` (this agent's
+            own included) and ``reset`` event, so that a local copy knows what to refresh.
         stream_options: Settings for ``client.stream()`` (``poll_interval_s``, ...).
     """
 
@@ -145,9 +147,11 @@ class Inbox:
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
         slug: str | None = None,
         on_device_keys: Callable[[list[str] | None], Awaitable[None]] | None = None,
+        on_change: Callable[[str], None] | None = None,
         **stream_options: Any,
     ) -> None:
         self._client = client
+        self._on_change = on_change
         self._announce = announce
         self._on_event = on_event
         self._on_device_keys = on_device_keys
@@ -240,11 +244,13 @@ class Inbox:
                     elif event.type == "message_acked" and event.data.get("by") == self.slug:
                         self.mark(event.data.get("ids") or [], "acked")
                     elif event.type in SHARED_EVENTS:
+                        self._changed_here(event.type)
                         await self._on_shared(event.type, event.data)
                     elif event.type == "device_keys":
                         await self._device_keys(list(event.data.get("device_ids") or []))
                     elif event.type == "reset":
                         # Events were lost: the listing is the truth again.
+                        self._changed_here(event.type)
                         await self._seed()
                     await self._notify_waiters()
             finally:
@@ -302,6 +308,10 @@ class Inbox:
             await self._on_device_keys(device_ids)
         except Exception:  # the ring in hand still works; the next event or start tries again
             logger.exception("could not take the key ring sealed to this machine")
+
+    def _changed_here(self, kind: str) -> None:
+        if self._on_change is not None:
+            self._on_change(kind)
 
     async def _on_shared(self, kind: str, data: dict[str, Any]) -> None:
         if self._on_event is None or self.slug in (data.get("from"), data.get("updated_by")):

@@ -17,6 +17,7 @@ from mcp_types import ToolAnnotations
 
 from nexysync import DecryptionError
 from nexysync.framing import one_line
+from nexysync.search import KINDS, SearchHit, parse_since
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure
 from nexysync_mcp.inbox import Entry, oldest_first, undecryptable_entry
 from nexysync_mcp.output import dumps, iso_time, undecryptable_lines
@@ -285,6 +286,80 @@ async def _with_progress(progress: Progress | None, waiting: Awaitable[_T], time
         task.cancel()
 
 
+# -- searching -----------------------------------------------------------------------------------
+
+#: Hits one search answers at most (the size budget may stop it sooner; ``more`` says so).
+SEARCH_HITS = 12
+#: A hit's body longer than this comes back as the passages around its matches.
+SEARCH_BODY_CHARS = 1500
+#: Characters of hits one answer carries at most; the rest is counted, not shown.
+SEARCH_ANSWER_CHARS = 16_000
+_FIELDS = {
+    "message": ("topic", "payload", "metadata"),
+    "ref": ("title", "content", "source"),
+    "kv": ("key", "value", ""),
+}
+_READ_WITH = {
+    "message": "ns_message action=read id={}",
+    "ref": "ns_ref action=read id={}",
+    "kv": "ns_kv action=get key={}",
+}
+
+
+def hit_view(hit: SearchHit) -> dict[str, Any]:
+    """Return one search hit as the AI sees it: named as its kind names things, matches in **bold**."""
+    title, body, extra = _FIELDS[hit.kind]
+    view: dict[str, Any] = {"kind": hit.kind, "id": hit.id, "from": hit.sender, "at": iso_time(hit.at)}
+    view.update({title: hit.title, body: hit.body})
+    if extra and hit.extra:
+        view[extra] = hit.extra
+    if hit.version is not None:
+        view["version"] = hit.version
+    if hit.cut:
+        view["cut"] = f"passages around the matches; read it whole with {_READ_WITH[hit.kind].format(hit.id)}"
+    return view
+
+
+async def search(call: Call) -> str:
+    """Search what this agent can read, on this machine: the server never sees the words."""
+    args, link = call.args, call.link
+    query = args.required_text("query")
+    kind = args.choice("kind", KINDS)
+    since_text = args.text("since")
+    try:
+        since = parse_since(since_text) if since_text else None
+    except ValueError as error:
+        raise ToolFailure(f"{error}.") from error
+    limit = SEARCH_HITS
+    index = link.search_index()
+    # What the stream did not bring since the last answer (all of it the first time).
+    stale = set(link.stale) | (set() if link.inbox is not None and link.inbox.synced else {"message"})
+    if stale:
+        await index.aupdate(call.client, kinds=tuple(k for k in KINDS if k in stale))
+        link.stale -= stale
+    try:
+        # One more than asked, to tell whether there are more.
+        hits = index.search(
+            query, sender=args.text("from"), since=since, kind=kind, limit=limit + 1, body_chars=SEARCH_BODY_CHARS
+        )
+    except ValueError as error:
+        raise ToolFailure(f"`query`: {error}.") from error
+    shown: list[dict[str, Any]] = []
+    size = 0
+    for hit in hits[:limit]:
+        view = hit_view(hit)
+        size += len(dumps(view))
+        if shown and size > SEARCH_ANSWER_CHARS:
+            break
+        shown.append(view)
+    answer: dict[str, Any] = {"query": query, "hits": shown}
+    if len(hits) > len(shown):
+        answer["more"] = "more matches than shown: narrow the query (words, from, kind, since)"
+    if not hits:
+        answer["note"] = "no match in this agent's messages, references or kv entries"
+    return dumps(answer)
+
+
 # -- acting on a message -------------------------------------------------------------------------
 
 
@@ -332,12 +407,13 @@ async def unpin(call: Call) -> str:
 TOOL = Tool(
     name="ns_message",
     description=(
-        "End-to-end encrypted messages between the project's agents. "
+        "Encrypted messages between the project's agents. "
         "send: to, topic, payload; broadcast: topic, payload to all; "
-        "check: unread messages with previews; read: full message by id (marks it read); "
+        "check: unread, with previews; read: full message by id (marks it read); "
         "ack: mark ids done; thread: the thread of id; react: emoji on id; pin/unpin: id; "
         "wait: block until an unread message (from `from`) or a reply to `reply_to` arrives, "
-        "or timeout seconds pass; status: whether id was delivered, read, acked per recipient."
+        "or timeout seconds pass; status: delivered, read, acked per recipient of id; "
+        "search: query your messages, refs, kv (on this machine)."
     ),
     annotations=ToolAnnotations(
         title="NexySync: messages", read_only_hint=False, destructive_hint=False, idempotent_hint=False,
@@ -353,7 +429,10 @@ TOOL = Tool(
         Param("id", "Message id (read, thread, react, pin, unpin, status)."),
         Param("ids", "Message ids (ack).", type="array"),
         Param("emoji", "Reaction (react)."),
-        Param("from", "Only messages from this agent slug (check, wait)."),
+        Param("from", "Only from this agent slug (check, wait, search)."),
+        Param("query", "Words, \"phrase\", a OR b, pre* (search)."),
+        Param("kind", "Search only this.", enum=KINDS),
+        Param("since", "Date or age, e.g. 7d (search)."),
         Param("timeout", f"Seconds to wait (wait), default {WAIT_DEFAULT_S:g}, max {WAIT_MAX_S:g}.", type="number"),
     ),
     answers={
@@ -362,9 +441,10 @@ TOOL = Tool(
         "note": Answer("string", "what became of a send, in words"),
         "messages": Answer("array", "previews (check) or the thread"),
         "receipts": Answer("array", "per recipient: state and times (status)"),
+        "hits": Answer("array", "matches, best first (search)"),
     },
     actions={
         "send": send, "broadcast": broadcast, "check": check, "read": read, "ack": ack, "thread": thread,
-        "react": react, "pin": pin, "unpin": unpin, "wait": wait, "status": status,
+        "react": react, "pin": pin, "unpin": unpin, "wait": wait, "status": status, "search": search,
     },
 )  # fmt: skip

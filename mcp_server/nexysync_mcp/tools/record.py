@@ -63,15 +63,15 @@ class Answer:
     """
 
     type: str
-    description: str
+    description: str = ""
 
     def schema(self) -> dict[str, Any]:
         """Return its JSON schema: typed, so that a strict client can check it."""
-        return {"type": self.type, "description": self.description}
+        return {"type": self.type, "description": self.description} if self.description else {"type": self.type}
 
 
 #: Every tool's answer may be a list (``items``) or a sentence (``text``): see ``structured``.
-_ANY_TOOL = {"items": Answer("array", "a list answer"), "text": Answer("string", "an answer in words")}
+_ANY_TOOL = {"items": Answer("array"), "text": Answer("string")}
 
 
 @dataclass(frozen=True)

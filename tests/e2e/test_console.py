@@ -428,3 +428,64 @@ def test_leases_and_tasks_show_decrypted_and_follow_their_events(
     assert fetched and all("Write the schema" not in (r.response().text() if r.response() else "") for r in fetched)
     _screenshot(page, "console-tasks.png")
     assert not watched.problems, watched.problems
+
+
+# What must never stick out of a 420 px window: the header and its buttons, the tabs, the lists.
+_OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const out = [];
+  const page = document.documentElement.scrollWidth;
+  if (page > width) out.push(`page scrolls sideways: ${page}px`);
+  const watched = ".bar > *, .tabs button, .side, .timeline-head > *, #timeline, #detail, #composer > *";
+  for (const el of document.querySelectorAll(watched)) {
+    if (el.offsetParent === null) continue;  // not shown
+    const box = el.getBoundingClientRect();
+    const name = el.id || el.className || el.tagName;
+    if (box.left < 0 || box.right > width + 0.5) out.push(`${name} spans ${box.left}..${box.right}px`);
+    if (el.tagName === "BUTTON" && el.scrollWidth > el.clientWidth + 1) out.push(`button ${el.textContent} is clipped`);
+  }
+  return out;
+}"""
+
+
+def test_at_420_px_nothing_overflows_and_urgent_search_and_the_audit_actor_read_well(
+    owner: Owner, watched: Watched
+) -> None:
+    page = watched.page
+    page.set_viewport_size({"width": 420, "height": 860})
+    alice = owner.agents["alice"]
+    alice.messages.send(to="bob", topic="Build broken", payload="main fails since 10:02", priority="urgent")
+    alice.messages.send(to="bob", topic="Lunch", payload="pizza or sushi? " * 20)
+    alice.messages.send(to="bob", topic="Auth API", payload="the refresh token endpoint is live")
+
+    sign_in_and_import(page, owner)
+    _row(page, "Auth API").wait_for(timeout=DEADLINE_MS)
+    # Urgent shows in the list, not only in the detail pane; a normal message has no marker.
+    expect(_row(page, "Build broken").locator(".priority")).to_have_text("urgent")
+    assert _row(page, "Lunch").locator(".priority").count() == 0
+
+    # The detail pane gets the window's width, so words wrap as words, not letter by letter.
+    _row(page, "Lunch").click()
+    expect(page.locator("#detail .payload")).to_contain_text("pizza or sushi?")
+    assert page.locator("#detail").bounding_box()["width"] > 360
+    assert page.locator("#switch-project").is_visible()
+    # The agents list stays on screen, above the tabs.
+    expect(page.locator("#agents li[data-agent=alice]")).to_be_visible()
+    assert page.evaluate(_OVERFLOW) == []
+    _screenshot(page, "console-420px.png")
+
+    # Search filters the decrypted timeline in this page; no request carries the words.
+    before = len(watched.requests)
+    page.fill("#timeline-search", "REFRESH endpoint")
+    expect(page.locator("#timeline .row")).to_have_count(1)
+    expect(page.locator("#timeline-count")).to_have_text("1 of 3 messages found")
+    assert not any("refresh" in f"{r.url} {r.post_data or ''}".lower() for r in watched.requests[before:])
+    page.fill("#timeline-search", "")
+    expect(page.locator("#timeline .row")).to_have_count(3)
+
+    # The audit log names the owner by email, not by a user id.
+    page.click("#tabs button[data-tab=audit]")
+    actor = page.locator("#audit-rows tr", has_text="project.create").locator("td").nth(1)
+    expect(actor).to_have_text(f"{owner.email} (you)")
+    assert page.evaluate(_OVERFLOW) == []
+    assert not watched.problems, watched.problems

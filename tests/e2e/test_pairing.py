@@ -98,12 +98,15 @@ async def rotate_under_a_running_mcp(first: Machine, web_dir: Path) -> tuple[dic
 def test_pairing_two_machines_from_offer_to_revocation(dev_servers: Any, tmp_path: Path) -> None:
     server = dev_servers(tmp_path / "data")
     first, second = Machine(tmp_path / "first", server.base_url), Machine(tmp_path / "second", server.base_url)
-    run_cli(
+    registered = run_cli(
         ["register", "--api-url", server.base_url, "--email", "pair@example.test", "--name", "Pair"],
         config_dir=first.config_dir,
         cwd=first.home,
         env={**first.env, "NEXYSYNC_PASSWORD": PASSWORD},
-    ).check_returncode()
+    )
+    registered.check_returncode()
+    # Registering accepts the server's terms (the API requires it): the user is told so.
+    assert f"accepts the terms of service of the NexySync server at {server.base_url}" in registered.stderr
     project = first.ok("projects", "create", "paired")
     # init makes a workspace folder that does not exist yet, and refuses a file in its place.
     api_dir = first.home / "code" / "api"

@@ -38,6 +38,8 @@ def run_register(ctx: Context) -> int:
     url = ctx.api_url
     email = _email(ctx)
     name = ctx.args.name or email.split("@", 1)[0]
+    # The API takes an account only with its terms accepted (tos_accepted): say so before anything.
+    ctx.output.progress(f"Registering accepts the terms of service of the NexySync server at {url}.")
     password = ctx.password(confirm=True)
     with ctx.client_factory(base_url=url) as client:
         tokens = client.auth.register(email=email, name=name, password=password)

@@ -34,6 +34,7 @@ const state = {
   children: new Map(), // message id -> ids of its replies
   view: [], // indices into records that the timeline shows (agent filter)
   filterAgent: "",
+  filterWords: [], // the search box's words, lower-case: a message shows when it holds them all
   selected: null,
   replyTo: null,
   stream: null,
@@ -142,7 +143,8 @@ async function openProject(project) {
 function closeProject() {
   state.stream?.stop();
   clearInterval(state.presenceTimer);
-  Object.assign(state, { project: null, ring: null, stream: null, selected: null, receipts: { id: null, rows: null, pending: [] }, replyTo: null, filterAgent: "" });
+  Object.assign(state, { project: null, ring: null, stream: null, selected: null, receipts: { id: null, rows: null, pending: [] }, replyTo: null, filterAgent: "", filterWords: [] });
+  byId("timeline-search").value = "";
   state.records = [];
   state.byId.clear();
   state.children.clear();
@@ -294,19 +296,36 @@ function shownBy(m, slug) {
   return !slug || m.from === slug || m.to === slug || (m.broadcast && m.from !== slug);
 }
 
+/** Whether a decrypted message holds every searched word (in its topic, payload, metadata or route). */
+function holdsWords(record, words) {
+  if (!words.length) return true;
+  if (!record.plain) return false; // searched once decrypted: the view is rebuilt as batches finish
+  const m = record.m;
+  const text = [record.plain.topic, record.plain.payload, JSON.stringify(record.plain.metadata ?? ""), m.from, m.to ?? ""].join("\n").toLowerCase();
+  return words.every((word) => text.includes(word));
+}
+
 function rebuildView() {
   const slug = state.filterAgent;
+  const words = state.filterWords;
   state.view = [];
   state.records.forEach((r, i) => {
-    if (shownBy(r.m, slug)) state.view.push(i);
+    if (shownBy(r.m, slug) && holdsWords(r, words)) state.view.push(i);
   });
-  byId("timeline-count").textContent = `${state.view.length} of ${state.records.length} messages`;
+  const found = words.length ? " found" : "";
+  byId("timeline-count").textContent = `${state.view.length} of ${state.records.length} messages${found}`;
   document.documentElement.dataset.nxMessages = String(state.records.length);
   list.setCount(state.view.length);
 }
 
 byId("timeline-agent").addEventListener("change", () => {
   state.filterAgent = byId("timeline-agent").value;
+  rebuildView();
+});
+
+// Search runs here, over the messages this tab decrypted: the server never sees the words.
+byId("timeline-search").addEventListener("input", () => {
+  state.filterWords = byId("timeline-search").value.toLowerCase().split(/\s+/).filter(Boolean);
   rebuildView();
 });
 
@@ -389,6 +408,7 @@ function decryptSoon() {
         const root = document.documentElement.dataset;
         root.nxDecrypted = String(state.stats.decrypted);
         root.nxDecryptMs = state.stats.decryptMs.toFixed(2);
+        if (state.filterWords.length) rebuildView(); // newly decrypted messages may match the search
         list.render();
         if (state.selected && batch.some((r) => r.m.id === state.selected)) renderDetail();
         // Yield to the page between batches, so scrolling and typing never wait for decryption.
@@ -410,6 +430,7 @@ function renderRow(index) {
   const classes = ["row"];
   if (record.error) classes.push("undecryptable");
   if (m.id === state.selected) classes.push("selected");
+  if (m.priority !== "normal") classes.push(m.priority);
   let text;
   if (record.plain) {
     text = [h("span", { className: "topic" }, record.plain.topic), h("span", { className: "preview" }, record.plain.payload)];
@@ -428,6 +449,7 @@ function renderRow(index) {
     h("span", { className: "time" }, new Date(m.created_at).toLocaleTimeString()),
     h("span", { className: "route" }, routeOf(m)),
     h("span", { className: `type ${m.type}` }, m.type),
+    m.priority !== "normal" ? h("span", { className: `priority ${m.priority}`, title: `${m.priority} priority` }, m.priority) : null,
     h("span", { className: "text" }, text),
   );
 }
@@ -879,11 +901,19 @@ async function loadTab(tab) {
   await TAB_LOADERS[tab]();
 }
 
+/** Name an audit entry's actor: the signed-in account by its email, an agent by its slug. */
+function actorName(actor) {
+  const user = state.session?.user;
+  if (user && actor === `user:${user.id}`) return `${user.email} (you)`;
+  if (actor.startsWith("agent:")) return `agent ${actor.slice(6)}`;
+  return actor; // another account: its id only (its email is that person's to share)
+}
+
 async function moreAudit() {
   const page = await state.session.request(`projects/${state.project.id}/audit`, { query: { limit: 100, cursor: state.auditCursor } });
   byId("audit-rows").append(
     ...page.data.map((e) =>
-      h("tr", { className: e.outcome }, h("td", null, formatTime(e.at)), h("td", null, e.actor), h("td", null, e.action), h("td", null, e.target), h("td", null, e.outcome), h("td", null, e.source_ip)),
+      h("tr", { className: e.outcome }, h("td", null, formatTime(e.at)), h("td", { title: e.actor }, actorName(e.actor)), h("td", null, e.action), h("td", null, e.target), h("td", null, e.outcome), h("td", null, e.source_ip)),
     ),
   );
   state.auditCursor = page.next_cursor;

@@ -33,6 +33,7 @@ from nexysync import (
     UndecryptableRecord,
 )
 from nexysync.crypto import encrypted_file_size
+from nexysync.search import SearchHit
 from nexysync_generated.models import File, KvEntry, Message, RecipientPresence
 from nexysync_mcp.agent import AgentLink
 from nexysync_mcp.arguments import Arguments
@@ -49,7 +50,7 @@ from nexysync_mcp.output import dumps, structured
 from nexysync_mcp.server import build_server
 from nexysync_mcp.tools import TOOLS, Reply, Toolbox
 from nexysync_mcp.tools.files import DOWNLOADS, INLINE_BYTES, safe_name
-from nexysync_mcp.tools.messages import delivery_note, message_view, preview_view
+from nexysync_mcp.tools.messages import delivery_note, hit_view, message_view, preview_view
 from nexysync_mcp.tools.record import Call, Param, Tool
 from nexysync_mcp.workspace import Workspace
 
@@ -964,3 +965,36 @@ def test_hostile_words_stay_inert_and_framed_in_the_channel_the_announcements_an
     assert len(content.encode()) <= CHANNEL_PAYLOAD_BYTES + 1024
     assert "\n" not in outputs["announcement"] and len(outputs["announcement"]) < 500
     assert len(outputs["check"]) < 1000
+
+
+def test_a_search_hit_is_named_as_its_kind_names_things_and_says_how_to_read_a_cut_one_whole() -> None:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    ref_hit = SearchHit("ref", ULID.format(3), "alice", at, "**Token** check", "def f(): ...", "src/a.py python", True)
+    kv_hit = SearchHit("kv", "plan", "bob", at, "plan", "the **plan**", "", False, version=4)
+    assert hit_view(ref_hit) == {
+        "kind": "ref",
+        "id": ULID.format(3),
+        "from": "alice",
+        "at": "2026-12-01T00:00:00+00:00",
+        "title": "**Token** check",
+        "content": "def f(): ...",
+        "source": "src/a.py python",
+        "cut": f"passages around the matches; read it whole with ns_ref action=read id={ULID.format(3)}",
+    }
+    assert hit_view(kv_hit) == {
+        "kind": "kv",
+        "id": "plan",
+        "from": "bob",
+        "at": "2026-12-01T00:00:00+00:00",
+        "key": "plan",
+        "value": "the **plan**",
+        "version": 4,
+    }
+
+
+def test_the_link_refreshes_only_what_an_event_changed() -> None:
+    link = AgentLink(lambda entry: asyncio.sleep(0))
+    link.stale.clear()
+    for event in ("new_file", "new_ref", "kv_update", "reset"):
+        link._changed(event)
+    assert link.stale == {"ref", "kv", "message"}

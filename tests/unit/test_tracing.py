@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -62,7 +63,11 @@ def test_serve_and_dev_refuse_to_start_with_tracing_but_without_the_extra(
     monkeypatch.setattr(os, "execv", exec_must_not_happen)
 
     assert main(["serve"]) == 2
-    assert main(["dev", "--data-dir", str(tmp_path)]) == 2
+    # On a port of its own: a server someone runs on 8080 must not change what this test sees.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["dev", "--data-dir", str(tmp_path), "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert err.count("NEXYSYNC_TRACING=otlp needs OpenTelemetry") == 2, err
 

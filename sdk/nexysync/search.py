@@ -415,17 +415,23 @@ class SearchIndex:
         if since is not None:
             where.append("r.at >= ?")
             values.append(str(_ms(since)))
+        # Rank first, then mark only the hits: highlight() and snippet() on every match of a
+        # common word would cost more than the ranking itself.
+        ranked = self._db.execute(
+            "SELECT r.id FROM records_fts JOIN records r ON r.id = records_fts.rowid "
+            f"WHERE {' AND '.join(where)} ORDER BY bm25(records_fts, 4.0, 1.0, 1.0), r.at DESC LIMIT ?",
+            [*values, max(1, limit)],
+        ).fetchall()
         left, right = mark
-        sql = (
+        marked = (
             "SELECT r.kind, r.record, r.sender, r.at, r.version, length(r.body), length(r.extra), "
             "highlight(records_fts, 0, ?, ?), highlight(records_fts, 1, ?, ?), "
             "snippet(records_fts, 1, ?, ?, '…', 40), snippet(records_fts, 2, ?, ?, '…', 24), "
             "highlight(records_fts, 2, ?, ?) "
             "FROM records_fts JOIN records r ON r.id = records_fts.rowid "
-            f"WHERE {' AND '.join(where)} "
-            "ORDER BY bm25(records_fts, 4.0, 1.0, 1.0), r.at DESC LIMIT ?"
+            "WHERE records_fts MATCH ? AND records_fts.rowid = ?"
         )
-        rows = self._db.execute(sql, [left, right] * 5 + values + [max(1, limit)]).fetchall()
+        rows = [self._db.execute(marked, [left, right] * 5 + [values[0], rowid]).fetchone() for (rowid,) in ranked]
         hits = []
         for kind_, record, author, at, version, body_len, extra_len, title, body, body_cut, extra_cut, extra in rows:
             cut = body_len > body_chars

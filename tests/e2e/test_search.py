@@ -168,6 +168,17 @@ async def _mcp_search(project: CliProject) -> None:
         (hit,) = answer(await mcp.call("ns_message", action="search", query=value, kind="kv"))["hits"]
         assert (hit["key"], hit["value"]) == ("plan", f"the plan is **{value}**")
 
+        # A reference this agent shares is found at once; once deleted it is not (no event tells).
+        code = word("code")
+        shared = json.loads(
+            (await mcp.call("ns_ref", action="share", title="snippet", content=f"x = {code}"))["content"][0]["text"]
+        )
+        assert [h["id"] for h in answer(await mcp.call("ns_message", action="search", query=code))["hits"]] == [
+            shared["id"]
+        ]
+        await mcp.call("ns_ref", action="delete", id=shared["id"])
+        assert answer(await mcp.call("ns_message", action="search", query=code))["hits"] == []
+
         # Bounded: a long body comes back as passages; many hits stop at the limit and the size budget.
         long = " ".join(["filler"] * 15_000) + f" {bulk} " + " ".join(["filler"] * 15_000)
         await asyncio.to_thread(backend.messages.send, "web", topic="big", payload=long)

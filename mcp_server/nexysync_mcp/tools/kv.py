@@ -93,6 +93,7 @@ async def set_value(call: Call) -> str:
             entry = await call.client.kv.put(key, value, if_none_match=True)
         else:
             entry = await call.client.kv.put(key, value, if_match=version)
+    call.link.stale.add("kv")  # searched at once, before its event arrives
     return dumps({"key": entry.key, "version": entry.version})
 
 
@@ -104,6 +105,7 @@ async def delete(call: Call) -> str:
         raise ToolFailure("`version` must be at least 1 for action=delete.")
     async with _on_key(call, key):
         await call.client.kv.delete(key, if_match=version)
+    call.link.stale.add("kv")
     return dumps({"deleted": key})
 
 

@@ -72,6 +72,7 @@ async def share(call: Call) -> str:
                 "(ns_file action=upload) instead."
             ) from error
         raise
+    call.link.stale.add("ref")  # searched at once, before its event arrives
     return dumps({"id": ref.id, **({"to": ref.to} if ref.to else {"broadcast": True})})
 
 
@@ -95,6 +96,8 @@ async def delete(call: Call) -> str:
     ref_id = call.args.required_text("id")
     with _on_ref(ref_id):
         await call.client.refs.delete(ref_id)
+    # No event tells of a deletion: the search index refreshes its references before its next answer.
+    call.link.stale.add("ref")
     return dumps({"deleted": ref_id})
 
 

@@ -306,7 +306,9 @@ def _add_messaging(
     )
     finder.add_argument("query", help='words (all must match), "a phrase", a OR b, prefix*')
     finder.add_argument("--from", dest="from_", metavar="SLUG", help="only what this agent wrote")
-    finder.add_argument("--since", metavar="WHEN", help="only since a date or time (2026-12-01) or an age (7d, 12h)")
+    finder.add_argument(
+        "--since", metavar="WHEN", help="only since a date or time (2026-12-01), an age (7d, 12h), today or yesterday"
+    )
     finder.add_argument("--kind", choices=["message", "ref", "kv"], help="only this kind of record")
     finder.add_argument("--limit", type=int, default=20, help="at most this many hits (default: 20)")
     finder.add_argument("--reindex", action="store_true", help="rebuild the local index from history first")

@@ -124,12 +124,17 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
-    """Read a "since": an ISO 8601 date or time (UTC unless it says), or an age (``30m``, ``12h``, ``7d``, ``2w``).
+    """Read a "since": an ISO 8601 date or time (UTC unless it says), an age (``7d``), ``today`` or ``yesterday``.
 
     Raises:
         ValueError: neither (the message says what is accepted).
     """
     text = text.strip()
+    if text.lower() in ("today", "yesterday"):
+        # Midnight where the user is (``now`` in its own zone when given).
+        local = (now or dt.datetime.now(dt.UTC)).astimezone()
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight - dt.timedelta(days=1 if text.lower() == "yesterday" else 0)
     ago = _AGO.fullmatch(text)
     if ago:
         return (now or dt.datetime.now(dt.UTC)) - dt.timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})
@@ -137,7 +142,8 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(
-            f"since {text!r}: give a date or time (2026-12-01, 2026-12-01T09:30) or an age (30m, 12h, 7d, 2w)"
+            f"since {text!r}: give a date or time (2026-12-01, 2026-12-01T09:30), an age (30m, 12h, 7d, 2w), "
+            "today or yesterday"
         ) from None
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 

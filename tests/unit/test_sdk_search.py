@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nexysync.search import SearchIndex, fts_query
+from nexysync.search import SearchIndex, fts_query, parse_since
 from nexysync_generated.models import KvEntry, Message, Ref
 
 ULID = "01J0000000000000000000{:04d}"
@@ -207,3 +207,16 @@ def test_no_typed_query_reaches_sqlite_as_syntax(index: SearchIndex) -> None:
         except sqlite3.Error as error:  # pragma: no cover - the failure this test exists for
             pytest.fail(f"{typed!r} reached SQLite as syntax: {error}")
     assert found(index, "NEAR(x y)") == [ULID.format(1)]
+
+
+def test_since_reads_dates_ages_and_today_or_yesterday() -> None:
+    now = dt.datetime(2026, 12, 7, 15, 30, tzinfo=dt.UTC)
+    assert parse_since("2026-12-01", now) == dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    assert parse_since("2026-12-01T09:30+01:00", now) == dt.datetime(2026, 12, 1, 8, 30, tzinfo=dt.UTC)
+    assert parse_since("7d", now) == now - dt.timedelta(days=7)
+    assert parse_since(" 90m ", now) == now - dt.timedelta(minutes=90)
+    today = parse_since("today", now)
+    assert today.astimezone().time() == dt.time(0, 0) and now - dt.timedelta(days=1) < today <= now
+    assert parse_since("Yesterday", now) == today - dt.timedelta(days=1)
+    with pytest.raises(ValueError, match="today or yesterday"):
+        parse_since("last week", now)

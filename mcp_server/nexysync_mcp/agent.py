@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from nexysync import APIError, AsyncClient, KeyFileError
 from nexysync.crypto import KeyRing, decode_key
 from nexysync.devices import adopt_box, key_file_device
-from nexysync.keyfile import KEY_DIR, KeyFile, find_key_file, load_key_file
-from nexysync.search import INDEX_FILE, KINDS, SearchIndex
+from nexysync.keyfile import KEY_DIR, KEY_FILE, KeyFile, find_key_file, load_key_file
+from nexysync.search import KINDS, SearchIndex
 from nexysync_mcp.errors import KEY_MISMATCH, NO_KEY, ToolFailure, describe
 from nexysync_mcp.inbox import Entry, Inbox
 
@@ -155,8 +155,7 @@ class AgentLink:
         """Open the search index (once): beside the key file, else in ``./.nexysync/``."""
         if self.search is None:
             path = self.credentials.path if self.credentials is not None else None
-            where = path.with_name(INDEX_FILE) if path is not None else Path.cwd() / KEY_DIR / INDEX_FILE
-            self.search = SearchIndex(where)
+            self.search = SearchIndex.beside(path if path is not None else Path.cwd() / KEY_DIR / KEY_FILE)
         return self.search
 
     async def _take_sealed_ring(self, device_ids: list[str] | None) -> None:

@@ -30,7 +30,7 @@ import datetime as dt
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -321,14 +321,24 @@ class SearchIndex:
             return None
         return dt.datetime.fromtimestamp(newest / 1000, dt.UTC) - CATCH_UP_MARGIN
 
-    def _finish(self, kinds: Sequence[str]) -> None:
+    def _listings(self, client: Client | AsyncClient, kinds: Collection[str]) -> list[tuple[str, Any]]:
+        """Return the listings to page through, by kind: every kind before the first fill."""
+        # A pager fetches nothing until it is walked.
+        pagers = {
+            "message": client.messages.list(since=self._catch_up_since(), limit=PAGE),
+            "ref": client.refs.list(limit=PAGE),
+            "kv": client.kv.list(limit=PAGE),
+        }
+        return [(kind, pagers[kind]) for kind in KINDS if kind in kinds or not self.filled]
+
+    def _finish(self, kinds: Collection[str]) -> None:
         if set(KINDS) <= set(kinds):
             with self._transaction() as db:
                 db.execute("INSERT OR REPLACE INTO about (key, value) VALUES ('filled', '1')")
 
     # -- filling from the API -------------------------------------------------------------------
 
-    def update(self, client: Client, *, kinds: Sequence[str] = KINDS, progress: Progress | None = None) -> None:
+    def update(self, client: Client, *, kinds: Collection[str] = KINDS, progress: Progress | None = None) -> None:
         """Fill the index from history (first use), or catch up with what changed since.
 
         Args:
@@ -338,51 +348,27 @@ class SearchIndex:
         """
         me = client.me.get()
         self.bind(me.agent.id, me.project_id)
-        kinds = KINDS if not self.filled else kinds
-        if "message" in kinds:
-            done = 0
-            for page in client.messages.list(since=self._catch_up_since(), limit=PAGE).pages():
-                done += self.add_messages(page.data)
-                _tell(progress, "message", done)
-        if "ref" in kinds:
-            refs: list[Ref] = []
-            for page in client.refs.list(limit=PAGE).pages():
-                refs.extend(page.data)
-                _tell(progress, "ref", len(refs))
-            self.replace_refs(refs)
-        if "kv" in kinds:
-            entries: list[KvEntry] = []
-            for page in client.kv.list(limit=PAGE).pages():
-                entries.extend(page.data)
-                _tell(progress, "kv", len(entries))
-            self.replace_kv(entries)
-        self._finish(kinds)
+        listings = self._listings(client, kinds)
+        for kind, pager in listings:
+            taking = _Taking(self, kind, progress)
+            for page in pager.pages():
+                taking.page(page.data)
+            taking.end()
+        self._finish([kind for kind, _ in listings])
 
     async def aupdate(
-        self, client: AsyncClient, *, kinds: Sequence[str] = KINDS, progress: Progress | None = None
+        self, client: AsyncClient, *, kinds: Collection[str] = KINDS, progress: Progress | None = None
     ) -> None:
         """:meth:`update` with an :class:`~nexysync.AsyncClient`."""
         me = await client.me.get()
         self.bind(me.agent.id, me.project_id)
-        kinds = KINDS if not self.filled else kinds
-        if "message" in kinds:
-            done = 0
-            async for page in client.messages.list(since=self._catch_up_since(), limit=PAGE).pages():
-                done += self.add_messages(page.data)
-                _tell(progress, "message", done)
-        if "ref" in kinds:
-            refs: list[Ref] = []
-            async for page in client.refs.list(limit=PAGE).pages():
-                refs.extend(page.data)
-                _tell(progress, "ref", len(refs))
-            self.replace_refs(refs)
-        if "kv" in kinds:
-            entries: list[KvEntry] = []
-            async for page in client.kv.list(limit=PAGE).pages():
-                entries.extend(page.data)
-                _tell(progress, "kv", len(entries))
-            self.replace_kv(entries)
-        self._finish(kinds)
+        listings = self._listings(client, kinds)
+        for kind, pager in listings:
+            taking = _Taking(self, kind, progress)
+            async for page in pager.pages():
+                taking.page(page.data)
+            taking.end()
+        self._finish([kind for kind, _ in listings])
 
     # -- searching ------------------------------------------------------------------------------
 
@@ -413,14 +399,15 @@ class SearchIndex:
         """
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-        where, values = ["records_fts MATCH ?"], [fts_query(query)]
+        where = ["records_fts MATCH ?"]
+        values: list[Any] = [fts_query(query)]
         for clause, value in (("r.kind = ?", kind), ("r.sender = ?", sender)):
             if value is not None:
                 where.append(clause)
                 values.append(value)
         if since is not None:
             where.append("r.at >= ?")
-            values.append(str(_ms(since)))
+            values.append(_ms(since))
         # Rank first, then mark only the hits: highlight() and snippet() on every match of a
         # common word would cost more than the ranking itself.
         ranked = self._db.execute(
@@ -461,6 +448,29 @@ def _ref_extra(ref: Ref) -> str:
     return " ".join(part for part in (ref.source_file, ref.language) if part)
 
 
-def _tell(progress: Progress | None, kind: str, done: int) -> None:
-    if progress is not None:
-        progress(kind, done)
+class _Taking:
+    """One kind's records as the pages of its listing come in.
+
+    Messages are indexed page by page; references and kv entries are held until the listing
+    ends, and the index then holds exactly those (so deleted ones leave it).
+    """
+
+    def __init__(self, index: SearchIndex, kind: str, progress: Progress | None) -> None:
+        self._index, self._kind, self._progress = index, kind, progress
+        self._held: list[Any] = []
+        self._count = 0
+
+    def page(self, records: list[Any]) -> None:
+        if self._kind == "message":
+            self._count += self._index.add_messages(records)
+        else:
+            self._held.extend(records)
+            self._count = len(self._held)
+        if self._progress is not None:
+            self._progress(self._kind, self._count)
+
+    def end(self) -> None:
+        if self._kind == "ref":
+            self._index.replace_refs(self._held)
+        elif self._kind == "kv":
+            self._index.replace_kv(self._held)

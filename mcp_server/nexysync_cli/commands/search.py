@@ -8,7 +8,7 @@ with what changed, then searches locally. The server never sees a word of the qu
 from __future__ import annotations
 
 from nexysync import Client
-from nexysync.search import SearchHit, SearchIndex, parse_since
+from nexysync.search import SearchHit, SearchIndex, fts_query, parse_since
 from nexysync_cli.context import Context
 from nexysync_cli.errors import CliError
 from nexysync_cli.keyfiles import agent_key_file
@@ -35,6 +35,10 @@ def run_search(ctx: Context) -> int:
     """Search the agent's messages, references and kv values; fill or update the local index first."""
     args = ctx.args
     try:
+        fts_query(args.query)  # a query with no word is refused before any request
+    except ValueError as exc:
+        raise CliError(str(exc), code="BAD_QUERY") from exc
+    try:
         since = parse_since(args.since) if args.since else None
     except ValueError as exc:
         raise CliError(str(exc), code="BAD_SINCE") from exc
@@ -51,10 +55,7 @@ def run_search(ctx: Context) -> int:
                 ctx.output.progress(f"  {done} {_NAMES[kind]}")
 
         index.update(client, progress=progress)
-        try:
-            hits = index.search(args.query, sender=args.from_, since=since, kind=args.kind, limit=args.limit)
-        except ValueError as exc:
-            raise CliError(str(exc), code="BAD_QUERY") from exc
+        hits = index.search(args.query, sender=args.from_, since=since, kind=args.kind, limit=args.limit)
     text = "\n\n".join(format_hit(hit) for hit in hits) if hits else f"nothing matches {args.query!r}"
     ctx.output.result([hit.to_dict() for hit in hits], text)
     return 0

@@ -17,7 +17,7 @@ from mcp_types import ToolAnnotations
 
 from nexysync import DecryptionError
 from nexysync.framing import one_line
-from nexysync.search import KINDS, SearchHit, parse_since
+from nexysync.search import KINDS, SearchHit, fts_query, parse_since
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure
 from nexysync_mcp.inbox import Entry, oldest_first, undecryptable_entry
 from nexysync_mcp.output import dumps, iso_time, undecryptable_lines
@@ -324,29 +324,29 @@ async def search(call: Call) -> str:
     """Search what this agent can read, on this machine: the server never sees the words."""
     args, link = call.args, call.link
     query = args.required_text("query")
+    try:
+        fts_query(query)  # a query with no word is refused before any request
+    except ValueError as error:
+        raise ToolFailure(f"`query`: {error}.") from error
     kind = args.choice("kind", KINDS)
     since_text = args.text("since")
     try:
         since = parse_since(since_text) if since_text else None
     except ValueError as error:
         raise ToolFailure(f"{error}.") from error
-    limit = SEARCH_HITS
     index = link.search_index()
     # What the stream did not bring since the last answer (all of it the first time).
     stale = set(link.stale) | (set() if link.inbox is not None and link.inbox.synced else {"message"})
     if stale:
-        await index.aupdate(call.client, kinds=tuple(k for k in KINDS if k in stale))
+        await index.aupdate(call.client, kinds=stale)
         link.stale -= stale
-    try:
-        # One more than asked, to tell whether there are more.
-        hits = index.search(
-            query, sender=args.text("from"), since=since, kind=kind, limit=limit + 1, body_chars=SEARCH_BODY_CHARS
-        )
-    except ValueError as error:
-        raise ToolFailure(f"`query`: {error}.") from error
+    # One more than shown, to tell whether there are more.
+    hits = index.search(
+        query, sender=args.text("from"), since=since, kind=kind, limit=SEARCH_HITS + 1, body_chars=SEARCH_BODY_CHARS
+    )
     shown: list[dict[str, Any]] = []
     size = 0
-    for hit in hits[:limit]:
+    for hit in hits[:SEARCH_HITS]:
         view = hit_view(hit)
         size += len(dumps(view))
         if shown and size > SEARCH_ANSWER_CHARS:

@@ -300,9 +300,10 @@ function shownBy(m, slug) {
 function holdsWords(record, words) {
   if (!words.length) return true;
   if (!record.plain) return false; // searched once decrypted: the view is rebuilt as batches finish
+  // Built once per message: the view is rebuilt on every keystroke and every decrypted batch.
   const m = record.m;
-  const text = [record.plain.topic, record.plain.payload, JSON.stringify(record.plain.metadata ?? ""), m.from, m.to ?? ""].join("\n").toLowerCase();
-  return words.every((word) => text.includes(word));
+  record.searchText ??= [record.plain.topic, record.plain.payload, JSON.stringify(record.plain.metadata ?? ""), m.from, m.to ?? ""].join("\n").toLowerCase();
+  return words.every((word) => record.searchText.includes(word));
 }
 
 function rebuildView() {

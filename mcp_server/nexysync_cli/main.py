@@ -20,7 +20,18 @@ from collections.abc import Callable, Sequence
 
 from nexysync import NexySyncError
 from nexysync.crypto import DecryptionError
-from nexysync_cli.commands import account, agents, coordination, devices, keys, messaging, pairing, projects, search
+from nexysync_cli.commands import (
+    a2a,
+    account,
+    agents,
+    coordination,
+    devices,
+    keys,
+    messaging,
+    pairing,
+    projects,
+    search,
+)
 from nexysync_cli.commands.init import run_init
 from nexysync_cli.context import ENV_PASSWORD, Context
 from nexysync_cli.errors import EXIT_ERROR, EXIT_INTERRUPTED, CliError, describe
@@ -404,6 +415,49 @@ def _add_hook(commands: argparse._SubParsersAction[argparse.ArgumentParser], com
     hook.add_argument("event", choices=["user-prompt-submit", "stop"], help="the hook event")
 
 
+def _add_a2a(commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    group = commands.add_parser(
+        "a2a",
+        help="reach this project's agents from A2A clients, and A2A agents from here",
+        description="The A2A (Agent2Agent) bridge. Needs the a2a extra: pip install 'nexysync-mcp[a2a]'.",
+    )
+    sub = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def token_option(parser: argparse.ArgumentParser, whose: str) -> None:
+        parser.add_argument(
+            "--token-file",
+            metavar="FILE",
+            help=f"read {whose} bearer token from FILE's first line ('-': stdin); default: ${a2a.ENV_TOKEN}",
+        )
+
+    serve = _agent_options(
+        _command(sub, "serve", a2a.run_a2a_serve, "serve the project's agents to A2A clients until Ctrl-C", common)
+    )
+    serve.description = (
+        "Serve agents of this project as A2A agents, each at http://HOST:PORT/SLUG with its card at "
+        "/SLUG/.well-known/agent-card.json. This workspace's agent is the bridge: A2A messages reach the exposed "
+        "agents as requests from it, and their replies (type response: completed; request: input-required) end the "
+        "A2A tasks. Tasks are kept in .nexysync/a2a.db. Any address but a loopback one requires a bearer token."
+    )
+    serve.add_argument("--expose", required=True, metavar="SLUG[,SLUG...]", help="the agents to serve")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8790, help="the port to listen on (default: 8790)")
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the URL clients reach the bridge at, for the cards (default: http://HOST:PORT)",
+    )
+    token_option(serve, "the")
+    call = _command(sub, "call", a2a.run_a2a_call, "ask an A2A agent and print its answer", common)
+    call.add_argument("url", help="the agent's base URL (its card is at URL/.well-known/agent-card.json)")
+    call.add_argument("--text", required=True, help="what to ask")
+    call.add_argument("--stream", action="store_true", help="print each update of the task as it happens")
+    call.add_argument("--task", metavar="ID", help="answer this task (it asked back: input-required)")
+    call.add_argument("--context", metavar="ID", help="stay in this conversation")
+    call.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the answer (default: 300)")
+    token_option(call, "the agent's")
+
+
 def _run_hook(ctx: Context) -> int:
     from nexysync_cli.hooks import main as run_hook
 
@@ -427,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pairing(commands, common)
     _add_messaging(commands, common)
     _add_coordination(commands, common)
+    _add_a2a(commands, common)
     _add_hook(commands, common)
     return parser
 

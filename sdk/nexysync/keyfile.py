@@ -29,6 +29,7 @@ from nexysync._errors import KeyFileError
 # would cost every hook run 3 ms, and its names are used in annotations alone.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
     from typing import Any
 
     from nexysync.crypto import KeyRing
@@ -51,6 +52,7 @@ __all__ = [
     "find_key_file",
     "key_file_fields",
     "load_key_file",
+    "private_sqlite",
     "read_key_file",
     "rewrite_key_ring",
     "write_json",
@@ -404,6 +406,23 @@ def ensure_private_dir(path: Path) -> Path:
     # mkdir's mode is filtered by the umask and ignored for a directory that already exists.
     os.chmod(path, _DIR_MODE)
     return path
+
+
+def private_sqlite(path: Path) -> sqlite3.Connection:
+    """Open (creating it ``0600`` in a ``0700`` folder) an SQLite file of the agent's, in WAL mode.
+
+    The file is created private before SQLite opens it, and SQLite gives its ``-wal`` and ``-shm``
+    files the same mode. WAL lets one process read while another writes (a CLI command beside the
+    MCP server). Autocommit: callers open their own transactions.
+    """
+    import sqlite3  # here: a hook that imports this module on every run does not pay for it
+
+    ensure_private_dir(path.parent)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, _FILE_MODE))
+    os.chmod(path, _FILE_MODE)
+    db = sqlite3.connect(path, timeout=10, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
 
 
 def write_private(path: Path, text: str) -> None:

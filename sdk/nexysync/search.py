@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nexysync.keyfile import ensure_private_dir
+from nexysync.keyfile import private_sqlite
 
 if TYPE_CHECKING:
     from nexysync._client import AsyncClient, Client
@@ -53,7 +53,6 @@ Progress = Callable[[str, int], None]
 #: another server worker stored a moment earlier may become visible a moment later.
 CATCH_UP_MARGIN = dt.timedelta(minutes=2)
 PAGE = 100
-_FILE_MODE = 0o600
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS about (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -195,13 +194,8 @@ class SearchIndex:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        ensure_private_dir(self.path.parent)
-        # Created private before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
-        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, _FILE_MODE))
-        os.chmod(self.path, _FILE_MODE)
-        # A CLI search and the MCP server may share the file: WAL lets one read while one writes.
-        self._db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # A CLI search and the MCP server may share the file (WAL: one reads while one writes).
+        self._db = private_sqlite(self.path)
         self._db.executescript(_SCHEMA)
 
     @classmethod

@@ -32,6 +32,7 @@ from a2a.types.a2a_pb2 import (
     SendMessageConfiguration,
     SendMessageRequest,
     StreamResponse,
+    SubscribeToTaskRequest,
     Task,
     TaskState,
 )
@@ -210,6 +211,27 @@ async def test_streaming_shows_every_status_as_it_happens(world: World) -> None:
         f"artifact done: {name}",
         f"TASK_STATE_COMPLETED done: {name}",
     ]
+
+
+async def test_subscribe_to_task_follows_a_task_someone_else_started(world: World, rpc: A2AClient) -> None:
+    name = secret_word()
+    gate = world.backend.gate(name)
+    task = await send_for_task(world, rpc, f"slow {name}", immediately=True)
+    seen: list[str] = []
+    async with connect(world.url("backend"), HTTP_JSON, streaming=True) as client:
+        async for response in client.subscribe(SubscribeToTaskRequest(id=task.id)):
+            kind = response.WhichOneof("payload")
+            if kind == "task":
+                seen.append("task " + TaskState.Name(response.task.status.state))
+            elif kind == "status_update":
+                status = response.status_update.status
+                text = get_message_text(status.message) if status.HasField("message") else ""
+                seen.append(TaskState.Name(status.state) + (f" {text}" if text else ""))
+            elif kind == "artifact_update":
+                seen.append("artifact " + get_artifact_text(response.artifact_update.artifact))
+            gate.set()  # the agent finishes only once the subscriber is there
+    assert seen[0].startswith("task TASK_STATE_")  # where the task was when the subscriber came
+    assert seen[-2:] == [f"artifact done: {name}", f"TASK_STATE_COMPLETED done: {name}"]
 
 
 async def test_get_task_and_list_tasks_page_through_everything(world: World, rpc: A2AClient) -> None:

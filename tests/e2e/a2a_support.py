@@ -38,7 +38,7 @@ from starlette.applications import Starlette
 
 from nexysync import Client
 from nexysync.types import Message
-from nexysync_cli.a2a.executor import submitted
+from nexysync_a2a.executor import submitted
 
 __all__ = ["BridgeProcess", "ScriptedAgent", "echo_agent", "free_port", "wait_for_card"]
 

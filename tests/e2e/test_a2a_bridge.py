@@ -38,7 +38,11 @@ from a2a.types.a2a_pb2 import (
 )
 from a2a_support import BridgeProcess, ScriptedAgent, echo_agent, wait_for_card
 from cli_support import CliProject, provision_project, run_cli
+from jsonschema import Draft202012Validator
+from mcp_raw import LEGACY, raw_mcp
 from scan_support import encodings, files_holding
+
+from nexysync_mcp.tools.messages import TOOL as MESSAGE_TOOL
 
 pytestmark = pytest.mark.e2e
 
@@ -359,15 +363,6 @@ async def test_a_bridge_killed_mid_task_keeps_its_tasks_and_finishes_them(world:
     assert get_message_text(finished.status.message) == f"done: {name}"
 
 
-def test_the_server_never_sees_the_a2a_texts(world: World, dev_server: Any) -> None:
-    assert world.sent, "the other tests sent nothing"
-    texts = [text for text in world.sent if len(text) >= 12]
-    needles = {f"{i} as {form}": value for i, text in enumerate(texts) for form, value in encodings(text).items()}
-    bridge_file = world.project.workspaces["bridge"] / ".nexysync"
-    assert files_holding(bridge_file, needles), "the scan must find the texts where they are (the bridge's file)"
-    assert files_holding(Path(dev_server.data_dir), needles) == {}
-
-
 def test_on_another_address_the_bridge_wants_its_token(world: World) -> None:
     bridge = BridgeProcess(
         ["--expose", "helper", "--host", "0.0.0.0"],
@@ -398,6 +393,38 @@ def test_on_another_address_the_bridge_wants_its_token(world: World) -> None:
         bridge.stop()
 
 
+def tool_answer(result: dict[str, Any]) -> dict[str, Any]:
+    """Return an ns_message answer, checked against the output schema the tool declares."""
+    assert not result.get("isError"), result
+    Draft202012Validator(MESSAGE_TOOL.output_schema()).validate(result["structuredContent"])
+    parsed: dict[str, Any] = json.loads(result["content"][0]["text"])
+    return parsed
+
+
+async def test_an_mcp_agent_asks_an_a2a_agent_and_answers_its_question(world: World) -> None:
+    # Round the world: an MCP agent's a2a call reaches the bridge, which asks backend over NexySync.
+    async with raw_mcp(world.project.workspaces["gate"], LEGACY) as mcp:
+        url = world.url("backend")
+        echoed = tool_answer(await mcp.call("ns_message", action="a2a", to=url, payload="echo via mcp"))
+        assert (echoed["state"], echoed["text"]) == ("completed", "echo: via mcp")
+        asked = tool_answer(await mcp.call("ns_message", action="a2a", to=url, payload="ask from mcp"))
+        assert asked["state"] == "input-required" and asked["text"] == "Which environment?"
+        assert "reply_to" in asked["note"]
+        answered = tool_answer(
+            await mcp.call("ns_message", action="a2a", to=url, payload="prod", reply_to=asked["task_id"])
+        )
+        assert (answered["state"], answered["text"], answered["task_id"]) == (
+            "completed",
+            "deploying to prod",
+            asked["task_id"],
+        )
+        refused = await mcp.call("ns_message", action="a2a", to="backend", payload="hi")
+        assert refused.get("isError") and "URL" in refused["content"][0]["text"]
+        nobody = await mcp.call("ns_message", action="a2a", to="http://127.0.0.1:9/x", payload="hi", timeout=5)
+        assert nobody.get("isError") and "could not be asked" in nobody["content"][0]["text"]
+    world.sent += ["echo via mcp", "ask from mcp"]
+
+
 def test_a2a_call_reaches_an_external_a2a_agent(world: World) -> None:
     with echo_agent() as url:
         done = run_cli(
@@ -421,3 +448,13 @@ def test_a2a_call_reaches_an_external_a2a_agent(world: World) -> None:
         cwd=world.project.workspaces["gate"],
     )
     assert nobody.returncode == 1 and url in nobody.stderr
+
+
+# Last in the module: it scans for every text the other tests sent.
+def test_the_server_never_sees_the_a2a_texts(world: World, dev_server: Any) -> None:
+    assert world.sent, "the other tests sent nothing"
+    texts = [text for text in world.sent if len(text) >= 12]
+    needles = {f"{i} as {form}": value for i, text in enumerate(texts) for form, value in encodings(text).items()}
+    bridge_file = world.project.workspaces["bridge"] / ".nexysync"
+    assert files_holding(bridge_file, needles), "the scan must find the texts where they are (the bridge's file)"
+    assert files_holding(Path(dev_server.data_dir), needles) == {}

@@ -29,12 +29,12 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from nexysync.types import Message as NexyMessage
-from nexysync_cli.a2a.app import BearerToken, Exposed, agent_card
-from nexysync_cli.a2a.call import _Following, state_name
-from nexysync_cli.a2a.mapping import reply_state, to_a2a, to_nexysync
-from nexysync_cli.a2a.relay import Watch
-from nexysync_cli.a2a.serve import TOKEN_FILE, bridge_token, is_loopback
-from nexysync_cli.a2a.store import BridgeFile, DiskTaskStore, owner_context
+from nexysync_a2a.app import BearerToken, Exposed, agent_card
+from nexysync_a2a.call import _Following, state_name
+from nexysync_a2a.mapping import reply_state, to_a2a, to_nexysync
+from nexysync_a2a.relay import Watch
+from nexysync_a2a.serve import TOKEN_FILE, bridge_token, is_loopback
+from nexysync_a2a.store import BridgeFile, DiskTaskStore, owner_context
 from nexysync_cli.main import build_parser
 from nexysync_generated.models import MessageType
 
@@ -167,7 +167,7 @@ def test_a_bridge_file_is_one_agents(tmp_path: Path) -> None:
 
 
 def test_links_and_contexts_tie_tasks_to_messages(tmp_path: Path) -> None:
-    from nexysync_cli.a2a.store import Link
+    from nexysync_a2a.store import Link
 
     file = BridgeFile(tmp_path / "a2a.db", "p/bridge")
     file.wait_on(Link("t", "backend", "", "c", "m1", None))

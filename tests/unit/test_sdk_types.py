@@ -23,6 +23,7 @@ PACKAGES = {
     "sdk": ROOT / "sdk" / "nexysync",
     "mcp_server": ROOT / "mcp_server" / "nexysync_mcp",
     "cli": ROOT / "mcp_server" / "nexysync_cli",
+    "a2a": ROOT / "mcp_server" / "nexysync_a2a",
     "server": ROOT / "server" / "nexysync_server",
     "generator": ROOT / "scripts" / "nexysync_codegen",
 }

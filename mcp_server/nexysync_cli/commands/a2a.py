@@ -48,7 +48,7 @@ def _version() -> str:
 def run_a2a_serve(ctx: Context) -> int:
     """Run the bridge for the workspace's agent until Ctrl-C."""
     _need_sdk()
-    from nexysync_cli.a2a.serve import bridge_token, serve
+    from nexysync_a2a.serve import bridge_token, serve
 
     args = ctx.args
     key_file = agent_key_file(args.key_file, args.dir)
@@ -82,7 +82,7 @@ def run_a2a_call(ctx: Context) -> int:
     import httpx
     from a2a.utils.errors import A2AError
 
-    from nexysync_cli.a2a.call import call
+    from nexysync_a2a.call import call
 
     args = ctx.args
 

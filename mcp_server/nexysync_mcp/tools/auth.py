@@ -25,8 +25,8 @@ async def authenticate(call: Call) -> str:
 TOOL = Tool(
     name="ns_auth",
     description=(
-        "Set this agent's NexySync keys for this session, when no .nexysync/key was found "
-        "(ask the user for them). Not saved to disk."
+        "Set this agent's NexySync keys for the session when no .nexysync/key was found "
+        "(ask the user). Not saved."
     ),
     annotations=ToolAnnotations(
         title="NexySync: set keys", read_only_hint=False, destructive_hint=False, idempotent_hint=True,

@@ -114,7 +114,7 @@ TOOL = Tool(
     description=(
         "The project's shared key-value store (values end-to-end encrypted). "
         "set: key, value; get: key (value and version); list: keys (by prefix); delete: key. "
-        "Read-modify-write: get, then set with version; it fails if someone changed it meanwhile."
+        "Read-modify-write: get, then set with version (fails if changed meanwhile)."
     ),
     annotations=ToolAnnotations(
         title="NexySync: shared key-value store", read_only_hint=False, destructive_hint=True,

@@ -105,7 +105,7 @@ async def list_leases(call: Call) -> str:
 TOOL = Tool(
     name="ns_lease",
     description=(
-        "Lease workspace paths (a file, or a directory/ and all under it) before editing them, so other agents "
+        "Lease workspace paths (a file, or a directory/ and all under it) before editing, so other agents "
         "leave them alone; a commit touching another's lease is refused. claim: paths, optional ttl_s (1800), "
         "shared, reason; refused if held (names the holder). release, renew: paths; list: all leases."
     ),

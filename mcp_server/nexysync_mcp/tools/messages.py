@@ -404,28 +404,62 @@ async def unpin(call: Call) -> str:
     return dumps({"id": message.id, "pinned": message.pinned})
 
 
+async def ask_a2a(call: Call) -> str:
+    """Ask an A2A agent outside NexySync; answer where its task ended, and its text."""
+    args = call.args
+    url = args.required_text("to")
+    if not url.startswith(("http://", "https://")):
+        raise ToolFailure("`to`: for a2a, the A2A agent's URL (http:// or https://).")
+    text = args.required_text("payload")
+    timeout = args.number("timeout", default=WAIT_DEFAULT_S, low=1, high=WAIT_MAX_S)
+    try:
+        import httpx
+        from a2a.utils.errors import A2AError
+
+        from nexysync_a2a.call import call as ask
+    except ImportError as error:
+        raise ToolFailure("a2a needs the A2A extra where this server runs: pip install 'nexysync-mcp[a2a]'.") from error
+    try:
+        result = await _with_progress(
+            call.progress, ask(url, text, task_id=args.text("reply_to"), timeout=timeout), timeout
+        )
+    except (A2AError, httpx.HTTPError) as error:
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        if status == 401 or "401" in str(error):
+            raise ToolFailure(
+                f"The A2A agent at {url} wants a bearer token; the user can call it with "
+                "`nexysync a2a call URL --token-file FILE`."
+            ) from error
+        raise ToolFailure(f"The A2A agent at {url} could not be asked: {error or type(error).__name__}.") from error
+    answer = result.to_dict()
+    if result.state == "input-required":
+        answer["note"] = "It asks back: answer with action a2a, the same `to`, reply_to set to task_id."
+    return dumps(answer)
+
+
 TOOL = Tool(
     name="ns_message",
     description=(
         "Encrypted messages between the project's agents. "
         "send: to, topic, payload; broadcast: topic, payload to all; "
-        "check: unread, with previews; read: full message by id (marks it read); "
+        "check: unread, with previews; read: id in full (marks it read); "
         "ack: mark ids done; thread: the thread of id; react: emoji on id; pin/unpin: id; "
-        "wait: block until an unread message (from `from`) or a reply to `reply_to` arrives, "
-        "or timeout seconds pass; status: delivered, read, acked per recipient of id; "
-        "search: query your messages, refs, kv (on this machine)."
+        "wait: until an unread message (from `from`) or a reply to `reply_to`, or timeout; "
+        "status: delivered, read, acked per recipient of id; "
+        "search: your messages, refs, kv (on this machine); "
+        "a2a: ask the A2A agent at URL `to` (payload; reply_to: task_id)."
     ),
     annotations=ToolAnnotations(
         title="NexySync: messages", read_only_hint=False, destructive_hint=False, idempotent_hint=False,
         open_world_hint=True,
     ),
     params=(
-        Param("to", "Recipient agent slug (send)."),
+        Param("to", "Recipient slug (send); A2A agent URL (a2a)."),
         Param("topic", "Short subject."),
         Param("payload", "Message body."),
         Param("type", "Default: response with reply_to, else notification.", enum=TYPES),
         Param("priority", "Default: normal.", enum=PRIORITIES),
-        Param("reply_to", "Id of the message answered (send); wait for its reply (wait)."),
+        Param("reply_to", "Message answered (send), awaited (wait); A2A task_id (a2a)."),
         Param("id", "Message id (read, thread, react, pin, unpin, status)."),
         Param("ids", "Message ids (ack).", type="array"),
         Param("emoji", "Reaction (react)."),
@@ -433,7 +467,9 @@ TOOL = Tool(
         Param("query", "Words, \"phrase\", a OR b, pre* (search)."),
         Param("kind", "Search only this.", enum=KINDS),
         Param("since", "Date or age, e.g. 7d (search)."),
-        Param("timeout", f"Seconds to wait (wait), default {WAIT_DEFAULT_S:g}, max {WAIT_MAX_S:g}.", type="number"),
+        Param(
+            "timeout", f"Seconds to wait (wait, a2a), default {WAIT_DEFAULT_S:g}, max {WAIT_MAX_S:g}.", type="number"
+        ),
     ),
     answers={
         "id": Answer("string", "the message (send, read)"),
@@ -442,9 +478,11 @@ TOOL = Tool(
         "messages": Answer("array", "previews (check) or the thread"),
         "receipts": Answer("array", "per recipient: state and times (status)"),
         "hits": Answer("array", "matches, best first (search)"),
+        "text": Answer("string", "the A2A agent's answer (a2a)"),
     },
     actions={
         "send": send, "broadcast": broadcast, "check": check, "read": read, "ack": ack, "thread": thread,
         "react": react, "pin": pin, "unpin": unpin, "wait": wait, "status": status, "search": search,
+        "a2a": ask_a2a,
     },
 )  # fmt: skip

@@ -83,7 +83,7 @@ TOOL = Tool(
     name="ns_meta",
     description=(
         "This agent and its project. whoami: identity and push state; agents: directory; "
-        "presence: who is online; quota: usage and limits; update_role: set this agent's role."
+        "presence: who is online; quota: usage and limits; update_role: set yours."
     ),
     annotations=ToolAnnotations(
         title="NexySync: identity, agents, presence, quota", read_only_hint=False, destructive_hint=False,

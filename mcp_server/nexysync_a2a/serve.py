@@ -18,9 +18,9 @@ import uvicorn
 
 from nexysync import AsyncClient
 from nexysync.keyfile import write_private
-from nexysync_cli.a2a.app import Exposed, build_app
-from nexysync_cli.a2a.executor import Bridge
-from nexysync_cli.a2a.store import BRIDGE_FILE, BridgeFile
+from nexysync_a2a.app import Exposed, build_app
+from nexysync_a2a.executor import Bridge
+from nexysync_a2a.store import BRIDGE_FILE, BridgeFile
 
 __all__ = ["TOKEN_FILE", "bridge_token", "is_loopback", "serve"]
 

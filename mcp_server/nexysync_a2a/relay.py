@@ -21,7 +21,7 @@ from typing import Any
 
 from nexysync import AsyncClient
 from nexysync.types import Message
-from nexysync_cli.a2a.store import BridgeFile
+from nexysync_a2a.store import BridgeFile
 
 __all__ = ["Relay", "Watch"]
 

@@ -34,7 +34,7 @@ from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PROTOCOL_VERSION_1_0
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
-from nexysync_cli.a2a.executor import Bridge, BridgeExecutor
+from nexysync_a2a.executor import Bridge, BridgeExecutor
 
 __all__ = ["Exposed", "agent_card", "build_app"]
 

@@ -1,7 +1,7 @@
 """The A2A side of an exposed agent: each A2A message becomes a NexySync request, its replies the task's states.
 
 A task is ``submitted`` when the bridge has it, ``working`` once the agent's copy of the request
-is delivered (its receipt), then what the agent's reply says (see :mod:`~nexysync_cli.a2a.mapping`).
+is delivered (its receipt), then what the agent's reply says (see :mod:`~nexysync_a2a.mapping`).
 A follow-up to an ``input-required`` task goes to the agent as a reply to its question; the first
 message of a task in a known context replies to the context's last message, so one A2A context
 is one NexySync thread. ``CancelTask`` tells the agent (a notification replying to what it was
@@ -28,9 +28,9 @@ from a2a.types.a2a_pb2 import Artifact, Message, Part, Role, Task, TaskState, Ta
 
 from nexysync import AsyncClient, NexySyncError
 from nexysync._ulid import new_ulid
-from nexysync_cli.a2a.mapping import reply_state, to_a2a, to_nexysync
-from nexysync_cli.a2a.relay import Relay, Watch
-from nexysync_cli.a2a.store import BridgeFile, DiskTaskStore, Link, owner_context
+from nexysync_a2a.mapping import reply_state, to_a2a, to_nexysync
+from nexysync_a2a.relay import Relay, Watch
+from nexysync_a2a.store import BridgeFile, DiskTaskStore, Link, owner_context
 
 __all__ = ["Bridge", "BridgeExecutor", "follow", "submitted"]
 

@@ -228,6 +228,30 @@ def test_the_mcp_server_imports_nothing_of_the_cli() -> None:
     assert crossing == []
 
 
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        # The bridge is a library of the CLI and the MCP server: it imports neither.
+        ("mcp_server/nexysync_a2a", ("nexysync_cli", "nexysync_mcp", "nexysync_server")),
+        # The API server never depends on the A2A SDK (A2A content is plaintext; the bridge runs where the key is).
+        ("server/nexysync_server", ("a2a", "nexysync_a2a")),
+        # The CLI and the MCP server take the A2A SDK only through the bridge's package, and only lazily.
+        ("mcp_server/nexysync_cli", ("a2a",)),
+    ],
+)
+def test_the_bridge_stays_between_the_cli_and_mcp_server_and_off_the_api_server(
+    package: str, forbidden: tuple[str, ...]
+) -> None:
+    crossing = [
+        f"{module.path.relative_to(ROOT)}:{line} imports {target}"
+        for module in modules(ROOT / package)
+        for target, line in module.imports()
+        if any(target == name or target.startswith(name + ".") for name in forbidden)
+        and not (package.endswith("nexysync_cli") and module.name.endswith("commands.a2a"))
+    ]
+    assert crossing == []
+
+
 def test_the_hooks_load_no_more_than_the_key_file_and_framing_modules_of_the_sdk() -> None:
     # Hooks run on every prompt: the SDK's clients, crypto or models would cost each run their
     # start-up. The key file and framing modules use only the standard library.
@@ -251,7 +275,10 @@ def test_the_framing_module_imports_only_the_standard_library() -> None:
     assert [target for target, _ in framing.imports() if target.split(".")[0] not in {"__future__", "re"}] == []
 
 
-@pytest.mark.parametrize("package", ["server/nexysync_server", "mcp_server/nexysync_mcp", "mcp_server/nexysync_cli"])
+@pytest.mark.parametrize(
+    "package",
+    ["server/nexysync_server", "mcp_server/nexysync_mcp", "mcp_server/nexysync_cli", "mcp_server/nexysync_a2a"],
+)
 def test_the_import_graph_has_no_cycles(package: str) -> None:
     assert _cycles(_graph(modules(ROOT / package))) == []
 

@@ -64,17 +64,28 @@ class Exposed:
     capabilities: tuple[str, ...]
 
 
-def _skill_id(role: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", role.lower()).strip("-") or "agent"
+def _skill(agent: Exposed) -> AgentSkill:
+    """Return the agent's one skill: its role (``agent`` when it has none), tagged with its capabilities."""
+    role = agent.role.strip() or "agent"
+    tags = [tag for tag in agent.capabilities if tag.strip()] or [role]
+    return AgentSkill(
+        id=re.sub(r"[^a-z0-9]+", "-", role.lower()).strip("-") or "agent",
+        name=role,
+        description=f"{agent.name}'s work as the project's {role}; ask in plain words.",
+        tags=tags,
+        input_modes=_MODES,
+        output_modes=_MODES,
+    )
 
 
 def agent_card(agent: Exposed, base_url: str, *, version: str, token_required: bool) -> AgentCard:
     """Return the A2A card of an exposed agent, served at ``base_url``."""
+    who = f"{agent.name} ({agent.role})" if agent.role.strip() else agent.name
     card = AgentCard(
         name=agent.name,
         description=(
-            f"{agent.name} ({agent.role}), a NexySync agent reached through an A2A bridge on its "
-            "project's side; between the bridge and the agent, messages travel end-to-end encrypted."
+            f"{who}, a NexySync agent reached through an A2A bridge on its project's side; between "
+            "the bridge and the agent, messages travel end-to-end encrypted."
         ),
         supported_interfaces=[
             AgentInterface(
@@ -89,16 +100,7 @@ def agent_card(agent: Exposed, base_url: str, *, version: str, token_required: b
         capabilities=AgentCapabilities(streaming=True, push_notifications=False),
         default_input_modes=_MODES,
         default_output_modes=_MODES,
-        skills=[
-            AgentSkill(
-                id=_skill_id(agent.role),
-                name=agent.role,
-                description=f"What {agent.name} does as the project's {agent.role}; ask in plain words.",
-                tags=list(agent.capabilities) or [agent.role],
-                input_modes=_MODES,
-                output_modes=_MODES,
-            )
-        ],
+        skills=[_skill(agent)],
     )
     if token_required:
         card.security_schemes[_SCHEME].CopyFrom(

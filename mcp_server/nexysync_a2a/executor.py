@@ -195,11 +195,14 @@ class BridgeExecutor(AgentExecutor):
         self._agent = agent
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
-        task_id, context_id = str(context.task_id), str(context.context_id)
+        current = context.current_task
+        task_id = str(context.task_id)
+        # A follow-up may name its task and no context: the SDK then makes up a new context id,
+        # but the task keeps the one it has.
+        context_id = current.context_id if current is not None else str(context.context_id)
         assert context.message is not None  # the SDK builds the context from a SendMessage request
         outgoing = to_nexysync(context.message, task_id=task_id, context_id=context_id)
         updater = TaskUpdater(event_queue, task_id, context_id)
-        current = context.current_task
         if current is None:
             await event_queue.enqueue_event(submitted(context.message, task_id=task_id, context_id=context_id))
         file = self._bridge.file

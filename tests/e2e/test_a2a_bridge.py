@@ -287,7 +287,8 @@ async def test_a_question_makes_the_task_input_required_and_the_answer_goes_back
     task = await send_for_task(world, rpc, "ask to deploy")
     assert state(task) == "TASK_STATE_INPUT_REQUIRED"
     assert get_message_text(task.status.message) == "Which environment?"
-    answered = await send_for_task(world, rpc, "staging", task_id=task.id, context_id=task.context_id)
+    # The follow-up names its task only: it stays in the task's context.
+    answered = await send_for_task(world, rpc, "staging", task_id=task.id)
     assert answered.id == task.id and state(answered) == "TASK_STATE_COMPLETED"
     assert get_message_text(answered.status.message) == "deploying to staging"
     # On NexySync, the answer replied to the agent's question.
@@ -295,6 +296,7 @@ async def test_a_question_makes_the_task_input_required_and_the_answer_goes_back
     thread = world.backend.client.messages.thread(question.id)
     asked = next(m for m in thread.data if m.payload == "Which environment?")
     assert question.reply_to == asked.id
+    assert answered.context_id == task.context_id and question.metadata["a2a"]["context_id"] == task.context_id
 
 
 async def test_one_context_is_one_thread_and_a_rejection_is_a_state(world: World, rpc: A2AClient) -> None:

@@ -212,6 +212,13 @@ def test_the_card_names_the_agent_and_declares_the_token() -> None:
     [skill] = open_card.skills
     assert (skill.id, skill.name, list(skill.tags)) == ("api-engineer", "API Engineer", ["python", "sql"])
     assert not open_card.security_schemes and not open_card.security_requirements
+    roleless = agent_card(Exposed("ops", "Ops", " ", ()), "http://h:1/ops", version="1", token_required=False)
+    assert roleless.description.startswith("Ops, a NexySync agent")
+    assert (roleless.skills[0].id, roleless.skills[0].name, list(roleless.skills[0].tags)) == (
+        "agent",
+        "agent",
+        ["agent"],
+    )
     locked = agent_card(agent, "http://h:1/backend", version="1", token_required=True)
     assert locked.security_schemes["bearer"].http_auth_security_scheme.scheme == "Bearer"
     assert list(locked.security_requirements[0].schemes) == ["bearer"]

@@ -80,6 +80,7 @@ def run_a2a_call(ctx: Context) -> int:
     """Ask an A2A agent; print where its task ended and its answer."""
     _need_sdk()
     import httpx
+    from a2a.client.errors import A2AClientTimeoutError
     from a2a.utils.errors import A2AError
 
     from nexysync_a2a.call import call
@@ -103,6 +104,11 @@ def run_a2a_call(ctx: Context) -> int:
                 on_update=update,
             )
         )
+    except A2AClientTimeoutError as exc:
+        hint = "" if args.stream else "; --stream shows the task's id as soon as it exists"
+        raise CliError(
+            f"{args.url}: no answer within {args.timeout:g} s (the agent may still be at it{hint})", code="A2A_TIMEOUT"
+        ) from exc
     except (A2AError, httpx.HTTPError) as exc:
         raise CliError(f"{args.url}: {exc or type(exc).__name__}", code="A2A_CALL") from exc
     ids: list[str] = []

@@ -3,8 +3,9 @@
 Each exposed agent ``SLUG`` has the base URL ``<public URL>/SLUG``: JSON-RPC 2.0 at the base URL
 itself, HTTP+JSON under it (``/SLUG/message:send``, ``/SLUG/tasks/{id}``, ...), and its card at
 ``/SLUG/.well-known/agent-card.json``; with one exposed agent, its card is at the root too. The
-A2A SDK's routes serve both bindings (and check the ``A2A-Version`` header); the bridge adds the
-cards, the bearer token and what runs the tasks.
+A2A SDK's routes serve both bindings (and check the ``A2A-Version`` header; a request without
+one is served as A2A 0.3, for older clients); the bridge adds the cards, the bearer token and
+what runs the tasks.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ from a2a.types.a2a_pb2 import (
     SecurityScheme,
     StringList,
 )
-from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH, PROTOCOL_VERSION_1_0, TransportProtocol
+from a2a.utils.constants import (
+    AGENT_CARD_WELL_KNOWN_PATH,
+    PROTOCOL_VERSION_0_3,
+    PROTOCOL_VERSION_1_0,
+    TransportProtocol,
+)
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
@@ -93,6 +99,10 @@ def agent_card(agent: Exposed, base_url: str, *, version: str, token_required: b
             ),
             AgentInterface(
                 url=base_url, protocol_binding=TransportProtocol.HTTP_JSON.value, protocol_version=PROTOCOL_VERSION_1_0
+            ),
+            # For 0.3 clients: the SDK adds the card's 0.3 fields (url, preferredTransport) from it.
+            AgentInterface(
+                url=base_url, protocol_binding=TransportProtocol.JSONRPC.value, protocol_version=PROTOCOL_VERSION_0_3
             ),
         ],
         provider=AgentProvider(organization="NexySync", url=base_url),
@@ -174,8 +184,9 @@ def build_app(
         )
         handlers.append(handler)
         routes += create_agent_card_routes(card, card_url=base + AGENT_CARD_WELL_KNOWN_PATH)
-        routes += create_jsonrpc_routes(handler, rpc_url=base)
-        for route in create_rest_routes(handler, path_prefix=base):
+        # 0.3 clients (the method names message/send, ..., and no A2A-Version header) get through too.
+        routes += create_jsonrpc_routes(handler, rpc_url=base, enable_v0_3_compat=True)
+        for route in create_rest_routes(handler, path_prefix=base, enable_v0_3_compat=True):
             (tenants if isinstance(route, Mount) else routes).append(route)
         if len(agents) == 1:
             routes += create_agent_card_routes(card)

@@ -164,7 +164,11 @@ def test_each_exposed_agent_has_a_card_with_both_bindings(world: World) -> None:
     card = wait_for_card(world.url("backend") + "/.well-known/agent-card.json")
     assert card["name"] == "Backend"
     interfaces = {(i["protocolBinding"], i["url"], i["protocolVersion"]) for i in card["supportedInterfaces"]}
-    assert interfaces == {(JSONRPC, world.url("backend"), "1.0"), (HTTP_JSON, world.url("backend"), "1.0")}
+    assert interfaces == {
+        (JSONRPC, world.url("backend"), "1.0"),
+        (HTTP_JSON, world.url("backend"), "1.0"),
+        (JSONRPC, world.url("backend"), "0.3"),  # for older clients, which read the card's url
+    }
     assert card["capabilities"]["streaming"] is True
     assert card["skills"] and "securitySchemes" not in card  # loopback: no token
     helper = wait_for_card(world.url("helper") + "/.well-known/agent-card.json")
@@ -335,6 +339,23 @@ async def test_bad_messages_and_versions_get_a2a_errors(world: World) -> None:
             )
         ).json()
         assert missing["error"]["code"] == -32001, missing  # TaskNotFound
+
+
+async def test_an_a2a_0_3_client_gets_through_too(world: World) -> None:
+    card = wait_for_card(world.url("backend") + "/.well-known/agent-card.json")
+    assert card["url"] == world.url("backend") and card["protocolVersion"].startswith("0.3")  # 0.3's card fields
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "message/send",
+        "params": {"message": {"messageId": "old-1", "role": "user", "parts": [{"kind": "text", "text": "echo old"}]}},
+    }
+    world.sent.append("echo old")
+    async with httpx.AsyncClient(timeout=30) as http:
+        answer = (await http.post(world.url("backend"), json=body)).json()  # no A2A-Version: 0.3
+    task = answer["result"]
+    assert task["kind"] == "task" and task["status"]["state"] == "completed", answer
+    assert task["artifacts"][0]["parts"][0]["text"] == "echo: old"
 
 
 async def test_a_bridge_killed_mid_task_keeps_its_tasks_and_finishes_them(world: World, rpc: A2AClient) -> None:

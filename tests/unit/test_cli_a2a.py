@@ -205,10 +205,12 @@ def test_the_card_names_the_agent_and_declares_the_token() -> None:
     agent = Exposed(slug="backend", name="Backend", role="API Engineer", capabilities=("python", "sql"))
     open_card = agent_card(agent, "http://h:1/backend", version="1.2.3", token_required=False)
     assert open_card.name == "Backend" and open_card.version == "1.2.3"
-    assert [(i.protocol_binding, i.url) for i in open_card.supported_interfaces] == [
-        ("JSONRPC", "http://h:1/backend"),
-        ("HTTP+JSON", "http://h:1/backend"),
+    assert [(i.protocol_binding, i.protocol_version) for i in open_card.supported_interfaces] == [
+        ("JSONRPC", "1.0"),
+        ("HTTP+JSON", "1.0"),
+        ("JSONRPC", "0.3"),
     ]
+    assert {i.url for i in open_card.supported_interfaces} == {"http://h:1/backend"}
     [skill] = open_card.skills
     assert (skill.id, skill.name, list(skill.tags)) == ("api-engineer", "API Engineer", ["python", "sql"])
     assert not open_card.security_schemes and not open_card.security_requirements

@@ -5,7 +5,7 @@ is delivered (its receipt), then what the agent's reply says (see :mod:`~nexysyn
 A follow-up to an ``input-required`` task goes to the agent as a reply to its question; the first
 message of a task in a known context replies to the context's last message, so one A2A context
 is one NexySync thread. ``CancelTask`` tells the agent (a notification replying to what it was
-working on) and cancels the task.
+working on), however the task was canceled.
 
 A task in flight when the bridge stops is resumed when it starts: its watch is registered again,
 and the agent's reply, when it comes, is written to the task in the store (nobody holds the A2A
@@ -30,18 +30,11 @@ from nexysync import AsyncClient, NexySyncError
 from nexysync._ulid import new_ulid
 from nexysync_a2a.mapping import reply_state, to_a2a, to_nexysync
 from nexysync_a2a.relay import Relay, Watch
-from nexysync_a2a.store import BridgeFile, DiskTaskStore, Link, owner_context
+from nexysync_a2a.store import FINAL_STATES, BridgeFile, DiskTaskStore, Link, owner_context
 
 __all__ = ["Bridge", "BridgeExecutor", "follow", "submitted"]
 
 log = logging.getLogger("nexysync.a2a")
-
-_FINAL = {
-    TaskState.TASK_STATE_COMPLETED,
-    TaskState.TASK_STATE_CANCELED,
-    TaskState.TASK_STATE_FAILED,
-    TaskState.TASK_STATE_REJECTED,
-}
 
 
 class Bridge:
@@ -59,11 +52,14 @@ class Bridge:
         self.me = me
         self.relay = Relay(client, file, me)
         self.stores: dict[str, DiskTaskStore] = {}
-        self._resumed: set[asyncio.Task[None]] = set()
+        self._resumed: dict[str, asyncio.Task[None]] = {}
+        self._notices: set[asyncio.Task[None]] = set()
 
     def store(self, agent: str) -> DiskTaskStore:
         """Return the task store of an exposed agent."""
-        return self.stores.setdefault(agent, DiskTaskStore(self.file, agent))
+        if agent not in self.stores:
+            self.stores[agent] = DiskTaskStore(self.file, agent, on_final=self._ended)
+        return self.stores[agent]
 
     async def resume(self) -> int:
         """Load every task, and follow again each one that was in flight; return how many were."""
@@ -71,9 +67,7 @@ class Bridge:
             await store.load()
         links = [link for link in self.file.links() if link.question is None and link.agent in self.stores]
         for link in links:
-            task = asyncio.get_running_loop().create_task(self._resume(link))
-            self._resumed.add(task)
-            task.add_done_callback(self._resumed.discard)
+            self._resumed[link.task_id] = asyncio.get_running_loop().create_task(self._resume(link))
         return len(links)
 
     async def _resume(self, link: Link) -> None:
@@ -82,12 +76,42 @@ class Bridge:
                 await follow(self.file, link, watch, _StoredTask(self.stores[link.agent], link))
         except Exception:
             log.exception("could not follow task %s again", link.task_id)
+        finally:
+            self._resumed.pop(link.task_id, None)
+
+    def _ended(self, task: Task) -> None:
+        """A task was saved in a final state: if it still waited on the agent, it was canceled here."""
+        link = self.file.link(task.id)
+        if link is None:
+            return  # the agent's own answer ended it, or the cancel was already told
+        self.file.settled(task.id)
+        following = self._resumed.pop(task.id, None)
+        if following is not None:
+            following.cancel()
+        if task.status.state == TaskState.TASK_STATE_CANCELED:
+            notice = asyncio.get_running_loop().create_task(self.tell_canceled(link))
+            self._notices.add(notice)
+            notice.add_done_callback(self._notices.discard)
+
+    async def tell_canceled(self, link: Link) -> None:
+        """Tell the agent that the A2A client canceled the task (it replies to what the agent works on)."""
+        try:
+            await self.client.messages.send(
+                link.agent,
+                topic="A2A task canceled",
+                payload="The A2A client canceled this task: stop work on it; no answer is needed.",
+                type="notification",
+                reply_to=link.question or link.waiting_on,
+                metadata={"a2a": {"task_id": link.task_id, "context_id": link.context_id, "state": "canceled"}},
+            )
+        except NexySyncError:
+            log.exception("could not tell %s that task %s was canceled", link.agent, link.task_id)
 
     async def aclose(self) -> None:
-        """Stop following the resumed tasks (they are resumed again at the next start)."""
-        for task in list(self._resumed):
+        """Stop following the resumed tasks (they are resumed again at the next start); finish the notices."""
+        for task in self._resumed.values():
             task.cancel()
-        await asyncio.gather(*self._resumed, return_exceptions=True)
+        await asyncio.gather(*self._resumed.values(), *self._notices, return_exceptions=True)
 
 
 class _Sink(Protocol):
@@ -147,7 +171,7 @@ class _StoredTask:
     async def _write(self, state: TaskState, message: Message | None) -> None:
         context = owner_context(self._link.owner)
         task = await self._store.get(self._link.task_id, context)
-        if task is None or task.status.state in _FINAL:
+        if task is None or task.status.state in FINAL_STATES:
             return  # deleted, or canceled while the bridge was down: the reply changes nothing
         if message is None and task.status.state == state:
             return
@@ -238,19 +262,6 @@ class BridgeExecutor(AgentExecutor):
             await follow(file, link, watch, _LiveTask(updater))
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-        task_id, context_id = str(context.task_id), str(context.context_id)
-        link = self._bridge.file.link(task_id)
-        if link is not None:
-            try:
-                await self._bridge.client.messages.send(
-                    self._agent,
-                    topic="A2A task canceled",
-                    payload="The A2A client canceled this task: stop work on it; no answer is needed.",
-                    type="notification",
-                    reply_to=link.question or link.waiting_on,
-                    metadata={"a2a": {"task_id": task_id, "context_id": context_id, "state": "canceled"}},
-                )
-            except NexySyncError:
-                log.exception("could not tell %s that task %s was canceled", self._agent, task_id)
-            self._bridge.file.settled(task_id)
-        await TaskUpdater(event_queue, task_id, context_id).cancel()
+        # Saving the canceled task tells the agent (Bridge._ended), here as for a task the SDK
+        # cancels without its executor (one resumed after a restart).
+        await TaskUpdater(event_queue, str(context.task_id), str(context.context_id)).cancel()

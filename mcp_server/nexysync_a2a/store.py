@@ -15,7 +15,7 @@ NexySync server sees only ciphertext. Tables:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +24,23 @@ from a2a.auth.user import User
 from a2a.server.context import ServerCallContext
 from a2a.server.owner_resolver import resolve_user_scope
 from a2a.server.tasks import InMemoryTaskStore, TaskStore
-from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Task
+from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Task, TaskState
 
 from nexysync.keyfile import private_sqlite
 
-__all__ = ["BRIDGE_FILE", "BridgeFile", "DiskTaskStore", "Link", "owner_context"]
+__all__ = ["BRIDGE_FILE", "FINAL_STATES", "BridgeFile", "DiskTaskStore", "Link", "owner_context"]
 
 BRIDGE_FILE = "a2a.db"
+
+#: States a task never leaves.
+FINAL_STATES = frozenset(
+    {
+        TaskState.TASK_STATE_COMPLETED,
+        TaskState.TASK_STATE_CANCELED,
+        TaskState.TASK_STATE_FAILED,
+        TaskState.TASK_STATE_REJECTED,
+    }
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -221,11 +231,13 @@ class DiskTaskStore(TaskStore):
     The A2A SDK's in-memory store answers every read (its owner scopes, filters and cursor
     paging, exactly as the SDK defines them); each save and delete is written through to the
     file first, and :meth:`load` fills the memory from the file when the bridge starts.
+    ``on_final`` hears of each task saved in a final state (however it got there).
     """
 
-    def __init__(self, file: BridgeFile, agent: str) -> None:
+    def __init__(self, file: BridgeFile, agent: str, on_final: Callable[[Task], None] | None = None) -> None:
         self._file = file
         self._agent = agent
+        self._on_final = on_final
         self._memory = InMemoryTaskStore()
         self._lock = asyncio.Lock()
 
@@ -240,6 +252,8 @@ class DiskTaskStore(TaskStore):
         async with self._lock:
             self._file.put_task(self._agent, resolve_user_scope(context), task)
             await self._memory.save(task, context)
+        if self._on_final is not None and task.status.state in FINAL_STATES:
+            self._on_final(task)
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
         return await self._memory.get(task_id, context)

@@ -267,20 +267,25 @@ async def test_get_task_and_list_tasks_page_through_everything(world: World, rpc
     assert not {task.id for task in made} & {task.id for task in theirs.tasks}
 
 
+def cancel_notice(world: World, task_id: str) -> Any:
+    """Return the one notice backend got that the task was canceled (it replies to the task's request)."""
+    request = next(m for m in world.backend.received if m.metadata and m.metadata["a2a"]["task_id"] == task_id)
+    deadline = time.monotonic() + 30
+    while not any(m.reply_to == request.id for m in world.backend.received):
+        assert time.monotonic() < deadline, "the agent was never told"
+        time.sleep(0.1)
+    time.sleep(0.5)  # a second notice would come by now
+    [notice] = [m for m in world.backend.received if m.reply_to == request.id]
+    return notice
+
+
 async def test_cancel_tells_the_agent_and_ends_the_task(world: World, rpc: A2AClient) -> None:
     task = await send_for_task(world, rpc, "hold", immediately=True)
     working = await until(rpc, task.id, TaskState.TASK_STATE_WORKING)
     assert state(working) == "TASK_STATE_WORKING"  # the agent's copy was delivered
     canceled = await rpc.cancel_task(CancelTaskRequest(id=task.id))
     assert state(canceled) == "TASK_STATE_CANCELED"
-    request = next(m for m in world.backend.received if m.metadata and m.metadata["a2a"]["task_id"] == task.id)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        notices = [m for m in world.backend.received if m.reply_to == request.id]
-        if notices:
-            break
-        time.sleep(0.1)
-    [notice] = notices
+    notice = cancel_notice(world, task.id)
     assert notice.type.value == "notification" and notice.metadata["a2a"]["state"] == "canceled"
     assert state(await rpc.get_task(GetTaskRequest(id=task.id))) == "TASK_STATE_CANCELED"
 
@@ -363,7 +368,9 @@ async def test_a_bridge_killed_mid_task_keeps_its_tasks_and_finishes_them(world:
     name = secret_word()
     gate = world.backend.gate(name)
     pending = await send_for_task(world, rpc, f"slow {name}", immediately=True)
+    held = await send_for_task(world, rpc, "hold", immediately=True)
     assert state(await until(rpc, pending.id, TaskState.TASK_STATE_WORKING)) == "TASK_STATE_WORKING"
+    assert state(await until(rpc, held.id, TaskState.TASK_STATE_WORKING)) == "TASK_STATE_WORKING"
     world.bridge.stop()
     gate.set()  # the agent answers while the bridge is down
     deadline = time.monotonic() + 30
@@ -382,8 +389,12 @@ async def test_a_bridge_killed_mid_task_keeps_its_tasks_and_finishes_them(world:
         kept = await client.get_task(GetTaskRequest(id=done.id))
         assert state(kept) == "TASK_STATE_COMPLETED" and get_artifact_text(kept.artifacts[0]) == "echo: before the kill"
         finished = await until(client, pending.id, TaskState.TASK_STATE_COMPLETED)
+        # A task canceled after the restart (the SDK cancels it without the executor): the agent is told.
+        canceled = await client.cancel_task(CancelTaskRequest(id=held.id))
+        assert state(canceled) == "TASK_STATE_CANCELED"
     assert state(finished) == "TASK_STATE_COMPLETED"
     assert get_message_text(finished.status.message) == f"done: {name}"
+    assert cancel_notice(world, held.id).metadata["a2a"]["state"] == "canceled"
 
 
 def test_on_another_address_the_bridge_wants_its_token(world: World) -> None:

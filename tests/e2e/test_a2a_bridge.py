@@ -397,6 +397,20 @@ async def test_a_bridge_killed_mid_task_keeps_its_tasks_and_finishes_them(world:
     assert cancel_notice(world, held.id).metadata["a2a"]["state"] == "canceled"
 
 
+def test_serve_refuses_what_it_cannot_expose(world: World) -> None:
+    for expose, said in [
+        ("backend,nobody", "no agent nobody in this project (its agents: backend, gate, helper)"),
+        ("bridge", "bridge is the bridge's own agent"),
+        (" , ", "name at least one agent to expose"),
+    ]:
+        done = run_cli(
+            ["a2a", "serve", "--expose", expose, "--port", "9"],
+            config_dir=world.project.config_dir,
+            cwd=world.project.workspaces["bridge"],
+        )
+        assert done.returncode == 1 and said in done.stderr, (expose, done.stderr)
+
+
 def test_on_another_address_the_bridge_wants_its_token(world: World) -> None:
     bridge = BridgeProcess(
         ["--expose", "helper", "--host", "0.0.0.0"],

@@ -273,3 +273,15 @@ def test_owner_context_carries_the_owner() -> None:
     context = owner_context("alice")
     assert isinstance(context, ServerCallContext) and context.user.user_name == "alice"
     assert owner_context("").user.is_authenticated is False
+
+
+def test_without_the_a2a_extra_the_commands_say_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from nexysync_cli.main import main
+
+    monkeypatch.setitem(sys.modules, "a2a", None)  # import a2a raises ImportError
+    assert main(["a2a", "call", "http://127.0.0.1:9/x", "--text", "hi"]) == 1
+    assert "pip install 'nexysync-mcp[a2a]'" in capsys.readouterr().err

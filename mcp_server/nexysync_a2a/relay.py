@@ -105,9 +105,10 @@ class Relay:
             if watch is not None and data.get("from") != self._me:
                 watch.offer(await event.message())
         elif kind == "message_receipt":
+            # The event says which copy got how far: no need to ask the server.
             watch = self._watches.get(str(data.get("message_id")))
-            if watch is not None:
-                await self._check_receipts(watch)
+            if watch is not None and data.get("state") in _DELIVERED:
+                watch.delivered.set()
         elif kind == "reset":
             await self._check_all()
 

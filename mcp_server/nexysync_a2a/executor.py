@@ -26,8 +26,7 @@ from a2a.server.owner_resolver import resolve_user_scope
 from a2a.server.tasks import TaskUpdater
 from a2a.types.a2a_pb2 import Artifact, Message, Part, Role, Task, TaskState, TaskStatus
 
-from nexysync import AsyncClient, NexySyncError
-from nexysync._ulid import new_ulid
+from nexysync import AsyncClient, NexySyncError, new_ulid
 from nexysync_a2a.mapping import reply_state, to_a2a, to_nexysync
 from nexysync_a2a.relay import Relay, Watch
 from nexysync_a2a.store import FINAL_STATES, BridgeFile, DiskTaskStore, Link, owner_context

@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nexysync import AuthenticationError, Client, DecryptionError, NexySyncError
-from nexysync._ulid import new_ulid
+from nexysync import AuthenticationError, Client, DecryptionError, NexySyncError, new_ulid
 from nexysync.crypto import new_key
 from nexysync.devices import Device, attest, is_attested, new_device, public_key_of, seal_ring, take_ring
 from nexysync_cli.context import Context

@@ -7,9 +7,12 @@ from its interfaces, sends the message and follows the task (streaming when aske
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,10 +29,39 @@ from a2a.types.a2a_pb2 import (
     TaskState,
 )
 
-__all__ = ["CallResult", "call", "state_name"]
+from nexysync.keyfile import check_key_file_private
+
+__all__ = ["TOKENS_FILE", "CallResult", "call", "state_name", "token_for"]
+
+#: Bearer tokens for the A2A agents this workspace calls: ``{"URL prefix": "token", ...}``, in ``.nexysync/``.
+TOKENS_FILE = "a2a-tokens.json"
 
 #: States after which the caller has something to read (the task is over, or waits for them).
 _ENDED = {"completed", "failed", "canceled", "rejected", "input-required", "auth-required"}
+
+
+def token_for(url: str, folder: Path) -> str | None:
+    """Return the bearer token for the A2A agent at ``url`` from ``folder/a2a-tokens.json``, if it names one.
+
+    The file maps URL prefixes to tokens; the longest prefix that ``url`` starts with wins, and a
+    prefix matches only up to a ``/`` (``https://a.example`` is not a prefix of
+    ``https://a.example.evil.test``). Like a key file, it must be private to its owner.
+
+    Raises:
+        KeyFileError: the file is not private.
+        ValueError: the file is not a JSON object of strings.
+    """
+    path = folder / TOKENS_FILE
+    try:
+        with path.open("rb") as handle:
+            check_key_file_private(path, os.fstat(handle.fileno()))
+            tokens = json.load(handle)
+    except FileNotFoundError:
+        return None
+    if not isinstance(tokens, dict) or not all(isinstance(v, str) for v in [*tokens, *tokens.values()]):
+        raise ValueError(f"{path} must be a JSON object of URL prefix to token")
+    matching = [prefix for prefix in tokens if url == prefix.rstrip("/") or url.startswith(prefix.rstrip("/") + "/")]
+    return str(tokens[max(matching, key=len)]) if matching else None
 
 
 def state_name(state: TaskState) -> str:

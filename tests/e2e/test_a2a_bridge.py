@@ -411,7 +411,7 @@ def test_serve_refuses_what_it_cannot_expose(world: World) -> None:
         assert done.returncode == 1 and said in done.stderr, (expose, done.stderr)
 
 
-def test_on_another_address_the_bridge_wants_its_token(world: World) -> None:
+async def test_on_another_address_the_bridge_wants_its_token(world: World) -> None:
     bridge = BridgeProcess(
         ["--expose", "helper", "--host", "0.0.0.0"],
         config_dir=world.project.config_dir,
@@ -437,6 +437,25 @@ def test_on_another_address_the_bridge_wants_its_token(world: World) -> None:
         assert done.returncode == 0, done.stderr
         answer = json.loads(done.stdout)
         assert answer["state"] == "completed" and answer["text"] == "noted: through the gate"
+        # The AI's a2a action has no token: it says where one goes, then uses it from there.
+        async with raw_mcp(world.project.workspaces["gate"], LEGACY) as mcp:
+            refused = await mcp.call("ns_message", action="a2a", to=bridge.url + "/helper", payload="no token")
+            assert refused.get("isError") and "a2a-tokens.json" in refused["content"][0]["text"]
+            tokens = world.project.workspaces["gate"] / ".nexysync" / "a2a-tokens.json"
+            tokens.write_text(json.dumps({bridge.url: token}))
+            tokens.chmod(0o600)
+            via_mcp = tool_answer(
+                await mcp.call("ns_message", action="a2a", to=bridge.url + "/helper", payload="with the token file")
+            )
+        assert via_mcp["text"] == "noted: with the token file"
+        # ...and so does the CLI when neither --token-file nor the variable gives one.
+        done = run_cli(
+            ["--json", "a2a", "call", bridge.url + "/helper", "--text", "from the file"],
+            config_dir=world.project.config_dir,
+            cwd=world.project.workspaces["gate"],
+        )
+        assert done.returncode == 0 and json.loads(done.stdout)["text"] == "noted: from the file", done.stderr
+        tokens.unlink()
     finally:
         bridge.stop()
 

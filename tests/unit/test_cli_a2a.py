@@ -285,3 +285,31 @@ def test_without_the_a2a_extra_the_commands_say_what_to_install(
     monkeypatch.setitem(sys.modules, "a2a", None)  # import a2a raises ImportError
     assert main(["a2a", "call", "http://127.0.0.1:9/x", "--text", "hi"]) == 1
     assert "pip install 'nexysync-mcp[a2a]'" in capsys.readouterr().err
+
+
+def test_the_tokens_file_gives_the_longest_matching_prefix_and_only_at_a_slash(tmp_path: Path) -> None:
+    import json as json_module
+
+    from nexysync import KeyFileError
+    from nexysync_a2a.call import TOKENS_FILE, token_for
+
+    assert token_for("https://a.example/x", tmp_path) is None  # no file
+    path = tmp_path / TOKENS_FILE
+    path.write_text(
+        json_module.dumps(
+            {"https://a.example": "whole-host", "https://a.example/team/": "team", "http://b.test/x": "b"}
+        )
+    )
+    path.chmod(0o600)
+    assert token_for("https://a.example/agent", tmp_path) == "whole-host"
+    assert token_for("https://a.example", tmp_path) == "whole-host"
+    assert token_for("https://a.example/team/planner", tmp_path) == "team"
+    assert token_for("https://a.example.evil.test/agent", tmp_path) is None  # not at a slash: no leak
+    assert token_for("http://b.test/xy", tmp_path) is None
+    path.chmod(0o644)
+    with pytest.raises(KeyFileError):
+        token_for("https://a.example/agent", tmp_path)
+    path.chmod(0o600)
+    path.write_text('{"https://a.example": 42}')
+    with pytest.raises(ValueError, match="JSON object of URL prefix to token"):
+        token_for("https://a.example/agent", tmp_path)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Any
 
+from nexysync import keyfile
 from nexysync_cli.context import Context
 from nexysync_cli.errors import EXIT_ERROR, CliError
 from nexysync_cli.keyfiles import agent_key_file
@@ -83,7 +85,7 @@ def run_a2a_call(ctx: Context) -> int:
     from a2a.client.errors import A2AClientTimeoutError
     from a2a.utils.errors import A2AError
 
-    from nexysync_a2a.call import call
+    from nexysync_a2a.call import call, token_for
 
     args = ctx.args
 
@@ -91,12 +93,20 @@ def run_a2a_call(ctx: Context) -> int:
         if args.stream:
             ctx.output.progress(f"{state}: {text}" if text else state)
 
+    token = _token(ctx)
+    if token is None:
+        key_file = keyfile.find_key_file(Path.cwd())
+        if key_file is not None:
+            try:
+                token = token_for(args.url, key_file.parent)
+            except ValueError as exc:
+                raise CliError(str(exc), code="A2A_TOKENS") from exc
     try:
         result = asyncio.run(
             call(
                 args.url,
                 args.text,
-                token=_token(ctx),
+                token=token,
                 stream=args.stream,
                 task_id=args.task,
                 context_id=args.context,

@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mcp_types import ToolAnnotations
 
-from nexysync import DecryptionError
+from nexysync import DecryptionError, KeyFileError
 from nexysync.framing import one_line
+from nexysync.keyfile import KEY_DIR
 from nexysync.search import KINDS, SearchHit, fts_query, parse_since
 from nexysync_mcp.errors import KEY_MISMATCH, ToolFailure
 from nexysync_mcp.inbox import Entry, oldest_first, undecryptable_entry
 from nexysync_mcp.output import dumps, iso_time, undecryptable_lines
 from nexysync_mcp.tools.record import Answer, Call, Param, Progress, Tool
+from nexysync_mcp.workspace import Workspace
 
 if TYPE_CHECKING:
     from nexysync_generated.models import Message, RecipientPresence
@@ -417,18 +419,22 @@ async def ask_a2a(call: Call) -> str:
         from a2a.utils.errors import A2AError
 
         from nexysync_a2a.call import call as ask
+        from nexysync_a2a.call import token_for
     except ImportError as error:
         raise ToolFailure("a2a needs the A2A extra where this server runs: pip install 'nexysync-mcp[a2a]'.") from error
     try:
-        result = await _with_progress(
-            call.progress, ask(url, text, task_id=args.text("reply_to"), timeout=timeout), timeout
-        )
+        token = token_for(url, Workspace.locate(call.link.source).root / KEY_DIR)
+    except (ValueError, KeyFileError) as error:
+        raise ToolFailure(f"The A2A tokens file is unusable: {error}") from error
+    asking = ask(url, text, token=token, task_id=args.text("reply_to"), timeout=timeout)
+    try:
+        result = await _with_progress(call.progress, asking, timeout)
     except (A2AError, httpx.HTTPError) as error:
         status = getattr(getattr(error, "response", None), "status_code", None)
         if status == 401 or "401" in str(error):
             raise ToolFailure(
-                f"The A2A agent at {url} wants a bearer token; the user can call it with "
-                "`nexysync a2a call URL --token-file FILE`."
+                f"The A2A agent at {url} wants a bearer token: the user can put it in "
+                '.nexysync/a2a-tokens.json ({"URL": "token"}, chmod 600).'
             ) from error
         raise ToolFailure(f"The A2A agent at {url} could not be asked: {error or type(error).__name__}.") from error
     answer = result.to_dict()

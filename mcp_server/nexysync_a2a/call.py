@@ -31,7 +31,7 @@ from a2a.types.a2a_pb2 import (
 
 from nexysync.keyfile import check_key_file_private
 
-__all__ = ["TOKENS_FILE", "CallResult", "call", "state_name", "token_for"]
+__all__ = ["TOKENS_FILE", "CallResult", "call", "http_status", "state_name", "token_for"]
 
 #: Bearer tokens for the A2A agents this workspace calls: ``{"URL prefix": "token", ...}``, in ``.nexysync/``.
 TOKENS_FILE = "a2a-tokens.json"
@@ -62,6 +62,19 @@ def token_for(url: str, folder: Path) -> str | None:
         raise ValueError(f"{path} must be a JSON object of URL prefix to token")
     matching = [prefix for prefix in tokens if url == prefix.rstrip("/") or url.startswith(prefix.rstrip("/") + "/")]
     return str(tokens[max(matching, key=len)]) if matching else None
+
+
+def http_status(error: BaseException) -> int | None:
+    """Return the HTTP status behind an A2A client error (the SDK chains the ``httpx`` error), if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, httpx.HTTPStatusError):
+            return seen.response.status_code
+        status = getattr(seen, "status_code", None)  # AgentCardResolutionError
+        if isinstance(status, int):
+            return status
+        seen = seen.__cause__
+    return None
 
 
 def state_name(state: TaskState) -> str:

@@ -428,6 +428,12 @@ async def test_on_another_address_the_bridge_wants_its_token(world: World) -> No
         assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
         wrong = httpx.get(bridge.url + "/helper/tasks", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
+        tokenless = run_cli(
+            ["a2a", "call", bridge.url + "/helper", "--text", "no token"],
+            config_dir=world.project.config_dir,
+            cwd=world.project.workspaces["gate"],
+        )
+        assert tokenless.returncode == 1 and "wants a bearer token" in tokenless.stderr, tokenless.stderr
         done = run_cli(
             ["--json", "a2a", "call", bridge.url + "/helper", "--text", "through the gate"],
             config_dir=world.project.config_dir,

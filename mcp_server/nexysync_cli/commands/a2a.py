@@ -85,7 +85,7 @@ def run_a2a_call(ctx: Context) -> int:
     from a2a.client.errors import A2AClientTimeoutError
     from a2a.utils.errors import A2AError
 
-    from nexysync_a2a.call import call, token_for
+    from nexysync_a2a.call import TOKENS_FILE, call, http_status, token_for
 
     args = ctx.args
 
@@ -120,6 +120,11 @@ def run_a2a_call(ctx: Context) -> int:
             f"{args.url}: no answer within {args.timeout:g} s (the agent may still be at it{hint})", code="A2A_TIMEOUT"
         ) from exc
     except (A2AError, httpx.HTTPError) as exc:
+        if http_status(exc) == 401:
+            raise CliError(
+                f"{args.url} wants a bearer token: --token-file FILE, ${ENV_TOKEN}, or .nexysync/{TOKENS_FILE}",
+                code="A2A_TOKEN",
+            ) from exc
         raise CliError(f"{args.url}: {exc or type(exc).__name__}", code="A2A_CALL") from exc
     ids: list[str] = []
     if result.task_id:

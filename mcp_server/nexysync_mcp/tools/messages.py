@@ -419,7 +419,7 @@ async def ask_a2a(call: Call) -> str:
         from a2a.utils.errors import A2AError
 
         from nexysync_a2a.call import call as ask
-        from nexysync_a2a.call import token_for
+        from nexysync_a2a.call import http_status, token_for
     except ImportError as error:
         raise ToolFailure("a2a needs the A2A extra where this server runs: pip install 'nexysync-mcp[a2a]'.") from error
     try:
@@ -430,8 +430,7 @@ async def ask_a2a(call: Call) -> str:
     try:
         result = await _with_progress(call.progress, asking, timeout)
     except (A2AError, httpx.HTTPError) as error:
-        status = getattr(getattr(error, "response", None), "status_code", None)
-        if status == 401 or "401" in str(error):
+        if http_status(error) == 401:
             raise ToolFailure(
                 f"The A2A agent at {url} wants a bearer token: the user can put it in "
                 '.nexysync/a2a-tokens.json ({"URL": "token"}, chmod 600).'

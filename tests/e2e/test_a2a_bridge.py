@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -274,8 +275,11 @@ def cancel_notice(world: World, task_id: str) -> Any:
     while not any(m.reply_to == request.id for m in world.backend.received):
         assert time.monotonic() < deadline, "the agent was never told"
         time.sleep(0.1)
-    time.sleep(0.5)  # a second notice would come by now
     [notice] = [m for m in world.backend.received if m.reply_to == request.id]
+    # The bridge tells only while the task still waits on the agent, and stops waiting first: no second notice.
+    bridge_file = world.project.workspaces["bridge"] / ".nexysync" / "a2a.db"
+    with sqlite3.connect(bridge_file) as db:
+        assert db.execute("SELECT count(*) FROM links WHERE task_id = ?", (task_id,)).fetchone() == (0,)
     return notice
 
 

@@ -65,6 +65,7 @@ class Relay:
         self._file = file
         self._me = me
         self._watches: dict[str, Watch] = {}
+        self._marking: set[asyncio.Task[None]] = set()
         self.live = asyncio.Event()
 
     @contextmanager
@@ -103,7 +104,10 @@ class Relay:
         if kind == "new_message":
             watch = self._watches.get(str(data.get("reply_to")))
             if watch is not None and data.get("from") != self._me:
-                watch.offer(await event.message())
+                # The event carries the message: hand it over at once, and mark it read after.
+                reply = await event.message(mark_read=False)
+                watch.offer(reply)
+                self._mark_read(reply.id)
         elif kind == "message_receipt":
             # The event says which copy got how far: no need to ask the server.
             watch = self._watches.get(str(data.get("message_id")))
@@ -111,6 +115,17 @@ class Relay:
                 watch.delivered.set()
         elif kind == "reset":
             await self._check_all()
+
+    def _mark_read(self, message_id: str) -> None:
+        async def mark() -> None:
+            try:
+                await self._client.messages.mark_read([message_id])
+            except Exception:
+                log.exception("could not mark reply %s read (the task has it all the same)", message_id)
+
+        task = asyncio.get_running_loop().create_task(mark())
+        self._marking.add(task)
+        task.add_done_callback(self._marking.discard)
 
     async def _check_all(self) -> None:
         for watch in list(self._watches.values()):

@@ -85,7 +85,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp)
-        server = DevServer(root / "data", root / "logs", {"NEXYSYNC_RATE_LIMIT_PER_MINUTE": "1000000"}).start()
+        roomy = {"NEXYSYNC_RATE_LIMIT_PER_MINUTE": "1000000", "NEXYSYNC_QUOTA_MESSAGES_PER_DAY": "1000000"}
+        server = DevServer(root / "data", root / "logs", roomy).start()
         try:
             project = provision_project(server.base_url, root, ("gateway", "backend"))
             backend = ScriptedAgent(project.workspaces["backend"] / ".nexysync" / "key")

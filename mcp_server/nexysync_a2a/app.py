@@ -11,6 +11,7 @@ what runs the tasks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -45,6 +46,8 @@ from nexysync_a2a.executor import Bridge, BridgeExecutor
 __all__ = ["Exposed", "agent_card", "build_app"]
 
 _MODES = ["text/plain", "application/json"]
+#: Seconds a stop gives the A2A SDK to close its handlers (a task waiting on an agent never ends by itself).
+_DRAIN_S = 2.0
 _SCHEME = "bearer"
 
 Scope = dict[str, Any]
@@ -198,10 +201,15 @@ def build_app(
         try:
             yield
         finally:
-            for handler in handlers:
-                await handler.aclose()
-            await bridge.aclose()
+            # Tasks in flight stay in flight: nothing the stop does to them is written (the SDK
+            # would record the executors' cancellation as their end), and the next start
+            # follows them again. So the stop does not wait for them either.
+            bridge.stop_writing()
             following.cancel()
+            await bridge.aclose()
+            for handler in handlers:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(handler.aclose(), _DRAIN_S)
             await asyncio.gather(following, return_exceptions=True)
 
     app = Starlette(routes=routes + tenants, lifespan=lifespan)

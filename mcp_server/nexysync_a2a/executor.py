@@ -106,6 +106,11 @@ class Bridge:
         except NexySyncError:
             log.exception("could not tell %s that task %s was canceled", link.agent, link.task_id)
 
+    def stop_writing(self) -> None:
+        """Freeze every task store: the bridge is stopping (see :meth:`DiskTaskStore.freeze`)."""
+        for store in self.stores.values():
+            store.freeze()
+
     async def aclose(self) -> None:
         """Stop following the resumed tasks (they are resumed again at the next start); finish the notices."""
         for task in self._resumed.values():

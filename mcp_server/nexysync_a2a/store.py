@@ -241,6 +241,7 @@ class DiskTaskStore(TaskStore):
         self._file = file
         self._agent = agent
         self._on_final = on_final
+        self._frozen = False
         self._memory = InMemoryTaskStore()
         self._lock = asyncio.Lock()
 
@@ -251,7 +252,13 @@ class DiskTaskStore(TaskStore):
             await self._memory.save(task, owner_context(owner))
         return len(rows)
 
+    def freeze(self) -> None:
+        """Write nothing more: the bridge is stopping, and what its stop does to tasks is not their end."""
+        self._frozen = True
+
     async def save(self, task: Task, context: ServerCallContext) -> None:
+        if self._frozen:
+            return
         async with self._lock:
             self._file.put_task(self._agent, resolve_user_scope(context), task)
             await self._memory.save(task, context)
@@ -265,6 +272,8 @@ class DiskTaskStore(TaskStore):
         return await self._memory.list(params, context)
 
     async def delete(self, task_id: str, context: ServerCallContext) -> None:
+        if self._frozen:
+            return
         async with self._lock:
             if await self._memory.get(task_id, context) is None:
                 return  # another owner's task, or none: nothing of theirs to delete

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import threading
 import time
@@ -164,6 +165,11 @@ class BridgeProcess:
     def stop(self) -> None:
         """Kill it (no goodbye: what it holds must already be on disk)."""
         self.process.kill()
+
+    def interrupt(self, deadline_s: float = 15.0) -> int:
+        """Stop it as Ctrl-C does; return its exit code (fail if it does not stop within ``deadline_s``)."""
+        self.process.process.send_signal(signal.SIGINT)
+        return self.process.process.wait(timeout=deadline_s)
 
 
 class _Echo(AgentExecutor):

@@ -367,7 +367,7 @@ async def test_an_a2a_0_3_client_gets_through_too(world: World) -> None:
     assert task["artifacts"][0]["parts"][0]["text"] == "echo: old"
 
 
-async def test_a_bridge_killed_mid_task_keeps_its_tasks_and_finishes_them(world: World, rpc: A2AClient) -> None:
+async def test_a_bridge_stopped_mid_task_keeps_its_tasks_and_finishes_them(world: World, rpc: A2AClient) -> None:
     done = await send_for_task(world, rpc, "echo before the kill")
     name = secret_word()
     gate = world.backend.gate(name)
@@ -375,7 +375,8 @@ async def test_a_bridge_killed_mid_task_keeps_its_tasks_and_finishes_them(world:
     held = await send_for_task(world, rpc, "hold", immediately=True)
     assert state(await until(rpc, pending.id, TaskState.TASK_STATE_WORKING)) == "TASK_STATE_WORKING"
     assert state(await until(rpc, held.id, TaskState.TASK_STATE_WORKING)) == "TASK_STATE_WORKING"
-    world.bridge.stop()
+    # Ctrl-C with two tasks in flight: the bridge stops at once and leaves them in flight.
+    assert world.bridge.interrupt() in (0, 1, 130)
     gate.set()  # the agent answers while the bridge is down
     deadline = time.monotonic() + 30
     while (

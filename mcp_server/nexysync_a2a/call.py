@@ -11,7 +11,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -104,13 +104,7 @@ class CallResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as plain JSON values."""
-        return {
-            "state": self.state,
-            "text": self.text,
-            "task_id": self.task_id,
-            "context_id": self.context_id,
-            "updates": self.updates,
-        }
+        return asdict(self)
 
 
 def _task_text(task: Task) -> str:

@@ -48,7 +48,6 @@ class Bridge:
     def __init__(self, client: AsyncClient, file: BridgeFile, me: str) -> None:
         self.client = client
         self.file = file
-        self.me = me
         self.relay = Relay(client, file, me)
         self.stores: dict[str, DiskTaskStore] = {}
         self._resumed: dict[str, asyncio.Task[None]] = {}

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from nexysync import AsyncClient
+from nexysync.resources.messages import RECEIPT_STATES
 from nexysync.types import Message
 from nexysync_a2a.store import BridgeFile
 
@@ -28,7 +29,7 @@ __all__ = ["Relay", "Watch"]
 log = logging.getLogger("nexysync.a2a")
 
 #: Receipt states at or past delivery.
-_DELIVERED = {"delivered", "read", "acked"}
+_DELIVERED = frozenset(RECEIPT_STATES[RECEIPT_STATES.index("delivered") :])
 #: Seconds between attempts when the stream itself fails (the SDK's stream already reconnects).
 _RETRY_S = 5.0
 
@@ -66,7 +67,6 @@ class Relay:
         self._me = me
         self._watches: dict[str, Watch] = {}
         self._marking: set[asyncio.Task[None]] = set()
-        self.live = asyncio.Event()
 
     @contextmanager
     def watching(self, message_id: str) -> Iterator[Watch]:
@@ -86,7 +86,6 @@ class Relay:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self.live.clear()
                 log.exception("the bridge's NexySync stream failed; again in %.0f s", _RETRY_S)
                 await asyncio.sleep(_RETRY_S)
 
@@ -94,7 +93,6 @@ class Relay:
         async with self._client.stream(last_event_id=self._file.last_event_id) as stream:
             await stream.open()
             await self._check_all()
-            self.live.set()
             async for event in stream:
                 await self._on(event.type, event.data, event)
                 if stream.last_event_id is not None:

@@ -15,8 +15,7 @@ NexySync server sees only ciphertext. Tables:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from a2a.server.owner_resolver import resolve_user_scope
 from a2a.server.tasks import InMemoryTaskStore, TaskStore
 from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Task, TaskState
 
-from nexysync.keyfile import private_sqlite
+from nexysync.keyfile import immediate_transaction, private_sqlite
 
 __all__ = ["BRIDGE_FILE", "FINAL_STATES", "BridgeFile", "DiskTaskStore", "Link", "owner_context"]
 
@@ -80,6 +79,10 @@ class Link:
     question: str | None
 
 
+#: The columns of ``links``, in the order of :class:`Link`'s fields.
+_LINK_COLUMNS = "task_id, agent, owner, context_id, waiting_on, question"
+
+
 class BridgeFile:
     """The bridge's SQLite file (see the module's docs).
 
@@ -112,16 +115,6 @@ class BridgeFile:
     def close(self) -> None:
         """Close the file."""
         self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     def _about(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM about WHERE key = ?", (key,)).fetchone()
@@ -158,7 +151,7 @@ class BridgeFile:
 
     def delete_task(self, agent: str, task_id: str) -> None:
         """Forget a task."""
-        with self._transaction():
+        with immediate_transaction(self._db):
             self._db.execute("DELETE FROM tasks WHERE agent = ? AND id = ?", (agent, task_id))
             self._db.execute("DELETE FROM links WHERE task_id = ?", (task_id,))
 
@@ -166,22 +159,18 @@ class BridgeFile:
 
     def link(self, task_id: str) -> Link | None:
         """Return what ties a task in flight to NexySync, if it is in flight."""
-        row = self._db.execute(
-            "SELECT task_id, agent, owner, context_id, waiting_on, question FROM links WHERE task_id = ?",
-            (task_id,),
-        ).fetchone()
+        row = self._db.execute(f"SELECT {_LINK_COLUMNS} FROM links WHERE task_id = ?", (task_id,)).fetchone()
         return None if row is None else Link(*row)
 
     def links(self) -> list[Link]:
         """Return every task in flight (the bridge resumes them when it starts)."""
-        rows = self._db.execute("SELECT task_id, agent, owner, context_id, waiting_on, question FROM links")
+        rows = self._db.execute(f"SELECT {_LINK_COLUMNS} FROM links")
         return [Link(*row) for row in rows]
 
     def wait_on(self, link: Link) -> None:
         """Record that a task waits on ``link.waiting_on`` (its question, if any, is answered)."""
         self._db.execute(
-            "INSERT OR REPLACE INTO links (task_id, agent, owner, context_id, waiting_on, question) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
             (link.task_id, link.agent, link.owner, link.context_id, link.waiting_on, link.question),
         )
 

@@ -30,6 +30,7 @@ from nexysync._errors import KeyFileError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Iterator
     from typing import Any
 
     from nexysync.crypto import KeyRing
@@ -50,6 +51,7 @@ __all__ = [
     "encode_key",
     "ensure_private_dir",
     "find_key_file",
+    "immediate_transaction",
     "key_file_fields",
     "load_key_file",
     "private_sqlite",
@@ -423,6 +425,22 @@ def private_sqlite(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, timeout=10, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     return db
+
+
+@contextlib.contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Run the block in one write transaction of an autocommit connection (:func:`private_sqlite`'s).
+
+    ``BEGIN IMMEDIATE`` takes the write lock at once, so a second writer waits (up to the
+    connection's timeout) instead of failing halfway; any exception rolls it all back.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def write_private(path: Path, text: str) -> None:

@@ -30,13 +30,12 @@ import datetime as dt
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nexysync.keyfile import private_sqlite
+from nexysync.keyfile import immediate_transaction, private_sqlite
 
 if TYPE_CHECKING:
     from nexysync._client import AsyncClient, Client
@@ -213,16 +212,6 @@ class SearchIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
     # -- what it holds --------------------------------------------------------------------------
 
     def _about(self, key: str) -> str | None:
@@ -244,7 +233,7 @@ class SearchIndex:
         """Say whose records it holds; for another agent than the one it holds, empty it first."""
         if self.owner == (agent_id, project_id):
             return
-        with self._transaction() as db:
+        with immediate_transaction(self._db) as db:
             self._clear(db)
             db.executemany(
                 "INSERT INTO about (key, value) VALUES (?, ?)", [("agent_id", agent_id), ("project_id", project_id)]
@@ -252,7 +241,7 @@ class SearchIndex:
 
     def clear(self) -> None:
         """Forget everything (the next update fills it again from history)."""
-        with self._transaction() as db:
+        with immediate_transaction(self._db) as db:
             self._clear(db)
 
     @staticmethod
@@ -273,7 +262,7 @@ class SearchIndex:
         rows = [
             ("message", m.id, m.from_, _ms(m.created_at), None, m.topic, m.payload, m.metadata or "") for m in messages
         ]
-        with self._transaction() as db:
+        with immediate_transaction(self._db) as db:
             self._upsert(db, rows)
         return len(rows)
 
@@ -288,7 +277,7 @@ class SearchIndex:
         self._replace("kv", rows)
 
     def _replace(self, kind: str, rows: list[tuple[Any, ...]]) -> None:
-        with self._transaction() as db:
+        with immediate_transaction(self._db) as db:
             db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (record TEXT PRIMARY KEY)")
             db.execute("DELETE FROM keep")
             db.executemany("INSERT OR IGNORE INTO keep (record) VALUES (?)", [(row[1],) for row in rows])
@@ -327,7 +316,7 @@ class SearchIndex:
 
     def _finish(self, kinds: Collection[str]) -> None:
         if set(KINDS) <= set(kinds):
-            with self._transaction() as db:
+            with immediate_transaction(self._db) as db:
                 db.execute("INSERT OR REPLACE INTO about (key, value) VALUES ('filled', '1')")
 
     # -- filling from the API -------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nexysync import keyfile
+from nexysync_cli import __version__
 from nexysync_cli.context import Context
 from nexysync_cli.errors import EXIT_ERROR, CliError
 from nexysync_cli.keyfiles import agent_key_file
@@ -41,12 +42,6 @@ def _token(ctx: Context) -> str | None:
     return os.environ.get(ENV_TOKEN) or None
 
 
-def _version() -> str:
-    from nexysync_mcp import __version__
-
-    return __version__
-
-
 def run_a2a_serve(ctx: Context) -> int:
     """Run the bridge for the workspace's agent until Ctrl-C."""
     _need_sdk()
@@ -69,7 +64,7 @@ def run_a2a_serve(ctx: Context) -> int:
                 port=args.port,
                 public_url=args.public_url,
                 token=token,
-                version=_version(),
+                version=__version__,
                 say=ctx.output.progress,
             )
         )
